@@ -1,0 +1,46 @@
+/* nameset.h - a compact set of DNS names with a 32-bit value each, built once and then only
+ * read. Names live in one arena (no allocation per name); an open-addressing table of
+ * (hash tag, arena offset) indexes them. Lookups of every suffix of a query name use hashes
+ * computed once per query (lh_name_hashes), so matching costs one probe per label, flat in
+ * the size of the set. */
+#ifndef LH_NAMESET_H
+#define LH_NAMESET_H
+
+#include "loophole/wire.h"
+
+#include <stdint.h>
+
+typedef struct lh_nameset_slot {
+    uint32_t tag; /* upper half of the name's hash */
+    uint32_t ref; /* arena offset / 4 + 1; 0 marks an empty slot */
+} lh_nameset_slot;
+
+typedef struct lh_nameset {
+    uint8_t *arena; /* records: u32 value, u8 wire length, wire name, padded to 4 bytes */
+    size_t arena_len, arena_cap;
+    lh_nameset_slot *slots;
+    size_t mask; /* slot count - 1 (a power of two) */
+    size_t count;
+} lh_nameset;
+
+/* Hashes of every suffix of `n`: out[i] is the hash of the name starting at label i, and
+ * out[n->nlabels] that of the root. Computed right to left in one pass over the name. */
+void lh_name_hashes(const lh_name *n, uint64_t out[LH_LABELS_MAX]);
+
+int lh_nameset_init(lh_nameset *s, size_t expected);
+void lh_nameset_free(lh_nameset *s);
+/* Inserts the suffix of `n` starting at `label` (0 = the whole name) with hash `hash`, or
+ * finds it. Returns a pointer to its value, valid until the next insert; *created says which.
+ * NULL when memory runs out. */
+uint32_t *lh_nameset_upsert(lh_nameset *s, const lh_name *n, unsigned label, uint64_t hash,
+                            bool *created);
+/* Looks up the suffix of `n` starting at `label`; returns its value or NULL. */
+const uint32_t *lh_nameset_find(const lh_nameset *s, const lh_name *n, unsigned label,
+                                uint64_t hash);
+/* Bytes of memory held. */
+size_t lh_nameset_bytes(const lh_nameset *s);
+/* Calls `fn` for every entry (order unspecified). */
+void lh_nameset_each(const lh_nameset *s, void (*fn)(void *ctx, const uint8_t *wire, uint32_t value),
+                     void *ctx);
+
+#endif

@@ -1,0 +1,62 @@
+/* policy.h - decides how a question is answered: locally (localhost, special-use names, the
+ * hosts file), refused, or forwarded. Pure: no I/O on the query path. A policy is an immutable
+ * snapshot; reload builds a new one off the loop and swaps the pointer. */
+#ifndef LH_POLICY_H
+#define LH_POLICY_H
+
+#include "loophole/config.h"
+#include "loophole/hosts.h"
+#include "loophole/nameset.h"
+#include "loophole/wire.h"
+
+enum lh_verdict_kind {
+    LH_VERDICT_FORWARD = 0, /* not ours: goes upstream */
+    LH_VERDICT_LOCAL,       /* answered from the verdict's data */
+    LH_VERDICT_REFUSED,
+};
+
+/* Why a question got its verdict: for statistics and the query log. */
+enum lh_origin {
+    LH_ORIGIN_NONE = 0,
+    LH_ORIGIN_LOCALHOST,   /* RFC 6761 localhost and its reverse names */
+    LH_ORIGIN_SPECIAL_USE, /* .onion, .invalid, .local, RFC 6303 reverse zones */
+    LH_ORIGIN_HOSTS,       /* the hosts file */
+    LH_ORIGIN_CLASS,       /* a class other than IN */
+};
+
+typedef struct lh_verdict {
+    enum lh_verdict_kind kind;
+    enum lh_origin origin;
+    uint8_t rcode;
+    bool aa;
+    bool at_apex;       /* the name is the zone apex: SOA and NS are answered */
+    uint8_t soa_label;  /* label index of the SOA owner for negative answers */
+    uint16_t n4, n6;
+    const uint8_t *v4, *v6;   /* n4 x 4 and n6 x 16 address bytes */
+    const uint8_t *ptr;       /* PTR target, wire form, or NULL */
+    uint16_t ptr_len;
+    uint32_t ttl;
+    int ede; /* Extended DNS Error code, or -1 */
+} lh_verdict;
+
+typedef struct lh_policy {
+    lh_nameset zones; /* special-use zone apexes and the localhost reverse names */
+    lh_hosts hosts;
+    bool has_hosts;
+    uint32_t ttl;
+} lh_policy;
+
+/* Builds a policy from the config (reads the hosts file). Returns NULL with err set. */
+lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);
+void lh_policy_free(lh_policy *p);
+/* Decides for a parsed question; `hashes` are its suffix hashes (lh_name_hashes). */
+void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v);
+
+/* Writes the answer for a LOCAL or REFUSED verdict. Returns its length, 0 if nothing fits. */
+size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap,
+                       size_t limit, uint16_t our_udp_size);
+/* Writes a header-only error answer (FORMERR, NOTIMP, SERVFAIL, BADVERS...). */
+size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap, size_t limit,
+                       uint16_t our_udp_size);
+
+#endif

@@ -1,0 +1,167 @@
+/* wire.h - DNS wire format: a bounds-checked reader for queries and a builder for the answers
+ * loophole synthesizes itself. No allocation: everything works on caller-owned buffers. */
+#ifndef LH_WIRE_H
+#define LH_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LH_DNS_HEADER_LEN 12
+#define LH_NAME_MAX 255 /* wire length of a name, root label included */
+#define LH_LABELS_MAX 128
+#define LH_UDP_MIN 512 /* RFC 1035 floor for UDP answers */
+#define LH_MSG_MAX 65535
+
+enum lh_rcode {
+    LH_RCODE_NOERROR = 0,
+    LH_RCODE_FORMERR = 1,
+    LH_RCODE_SERVFAIL = 2,
+    LH_RCODE_NXDOMAIN = 3,
+    LH_RCODE_NOTIMP = 4,
+    LH_RCODE_REFUSED = 5,
+    LH_RCODE_BADVERS = 16, /* extended: needs OPT */
+};
+
+enum lh_rrtype {
+    LH_TYPE_A = 1,
+    LH_TYPE_NS = 2,
+    LH_TYPE_CNAME = 5,
+    LH_TYPE_SOA = 6,
+    LH_TYPE_PTR = 12,
+    LH_TYPE_MX = 15,
+    LH_TYPE_TXT = 16,
+    LH_TYPE_AAAA = 28,
+    LH_TYPE_OPT = 41,
+    LH_TYPE_SVCB = 64,
+    LH_TYPE_HTTPS = 65,
+    LH_TYPE_ANY = 255,
+};
+
+enum lh_class { LH_CLASS_IN = 1, LH_CLASS_CH = 3, LH_CLASS_ANY = 255 };
+
+/* Header flag bits (second 16-bit word). */
+#define LH_FLAG_QR 0x8000u
+#define LH_FLAG_AA 0x0400u
+#define LH_FLAG_TC 0x0200u
+#define LH_FLAG_RD 0x0100u
+#define LH_FLAG_RA 0x0080u
+#define LH_FLAG_AD 0x0020u
+#define LH_FLAG_CD 0x0010u
+#define LH_OPCODE(flags) (((flags) >> 11) & 0xfu)
+
+/* EDNS option codes. */
+#define LH_EDNS_OPT_ECS 8
+#define LH_EDNS_OPT_EDE 15
+/* Extended DNS Error info codes (RFC 8914). */
+#define LH_EDE_BLOCKED 15
+#define LH_EDE_PROHIBITED 18
+
+/* A question name in canonical form: lowercased wire labels ending in the root label, plus the
+ * offset of each label so that every suffix ("b.c.", "c.") is a pointer into `name`. */
+typedef struct lh_name {
+    uint8_t wire[LH_NAME_MAX];
+    uint16_t len;     /* bytes in wire, root label included */
+    uint8_t nlabels;  /* labels excluding the root */
+    uint8_t label_off[LH_LABELS_MAX];
+} lh_name;
+
+/* A parsed client query. Points into the caller's packet, which must outlive it. */
+typedef struct lh_msg {
+    const uint8_t *pkt;
+    size_t pkt_len;
+    uint16_t id;
+    uint16_t flags;
+    uint16_t qtype;
+    uint16_t qclass;
+    size_t question_end; /* offset just past the question section */
+    lh_name qname;
+    bool has_edns;
+    bool edns_do;
+    uint8_t edns_version;
+    uint16_t edns_udp_size;
+} lh_msg;
+
+typedef enum lh_parse_result {
+    LH_PARSE_OK = 0,
+    LH_PARSE_DROP,    /* too short for a header, or a response: send nothing */
+    LH_PARSE_FORMERR, /* header fine, the rest is not */
+    LH_PARSE_NOTIMP,  /* opcode is not QUERY */
+    LH_PARSE_BADVERS, /* EDNS version > 0 */
+} lh_parse_result;
+
+/* Parses a client query. On any result but DROP the header fields (id, flags) are set so an
+ * error answer can be built; qname is valid only for OK and BADVERS. */
+lh_parse_result lh_msg_parse_query(const uint8_t *pkt, size_t len, lh_msg *m);
+
+/* Converts a text name ("Example.COM." or "example.com") to canonical wire form. Returns 0, or
+ * -1 for an empty label, a label over 63 bytes or a name over 255 bytes. */
+int lh_name_from_text(const char *text, size_t len, lh_name *out);
+/* Writes the dotted text form of a wire name (no trailing dot, "." for the root); returns the
+ * text length. `cap` must be at least LH_NAME_MAX + 1 to never truncate. */
+size_t lh_name_to_text(const uint8_t *wire, char *out, size_t cap);
+/* Length of the wire name at the label index `label` (a suffix of `n`). */
+static inline uint16_t lh_name_suffix_len(const lh_name *n, unsigned label)
+{
+    return (uint16_t)(n->len - n->label_off[label]);
+}
+
+/* Answer builder: writes into a caller-owned buffer; every append checks space and sets
+ * `overflow` instead of writing past the end, so callers test once at the end. */
+typedef struct lh_writer {
+    uint8_t *buf;
+    size_t cap;
+    size_t len;
+    bool overflow;
+    uint16_t counts[3]; /* answer, authority, additional */
+    unsigned rcode;     /* full rcode; bits above 4 go into the OPT record */
+} lh_writer;
+
+enum lh_section { LH_SEC_ANSWER = 0, LH_SEC_AUTHORITY = 1, LH_SEC_ADDITIONAL = 2 };
+
+/* Starts an answer to `m`: header (ID, opcode, RD, CD copied; QR, RA set) and, when `m` has a
+ * parsed question, the question exactly as the client sent it (its case kept). */
+void lh_writer_begin(lh_writer *w, uint8_t *buf, size_t cap, const lh_msg *m, unsigned rcode,
+                     bool aa);
+/* Appends a record whose owner is the question name's suffix at label `owner_label` (0 = the
+ * whole name), written as a compression pointer into the question. */
+void lh_writer_rr(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned owner_label, uint16_t type,
+                  uint32_t ttl, const uint8_t *rdata, uint16_t rdlen);
+/* Appends an SOA for the zone whose apex is the question's suffix at `apex_label`. */
+void lh_writer_soa(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned apex_label, uint32_t ttl,
+                   uint32_t negative_ttl);
+/* Finishes the answer: appends an OPT record when the client sent EDNS (our UDP size, DO
+ * echoed, the extended rcode bits, and an Extended DNS Error option unless `ede_code` < 0).
+ * If the answer exceeds `limit` bytes, its records are dropped and TC is set so the client
+ * retries over TCP; the OPT is kept. Returns the length, or 0 if nothing fits. */
+size_t lh_writer_finish(lh_writer *w, const lh_msg *m, size_t limit, uint16_t our_udp_size,
+                        int ede_code);
+
+/* The UDP answer size the client allows: its EDNS size capped at ours, floored at 512. */
+static inline size_t lh_msg_udp_limit(const lh_msg *m, uint16_t our_cap)
+{
+    if (!m->has_edns)
+        return LH_UDP_MIN;
+    size_t s = m->edns_udp_size < our_cap ? m->edns_udp_size : our_cap;
+    return s < LH_UDP_MIN ? LH_UDP_MIN : s;
+}
+
+static inline uint16_t lh_rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t lh_rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void lh_wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void lh_wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+#endif

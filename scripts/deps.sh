@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages loophole needs to build ("build") or to run its whole
+# test suite ("test"), skipping what is already there. Sourced by run.sh and test.sh.
+set -euo pipefail
+
+LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns-dev)
+# Test peers and clients: dig (dnsutils), kdig (knot-dnsutils), drill (ldnsutils), Unbound as a
+# real upstream, dnspython for scripted misbehaving upstreams, clang for the fuzz targets and
+# the sanitizer runtime, iproute2/util-linux for namespaces.
+LH_TEST_PKGS=(dnsutils knot-dnsutils ldnsutils unbound python3-dnspython clang
+              libclang-rt-14-dev iproute2 util-linux procps)
+
+lh_install_missing() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "loophole: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+        return 1
+    fi
+    echo "loophole: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# lh_build DIR CMAKE_ARGS... : configure and build into DIR.
+lh_build() {
+    local dir=$1; shift
+    cmake -S "$LH_ROOT" -B "$dir" "$@" >/dev/null
+    cmake --build "$dir" -j "$(nproc)"
+}

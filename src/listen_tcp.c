@@ -1,0 +1,276 @@
+/* listen_tcp.c - TCP listener and connections (RFC 7766): 2-byte length framing, several
+ * queries per connection answered in order of completion, a cap on connections, on message
+ * size and on unsent answer bytes, and an idle deadline that only a complete query resets -
+ * so a client that sends half a length prefix and stalls is cut off after tcp-idle-timeout.
+ *
+ * Connection lifecycle: accepted -> reading -> (EOF, error, idle, stop) -> closing: both
+ * handles closed -> freed in the last close callback. Answers already written are flushed
+ * before a graceful close. */
+#include "loophole/log.h"
+#include "loophole/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LH_TCP_QUERY_MAX 4096        /* largest query accepted over TCP */
+#define LH_TCP_PENDING_MAX (256 * 1024) /* unsent answer bytes before we give up on a reader */
+#define LH_TCP_BACKLOG 256
+
+struct lh_tcp_listener {
+    uv_tcp_t handle;
+    lh_server *srv;
+};
+
+struct lh_tcp_conn {
+    uv_tcp_t tcp;
+    uv_timer_t idle;
+    lh_server *srv;
+    lh_tcp_conn *prev, *next;
+    size_t used;          /* bytes buffered in buf */
+    size_t pending_bytes; /* answer bytes handed to uv_write, not yet written */
+    unsigned writes;      /* uv_write requests in flight */
+    int handles_open;     /* freed when this drops to 0 */
+    bool closing, draining;
+    uint8_t buf[2 + LH_TCP_QUERY_MAX];
+};
+
+typedef struct tcp_write_req {
+    uv_write_t req;
+    lh_tcp_conn *conn;
+    size_t len;
+    uint8_t data[];
+} tcp_write_req;
+
+static void conn_on_handle_closed(uv_handle_t *h)
+{
+    lh_tcp_conn *c = h->data;
+    if (--c->handles_open == 0)
+        free(c);
+}
+
+static void conn_close(lh_tcp_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    lh_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    uv_close((uv_handle_t *)&c->idle, conn_on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, conn_on_handle_closed);
+}
+
+/* A draining connection reads nothing more and closes once its answers are written. */
+static void conn_drain(lh_tcp_conn *c)
+{
+    c->draining = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->writes == 0)
+        conn_close(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    tcp_write_req *w = (tcp_write_req *)req;
+    lh_tcp_conn *c = w->conn;
+    c->writes--;
+    c->pending_bytes -= w->len;
+    free(w);
+    if (status < 0)
+        conn_close(c);
+    else if (c->draining && c->writes == 0)
+        conn_close(c);
+}
+
+/* Sends one framed answer: synchronously when the socket takes it, else a bounded copy. */
+static void conn_send(lh_tcp_conn *c, const uint8_t *frame, size_t len)
+{
+    size_t done = 0;
+    if (c->writes == 0) { /* keep order: only write directly when nothing is queued */
+        uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r >= 0)
+            done = (size_t)r;
+        else if (r != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+    }
+    if (done == len)
+        return;
+    size_t rest = len - done;
+    if (c->pending_bytes + rest > LH_TCP_PENDING_MAX) { /* the client is not reading */
+        conn_close(c);
+        return;
+    }
+    tcp_write_req *w = malloc(sizeof *w + rest);
+    if (!w) {
+        conn_close(c);
+        return;
+    }
+    w->conn = c;
+    w->len = rest;
+    memcpy(w->data, frame + done, rest);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        free(w);
+        conn_close(c);
+        return;
+    }
+    c->writes++;
+    c->pending_bytes += rest;
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    lh_tcp_conn *c = t->data;
+    c->srv->stats.tcp_idle_closed++;
+    lh_debug("tcp: closing a connection idle or stalled for %u ms", c->srv->cfg->tcp_idle_timeout_ms);
+    conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    lh_tcp_conn *c = h->data;
+    /* A full buffer means a frame larger than we accept: 0 bytes makes libuv report ENOBUFS. */
+    *buf = uv_buf_init((char *)c->buf + c->used, (unsigned)(sizeof c->buf - c->used));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    lh_tcp_conn *c = stream->data;
+    lh_server *s = c->srv;
+    if (nread < 0) {
+        if (nread == UV_EOF)
+            conn_drain(c); /* the client may half-close and still wait for answers */
+        else
+            conn_close(c);
+        return;
+    }
+    c->used += (size_t)nread;
+    size_t off = 0;
+    while (c->used - off >= 2 && !c->closing) {
+        size_t flen = lh_rd16(c->buf + off);
+        if (flen > LH_TCP_QUERY_MAX) {
+            s->stats.tcp_oversize++;
+            conn_close(c);
+            return;
+        }
+        if (c->used - off < 2 + flen)
+            break;
+        s->stats.queries_tcp++;
+        size_t n = lh_server_answer(s, c->buf + off + 2, flen, false, s->out + 2,
+                                    sizeof s->out - 2);
+        off += 2 + flen;
+        uv_timer_again(&c->idle); /* only complete queries keep a connection alive */
+        if (n) {
+            lh_wr16(s->out, (uint16_t)n);
+            conn_send(c, s->out, n + 2);
+        }
+    }
+    if (c->closing)
+        return;
+    memmove(c->buf, c->buf + off, c->used - off);
+    c->used -= off;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    lh_tcp_listener *l = server->data;
+    lh_server *s = l->srv;
+    if (status < 0) {
+        lh_warn("tcp accept: %s", uv_strerror(status));
+        return;
+    }
+    lh_tcp_conn *c = malloc(sizeof *c);
+    if (!c) {
+        /* Accept into a throwaway handle would need memory too: leave it in the backlog. */
+        lh_warn("tcp accept: out of memory");
+        return;
+    }
+    memset(c, 0, offsetof(lh_tcp_conn, buf));
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->idle);
+    c->tcp.data = c->idle.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->nconns > s->cfg->tcp_max_connections || s->stopping) {
+        s->stats.tcp_rejected++;
+        lh_debug("tcp: connection limit (%u) reached; closing a new connection",
+                 s->cfg->tcp_max_connections);
+        conn_close(c);
+        return;
+    }
+    s->stats.tcp_accepted++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_timer_start(&c->idle, on_idle, s->cfg->tcp_idle_timeout_ms, s->cfg->tcp_idle_timeout_ms);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
+}
+
+int lh_tcp_listen(lh_server *s, lh_tcp_listener **out, const lh_sockaddr *addr, char *err,
+                  size_t errlen)
+{
+    lh_tcp_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    l->srv = s;
+    l->handle.data = l;
+    int r = uv_tcp_init_ex(s->loop, &l->handle, addr->sa.sa_family);
+    if (r != 0) {
+        free(l);
+        snprintf(err, errlen, "cannot create a TCP socket: %s", uv_strerror(r));
+        return -1;
+    }
+    r = uv_tcp_bind(&l->handle, &addr->sa, addr->sa.sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (r == 0) /* libuv may report a bind error only here */
+        r = uv_listen((uv_stream_t *)&l->handle, LH_TCP_BACKLOG, on_connection);
+    if (r != 0) {
+        lh_explain_bind_error(r, addr, "tcp", err, errlen);
+        lh_tcp_close(l);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h) { free(h->data); }
+
+void lh_tcp_close(lh_tcp_listener *l)
+{
+    if (l)
+        uv_close((uv_handle_t *)&l->handle, on_listener_closed);
+}
+
+void lh_tcp_conns_shutdown(lh_server *s)
+{
+    for (lh_tcp_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        conn_drain(c);
+    }
+}
+
+void lh_tcp_conns_abort(lh_server *s)
+{
+    while (s->conns)
+        conn_close(s->conns);
+}

@@ -1,0 +1,130 @@
+/* listen_udp.c - UDP listener: recvmmsg batches into one buffer owned by the listener, answers
+ * built into the server's buffer and sent with a synchronous try_send. No allocation on this
+ * path unless the socket's send buffer is full, and then a bounded number of copies. */
+#include "loophole/log.h"
+#include "loophole/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LH_UDP_CHUNK (64 * 1024) /* libuv hands out recvmmsg buffers in 64 KiB slots */
+#define LH_UDP_BATCH 16          /* datagrams per recvmmsg call */
+#define LH_UDP_QUEUE_MAX 1024    /* answers allowed to wait for a full socket to drain */
+
+struct lh_udp_listener {
+    uv_udp_t handle;
+    lh_server *srv;
+    uint8_t rbuf[LH_UDP_CHUNK * LH_UDP_BATCH];
+};
+
+typedef struct udp_send_req {
+    uv_udp_send_t req;
+    lh_server *srv;
+    uint8_t data[];
+} udp_send_req;
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    lh_udp_listener *l = h->data;
+    /* Safe to hand out the same buffer every time: libuv calls back for every datagram of a
+     * batch before it reads again, and answers never keep pointers into it. */
+    *buf = uv_buf_init((char *)l->rbuf, sizeof l->rbuf);
+}
+
+static void on_queued_send(uv_udp_send_t *req, int status)
+{
+    udp_send_req *r = (udp_send_req *)req;
+    r->srv->udp_queued--;
+    if (status < 0)
+        r->srv->stats.send_errors++;
+    free(r);
+}
+
+static void send_answer(lh_udp_listener *l, const uint8_t *ans, size_t len,
+                        const struct sockaddr *to)
+{
+    lh_server *s = l->srv;
+    uv_buf_t b = uv_buf_init((char *)ans, (unsigned)len);
+    int r = uv_udp_try_send(&l->handle, &b, 1, to);
+    if (r >= 0)
+        return;
+    if (r != UV_EAGAIN || s->udp_queued >= LH_UDP_QUEUE_MAX) {
+        s->stats.send_errors++;
+        return;
+    }
+    udp_send_req *q = malloc(sizeof *q + len);
+    if (!q) {
+        s->stats.send_errors++;
+        return;
+    }
+    q->srv = s;
+    memcpy(q->data, ans, len);
+    b = uv_buf_init((char *)q->data, (unsigned)len);
+    if (uv_udp_send(&q->req, &l->handle, &b, 1, to, on_queued_send) != 0) {
+        s->stats.send_errors++;
+        free(q);
+        return;
+    }
+    s->udp_queued++;
+}
+
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                    unsigned flags)
+{
+    lh_udp_listener *l = h->data;
+    lh_server *s = l->srv;
+    if (nread <= 0 || !addr) { /* end of a batch, nothing read, or a socket error */
+        if (nread < 0)
+            lh_debug("udp receive error: %s", uv_strerror((int)nread));
+        return;
+    }
+    if (flags & UV_UDP_PARTIAL) { /* larger than any query we accept */
+        s->stats.dropped++;
+        return;
+    }
+    s->stats.queries_udp++;
+    size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, true, s->out + 2,
+                                sizeof s->out - 2);
+    if (n)
+        send_answer(l, s->out + 2, n, addr);
+}
+
+int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, char *err,
+                  size_t errlen)
+{
+    lh_udp_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    l->srv = s;
+    l->handle.data = l;
+    int r = uv_udp_init_ex(s->loop, &l->handle, (unsigned)addr->sa.sa_family | UV_UDP_RECVMMSG);
+    if (r != 0) {
+        free(l);
+        snprintf(err, errlen, "cannot create a UDP socket: %s", uv_strerror(r));
+        return -1;
+    }
+    r = uv_udp_bind(&l->handle, &addr->sa,
+                        addr->sa.sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+    if (r == 0)
+        r = uv_udp_recv_start(&l->handle, on_alloc, on_recv);
+    if (r != 0) {
+        lh_explain_bind_error(r, addr, "udp", err, errlen);
+        lh_udp_close(l);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h) { free(h->data); }
+
+void lh_udp_close(lh_udp_listener *l)
+{
+    if (!l)
+        return;
+    uv_close((uv_handle_t *)&l->handle, on_closed);
+}

@@ -1,0 +1,207 @@
+/* server.c - daemon lifecycle (start, signals, reload, graceful stop) and the query path. */
+#include "loophole/server.h"
+#include "loophole/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LH_STOP_GRACE_MS 800 /* in-flight work gets this long after SIGTERM; exit is < 1 s */
+
+size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, bool udp, uint8_t *out,
+                        size_t cap)
+{
+    lh_msg m;
+    uint16_t our_udp = s->cfg->edns_udp_size;
+    lh_parse_result r = lh_msg_parse_query(pkt, len, &m);
+    size_t limit = udp ? lh_msg_udp_limit(&m, our_udp) : LH_MSG_MAX;
+    switch (r) {
+    case LH_PARSE_OK:
+        break;
+    case LH_PARSE_DROP:
+        s->stats.dropped++;
+        return 0;
+    case LH_PARSE_FORMERR:
+        s->stats.formerr++;
+        return lh_answer_error(&m, LH_RCODE_FORMERR, out, cap, limit, our_udp);
+    case LH_PARSE_NOTIMP:
+        s->stats.notimp++;
+        return lh_answer_error(&m, LH_RCODE_NOTIMP, out, cap, limit, our_udp);
+    case LH_PARSE_BADVERS:
+        s->stats.badvers++;
+        return lh_answer_error(&m, LH_RCODE_BADVERS, out, cap, limit, our_udp);
+    }
+
+    uint64_t hashes[LH_LABELS_MAX];
+    lh_verdict v;
+    lh_name_hashes(&m.qname, hashes);
+    lh_policy_decide(s->policy, &m, hashes, &v);
+    switch (v.kind) {
+    case LH_VERDICT_LOCAL:
+        s->stats.local++;
+        return lh_answer_build(&m, &v, out, cap, limit, our_udp);
+    case LH_VERDICT_REFUSED:
+        s->stats.refused++;
+        return lh_answer_build(&m, &v, out, cap, limit, our_udp);
+    case LH_VERDICT_FORWARD:
+        break;
+    }
+    /* No upstream is wired in yet: say so honestly rather than invent an answer. */
+    s->stats.servfail++;
+    return lh_answer_error(&m, LH_RCODE_SERVFAIL, out, cap, limit, our_udp);
+}
+
+void lh_explain_bind_error(int uv_err, const lh_sockaddr *addr, const char *proto, char *err,
+                           size_t errlen)
+{
+    char a[64];
+    lh_addr_format(addr, a, sizeof a);
+    unsigned port = ntohs(addr->sa.sa_family == AF_INET6 ? addr->v6.sin6_port : addr->v4.sin_port);
+    if (uv_err == UV_EACCES || uv_err == UV_EPERM) {
+        snprintf(err, errlen,
+                 "cannot listen on %s/%s: permission denied. Ports below 1024 need root or the "
+                 "CAP_NET_BIND_SERVICE capability (e.g. 'setcap cap_net_bind_service=+ep "
+                 "/path/to/loophole'); or use an unprivileged port, e.g. --listen 127.0.0.53:5353",
+                 a, proto);
+    } else if (uv_err == UV_EADDRINUSE) {
+        snprintf(err, errlen,
+                 "cannot listen on %s/%s: address already in use.%s Check with "
+                 "'ss -lunp sport = :%u'. Either stop the other server (for systemd-resolved: "
+                 "set DNSStubListener=no in /etc/systemd/resolved.conf and restart it), or run "
+                 "loophole on another address, e.g. --listen 127.0.0.2:53 "
+                 "(see docs/system-resolver.md)",
+                 a, proto,
+                 port == 53 ? " On systemd machines 127.0.0.53:53 is usually held by "
+                              "systemd-resolved's stub listener."
+                            : "",
+                 port);
+    } else if (uv_err == UV_EADDRNOTAVAIL) {
+        snprintf(err, errlen,
+                 "cannot listen on %s/%s: the address is not configured on any interface of "
+                 "this machine",
+                 a, proto);
+    } else {
+        snprintf(err, errlen, "cannot listen on %s/%s: %s", a, proto, uv_strerror(uv_err));
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    lh_server *s = h->data;
+    if (signum == SIGHUP) {
+        lh_info("SIGHUP: reloading");
+        lh_server_reload(s);
+        return;
+    }
+    lh_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    lh_server_stop(s);
+}
+
+int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_policy *policy,
+                    char *err, size_t errlen)
+{
+    s->loop = loop;
+    s->cfg = cfg;
+    s->policy = policy;
+    for (unsigned i = 0; i < cfg->nlisten; i++) {
+        if (lh_udp_listen(s, &s->udp[i], &cfg->listen[i], err, errlen) != 0)
+            return -1;
+        if (lh_tcp_listen(s, &s->tcp[i], &cfg->listen[i], err, errlen) != 0) {
+            lh_udp_close(s->udp[i]);
+            s->udp[i] = NULL;
+            return -1;
+        }
+        s->nlisten++;
+        char a[64];
+        lh_addr_format(&cfg->listen[i], a, sizeof a);
+        lh_info("listening on %s (udp, tcp)", a);
+    }
+    uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup};
+    const int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = s;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    /* Never keeps the loop alive by itself: it only bounds how long a stop may take. */
+    uv_timer_init(loop, &s->stop_timer);
+    s->stop_timer.data = s;
+    uv_unref((uv_handle_t *)&s->stop_timer);
+    return 0;
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    lh_server *s = t->data;
+    lh_warn("stop: closing %u connection(s) still busy after %d ms", s->nconns, LH_STOP_GRACE_MS);
+    lh_tcp_conns_abort(s);
+}
+
+void lh_server_stop(lh_server *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    for (unsigned i = 0; i < s->nlisten; i++) {
+        lh_udp_close(s->udp[i]);
+        lh_tcp_close(s->tcp[i]);
+        s->udp[i] = NULL;
+        s->tcp[i] = NULL;
+    }
+    s->nlisten = 0;
+    lh_tcp_conns_shutdown(s);
+    uv_close((uv_handle_t *)&s->sig_term, NULL);
+    uv_close((uv_handle_t *)&s->sig_int, NULL);
+    uv_close((uv_handle_t *)&s->sig_hup, NULL);
+    uv_timer_start(&s->stop_timer, on_stop_timeout, LH_STOP_GRACE_MS, 0);
+}
+
+void lh_server_free(lh_server *s)
+{
+    if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
+        uv_close((uv_handle_t *)&s->stop_timer, NULL);
+    uv_run(s->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+    lh_policy_free(s->policy);
+    lh_policy_free(s->reload_result);
+    s->policy = s->reload_result = NULL;
+}
+
+static void reload_work(uv_work_t *req)
+{
+    lh_server *s = req->data;
+    s->reload_result = lh_policy_build(s->cfg, s->reload_err, sizeof s->reload_err);
+}
+
+static void reload_done(uv_work_t *req, int status)
+{
+    lh_server *s = req->data;
+    s->reloading = false;
+    if (status == 0 && s->reload_result) {
+        lh_policy *old = s->policy;
+        s->policy = s->reload_result;
+        s->reload_result = NULL;
+        lh_policy_free(old); /* queries are answered on this thread: nothing else holds it */
+        lh_info("reload: done (%zu hosts names)",
+                s->policy->has_hosts ? s->policy->hosts.nentries : (size_t)0);
+    } else {
+        lh_err("reload failed, keeping the current configuration: %s", s->reload_err);
+    }
+    if (s->reload_again && !s->stopping) {
+        s->reload_again = false;
+        lh_server_reload(s);
+    }
+}
+
+void lh_server_reload(lh_server *s)
+{
+    if (s->stopping)
+        return;
+    if (s->reloading) { /* coalesce: one more build after the current one */
+        s->reload_again = true;
+        return;
+    }
+    s->reloading = true;
+    s->reload_req.data = s;
+    s->reload_err[0] = 0;
+    uv_queue_work(s->loop, &s->reload_req, reload_work, reload_done);
+}

@@ -1,0 +1,342 @@
+/* wire.c - bounds-checked reading of client queries and building of synthesized answers.
+ *
+ * Every read is checked against the packet length before it happens; nothing here trusts a
+ * count, a length or a pointer from the packet. The question name must not be compressed (it is
+ * the first name in the message, so a pointer could only point into the header). */
+#include "loophole/wire.h"
+
+#include <string.h>
+
+#define LH_PTR_HOPS_MAX 64 /* compression pointers followed in one name before giving up */
+
+static inline uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c; }
+
+/* Reads the uncompressed question name at `off` into canonical form. Returns the offset just
+ * past it, or 0 on any malformation. */
+static size_t read_qname(const uint8_t *pkt, size_t len, size_t off, lh_name *n)
+{
+    n->len = 0;
+    n->nlabels = 0;
+    for (;;) {
+        if (off >= len)
+            return 0;
+        uint8_t l = pkt[off];
+        if (l == 0)
+            break;
+        if (l > 63) /* compression pointer or reserved label type */
+            return 0;
+        if (off + 1 + l > len || n->len + 1u + l + 1u > LH_NAME_MAX || n->nlabels >= LH_LABELS_MAX - 1)
+            return 0;
+        n->label_off[n->nlabels++] = (uint8_t)n->len;
+        n->wire[n->len] = l;
+        for (unsigned i = 0; i < l; i++)
+            n->wire[n->len + 1 + i] = lower(pkt[off + 1 + i]);
+        n->len = (uint16_t)(n->len + 1 + l);
+        off += 1u + l;
+    }
+    n->label_off[n->nlabels] = (uint8_t)n->len;
+    n->wire[n->len++] = 0;
+    return off + 1;
+}
+
+/* Skips a possibly compressed name at `off`. Returns the offset just past it or 0. Pointers
+ * must point strictly backwards, and the expanded length is bounded, so loops terminate. */
+static size_t skip_name(const uint8_t *pkt, size_t len, size_t off)
+{
+    size_t end = 0, total = 0;
+    unsigned hops = 0;
+    for (;;) {
+        if (off >= len)
+            return 0;
+        uint8_t l = pkt[off];
+        if (l == 0)
+            return end ? end : off + 1;
+        if ((l & 0xc0) == 0xc0) {
+            if (off + 1 >= len || ++hops > LH_PTR_HOPS_MAX)
+                return 0;
+            size_t target = (size_t)(l & 0x3f) << 8 | pkt[off + 1];
+            if (target >= off)
+                return 0;
+            if (!end)
+                end = off + 2;
+            off = target;
+            continue;
+        }
+        if (l > 63)
+            return 0;
+        total += 1u + l;
+        if (total > LH_NAME_MAX - 1 || off + 1 + l > len)
+            return 0;
+        off += 1u + l;
+    }
+}
+
+/* Parses the OPT record whose fixed part starts at `p` (type already known to be OPT). */
+static lh_parse_result read_opt(lh_msg *m, const uint8_t *p, const uint8_t *rdata, uint16_t rdlen)
+{
+    if (m->has_edns) /* RFC 6891 6.1.1: more than one OPT is FORMERR */
+        return LH_PARSE_FORMERR;
+    m->has_edns = true;
+    m->edns_udp_size = lh_rd16(p + 2);
+    m->edns_version = p[5];
+    m->edns_do = (p[6] & 0x80) != 0;
+    /* Options must tile the rdata exactly. */
+    size_t o = 0;
+    while (o < rdlen) {
+        if (rdlen - o < 4)
+            return LH_PARSE_FORMERR;
+        uint16_t olen = lh_rd16(rdata + o + 2);
+        if (olen > rdlen - o - 4)
+            return LH_PARSE_FORMERR;
+        o += 4u + olen;
+    }
+    return LH_PARSE_OK;
+}
+
+lh_parse_result lh_msg_parse_query(const uint8_t *pkt, size_t len, lh_msg *m)
+{
+    m->pkt = pkt;
+    m->pkt_len = len;
+    m->question_end = 0;
+    m->qname.len = 0;
+    m->qname.nlabels = 0;
+    m->has_edns = false;
+    m->edns_do = false;
+    m->edns_version = 0;
+    m->edns_udp_size = 0;
+    m->qtype = m->qclass = 0;
+    if (len < LH_DNS_HEADER_LEN)
+        return LH_PARSE_DROP;
+    m->id = lh_rd16(pkt);
+    m->flags = lh_rd16(pkt + 2);
+    if (m->flags & LH_FLAG_QR)
+        return LH_PARSE_DROP;
+    uint16_t qd = lh_rd16(pkt + 4), an = lh_rd16(pkt + 6), ns = lh_rd16(pkt + 8),
+             ar = lh_rd16(pkt + 10);
+
+    size_t off = 0;
+    if (qd == 1 && (off = read_qname(pkt, len, LH_DNS_HEADER_LEN, &m->qname)) && off + 4 <= len) {
+        m->qtype = lh_rd16(pkt + off);
+        m->qclass = lh_rd16(pkt + off + 2);
+        m->question_end = off + 4;
+    }
+    if (LH_OPCODE(m->flags) != 0)
+        return LH_PARSE_NOTIMP;
+    if (!m->question_end)
+        return LH_PARSE_FORMERR;
+
+    off = m->question_end;
+    unsigned nrr = (unsigned)an + ns + ar;
+    for (unsigned i = 0; i < nrr; i++) {
+        size_t rr = skip_name(pkt, len, off);
+        if (!rr || rr + 10 > len)
+            return LH_PARSE_FORMERR;
+        uint16_t type = lh_rd16(pkt + rr), rdlen = lh_rd16(pkt + rr + 8);
+        if (rr + 10 + rdlen > len)
+            return LH_PARSE_FORMERR;
+        if (type == LH_TYPE_OPT) {
+            /* OPT lives only in the additional section and is owned by the root. */
+            if (i < (unsigned)an + ns || rr != off + 1)
+                return LH_PARSE_FORMERR;
+            lh_parse_result r = read_opt(m, pkt + rr, pkt + rr + 10, rdlen);
+            if (r != LH_PARSE_OK)
+                return r;
+        }
+        off = rr + 10 + rdlen;
+    }
+    if (m->has_edns && m->edns_version > 0)
+        return LH_PARSE_BADVERS;
+    return LH_PARSE_OK;
+}
+
+int lh_name_from_text(const char *text, size_t len, lh_name *n)
+{
+    n->len = 0;
+    n->nlabels = 0;
+    if (len == 1 && text[0] == '.')
+        len = 0;
+    else if (len > 0 && text[len - 1] == '.')
+        len--;
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && text[j] != '.')
+            j++;
+        size_t l = j - i;
+        if (l == 0 || l > 63 || n->len + 1 + l + 1 > LH_NAME_MAX || n->nlabels >= LH_LABELS_MAX - 1)
+            return -1;
+        n->label_off[n->nlabels++] = (uint8_t)n->len;
+        n->wire[n->len] = (uint8_t)l;
+        for (size_t k = 0; k < l; k++)
+            n->wire[n->len + 1 + k] = lower((uint8_t)text[i + k]);
+        n->len = (uint16_t)(n->len + 1 + l);
+        i = j + 1;
+        if (j < len && j + 1 == len) /* "a..": trailing empty label after the stripped dot */
+            return -1;
+    }
+    n->label_off[n->nlabels] = (uint8_t)n->len;
+    n->wire[n->len++] = 0;
+    return 0;
+}
+
+size_t lh_name_to_text(const uint8_t *wire, char *out, size_t cap)
+{
+    size_t o = 0, i = 0;
+    if (cap == 0)
+        return 0;
+    if (wire[0] == 0) {
+        if (cap > 1)
+            out[o++] = '.';
+        out[o] = 0;
+        return o;
+    }
+    while (wire[i] != 0) {
+        uint8_t l = wire[i++];
+        if (o && o + 1 < cap)
+            out[o++] = '.';
+        for (uint8_t k = 0; k < l; k++, i++) {
+            uint8_t c = wire[i];
+            if (c > 32 && c < 127 && c != '.' && c != '\\') {
+                if (o + 1 < cap)
+                    out[o++] = (char)c;
+            } else if (o + 4 < cap) { /* RFC 1035 5.1 \DDD escape */
+                out[o++] = '\\';
+                out[o++] = (char)('0' + c / 100);
+                out[o++] = (char)('0' + c / 10 % 10);
+                out[o++] = (char)('0' + c % 10);
+            }
+        }
+    }
+    out[o] = 0;
+    return o;
+}
+
+static inline bool reserve(lh_writer *w, size_t n)
+{
+    if (w->overflow || w->cap - w->len < n) {
+        w->overflow = true;
+        return false;
+    }
+    return true;
+}
+
+void lh_writer_begin(lh_writer *w, uint8_t *buf, size_t cap, const lh_msg *m, unsigned rcode,
+                     bool aa)
+{
+    w->buf = buf;
+    w->cap = cap;
+    w->len = 0;
+    w->overflow = false;
+    w->rcode = rcode;
+    memset(w->counts, 0, sizeof w->counts);
+    size_t qlen = m->question_end ? m->question_end - LH_DNS_HEADER_LEN : 0;
+    if (!reserve(w, LH_DNS_HEADER_LEN + qlen))
+        return;
+    uint16_t flags = (uint16_t)(LH_FLAG_QR | (m->flags & (0x7800u | LH_FLAG_RD | LH_FLAG_CD)) |
+                                LH_FLAG_RA | (aa ? LH_FLAG_AA : 0) | (rcode & 0xfu));
+    lh_wr16(buf, m->id);
+    lh_wr16(buf + 2, flags);
+    lh_wr16(buf + 4, m->question_end ? 1 : 0);
+    memset(buf + 6, 0, 6);
+    memcpy(buf + LH_DNS_HEADER_LEN, m->pkt + LH_DNS_HEADER_LEN, qlen);
+    w->len = LH_DNS_HEADER_LEN + qlen;
+}
+
+/* Compression pointer to the question name's suffix at label index `label`. */
+static inline void put_name_ptr(uint8_t *p, const lh_msg *m, unsigned label)
+{
+    lh_wr16(p, (uint16_t)(0xc000u | (LH_DNS_HEADER_LEN + m->qname.label_off[label])));
+}
+
+static void rr_header(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned owner_label,
+                      uint16_t type, uint32_t ttl, uint16_t rdlen)
+{
+    uint8_t *p = w->buf + w->len;
+    put_name_ptr(p, m, owner_label);
+    lh_wr16(p + 2, type);
+    lh_wr16(p + 4, LH_CLASS_IN);
+    lh_wr32(p + 6, ttl);
+    lh_wr16(p + 10, rdlen);
+    w->len += 12;
+    w->counts[sec]++;
+}
+
+void lh_writer_rr(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned owner_label,
+                  uint16_t type, uint32_t ttl, const uint8_t *rdata, uint16_t rdlen)
+{
+    if (!reserve(w, 12u + rdlen))
+        return;
+    rr_header(w, m, sec, owner_label, type, ttl, rdlen);
+    memcpy(w->buf + w->len, rdata, rdlen);
+    w->len += rdlen;
+}
+
+void lh_writer_soa(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned apex_label,
+                   uint32_t ttl, uint32_t negative_ttl)
+{
+    /* MNAME = the apex, RNAME = hostmaster.<apex>: both compressed against the question. */
+    static const uint8_t hostmaster[] = {10, 'h', 'o', 's', 't', 'm', 'a', 's', 't', 'e', 'r'};
+    const uint16_t rdlen = 2 + sizeof hostmaster + 2 + 20;
+    if (!reserve(w, 12u + rdlen))
+        return;
+    rr_header(w, m, sec, apex_label, LH_TYPE_SOA, ttl, rdlen);
+    uint8_t *p = w->buf + w->len;
+    put_name_ptr(p, m, apex_label);
+    memcpy(p + 2, hostmaster, sizeof hostmaster);
+    put_name_ptr(p + 2 + sizeof hostmaster, m, apex_label);
+    p += 4 + sizeof hostmaster;
+    lh_wr32(p, 1);             /* serial */
+    lh_wr32(p + 4, 3600);      /* refresh */
+    lh_wr32(p + 8, 600);       /* retry */
+    lh_wr32(p + 12, 86400);    /* expire */
+    lh_wr32(p + 16, negative_ttl); /* minimum: the negative-caching TTL (RFC 2308) */
+    w->len += rdlen;
+}
+
+static void put_opt(lh_writer *w, uint16_t udp_size, bool do_bit, int ede_code)
+{
+    size_t n = 11 + (ede_code >= 0 ? 6 : 0);
+    if (!reserve(w, n))
+        return;
+    uint8_t *p = w->buf + w->len;
+    p[0] = 0; /* root owner */
+    lh_wr16(p + 1, LH_TYPE_OPT);
+    lh_wr16(p + 3, udp_size);
+    p[5] = (uint8_t)(w->rcode >> 4); /* extended rcode, upper 8 bits */
+    p[6] = 0;                         /* version */
+    p[7] = do_bit ? 0x80 : 0;
+    p[8] = 0;
+    lh_wr16(p + 9, (uint16_t)(n - 11));
+    if (ede_code >= 0) {
+        lh_wr16(p + 11, LH_EDNS_OPT_EDE);
+        lh_wr16(p + 13, 2);
+        lh_wr16(p + 15, (uint16_t)ede_code);
+    }
+    w->len += n;
+    w->counts[LH_SEC_ADDITIONAL]++;
+}
+
+size_t lh_writer_finish(lh_writer *w, const lh_msg *m, size_t limit, uint16_t our_udp_size,
+                        int ede_code)
+{
+    size_t head = LH_DNS_HEADER_LEN + (m->question_end ? m->question_end - LH_DNS_HEADER_LEN : 0);
+    if (w->len < head) /* not even the header fitted */
+        return 0;
+    if (limit > w->cap)
+        limit = w->cap;
+    size_t opt_len = m->has_edns ? 11 + (ede_code >= 0 ? 6 : 0) : 0;
+    if (w->overflow || w->len + opt_len > limit) {
+        w->len = head;
+        w->overflow = false;
+        memset(w->counts, 0, sizeof w->counts);
+        w->buf[2] |= LH_FLAG_TC >> 8;
+        if (w->len + opt_len > limit)
+            return 0;
+    }
+    if (m->has_edns)
+        put_opt(w, our_udp_size, m->edns_do, ede_code);
+    lh_wr16(w->buf + 6, w->counts[LH_SEC_ANSWER]);
+    lh_wr16(w->buf + 8, w->counts[LH_SEC_AUTHORITY]);
+    lh_wr16(w->buf + 10, w->counts[LH_SEC_ADDITIONAL]);
+    return w->len;
+}

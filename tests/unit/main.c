@@ -1,0 +1,32 @@
+/* main.c - runs every unit test group and prints the closing "N passed, N failed" line. */
+#include "unit.h"
+
+#include <stdbool.h>
+
+unsigned lh_unit_checks, lh_unit_failures;
+
+void test_wire(void);
+void test_nameset(void);
+void test_config(void);
+void test_policy(void);
+
+static const lh_unit_test tests[] = {
+    {"wire", test_wire},
+    {"nameset", test_nameset},
+    {"config", test_config},
+    {"policy", test_policy},
+};
+
+int main(void)
+{
+    unsigned passed = 0, failed = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+        unsigned before = lh_unit_failures, checks = lh_unit_checks;
+        tests[i].fn();
+        bool ok = lh_unit_failures == before;
+        printf("%-8s %s (%u checks)\n", tests[i].name, ok ? "ok" : "FAILED", lh_unit_checks - checks);
+        ok ? passed++ : failed++;
+    }
+    printf("%u passed, %u failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

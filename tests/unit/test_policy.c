@@ -1,0 +1,127 @@
+/* test_policy.c - local answers: localhost, special-use zones, the hosts file. */
+#include "querybuf.h"
+#include "unit.h"
+
+#include "loophole/policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static lh_verdict decide(const lh_policy *p, const char *name, uint16_t type, lh_msg *m,
+                         uint8_t *buf)
+{
+    lh_verdict v;
+    uint64_t h[LH_LABELS_MAX];
+    size_t n = qb_query(buf, name, type, 0, false);
+    lh_msg_parse_query(buf, n, m);
+    lh_name_hashes(&m->qname, h);
+    lh_policy_decide(p, m, h, &v);
+    return v;
+}
+
+void test_policy(void)
+{
+    char path[] = "/tmp/lh-unit-hosts-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    fputs("127.0.0.1 localhost\n"
+          "192.168.1.10 nas.lan nas # the NAS\n"
+          "fd00::10 nas.lan\n"
+          "not-an-address foo\n"
+          "10.1.1.1 Printer.LAN\n"
+          "10.1.1.2 printer.lan\n",
+          f);
+    fclose(f);
+
+    lh_config c;
+    char err[LH_ERR_MAX];
+    lh_config_defaults(&c);
+    free(c.hosts_file);
+    c.hosts_file = strdup(path);
+    lh_policy *p = lh_policy_build(&c, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    CHECK_EQ(p->hosts.skipped, 1);
+
+    uint8_t buf[512];
+    lh_msg m;
+    lh_verdict v = decide(p, "LOCALHOST.", LH_TYPE_A, &m, buf);
+    CHECK_EQ(v.kind, LH_VERDICT_LOCAL);
+    CHECK_EQ(v.origin, LH_ORIGIN_LOCALHOST);
+    CHECK(v.at_apex);
+    CHECK(v.n4 == 1 && v.v4[0] == 127 && v.n6 == 1 && v.v6[15] == 1);
+    v = decide(p, "a.b.localhost", LH_TYPE_MX, &m, buf);
+    CHECK(v.kind == LH_VERDICT_LOCAL && v.rcode == LH_RCODE_NOERROR && !v.at_apex);
+    CHECK_EQ(v.soa_label, 2);
+    v = decide(p, "localhost.example.com", LH_TYPE_A, &m, buf);
+    CHECK_EQ(v.kind, LH_VERDICT_FORWARD);
+
+    v = decide(p, "1.0.0.127.in-addr.arpa", LH_TYPE_PTR, &m, buf);
+    CHECK(v.kind == LH_VERDICT_LOCAL && v.ptr && memcmp(v.ptr, "\x09localhost", 11) == 0);
+    CHECK_EQ(v.soa_label, 3); /* 127.in-addr.arpa */
+    v = decide(p, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
+               LH_TYPE_PTR, &m, buf);
+    CHECK(v.kind == LH_VERDICT_LOCAL && v.ptr != NULL);
+    v = decide(p, "2.0.0.127.in-addr.arpa", LH_TYPE_PTR, &m, buf);
+    CHECK(v.kind == LH_VERDICT_LOCAL && v.rcode == LH_RCODE_NXDOMAIN && !v.ptr);
+
+    v = decide(p, "facebookcorewwwi.onion", LH_TYPE_A, &m, buf);
+    CHECK(v.origin == LH_ORIGIN_SPECIAL_USE && v.rcode == LH_RCODE_NXDOMAIN);
+    CHECK_EQ(v.soa_label, 1);
+    v = decide(p, "printer.local", LH_TYPE_A, &m, buf);
+    CHECK_EQ(v.rcode, LH_RCODE_NXDOMAIN);
+    v = decide(p, "x.invalid", LH_TYPE_A, &m, buf);
+    CHECK_EQ(v.rcode, LH_RCODE_NXDOMAIN);
+    v = decide(p, "4.3.2.10.in-addr.arpa", LH_TYPE_PTR, &m, buf);
+    CHECK_EQ(v.rcode, LH_RCODE_NXDOMAIN);
+    v = decide(p, "5.20.172.in-addr.arpa", LH_TYPE_PTR, &m, buf);
+    CHECK_EQ(v.rcode, LH_RCODE_NXDOMAIN);
+    v = decide(p, "5.32.172.in-addr.arpa", LH_TYPE_PTR, &m, buf);
+    CHECK_EQ(v.kind, LH_VERDICT_FORWARD); /* 172.32/16 is public */
+    v = decide(p, "1.0.8.e.f.ip6.arpa", LH_TYPE_PTR, &m, buf);
+    CHECK_EQ(v.rcode, LH_RCODE_NXDOMAIN);
+    v = decide(p, "10.in-addr.arpa", LH_TYPE_SOA, &m, buf);
+    CHECK(v.rcode == LH_RCODE_NOERROR && v.at_apex);
+
+    /* hosts: names from several lines merge, case folds, reverse names answer PTR. */
+    v = decide(p, "NAS.lan", LH_TYPE_A, &m, buf);
+    CHECK(v.origin == LH_ORIGIN_HOSTS && v.n4 == 1 && v.n6 == 1 && v.v4[3] == 10);
+    v = decide(p, "printer.lan", LH_TYPE_A, &m, buf);
+    CHECK_EQ(v.n4, 2);
+    v = decide(p, "10.1.168.192.in-addr.arpa", LH_TYPE_PTR, &m, buf);
+    CHECK(v.origin == LH_ORIGIN_HOSTS && v.ptr && memcmp(v.ptr, "\3nas\3lan", 9) == 0);
+    v = decide(p, "sub.nas.lan", LH_TYPE_A, &m, buf);
+    CHECK_EQ(v.kind, LH_VERDICT_FORWARD);
+
+    /* The answer builder: NODATA for localhost MX carries the zone's SOA. */
+    uint8_t out[512];
+    v = decide(p, "LocalHost", LH_TYPE_MX, &m, buf);
+    size_t len = lh_answer_build(&m, &v, out, sizeof out, 512, 1232);
+    CHECK(len > 0);
+    CHECK_EQ(lh_rd16(out + 6), 0);
+    CHECK_EQ(lh_rd16(out + 8), 1);
+    CHECK_EQ(out[3] & 0xf, LH_RCODE_NOERROR);
+
+    /* A class other than IN is refused. */
+    size_t n = qb_query(buf, "localhost", LH_TYPE_A, 0, false);
+    lh_wr16(buf + n - 2, LH_CLASS_CH);
+    lh_msg_parse_query(buf, n, &m);
+    uint64_t h[LH_LABELS_MAX];
+    lh_name_hashes(&m.qname, h);
+    lh_policy_decide(p, &m, h, &v);
+    CHECK_EQ(v.kind, LH_VERDICT_REFUSED);
+
+    lh_policy_free(p);
+    lh_config_free(&c);
+    unlink(path);
+
+    /* A missing hosts file is an error naming the file. */
+    lh_config_defaults(&c);
+    free(c.hosts_file);
+    c.hosts_file = strdup("/nonexistent/hosts");
+    CHECK(lh_policy_build(&c, err, sizeof err) == NULL);
+    CHECK(strstr(err, "/nonexistent/hosts: cannot open") != NULL);
+    lh_config_free(&c);
+}
