@@ -230,6 +230,15 @@ int lh_config_load_file(lh_config *c, const char *path, char *err, size_t errlen
     FILE *f = fopen(path, "r");
     if (!f)
         return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    int rc = lh_config_load_stream(c, f, path, err, errlen);
+    fclose(f);
+    if (rc == 0 && set_string(&c->config_file, path) != 0)
+        rc = fail(err, errlen, "out of memory");
+    return rc;
+}
+
+int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, size_t errlen)
+{
     char line[4096], msg[LH_ERR_MAX];
     unsigned lineno = 0;
     int rc = 0;
@@ -260,8 +269,5 @@ int lh_config_load_file(lh_config *c, const char *path, char *err, size_t errlen
     }
     if (rc == 0 && ferror(f))
         rc = fail(err, errlen, "%s: read error: %s", path, strerror(errno));
-    fclose(f);
-    if (rc == 0 && set_string(&c->config_file, path) != 0)
-        rc = fail(err, errlen, "out of memory");
     return rc;
 }

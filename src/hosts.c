@@ -60,6 +60,14 @@ int lh_hosts_load(lh_hosts *h, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot open hosts file: %s", path, strerror(errno));
         return -1;
     }
+    int rc = lh_hosts_load_stream(h, f, path, err, errlen);
+    fclose(f);
+    return rc;
+}
+
+int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size_t errlen)
+{
+    memset(h, 0, sizeof *h);
     pair *pairs = NULL;
     size_t npairs = 0, cap_pairs = 0, cap_entries = 0, cap_names = 0;
     int rc = -1;
@@ -187,7 +195,6 @@ oom:
     snprintf(err, errlen, "%s: out of memory", path);
 out:
     free(pairs);
-    fclose(f);
     if (rc != 0)
         lh_hosts_free(h);
     return rc;

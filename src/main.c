@@ -168,7 +168,6 @@ static int cmd_serve(lh_config *cfg)
     if (lh_server_start(s, loop, cfg, policy, err, sizeof err) != 0) {
         lh_err("%s", err);
         rc = 1;
-        lh_server_stop(s);
     } else {
         lh_info("ready (hosts file: %s)", cfg->hosts_file ? cfg->hosts_file : "none");
         uv_run(loop, UV_RUN_DEFAULT);

@@ -105,11 +105,11 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     s->policy = policy;
     for (unsigned i = 0; i < cfg->nlisten; i++) {
         if (lh_udp_listen(s, &s->udp[i], &cfg->listen[i], err, errlen) != 0)
-            return -1;
+            goto fail;
         if (lh_tcp_listen(s, &s->tcp[i], &cfg->listen[i], err, errlen) != 0) {
             lh_udp_close(s->udp[i]);
             s->udp[i] = NULL;
-            return -1;
+            goto fail;
         }
         s->nlisten++;
         char a[64];
@@ -127,7 +127,17 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     uv_timer_init(loop, &s->stop_timer);
     s->stop_timer.data = s;
     uv_unref((uv_handle_t *)&s->stop_timer);
+    s->started = true;
     return 0;
+fail:
+    for (unsigned i = 0; i < s->nlisten; i++) {
+        lh_udp_close(s->udp[i]);
+        lh_tcp_close(s->tcp[i]);
+        s->udp[i] = NULL;
+        s->tcp[i] = NULL;
+    }
+    s->nlisten = 0;
+    return -1;
 }
 
 static void on_stop_timeout(uv_timer_t *t)
@@ -139,7 +149,7 @@ static void on_stop_timeout(uv_timer_t *t)
 
 void lh_server_stop(lh_server *s)
 {
-    if (s->stopping)
+    if (s->stopping || !s->started)
         return;
     s->stopping = true;
     for (unsigned i = 0; i < s->nlisten; i++) {
@@ -158,7 +168,7 @@ void lh_server_stop(lh_server *s)
 
 void lh_server_free(lh_server *s)
 {
-    if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
+    if (s->started && !uv_is_closing((uv_handle_t *)&s->stop_timer))
         uv_close((uv_handle_t *)&s->stop_timer, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
     lh_policy_free(s->policy);

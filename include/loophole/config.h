@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -49,6 +50,8 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
                   char *err, size_t errlen);
 /* Reads a config file; on the first error returns -1 with "file:line: message" in err. */
 int lh_config_load_file(lh_config *c, const char *path, char *err, size_t errlen);
+/* The same for an open stream; `path` names it in messages. */
+int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, size_t errlen);
 
 /* Parses "ADDR", "ADDR:PORT", "[V6]:PORT" or a bare IPv6 address; `default_port` when none. */
 int lh_addr_parse(const char *text, uint16_t default_port, lh_sockaddr *out);

@@ -5,6 +5,8 @@
 
 #include "loophole/nameset.h"
 
+#include <stdio.h>
+
 typedef struct lh_hosts_entry {
     uint32_t name_off; /* wire name in `names` */
     uint32_t v4_off, v6_off; /* first address in addrs4 / addrs6 (in addresses) */
@@ -26,6 +28,8 @@ typedef struct lh_hosts {
  * Bad lines are logged as "file:line: reason" and skipped. Names in the localhost zone are
  * ignored: loophole answers those itself. */
 int lh_hosts_load(lh_hosts *h, const char *path, char *err, size_t errlen);
+/* The same for an open stream; `path` names it in messages. */
+int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size_t errlen);
 void lh_hosts_free(lh_hosts *h);
 
 /* Builds the reverse-lookup name (d.c.b.a.in-addr.arpa or the ip6.arpa nibble name). */

@@ -31,7 +31,7 @@ typedef struct lh_server {
     bool reloading, reload_again;
     lh_policy *reload_result;
     char reload_err[LH_ERR_MAX];
-    bool stopping;
+    bool started, stopping;
 
     lh_stats stats;
     /* Answers are built here, never allocated: two bytes of room for the TCP length prefix. */

@@ -1,0 +1,82 @@
+# lib.sh - shared helpers for end-to-end tests. Each test script sources this, starts its own
+# loophole on its own loopback address (127.53.X.Y, derived from the script name so parallel
+# tests never collide), and stops only the processes it started, by PID.
+set -uo pipefail
+
+: "${LOOPHOLE:?set LOOPHOLE to the loophole binary}"
+: "${LH_SRC:?set LH_SRC to the source tree}"
+LH_PY=/usr/bin/python3 # Debian's python, which can import python3-dnspython
+LH_TEST=$(basename "$0" .sh)
+LH_TMP=$(mktemp -d "/tmp/lh-$LH_TEST-XXXXXX")
+_sum=$(printf '%s' "$LH_TEST" | cksum | cut -d' ' -f1)
+LH_ADDR="127.53.$(( _sum % 250 + 1 )).$(( (_sum / 250) % 250 + 1 ))"
+LH_PIDS=()
+LH_PASS=0
+LH_FAIL=0
+
+lh_cleanup() {
+    for p in "${LH_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${LH_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$LH_TMP"
+}
+trap lh_cleanup EXIT
+
+ok() { LH_PASS=$((LH_PASS + 1)); echo "ok   - $*"; }
+not_ok() { LH_FAIL=$((LH_FAIL + 1)); echo "FAIL - $*"; }
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# expect_eq DESCRIPTION ACTUAL EXPECTED
+expect_eq() {
+    if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1: got [$2], expected [$3]"; fi
+}
+# expect_match DESCRIPTION TEXT REGEX
+expect_match() {
+    if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1: [$2] does not match /$3/"; fi
+}
+lh_done() {
+    echo "$LH_TEST: $LH_PASS passed, $LH_FAIL failed"
+    [ "$LH_FAIL" -eq 0 ]
+    exit $?
+}
+
+# lh_start [ARGS...]: starts loophole on $LH_ADDR:53 (plus ARGS) and waits until it answers.
+# Sets LH_PID; the log is $LH_TMP/loophole.log.
+lh_start() {
+    "$LOOPHOLE" serve --listen "$LH_ADDR:53" --log-level debug "$@" \
+        >>"$LH_TMP/loophole.log" 2>&1 &
+    LH_PID=$!
+    LH_PIDS+=("$LH_PID")
+    lh_wait_ready "$LH_ADDR"
+}
+
+# lh_wait_ready ADDR: up to 5 s for a daemon to answer localhost there.
+lh_wait_ready() {
+    for _ in $(seq 50); do
+        if dig @"$1" localhost +short +time=1 +tries=1 2>/dev/null | grep -q 127.0.0.1; then
+            return 0
+        fi
+        kill -0 "$LH_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "loophole did not come up on $1; log:" >&2
+    cat "$LH_TMP/loophole.log" >&2
+    return 1
+}
+
+# lh_stop: SIGTERM, then the exit code of the daemon.
+lh_stop() {
+    kill -TERM "$LH_PID" 2>/dev/null
+    wait "$LH_PID"
+}
+
+# lh_alive: the daemon still runs and answers.
+lh_alive() {
+    kill -0 "$LH_PID" 2>/dev/null &&
+        [ "$(dig @"$LH_ADDR" localhost +short +time=2 +tries=1)" == "127.0.0.1" ]
+}
+
+# d ARGS...: dig against the test daemon, short timeouts.
+d() { dig @"$LH_ADDR" +time=2 +tries=1 "$@"; }
+# status of a dig answer
+dstatus() { d "$@" +noall +comments | sed -n 's/.*status: \([A-Z]*\).*/\1/p' | head -1; }
+dflags() { d "$@" +noall +comments | sed -n 's/.*flags: \([a-z ]*\);.*/\1/p' | head -1; }

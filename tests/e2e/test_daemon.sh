@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The daemon as a user meets it: --help, check-config, config precedence, bind errors that
+# explain themselves, SIGTERM within a second, SIGHUP reload (and a failed reload keeps state).
+. "$(dirname "$0")/lib.sh"
+
+help=$("$LOOPHOLE" --help)
+for flag in --config --listen --log-level --hosts-file --no-hosts --local-ttl --edns-udp-size \
+            --tcp-idle-timeout --tcp-max-connections check-config; do
+    expect_match "--help mentions $flag" "$help" "$flag"
+done
+# Every flag in --help is documented in docs/configuration.md, and vice versa for keys.
+for flag in $(echo "$help" | grep -oE -- '--[a-z-]+' | sort -u); do
+    case $flag in --help|--version|--config) continue ;; esac
+    check "docs/configuration.md documents $flag" grep -q -- "$flag" "$LH_SRC/docs/configuration.md"
+done
+"$LOOPHOLE" --no-such-flag >/dev/null 2>&1
+expect_eq "an unknown flag exits 2" "$?" "2"
+"$LOOPHOLE" frobnicate >/dev/null 2>&1
+expect_eq "an unknown command exits 2" "$?" "2"
+expect_match "--version" "$("$LOOPHOLE" --version)" "^loophole [0-9]+\.[0-9]+\.[0-9]+$"
+
+# check-config: OK, then file:line for the first error.
+cat >"$LH_TMP/good.conf" <<C
+# a comment
+listen = $LH_ADDR:53
+log-level = info
+hosts-file = none
+C
+check "check-config accepts a good file" "$LOOPHOLE" check-config --config "$LH_TMP/good.conf"
+printf 'listen = 127.0.0.1\nlocal-ttl = soon\n' >"$LH_TMP/bad.conf"
+err=$("$LOOPHOLE" check-config --config "$LH_TMP/bad.conf" 2>&1)
+expect_eq "check-config exits non-zero" "$?" "2"
+expect_eq "check-config says file:line" "$err" "$LH_TMP/bad.conf:2: local-ttl: 'soon' is not a number of seconds up to 86400"
+err=$("$LOOPHOLE" check-config --hosts-file /nonexistent/hosts 2>&1)
+expect_eq "check-config checks the hosts file" "$?" "1"
+expect_match "names the hosts file" "$err" "/nonexistent/hosts: cannot open hosts file"
+check "the shipped example config is valid" "$LOOPHOLE" check-config --config "$LH_SRC/docs/loophole.conf.example" --no-hosts
+
+# Flags override the file: the file says hosts-file = none, the flag gives one.
+echo "10.0.0.99 flagged.test" >"$LH_TMP/hosts"
+"$LOOPHOLE" serve --config "$LH_TMP/good.conf" --hosts-file "$LH_TMP/hosts" >>"$LH_TMP/loophole.log" 2>&1 &
+LH_PID=$!; LH_PIDS+=("$LH_PID")
+lh_wait_ready "$LH_ADDR"
+expect_eq "flag overrides the config file" "$(d flagged.test +short)" "10.0.0.99"
+
+# Address in use: explained, exit non-zero.
+err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts 2>&1)
+expect_eq "a second instance exits 1" "$?" "1"
+expect_match "address in use names systemd-resolved" "$err" "address already in use.*systemd-resolved.*DNSStubListener=no.*--listen"
+# Permission denied: port 53 as an unprivileged user.
+if command -v setpriv >/dev/null; then
+    err=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$LOOPHOLE" --listen 127.0.0.1:53 --no-hosts 2>&1)
+    expect_eq "unprivileged bind exits 1" "$?" "1"
+    expect_match "permission denied names CAP_NET_BIND_SERVICE" "$err" "permission denied.*CAP_NET_BIND_SERVICE.*--listen 127.0.0.53:5353"
+fi
+err=$("$LOOPHOLE" --listen 192.0.2.1:53 --no-hosts 2>&1)
+expect_match "an address not on this machine is explained" "$err" "not configured on any interface"
+
+# SIGHUP reloads the hosts file; a failed reload keeps the old data.
+echo "10.0.0.100 flagged.test" >"$LH_TMP/hosts"
+kill -HUP "$LH_PID"
+for _ in $(seq 20); do [ "$(d flagged.test +short)" == "10.0.0.100" ] && break; sleep 0.1; done
+expect_eq "SIGHUP reloads the hosts file" "$(d flagged.test +short)" "10.0.0.100"
+mv "$LH_TMP/hosts" "$LH_TMP/hosts.gone"
+kill -HUP "$LH_PID"
+for _ in $(seq 20); do grep -q "reload failed" "$LH_TMP/loophole.log" && break; sleep 0.1; done
+expect_match "a failed reload is logged" "$(cat "$LH_TMP/loophole.log")" "reload failed, keeping the current configuration: .*hosts.*cannot open"
+expect_eq "a failed reload keeps the old answers" "$(d flagged.test +short)" "10.0.0.100"
+
+# SIGTERM with a TCP client connected and idle: exit 0 well within a second.
+$LH_PY -c "
+import socket, time
+s = socket.create_connection(('$LH_ADDR', 53)); time.sleep(3)" &
+client=$!
+sleep 0.3
+t0=$(date +%s%N)
+lh_stop
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill "$client" 2>/dev/null; wait "$client" 2>/dev/null
+expect_eq "SIGTERM exits 0" "$rc" "0"
+check "SIGTERM exits within a second ($ms ms)" test "$ms" -lt 1000
+expect_match "stop is logged" "$(cat "$LH_TMP/loophole.log")" "SIGTERM: stopping"
+
+# SIGINT likewise.
+lh_start --no-hosts
+kill -INT "$LH_PID"; wait "$LH_PID"
+expect_eq "SIGINT exits 0" "$?" "0"
+lh_done
