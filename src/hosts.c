@@ -160,7 +160,8 @@ int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size
     }
 
     /* Group the addresses per entry, in file order, without duplicates. */
-    qsort(pairs, npairs, sizeof *pairs, cmp_pair);
+    if (npairs)
+        qsort(pairs, npairs, sizeof *pairs, cmp_pair);
     h->addrs4 = malloc(npairs * 4 + 1);
     h->addrs6 = malloc(npairs * 16 + 1);
     if (!h->addrs4 || !h->addrs6)

@@ -1,5 +1,6 @@
 /* fuzz_hosts.c - the hosts file parser on arbitrary text. */
 #include "loophole/hosts.h"
+#include "loophole/config.h"
 #include "loophole/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

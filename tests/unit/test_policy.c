@@ -117,6 +117,18 @@ void test_policy(void)
     lh_config_free(&c);
     unlink(path);
 
+    /* Regression (found by fuzz_hosts): an empty hosts file loads, with nothing in it. */
+    char empty[] = "/tmp/lh-unit-empty-XXXXXX";
+    close(mkstemp(empty));
+    lh_config_defaults(&c);
+    free(c.hosts_file);
+    c.hosts_file = strdup(empty);
+    p = lh_policy_build(&c, err, sizeof err);
+    CHECK(p != NULL && p->hosts.nentries == 0);
+    lh_policy_free(p);
+    lh_config_free(&c);
+    unlink(empty);
+
     /* A missing hosts file is an error naming the file. */
     lh_config_defaults(&c);
     free(c.hosts_file);
