@@ -20,10 +20,19 @@ void lh_config_defaults(lh_config *c)
     c->local_ttl = 60;
     c->tcp_idle_timeout_ms = 10000;
     c->tcp_max_connections = 1000;
+    c->default_blocklist = true;
+    c->block_mode = LH_BLOCK_LOOPBACK;
+    c->block_ttl = 10; /* short: an unblocked name comes back quickly */
+    c->canary_names = true;
 }
 
 void lh_config_free(lh_config *c)
 {
+    for (unsigned i = 0; i < c->nlists; i++)
+        free(c->lists[i].path);
+    free(c->lists);
+    c->lists = NULL;
+    c->nlists = 0;
     free(c->config_file);
     free(c->hosts_file);
     c->config_file = c->hosts_file = NULL;
@@ -141,11 +150,92 @@ static int set_string(char **slot, const char *v)
     return 0;
 }
 
+static const char *const block_modes[] = {"loopback", "null",    "nxdomain",
+                                          "nodata",   "refused", "custom"};
+static const char *const list_formats[] = {"auto",     "hosts",   "domains", "adblock",
+                                           "wildcard", "dnsmasq", "regex"};
+
+/* "PATH [format=F] [subdomains=yes|no]" */
+static int add_list(lh_config *c, bool allow, const char *v, char *err, size_t errlen)
+{
+    char buf[4096];
+    if (strlen(v) >= sizeof buf)
+        return fail(err, errlen, "path too long");
+    strcpy(buf, v);
+    char *save = NULL, *path = strtok_r(buf, " \t", &save), *opt;
+    if (!path)
+        return fail(err, errlen, "%s: needs a file or folder", allow ? "allowlist" : "blocklist");
+    lh_list_source src = {.allow = allow, .format = 0, .subdomains = -1};
+    while ((opt = strtok_r(NULL, " \t", &save))) {
+        bool b, found = false;
+        if (!strncmp(opt, "format=", 7)) {
+            for (unsigned i = 0; i < sizeof list_formats / sizeof *list_formats; i++)
+                if (!strcmp(opt + 7, list_formats[i])) {
+                    src.format = (int)i;
+                    found = true;
+                }
+            if (!found)
+                return fail(err, errlen,
+                            "'%s': format is one of auto, hosts, domains, adblock, wildcard, "
+                            "dnsmasq, regex",
+                            opt);
+        } else if (!strncmp(opt, "subdomains=", 11) && parse_bool(opt + 11, &b) == 0) {
+            src.subdomains = b;
+        } else {
+            return fail(err, errlen, "'%s': expected format=FORMAT or subdomains=yes|no", opt);
+        }
+    }
+    lh_list_source *l = realloc(c->lists, (c->nlists + 1) * sizeof *l);
+    if (!l || !(src.path = strdup(path)))
+        return fail(err, errlen, "out of memory");
+    c->lists = l;
+    c->lists[c->nlists++] = src;
+    return 0;
+}
+
+int lh_config_validate(const lh_config *c, char *err, size_t errlen)
+{
+    if (c->block_mode == LH_BLOCK_CUSTOM && !c->has_block_ipv4 && !c->has_block_ipv6)
+        return fail(err, errlen, "block-mode custom needs block-ipv4 and/or block-ipv6");
+    return 0;
+}
+
 int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, const char *v,
                   char *err, size_t errlen)
 {
-    unsigned long n;
     bool b;
+    if (!strcmp(key, "blocklist") || !strcmp(key, "allowlist"))
+        return add_list(c, key[0] == 'a', v, err, errlen);
+    if (!strcmp(key, "default-blocklist") || !strcmp(key, "canary-names")) {
+        if (parse_bool(v, &b) != 0)
+            return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
+        *(key[0] == 'd' ? &c->default_blocklist : &c->canary_names) = b;
+        return 0;
+    }
+    if (!strcmp(key, "block-mode")) {
+        for (unsigned i = 0; i < sizeof block_modes / sizeof *block_modes; i++)
+            if (!strcmp(v, block_modes[i])) {
+                c->block_mode = (enum lh_block_mode)i;
+                return 0;
+            }
+        return fail(err, errlen,
+                    "block-mode: '%s' is not one of loopback, null, nxdomain, nodata, refused, "
+                    "custom",
+                    v);
+    }
+    if (!strcmp(key, "block-ipv4")) {
+        if (inet_pton(AF_INET, v, c->block_ipv4) != 1)
+            return fail(err, errlen, "block-ipv4: '%s' is not an IPv4 address", v);
+        c->has_block_ipv4 = true;
+        return 0;
+    }
+    if (!strcmp(key, "block-ipv6")) {
+        if (inet_pton(AF_INET6, v, c->block_ipv6) != 1)
+            return fail(err, errlen, "block-ipv6: '%s' is not an IPv6 address", v);
+        c->has_block_ipv6 = true;
+        return 0;
+    }
+    unsigned long n;
     if (!strcmp(key, "listen")) {
         if (c->listen_src != src) { /* a new source replaces the list it inherited */
             c->nlisten = 0;
@@ -189,6 +279,12 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         if (parse_uint(v, 512, 4096, &n))
             return fail(err, errlen, "edns-udp-size: '%s' is not a number from 512 to 4096", v);
         c->edns_udp_size = (uint16_t)n;
+        return 0;
+    }
+    if (!strcmp(key, "block-ttl")) {
+        if (parse_uint(v, 0, 86400, &n))
+            return fail(err, errlen, "block-ttl: '%s' is not a number of seconds up to 86400", v);
+        c->block_ttl = (uint32_t)n;
         return 0;
     }
     if (!strcmp(key, "local-ttl")) {

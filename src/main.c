@@ -5,6 +5,7 @@
 #include "loophole/server.h"
 
 #include <getopt.h>
+#include <ldns/ldns.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,14 @@
 static const char usage[] =
     "Usage: loophole [serve] [OPTIONS]\n"
     "       loophole check-config [--config FILE] [OPTIONS]\n"
+    "       loophole why NAME [TYPE] [--config FILE] [OPTIONS]\n"
     "       loophole --help | --version\n"
     "\n"
     "A local sinkhole DNS resolver. 'serve' (the default) answers DNS over UDP and TCP in the\n"
     "foreground, logging to stderr. 'check-config' validates the configuration and the files it\n"
-    "names, printing file:line: message for the first error.\n"
+    "names, printing file:line: message for the first error. 'why' tells, without a running\n"
+    "daemon, how NAME would be answered with this configuration and which list rules\n"
+    "(file:line) match it.\n"
     "\n"
     "Options (each has a config-file key of the same name; flags override the file):\n"
     "  -c, --config FILE            read settings from FILE (key = value lines)\n"
@@ -32,14 +36,25 @@ static const char usage[] =
     "      --tcp-idle-timeout MS    close TCP connections without a complete query for MS\n"
     "                               milliseconds (default 10000)\n"
     "      --tcp-max-connections N  concurrent TCP connections (default 1000)\n"
+    "      --blocklist PATH         block the names in a list file or a folder of them;\n"
+    "                               repeatable; format detected per line\n"
+    "      --allowlist PATH         never block these names (exceptions); repeatable\n"
+    "      --no-default-blocklist   do not use the built-in list (blocklists/default.list)\n"
+    "      --block-mode MODE        loopback (default: A 127.0.0.1, AAAA ::1), null, nxdomain,\n"
+    "                               nodata, refused or custom\n"
+    "      --block-ipv4 ADDR        the A answer for block-mode custom\n"
+    "      --block-ipv6 ADDR        the AAAA answer for block-mode custom\n"
+    "      --block-ttl SECONDS      TTL of blocked answers (default 10)\n"
+    "      --no-canary-names        do not answer the DoH / Private Relay canary names\n"
     "  -h, --help                   show this help\n"
     "  -V, --version                show the version\n"
     "\n"
-    "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the hosts file.\n"
-    "Documentation: README.md and docs/configuration.md.\n";
+    "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the lists and the hosts file.\n"
+    "Documentation: README.md, docs/configuration.md and docs/blocklists.md.\n";
 
 enum { OPT_LOG_LEVEL = 256, OPT_HOSTS_FILE, OPT_NO_HOSTS, OPT_LOCAL_TTL, OPT_EDNS_UDP_SIZE,
-       OPT_TCP_IDLE, OPT_TCP_MAX };
+       OPT_TCP_IDLE, OPT_TCP_MAX, OPT_BLOCKLIST, OPT_ALLOWLIST, OPT_NO_DEFAULT_LIST,
+       OPT_BLOCK_MODE, OPT_BLOCK_V4, OPT_BLOCK_V6, OPT_BLOCK_TTL, OPT_NO_CANARY };
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -51,6 +66,14 @@ static const struct option long_opts[] = {
     {"edns-udp-size", required_argument, NULL, OPT_EDNS_UDP_SIZE},
     {"tcp-idle-timeout", required_argument, NULL, OPT_TCP_IDLE},
     {"tcp-max-connections", required_argument, NULL, OPT_TCP_MAX},
+    {"blocklist", required_argument, NULL, OPT_BLOCKLIST},
+    {"allowlist", required_argument, NULL, OPT_ALLOWLIST},
+    {"no-default-blocklist", no_argument, NULL, OPT_NO_DEFAULT_LIST},
+    {"block-mode", required_argument, NULL, OPT_BLOCK_MODE},
+    {"block-ipv4", required_argument, NULL, OPT_BLOCK_V4},
+    {"block-ipv6", required_argument, NULL, OPT_BLOCK_V6},
+    {"block-ttl", required_argument, NULL, OPT_BLOCK_TTL},
+    {"no-canary-names", no_argument, NULL, OPT_NO_CANARY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -73,13 +96,22 @@ static const char *flag_key(int opt)
     case OPT_EDNS_UDP_SIZE: return "edns-udp-size";
     case OPT_TCP_IDLE: return "tcp-idle-timeout";
     case OPT_TCP_MAX: return "tcp-max-connections";
+    case OPT_BLOCKLIST: return "blocklist";
+    case OPT_ALLOWLIST: return "allowlist";
+    case OPT_NO_DEFAULT_LIST: return "default-blocklist";
+    case OPT_BLOCK_MODE: return "block-mode";
+    case OPT_BLOCK_V4: return "block-ipv4";
+    case OPT_BLOCK_V6: return "block-ipv6";
+    case OPT_BLOCK_TTL: return "block-ttl";
+    case OPT_NO_CANARY: return "canary-names";
     default: return NULL;
     }
 }
 
 /* Builds the config from defaults, the file and the flags. Returns 0, 1 (done, e.g. --help) or
  * -1 (error already printed). */
-static int build_config(int argc, char **argv, lh_config *cfg)
+static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositional_min,
+                        unsigned npositional)
 {
     flag_setting *flags = calloc((size_t)argc + 1, sizeof *flags);
     const char *config_path = NULL;
@@ -109,11 +141,17 @@ static int build_config(int argc, char **argv, lh_config *cfg)
             goto out;
         }
         flags[nflags].key = key;
-        flags[nflags].value = opt == OPT_NO_HOSTS ? "none" : optarg;
+        flags[nflags].value = opt == OPT_NO_HOSTS                                  ? "none"
+                              : (opt == OPT_NO_DEFAULT_LIST || opt == OPT_NO_CANARY) ? "no"
+                                                                                     : optarg;
         nflags++;
     }
-    if (optind < argc) {
-        fprintf(stderr, "loophole: unexpected argument '%s'. Try 'loophole --help'.\n", argv[optind]);
+    if (optind + (int)npositional < argc || optind + (int)npositional_min > argc) {
+        if (optind < argc)
+            fprintf(stderr, "loophole: unexpected argument '%s'. Try 'loophole --help'.\n",
+                    argv[optind + npositional_min]);
+        else
+            fprintf(stderr, "loophole: missing argument. Try 'loophole --help'.\n");
         rc = -1;
         goto out;
     }
@@ -130,6 +168,11 @@ static int build_config(int argc, char **argv, lh_config *cfg)
             goto out;
         }
     }
+    if (lh_config_validate(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "loophole: %s%s%s\n", config_path ? config_path : "",
+                config_path ? ": " : "", err);
+        rc = -1;
+    }
 out:
     free(flags);
     return rc;
@@ -143,8 +186,119 @@ static int cmd_check_config(lh_config *cfg)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    printf("%s: OK (%u listen address(es)%s)\n", cfg->config_file ? cfg->config_file : "defaults",
-           cfg->nlisten, p->has_hosts ? ", hosts file readable" : "");
+    size_t rules = 0;
+    for (size_t i = 0; i < p->blocks.nlists; i++)
+        rules += p->blocks.lists[i].counts.rules;
+    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s)\n",
+           cfg->config_file ? cfg->config_file : "defaults", cfg->nlisten, p->blocks.nlists, rules,
+           p->has_hosts ? ", hosts file readable" : "");
+    lh_policy_free(p);
+    return 0;
+}
+
+typedef struct why_ctx {
+    lh_name name;
+    unsigned shown;
+} why_ctx;
+
+typedef struct why_file {
+    why_ctx *why;
+    const lh_list_info *info;
+} why_file;
+
+static int why_rule(void *ctx, const lh_rule *r, unsigned line, const char *text)
+{
+    why_ctx *w = ((why_file *)ctx)->why;
+    const lh_list_info *info = ((why_file *)ctx)->info;
+    if (!lh_rule_matches(r, &w->name))
+        return 0;
+    static const char *const kinds[] = {"name", "pattern", "regex"};
+    const char *scope = r->kind == LH_RULE_REGEX           ? "the whole name"
+                        : r->match == LH_MATCH_EXACT        ? "the name only"
+                        : r->match == LH_MATCH_SUBS         ? "names below it"
+                                                             : "the name and below";
+    if (w->shown++ < 20)
+        printf("  %-5s %s:%u: %s\n        (%s rule, %s format, matches %s%s)\n",
+               r->allow ? "allow" : "block", info->path, line, text, kinds[r->kind],
+               lh_list_format_name(r->format), scope, r->important ? ", $important" : "");
+    return 0;
+}
+
+static int why_list(void *ctx, const lh_list_info *info, FILE *f, char *err, size_t errlen)
+{
+    why_file wf = {.why = ctx, .info = info};
+    lh_list_counts counts;
+    return lh_list_read(f, info->path, info->format, info->allow, info->subdomains, why_rule, &wf,
+                        &counts, true, err, errlen);
+}
+
+static const char *origin_text(const lh_verdict *v)
+{
+    switch (v->origin) {
+    case LH_ORIGIN_LOCALHOST: return "local: the localhost zone (RFC 6761)";
+    case LH_ORIGIN_SPECIAL_USE: return "local: a special-use or locally served zone (RFC 6761/6303/7686)";
+    case LH_ORIGIN_HOSTS: return "local: the hosts file";
+    case LH_ORIGIN_CLASS: return "refused: class other than IN";
+    case LH_ORIGIN_CANARY: return "local: a canary name that keeps clients on this resolver";
+    case LH_ORIGIN_BLOCKLIST: return "blocked";
+    default: return "forwarded upstream";
+    }
+}
+
+/* loophole why NAME [TYPE]: the verdict from the same config the daemon would use, the answer
+ * it would send (printed by ldns), and every list rule that matches, with file:line. */
+static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
+{
+    char err[LH_ERR_MAX];
+    ldns_rr_type type = type_text ? ldns_get_rr_type_by_name(type_text) : LDNS_RR_TYPE_A;
+    if (type == 0) {
+        fprintf(stderr, "loophole: why: '%s' is not a record type\n", type_text);
+        return 2;
+    }
+    lh_log_threshold = LH_LOG_WARN; /* list load lines would drown the answer */
+    lh_policy *p = lh_policy_build(cfg, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    uint8_t q[LH_MSG_MAX], out[LH_MSG_MAX];
+    lh_msg m;
+    size_t qlen = lh_wire_build_query(q, sizeof q, name, (uint16_t)type, 0x1d00);
+    if (!qlen || lh_msg_parse_query(q, qlen, &m) != LH_PARSE_OK) {
+        fprintf(stderr, "loophole: why: '%s' is not a valid DNS name\n", name);
+        lh_policy_free(p);
+        return 2;
+    }
+    uint64_t h[LH_LABELS_MAX];
+    lh_verdict v;
+    lh_name_hashes(&m.qname, h);
+    lh_policy_decide(p, &m, h, &v);
+    char text[LH_NAME_MAX * 4 + 1];
+    lh_name_to_text(m.qname.wire, text, sizeof text);
+    char *tname = ldns_rr_type2str(type);
+    printf("%s %s: %s%s\n", text, tname, origin_text(&v),
+           v.allowed ? " (an allow rule overrides the block rules)" : "");
+    free(tname);
+    if (v.kind == LH_VERDICT_LOCAL || v.kind == LH_VERDICT_REFUSED) {
+        size_t n = lh_answer_build(&m, &v, out, sizeof out, LH_MSG_MAX, 1232);
+        ldns_pkt *pkt = NULL;
+        if (n && ldns_wire2pkt(&pkt, out, n) == LDNS_STATUS_OK) {
+            printf("answer: %s", ldns_pkt_rcode2str(ldns_pkt_get_rcode(pkt)));
+            ldns_rr_list *an = ldns_pkt_answer(pkt), *ns = ldns_pkt_authority(pkt);
+            printf(", %zu answer record(s)%s\n", ldns_rr_list_rr_count(an),
+                   ldns_rr_list_rr_count(ns) ? ", SOA in authority" : "");
+            ldns_rr_list_print(stdout, an);
+            ldns_pkt_free(pkt);
+        }
+    }
+    why_ctx w = {.name = m.qname};
+    int rc = lh_policy_each_list(cfg, why_list, &w, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "%s\n", err);
+    if (w.shown == 0 && (v.origin == LH_ORIGIN_BLOCKLIST || v.allowed || v.kind == LH_VERDICT_FORWARD))
+        printf("  no list rule matches %s\n", text);
+    else if (w.shown > 20)
+        printf("  ... and %u more matching rules\n", w.shown - 20);
     lh_policy_free(p);
     return 0;
 }
@@ -188,19 +342,23 @@ int main(int argc, char **argv)
         argv++;
         argc--;
     }
-    if (strcmp(cmd, "serve") && strcmp(cmd, "check-config")) {
+    bool why = !strcmp(cmd, "why");
+    if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && !why) {
         fprintf(stderr, "loophole: unknown command '%s'. Try 'loophole --help'.\n", cmd);
         return 2;
     }
     lh_config cfg;
     lh_config_defaults(&cfg);
-    int r = build_config(argc, argv, &cfg);
+    int r = build_config(argc, argv, &cfg, why ? 1 : 0, why ? 2 : 0);
     if (r != 0) {
         lh_config_free(&cfg);
         return r > 0 ? 0 : 2;
     }
     lh_log_threshold = cfg.log_level;
-    r = !strcmp(cmd, "serve") ? cmd_serve(&cfg) : cmd_check_config(&cfg);
+    if (why)
+        r = cmd_why(&cfg, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
+    else
+        r = !strcmp(cmd, "serve") ? cmd_serve(&cfg) : cmd_check_config(&cfg);
     lh_config_free(&cfg);
     return r;
 }

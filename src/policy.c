@@ -5,20 +5,27 @@
  *   2. localhost. and below                 -> 127.0.0.1 / ::1, NODATA+SOA for other types
  *   3. 1.0.0.127.in-addr.arpa, ::1's name   -> PTR localhost.
  *   4. the hosts file (names and reverse)   -> its addresses / PTR
- *   5. special-use zones (RFC 6761/6303/7686) -> NXDOMAIN+SOA (apex: SOA/NS, NODATA)
- *   6. everything else                      -> forward */
+ *   5. canary names (DoH, Private Relay)    -> NXDOMAIN, or NODATA for resolver.arpa
+ *   6. block/allow lists                    -> the block mode's answer, EDE 15
+ *   7. special-use zones (RFC 6761/6303/7686) -> NXDOMAIN+SOA (apex: SOA/NS, NODATA)
+ *   8. everything else                      -> forward */
 #include "loophole/policy.h"
 #include "loophole/log.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Values stored in the zones set. */
 #define ZONE_LOCALHOST 1u     /* answers loopback addresses */
 #define ZONE_NXDOMAIN 2u      /* locally served empty zone */
 #define ZONE_KIND_MASK 0xfu
 #define ZONE_PTR_LOCALHOST 0x10u /* this exact name has PTR localhost. */
+#define ZONE_CANARY_NXDOMAIN 0x20u /* this exact name: NXDOMAIN (turns a bypass off) */
+#define ZONE_CANARY_NODATA 0x40u   /* this exact name: NODATA */
 
 static const uint8_t localhost_wire[] = "\x09localhost"; /* + implicit root byte */
 static const uint8_t loopback4[4] = {127, 0, 0, 1};
@@ -51,6 +58,17 @@ static const char *const localhost_ptr_names[] = {
     "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
 };
 
+/* Canary names that keep browsers and phones on the local resolver. NXDOMAIN, not 0.0.0.0:
+ * Firefox keeps DoH on when its canary resolves at all. */
+static const char *const canary_nxdomain[] = {
+    "use-application-dns.net", /* Firefox: disable automatic DoH */
+    "mask.icloud.com",         /* iCloud Private Relay */
+    "mask-h2.icloud.com",
+};
+/* RFC 9462: a device asks resolver.arpa SVCB to discover and switch to an encrypted
+ * resolver; NODATA keeps it here. */
+static const char *const canary_nodata[] = {"resolver.arpa"};
+
 static int zone_add(lh_nameset *set, const char *text, uint32_t bits)
 {
     lh_name n;
@@ -64,6 +82,134 @@ static int zone_add(lh_nameset *set, const char *text, uint32_t bits)
         return -1;
     *v = created ? bits : (*v | bits);
     return 0;
+}
+
+static int block_settings(lh_policy *p, const lh_config *cfg, char *err, size_t errlen)
+{
+    if (lh_config_validate(cfg, err, errlen) != 0)
+        return -1;
+    p->block_mode = cfg->block_mode;
+    p->block_ttl = cfg->block_ttl;
+    switch (cfg->block_mode) {
+    case LH_BLOCK_LOOPBACK:
+        memcpy(p->block_v4, loopback4, 4);
+        memcpy(p->block_v6, loopback6, 16);
+        p->block_n4 = p->block_n6 = 1;
+        break;
+    case LH_BLOCK_NULL: /* zeroed already */
+        p->block_n4 = p->block_n6 = 1;
+        break;
+    case LH_BLOCK_CUSTOM:
+        memcpy(p->block_v4, cfg->block_ipv4, 4);
+        memcpy(p->block_v6, cfg->block_ipv6, 16);
+        p->block_n4 = cfg->has_block_ipv4;
+        p->block_n6 = cfg->has_block_ipv6;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int each_file_in(const lh_list_source *src, lh_list_file_fn fn, void *ctx, char *err,
+                        size_t errlen)
+{
+    lh_list_info info = {.path = src->path, .allow = src->allow,
+                         .format = (enum lh_list_format)src->format,
+                         .subdomains = src->subdomains};
+    struct stat st;
+    if (stat(src->path, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read %s: %s", src->path,
+                 src->allow ? "allowlist" : "blocklist", strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        FILE *f = fopen(src->path, "r");
+        if (!f) {
+            snprintf(err, errlen, "%s: cannot open %s: %s", src->path,
+                     src->allow ? "allowlist" : "blocklist", strerror(errno));
+            return -1;
+        }
+        int rc = fn(ctx, &info, f, err, errlen);
+        fclose(f);
+        return rc;
+    }
+    struct dirent **ents;
+    int n = scandir(src->path, &ents, NULL, alphasort);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: cannot read folder: %s", src->path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        if (rc == 0 && ents[i]->d_name[0] != '.' &&
+            (size_t)snprintf(path, sizeof path, "%s/%s", src->path, ents[i]->d_name) < sizeof path &&
+            stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            lh_list_source one = *src;
+            one.path = path;
+            rc = each_file_in(&one, fn, ctx, err, errlen);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return rc;
+}
+
+int lh_policy_each_list(const lh_config *cfg, lh_list_file_fn fn, void *ctx, char *err,
+                        size_t errlen)
+{
+    if (cfg->default_blocklist) {
+        FILE *f = fmemopen((void *)lh_default_list, lh_default_list_len, "r");
+        if (!f) {
+            snprintf(err, errlen, "cannot open the built-in list: %s", strerror(errno));
+            return -1;
+        }
+        lh_list_info info = {.path = LH_DEFAULT_LIST_NAME, .format = LH_FMT_ADBLOCK,
+                             .subdomains = -1};
+        int rc = fn(ctx, &info, f, err, errlen);
+        fclose(f);
+        if (rc)
+            return rc;
+    }
+    for (unsigned i = 0; i < cfg->nlists; i++) {
+        int rc = each_file_in(&cfg->lists[i], fn, ctx, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_one_list(void *ctx, const lh_list_info *info, FILE *f, char *err, size_t errlen)
+{
+    lh_policy *p = ctx;
+    if (lh_blockset_add_file(&p->blocks, info, f, err, errlen) != 0)
+        return -1;
+    const lh_list_info *li = &p->blocks.lists[p->blocks.nlists - 1];
+    lh_info("%s %s: %u rules (%u names, %u patterns), %u ignored, %u malformed",
+            li->allow ? "allowlist" : "blocklist", li->path, li->counts.rules, li->counts.names,
+            li->counts.globs + li->counts.regexes, li->counts.ignored, li->counts.errors);
+    return 0;
+}
+
+/* Sizes the name table from the lists' bytes (about 24 bytes a line) to avoid rehashing. */
+static size_t expected_names(const lh_config *cfg)
+{
+    size_t bytes = lh_default_list_len;
+    struct stat st;
+    for (unsigned i = 0; i < cfg->nlists; i++)
+        if (stat(cfg->lists[i].path, &st) == 0 && S_ISREG(st.st_mode))
+            bytes += (size_t)st.st_size;
+    return bytes / 24 + 64;
+}
+
+static int load_lists(lh_policy *p, const lh_config *cfg, char *err, size_t errlen)
+{
+    if (lh_blockset_init(&p->blocks, expected_names(cfg)) != 0) {
+        snprintf(err, errlen, "out of memory for the blocklists");
+        return -1;
+    }
+    return lh_policy_each_list(cfg, load_one_list, p, err, errlen) ? -1 : 0;
 }
 
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
@@ -80,6 +226,17 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < sizeof localhost_ptr_names / sizeof *localhost_ptr_names; i++)
         if (zone_add(&p->zones, localhost_ptr_names[i], ZONE_PTR_LOCALHOST) != 0)
             goto oom;
+    if (cfg->canary_names) {
+        for (size_t i = 0; i < sizeof canary_nxdomain / sizeof *canary_nxdomain; i++)
+            if (zone_add(&p->zones, canary_nxdomain[i], ZONE_CANARY_NXDOMAIN) != 0)
+                goto oom;
+        if (zone_add(&p->zones, canary_nodata[0], ZONE_CANARY_NODATA) != 0)
+            goto oom;
+    }
+    if (block_settings(p, cfg, err, errlen) != 0 || load_lists(p, cfg, err, errlen) != 0) {
+        lh_policy_free(p);
+        return NULL;
+    }
     if (cfg->hosts_file) {
         if (lh_hosts_load(&p->hosts, cfg->hosts_file, err, errlen) != 0) {
             lh_policy_free(p);
@@ -99,6 +256,7 @@ void lh_policy_free(lh_policy *p)
     if (!p)
         return;
     lh_nameset_free(&p->zones);
+    lh_blockset_free(&p->blocks);
     if (p->has_hosts)
         lh_hosts_free(&p->hosts);
     free(p);
@@ -142,10 +300,34 @@ static bool hosts_decide(const lh_hosts *h, const lh_msg *m, const uint64_t *has
     return false;
 }
 
+/* The answer for a blocked name, per block mode. Not authoritative; EDE 15 (Blocked) so tools
+ * can tell a block from a real NODATA or NXDOMAIN. */
+static void blocked(const lh_policy *p, lh_verdict *v, const lh_block_match *bm)
+{
+    static const uint8_t rcodes[] = {
+        [LH_BLOCK_LOOPBACK] = LH_RCODE_NOERROR, [LH_BLOCK_NULL] = LH_RCODE_NOERROR,
+        [LH_BLOCK_NXDOMAIN] = LH_RCODE_NXDOMAIN, [LH_BLOCK_NODATA] = LH_RCODE_NOERROR,
+        [LH_BLOCK_REFUSED] = LH_RCODE_REFUSED,   [LH_BLOCK_CUSTOM] = LH_RCODE_NOERROR,
+    };
+    local(v, LH_ORIGIN_BLOCKLIST, rcodes[p->block_mode], 0, p->block_ttl);
+    v->aa = false;
+    v->ede = LH_EDE_BLOCKED;
+    v->list = bm->list;
+    v->match_label = bm->label;
+    if (p->block_mode == LH_BLOCK_REFUSED)
+        v->kind = LH_VERDICT_REFUSED;
+    v->n4 = p->block_n4;
+    v->v4 = p->block_v4;
+    v->n6 = p->block_n6;
+    v->v6 = p->block_v6;
+}
+
 void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v)
 {
     memset(v, 0, sizeof *v);
     v->ede = -1;
+    v->list = -1;
+    v->match_label = -1;
     if (m->qclass != LH_CLASS_IN && m->qclass != LH_CLASS_ANY) {
         v->kind = LH_VERDICT_REFUSED;
         v->origin = LH_ORIGIN_CLASS;
@@ -186,6 +368,25 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
     }
     if (p->has_hosts && hosts_decide(&p->hosts, m, hashes, p->ttl, v))
         return;
+    if (exact & (ZONE_CANARY_NXDOMAIN | ZONE_CANARY_NODATA)) {
+        local(v, LH_ORIGIN_CANARY,
+              (exact & ZONE_CANARY_NXDOMAIN) ? LH_RCODE_NXDOMAIN : LH_RCODE_NOERROR, 0, p->ttl);
+        v->aa = false;
+        return;
+    }
+    lh_block_match bm;
+    lh_blockset_match(&p->blocks, &m->qname, hashes, &bm);
+    if (bm.blocked) {
+        blocked(p, v, &bm);
+        return;
+    }
+    if (bm.allowed) { /* an exception also opts a name out of the special zones below */
+        v->allowed = true;
+        v->list = bm.list;
+        v->match_label = bm.label;
+        v->kind = LH_VERDICT_FORWARD;
+        return;
+    }
     if (zone == ZONE_NXDOMAIN) {
         bool apex = zone_label == 0;
         local(v, LH_ORIGIN_SPECIAL_USE, apex ? LH_RCODE_NOERROR : LH_RCODE_NXDOMAIN,

@@ -340,3 +340,18 @@ size_t lh_writer_finish(lh_writer *w, const lh_msg *m, size_t limit, uint16_t ou
     lh_wr16(w->buf + 10, w->counts[LH_SEC_ADDITIONAL]);
     return w->len;
 }
+
+size_t lh_wire_build_query(uint8_t *buf, size_t cap, const char *name, uint16_t type, uint16_t id)
+{
+    lh_name n;
+    if (lh_name_from_text(name, strlen(name), &n) != 0 || cap < LH_DNS_HEADER_LEN + n.len + 4u)
+        return 0;
+    memset(buf, 0, LH_DNS_HEADER_LEN);
+    lh_wr16(buf, id);
+    lh_wr16(buf + 2, LH_FLAG_RD);
+    lh_wr16(buf + 4, 1);
+    memcpy(buf + LH_DNS_HEADER_LEN, n.wire, n.len);
+    lh_wr16(buf + LH_DNS_HEADER_LEN + n.len, type);
+    lh_wr16(buf + LH_DNS_HEADER_LEN + n.len + 2, LH_CLASS_IN);
+    return LH_DNS_HEADER_LEN + n.len + 4u;
+}

@@ -4,6 +4,7 @@
 #ifndef LH_POLICY_H
 #define LH_POLICY_H
 
+#include "loophole/blockset.h"
 #include "loophole/config.h"
 #include "loophole/hosts.h"
 #include "loophole/nameset.h"
@@ -22,6 +23,8 @@ enum lh_origin {
     LH_ORIGIN_SPECIAL_USE, /* .onion, .invalid, .local, RFC 6303 reverse zones */
     LH_ORIGIN_HOSTS,       /* the hosts file */
     LH_ORIGIN_CLASS,       /* a class other than IN */
+    LH_ORIGIN_CANARY,      /* use-application-dns.net, mask.icloud.com, resolver.arpa */
+    LH_ORIGIN_BLOCKLIST,   /* a block rule */
 };
 
 typedef struct lh_verdict {
@@ -37,14 +40,37 @@ typedef struct lh_verdict {
     uint16_t ptr_len;
     uint32_t ttl;
     int ede; /* Extended DNS Error code, or -1 */
+    int list;        /* blocklist / allowlist index that decided, or -1 */
+    int match_label; /* label where the deciding name rule matched, -1 for patterns */
+    bool allowed;    /* an allow rule let the name through */
 } lh_verdict;
 
 typedef struct lh_policy {
-    lh_nameset zones; /* special-use zone apexes and the localhost reverse names */
+    lh_nameset zones; /* special-use zone apexes, localhost reverse names, canary names */
     lh_hosts hosts;
     bool has_hosts;
+    lh_blockset blocks;
     uint32_t ttl;
+    /* How blocked names are answered (from the config). */
+    enum lh_block_mode block_mode;
+    uint32_t block_ttl;
+    uint8_t block_v4[4], block_v6[16];
+    uint16_t block_n4, block_n6;
 } lh_policy;
+
+/* The built-in default list (generated from blocklists/default.list). */
+extern const unsigned char lh_default_list[];
+extern const size_t lh_default_list_len;
+#define LH_DEFAULT_LIST_NAME "blocklists/default.list (built in)"
+
+/* Opens list `i` of the config's sources as expanded into files: calls `fn` for every file
+ * (a folder is expanded into its regular, non-hidden files in name order), with the default
+ * list first when enabled. Used by the policy build and by `loophole why`. Returns 0, the
+ * first non-zero result of fn, or -1 with err when a file or folder cannot be read. */
+typedef int (*lh_list_file_fn)(void *ctx, const lh_list_info *info, FILE *f, char *err,
+                               size_t errlen);
+int lh_policy_each_list(const lh_config *cfg, lh_list_file_fn fn, void *ctx, char *err,
+                        size_t errlen);
 
 /* Builds a policy from the config (reads the hosts file). Returns NULL with err set. */
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);

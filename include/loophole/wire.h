@@ -106,6 +106,10 @@ static inline uint16_t lh_name_suffix_len(const lh_name *n, unsigned label)
     return (uint16_t)(n->len - n->label_off[label]);
 }
 
+/* Builds a query (one question, class IN, RD set, no EDNS) for the dotted `name`. Returns its
+ * length, or 0 when the name is invalid or `cap` is too small. */
+size_t lh_wire_build_query(uint8_t *buf, size_t cap, const char *name, uint16_t type, uint16_t id);
+
 /* Answer builder: writes into a caller-owned buffer; every append checks space and sets
  * `overflow` instead of writing past the end, so callers test once at the end. */
 typedef struct lh_writer {

@@ -1,0 +1,218 @@
+/* blockset.c - compiling list rules and matching names against them.
+ *
+ * Matching walks the suffixes of the query name, most specific first, with one hash probe
+ * each: at label 0 the EXACT bits apply, above it the SUBS bits. Patterns (globs, regexes)
+ * are checked only when lists have any. An allow rule beats a block rule unless the block
+ * is $important (AdGuard's semantics). */
+#include "loophole/blockset.h"
+
+#include "loophole/regex.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lh_blockset_init(lh_blockset *b, size_t expected_names)
+{
+    memset(b, 0, sizeof *b);
+    return lh_nameset_init(&b->names, expected_names);
+}
+
+void lh_blockset_free(lh_blockset *b)
+{
+    lh_nameset_free(&b->names);
+    for (size_t i = 0; i < b->npatterns; i++) {
+        if (b->patterns[i].is_regex)
+            lh_regex_free(b->patterns[i].re);
+        else
+            free(b->patterns[i].glob);
+    }
+    free(b->patterns);
+    for (size_t i = 0; i < b->nlists; i++)
+        free(b->lists[i].path);
+    free(b->lists);
+    memset(b, 0, sizeof *b);
+}
+
+static uint32_t rule_bits(const lh_rule *r)
+{
+    uint32_t bits = 0;
+    if (r->match & LH_MATCH_EXACT)
+        bits |= r->allow ? LH_BS_ALLOW_EXACT : LH_BS_BLOCK_EXACT;
+    if (r->match & LH_MATCH_SUBS)
+        bits |= r->allow ? LH_BS_ALLOW_SUBS : LH_BS_BLOCK_SUBS;
+    if (r->important && !r->allow)
+        bits |= LH_BS_IMPORTANT;
+    return bits;
+}
+
+typedef struct add_ctx {
+    lh_blockset *b;
+    uint32_t list;
+} add_ctx;
+
+#define ADD_OOM 1
+
+static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text)
+{
+    (void)text;
+    add_ctx *a = ctx;
+    lh_blockset *b = a->b;
+    if (r->kind == LH_RULE_NAME) {
+        uint64_t h[LH_LABELS_MAX];
+        bool created;
+        lh_name_hashes(&r->name, h);
+        uint32_t *v = lh_nameset_upsert(&b->names, &r->name, 0, h[0], &created);
+        if (!v)
+            return ADD_OOM;
+        *v = created ? (rule_bits(r) | a->list << LH_BS_LIST_SHIFT) : (*v | rule_bits(r));
+        return 0;
+    }
+    if (b->npatterns == b->cap_patterns) {
+        size_t cap = b->cap_patterns ? b->cap_patterns * 2 : 16;
+        lh_pattern_rule *p = realloc(b->patterns, cap * sizeof *p);
+        if (!p)
+            return ADD_OOM;
+        b->patterns = p;
+        b->cap_patterns = cap;
+    }
+    lh_pattern_rule *p = &b->patterns[b->npatterns];
+    memset(p, 0, sizeof *p);
+    p->line = line;
+    if (r->kind == LH_RULE_REGEX) {
+        /* Regexes match the whole name, so only the EXACT bit means anything. */
+        p->value = (r->allow ? LH_BS_ALLOW_EXACT : LH_BS_BLOCK_EXACT) |
+                   (r->important && !r->allow ? LH_BS_IMPORTANT : 0);
+        p->is_regex = true;
+        char err[128];
+        if (!(p->re = lh_regex_compile(r->pattern, err, sizeof err)))
+            return 0; /* lh_list_read already reported it */
+    } else {
+        p->value = rule_bits(r);
+        if (!(p->glob = strdup(r->pattern)))
+            return ADD_OOM;
+    }
+    p->value |= a->list << LH_BS_LIST_SHIFT;
+    b->npatterns++;
+    return 0;
+}
+
+int lh_blockset_add_file(lh_blockset *b, const lh_list_info *info, FILE *f, char *err,
+                         size_t errlen)
+{
+    lh_list_info *lists = realloc(b->lists, (b->nlists + 1) * sizeof *lists);
+    if (!lists)
+        goto oom;
+    b->lists = lists;
+    lh_list_info *li = &lists[b->nlists];
+    *li = *info;
+    if (!(li->path = strdup(info->path)))
+        goto oom;
+    b->nlists++;
+    add_ctx a = {.b = b, .list = (uint32_t)(b->nlists - 1)};
+    int rc = lh_list_read(f, li->path, info->format, info->allow, info->subdomains, add_rule, &a,
+                          &li->counts, false, err, errlen);
+    if (rc == ADD_OOM)
+        goto oom;
+    return rc;
+oom:
+    snprintf(err, errlen, "%s: out of memory", info->path);
+    return -1;
+}
+
+/* Does a glob with `bits` match the text name (or, with SUBS, one of its parent suffixes)? */
+static bool glob_matches(const char *glob, uint32_t exact_bit, uint32_t subs_bit, uint32_t bits,
+                         const char *text)
+{
+    if ((bits & exact_bit) && fnmatch(glob, text, 0) == 0)
+        return true;
+    if (bits & subs_bit)
+        for (const char *p = strchr(text, '.'); p; p = strchr(p + 1, '.'))
+            if (fnmatch(glob, p + 1, 0) == 0)
+                return true;
+    return false;
+}
+
+static bool pattern_matches(const lh_pattern_rule *p, const char *text, size_t len, bool *allow)
+{
+    uint32_t v = p->value;
+    *allow = (v & (LH_BS_ALLOW_EXACT | LH_BS_ALLOW_SUBS)) != 0;
+    if (p->is_regex)
+        return lh_regex_match(p->re, text, len);
+    return *allow ? glob_matches(p->glob, LH_BS_ALLOW_EXACT, LH_BS_ALLOW_SUBS, v, text)
+                  : glob_matches(p->glob, LH_BS_BLOCK_EXACT, LH_BS_BLOCK_SUBS, v, text);
+}
+
+void lh_blockset_match(const lh_blockset *b, const lh_name *n, const uint64_t *hashes,
+                       lh_block_match *out)
+{
+    int block_list = -1, allow_list = -1, block_label = -1, allow_label = -1;
+    bool important = false;
+    for (unsigned i = 0; i < n->nlabels; i++) {
+        const uint32_t *v = lh_nameset_find(&b->names, n, i, hashes[i]);
+        if (!v)
+            continue;
+        uint32_t bits = *v;
+        bool blk = bits & (i == 0 ? LH_BS_BLOCK_EXACT : LH_BS_BLOCK_SUBS);
+        bool alw = bits & (i == 0 ? LH_BS_ALLOW_EXACT : LH_BS_ALLOW_SUBS);
+        if (blk && block_list < 0) {
+            block_list = (int)(bits >> LH_BS_LIST_SHIFT);
+            block_label = (int)i;
+        }
+        if (blk && (bits & LH_BS_IMPORTANT))
+            important = true;
+        if (alw && allow_list < 0) {
+            allow_list = (int)(bits >> LH_BS_LIST_SHIFT);
+            allow_label = (int)i;
+        }
+    }
+    if (b->npatterns) {
+        char text[LH_NAME_MAX * 4 + 1];
+        size_t len = lh_name_to_text(n->wire, text, sizeof text);
+        for (size_t k = 0; k < b->npatterns; k++) {
+            bool allow;
+            if (!pattern_matches(&b->patterns[k], text, len, &allow))
+                continue;
+            int list = (int)(b->patterns[k].value >> LH_BS_LIST_SHIFT);
+            if (allow && allow_list < 0)
+                allow_list = list;
+            if (!allow) {
+                if (block_list < 0)
+                    block_list = list;
+                if (b->patterns[k].value & LH_BS_IMPORTANT)
+                    important = true;
+            }
+        }
+    }
+    out->important = important;
+    out->allowed = allow_list >= 0;
+    out->blocked = block_list >= 0 && (!out->allowed || important);
+    if (out->blocked) {
+        out->list = block_list;
+        out->label = block_label;
+    } else {
+        out->list = allow_list;
+        out->label = allow_label;
+    }
+}
+
+bool lh_rule_matches(const lh_rule *r, const lh_name *n)
+{
+    if (r->kind == LH_RULE_NAME) {
+        for (unsigned i = 0; i < n->nlabels; i++) {
+            unsigned need = i == 0 ? LH_MATCH_EXACT : LH_MATCH_SUBS;
+            if ((r->match & need) && lh_name_suffix_len(n, i) == r->name.len &&
+                memcmp(n->wire + n->label_off[i], r->name.wire, r->name.len) == 0)
+                return true;
+        }
+        return false;
+    }
+    char text[LH_NAME_MAX * 4 + 1], err[128];
+    size_t len = lh_name_to_text(n->wire, text, sizeof text);
+    if (r->kind == LH_RULE_GLOB)
+        return glob_matches(r->pattern, LH_MATCH_EXACT, LH_MATCH_SUBS, r->match, text);
+    lh_regex *re = lh_regex_compile(r->pattern, err, sizeof err);
+    bool m = re && lh_regex_match(re, text, len);
+    lh_regex_free(re);
+    return m;
+}
