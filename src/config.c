@@ -2,6 +2,7 @@
 #include "loophole/config.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,20 @@ void lh_config_defaults(lh_config *c)
     c->block_mode = LH_BLOCK_LOOPBACK;
     c->block_ttl = 10; /* short: an unblocked name comes back quickly */
     c->canary_names = true;
+    c->resolv_conf = strdup(LH_DEFAULT_RESOLV_CONF);
+    c->nfallback = 2;
+    lh_addr_parse("9.9.9.9", 53, &c->fallback[0]);
+    lh_addr_parse("149.112.112.112", 53, &c->fallback[1]);
+    c->upstream_timeout_ms = 1500;
+    c->query_budget_ms = 4000;
+    c->upstream_max_inflight = 1024;
+    c->upstream_0x20 = true;
+    c->cache_size = 16u << 20;
+    c->cache_max_ttl = 86400;
+    c->cache_max_negative_ttl = 3600;
+    c->serve_stale = true;
+    c->stale_ttl = 30;
+    c->stale_window = 86400;
 }
 
 void lh_config_free(lh_config *c)
@@ -33,9 +48,15 @@ void lh_config_free(lh_config *c)
     free(c->lists);
     c->lists = NULL;
     c->nlists = 0;
+    for (unsigned i = 0; i < c->nforward_zones; i++)
+        free(c->forward_zones[i].zone);
+    free(c->forward_zones);
+    c->forward_zones = NULL;
+    c->nforward_zones = 0;
     free(c->config_file);
     free(c->hosts_file);
-    c->config_file = c->hosts_file = NULL;
+    free(c->resolv_conf);
+    c->config_file = c->hosts_file = c->resolv_conf = NULL;
 }
 
 int lh_addr_parse(const char *text, uint16_t default_port, lh_sockaddr *out)
@@ -193,8 +214,149 @@ static int add_list(lh_config *c, bool allow, const char *v, char *err, size_t e
     return 0;
 }
 
+/* A repeatable address list: a new source replaces the list it inherited. */
+static int add_addr(lh_sockaddr *list, unsigned *n, enum lh_config_source *list_src,
+                    enum lh_config_source src, const char *key, const char *v, char *err,
+                    size_t errlen)
+{
+    if (*list_src != src) {
+        *n = 0;
+        *list_src = src;
+    }
+    if (*n >= LH_UPSTREAMS_MAX)
+        return fail(err, errlen, "%s: at most %d addresses", key, LH_UPSTREAMS_MAX);
+    if (lh_addr_parse(v, 53, &list[*n]) != 0)
+        return fail(err, errlen, "%s: '%s' is not ADDR[:PORT] (IPv6 as [::1]:53)", key, v);
+    (*n)++;
+    return 0;
+}
+
+/* ZONE=ADDR[:PORT][,ADDR...] */
+static int add_forward_zone(lh_config *c, const char *v, char *err, size_t errlen)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !eq[1])
+        return fail(err, errlen, "forward-zone: '%s' is not ZONE=ADDR[:PORT][,ADDR...]", v);
+    lh_forward_zone z = {0};
+    char addrs[1024];
+    if (strlen(eq + 1) >= sizeof addrs)
+        return fail(err, errlen, "forward-zone: too long");
+    strcpy(addrs, eq + 1);
+    char *save = NULL;
+    for (char *a = strtok_r(addrs, ", \t", &save); a; a = strtok_r(NULL, ", \t", &save)) {
+        if (z.nservers >= LH_ZONE_SERVERS_MAX)
+            return fail(err, errlen, "forward-zone: at most %d addresses", LH_ZONE_SERVERS_MAX);
+        if (lh_addr_parse(a, 53, &z.servers[z.nservers]) != 0)
+            return fail(err, errlen, "forward-zone: '%s' is not ADDR[:PORT]", a);
+        z.nservers++;
+    }
+    if (!z.nservers)
+        return fail(err, errlen, "forward-zone: '%s' names no address", v);
+    lh_forward_zone *zs = realloc(c->forward_zones, (c->nforward_zones + 1) * sizeof *zs);
+    if (!zs || !(z.zone = strndup(v, (size_t)(eq - v))))
+        return fail(err, errlen, "out of memory");
+    c->forward_zones = zs;
+    c->forward_zones[c->nforward_zones++] = z;
+    return 0;
+}
+
+/* "16M", "512K", "1048576" */
+static int parse_size(const char *v, size_t *out)
+{
+    char *e;
+    errno = 0;
+    if (*v == '-' || !*v)
+        return -1;
+    unsigned long long x = strtoull(v, &e, 10);
+    if (errno)
+        return -1;
+    if (*e == 'K' || *e == 'k')
+        x <<= 10, e++;
+    else if (*e == 'M' || *e == 'm')
+        x <<= 20, e++;
+    else if (*e == 'G' || *e == 'g')
+        x <<= 30, e++;
+    if (*e || x > (1ull << 34))
+        return -1;
+    *out = (size_t)x;
+    return 0;
+}
+
+bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a)
+{
+    for (unsigned i = 0; i < c->nlisten; i++) {
+        const lh_sockaddr *l = &c->listen[i];
+        if (l->sa.sa_family != a->sa.sa_family)
+            continue;
+        if (a->sa.sa_family == AF_INET && l->v4.sin_port == a->v4.sin_port &&
+            l->v4.sin_addr.s_addr == a->v4.sin_addr.s_addr)
+            return true;
+        if (a->sa.sa_family == AF_INET6 && l->v6.sin6_port == a->v6.sin6_port &&
+            !memcmp(&l->v6.sin6_addr, &a->v6.sin6_addr, 16))
+            return true;
+    }
+    return false;
+}
+
+unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
+                                     char *source, size_t source_len)
+{
+    unsigned n = 0, skipped = 0;
+    if (c->nupstreams) {
+        for (unsigned i = 0; i < c->nupstreams && n < max; i++)
+            out[n++] = c->upstreams[i];
+        snprintf(source, source_len, "configured");
+        return n;
+    }
+    FILE *f = c->resolv_conf ? fopen(c->resolv_conf, "r") : NULL;
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f) && n < max) {
+            char word[64], addr[INET6_ADDRSTRLEN + 32];
+            if (sscanf(line, "%63s %79s", word, addr) != 2 || strcmp(word, "nameserver"))
+                continue;
+            char *pct = strchr(addr, '%'); /* fe80::1%eth0: scoped addresses are not supported */
+            if (pct)
+                continue;
+            lh_sockaddr a;
+            if (lh_addr_parse(addr, 53, &a) != 0 || strchr(addr, ']'))
+                continue;
+            if (lh_config_is_own_address(c, &a)) { /* never forward to ourselves */
+                skipped++;
+                continue;
+            }
+            out[n++] = a;
+        }
+        fclose(f);
+    }
+    if (n) {
+        snprintf(source, source_len, "from %s%s", c->resolv_conf,
+                 skipped ? ", minus loophole's own address" : "");
+        return n;
+    }
+    for (unsigned i = 0; i < c->nfallback && n < max; i++)
+        out[n++] = c->fallback[i];
+    snprintf(source, source_len,
+             "the fallback: %s has no nameserver but loophole's own address%s; set 'upstream' "
+             "or 'fallback-upstream' to choose",
+             c->resolv_conf ? c->resolv_conf : "(no resolv.conf)", f ? "" : " (or cannot be read)");
+    return n;
+}
+
 int lh_config_validate(const lh_config *c, char *err, size_t errlen)
 {
+    char a[64];
+    for (unsigned i = 0; i < c->nupstreams; i++)
+        if (lh_config_is_own_address(c, &c->upstreams[i])) {
+            lh_addr_format(&c->upstreams[i], a, sizeof a);
+            return fail(err, errlen,
+                        "upstream %s is one of loophole's own listen addresses: it would forward "
+                        "to itself",
+                        a);
+        }
+    if (c->query_budget_ms < c->upstream_timeout_ms)
+        return fail(err, errlen, "query-budget (%u ms) is shorter than upstream-timeout (%u ms)",
+                    c->query_budget_ms, c->upstream_timeout_ms);
     if (c->block_mode == LH_BLOCK_CUSTOM && !c->has_block_ipv4 && !c->has_block_ipv6)
         return fail(err, errlen, "block-mode custom needs block-ipv4 and/or block-ipv6");
     return 0;
@@ -279,6 +441,49 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         if (parse_uint(v, 512, 4096, &n))
             return fail(err, errlen, "edns-udp-size: '%s' is not a number from 512 to 4096", v);
         c->edns_udp_size = (uint16_t)n;
+        return 0;
+    }
+    if (!strcmp(key, "upstream"))
+        return add_addr(c->upstreams, &c->nupstreams, &c->upstreams_src, src, key, v, err, errlen);
+    if (!strcmp(key, "fallback-upstream"))
+        return add_addr(c->fallback, &c->nfallback, &c->fallback_src, src, key, v, err, errlen);
+    if (!strcmp(key, "forward-zone"))
+        return add_forward_zone(c, v, err, errlen);
+    if (!strcmp(key, "resolv-conf"))
+        return set_string(&c->resolv_conf, v) ? fail(err, errlen, "out of memory") : 0;
+    if (!strcmp(key, "upstream-0x20") || !strcmp(key, "serve-stale")) {
+        if (parse_bool(v, &b) != 0)
+            return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
+        *(key[0] == 'u' ? &c->upstream_0x20 : &c->serve_stale) = b;
+        return 0;
+    }
+    if (!strcmp(key, "cache-size")) {
+        if (parse_size(v, &c->cache_size))
+            return fail(err, errlen, "cache-size: '%s' is not a size like 16M, 512K or 0", v);
+        return 0;
+    }
+    static const struct {
+        const char *key;
+        size_t off;
+        unsigned long min, max;
+        const char *unit;
+    } nums[] = {
+        {"upstream-timeout", offsetof(lh_config, upstream_timeout_ms), 50, 30000, "milliseconds"},
+        {"query-budget", offsetof(lh_config, query_budget_ms), 100, 60000, "milliseconds"},
+        {"upstream-max-inflight", offsetof(lh_config, upstream_max_inflight), 1, 65536, "queries"},
+        {"cache-min-ttl", offsetof(lh_config, cache_min_ttl), 0, 86400, "seconds"},
+        {"cache-max-ttl", offsetof(lh_config, cache_max_ttl), 1, 604800, "seconds"},
+        {"cache-max-negative-ttl", offsetof(lh_config, cache_max_negative_ttl), 0, 86400, "seconds"},
+        {"stale-ttl", offsetof(lh_config, stale_ttl), 1, 3600, "seconds"},
+        {"stale-window", offsetof(lh_config, stale_window), 0, 604800, "seconds"},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        if (strcmp(key, nums[i].key))
+            continue;
+        if (parse_uint(v, nums[i].min, nums[i].max, &n))
+            return fail(err, errlen, "%s: '%s' is not a number of %s from %lu to %lu", key, v,
+                        nums[i].unit, nums[i].min, nums[i].max);
+        *(uint32_t *)((char *)c + nums[i].off) = (uint32_t)n;
         return 0;
     }
     if (!strcmp(key, "block-ttl")) {

@@ -30,7 +30,8 @@ struct lh_tcp_conn {
     size_t used;          /* bytes buffered in buf */
     size_t pending_bytes; /* answer bytes handed to uv_write, not yet written */
     unsigned writes;      /* uv_write requests in flight */
-    int handles_open;     /* freed when this drops to 0 */
+    unsigned holds;       /* forwarded queries still to be answered on it */
+    int handles_open;     /* freed when this and holds drop to 0 */
     bool closing, draining;
     uint8_t buf[2 + LH_TCP_QUERY_MAX];
 };
@@ -45,9 +46,26 @@ typedef struct tcp_write_req {
 static void conn_on_handle_closed(uv_handle_t *h)
 {
     lh_tcp_conn *c = h->data;
-    if (--c->handles_open == 0)
+    if (--c->handles_open == 0 && c->holds == 0)
         free(c);
 }
+
+void lh_tcp_hold(lh_tcp_conn *c) { c->holds++; }
+
+static void conn_close(lh_tcp_conn *c);
+
+void lh_tcp_release(lh_tcp_conn *c)
+{
+    c->holds--;
+    if (c->closing) {
+        if (c->holds == 0 && c->handles_open == 0)
+            free(c);
+    } else if (c->draining && c->writes == 0 && c->holds == 0) {
+        conn_close(c);
+    }
+}
+
+bool lh_tcp_is_open(const lh_tcp_conn *c) { return !c->closing; }
 
 static void conn_close(lh_tcp_conn *c)
 {
@@ -71,7 +89,7 @@ static void conn_drain(lh_tcp_conn *c)
 {
     c->draining = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    if (c->writes == 0)
+    if (c->writes == 0 && c->holds == 0)
         conn_close(c);
 }
 
@@ -84,12 +102,12 @@ static void on_write(uv_write_t *req, int status)
     free(w);
     if (status < 0)
         conn_close(c);
-    else if (c->draining && c->writes == 0)
+    else if (c->draining && c->writes == 0 && c->holds == 0)
         conn_close(c);
 }
 
 /* Sends one framed answer: synchronously when the socket takes it, else a bounded copy. */
-static void conn_send(lh_tcp_conn *c, const uint8_t *frame, size_t len)
+void lh_tcp_send(lh_tcp_conn *c, const uint8_t *frame, size_t len)
 {
     size_t done = 0;
     if (c->writes == 0) { /* keep order: only write directly when nothing is queued */
@@ -130,6 +148,8 @@ static void conn_send(lh_tcp_conn *c, const uint8_t *frame, size_t len)
 static void on_idle(uv_timer_t *t)
 {
     lh_tcp_conn *c = t->data;
+    if (c->holds) /* answers still to come: not idle (RFC 7766 6.2.3) */
+        return;
     c->srv->stats.tcp_idle_closed++;
     lh_debug("tcp: closing a connection idle or stalled for %u ms", c->srv->cfg->tcp_idle_timeout_ms);
     conn_close(c);
@@ -167,13 +187,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (c->used - off < 2 + flen)
             break;
         s->stats.queries_tcp++;
-        size_t n = lh_server_answer(s, c->buf + off + 2, flen, false, s->out + 2,
+        lh_client client = {.tcp = c};
+        size_t n = lh_server_answer(s, c->buf + off + 2, flen, &client, s->out + 2,
                                     sizeof s->out - 2);
         off += 2 + flen;
         uv_timer_again(&c->idle); /* only complete queries keep a connection alive */
-        if (n) {
+        if (n && !c->closing) {
             lh_wr16(s->out, (uint16_t)n);
-            conn_send(c, s->out, n + 2);
+            lh_tcp_send(c, s->out, n + 2);
         }
     }
     if (c->closing)
@@ -196,7 +217,7 @@ static void on_connection(uv_stream_t *server, int status)
         lh_warn("tcp accept: out of memory");
         return;
     }
-    memset(c, 0, offsetof(lh_tcp_conn, buf));
+    memset(c, 0, offsetof(lh_tcp_conn, buf)); /* the buffer needs no clearing */
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->idle);

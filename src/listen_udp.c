@@ -42,8 +42,7 @@ static void on_queued_send(uv_udp_send_t *req, int status)
     free(r);
 }
 
-static void send_answer(lh_udp_listener *l, const uint8_t *ans, size_t len,
-                        const struct sockaddr *to)
+void lh_udp_send(lh_udp_listener *l, const uint8_t *ans, size_t len, const struct sockaddr *to)
 {
     lh_server *s = l->srv;
     uv_buf_t b = uv_buf_init((char *)ans, (unsigned)len);
@@ -85,10 +84,13 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         return;
     }
     s->stats.queries_udp++;
-    size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, true, s->out + 2,
-                                sizeof s->out - 2);
+    lh_client client = {.udp = l};
+    memcpy(&client.peer, addr, addr->sa_family == AF_INET6 ? sizeof client.peer.v6
+                                                            : sizeof client.peer.v4);
+    size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, &client,
+                                s->out + 2, sizeof s->out - 2);
     if (n)
-        send_answer(l, s->out + 2, n, addr);
+        lh_udp_send(l, s->out + 2, n, addr);
 }
 
 int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, char *err,
@@ -121,6 +123,12 @@ int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, 
 }
 
 static void on_closed(uv_handle_t *h) { free(h->data); }
+
+void lh_udp_stop_reading(lh_udp_listener *l)
+{
+    if (l)
+        uv_udp_recv_stop(&l->handle);
+}
 
 void lh_udp_close(lh_udp_listener *l)
 {

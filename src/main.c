@@ -46,38 +46,86 @@ static const char usage[] =
     "      --block-ipv6 ADDR        the AAAA answer for block-mode custom\n"
     "      --block-ttl SECONDS      TTL of blocked answers (default 10)\n"
     "      --no-canary-names        do not answer the DoH / Private Relay canary names\n"
+    "\n"
+    "Forwarding and cache:\n"
+    "      --upstream ADDR[:PORT]   forward to this resolver; repeatable; default: the\n"
+    "                               nameservers of --resolv-conf minus loophole's own address\n"
+    "      --forward-zone ZONE=ADDR[:PORT][,ADDR...]\n"
+    "                               send ZONE and below to its own upstreams; repeatable\n"
+    "      --resolv-conf FILE       where default upstreams come from (" LH_DEFAULT_RESOLV_CONF ")\n"
+    "      --fallback-upstream ADDR used when resolv.conf names none but loophole; repeatable\n"
+    "                               (default " LH_DEFAULT_FALLBACK ")\n"
+    "      --upstream-timeout MS    one try at one upstream (default 1500)\n"
+    "      --query-budget MS        all tries; then a stale answer or SERVFAIL (default 4000)\n"
+    "      --upstream-max-inflight N  upstream queries at once; beyond: SERVFAIL (default 1024)\n"
+    "      --no-upstream-0x20       do not randomise the case of upstream questions\n"
+    "      --cache-size BYTES       cache memory, e.g. 16M (default); 0 turns it off\n"
+    "      --cache-min-ttl SECONDS, --cache-max-ttl SECONDS (default 0, 86400)\n"
+    "      --cache-max-negative-ttl SECONDS  NXDOMAIN/NODATA at most (default 3600)\n"
+    "      --no-serve-stale         never answer from expired entries when upstreams fail\n"
+    "      --stale-ttl SECONDS      TTL of stale answers (default 30)\n"
+    "      --stale-window SECONDS   how long past expiry entries may be served (default 86400)\n"
     "  -h, --help                   show this help\n"
     "  -V, --version                show the version\n"
     "\n"
-    "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the lists and the hosts file.\n"
+    "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the lists and the hosts file;\n"
+    "SIGUSR2 flushes the cache.\n"
     "Documentation: README.md, docs/configuration.md and docs/blocklists.md.\n";
 
-enum { OPT_LOG_LEVEL = 256, OPT_HOSTS_FILE, OPT_NO_HOSTS, OPT_LOCAL_TTL, OPT_EDNS_UDP_SIZE,
-       OPT_TCP_IDLE, OPT_TCP_MAX, OPT_BLOCKLIST, OPT_ALLOWLIST, OPT_NO_DEFAULT_LIST,
-       OPT_BLOCK_MODE, OPT_BLOCK_V4, OPT_BLOCK_V6, OPT_BLOCK_TTL, OPT_NO_CANARY };
+/* Every flag is a config key of the same name, except the "no-" switches, which set a key to
+ * a fixed value. One table drives getopt and the mapping. */
+typedef struct flag_def {
+    const char *flag, *key, *fixed; /* fixed: the value of an argument-less flag */
+} flag_def;
 
-static const struct option long_opts[] = {
-    {"config", required_argument, NULL, 'c'},
-    {"listen", required_argument, NULL, 'l'},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"hosts-file", required_argument, NULL, OPT_HOSTS_FILE},
-    {"no-hosts", no_argument, NULL, OPT_NO_HOSTS},
-    {"local-ttl", required_argument, NULL, OPT_LOCAL_TTL},
-    {"edns-udp-size", required_argument, NULL, OPT_EDNS_UDP_SIZE},
-    {"tcp-idle-timeout", required_argument, NULL, OPT_TCP_IDLE},
-    {"tcp-max-connections", required_argument, NULL, OPT_TCP_MAX},
-    {"blocklist", required_argument, NULL, OPT_BLOCKLIST},
-    {"allowlist", required_argument, NULL, OPT_ALLOWLIST},
-    {"no-default-blocklist", no_argument, NULL, OPT_NO_DEFAULT_LIST},
-    {"block-mode", required_argument, NULL, OPT_BLOCK_MODE},
-    {"block-ipv4", required_argument, NULL, OPT_BLOCK_V4},
-    {"block-ipv6", required_argument, NULL, OPT_BLOCK_V6},
-    {"block-ttl", required_argument, NULL, OPT_BLOCK_TTL},
-    {"no-canary-names", no_argument, NULL, OPT_NO_CANARY},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
+static const flag_def flag_defs[] = {
+    {"listen", "listen", NULL},
+    {"log-level", "log-level", NULL},
+    {"hosts-file", "hosts-file", NULL},
+    {"no-hosts", "hosts-file", "none"},
+    {"local-ttl", "local-ttl", NULL},
+    {"edns-udp-size", "edns-udp-size", NULL},
+    {"tcp-idle-timeout", "tcp-idle-timeout", NULL},
+    {"tcp-max-connections", "tcp-max-connections", NULL},
+    {"blocklist", "blocklist", NULL},
+    {"allowlist", "allowlist", NULL},
+    {"no-default-blocklist", "default-blocklist", "no"},
+    {"block-mode", "block-mode", NULL},
+    {"block-ipv4", "block-ipv4", NULL},
+    {"block-ipv6", "block-ipv6", NULL},
+    {"block-ttl", "block-ttl", NULL},
+    {"no-canary-names", "canary-names", "no"},
+    {"upstream", "upstream", NULL},
+    {"forward-zone", "forward-zone", NULL},
+    {"fallback-upstream", "fallback-upstream", NULL},
+    {"resolv-conf", "resolv-conf", NULL},
+    {"upstream-timeout", "upstream-timeout", NULL},
+    {"query-budget", "query-budget", NULL},
+    {"upstream-max-inflight", "upstream-max-inflight", NULL},
+    {"no-upstream-0x20", "upstream-0x20", "no"},
+    {"cache-size", "cache-size", NULL},
+    {"cache-min-ttl", "cache-min-ttl", NULL},
+    {"cache-max-ttl", "cache-max-ttl", NULL},
+    {"cache-max-negative-ttl", "cache-max-negative-ttl", NULL},
+    {"no-serve-stale", "serve-stale", "no"},
+    {"stale-ttl", "stale-ttl", NULL},
+    {"stale-window", "stale-window", NULL},
 };
+#define NFLAGS (sizeof flag_defs / sizeof *flag_defs)
+#define FLAG_BASE 1000 /* getopt value of flag_defs[i] is FLAG_BASE + i */
+
+static void make_long_opts(struct option *o)
+{
+    size_t n = 0;
+    o[n++] = (struct option){"config", required_argument, NULL, 'c'};
+    o[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    o[n++] = (struct option){"version", no_argument, NULL, 'V'};
+    for (size_t i = 0; i < NFLAGS; i++)
+        o[n++] = (struct option){flag_defs[i].flag,
+                                 flag_defs[i].fixed ? no_argument : required_argument, NULL,
+                                 (int)(FLAG_BASE + i)};
+    o[n] = (struct option){NULL, 0, NULL, 0};
+}
 
 /* Flags are collected first and applied after the config file, so that they override it. */
 typedef struct flag_setting {
@@ -85,40 +133,19 @@ typedef struct flag_setting {
     const char *value;
 } flag_setting;
 
-static const char *flag_key(int opt)
-{
-    switch (opt) {
-    case 'l': return "listen";
-    case OPT_LOG_LEVEL: return "log-level";
-    case OPT_HOSTS_FILE: return "hosts-file";
-    case OPT_NO_HOSTS: return "hosts-file";
-    case OPT_LOCAL_TTL: return "local-ttl";
-    case OPT_EDNS_UDP_SIZE: return "edns-udp-size";
-    case OPT_TCP_IDLE: return "tcp-idle-timeout";
-    case OPT_TCP_MAX: return "tcp-max-connections";
-    case OPT_BLOCKLIST: return "blocklist";
-    case OPT_ALLOWLIST: return "allowlist";
-    case OPT_NO_DEFAULT_LIST: return "default-blocklist";
-    case OPT_BLOCK_MODE: return "block-mode";
-    case OPT_BLOCK_V4: return "block-ipv4";
-    case OPT_BLOCK_V6: return "block-ipv6";
-    case OPT_BLOCK_TTL: return "block-ttl";
-    case OPT_NO_CANARY: return "canary-names";
-    default: return NULL;
-    }
-}
-
 /* Builds the config from defaults, the file and the flags. Returns 0, 1 (done, e.g. --help) or
  * -1 (error already printed). */
 static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositional_min,
                         unsigned npositional)
 {
     flag_setting *flags = calloc((size_t)argc + 1, sizeof *flags);
+    struct option long_opts[NFLAGS + 4];
     const char *config_path = NULL;
     size_t nflags = 0;
     int opt, rc = 0;
     if (!flags)
         return -1;
+    make_long_opts(long_opts);
     while ((opt = getopt_long(argc, argv, "c:l:hV", long_opts, NULL)) != -1) {
         if (opt == 'h') {
             fputs(usage, stdout);
@@ -134,16 +161,16 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
             config_path = optarg;
             continue;
         }
-        const char *key = flag_key(opt);
-        if (!key) {
+        if (opt == 'l')
+            opt = FLAG_BASE; /* -l is --listen, the first entry */
+        if (opt < FLAG_BASE || opt >= FLAG_BASE + (int)NFLAGS) {
             fputs("Try 'loophole --help'.\n", stderr);
             rc = -1;
             goto out;
         }
-        flags[nflags].key = key;
-        flags[nflags].value = opt == OPT_NO_HOSTS                                  ? "none"
-                              : (opt == OPT_NO_DEFAULT_LIST || opt == OPT_NO_CANARY) ? "no"
-                                                                                     : optarg;
+        const flag_def *d = &flag_defs[opt - FLAG_BASE];
+        flags[nflags].key = d->key;
+        flags[nflags].value = d->fixed ? d->fixed : optarg;
         nflags++;
     }
     if (optind + (int)npositional < argc || optind + (int)npositional_min > argc) {
@@ -163,7 +190,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
     }
     for (size_t i = 0; i < nflags; i++) {
         if (lh_config_set(cfg, LH_SRC_FLAG, flags[i].key, flags[i].value, err, sizeof err) != 0) {
-            fprintf(stderr, "loophole: --%s: %s\n", flags[i].key, err);
+            fprintf(stderr, "loophole: %s\n", err);
             rc = -1;
             goto out;
         }

@@ -7,8 +7,9 @@
  *   4. the hosts file (names and reverse)   -> its addresses / PTR
  *   5. canary names (DoH, Private Relay)    -> NXDOMAIN, or NODATA for resolver.arpa
  *   6. block/allow lists                    -> the block mode's answer, EDE 15
- *   7. special-use zones (RFC 6761/6303/7686) -> NXDOMAIN+SOA (apex: SOA/NS, NODATA)
- *   8. everything else                      -> forward */
+ *   7. forward zones (longest wins)         -> forward to the zone's upstreams
+ *   8. special-use zones (RFC 6761/6303/7686) -> NXDOMAIN+SOA (apex: SOA/NS, NODATA)
+ *   9. everything else                      -> forward to the default upstreams */
 #include "loophole/policy.h"
 #include "loophole/log.h"
 
@@ -226,6 +227,25 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < sizeof localhost_ptr_names / sizeof *localhost_ptr_names; i++)
         if (zone_add(&p->zones, localhost_ptr_names[i], ZONE_PTR_LOCALHOST) != 0)
             goto oom;
+    if (lh_nameset_init(&p->forward_zones, cfg->nforward_zones + 1) != 0)
+        goto oom;
+    for (unsigned i = 0; i < cfg->nforward_zones; i++) {
+        lh_name n;
+        uint64_t h[LH_LABELS_MAX];
+        bool created;
+        const char *z = cfg->forward_zones[i].zone;
+        if (lh_name_from_text(z, strlen(z), &n) != 0) {
+            snprintf(err, errlen, "forward-zone: '%s' is not a valid zone name", z);
+            lh_policy_free(p);
+            return NULL;
+        }
+        lh_name_hashes(&n, h);
+        uint32_t *g = lh_nameset_upsert(&p->forward_zones, &n, 0, h[0], &created);
+        if (!g)
+            goto oom;
+        if (created) /* the first line for a zone wins */
+            *g = i + 1;
+    }
     if (cfg->canary_names) {
         for (size_t i = 0; i < sizeof canary_nxdomain / sizeof *canary_nxdomain; i++)
             if (zone_add(&p->zones, canary_nxdomain[i], ZONE_CANARY_NXDOMAIN) != 0)
@@ -256,6 +276,7 @@ void lh_policy_free(lh_policy *p)
     if (!p)
         return;
     lh_nameset_free(&p->zones);
+    lh_nameset_free(&p->forward_zones);
     lh_blockset_free(&p->blocks);
     if (p->has_hosts)
         lh_hosts_free(&p->hosts);
@@ -302,8 +323,9 @@ static bool hosts_decide(const lh_hosts *h, const lh_msg *m, const uint64_t *has
 
 /* The answer for a blocked name, per block mode. Not authoritative; EDE 15 (Blocked) so tools
  * can tell a block from a real NODATA or NXDOMAIN. */
-static void blocked(const lh_policy *p, lh_verdict *v, const lh_block_match *bm)
+void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm)
 {
+    memset(v, 0, sizeof *v);
     static const uint8_t rcodes[] = {
         [LH_BLOCK_LOOPBACK] = LH_RCODE_NOERROR, [LH_BLOCK_NULL] = LH_RCODE_NOERROR,
         [LH_BLOCK_NXDOMAIN] = LH_RCODE_NXDOMAIN, [LH_BLOCK_NODATA] = LH_RCODE_NOERROR,
@@ -377,7 +399,7 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
     lh_block_match bm;
     lh_blockset_match(&p->blocks, &m->qname, hashes, &bm);
     if (bm.blocked) {
-        blocked(p, v, &bm);
+        lh_policy_block_verdict(p, v, &bm);
         return;
     }
     if (bm.allowed) { /* an exception also opts a name out of the special zones below */
@@ -386,6 +408,14 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
         v->match_label = bm.label;
         v->kind = LH_VERDICT_FORWARD;
         return;
+    }
+    for (unsigned i = 0; p->forward_zones.count && i < m->qname.nlabels; i++) {
+        const uint32_t *g = lh_nameset_find(&p->forward_zones, &m->qname, i, hashes[i]);
+        if (g) {
+            v->kind = LH_VERDICT_FORWARD;
+            v->group = *g;
+            return;
+        }
     }
     if (zone == ZONE_NXDOMAIN) {
         bool apex = zone_label == 0;

@@ -8,13 +8,13 @@
 
 #define LH_STOP_GRACE_MS 800 /* in-flight work gets this long after SIGTERM; exit is < 1 s */
 
-size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, bool udp, uint8_t *out,
-                        size_t cap)
+size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_client *client,
+                        uint8_t *out, size_t cap)
 {
     lh_msg m;
     uint16_t our_udp = s->cfg->edns_udp_size;
     lh_parse_result r = lh_msg_parse_query(pkt, len, &m);
-    size_t limit = udp ? lh_msg_udp_limit(&m, our_udp) : LH_MSG_MAX;
+    size_t limit = client->udp ? lh_msg_udp_limit(&m, our_udp) : LH_MSG_MAX;
     switch (r) {
     case LH_PARSE_OK:
         break;
@@ -46,9 +46,8 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, bool udp, 
     case LH_VERDICT_FORWARD:
         break;
     }
-    /* No upstream is wired in yet: say so honestly rather than invent an answer. */
-    s->stats.servfail++;
-    return lh_answer_error(&m, LH_RCODE_SERVFAIL, out, cap, limit, our_udp);
+    s->stats.forwarded++;
+    return lh_forward_query(&s->fwd, &m, hashes[0], v.group, client, out, cap, limit);
 }
 
 void lh_explain_bind_error(int uv_err, const lh_sockaddr *addr, const char *proto, char *err,
@@ -93,6 +92,11 @@ static void on_signal(uv_signal_t *h, int signum)
         lh_server_reload(s);
         return;
     }
+    if (signum == SIGUSR2) {
+        lh_info("SIGUSR2: flushing the cache (%zu entries)", s->fwd.cache.count);
+        lh_forward_flush_cache(&s->fwd);
+        return;
+    }
     lh_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     lh_server_stop(s);
 }
@@ -103,6 +107,9 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     s->loop = loop;
     s->cfg = cfg;
     s->policy = policy;
+    if (lh_forward_init(&s->fwd, s, err, errlen) != 0)
+        return -1;
+    s->fwd_ready = true;
     for (unsigned i = 0; i < cfg->nlisten; i++) {
         if (lh_udp_listen(s, &s->udp[i], &cfg->listen[i], err, errlen) != 0)
             goto fail;
@@ -116,9 +123,9 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
         lh_addr_format(&cfg->listen[i], a, sizeof a);
         lh_info("listening on %s (udp, tcp)", a);
     }
-    uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup};
-    const int nums[] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
+    uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup, &s->sig_usr2};
+    const int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2};
+    for (int i = 0; i < 4; i++) {
         uv_signal_init(loop, sigs[i]);
         sigs[i]->data = s;
         uv_signal_start(sigs[i], on_signal, nums[i]);
@@ -137,33 +144,57 @@ fail:
         s->tcp[i] = NULL;
     }
     s->nlisten = 0;
+    lh_forward_shutdown(&s->fwd);
     return -1;
+}
+
+/* Stop, second half: nothing is waiting for an upstream any more. Closing the UDP sockets
+ * and the upstream channels lets the loop end once the TCP connections have drained. */
+void lh_server_maybe_finish_stop(lh_server *s)
+{
+    if (!s->stopping || s->finished || lh_forward_pending(&s->fwd))
+        return;
+    s->finished = true;
+    for (unsigned i = 0; i < s->nlisten; i++) {
+        lh_udp_close(s->udp[i]);
+        s->udp[i] = NULL;
+    }
+    s->nlisten = 0;
+    lh_forward_shutdown(&s->fwd);
 }
 
 static void on_stop_timeout(uv_timer_t *t)
 {
     lh_server *s = t->data;
-    lh_warn("stop: closing %u connection(s) still busy after %d ms", s->nconns, LH_STOP_GRACE_MS);
+    if (lh_forward_pending(&s->fwd))
+        lh_warn("stop: answering %u question(s) still waiting for upstreams with SERVFAIL",
+                lh_forward_pending(&s->fwd));
+    lh_forward_fail_all(&s->fwd); /* answers them; ends with maybe_finish_stop */
+    lh_server_maybe_finish_stop(s);
+    if (s->nconns)
+        lh_warn("stop: closing %u connection(s) still busy after %d ms", s->nconns,
+                LH_STOP_GRACE_MS);
     lh_tcp_conns_abort(s);
 }
 
+/* Stop, first half: accept nothing new, keep answering what is in flight. */
 void lh_server_stop(lh_server *s)
 {
     if (s->stopping || !s->started)
         return;
     s->stopping = true;
     for (unsigned i = 0; i < s->nlisten; i++) {
-        lh_udp_close(s->udp[i]);
+        lh_udp_stop_reading(s->udp[i]);
         lh_tcp_close(s->tcp[i]);
-        s->udp[i] = NULL;
         s->tcp[i] = NULL;
     }
-    s->nlisten = 0;
     lh_tcp_conns_shutdown(s);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_hup, NULL);
+    uv_close((uv_handle_t *)&s->sig_usr2, NULL);
     uv_timer_start(&s->stop_timer, on_stop_timeout, LH_STOP_GRACE_MS, 0);
+    lh_server_maybe_finish_stop(s);
 }
 
 void lh_server_free(lh_server *s)
@@ -171,6 +202,8 @@ void lh_server_free(lh_server *s)
     if (s->started && !uv_is_closing((uv_handle_t *)&s->stop_timer))
         uv_close((uv_handle_t *)&s->stop_timer, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+    if (s->fwd_ready)
+        lh_forward_free(&s->fwd);
     lh_policy_free(s->policy);
     lh_policy_free(s->reload_result);
     s->policy = s->reload_result = NULL;

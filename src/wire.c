@@ -355,3 +355,133 @@ size_t lh_wire_build_query(uint8_t *buf, size_t cap, const char *name, uint16_t 
     lh_wr16(buf + LH_DNS_HEADER_LEN + n.len + 2, LH_CLASS_IN);
     return LH_DNS_HEADER_LEN + n.len + 4u;
 }
+
+size_t lh_name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n)
+{
+    size_t end = 0;
+    unsigned hops = 0;
+    n->len = 0;
+    n->nlabels = 0;
+    for (;;) {
+        if (off >= len)
+            return 0;
+        uint8_t l = pkt[off];
+        if (l == 0)
+            break;
+        if ((l & 0xc0) == 0xc0) {
+            if (off + 1 >= len || ++hops > LH_PTR_HOPS_MAX)
+                return 0;
+            size_t target = (size_t)(l & 0x3f) << 8 | pkt[off + 1];
+            if (target >= off)
+                return 0;
+            if (!end)
+                end = off + 2;
+            off = target;
+            continue;
+        }
+        if (l > 63 || off + 1 + l > len || n->len + 1u + l + 1u > LH_NAME_MAX ||
+            n->nlabels >= LH_LABELS_MAX - 1)
+            return 0;
+        n->label_off[n->nlabels++] = (uint8_t)n->len;
+        n->wire[n->len] = l;
+        for (unsigned i = 0; i < l; i++)
+            n->wire[n->len + 1 + i] = lower(pkt[off + 1 + i]);
+        n->len = (uint16_t)(n->len + 1 + l);
+        off += 1u + l;
+    }
+    n->label_off[n->nlabels] = (uint8_t)n->len;
+    n->wire[n->len++] = 0;
+    return end ? end : off + 1;
+}
+
+int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
+{
+    memset(ai, 0, offsetof(lh_answer_info, ttl_off));
+    ai->ncname = 0;
+    ai->too_many_rrs = false;
+    ai->has_soa = false;
+    ai->negative_ttl = 0;
+    ai->min_answer_ttl = UINT32_MAX;
+    if (len < LH_DNS_HEADER_LEN)
+        return -1;
+    ai->flags = lh_rd16(pkt + 2);
+    ai->rcode = ai->flags & 0xfu;
+    uint16_t qd = lh_rd16(pkt + 4);
+    ai->an = lh_rd16(pkt + 6);
+    ai->ns = lh_rd16(pkt + 8);
+    ai->ar = lh_rd16(pkt + 10);
+    size_t off = LH_DNS_HEADER_LEN;
+    for (unsigned i = 0; i < qd; i++) {
+        off = skip_name(pkt, len, off);
+        if (!off || off + 4 > len)
+            return -1;
+        off += 4;
+    }
+    ai->question_end = off;
+    unsigned total = (unsigned)ai->an + ai->ns + ai->ar;
+    for (unsigned i = 0; i < total; i++) {
+        size_t rr = skip_name(pkt, len, off);
+        if (!rr || rr + 10 > len)
+            return -1;
+        uint16_t type = lh_rd16(pkt + rr), rdlen = lh_rd16(pkt + rr + 8);
+        uint32_t ttl = lh_rd32(pkt + rr + 4);
+        size_t rdata = rr + 10, next = rdata + rdlen;
+        if (next > len)
+            return -1;
+        bool answer = i < ai->an, authority = !answer && i < (unsigned)ai->an + ai->ns;
+        if (type == LH_TYPE_OPT) {
+            if (answer || authority || ai->opt_len)
+                return -1;
+            ai->opt_off = off;
+            ai->opt_len = next - off;
+            ai->opt_is_last = i == total - 1;
+            ai->opt_ar_index = (uint16_t)(i - ai->an - ai->ns);
+        } else {
+            if (ai->nttl < LH_ANSWER_RR_MAX && rr + 4 <= UINT16_MAX)
+                ai->ttl_off[ai->nttl++] = (uint16_t)(rr + 4);
+            else
+                ai->too_many_rrs = true;
+            if (answer && ttl < ai->min_answer_ttl)
+                ai->min_answer_ttl = ttl;
+            /* Names an answer leads to: CNAME targets, and SVCB/HTTPS target names (after
+             * the 2-byte priority; "." means the owner itself and is skipped by the caller). */
+            bool svcb = type == LH_TYPE_SVCB || type == LH_TYPE_HTTPS;
+            if (answer && (type == LH_TYPE_CNAME || (svcb && rdlen > 2)) &&
+                ai->ncname < LH_ANSWER_CNAME_MAX) {
+                if (!lh_name_read(pkt, next, rdata + (svcb ? 2 : 0), &ai->cname_target[ai->ncname]))
+                    return -1;
+                ai->ncname++;
+            }
+            if (authority && type == LH_TYPE_SOA) {
+                size_t p = skip_name(pkt, next, rdata);
+                p = p ? skip_name(pkt, next, p) : 0;
+                if (!p || p + 20 != next)
+                    return -1;
+                uint32_t minimum = lh_rd32(pkt + p + 16);
+                ai->has_soa = true;
+                ai->negative_ttl = ttl < minimum ? ttl : minimum;
+            }
+        }
+        off = next;
+    }
+    return 0;
+}
+
+void lh_writer_resume(lh_writer *w, uint8_t *buf, size_t cap, size_t len)
+{
+    w->buf = buf;
+    w->cap = cap;
+    w->len = len;
+    w->overflow = false;
+    w->rcode = buf[3] & 0xfu;
+    w->counts[LH_SEC_ANSWER] = lh_rd16(buf + 6);
+    w->counts[LH_SEC_AUTHORITY] = lh_rd16(buf + 8);
+    w->counts[LH_SEC_ADDITIONAL] = lh_rd16(buf + 10);
+}
+
+void lh_answer_patch_for_client(uint8_t *buf, const lh_msg *m)
+{
+    lh_wr16(buf, m->id);
+    lh_wr16(buf + 2, (uint16_t)((lh_rd16(buf + 2) & ~LH_FLAG_RD) | (m->flags & LH_FLAG_RD)));
+    memcpy(buf + LH_DNS_HEADER_LEN, m->pkt + LH_DNS_HEADER_LEN, m->question_end - LH_DNS_HEADER_LEN);
+}

@@ -45,6 +45,18 @@ enum lh_block_mode {
     LH_BLOCK_CUSTOM, /* block-ipv4 / block-ipv6 */
 };
 
+#define LH_UPSTREAMS_MAX 16
+#define LH_ZONE_SERVERS_MAX 8
+#define LH_DEFAULT_RESOLV_CONF "/etc/resolv.conf"
+#define LH_DEFAULT_FALLBACK "9.9.9.9, 149.112.112.112"
+
+/* --forward-zone ZONE=ADDR[,ADDR...]: the zone and everything below it go to these servers. */
+typedef struct lh_forward_zone {
+    char *zone; /* as written, for messages */
+    lh_sockaddr servers[LH_ZONE_SERVERS_MAX];
+    unsigned nservers;
+} lh_forward_zone;
+
 typedef struct lh_config {
     char *config_file; /* NULL: embedded defaults only */
 
@@ -67,6 +79,27 @@ typedef struct lh_config {
     bool has_block_ipv4, has_block_ipv6;
     uint32_t block_ttl;
     bool canary_names; /* use-application-dns.net, mask.icloud.com, resolver.arpa */
+
+    /* Forwarding */
+    lh_sockaddr upstreams[LH_UPSTREAMS_MAX]; /* none: from resolv_conf, else the fallback */
+    unsigned nupstreams;
+    enum lh_config_source upstreams_src;
+    lh_sockaddr fallback[LH_UPSTREAMS_MAX];
+    unsigned nfallback;
+    enum lh_config_source fallback_src;
+    char *resolv_conf;
+    lh_forward_zone *forward_zones;
+    unsigned nforward_zones;
+    uint32_t upstream_timeout_ms; /* one try at one server */
+    uint32_t query_budget_ms;     /* all tries: then SERVFAIL (or a stale answer) */
+    uint32_t upstream_max_inflight;
+    bool upstream_0x20;
+
+    /* Cache */
+    size_t cache_size; /* bytes; 0 turns the cache off */
+    uint32_t cache_min_ttl, cache_max_ttl, cache_max_negative_ttl;
+    bool serve_stale;
+    uint32_t stale_ttl, stale_window;
 } lh_config;
 
 void lh_config_defaults(lh_config *c);
@@ -81,6 +114,15 @@ int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, si
 
 /* Checks settings that depend on each other (after every source is applied). */
 int lh_config_validate(const lh_config *c, char *err, size_t errlen);
+
+/* The upstreams used when none is configured: the nameservers of resolv_conf minus loophole's
+ * own listen addresses, or else the fallback. Writes up to `max` into out and says where they
+ * came from in `source`; returns how many (0 only if the fallback is empty too). Reads a file:
+ * call it at start-up, not on the event loop. */
+unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
+                                     char *source, size_t source_len);
+/* Is `a` one of loophole's own listen addresses (same address and port)? */
+bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a);
 
 /* Parses "ADDR", "ADDR:PORT", "[V6]:PORT" or a bare IPv6 address; `default_port` when none. */
 int lh_addr_parse(const char *text, uint16_t default_port, lh_sockaddr *out);

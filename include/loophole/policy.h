@@ -43,6 +43,7 @@ typedef struct lh_verdict {
     int list;        /* blocklist / allowlist index that decided, or -1 */
     int match_label; /* label where the deciding name rule matched, -1 for patterns */
     bool allowed;    /* an allow rule let the name through */
+    unsigned group;  /* FORWARD: upstream group (0 default, 1.. forward zones) */
 } lh_verdict;
 
 typedef struct lh_policy {
@@ -50,6 +51,7 @@ typedef struct lh_policy {
     lh_hosts hosts;
     bool has_hosts;
     lh_blockset blocks;
+    lh_nameset forward_zones; /* zone -> upstream group (1..) */
     uint32_t ttl;
     /* How blocked names are answered (from the config). */
     enum lh_block_mode block_mode;
@@ -77,6 +79,9 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);
 void lh_policy_free(lh_policy *p);
 /* Decides for a parsed question; `hashes` are its suffix hashes (lh_name_hashes). */
 void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v);
+
+/* Turns a block match into the blocked answer's verdict (block mode, TTL, EDE 15). */
+void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);
 
 /* Writes the answer for a LOCAL or REFUSED verdict. Returns its length, 0 if nothing fits. */
 size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap,

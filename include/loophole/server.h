@@ -3,14 +3,13 @@
 #define LH_SERVER_H
 
 #include "loophole/config.h"
+#include "loophole/forward.h"
 #include "loophole/policy.h"
 #include "loophole/stats.h"
 
 #include <uv.h>
 
-typedef struct lh_udp_listener lh_udp_listener;
 typedef struct lh_tcp_listener lh_tcp_listener;
-typedef struct lh_tcp_conn lh_tcp_conn;
 
 typedef struct lh_server {
     uv_loop_t *loop;
@@ -25,13 +24,16 @@ typedef struct lh_server {
     unsigned nconns;
     unsigned udp_queued; /* UDP answers waiting in libuv's send queue */
 
-    uv_signal_t sig_term, sig_int, sig_hup;
+    lh_forwarder fwd;
+    bool fwd_ready;
+
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr2;
     uv_timer_t stop_timer;
     uv_work_t reload_req;
     bool reloading, reload_again;
     lh_policy *reload_result;
     char reload_err[LH_ERR_MAX];
-    bool started, stopping;
+    bool started, stopping, finished;
 
     lh_stats stats;
     /* Answers are built here, never allocated: two bytes of room for the TCP length prefix. */
@@ -49,10 +51,12 @@ void lh_server_free(lh_server *s);
 /* Rebuilds the policy on a worker thread and swaps it in; a failure keeps the old one. */
 void lh_server_reload(lh_server *s);
 
-/* The query path shared by UDP and TCP: parse, decide, build the answer into `out`. Returns
- * the answer length, or 0 to send nothing. `udp` selects the client's UDP size limit. */
-size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, bool udp, uint8_t *out,
-                        size_t cap);
+/* The query path shared by UDP and TCP: parse, decide, answer into `out` (returns the length),
+ * or return 0: nothing to send now (dropped, or forwarded and answered later to `client`). */
+size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_client *client,
+                        uint8_t *out, size_t cap);
+/* Called when the last forwarded question ends during a stop. */
+void lh_server_maybe_finish_stop(lh_server *s);
 
 /* Listener internals (listen_udp.c, listen_tcp.c). */
 int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, char *err,
@@ -61,6 +65,15 @@ void lh_udp_close(lh_udp_listener *l);
 int lh_tcp_listen(lh_server *s, lh_tcp_listener **out, const lh_sockaddr *addr, char *err,
                   size_t errlen);
 void lh_tcp_close(lh_tcp_listener *l);
+/* Sends an answer to a UDP peer (no allocation unless the socket is full). */
+void lh_udp_send(lh_udp_listener *l, const uint8_t *ans, size_t len, const struct sockaddr *to);
+void lh_udp_stop_reading(lh_udp_listener *l);
+/* A connection with answers still to come is held; it is freed only when released. */
+void lh_tcp_hold(lh_tcp_conn *c);
+void lh_tcp_release(lh_tcp_conn *c);
+bool lh_tcp_is_open(const lh_tcp_conn *c);
+/* Sends a framed answer (2-byte length prefix included). */
+void lh_tcp_send(lh_tcp_conn *c, const uint8_t *frame, size_t len);
 /* Closes idle connections now; busy ones close when their writes finish. */
 void lh_tcp_conns_shutdown(lh_server *s);
 /* Closes every connection immediately. */

@@ -110,6 +110,36 @@ static inline uint16_t lh_name_suffix_len(const lh_name *n, unsigned label)
  * length, or 0 when the name is invalid or `cap` is too small. */
 size_t lh_wire_build_query(uint8_t *buf, size_t cap, const char *name, uint16_t type, uint16_t id);
 
+/* What loophole needs to know of an upstream answer: where its TTLs are (to age them), its
+ * OPT record (to strip it), its negative-caching TTL, and the CNAME targets in the answer
+ * section (for uncloaking). Everything bounds-checked; compression followed safely. */
+#define LH_ANSWER_RR_MAX 256 /* answers with more records are relayed but not cached */
+#define LH_ANSWER_CNAME_MAX 16
+
+typedef struct lh_answer_info {
+    uint16_t flags;
+    unsigned rcode;
+    uint16_t an, ns, ar;
+    size_t question_end;
+    size_t opt_off, opt_len; /* opt_len 0: no OPT */
+    bool opt_is_last;
+    uint16_t opt_ar_index; /* position of the OPT among the additional records */
+    uint16_t nttl; /* TTL fields of every record but OPT */
+    uint16_t ttl_off[LH_ANSWER_RR_MAX];
+    uint32_t min_answer_ttl; /* over the answer section; UINT32_MAX if empty */
+    bool has_soa;
+    uint32_t negative_ttl; /* RFC 2308: min(SOA TTL, SOA MINIMUM) of the authority SOA */
+    unsigned ncname; /* CNAME targets and SVCB/HTTPS target names of the answer section */
+    lh_name cname_target[LH_ANSWER_CNAME_MAX];
+    bool too_many_rrs;
+} lh_answer_info;
+
+/* Scans an upstream answer. Returns 0, or -1 when it is malformed anywhere. */
+int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai);
+/* Reads a possibly compressed name at `off` into canonical form. Returns the offset past it
+ * in the record (not past the pointer target), or 0 when malformed. */
+size_t lh_name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n);
+
 /* Answer builder: writes into a caller-owned buffer; every append checks space and sets
  * `overflow` instead of writing past the end, so callers test once at the end. */
 typedef struct lh_writer {
@@ -140,6 +170,12 @@ void lh_writer_soa(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned 
  * retries over TCP; the OPT is kept. Returns the length, or 0 if nothing fits. */
 size_t lh_writer_finish(lh_writer *w, const lh_msg *m, size_t limit, uint16_t our_udp_size,
                         int ede_code);
+/* Continues a writer over a complete message already in buf (its counts and rcode read from
+ * the header), typically to finish a relayed answer with lh_writer_finish. */
+void lh_writer_resume(lh_writer *w, uint8_t *buf, size_t cap, size_t len);
+/* Makes an answer in buf the client's: its ID, its RD bit, and its question bytes exactly as
+ * sent (0x20 case included). The answer's question must have the same length. */
+void lh_answer_patch_for_client(uint8_t *buf, const lh_msg *m);
 
 /* The UDP answer size the client allows: its EDNS size capped at ours, floored at 512. */
 static inline size_t lh_msg_udp_limit(const lh_msg *m, uint16_t our_cap)

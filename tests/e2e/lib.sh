@@ -11,6 +11,9 @@ LH_TMP=$(mktemp -d "/tmp/lh-$LH_TEST-XXXXXX")
 _sum=$(printf '%s' "$LH_TEST" | cksum | cut -d' ' -f1)
 LH_ADDR="127.53.$(( _sum % 250 + 1 )).$(( (_sum / 250) % 250 + 1 ))"
 LH_PIDS=()
+# Never the machine's resolver: unless a test names its own --upstream, forwarded names go to
+# a closed loopback port and fail at once.
+LH_NO_UPSTREAM=(--resolv-conf /dev/null --fallback-upstream 127.0.0.1:1)
 LH_PASS=0
 LH_FAIL=0
 
@@ -42,7 +45,7 @@ lh_done() {
 # lh_start [ARGS...]: starts loophole on $LH_ADDR:53 (plus ARGS) and waits until it answers.
 # Sets LH_PID; the log is $LH_TMP/loophole.log.
 lh_start() {
-    "$LOOPHOLE" serve --listen "$LH_ADDR:53" --log-level debug "$@" \
+    "$LOOPHOLE" serve --listen "$LH_ADDR:53" --log-level debug "${LH_NO_UPSTREAM[@]}" "$@" \
         >>"$LH_TMP/loophole.log" 2>&1 &
     LH_PID=$!
     LH_PIDS+=("$LH_PID")

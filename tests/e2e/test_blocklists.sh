@@ -84,7 +84,7 @@ mode_check nxdomain "" "" NXDOMAIN
 mode_check nodata "" "" NOERROR
 mode_check refused "" "" REFUSED
 mode_check custom "192.0.2.7 " "2001:db8::7 " NOERROR --block-ipv4 192.0.2.7 --block-ipv6 2001:db8::7
-err=$("$LOOPHOLE" --no-hosts --block-mode custom 2>&1)
+err=$("$LOOPHOLE" --no-hosts "${LH_NO_UPSTREAM[@]}" --block-mode custom 2>&1)
 expect_match "custom without addresses is an error" "$err" "block-mode custom needs block-ipv4"
 
 # --no-default-blocklist, --no-canary-names, folders, forced formats, config keys
@@ -103,7 +103,7 @@ blocklist = $LH_TMP/forced.txt format=regex
 blocklist = $LH_TMP/more.list subdomains=yes
 block-ttl = 42
 C
-"$LOOPHOLE" serve --config "$LH_TMP/lists.conf" >>"$LH_TMP/loophole.log" 2>&1 &
+"$LOOPHOLE" serve --config "$LH_TMP/lists.conf" "${LH_NO_UPSTREAM[@]}" >>"$LH_TMP/loophole.log" 2>&1 &
 LH_PID=$!; LH_PIDS+=("$LH_PID"); lh_wait_ready "$LH_ADDR"
 expect_eq "no default list: doubleclick.net is not blocked" "$(dstatus doubleclick.net)" "SERVFAIL"
 expect_eq "no canaries: use-application-dns.net is forwarded" "$(dstatus use-application-dns.net)" "SERVFAIL"
@@ -136,7 +136,7 @@ check "sixth bad line not reported one by one" bash -c "! grep -q 'broken.list:7
 expect_match "the rest are counted" "$log" "broken.list: 3 more malformed line\(s\) skipped"
 expect_eq "good lines around bad ones load" "$(d good-two.test +short)" "127.0.0.1"
 lh_stop
-err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts --blocklist /nonexistent/list.txt 2>&1)
+err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts "${LH_NO_UPSTREAM[@]}" --blocklist /nonexistent/list.txt 2>&1)
 expect_eq "an unreadable list at start-up exits 1" "$?" "1"
 expect_match "and says which" "$err" "/nonexistent/list.txt: cannot read blocklist: No such file"
 lh_done

@@ -9,7 +9,7 @@ for flag in --config --listen --log-level --hosts-file --no-hosts --local-ttl --
     expect_match "--help mentions $flag" "$help" "$flag"
 done
 # Every flag in --help is documented in docs/configuration.md, and vice versa for keys.
-for flag in $(echo "$help" | grep -oE -- '--[a-z-]+' | sort -u); do
+for flag in $(echo "$help" | grep -oE -- '--[a-z0-9-]+' | sort -u); do
     case $flag in --help|--version|--config) continue ;; esac
     check "docs/configuration.md documents $flag" grep -q -- "$flag" "$LH_SRC/docs/configuration.md"
 done
@@ -38,22 +38,22 @@ check "the shipped example config is valid" "$LOOPHOLE" check-config --config "$
 
 # Flags override the file: the file says hosts-file = none, the flag gives one.
 echo "10.0.0.99 flagged.test" >"$LH_TMP/hosts"
-"$LOOPHOLE" serve --config "$LH_TMP/good.conf" --hosts-file "$LH_TMP/hosts" >>"$LH_TMP/loophole.log" 2>&1 &
+"$LOOPHOLE" serve --config "$LH_TMP/good.conf" --hosts-file "$LH_TMP/hosts" "${LH_NO_UPSTREAM[@]}" >>"$LH_TMP/loophole.log" 2>&1 &
 LH_PID=$!; LH_PIDS+=("$LH_PID")
 lh_wait_ready "$LH_ADDR"
 expect_eq "flag overrides the config file" "$(d flagged.test +short)" "10.0.0.99"
 
 # Address in use: explained, exit non-zero.
-err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts 2>&1)
+err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts "${LH_NO_UPSTREAM[@]}" 2>&1)
 expect_eq "a second instance exits 1" "$?" "1"
 expect_match "address in use names systemd-resolved" "$err" "address already in use.*systemd-resolved.*DNSStubListener=no.*--listen"
 # Permission denied: port 53 as an unprivileged user.
 if command -v setpriv >/dev/null; then
-    err=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$LOOPHOLE" --listen 127.0.0.1:53 --no-hosts 2>&1)
+    err=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$LOOPHOLE" --listen 127.0.0.1:53 --no-hosts "${LH_NO_UPSTREAM[@]}" 2>&1)
     expect_eq "unprivileged bind exits 1" "$?" "1"
     expect_match "permission denied names CAP_NET_BIND_SERVICE" "$err" "permission denied.*CAP_NET_BIND_SERVICE.*--listen 127.0.0.53:5353"
 fi
-err=$("$LOOPHOLE" --listen 192.0.2.1:53 --no-hosts 2>&1)
+err=$("$LOOPHOLE" --listen 192.0.2.1:53 --no-hosts "${LH_NO_UPSTREAM[@]}" 2>&1)
 expect_match "an address not on this machine is explained" "$err" "not configured on any interface"
 
 # SIGHUP reloads the hosts file; a failed reload keeps the old data.

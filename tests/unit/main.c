@@ -12,6 +12,7 @@ void test_nameset(void);
 void test_config(void);
 void test_policy(void);
 void test_lists(void);
+void test_cache(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},
@@ -19,6 +20,7 @@ static const lh_unit_test tests[] = {
     {"config", test_config},
     {"policy", test_policy},
     {"lists", test_lists},
+    {"cache", test_cache},
 };
 
 int main(void)

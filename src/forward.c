@@ -1,0 +1,493 @@
+/* forward.c - see forward.h. */
+#include "loophole/forward.h"
+#include "loophole/log.h"
+#include "loophole/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define LH_WAITERS_MAX 256    /* clients sharing one upstream question */
+#define LH_OUR_UPSTREAM_UDP 1232
+#define LH_EDE_STALE 3        /* RFC 8914: Stale Answer */
+#define LH_EDE_NO_REACHABLE 22 /* RFC 8914: No Reachable Authority */
+#define LH_LOOP_MIN_LETTERS 8 /* 0x20 bits needed before a case match means "our own query" */
+
+typedef struct lh_waiter {
+    struct lh_waiter *next;
+    lh_client client;
+    lh_msg msg; /* msg.pkt points at pkt */
+    uint8_t pkt[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4];
+} lh_waiter;
+
+struct lh_pending {
+    lh_pending *hnext;
+    lh_pending *dl_prev, *dl_next;
+    lh_forwarder *f;
+    uint64_t hash, deadline_ms;
+    lh_cache_key key;
+    lh_name name;
+    lh_upstream_req *req;
+    lh_waiter *waiters;
+    unsigned nwaiters;
+    size_t qlen, question_end;
+    uint8_t query[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11]; /* as sent upstream */
+};
+
+static uint64_t rng_next(lh_forwarder *f)
+{
+    uint64_t x = f->rng; /* xorshift64*: the 0x20 bits need to be unguessable per query only
+                            as far as the kernel's port and c-ares' ID already are */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    f->rng = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t pending_hash(const lh_cache_key *k)
+{
+    uint64_t h = k->name_hash ^ ((uint64_t)k->qtype << 24 | (uint64_t)k->qclass << 8 | k->flags);
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 31);
+}
+
+static lh_pending *pending_find(lh_forwarder *f, const lh_cache_key *k, uint64_t h)
+{
+    for (lh_pending *p = f->table[h & f->mask]; p; p = p->hnext)
+        if (p->hash == h && p->key.qtype == k->qtype && p->key.qclass == k->qclass &&
+            p->key.flags == k->flags && p->name.len == k->name->len &&
+            !memcmp(p->name.wire, k->name->wire, k->name->len))
+            return p;
+    return NULL;
+}
+
+int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
+{
+    const lh_config *cfg = s->cfg;
+    memset(f, 0, offsetof(lh_forwarder, work));
+    f->srv = s;
+    if (getrandom(&f->rng, sizeof f->rng, 0) != sizeof f->rng || !f->rng)
+        f->rng = uv_hrtime() | 1;
+    size_t n = 64;
+    while (n < cfg->upstream_max_inflight)
+        n <<= 1;
+    f->table = calloc(n, sizeof *f->table);
+    if (!f->table) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    f->mask = n - 1;
+    if (cfg->cache_size) {
+        lh_cache_limits lim = {.max_bytes = cfg->cache_size,
+                               .min_ttl = cfg->cache_min_ttl,
+                               .max_ttl = cfg->cache_max_ttl,
+                               .max_negative_ttl = cfg->cache_max_negative_ttl,
+                               .stale_window = cfg->serve_stale ? cfg->stale_window : 0};
+        if (lh_cache_init(&f->cache, &lim) != 0) {
+            snprintf(err, errlen, "out of memory for the cache");
+            return -1;
+        }
+        f->cache_on = true;
+    }
+    if (lh_upstream_init(&f->upstream, s->loop, cfg, err, errlen) != 0)
+        return -1;
+    uv_timer_init(s->loop, &f->deadline_timer);
+    f->deadline_timer.data = f;
+    return 0;
+}
+
+/* --- delivering answers ------------------------------------------------------------------ */
+
+static size_t client_limit(const lh_forwarder *f, const lh_waiter *w)
+{
+    return w->client.udp ? lh_msg_udp_limit(&w->msg, f->srv->cfg->edns_udp_size) : LH_MSG_MAX;
+}
+
+/* Sends the answer at srv->out + 2 (n bytes) to the waiter's client, and lets go of it. */
+static void send_to(lh_forwarder *f, lh_waiter *w, size_t n)
+{
+    lh_server *s = f->srv;
+    if (w->client.udp) {
+        if (n)
+            lh_udp_send(w->client.udp, s->out + 2, n, &w->client.peer.sa);
+        return;
+    }
+    if (n && lh_tcp_is_open(w->client.tcp)) {
+        lh_wr16(s->out, (uint16_t)n);
+        lh_tcp_send(w->client.tcp, s->out, n + 2);
+    }
+    lh_tcp_release(w->client.tcp);
+}
+
+/* Finishes the message at srv->out + 2 (len bytes) for the waiter: OPT, truncation. */
+static size_t finish_for(lh_forwarder *f, lh_waiter *w, size_t len, int ede)
+{
+    lh_writer wr;
+    lh_writer_resume(&wr, f->srv->out + 2, LH_MSG_MAX, len);
+    return lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->srv->cfg->edns_udp_size, ede);
+}
+
+static void answer_servfail(lh_forwarder *f, lh_waiter *w)
+{
+    lh_writer wr;
+    lh_writer_begin(&wr, f->srv->out + 2, LH_MSG_MAX, &w->msg, LH_RCODE_SERVFAIL, false);
+    send_to(f, w, lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->srv->cfg->edns_udp_size,
+                                   LH_EDE_NO_REACHABLE));
+    f->srv->stats.servfail++;
+}
+
+/* A failed question: each waiter gets a stale answer when one is kept, else SERVFAIL. */
+static void answer_failed(lh_forwarder *f, lh_pending *p, lh_waiter *w)
+{
+    const lh_cache_entry *e;
+    uint64_t now = uv_now(f->srv->loop);
+    if (f->cache_on && f->srv->cfg->serve_stale &&
+        lh_cache_lookup(&f->cache, &p->key, now, true, &e) != LH_CACHE_MISS) {
+        size_t n = lh_cache_write(e, &w->msg, now, true, f->srv->cfg->stale_ttl, f->srv->out + 2,
+                                  LH_MSG_MAX);
+        if (n) {
+            send_to(f, w, finish_for(f, w, n, LH_EDE_STALE));
+            f->stats.stale_served++;
+            return;
+        }
+    }
+    answer_servfail(f, w);
+}
+
+/* --- the pending question's lifecycle ---------------------------------------------------- */
+
+static void deadline_rearm(lh_forwarder *f);
+
+static void pending_unlink(lh_forwarder *f, lh_pending *p)
+{
+    lh_pending **pp = &f->table[p->hash & f->mask];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    if (p->dl_prev)
+        p->dl_prev->dl_next = p->dl_next;
+    else
+        f->dl_head = p->dl_next;
+    if (p->dl_next)
+        p->dl_next->dl_prev = p->dl_prev;
+    else
+        f->dl_tail = p->dl_prev;
+    f->npending--;
+}
+
+/* Ends a pending question: `answer` (len bytes, OPT removed) for everyone, or failure. */
+static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t len,
+                        const lh_verdict *blocked)
+{
+    bool head = f->dl_head == p;
+    pending_unlink(f, p);
+    if (p->req)
+        lh_upstream_cancel(p->req);
+    for (lh_waiter *w = p->waiters, *next; w; w = next) {
+        next = w->next;
+        if (blocked) {
+            send_to(f, w, lh_answer_build(&w->msg, blocked, f->srv->out + 2, LH_MSG_MAX,
+                                          client_limit(f, w), f->srv->cfg->edns_udp_size));
+        } else if (answer && len >= w->msg.question_end) {
+            memcpy(f->srv->out + 2, answer, len);
+            lh_answer_patch_for_client(f->srv->out + 2, &w->msg);
+            send_to(f, w, finish_for(f, w, len, -1));
+        } else {
+            answer_failed(f, p, w);
+        }
+        free(w);
+        f->nwaiters--;
+    }
+    free(p);
+    if (head)
+        deadline_rearm(f);
+    if (f->srv->stopping && f->npending == 0)
+        lh_server_maybe_finish_stop(f->srv);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    lh_forwarder *f = t->data;
+    uint64_t now = uv_now(f->srv->loop);
+    while (f->dl_head && f->dl_head->deadline_ms <= now) {
+        f->stats.failed++;
+        pending_end(f, f->dl_head, NULL, 0, NULL);
+    }
+    deadline_rearm(f);
+}
+
+static void deadline_rearm(lh_forwarder *f)
+{
+    if (!f->dl_head) {
+        uv_timer_stop(&f->deadline_timer);
+        return;
+    }
+    uint64_t now = uv_now(f->srv->loop);
+    uint64_t d = f->dl_head->deadline_ms > now ? f->dl_head->deadline_ms - now : 0;
+    uv_timer_start(&f->deadline_timer, on_deadline, d, 0);
+}
+
+/* Strips the OPT record (the client gets loophole's own) and the records after it. */
+static size_t strip_opt(uint8_t *a, size_t len, lh_answer_info *ai)
+{
+    if (!ai->opt_len)
+        return len;
+    len = ai->opt_off;
+    lh_wr16(a + 10, ai->opt_ar_index);
+    ai->ar = ai->opt_ar_index;
+    unsigned k = 0;
+    for (unsigned i = 0; i < ai->nttl; i++)
+        if (ai->ttl_off[i] < len)
+            ai->ttl_off[k++] = ai->ttl_off[i];
+    ai->nttl = (uint16_t)k;
+    ai->opt_len = 0;
+    return len;
+}
+
+/* CNAME and SVCB/HTTPS targets that lead to a blocked name get the blocked answer. */
+static bool uncloak(lh_forwarder *f, lh_pending *p, const lh_answer_info *ai, lh_verdict *v)
+{
+    const lh_policy *pol = f->srv->policy;
+    for (unsigned i = 0; i < ai->ncname; i++) {
+        const lh_name *t = &ai->cname_target[i];
+        if (t->nlabels == 0)
+            continue;
+        uint64_t h[LH_LABELS_MAX];
+        lh_block_match bm;
+        lh_name_hashes(t, h);
+        lh_blockset_match(&pol->blocks, t, h, &bm);
+        if (!bm.blocked)
+            continue;
+        char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
+        lh_name_to_text(p->name.wire, qn, sizeof qn);
+        lh_name_to_text(t->wire, tn, sizeof tn);
+        lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
+                bm.list >= 0 ? pol->blocks.lists[bm.list].path : "a pattern");
+        lh_policy_block_verdict(pol, v, &bm);
+        f->stats.uncloaked++;
+        return true;
+    }
+    return false;
+}
+
+static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len,
+                        const lh_upstream_server *server)
+{
+    lh_pending *p = arg;
+    lh_forwarder *f = p->f;
+    p->req = NULL;
+    lh_answer_info ai;
+    size_t qsec = p->question_end - LH_DNS_HEADER_LEN;
+    if (status == 0) {
+        /* The answer must echo our question byte for byte: name, 0x20 case, type, class. */
+        if (len < p->question_end || lh_rd16(answer + 4) != 1 ||
+            memcmp(answer + LH_DNS_HEADER_LEN, p->query + LH_DNS_HEADER_LEN, qsec) != 0) {
+            lh_warn("upstream %s: answer does not echo the question as sent (0x20 case): "
+                    "dropped as possibly spoofed",
+                    server->label);
+            status = -1;
+        } else if (len > sizeof f->work || lh_answer_scan(answer, len, &ai) != 0) {
+            lh_warn("upstream %s: malformed answer dropped", server->label);
+            status = -1;
+        }
+        if (status)
+            f->stats.bad_answers++;
+    }
+    if (status != 0) {
+        f->stats.failed++;
+        pending_end(f, p, NULL, 0, NULL);
+        return;
+    }
+    f->stats.answered++;
+    memcpy(f->work, answer, len);
+    len = strip_opt(f->work, len, &ai);
+    lh_verdict blocked;
+    if (uncloak(f, p, &ai, &blocked)) {
+        pending_end(f, p, NULL, 0, &blocked);
+        return;
+    }
+    if (f->cache_on)
+        lh_cache_insert(&f->cache, &p->key, f->work, len, &ai, uv_now(f->srv->loop));
+    pending_end(f, p, f->work, len, NULL);
+}
+
+/* The question as loophole asks it: the client's RD/CD/AD, the name in random case (0x20),
+ * and an OPT of our own (DO as the client set it; none of the client's options). */
+static size_t build_query(lh_forwarder *f, const lh_msg *m, uint8_t *q)
+{
+    memset(q, 0, LH_DNS_HEADER_LEN);
+    lh_wr16(q + 2, m->flags & (LH_FLAG_RD | LH_FLAG_CD | LH_FLAG_AD));
+    lh_wr16(q + 4, 1);
+    lh_wr16(q + 10, 1);
+    uint8_t *n = q + LH_DNS_HEADER_LEN;
+    memcpy(n, m->qname.wire, m->qname.len);
+    if (f->srv->cfg->upstream_0x20) {
+        uint64_t bits = 0;
+        unsigned left = 0;
+        for (unsigned i = 0; i < m->qname.len; i++) {
+            if (n[i] < 'a' || n[i] > 'z')
+                continue;
+            if (!left) {
+                bits = rng_next(f);
+                left = 64;
+            }
+            if (bits & 1)
+                n[i] = (uint8_t)(n[i] - 32);
+            bits >>= 1;
+            left--;
+        }
+    }
+    size_t o = LH_DNS_HEADER_LEN + m->qname.len;
+    lh_wr16(q + o, m->qtype);
+    lh_wr16(q + o + 2, m->qclass);
+    o += 4;
+    q[o] = 0;
+    lh_wr16(q + o + 1, LH_TYPE_OPT);
+    lh_wr16(q + o + 3, LH_OUR_UPSTREAM_UDP);
+    q[o + 5] = 0;
+    q[o + 6] = 0;
+    q[o + 7] = m->edns_do ? 0x80 : 0;
+    q[o + 8] = 0;
+    lh_wr16(q + o + 9, 0);
+    return o + 11;
+}
+
+static unsigned letters(const lh_name *n)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n->len; i++)
+        k += n->wire[i] >= 'a' && n->wire[i] <= 'z';
+    return k;
+}
+
+static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *c)
+{
+    lh_waiter *w = malloc(sizeof *w);
+    if (!w)
+        return NULL;
+    w->next = NULL;
+    w->client = *c;
+    w->msg = *m;
+    memcpy(w->pkt, m->pkt, m->question_end);
+    w->msg.pkt = w->pkt;
+    w->msg.pkt_len = m->question_end;
+    if (c->tcp)
+        lh_tcp_hold(c->tcp);
+    f->nwaiters++;
+    return w;
+}
+
+size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, unsigned group,
+                        const lh_client *c, uint8_t *out, size_t cap, size_t limit)
+{
+    lh_server *s = f->srv;
+    lh_cache_key key = {.name = &m->qname, .name_hash = name_hash, .qtype = m->qtype,
+                        .qclass = m->qclass,
+                        .flags = (uint8_t)((m->edns_do ? LH_CACHE_DO : 0) |
+                                           ((m->flags & LH_FLAG_CD) ? LH_CACHE_CD : 0))};
+    uint64_t now = uv_now(s->loop);
+    const lh_cache_entry *e;
+    if (f->cache_on && lh_cache_lookup(&f->cache, &key, now, false, &e) == LH_CACHE_FRESH) {
+        size_t n = lh_cache_write(e, m, now, false, 0, out, cap);
+        if (n) {
+            f->stats.cache_hits++;
+            lh_writer w;
+            lh_writer_resume(&w, out, cap, n);
+            return lh_writer_finish(&w, m, limit, s->cfg->edns_udp_size, -1);
+        }
+    }
+    uint64_t h = pending_hash(&key);
+    lh_pending *p = pending_find(f, &key, h);
+    if (p) {
+        /* Our own 0x20-cased question coming back means an upstream forwards to us. */
+        if (m->question_end == p->question_end && letters(&p->name) >= LH_LOOP_MIN_LETTERS &&
+            !memcmp(m->pkt + LH_DNS_HEADER_LEN, p->query + LH_DNS_HEADER_LEN,
+                    m->question_end - LH_DNS_HEADER_LEN)) {
+            f->stats.loops++;
+            if (now - f->last_loop_log_ms > 10000 || !f->last_loop_log_ms) {
+                lh_err("forwarding loop: an upstream sent loophole's own query back to it; "
+                       "answering SERVFAIL. Check that no upstream forwards to loophole.");
+                f->last_loop_log_ms = now;
+            }
+            return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
+        }
+        if (p->nwaiters >= LH_WAITERS_MAX)
+            return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
+        lh_waiter *w = waiter_new(f, m, c);
+        if (!w)
+            return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
+        w->next = p->waiters;
+        p->waiters = w;
+        p->nwaiters++;
+        f->stats.coalesced++;
+        return 0;
+    }
+    p = malloc(sizeof *p);
+    lh_waiter *w = p ? waiter_new(f, m, c) : NULL;
+    if (!w) {
+        free(p);
+        return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
+    }
+    memset(p, 0, offsetof(lh_pending, query));
+    p->f = f;
+    p->hash = h;
+    p->name = m->qname;
+    p->key = key;
+    p->key.name = &p->name;
+    p->waiters = w;
+    p->nwaiters = 1;
+    p->qlen = build_query(f, m, p->query);
+    p->question_end = m->question_end;
+    p->deadline_ms = now + s->cfg->query_budget_ms;
+    p->hnext = f->table[h & f->mask];
+    f->table[h & f->mask] = p;
+    p->dl_prev = f->dl_tail;
+    if (f->dl_tail)
+        f->dl_tail->dl_next = p;
+    else
+        f->dl_head = p;
+    f->dl_tail = p;
+    f->npending++;
+    if (f->dl_head == p)
+        deadline_rearm(f);
+    p->req = lh_upstream_send(&f->upstream, group, p->query, p->qlen, on_upstream, p);
+    if (!p->req) { /* over the in-flight bound, or no server: fail now, never grow */
+        f->stats.rejected++;
+        pending_end(f, p, NULL, 0, NULL);
+        return 0;
+    }
+    f->stats.sent++;
+    return 0;
+}
+
+void lh_forward_fail_all(lh_forwarder *f)
+{
+    while (f->dl_head) {
+        f->stats.failed++;
+        pending_end(f, f->dl_head, NULL, 0, NULL);
+    }
+}
+
+void lh_forward_flush_cache(lh_forwarder *f)
+{
+    if (f->cache_on)
+        lh_cache_flush(&f->cache);
+}
+
+void lh_forward_shutdown(lh_forwarder *f)
+{
+    lh_forward_fail_all(f);
+    lh_upstream_shutdown(&f->upstream);
+    if (!uv_is_closing((uv_handle_t *)&f->deadline_timer))
+        uv_close((uv_handle_t *)&f->deadline_timer, NULL);
+}
+
+void lh_forward_free(lh_forwarder *f)
+{
+    lh_upstream_free(&f->upstream);
+    if (f->cache_on)
+        lh_cache_free(&f->cache);
+    free(f->table);
+    f->table = NULL;
+}
