@@ -312,7 +312,7 @@ unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsig
     if (f) {
         char line[512];
         while (fgets(line, sizeof line, f) && n < max) {
-            char word[64], addr[INET6_ADDRSTRLEN + 32];
+            char word[64], addr[80];
             if (sscanf(line, "%63s %79s", word, addr) != 2 || strcmp(word, "nameserver"))
                 continue;
             char *pct = strchr(addr, '%'); /* fe80::1%eth0: scoped addresses are not supported */

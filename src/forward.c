@@ -278,21 +278,10 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
     lh_forwarder *f = p->f;
     p->req = NULL;
     lh_answer_info ai;
-    size_t qsec = p->question_end - LH_DNS_HEADER_LEN;
-    if (status == 0) {
-        /* The answer must echo our question byte for byte: name, 0x20 case, type, class. */
-        if (len < p->question_end || lh_rd16(answer + 4) != 1 ||
-            memcmp(answer + LH_DNS_HEADER_LEN, p->query + LH_DNS_HEADER_LEN, qsec) != 0) {
-            lh_warn("upstream %s: answer does not echo the question as sent (0x20 case): "
-                    "dropped as possibly spoofed",
-                    server->label);
-            status = -1;
-        } else if (len > sizeof f->work || lh_answer_scan(answer, len, &ai) != 0) {
-            lh_warn("upstream %s: malformed answer dropped", server->label);
-            status = -1;
-        }
-        if (status)
-            f->stats.bad_answers++;
+    if (status == 0 && (len > sizeof f->work || lh_answer_scan(answer, len, &ai) != 0)) {
+        lh_warn("upstream %s: malformed answer dropped", server->label);
+        f->stats.bad_answers++;
+        status = -1;
     }
     if (status != 0) {
         f->stats.failed++;
@@ -361,6 +350,24 @@ static unsigned letters(const lh_name *n)
     return k;
 }
 
+/* Is `m` one of our own upstream questions coming back (same name, same random case)? The
+ * forwarder in between may set DO or CD itself, so every combination is looked at. */
+static bool is_own_question(lh_forwarder *f, const lh_msg *m, const lh_cache_key *key)
+{
+    if (!f->npending || !f->srv->cfg->upstream_0x20 || letters(&m->qname) < LH_LOOP_MIN_LETTERS)
+        return false;
+    lh_cache_key k = *key;
+    for (unsigned flags = 0; flags < 4; flags++) {
+        k.flags = (uint8_t)flags;
+        lh_pending *p = pending_find(f, &k, pending_hash(&k));
+        if (p && p->question_end == m->question_end &&
+            !memcmp(m->pkt + LH_DNS_HEADER_LEN, p->query + LH_DNS_HEADER_LEN,
+                    m->question_end - LH_DNS_HEADER_LEN))
+            return true;
+    }
+    return false;
+}
+
 static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *c)
 {
     lh_waiter *w = malloc(sizeof *w);
@@ -397,21 +404,18 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
             return lh_writer_finish(&w, m, limit, s->cfg->edns_udp_size, -1);
         }
     }
+    if (is_own_question(f, m, &key)) {
+        f->stats.loops++;
+        if (now - f->last_loop_log_ms > 10000 || !f->last_loop_log_ms) {
+            lh_err("forwarding loop: an upstream sent loophole's own query back to it; "
+                   "answering SERVFAIL. Check that no upstream forwards to loophole.");
+            f->last_loop_log_ms = now;
+        }
+        return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
+    }
     uint64_t h = pending_hash(&key);
     lh_pending *p = pending_find(f, &key, h);
     if (p) {
-        /* Our own 0x20-cased question coming back means an upstream forwards to us. */
-        if (m->question_end == p->question_end && letters(&p->name) >= LH_LOOP_MIN_LETTERS &&
-            !memcmp(m->pkt + LH_DNS_HEADER_LEN, p->query + LH_DNS_HEADER_LEN,
-                    m->question_end - LH_DNS_HEADER_LEN)) {
-            f->stats.loops++;
-            if (now - f->last_loop_log_ms > 10000 || !f->last_loop_log_ms) {
-                lh_err("forwarding loop: an upstream sent loophole's own query back to it; "
-                       "answering SERVFAIL. Check that no upstream forwards to loophole.");
-                f->last_loop_log_ms = now;
-            }
-            return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
-        }
         if (p->nwaiters >= LH_WAITERS_MAX)
             return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
         lh_waiter *w = waiter_new(f, m, c);

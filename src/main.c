@@ -310,7 +310,9 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
         size_t n = lh_answer_build(&m, &v, out, sizeof out, LH_MSG_MAX, 1232);
         ldns_pkt *pkt = NULL;
         if (n && ldns_wire2pkt(&pkt, out, n) == LDNS_STATUS_OK) {
-            printf("answer: %s", ldns_pkt_rcode2str(ldns_pkt_get_rcode(pkt)));
+            char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(pkt));
+            printf("answer: %s", rcode ? rcode : "?");
+            free(rcode);
             ldns_rr_list *an = ldns_pkt_answer(pkt), *ns = ldns_pkt_authority(pkt);
             printf(", %zu answer record(s)%s\n", ldns_rr_list_rr_count(an),
                    ldns_rr_list_rr_count(ns) ? ", SOA in authority" : "");

@@ -6,6 +6,7 @@
  * calls back (it always does, at the latest with ARES_EDESTRUCTION), then is freed silently. */
 #include "loophole/upstream.h"
 #include "loophole/log.h"
+#include "loophole/wire.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -44,7 +45,7 @@ struct lh_upstream_req {
     bool cancelled;
     uint32_t tried; /* bit per server index in the group */
     lh_upstream_server *server;
-    size_t len;
+    size_t len, question_end;
     uint8_t query[]; /* kept for failover to the next server */
 };
 
@@ -265,6 +266,17 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     if (!r)
         return;
     lh_upstream_server *s = r->server;
+    /* c-ares matched ID, source and question case-insensitively; loophole wants the question
+     * back byte for byte (0x20). A mismatch may be spoofed: it counts as a failure. */
+    if (status == ARES_SUCCESS && abuf &&
+        ((size_t)alen < r->question_end || lh_rd16(abuf + 4) != 1 ||
+         memcmp(abuf + LH_DNS_HEADER_LEN, r->query + LH_DNS_HEADER_LEN,
+                r->question_end - LH_DNS_HEADER_LEN) != 0)) {
+        lh_warn("upstream %s: answer does not echo the question as sent (0x20 case): dropped "
+                "as possibly spoofed",
+                s->label);
+        status = ARES_EBADRESP;
+    }
     if (status == ARES_SUCCESS && abuf && alen > 0) {
         s->answers++;
         s->consecutive_failures = 0;
@@ -305,6 +317,12 @@ lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t 
     r->arg = arg;
     r->len = len;
     memcpy(r->query, query, len);
+    lh_msg m; /* our own query: parsing it only finds where its question ends */
+    if (lh_msg_parse_query(query, len, &m) != LH_PARSE_OK) {
+        free(r);
+        return NULL;
+    }
+    r->question_end = m.question_end;
     u->inflight++;
     if (!try_next(r)) {
         u->inflight--;

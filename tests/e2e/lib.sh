@@ -10,6 +10,8 @@ LH_TEST=$(basename "$0" .sh)
 LH_TMP=$(mktemp -d "/tmp/lh-$LH_TEST-XXXXXX")
 _sum=$(printf '%s' "$LH_TEST" | cksum | cut -d' ' -f1)
 LH_ADDR="127.53.$(( _sum % 250 + 1 )).$(( (_sum / 250) % 250 + 1 ))"
+# lh_peer N: the Nth peer address of this test (upstreams, other daemons): 127.(53+N).X.Y
+lh_peer() { echo "127.$((53 + $1)).${LH_ADDR#127.53.}"; }
 LH_PIDS=()
 # Never the machine's resolver: unless a test names its own --upstream, forwarded names go to
 # a closed loopback port and fail at once.
@@ -37,6 +39,14 @@ expect_match() {
     if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1: [$2] does not match /$3/"; fi
 }
 lh_done() {
+    # Stop everything first: sanitizers report leaks when the daemon exits.
+    for p in "${LH_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${LH_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    LH_PIDS=()
+    if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LH_TMP/loophole.log" 2>/dev/null; then
+        not_ok "sanitizer findings in the daemon's log:"
+        grep -A30 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LH_TMP/loophole.log" | head -60
+    fi
     echo "$LH_TEST: $LH_PASS passed, $LH_FAIL failed"
     [ "$LH_FAIL" -eq 0 ]
     exit $?
@@ -83,3 +93,54 @@ d() { dig @"$LH_ADDR" +time=2 +tries=1 "$@"; }
 # status of a dig answer
 dstatus() { d "$@" +noall +comments | sed -n 's/.*status: \([A-Z]*\).*/\1/p' | head -1; }
 dflags() { d "$@" +noall +comments | sed -n 's/.*flags: \([a-z ]*\);.*/\1/p' | head -1; }
+
+# lh_fake ADDR MODE [DELAY_MS]: starts tests/e2e/fakeupstream.py on ADDR:53, logging queries to
+# $LH_TMP/fake-ADDR.log, and waits until it is ready.
+lh_fake() {
+    local addr=$1 mode=$2
+    "$LH_PY" "$LH_SRC/tests/e2e/fakeupstream.py" "$addr" "$mode" "$LH_TMP/fake-$addr.log" \
+        "${3:-0}" >"$LH_TMP/fake-$addr.out" 2>&1 &
+    LH_PIDS+=($!)
+    for _ in $(seq 50); do grep -q ready "$LH_TMP/fake-$addr.out" 2>/dev/null && return 0; sleep 0.1; done
+    echo "fake upstream $mode on $addr did not start" >&2; cat "$LH_TMP/fake-$addr.out" >&2
+    return 1
+}
+# lh_fake_count ADDR [PATTERN]: queries the fake upstream at ADDR has seen (matching PATTERN,
+# case-insensitively).
+lh_fake_count() { grep -ci -- "${2:-.}" "$LH_TMP/fake-$1.log" 2>/dev/null || true; }
+
+# lh_unbound ADDR ZONEFILE ZONE: a real Unbound on ADDR:53 serving ZONE from ZONEFILE
+# authoritatively (auth-zone), logging queries to $LH_TMP/unbound-ADDR.log.
+lh_unbound() {
+    local addr=$1 zonefile=$2 zone=$3 conf="$LH_TMP/unbound-$1.conf"
+    cat >"$conf" <<U
+server:
+  interface: $addr
+  port: 53
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$LH_TMP"
+  pidfile: ""
+  use-syslog: no
+  logfile: "$LH_TMP/unbound-$addr.log"
+  log-queries: yes
+  verbosity: 1
+  access-control: 127.0.0.0/8 allow
+  local-zone: "test." nodefault
+  module-config: "iterator"
+auth-zone:
+  name: "$zone"
+  zonefile: "$zonefile"
+  for-downstream: yes
+  for-upstream: no
+U
+    unbound -c "$conf" >"$LH_TMP/unbound-$addr.out" 2>&1 &
+    LH_PIDS+=($!)
+    for _ in $(seq 50); do
+        dig @"$addr" "$zone" SOA +short +time=1 +tries=1 2>/dev/null | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "unbound on $addr did not start" >&2; cat "$LH_TMP/unbound-$addr.out" >&2
+    return 1
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Upstreams that fail or lie: each gets its own forward zone on one daemon, so the whole matrix
+# runs at once. For each: SERVFAIL within the budget (or the right answer), local and blocked
+# names still answered meanwhile, and failover to a healthy second upstream. Then source-port
+# spread, coalescing, the in-flight bound, serve-stale and a real forwarding loop.
+. "$(dirname "$0")/lib.sh"
+modes=(dead blackhole slow servfail garbage wrongid wrongq lowercase wrongsrc tc)
+HEALTHY=$(lh_peer 20)
+lh_fake "$HEALTHY" answer
+zones=()
+i=1
+declare -A ADDR_OF
+for m in "${modes[@]}"; do
+    a=$(lh_peer $i); ADDR_OF[$m]=$a; i=$((i + 1))
+    case $m in
+        dead) ;;                      # nothing listens: connection refused
+        slow) lh_fake "$a" slow 800 ;; # over the 500 ms try, under the 1500 ms budget
+        *) lh_fake "$a" "$m" ;;
+    esac
+    zones+=(--forward-zone "$m.test=$a" --forward-zone "fo-$m.test=$a,$HEALTHY")
+done
+echo '||blocked.test^' >"$LH_TMP/block.list"
+lh_start --no-hosts --upstream "$HEALTHY" --upstream-timeout 500 --query-budget 1500 \
+    --blocklist "$LH_TMP/block.list" --no-serve-stale "${zones[@]}"
+
+# All faulty zones at once, timing each client.
+clients=()
+for m in "${modes[@]}"; do
+    ( s=$(date +%s%N); st=$(dstatus "q.$m.test" +time=5); e=$(( ($(date +%s%N) - s) / 1000000 ))
+      echo "$st $e" >"$LH_TMP/r-$m" ) &
+    clients+=($!)
+done
+sleep 0.2
+t0=$(date +%s%N)
+expect_eq "localhost answered while upstreams hang" "$(d localhost +short)" "127.0.0.1"
+expect_eq "blocked names answered while upstreams hang" "$(d x.blocked.test +short)" "127.0.0.1"
+local_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "local answers stay fast during the faults (${local_ms} ms)" test "$local_ms" -lt 500
+wait "${clients[@]}"
+for m in "${modes[@]}"; do
+    read -r st ms <"$LH_TMP/r-$m"
+    expect_eq "$m: SERVFAIL" "$st" "SERVFAIL"
+    check "$m: within the 1.5 s budget ($ms ms)" test "$ms" -lt 2200
+done
+# Failover: the faulty server first, the healthy one second.
+for m in "${modes[@]}"; do
+    expect_eq "$m: fails over to the healthy upstream" "$(d "q.fo-$m.test" +short +time=5)" "192.0.2.1"
+done
+expect_match "a 0x20 mismatch is reported as possible spoofing" "$(cat "$LH_TMP/loophole.log")" "does not echo the question as sent \(0x20 case\)"
+expect_eq "the blackhole saw the query (it was asked)" "$(lh_fake_count "${ADDR_OF[blackhole]}" q.blackhole.test)" "1"
+expect_match "a server failing repeatedly is tried last" "$( for k in 1 2 3; do d "r$k.fo-blackhole.test" +short >/dev/null; done; cat "$LH_TMP/loophole.log")" "upstream ${ADDR_OF[blackhole]}:53: 3 failures in a row"
+s=$(date +%s%N); d r9.fo-blackhole.test +short >/dev/null; ms=$(( ($(date +%s%N) - s) / 1000000 ))
+check "then the healthy server is asked first (${ms} ms)" test "$ms" -lt 400
+check "still serving" lh_alive
+lh_stop
+
+# Source ports: 1,000 upstream queries leave from at least 900 different ports.
+SPREAD=$(lh_peer 21)
+lh_fake "$SPREAD" answer
+lh_start --no-hosts --upstream "$SPREAD" --cache-size 0
+$LH_PY - "$LH_ADDR" "$LH_SRC/tests/e2e" <<'PY'
+import socket, sys
+sys.path.insert(0, sys.argv[2])
+from dnsclient import *
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+for base in range(0, 1000, 50):  # 50 in flight at a time
+    for i in range(base, base + 50):
+        s.sendto(query("p%d.spread.test" % i, qid=i), (sys.argv[1], 53))
+    for i in range(50):
+        s.recv(4096)
+PY
+ports=$(awk 'tolower($0) ~ /spread.test/ {print $1}' "$LH_TMP/fake-$SPREAD.log" | sort -u | wc -l)
+total=$(lh_fake_count "$SPREAD" spread.test)
+expect_eq "1,000 upstream queries sent" "$total" "1000"
+check "from >= 900 distinct source ports ($ports)" test "$ports" -ge 900
+lh_stop
+
+# Coalescing: 20 identical questions in flight -> one upstream query, 20 answers.
+SLOW=$(lh_peer 22)
+lh_fake "$SLOW" slow 400
+lh_start --no-hosts --upstream "$SLOW" --upstream-max-inflight 5 --upstream-timeout 2000 --query-budget 3000
+out=$($LH_PY - "$LH_ADDR" "$LH_SRC/tests/e2e" <<'PY'
+import socket, sys
+sys.path.insert(0, sys.argv[2])
+from dnsclient import *
+socks = []
+for i in range(20):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+    s.sendto(query("same.coalesce.test", qid=100 + i), (sys.argv[1], 53)); socks.append(s)
+ok = sum(1 for i, s in enumerate(socks) if header(s.recv(4096))["id"] == 100 + i)
+print("coalesced answers", ok)
+# The in-flight bound: 5 upstream questions at once; the rest get SERVFAIL at once.
+socks = []
+for i in range(12):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+    s.sendto(query("d%d.bound.test" % i), (sys.argv[1], 53)); socks.append(s)
+rcodes = [header(s.recv(4096))["rcode"] for s in socks]
+print("bound servfail", rcodes.count(2), "answered", rcodes.count(0))
+PY
+)
+expect_match "20 identical questions: 20 answers" "$out" "coalesced answers 20"
+expect_eq "... and one upstream query" "$(lh_fake_count "$SLOW" same.coalesce.test)" "1"
+expect_match "beyond the in-flight bound: SERVFAIL, never unbounded" "$out" "bound servfail 7 answered 5"
+lh_stop
+
+# Serve-stale: the upstream dies after answering once; the expired entry is served with a
+# short TTL and EDE 3 (Stale Answer). Without serve-stale: SERVFAIL.
+STALE=$(lh_peer 23)
+lh_fake "$STALE" answer
+fake_pid=${LH_PIDS[-1]}
+lh_start --no-hosts --upstream "$STALE" --cache-max-ttl 1 --upstream-timeout 300 --query-budget 600
+expect_eq "fresh answer" "$(d www.stale.test +short)" "192.0.2.1"
+kill "$fake_pid"; wait "$fake_pid" 2>/dev/null
+sleep 1.2
+out=$(d www.stale.test +noall +answer +comments)
+expect_match "stale answer served when the upstream is gone" "$out" $'www.stale.test.\s+30\s+IN\s+A\s+192.0.2.1'
+expect_match "stale answer carries EDE 3" "$out" "EDE: 3 \(Stale Answer\)"
+expect_eq "a name never seen: SERVFAIL" "$(dstatus never.stale.test)" "SERVFAIL"
+expect_match "SERVFAIL carries EDE 22" "$(d never.stale.test +noall +comments)" "EDE: 22"
+lh_stop
+
+# A real loop: loophole -> Unbound -> back to loophole. Detected (or at worst bounded): the
+# client gets SERVFAIL within the budget and Unbound sees a handful of queries, not a storm.
+LOOP=$(lh_peer 24)
+cat >"$LH_TMP/loop.conf" <<U
+server:
+  interface: $LOOP
+  port: 53
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$LH_TMP"
+  pidfile: ""
+  use-syslog: no
+  logfile: "$LH_TMP/loop-unbound.log"
+  log-queries: yes
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  local-zone: "test." nodefault
+  module-config: "iterator"
+forward-zone:
+  name: "."
+  forward-addr: $LH_ADDR
+U
+unbound -c "$LH_TMP/loop.conf" >"$LH_TMP/loop-unbound.out" 2>&1 &
+LH_PIDS+=($!)
+lh_start --no-hosts --upstream "$LOOP" --upstream-timeout 500 --query-budget 1500
+s=$(date +%s%N)
+expect_eq "a forwarding loop ends in SERVFAIL" "$(dstatus abcdefghijkl.loop.test +time=5)" "SERVFAIL"
+ms=$(( ($(date +%s%N) - s) / 1000000 ))
+check "within the budget (${ms} ms)" test "$ms" -lt 2200
+sleep 0.5
+n=$(grep -ci "abcdefghijkl.loop.test" "$LH_TMP/loop-unbound.log")
+check "no storm: Unbound saw $n queries for the name" test "$n" -le 10
+expect_match "the loop is logged" "$(cat "$LH_TMP/loophole.log")" "forwarding loop: an upstream sent loophole's own query back"
+check "still serving" lh_alive
+lh_done

@@ -1,0 +1,58 @@
+/* fuzz_answer.c - an upstream answer through what loophole does with it: the scanner (TTLs,
+ * OPT, SOA, CNAME/SVCB targets), cache insertion, and writing the cached answer back to a
+ * client with aged and stale TTLs. */
+#include "loophole/cache.h"
+#include "loophole/nameset.h"
+
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static lh_cache cache;
+    static bool ready;
+    static uint8_t out[LH_MSG_MAX];
+    if (!ready) {
+        lh_cache_limits lim = {.max_bytes = 1 << 20, .max_ttl = 86400,
+                               .max_negative_ttl = 3600, .stale_window = 3600};
+        lh_cache_init(&cache, &lim);
+        ready = true;
+    }
+    lh_answer_info ai;
+    if (size > LH_MSG_MAX || lh_answer_scan(data, size, &ai) != 0)
+        return 0;
+    for (unsigned i = 0; i < ai.nttl; i++) /* every TTL offset must be inside the message */
+        if ((size_t)ai.ttl_off[i] + 4 > size)
+            __builtin_trap();
+    /* The client's question: the answer's own, when it parses as one. */
+    uint8_t q[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4];
+    size_t qlen = ai.question_end <= sizeof q ? ai.question_end : 0;
+    if (qlen < LH_DNS_HEADER_LEN + 5)
+        return 0;
+    memcpy(q, data, qlen);
+    q[2] &= 0x7f; /* a query, not a response */
+    lh_wr16(q + 6, 0);
+    lh_wr16(q + 8, 0);
+    lh_wr16(q + 10, 0);
+    lh_msg m;
+    if (lh_msg_parse_query(q, qlen, &m) != LH_PARSE_OK)
+        return 0;
+    uint64_t h[LH_LABELS_MAX];
+    lh_name_hashes(&m.qname, h);
+    lh_cache_key k = {.name = &m.qname, .name_hash = h[0], .qtype = m.qtype, .qclass = m.qclass};
+    size_t len = ai.opt_len ? ai.opt_off : size; /* as the forwarder strips the OPT */
+    if (ai.opt_len) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < ai.nttl; i++)
+            if (ai.ttl_off[i] < len)
+                ai.ttl_off[n++] = ai.ttl_off[i];
+        ai.nttl = (uint16_t)n;
+    }
+    if (lh_cache_insert(&cache, &k, data, len, &ai, 1000) == 0) {
+        const lh_cache_entry *e;
+        if (lh_cache_lookup(&cache, &k, 5000, false, &e) == LH_CACHE_FRESH)
+            lh_cache_write(e, &m, 5000, false, 0, out, sizeof out);
+        if (lh_cache_lookup(&cache, &k, 1000 + 90000000, true, &e) == LH_CACHE_STALE)
+            lh_cache_write(e, &m, 1000 + 90000000, true, 30, out, sizeof out);
+    }
+    return 0;
+}
