@@ -17,6 +17,7 @@ void lh_config_defaults(lh_config *c)
     c->listen_src = LH_SRC_DEFAULT;
     c->log_level = LH_LOG_INFO;
     c->hosts_file = strdup(LH_DEFAULT_HOSTS_FILE);
+    c->user = strdup(LH_DEFAULT_USER);
     c->edns_udp_size = 1232; /* DNS flag day 2020: avoids IP fragmentation */
     c->local_ttl = 60;
     c->tcp_idle_timeout_ms = 10000;
@@ -56,7 +57,8 @@ void lh_config_free(lh_config *c)
     free(c->config_file);
     free(c->hosts_file);
     free(c->resolv_conf);
-    c->config_file = c->hosts_file = c->resolv_conf = NULL;
+    free(c->user);
+    c->config_file = c->hosts_file = c->resolv_conf = c->user = NULL;
 }
 
 int lh_addr_parse(const char *text, uint16_t default_port, lh_sockaddr *out)
@@ -282,6 +284,70 @@ static int parse_size(const char *v, size_t *out)
     return 0;
 }
 
+static int parse_cidr(const char *v, lh_cidr *out)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    if (strlen(v) >= sizeof buf)
+        return -1;
+    strcpy(buf, v);
+    char *slash = strchr(buf, '/');
+    if (slash)
+        *slash = 0;
+    memset(out, 0, sizeof *out);
+    unsigned long max;
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return -1;
+    }
+    unsigned long p = max;
+    if (slash && parse_uint(slash + 1, 0, max, &p) != 0)
+        return -1;
+    out->prefix = (uint8_t)p;
+    return 0;
+}
+
+static bool cidr_match(const lh_cidr *c, const uint8_t *addr)
+{
+    unsigned full = c->prefix / 8, rest = c->prefix % 8;
+    if (memcmp(c->addr, addr, full) != 0)
+        return false;
+    return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
+}
+
+bool lh_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa)
+{
+    if (lh_addr_is_loopback(sa))
+        return true;
+    for (unsigned i = 0; i < c->nallow_clients; i++) {
+        const lh_cidr *n = &c->allow_clients[i];
+        if (n->family == AF_INET && sa->sa_family == AF_INET &&
+            cidr_match(n, (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr))
+            return true;
+        if (n->family == AF_INET6 && sa->sa_family == AF_INET6 &&
+            cidr_match(n, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr))
+            return true;
+    }
+    return false;
+}
+
 bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a)
 {
     for (unsigned i = 0; i < c->nlisten; i++) {
@@ -346,6 +412,16 @@ unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsig
 int lh_config_validate(const lh_config *c, char *err, size_t errlen)
 {
     char a[64];
+    /* 127.0.0.1 versus 0.0.0.0 is a security boundary: crossing it is said explicitly. */
+    for (unsigned i = 0; i < c->nlisten; i++)
+        if (!lh_addr_is_loopback(&c->listen[i].sa) && c->nallow_clients == 0) {
+            lh_addr_format(&c->listen[i], a, sizeof a);
+            return fail(err, errlen,
+                        "listening on %s, which is not a loopback address, needs an explicit "
+                        "list of client networks (allow-client = 192.168.1.0/24, repeatable): "
+                        "without one only loopback clients would be answered",
+                        a);
+        }
     for (unsigned i = 0; i < c->nupstreams; i++)
         if (lh_config_is_own_address(c, &c->upstreams[i])) {
             lh_addr_format(&c->upstreams[i], a, sizeof a);
@@ -441,6 +517,19 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         if (parse_uint(v, 512, 4096, &n))
             return fail(err, errlen, "edns-udp-size: '%s' is not a number from 512 to 4096", v);
         c->edns_udp_size = (uint16_t)n;
+        return 0;
+    }
+    if (!strcmp(key, "user")) {
+        if (!*v)
+            return fail(err, errlen, "user: needs a user name");
+        return set_string(&c->user, v) ? fail(err, errlen, "out of memory") : 0;
+    }
+    if (!strcmp(key, "allow-client")) {
+        if (c->nallow_clients >= LH_ACL_MAX)
+            return fail(err, errlen, "allow-client: at most %d networks", LH_ACL_MAX);
+        if (parse_cidr(v, &c->allow_clients[c->nallow_clients]) != 0)
+            return fail(err, errlen, "allow-client: '%s' is not ADDR[/PREFIX]", v);
+        c->nallow_clients++;
         return 0;
     }
     if (!strcmp(key, "upstream"))

@@ -232,6 +232,14 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
+    lh_sockaddr peer;
+    int plen = sizeof peer;
+    if (uv_tcp_getpeername(&c->tcp, &peer.sa, &plen) != 0 ||
+        !lh_config_client_allowed(s->cfg, &peer.sa)) {
+        s->stats.refused_acl++;
+        conn_close(c);
+        return;
+    }
     if (s->nconns > s->cfg->tcp_max_connections || s->stopping) {
         s->stats.tcp_rejected++;
         lh_debug("tcp: connection limit (%u) reached; closing a new connection",

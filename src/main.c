@@ -4,7 +4,11 @@
 #include "loophole/policy.h"
 #include "loophole/server.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <ldns/ldns.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,11 @@ static const char usage[] =
     "      --tcp-idle-timeout MS    close TCP connections without a complete query for MS\n"
     "                               milliseconds (default 10000)\n"
     "      --tcp-max-connections N  concurrent TCP connections (default 1000)\n"
+    "      --user NAME              started as root: bind, then run as NAME (default\n"
+    "                               " LH_DEFAULT_USER ")\n"
+    "      --allow-root             keep running as root (not recommended)\n"
+    "      --allow-client ADDR[/PREFIX]  answer this client network too (loopback always);\n"
+    "                               required to listen on a non-loopback address; repeatable\n"
     "      --blocklist PATH         block the names in a list file or a folder of them;\n"
     "                               repeatable; format detected per line\n"
     "      --allowlist PATH         never block these names (exceptions); repeatable\n"
@@ -87,6 +96,9 @@ static const flag_def flag_defs[] = {
     {"edns-udp-size", "edns-udp-size", NULL},
     {"tcp-idle-timeout", "tcp-idle-timeout", NULL},
     {"tcp-max-connections", "tcp-max-connections", NULL},
+    {"allow-client", "allow-client", NULL},
+    {"user", "user", NULL},
+    {"allow-root", "user", "root"},
     {"blocklist", "blocklist", NULL},
     {"allowlist", "allowlist", NULL},
     {"no-default-blocklist", "default-blocklist", "no"},
@@ -332,6 +344,40 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
     return 0;
 }
 
+/* Started as root: the sockets are bound, so give root up for good before serving. Files read
+ * later (lists and hosts on reload) must be readable by that user. */
+static int drop_privileges(const lh_config *cfg)
+{
+    if (geteuid() != 0)
+        return 0;
+    if (!strcmp(cfg->user, "root")) {
+        lh_warn("running as root (--allow-root): consider --user with an unprivileged user");
+        return 0;
+    }
+    struct passwd *pw = getpwnam(cfg->user);
+    if (!pw) {
+        lh_err("user '%s' does not exist: create it (e.g. 'useradd --system --no-create-home "
+               "loophole') or pass --user with an existing unprivileged user",
+               cfg->user);
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        lh_err("user '%s' is root: pass --allow-root to run as root on purpose", cfg->user);
+        return -1;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        lh_err("cannot switch to user '%s': %s", cfg->user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) { /* must be impossible now */
+        lh_err("privileges could be regained after switching to '%s': refusing to run",
+               cfg->user);
+        return -1;
+    }
+    lh_info("running as user %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
+    return 0;
+}
+
 static int cmd_serve(lh_config *cfg)
 {
     char err[LH_ERR_MAX];
@@ -351,6 +397,10 @@ static int cmd_serve(lh_config *cfg)
     if (lh_server_start(s, loop, cfg, policy, err, sizeof err) != 0) {
         lh_err("%s", err);
         rc = 1;
+    } else if (drop_privileges(cfg) != 0) {
+        rc = 1;
+        lh_server_stop(s);
+        uv_run(loop, UV_RUN_DEFAULT);
     } else {
         lh_info("ready (hosts file: %s)", cfg->hosts_file ? cfg->hosts_file : "none");
         uv_run(loop, UV_RUN_DEFAULT);

@@ -17,6 +17,12 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     size_t limit = client->udp ? lh_msg_udp_limit(&m, our_udp) : LH_MSG_MAX;
     switch (r) {
     case LH_PARSE_OK:
+        if (client->udp && !lh_config_client_allowed(s->cfg, &client->peer.sa)) {
+            s->stats.refused_acl++;
+            lh_writer w;
+            lh_writer_begin(&w, out, cap, &m, LH_RCODE_REFUSED, false);
+            return lh_writer_finish(&w, &m, limit, our_udp, LH_EDE_PROHIBITED);
+        }
         break;
     case LH_PARSE_DROP:
         s->stats.dropped++;

@@ -15,6 +15,7 @@
 #define LH_LISTEN_MAX 16
 #define LH_DEFAULT_LISTEN "127.0.0.53:53"
 #define LH_DEFAULT_HOSTS_FILE "/etc/hosts"
+#define LH_DEFAULT_USER "nobody"
 #define LH_ERR_MAX 512
 
 typedef union lh_sockaddr {
@@ -57,6 +58,14 @@ typedef struct lh_forward_zone {
     unsigned nservers;
 } lh_forward_zone;
 
+/* A client network allowed to query: ADDR/PREFIX. */
+typedef struct lh_cidr {
+    int family;
+    uint8_t addr[16];
+    uint8_t prefix;
+} lh_cidr;
+#define LH_ACL_MAX 64
+
 typedef struct lh_config {
     char *config_file; /* NULL: embedded defaults only */
 
@@ -65,11 +74,14 @@ typedef struct lh_config {
     enum lh_config_source listen_src;
 
     enum lh_log_level log_level;
+    char *user; /* started as root: switch to this user after binding; "root" keeps root */
     char *hosts_file;       /* NULL: no hosts file */
     uint16_t edns_udp_size; /* our cap for UDP answers */
     uint32_t local_ttl;     /* TTL of local answers and their negative answers */
     uint32_t tcp_idle_timeout_ms;
     uint32_t tcp_max_connections;
+    lh_cidr allow_clients[LH_ACL_MAX]; /* besides loopback, which is always allowed */
+    unsigned nallow_clients;
 
     lh_list_source *lists; /* block and allow lists, in the order given */
     unsigned nlists;
@@ -121,6 +133,10 @@ int lh_config_validate(const lh_config *c, char *err, size_t errlen);
  * call it at start-up, not on the event loop. */
 unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
                                      char *source, size_t source_len);
+/* May this client query? Loopback always; others only inside an allow-client network. */
+bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa);
+bool lh_addr_is_loopback(const struct sockaddr *sa);
+
 /* Is `a` one of loophole's own listen addresses (same address and port)? */
 bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a);
 

@@ -8,6 +8,7 @@ set -uo pipefail
 LH_PY=/usr/bin/python3 # Debian's python, which can import python3-dnspython
 LH_TEST=$(basename "$0" .sh)
 LH_TMP=$(mktemp -d "/tmp/lh-$LH_TEST-XXXXXX")
+chmod 755 "$LH_TMP" # the daemon drops to 'nobody' and must still read its lists on reload
 _sum=$(printf '%s' "$LH_TEST" | cksum | cut -d' ' -f1)
 LH_ADDR="127.53.$(( _sum % 250 + 1 )).$(( (_sum / 250) % 250 + 1 ))"
 # lh_peer N: the Nth peer address of this test (upstreams, other daemons): 127.(53+N).X.Y

@@ -43,6 +43,19 @@ LH_PID=$!; LH_PIDS+=("$LH_PID")
 lh_wait_ready "$LH_ADDR"
 expect_eq "flag overrides the config file" "$(d flagged.test +short)" "10.0.0.99"
 
+# Privilege drop: started as root, it binds and then serves as an unprivileged user.
+if [ "$(id -u)" = 0 ]; then
+    expect_eq "runs as nobody after binding" "$(ps -o user= -p "$LH_PID")" "nobody"
+    err=$("$LOOPHOLE" --listen "$(lh_peer 1):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --user no-such-user-lh 2>&1)
+    expect_eq "an unknown --user exits 1" "$?" "1"
+    expect_match "... and says how to create one" "$err" "user 'no-such-user-lh' does not exist: create it"
+    "$LOOPHOLE" --listen "$(lh_peer 2):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --allow-root >"$LH_TMP/root.log" 2>&1 &
+    rp=$!; sleep 0.5
+    expect_eq "--allow-root keeps root" "$(ps -o user= -p "$rp")" "root"
+    expect_match "... with a warning" "$(cat "$LH_TMP/root.log")" "running as root \(--allow-root\)"
+    kill "$rp"; wait "$rp"
+fi
+
 # Address in use: explained, exit non-zero.
 err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts "${LH_NO_UPSTREAM[@]}" 2>&1)
 expect_eq "a second instance exits 1" "$?" "1"
@@ -53,7 +66,7 @@ if command -v setpriv >/dev/null; then
     expect_eq "unprivileged bind exits 1" "$?" "1"
     expect_match "permission denied names CAP_NET_BIND_SERVICE" "$err" "permission denied.*CAP_NET_BIND_SERVICE.*--listen 127.0.0.53:5353"
 fi
-err=$("$LOOPHOLE" --listen 192.0.2.1:53 --no-hosts "${LH_NO_UPSTREAM[@]}" 2>&1)
+err=$("$LOOPHOLE" --listen 192.0.2.1:53 --allow-client 192.0.2.0/24 --no-hosts "${LH_NO_UPSTREAM[@]}" 2>&1)
 expect_match "an address not on this machine is explained" "$err" "not configured on any interface"
 
 # SIGHUP reloads the hosts file; a failed reload keeps the old data.
