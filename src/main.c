@@ -8,6 +8,9 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <ldns/ldns.h>
 #include <stdio.h>
@@ -20,13 +23,15 @@ static const char usage[] =
     "Usage: loophole [serve] [OPTIONS]\n"
     "       loophole check-config [--config FILE] [OPTIONS]\n"
     "       loophole why NAME [TYPE] [--config FILE] [OPTIONS]\n"
+    "       loophole health [--config FILE] [--listen ADDR[:PORT]]\n"
     "       loophole --help | --version\n"
     "\n"
     "A local sinkhole DNS resolver. 'serve' (the default) answers DNS over UDP and TCP in the\n"
     "foreground, logging to stderr. 'check-config' validates the configuration and the files it\n"
     "names, printing file:line: message for the first error. 'why' tells, without a running\n"
     "daemon, how NAME would be answered with this configuration and which list rules\n"
-    "(file:line) match it.\n"
+    "(file:line) match it. 'health' asks the running daemon (at the first listen address) for\n"
+    "localhost and exits 0 only when it answers 127.0.0.1 within two seconds.\n"
     "\n"
     "Options (each has a config-file key of the same name; flags override the file):\n"
     "  -c, --config FILE            read settings from FILE (key = value lines)\n"
@@ -378,6 +383,42 @@ static int drop_privileges(const lh_config *cfg)
     return 0;
 }
 
+/* loophole health: a container HEALTHCHECK or a monitoring probe. Plain blocking sockets: this
+ * is a short-lived client, not the daemon. */
+static int cmd_health(const lh_config *cfg)
+{
+    const lh_sockaddr *a = &cfg->listen[0];
+    char where[64];
+    lh_addr_format(a, where, sizeof where);
+    uint8_t q[64], r[512];
+    uint16_t id = (uint16_t)(getpid() ^ time(NULL));
+    size_t qlen = lh_wire_build_query(q, sizeof q, "localhost", LH_TYPE_A, id);
+    int fd = socket(a->sa.sa_family, SOCK_DGRAM, 0);
+    if (fd < 0) {
+        fprintf(stderr, "loophole health: socket: %s\n", strerror(errno));
+        return 1;
+    }
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    socklen_t alen = a->sa.sa_family == AF_INET6 ? sizeof a->v6 : sizeof a->v4;
+    ssize_t n = -1;
+    if (connect(fd, &a->sa, alen) == 0 && send(fd, q, qlen, 0) == (ssize_t)qlen)
+        n = recv(fd, r, sizeof r, 0);
+    int saved = errno;
+    close(fd);
+    static const uint8_t want[4] = {127, 0, 0, 1};
+    if (n < (ssize_t)qlen + 16 || lh_rd16(r) != id || (r[3] & 0xf) != 0 || lh_rd16(r + 6) < 1 ||
+        memcmp(r + n - 4, want, 4) != 0) {
+        fprintf(stderr, "loophole health: %s: %s\n", where,
+                n >= 0                 ? "wrong answer for localhost"
+                : saved == ECONNREFUSED ? "nothing listens there (connection refused)"
+                                        : "no answer within 2 s");
+        return 1;
+    }
+    printf("loophole health: %s answers\n", where);
+    return 0;
+}
+
 static int cmd_serve(lh_config *cfg)
 {
     char err[LH_ERR_MAX];
@@ -422,7 +463,7 @@ int main(int argc, char **argv)
         argc--;
     }
     bool why = !strcmp(cmd, "why");
-    if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && !why) {
+    if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && strcmp(cmd, "health") && !why) {
         fprintf(stderr, "loophole: unknown command '%s'. Try 'loophole --help'.\n", cmd);
         return 2;
     }
@@ -436,6 +477,8 @@ int main(int argc, char **argv)
     lh_log_threshold = cfg.log_level;
     if (why)
         r = cmd_why(&cfg, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
+    else if (!strcmp(cmd, "health"))
+        r = cmd_health(&cfg);
     else
         r = !strcmp(cmd, "serve") ? cmd_serve(&cfg) : cmd_check_config(&cfg);
     lh_config_free(&cfg);

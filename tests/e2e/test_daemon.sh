@@ -56,6 +56,11 @@ if [ "$(id -u)" = 0 ]; then
     kill "$rp"; wait "$rp"
 fi
 
+# health: exit 0 only when the daemon answers.
+expect_match "health: the running daemon answers" "$("$LOOPHOLE" health --listen "$LH_ADDR")" "answers"
+"$LOOPHOLE" health --listen "$(lh_peer 3)" >/dev/null 2>&1
+expect_eq "health: nothing there exits 1" "$?" "1"
+
 # Address in use: explained, exit non-zero.
 err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts "${LH_NO_UPSTREAM[@]}" 2>&1)
 expect_eq "a second instance exits 1" "$?" "1"
