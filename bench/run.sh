@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# bench/run.sh - loophole side by side with Unbound and dnsmasq, and a minimal recvmmsg
+# responder as the floor. Run by hand (as root), never by the test suite:
+#   bench/run.sh [NAMES] [SECONDS]          defaults: 1000000 names, 5 s per measurement
+# Everything runs on loopback addresses; servers are pinned to CPU 0, dnsperf to CPU 1.
+# Prints one table; the ratios (loophole / peer, same run) are the figures that matter on a
+# shared, noisy machine. Results are recorded in bench/README.md.
+set -euo pipefail
+LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$LH_ROOT/scripts/deps.sh"
+N=${1:-1000000}
+SECS=${2:-5}
+RATE=${LH_BENCH_RATE:-20000}        # offered rate for the CPU-per-query figure
+CG_QUERIES=${LH_BENCH_CG_QUERIES:-20000}
+lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf dnsmasq unbound valgrind dnsutils
+W=$(mktemp -d /tmp/lh-bench-XXXXXX)
+chmod 755 "$W"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
+trap cleanup EXIT
+
+echo "== build (Release)" >&2
+lh_build "$LH_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cc -O2 -o "$W/floor" "$LH_ROOT/bench/floor.c"
+
+echo "== inputs: $N names" >&2
+/usr/bin/python3 - "$W" "$N" <<'PY'
+import random, sys
+w, n = sys.argv[1], int(sys.argv[2])
+r = random.Random(7)
+names = ["b%d-%x.bench-list.test" % (i, r.getrandbits(32)) for i in range(n)]
+with open(w + "/list.domains", "w") as f:
+    f.write("\n".join(names) + "\n")
+with open(w + "/list.hosts", "w") as f:           # dnsmasq addn-hosts, as Pi-hole does
+    for x in names:
+        f.write("0.0.0.0 %s\n:: %s\n" % (x, x))
+with open(w + "/unbound-zones.conf", "w") as f:   # Unbound local-zones
+    f.write("server:\n")
+    for x in names:
+        f.write('  local-zone: "%s." always_null\n' % x)
+with open(w + "/q-blocked", "w") as f:
+    for _ in range(100000):
+        f.write("%s A\n" % r.choice(names))
+with open(w + "/q-localhost", "w") as f:
+    for _ in range(1000):
+        f.write("localhost A\n")
+with open(w + "/q-cached", "w") as f:
+    for i in range(100000):
+        f.write("h%d.fwd.bench A\n" % (i % 200))
+with open(w + "/fwd.zone", "w") as f:
+    f.write("$ORIGIN fwd.bench.\n$TTL 86400\n@ SOA ns h 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n")
+    for i in range(200):
+        f.write("h%d A 192.0.2.%d\n" % (i, i % 250 + 1))
+PY
+
+AUTH=127.0.90.10 LH=127.0.90.1 UB=127.0.90.2 DM=127.0.90.3 FL=127.0.90.4
+cat >"$W/auth.conf" <<U
+server:
+  interface: $AUTH
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  pidfile: ""
+  use-syslog: no
+  directory: "$W"
+  access-control: 127.0.0.0/8 allow
+  local-zone: "bench." nodefault
+auth-zone:
+  name: "fwd.bench."
+  zonefile: "$W/fwd.zone"
+U
+unbound -c "$W/auth.conf" & PIDS+=($!)
+
+# answers ADDR: waits for ADDR to answer localhost; prints the milliseconds it took.
+answers() {
+    local t0=$(date +%s%N)
+    for _ in $(seq 600); do
+        dig @"$1" localhost +time=1 +tries=1 >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+declare -A PID LOAD RSS
+start() { # NAME ADDR CMD...
+    local name=$1 addr=$2; shift 2
+    taskset -c 0 "$@" >"$W/$name.log" 2>&1 &
+    PID[$name]=$!; PIDS+=($!)
+    LOAD[$name]=$(answers "$addr")
+    RSS[$name]=$(rss_mib "${PID[$name]}")
+}
+echo "== starting servers (Unbound with $N local-zones takes a while)" >&2
+start loophole $LH "$LH_ROOT/build-bench/loophole" --listen $LH:53 --no-hosts --allow-root \
+    --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH
+cat >"$W/unbound.conf" <<U
+server:
+  interface: $UB
+  num-threads: 1
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  pidfile: ""
+  use-syslog: no
+  directory: "$W"
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  local-zone: "bench." nodefault
+  module-config: "iterator"
+include: "$W/unbound-zones.conf"
+forward-zone:
+  name: "fwd.bench."
+  forward-addr: $AUTH
+U
+start unbound $UB unbound -c "$W/unbound.conf"
+start dnsmasq $DM dnsmasq --keep-in-foreground --no-resolv --no-hosts --listen-address=$DM \
+    --bind-interfaces --port=53 --user=root --addn-hosts="$W/list.hosts" --server=$AUTH \
+    --cache-size=10000
+start floor $FL "$W/floor" $FL 53
+
+# Warm the caches for the cached-forward mix.
+for a in $LH $UB $DM; do dnsperf -s $a -d "$W/q-cached" -n 1 -q 50 >/dev/null 2>&1 || true; done
+
+# perf_at NAME ADDR MIX: CPU microseconds per answered query at $RATE q/s, then unthrottled.
+declare -A CPU QPS LAT LOST
+measure() {
+    local name=$1 addr=$2 mix=$3 key="$1/$3" out t0 t1
+    t0=$(cpu_ticks "${PID[$name]}")
+    out=$(taskset -c 1 dnsperf -s "$addr" -d "$W/q-$mix" -l "$SECS" -Q "$RATE" -c 4 2>&1)
+    t1=$(cpu_ticks "${PID[$name]}")
+    local done=$(echo "$out" | awk '/Queries completed:/ {print $3}')
+    local hz=$(getconf CLK_TCK)
+    CPU[$key]=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v q="$done" 'BEGIN {printf "%.2f", q ? t / hz * 1e6 / q : 0}')
+    out=$(taskset -c 1 dnsperf -s "$addr" -d "$W/q-$mix" -l "$SECS" -c 4 -q 200 2>&1)
+    QPS[$key]=$(echo "$out" | awk '/Queries per second:/ {printf "%d", $4}')
+    LAT[$key]=$(echo "$out" | awk '/Average Latency/ {printf "%.0f", $4 * 1e6}')
+    LOST[$key]=$(echo "$out" | awk '/Queries lost:/ {print $3}')
+}
+echo "== measuring ($SECS s each)" >&2
+for mix in blocked localhost cached; do
+    for t in loophole unbound dnsmasq; do
+        a=$LH; [ $t = unbound ] && a=$UB; [ $t = dnsmasq ] && a=$DM
+        measure $t $a $mix
+    done
+    measure floor $FL $mix
+done
+for t in loophole unbound dnsmasq floor; do RSS[$t]=$(rss_mib "${PID[$t]}"); done
+
+# Instructions per query (callgrind): counting starts after start-up and warm-up.
+cg() { # NAME MIX ARGS...
+    local name=$1 mix=$2; shift 2
+    local a=127.0.90.20
+    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$W/cg.$name.$mix" \
+        "$@" >"$W/cg.$name.log" 2>&1 &
+    local p=$!
+    for _ in $(seq 900); do dig @$a localhost +time=1 +tries=1 >/dev/null 2>&1 && break; sleep 0.2; done
+    dnsperf -s $a -d "$W/q-$mix" -n 1 -c 1 -q 20 >/dev/null 2>&1 || true   # warm-up
+    callgrind_control -i on $p >/dev/null
+    dnsperf -s $a -d "$W/q-$mix" -c 1 -q 20 -n $(( CG_QUERIES / $(wc -l <"$W/q-$mix") + 1 )) >/dev/null 2>&1 || true
+    callgrind_control -i off $p >/dev/null
+    callgrind_control -d $p >/dev/null
+    kill $p; wait $p 2>/dev/null || true
+    local ir=$(callgrind_annotate "$W"/cg.$name.$mix* 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+    local q=$(( ($(wc -l <"$W/q-$mix")) * (CG_QUERIES / $(wc -l <"$W/q-$mix") + 1) ))
+    echo $(( ${ir:-0} / q ))
+}
+declare -A IR
+if [ "${LH_BENCH_CALLGRIND:-1}" = 1 ]; then
+    echo "== callgrind" >&2
+    for mix in blocked localhost cached; do
+        IR[loophole/$mix]=$(cg loophole $mix "$LH_ROOT/build-bench/loophole" --listen 127.0.90.20:53 \
+            --no-hosts --allow-root --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH)
+    done
+fi
+
+printf '\n%-10s %-9s %10s %9s %9s %7s %8s %8s %10s\n' target mix "cpu-us/q" "qps" "lat-us" lost "rss-MiB" "load-ms" "Ir/query"
+for mix in blocked localhost cached; do
+    for t in loophole unbound dnsmasq floor; do
+        k="$t/$mix"; [ -n "${CPU[$k]:-}" ] || continue
+        printf '%-10s %-9s %10s %9s %9s %7s %8s %8s %10s\n' $t $mix "${CPU[$k]}" "${QPS[$k]}" \
+            "${LAT[$k]}" "${LOST[$k]}" "${RSS[$t]}" "${LOAD[$t]}" "${IR[$k]:--}"
+    done
+done
+echo
+for mix in blocked localhost cached; do
+    for peer in unbound dnsmasq floor; do
+        [ -n "${CPU[$peer/$mix]:-}" ] || continue
+        awk -v a="${CPU[loophole/$mix]}" -v b="${CPU[$peer/$mix]}" -v m=$mix -v p=$peer \
+            'BEGIN {if (b > 0) printf "cpu/query ratio loophole/%-8s %-9s %.2f\n", p, m, a / b}'
+    done
+done
+awk -v a="${CPU[loophole/localhost]}" -v b="${CPU[floor/localhost]}" \
+    'BEGIN {if (b > 0) printf "loophole vs floor (localhost): %.2fx\n", a / b}'
