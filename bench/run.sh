@@ -65,6 +65,9 @@ server:
   directory: "$W"
   access-control: 127.0.0.0/8 allow
   local-zone: "bench." nodefault
+stub-zone:              # never recurse past loopback
+  name: "."
+  stub-addr: 127.0.0.1@1
 auth-zone:
   name: "fwd.bench."
   zonefile: "$W/fwd.zone"
@@ -109,6 +112,9 @@ server:
   local-zone: "bench." nodefault
   module-config: "iterator"
 include: "$W/unbound-zones.conf"
+stub-zone:
+  name: "."
+  stub-addr: 127.0.0.1@1
 forward-zone:
   name: "fwd.bench."
   forward-addr: $AUTH

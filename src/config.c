@@ -53,6 +53,11 @@ void lh_config_free(lh_config *c)
         free(c->forward_zones[i].zone);
     free(c->forward_zones);
     c->forward_zones = NULL;
+    for (unsigned i = 0; i < c->nrebind_allow; i++)
+        free(c->rebind_allow[i]);
+    free(c->rebind_allow);
+    c->rebind_allow = NULL;
+    c->nrebind_allow = 0;
     c->nforward_zones = 0;
     free(c->config_file);
     free(c->hosts_file);
@@ -540,10 +545,20 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         return add_forward_zone(c, v, err, errlen);
     if (!strcmp(key, "resolv-conf"))
         return set_string(&c->resolv_conf, v) ? fail(err, errlen, "out of memory") : 0;
-    if (!strcmp(key, "upstream-0x20") || !strcmp(key, "serve-stale")) {
+    if (!strcmp(key, "upstream-0x20") || !strcmp(key, "serve-stale") ||
+        !strcmp(key, "rebind-protection")) {
         if (parse_bool(v, &b) != 0)
             return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
-        *(key[0] == 'u' ? &c->upstream_0x20 : &c->serve_stale) = b;
+        *(key[0] == 'u' ? &c->upstream_0x20 : key[0] == 's' ? &c->serve_stale
+                                                             : &c->rebind_protection) = b;
+        return 0;
+    }
+    if (!strcmp(key, "rebind-allow")) {
+        char **l = realloc(c->rebind_allow, (c->nrebind_allow + 1) * sizeof *l);
+        if (!l || !(l[c->nrebind_allow] = strdup(v)))
+            return fail(err, errlen, "out of memory");
+        c->rebind_allow = l;
+        c->nrebind_allow++;
         return 0;
     }
     if (!strcmp(key, "cache-size")) {

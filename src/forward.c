@@ -27,6 +27,7 @@ struct lh_pending {
     uint64_t hash, deadline_ms;
     lh_cache_key key;
     lh_name name;
+    unsigned group; /* 0: default upstreams; forward zones are trusted with private answers */
     lh_upstream_req *req;
     lh_waiter *waiters;
     unsigned nwaiters;
@@ -271,6 +272,11 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const lh_answer_info *ai, lh
     return false;
 }
 
+/* A public name answered with a private address: SERVFAIL, EDE 18 (Prohibited). */
+static const lh_verdict rebind_refused_verdict = {
+    .kind = LH_VERDICT_REFUSED, .rcode = LH_RCODE_SERVFAIL, .ede = LH_EDE_PROHIBITED, .list = -1,
+    .match_label = -1};
+
 static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len,
                         const lh_upstream_server *server)
 {
@@ -291,6 +297,16 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
     f->stats.answered++;
     memcpy(f->work, answer, len);
     len = strip_opt(f->work, len, &ai);
+    if (ai.private_address && f->srv->cfg->rebind_protection && p->group == 0 &&
+        !lh_policy_rebind_allowed(f->srv->policy, &p->name)) {
+        char qn[LH_NAME_MAX * 4 + 1];
+        lh_name_to_text(p->name.wire, qn, sizeof qn);
+        lh_warn("rebinding protection: %s from %s resolves to a private address; refused", qn,
+                server->label);
+        f->stats.rebind_refused++;
+        pending_end(f, p, NULL, 0, &rebind_refused_verdict);
+        return;
+    }
     lh_verdict blocked;
     if (uncloak(f, p, &ai, &blocked)) {
         pending_end(f, p, NULL, 0, &blocked);
@@ -436,6 +452,7 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
     memset(p, 0, offsetof(lh_pending, query));
     p->f = f;
     p->hash = h;
+    p->group = group;
     p->name = m->qname;
     p->key = key;
     p->key.name = &p->name;

@@ -73,6 +73,9 @@ static const char usage[] =
     "      --query-budget MS        all tries; then a stale answer or SERVFAIL (default 4000)\n"
     "      --upstream-max-inflight N  upstream queries at once; beyond: SERVFAIL (default 1024)\n"
     "      --no-upstream-0x20       do not randomise the case of upstream questions\n"
+    "      --rebind-protection      refuse answers with private or loopback addresses for\n"
+    "                               names outside forward zones (off by default)\n"
+    "      --rebind-allow DOMAIN    a domain (and below) that may resolve privately; repeatable\n"
     "      --cache-size BYTES       cache memory, e.g. 16M (default); 0 turns it off\n"
     "      --cache-min-ttl SECONDS, --cache-max-ttl SECONDS (default 0, 86400)\n"
     "      --cache-max-negative-ttl SECONDS  NXDOMAIN/NODATA at most (default 3600)\n"
@@ -120,6 +123,8 @@ static const flag_def flag_defs[] = {
     {"query-budget", "query-budget", NULL},
     {"upstream-max-inflight", "upstream-max-inflight", NULL},
     {"no-upstream-0x20", "upstream-0x20", "no"},
+    {"rebind-protection", "rebind-protection", "yes"},
+    {"rebind-allow", "rebind-allow", NULL},
     {"cache-size", "cache-size", NULL},
     {"cache-min-ttl", "cache-min-ttl", NULL},
     {"cache-max-ttl", "cache-max-ttl", NULL},

@@ -246,6 +246,22 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
         if (created) /* the first line for a zone wins */
             *g = i + 1;
     }
+    if (lh_nameset_init(&p->rebind_allow, cfg->nrebind_allow + 1) != 0)
+        goto oom;
+    for (unsigned i = 0; i < cfg->nrebind_allow; i++) {
+        lh_name n;
+        uint64_t h[LH_LABELS_MAX];
+        bool created;
+        const char *d = cfg->rebind_allow[i];
+        if (lh_name_from_text(d, strlen(d), &n) != 0) {
+            snprintf(err, errlen, "rebind-allow: '%s' is not a valid domain", d);
+            lh_policy_free(p);
+            return NULL;
+        }
+        lh_name_hashes(&n, h);
+        if (!lh_nameset_upsert(&p->rebind_allow, &n, 0, h[0], &created))
+            goto oom;
+    }
     if (cfg->canary_names) {
         for (size_t i = 0; i < sizeof canary_nxdomain / sizeof *canary_nxdomain; i++)
             if (zone_add(&p->zones, canary_nxdomain[i], ZONE_CANARY_NXDOMAIN) != 0)
@@ -277,6 +293,7 @@ void lh_policy_free(lh_policy *p)
         return;
     lh_nameset_free(&p->zones);
     lh_nameset_free(&p->forward_zones);
+    lh_nameset_free(&p->rebind_allow);
     lh_blockset_free(&p->blocks);
     if (p->has_hosts)
         lh_hosts_free(&p->hosts);
@@ -342,6 +359,18 @@ void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_m
     v->v4 = p->block_v4;
     v->n6 = p->block_n6;
     v->v6 = p->block_v6;
+}
+
+bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name)
+{
+    if (!p->rebind_allow.count)
+        return false;
+    uint64_t h[LH_LABELS_MAX];
+    lh_name_hashes(name, h);
+    for (unsigned i = 0; i <= name->nlabels; i++)
+        if (lh_nameset_find(&p->rebind_allow, name, i, h[i]))
+            return true;
+    return false;
 }
 
 void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v)

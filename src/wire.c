@@ -11,10 +11,14 @@
 
 static inline uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c; }
 
-/* Reads the uncompressed question name at `off` into canonical form. Returns the offset just
- * past it, or 0 on any malformation. */
-static size_t read_qname(const uint8_t *pkt, size_t len, size_t off, lh_name *n)
+/* Reads the name at `off` into canonical form (lowercase, label offsets). Compression pointers
+ * are followed only when `pointers` is set (never in a question: the first name of a message
+ * has nothing earlier to point to), only backwards, and a bounded number of times. Returns the
+ * offset just past the name where it starts, or 0 on any malformation. */
+static size_t name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n, bool pointers)
 {
+    size_t end = 0;
+    unsigned hops = 0;
     n->len = 0;
     n->nlabels = 0;
     for (;;) {
@@ -23,9 +27,19 @@ static size_t read_qname(const uint8_t *pkt, size_t len, size_t off, lh_name *n)
         uint8_t l = pkt[off];
         if (l == 0)
             break;
-        if (l > 63) /* compression pointer or reserved label type */
-            return 0;
-        if (off + 1 + l > len || n->len + 1u + l + 1u > LH_NAME_MAX || n->nlabels >= LH_LABELS_MAX - 1)
+        if ((l & 0xc0) == 0xc0 && pointers) {
+            if (off + 1 >= len || ++hops > LH_PTR_HOPS_MAX)
+                return 0;
+            size_t target = (size_t)(l & 0x3f) << 8 | pkt[off + 1];
+            if (target >= off)
+                return 0;
+            if (!end)
+                end = off + 2;
+            off = target;
+            continue;
+        }
+        if (l > 63 || off + 1 + l > len || n->len + 1u + l + 1u > LH_NAME_MAX ||
+            n->nlabels >= LH_LABELS_MAX - 1)
             return 0;
         n->label_off[n->nlabels++] = (uint8_t)n->len;
         n->wire[n->len] = l;
@@ -36,7 +50,7 @@ static size_t read_qname(const uint8_t *pkt, size_t len, size_t off, lh_name *n)
     }
     n->label_off[n->nlabels] = (uint8_t)n->len;
     n->wire[n->len++] = 0;
-    return off + 1;
+    return end ? end : off + 1;
 }
 
 /* Skips a possibly compressed name at `off`. Returns the offset just past it or 0. Pointers
@@ -115,7 +129,7 @@ lh_parse_result lh_msg_parse_query(const uint8_t *pkt, size_t len, lh_msg *m)
              ar = lh_rd16(pkt + 10);
 
     size_t off = 0;
-    if (qd == 1 && (off = read_qname(pkt, len, LH_DNS_HEADER_LEN, &m->qname)) && off + 4 <= len) {
+    if (qd == 1 && (off = name_read(pkt, len, LH_DNS_HEADER_LEN, &m->qname, false)) && off + 4 <= len) {
         m->qtype = lh_rd16(pkt + off);
         m->qclass = lh_rd16(pkt + off + 2);
         m->question_end = off + 4;
@@ -358,40 +372,27 @@ size_t lh_wire_build_query(uint8_t *buf, size_t cap, const char *name, uint16_t 
 
 size_t lh_name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n)
 {
-    size_t end = 0;
-    unsigned hops = 0;
-    n->len = 0;
-    n->nlabels = 0;
-    for (;;) {
-        if (off >= len)
-            return 0;
-        uint8_t l = pkt[off];
-        if (l == 0)
-            break;
-        if ((l & 0xc0) == 0xc0) {
-            if (off + 1 >= len || ++hops > LH_PTR_HOPS_MAX)
-                return 0;
-            size_t target = (size_t)(l & 0x3f) << 8 | pkt[off + 1];
-            if (target >= off)
-                return 0;
-            if (!end)
-                end = off + 2;
-            off = target;
-            continue;
-        }
-        if (l > 63 || off + 1 + l > len || n->len + 1u + l + 1u > LH_NAME_MAX ||
-            n->nlabels >= LH_LABELS_MAX - 1)
-            return 0;
-        n->label_off[n->nlabels++] = (uint8_t)n->len;
-        n->wire[n->len] = l;
-        for (unsigned i = 0; i < l; i++)
-            n->wire[n->len + 1 + i] = lower(pkt[off + 1 + i]);
-        n->len = (uint16_t)(n->len + 1 + l);
-        off += 1u + l;
-    }
-    n->label_off[n->nlabels] = (uint8_t)n->len;
-    n->wire[n->len++] = 0;
-    return end ? end : off + 1;
+    return name_read(pkt, len, off, n, true);
+}
+
+/* Addresses a public name has no business resolving to (DNS rebinding): RFC 1918, loopback,
+ * link-local, "this network", CGNAT; ::1, ::, fc00::/7, fe80::/10 and v4-mapped forms. */
+static bool is_private_v4(const uint8_t *a)
+{
+    return a[0] == 10 || a[0] == 127 || a[0] == 0 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+           (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) ||
+           (a[0] == 100 && (a[1] & 0xc0) == 64);
+}
+
+static bool is_private_v6(const uint8_t *a)
+{
+    static const uint8_t zero[15] = {0};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!memcmp(a, zero, 15) && (a[15] == 0 || a[15] == 1))
+        return true;
+    if ((a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
+        return true;
+    return !memcmp(a, mapped, 12) && is_private_v4(a + 12);
 }
 
 int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
@@ -400,6 +401,7 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
     ai->ncname = 0;
     ai->too_many_rrs = false;
     ai->has_soa = false;
+    ai->private_address = false;
     ai->negative_ttl = 0;
     ai->min_answer_ttl = UINT32_MAX;
     if (len < LH_DNS_HEADER_LEN)
@@ -443,6 +445,9 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
                 ai->too_many_rrs = true;
             if (answer && ttl < ai->min_answer_ttl)
                 ai->min_answer_ttl = ttl;
+            if (answer && ((type == LH_TYPE_A && rdlen == 4 && is_private_v4(pkt + rdata)) ||
+                           (type == LH_TYPE_AAAA && rdlen == 16 && is_private_v6(pkt + rdata))))
+                ai->private_address = true;
             /* Names an answer leads to: CNAME targets, and SVCB/HTTPS target names (after
              * the 2-byte priority; "." means the owner itself and is skipped by the caller). */
             bool svcb = type == LH_TYPE_SVCB || type == LH_TYPE_HTTPS;

@@ -106,6 +106,9 @@ typedef struct lh_config {
     uint32_t query_budget_ms;     /* all tries: then SERVFAIL (or a stale answer) */
     uint32_t upstream_max_inflight;
     bool upstream_0x20;
+    bool rebind_protection;   /* refuse private addresses for names outside forward zones */
+    char **rebind_allow;      /* domains (and below) exempt from it */
+    unsigned nrebind_allow;
 
     /* Cache */
     size_t cache_size; /* bytes; 0 turns the cache off */

@@ -27,7 +27,7 @@ typedef struct lh_client {
 
 typedef struct lh_forward_stats {
     uint64_t cache_hits, stale_served, sent, coalesced, answered, failed, uncloaked, loops,
-        rejected, bad_answers;
+        rejected, bad_answers, rebind_refused;
 } lh_forward_stats;
 
 typedef struct lh_forwarder {

@@ -52,6 +52,7 @@ typedef struct lh_policy {
     bool has_hosts;
     lh_blockset blocks;
     lh_nameset forward_zones; /* zone -> upstream group (1..) */
+    lh_nameset rebind_allow;  /* domains whose private answers are expected */
     uint32_t ttl;
     /* How blocked names are answered (from the config). */
     enum lh_block_mode block_mode;
@@ -79,6 +80,9 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);
 void lh_policy_free(lh_policy *p);
 /* Decides for a parsed question; `hashes` are its suffix hashes (lh_name_hashes). */
 void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v);
+
+/* May `name` resolve to private addresses (rebind-allow domains and everything below)? */
+bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name);
 
 /* Turns a block match into the blocked answer's verdict (block mode, TTL, EDE 15). */
 void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);

@@ -132,6 +132,7 @@ typedef struct lh_answer_info {
     unsigned ncname; /* CNAME targets and SVCB/HTTPS target names of the answer section */
     lh_name cname_target[LH_ANSWER_CNAME_MAX];
     bool too_many_rrs;
+    bool private_address; /* an A/AAAA in the answer section is private, loopback or link-local */
 } lh_answer_info;
 
 /* Scans an upstream answer. Returns 0, or -1 when it is malformed anywhere. */

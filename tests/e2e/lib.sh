@@ -130,6 +130,10 @@ server:
   access-control: 127.0.0.0/8 allow
   local-zone: "test." nodefault
   module-config: "iterator"
+# Never recurse past loopback: anything outside the test zone goes to a closed local port.
+stub-zone:
+  name: "."
+  stub-addr: 127.0.0.1@1
 auth-zone:
   name: "$zone"
   zonefile: "$zonefile"

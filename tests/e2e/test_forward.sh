@@ -20,6 +20,9 @@ alias    IN CNAME www.fwd.test.
 cloaked  IN CNAME shop.tracker.test.
 svc      IN HTTPS 1 . alpn=h2
 svccloak IN HTTPS 1 shop.tracker.test. alpn=h2
+lan      IN A   192.168.1.20
+lo6      IN AAAA ::1
+ok.lan   IN A   10.1.2.3
 Z
 for i in $(seq 1 30); do echo "big IN TXT \"$(printf 'x%.0s' $(seq 1 80))$i\""; done >>"$LH_TMP/fwd.test.db"
 ( cd "$LH_TMP" && ldns-keygen -a ECDSAP256SHA256 fwd.test >keyname ) >/dev/null 2>&1
@@ -29,7 +32,8 @@ lh_unbound "$UB" "$LH_TMP/fwd.test.db.signed" fwd.test.
 lh_fake "$FAKE" answer
 echo '||tracker.test^' >"$LH_TMP/block.list"
 lh_start --no-hosts --upstream "$UB" --blocklist "$LH_TMP/block.list" \
-    --forward-zone "other.test=$FAKE" --forward-zone "168.192.in-addr.arpa=$FAKE"
+    --forward-zone "other.test=$FAKE" --forward-zone "168.192.in-addr.arpa=$FAKE" \
+    --forward-zone "fwd.test=$UB" --forward-zone "x.fwd.test=$FAKE"
 
 for proto in +notcp +tcp; do
     expect_eq "A ($proto)" "$(d www.fwd.test A +short $proto)" "192.0.2.10"
@@ -92,6 +96,27 @@ expect_eq "forward zone name did not reach the default upstream" "$(grep -ci oth
 expect_eq "forward zone for 168.192.in-addr.arpa" "$(dstatus -x 192.168.1.1)" "NOERROR"
 expect_eq "other private reverse zones stay local" "$(dstatus -x 10.1.1.1)" "NXDOMAIN"
 expect_eq "the fake saw the reverse query" "$(lh_fake_count "$FAKE" "in-addr.arpa")" "1"
+expect_eq "the longest forward zone wins" "$(d a.x.fwd.test +short)" "192.0.2.1"
+expect_eq "... the shorter one keeps the rest" "$(d www.fwd.test +short)" "192.0.2.10"
+expect_eq "without rebinding protection (the default), private answers pass" "$(d lan.fwd.test +short)" "192.168.1.20"
+
+# SIGUSR2 flushes the cache: the next question goes upstream again.
+d flush.fwd.test >/dev/null; d flush.fwd.test >/dev/null
+expect_eq "cached once" "$(grep -ci "flush.fwd.test. A " "$LH_TMP/unbound-$UB.log")" "1"
+kill -USR2 "$LH_PID"; sleep 0.2
+d flush.fwd.test >/dev/null
+expect_eq "after SIGUSR2 it is asked again" "$(grep -ci "flush.fwd.test. A " "$LH_TMP/unbound-$UB.log")" "2"
+lh_stop
+
+# Rebinding protection: a public name answering a private address is refused.
+lh_start --no-hosts --upstream "$UB" --rebind-protection --rebind-allow ok.lan.fwd.test
+out=$(d lan.fwd.test +noall +comments)
+expect_match "private A for a public name: SERVFAIL" "$out" "status: SERVFAIL"
+expect_match "... with EDE 18" "$out" "EDE: 18"
+expect_eq "loopback AAAA refused too" "$(dstatus lo6.fwd.test AAAA)" "SERVFAIL"
+expect_eq "public answers pass" "$(d www.fwd.test +short)" "192.0.2.10"
+expect_eq "a rebind-allow domain may resolve privately" "$(d ok.lan.fwd.test +short)" "10.1.2.3"
+expect_match "refusals are logged" "$(cat "$LH_TMP/loophole.log")" "rebinding protection: lan.fwd.test from .* resolves to a private address"
 lh_stop
 
 # Default upstreams from a resolv.conf, minus loophole's own address.
