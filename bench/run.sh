@@ -167,7 +167,7 @@ cg() { # NAME MIX ARGS...
     callgrind_control -i off $p >/dev/null
     callgrind_control -d $p >/dev/null
     kill $p; wait $p 2>/dev/null || true
-    local ir=$(callgrind_annotate "$W"/cg.$name.$mix* 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+    local ir=$(cat "$W"/cg.$name.$mix* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
     local q=$(( ($(wc -l <"$W/q-$mix")) * (CG_QUERIES / $(wc -l <"$W/q-$mix") + 1) ))
     echo $(( ${ir:-0} / q ))
 }

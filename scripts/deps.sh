@@ -3,7 +3,8 @@
 # test suite ("test"), skipping what is already there. Sourced by run.sh and test.sh.
 set -euo pipefail
 
-LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns-dev libpcre2-dev)
+LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns-dev libpcre2-dev
+               libcurl4-openssl-dev)
 # Test peers and clients: dig (dnsutils), kdig (knot-dnsutils), drill (ldnsutils), Unbound as a
 # real upstream, dnspython for scripted misbehaving upstreams, clang for the fuzz targets and
 # the sanitizer runtime, iproute2/util-linux for namespaces.

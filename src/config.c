@@ -49,6 +49,13 @@ void lh_config_free(lh_config *c)
     free(c->lists);
     c->lists = NULL;
     c->nlists = 0;
+    for (unsigned i = 0; i < c->nlist_urls; i++) {
+        free(c->list_urls[i].url);
+        free(c->list_urls[i].path);
+    }
+    free(c->list_urls);
+    c->list_urls = NULL;
+    c->nlist_urls = 0;
     for (unsigned i = 0; i < c->nforward_zones; i++)
         free(c->forward_zones[i].zone);
     free(c->forward_zones);
@@ -522,6 +529,20 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         if (parse_uint(v, 512, 4096, &n))
             return fail(err, errlen, "edns-udp-size: '%s' is not a number from 512 to 4096", v);
         c->edns_udp_size = (uint16_t)n;
+        return 0;
+    }
+    if (!strcmp(key, "list-url")) {
+        char url[2048], path[2048], extra[2];
+        if (sscanf(v, "%2047s %2047s %1s", url, path, extra) != 2 ||
+            (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+            return fail(err, errlen, "list-url: '%s' is not 'http(s)://URL PATH'", v);
+        lh_list_url *l = realloc(c->list_urls, (c->nlist_urls + 1) * sizeof *l);
+        if (!l)
+            return fail(err, errlen, "out of memory");
+        c->list_urls = l;
+        if (!(l[c->nlist_urls].url = strdup(url)) || !(l[c->nlist_urls].path = strdup(path)))
+            return fail(err, errlen, "out of memory");
+        c->nlist_urls++;
         return 0;
     }
     if (!strcmp(key, "user")) {

@@ -3,6 +3,7 @@
 #include "loophole/log.h"
 #include "loophole/policy.h"
 #include "loophole/server.h"
+#include "loophole/update.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@ static const char usage[] =
     "       loophole check-config [--config FILE] [OPTIONS]\n"
     "       loophole why NAME [TYPE] [--config FILE] [OPTIONS]\n"
     "       loophole health [--config FILE] [--listen ADDR[:PORT]]\n"
+    "       loophole lists update [--config FILE]\n"
     "       loophole --help | --version\n"
     "\n"
     "A local sinkhole DNS resolver. 'serve' (the default) answers DNS over UDP and TCP in the\n"
@@ -31,7 +33,8 @@ static const char usage[] =
     "names, printing file:line: message for the first error. 'why' tells, without a running\n"
     "daemon, how NAME would be answered with this configuration and which list rules\n"
     "(file:line) match it. 'health' asks the running daemon (at the first listen address) for\n"
-    "localhost and exits 0 only when it answers 127.0.0.1 within two seconds.\n"
+    "localhost and exits 0 only when it answers 127.0.0.1 within two seconds. 'lists update'\n"
+    "downloads every list-url (conditional requests, atomic replace, old file kept on failure).\n"
     "\n"
     "Options (each has a config-file key of the same name; flags override the file):\n"
     "  -c, --config FILE            read settings from FILE (key = value lines)\n"
@@ -60,6 +63,7 @@ static const char usage[] =
     "      --block-ipv6 ADDR        the AAAA answer for block-mode custom\n"
     "      --block-ttl SECONDS      TTL of blocked answers (default 10)\n"
     "      --no-canary-names        do not answer the DoH / Private Relay canary names\n"
+    "      --list-url \"URL PATH\"    for 'lists update': download URL to PATH; repeatable\n"
     "\n"
     "Forwarding and cache:\n"
     "      --upstream ADDR[:PORT]   forward to this resolver; repeatable; default: the\n"
@@ -106,6 +110,7 @@ static const flag_def flag_defs[] = {
     {"tcp-max-connections", "tcp-max-connections", NULL},
     {"allow-client", "allow-client", NULL},
     {"user", "user", NULL},
+    {"list-url", "list-url", NULL},
     {"allow-root", "user", "root"},
     {"blocklist", "blocklist", NULL},
     {"allowlist", "allowlist", NULL},
@@ -468,7 +473,18 @@ int main(int argc, char **argv)
         argc--;
     }
     bool why = !strcmp(cmd, "why");
-    if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && strcmp(cmd, "health") && !why) {
+    if (!strcmp(cmd, "lists")) { /* two words: "lists update" */
+        if (argc < 2 || strcmp(argv[1], "update")) {
+            fprintf(stderr, "loophole: 'lists' takes 'update'. Try 'loophole --help'.\n");
+            return 2;
+        }
+        cmd = "lists-update";
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+    if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && strcmp(cmd, "health") &&
+        strcmp(cmd, "lists-update") && !why) {
         fprintf(stderr, "loophole: unknown command '%s'. Try 'loophole --help'.\n", cmd);
         return 2;
     }
@@ -484,6 +500,8 @@ int main(int argc, char **argv)
         r = cmd_why(&cfg, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
     else if (!strcmp(cmd, "health"))
         r = cmd_health(&cfg);
+    else if (!strcmp(cmd, "lists-update"))
+        r = lh_lists_update(&cfg);
     else
         r = !strcmp(cmd, "serve") ? cmd_serve(&cfg) : cmd_check_config(&cfg);
     lh_config_free(&cfg);

@@ -112,6 +112,51 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
     uv_poll_start(&w->poll, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), on_poll);
 }
 
+int lh_ares_channel_new(ares_channel *out, const lh_sockaddr *servers, unsigned nservers,
+                        unsigned timeout_ms, unsigned tries, ares_sock_state_cb cb, void *cb_data)
+{
+    struct ares_options o;
+    memset(&o, 0, sizeof o);
+    struct in_addr placeholder = {htonl(INADDR_LOOPBACK)};
+    /* Setting every option that would otherwise come from resolv.conf keeps c-ares from
+     * reading files; the real servers are set right after (with their ports and families). */
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+    o.timeout = (int)timeout_ms;
+    o.tries = (int)tries;
+    o.ndots = 1;
+    o.servers = &placeholder;
+    o.nservers = 1;
+    o.lookups = (char *)"b";
+    o.sock_state_cb = cb;
+    o.sock_state_cb_data = cb_data;
+    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS |
+               ARES_OPT_SERVERS | ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS | ARES_OPT_SORTLIST |
+               ARES_OPT_NOROTATE | (cb ? ARES_OPT_SOCK_STATE_CB : 0);
+    if (ares_init_options(out, &o, mask) != ARES_SUCCESS)
+        return -1;
+    struct ares_addr_port_node nodes[LH_UPSTREAMS_MAX];
+    memset(nodes, 0, sizeof nodes);
+    if (nservers > LH_UPSTREAMS_MAX)
+        nservers = LH_UPSTREAMS_MAX;
+    for (unsigned i = 0; i < nservers; i++) {
+        const lh_sockaddr *a = &servers[i];
+        nodes[i].next = i + 1 < nservers ? &nodes[i + 1] : NULL;
+        nodes[i].family = a->sa.sa_family;
+        if (a->sa.sa_family == AF_INET) {
+            nodes[i].addr.addr4 = a->v4.sin_addr;
+            nodes[i].udp_port = nodes[i].tcp_port = ntohs(a->v4.sin_port);
+        } else {
+            memcpy(&nodes[i].addr.addr6, &a->v6.sin6_addr, 16);
+            nodes[i].udp_port = nodes[i].tcp_port = ntohs(a->v6.sin6_port);
+        }
+    }
+    if (nservers == 0 || ares_set_servers_ports(*out, nodes) != ARES_SUCCESS) {
+        ares_destroy(*out);
+        return -1;
+    }
+    return 0;
+}
+
 static lh_upstream_channel *channel_new(lh_upstream *u, lh_upstream_server *s)
 {
     lh_upstream_channel *ch = calloc(1, sizeof *ch);
@@ -119,43 +164,8 @@ static lh_upstream_channel *channel_new(lh_upstream *u, lh_upstream_server *s)
         return NULL;
     ch->u = u;
     ch->server = s;
-    struct ares_options o;
-    memset(&o, 0, sizeof o);
-    struct in_addr placeholder = {htonl(INADDR_LOOPBACK)};
-    /* Setting every option that would otherwise come from resolv.conf keeps c-ares from
-     * reading files; the real server is set right after (with its port and family). */
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-    o.timeout = (int)u->timeout_ms;
-    o.tries = 1; /* failover is ours */
-    o.ndots = 1;
-    o.servers = &placeholder;
-    o.nservers = 1;
-    o.domains = NULL;
-    o.ndomains = 0;
-    o.lookups = (char *)"b";
-    o.sortlist = NULL;
-    o.nsort = 0;
-    o.sock_state_cb = on_sock_state;
-    o.sock_state_cb_data = ch;
-    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS |
-               ARES_OPT_SERVERS | ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS | ARES_OPT_SORTLIST |
-               ARES_OPT_SOCK_STATE_CB | ARES_OPT_NOROTATE;
-    if (ares_init_options(&ch->ares, &o, mask) != ARES_SUCCESS) {
-        free(ch);
-        return NULL;
-    }
-    struct ares_addr_port_node node;
-    memset(&node, 0, sizeof node);
-    node.family = s->addr.sa.sa_family;
-    if (node.family == AF_INET) {
-        node.addr.addr4 = s->addr.v4.sin_addr;
-        node.udp_port = node.tcp_port = ntohs(s->addr.v4.sin_port);
-    } else {
-        memcpy(&node.addr.addr6, &s->addr.v6.sin6_addr, 16);
-        node.udp_port = node.tcp_port = ntohs(s->addr.v6.sin6_port);
-    }
-    if (ares_set_servers_ports(ch->ares, &node) != ARES_SUCCESS) {
-        ares_destroy(ch->ares);
+    /* One try: failover to the next server is loophole's, not c-ares'. */
+    if (lh_ares_channel_new(&ch->ares, &s->addr, 1, u->timeout_ms, 1, on_sock_state, ch) != 0) {
         free(ch);
         return NULL;
     }

@@ -37,6 +37,11 @@ typedef struct lh_list_source {
     int subdomains; /* -1: as the format says; 0: the name only; 1: the name and below */
 } lh_list_source;
 
+/* list-url = URL PATH: where `loophole lists update` downloads a list to. */
+typedef struct lh_list_url {
+    char *url, *path;
+} lh_list_url;
+
 enum lh_block_mode {
     LH_BLOCK_LOOPBACK = 0, /* A 127.0.0.1, AAAA ::1 */
     LH_BLOCK_NULL,         /* A 0.0.0.0, AAAA :: */
@@ -86,6 +91,8 @@ typedef struct lh_config {
     lh_list_source *lists; /* block and allow lists, in the order given */
     unsigned nlists;
     bool default_blocklist; /* the list built in from blocklists/default.list */
+    lh_list_url *list_urls;
+    unsigned nlist_urls;
     enum lh_block_mode block_mode;
     uint8_t block_ipv4[4], block_ipv6[16];
     bool has_block_ipv4, has_block_ipv6;
