@@ -157,7 +157,7 @@ for t in loophole unbound dnsmasq floor; do RSS[$t]=$(rss_mib "${PID[$t]}"); don
 cg() { # NAME MIX ARGS...
     local name=$1 mix=$2; shift 2
     local a=127.0.90.20
-    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$W/cg.$name.$mix" \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.$name.$mix" \
         "$@" >"$W/cg.$name.log" 2>&1 &
     local p=$!
     for _ in $(seq 900); do dig @$a localhost +time=1 +tries=1 >/dev/null 2>&1 && break; sleep 0.2; done
