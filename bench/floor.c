@@ -31,12 +31,13 @@ int main(int argc, char **argv)
     for (;;) {
         for (int i = 0; i < BATCH; i++) {
             iov[i] = (struct iovec){buf[i], sizeof buf[i]};
-            msgs[i].msg_hdr = (struct msghdr){.msg_name = &peers[i], .msg_namelen = sizeof peers[i],
-                                              .msg_iov = &iov[i], .msg_iovlen = 1};
+            msgs[i].msg_hdr = (struct msghdr){.msg_name = &peers[i],
+                                              .msg_namelen = sizeof peers[i],
+                                              .msg_iov = &iov[i],
+                                              .msg_iovlen = 1};
         }
         int n = recvmmsg(fd, msgs, BATCH, MSG_WAITFORONE, NULL);
-        if (n <= 0)
-            continue;
+        if (n <= 0) continue;
         for (int i = 0; i < n; i++) {
             buf[i][2] |= 0x80; /* QR */
             buf[i][3] = 0x80;  /* RA, NOERROR */

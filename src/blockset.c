@@ -37,12 +37,9 @@ void lh_blockset_free(lh_blockset *b)
 static uint32_t rule_bits(const lh_rule *r)
 {
     uint32_t bits = 0;
-    if (r->match & LH_MATCH_EXACT)
-        bits |= r->allow ? LH_BS_ALLOW_EXACT : LH_BS_BLOCK_EXACT;
-    if (r->match & LH_MATCH_SUBS)
-        bits |= r->allow ? LH_BS_ALLOW_SUBS : LH_BS_BLOCK_SUBS;
-    if (r->important && !r->allow)
-        bits |= LH_BS_IMPORTANT;
+    if (r->match & LH_MATCH_EXACT) bits |= r->allow ? LH_BS_ALLOW_EXACT : LH_BS_BLOCK_EXACT;
+    if (r->match & LH_MATCH_SUBS) bits |= r->allow ? LH_BS_ALLOW_SUBS : LH_BS_BLOCK_SUBS;
+    if (r->important && !r->allow) bits |= LH_BS_IMPORTANT;
     return bits;
 }
 
@@ -63,16 +60,14 @@ static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
         bool created;
         lh_name_hashes(&r->name, h);
         uint32_t *v = lh_nameset_upsert(&b->names, &r->name, 0, h[0], &created);
-        if (!v)
-            return ADD_OOM;
+        if (!v) return ADD_OOM;
         *v = created ? (rule_bits(r) | a->list << LH_BS_LIST_SHIFT) : (*v | rule_bits(r));
         return 0;
     }
     if (b->npatterns == b->cap_patterns) {
         size_t cap = b->cap_patterns ? b->cap_patterns * 2 : 16;
         lh_pattern_rule *p = realloc(b->patterns, cap * sizeof *p);
-        if (!p)
-            return ADD_OOM;
+        if (!p) return ADD_OOM;
         b->patterns = p;
         b->cap_patterns = cap;
     }
@@ -89,8 +84,7 @@ static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
             return 0; /* lh_list_read already reported it */
     } else {
         p->value = rule_bits(r);
-        if (!(p->glob = strdup(r->pattern)))
-            return ADD_OOM;
+        if (!(p->glob = strdup(r->pattern))) return ADD_OOM;
     }
     p->value |= a->list << LH_BS_LIST_SHIFT;
     b->npatterns++;
@@ -101,19 +95,16 @@ int lh_blockset_add_file(lh_blockset *b, const lh_list_info *info, FILE *f, char
                          size_t errlen)
 {
     lh_list_info *lists = realloc(b->lists, (b->nlists + 1) * sizeof *lists);
-    if (!lists)
-        goto oom;
+    if (!lists) goto oom;
     b->lists = lists;
     lh_list_info *li = &lists[b->nlists];
     *li = *info;
-    if (!(li->path = strdup(info->path)))
-        goto oom;
+    if (!(li->path = strdup(info->path))) goto oom;
     b->nlists++;
     add_ctx a = {.b = b, .list = (uint32_t)(b->nlists - 1)};
     int rc = lh_list_read(f, li->path, info->format, info->allow, info->subdomains, add_rule, &a,
                           &li->counts, false, err, errlen);
-    if (rc == ADD_OOM)
-        goto oom;
+    if (rc == ADD_OOM) goto oom;
     return rc;
 oom:
     snprintf(err, errlen, "%s: out of memory", info->path);
@@ -124,12 +115,10 @@ oom:
 static bool glob_matches(const char *glob, uint32_t exact_bit, uint32_t subs_bit, uint32_t bits,
                          const char *text)
 {
-    if ((bits & exact_bit) && fnmatch(glob, text, 0) == 0)
-        return true;
+    if ((bits & exact_bit) && fnmatch(glob, text, 0) == 0) return true;
     if (bits & subs_bit)
         for (const char *p = strchr(text, '.'); p; p = strchr(p + 1, '.'))
-            if (fnmatch(glob, p + 1, 0) == 0)
-                return true;
+            if (fnmatch(glob, p + 1, 0) == 0) return true;
     return false;
 }
 
@@ -137,8 +126,7 @@ static bool pattern_matches(const lh_pattern_rule *p, const char *text, size_t l
 {
     uint32_t v = p->value;
     *allow = (v & (LH_BS_ALLOW_EXACT | LH_BS_ALLOW_SUBS)) != 0;
-    if (p->is_regex)
-        return lh_regex_match(p->re, text, len);
+    if (p->is_regex) return lh_regex_match(p->re, text, len);
     return *allow ? glob_matches(p->glob, LH_BS_ALLOW_EXACT, LH_BS_ALLOW_SUBS, v, text)
                   : glob_matches(p->glob, LH_BS_BLOCK_EXACT, LH_BS_BLOCK_SUBS, v, text);
 }
@@ -150,8 +138,7 @@ void lh_blockset_match(const lh_blockset *b, const lh_name *n, const uint64_t *h
     bool important = false;
     for (unsigned i = 0; i < n->nlabels; i++) {
         const uint32_t *v = lh_nameset_find(&b->names, n, i, hashes[i]);
-        if (!v)
-            continue;
+        if (!v) continue;
         uint32_t bits = *v;
         bool blk = bits & (i == 0 ? LH_BS_BLOCK_EXACT : LH_BS_BLOCK_SUBS);
         bool alw = bits & (i == 0 ? LH_BS_ALLOW_EXACT : LH_BS_ALLOW_SUBS);
@@ -159,8 +146,7 @@ void lh_blockset_match(const lh_blockset *b, const lh_name *n, const uint64_t *h
             block_list = (int)(bits >> LH_BS_LIST_SHIFT);
             block_label = (int)i;
         }
-        if (blk && (bits & LH_BS_IMPORTANT))
-            important = true;
+        if (blk && (bits & LH_BS_IMPORTANT)) important = true;
         if (alw && allow_list < 0) {
             allow_list = (int)(bits >> LH_BS_LIST_SHIFT);
             allow_label = (int)i;
@@ -171,16 +157,12 @@ void lh_blockset_match(const lh_blockset *b, const lh_name *n, const uint64_t *h
         size_t len = lh_name_to_text(n->wire, text, sizeof text);
         for (size_t k = 0; k < b->npatterns; k++) {
             bool allow;
-            if (!pattern_matches(&b->patterns[k], text, len, &allow))
-                continue;
+            if (!pattern_matches(&b->patterns[k], text, len, &allow)) continue;
             int list = (int)(b->patterns[k].value >> LH_BS_LIST_SHIFT);
-            if (allow && allow_list < 0)
-                allow_list = list;
+            if (allow && allow_list < 0) allow_list = list;
             if (!allow) {
-                if (block_list < 0)
-                    block_list = list;
-                if (b->patterns[k].value & LH_BS_IMPORTANT)
-                    important = true;
+                if (block_list < 0) block_list = list;
+                if (b->patterns[k].value & LH_BS_IMPORTANT) important = true;
             }
         }
     }

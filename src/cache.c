@@ -22,7 +22,10 @@ struct lh_cache_entry {
     uint8_t data[];   /* name | ttl offsets | answer */
 };
 
-static inline const uint8_t *entry_name(const lh_cache_entry *e) { return e->data; }
+static inline const uint8_t *entry_name(const lh_cache_entry *e)
+{
+    return e->data;
+}
 static inline const uint16_t *entry_ttl_offs(const lh_cache_entry *e)
 {
     return (const uint16_t *)(e->data + ((e->name_len + 1u) & ~1u));
@@ -54,8 +57,7 @@ int lh_cache_init(lh_cache *c, const lh_cache_limits *limits)
     while (n < limits->max_bytes / 256 && n < (1u << 24))
         n <<= 1;
     c->buckets = calloc(n, sizeof *c->buckets);
-    if (!c->buckets)
-        return -1;
+    if (!c->buckets) return -1;
     c->mask = n - 1;
     return 0;
 }
@@ -76,11 +78,9 @@ static void lru_push_front(lh_cache *c, lh_cache_entry *e)
 {
     e->prev = NULL;
     e->next = c->lru_head;
-    if (c->lru_head)
-        c->lru_head->prev = e;
+    if (c->lru_head) c->lru_head->prev = e;
     c->lru_head = e;
-    if (!c->lru_tail)
-        c->lru_tail = e;
+    if (!c->lru_tail) c->lru_tail = e;
 }
 
 static void entry_remove(lh_cache *c, lh_cache_entry *e)
@@ -103,8 +103,7 @@ void lh_cache_flush(lh_cache *c)
 
 void lh_cache_free(lh_cache *c)
 {
-    if (!c->buckets)
-        return;
+    if (!c->buckets) return;
     lh_cache_flush(c);
     free(c->buckets);
     c->buckets = NULL;
@@ -120,41 +119,40 @@ static lh_cache_entry *find(const lh_cache *c, const lh_cache_key *k, uint64_t h
     return NULL;
 }
 
-static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
 
 int lh_cache_insert(lh_cache *c, const lh_cache_key *key, const uint8_t *answer, size_t len,
                     const lh_answer_info *ai, uint64_t now_ms)
 {
     uint32_t ttl;
-    if (ai->too_many_rrs || ai->flags & LH_FLAG_TC || len > UINT16_MAX)
-        return 1;
+    if (ai->too_many_rrs || ai->flags & LH_FLAG_TC || len > UINT16_MAX) return 1;
     if (ai->rcode == LH_RCODE_NOERROR && ai->an > 0) {
         ttl = clamp(ai->min_answer_ttl, c->limits.min_ttl, c->limits.max_ttl);
     } else if (ai->rcode == LH_RCODE_NXDOMAIN || ai->rcode == LH_RCODE_NOERROR) {
         if (!ai->has_soa) /* RFC 2308 5: no SOA, no negative caching */
             return 1;
         ttl = ai->negative_ttl < c->limits.max_negative_ttl ? ai->negative_ttl
-                                                             : c->limits.max_negative_ttl;
+                                                            : c->limits.max_negative_ttl;
     } else {
         return 1; /* SERVFAIL, REFUSED, ...: never cached */
     }
-    if (ttl == 0)
-        return 1;
+    if (ttl == 0) return 1;
     size_t name_pad = (key->name->len + 1u) & ~1u;
     size_t size = sizeof(lh_cache_entry) + name_pad + ai->nttl * 2u + len;
     if (size > c->limits.max_bytes / 4) /* one answer may not push out most of the cache */
         return 1;
     uint64_t h = key_hash(key);
     lh_cache_entry *old = find(c, key, h);
-    if (old)
-        entry_remove(c, old);
+    if (old) entry_remove(c, old);
     while (c->bytes + size > c->limits.max_bytes && c->lru_tail) {
         entry_remove(c, c->lru_tail);
         c->stats.evictions++;
     }
     lh_cache_entry *e = malloc(size);
-    if (!e)
-        return -1;
+    if (!e) return -1;
     e->hash = h;
     e->qtype = key->qtype;
     e->qclass = key->qclass;
@@ -210,8 +208,7 @@ enum lh_cache_result lh_cache_lookup(lh_cache *c, const lh_cache_key *key, uint6
 size_t lh_cache_write(const lh_cache_entry *e, const lh_msg *m, uint64_t now_ms, bool stale,
                       uint32_t stale_ttl, uint8_t *out, size_t cap)
 {
-    if (e->len > cap || m->question_end > e->len)
-        return 0;
+    if (e->len > cap || m->question_end > e->len) return 0;
     const uint8_t *a = entry_answer(e);
     memcpy(out, a, e->len);
     lh_answer_patch_for_client(out, m);
@@ -222,8 +219,7 @@ size_t lh_cache_write(const lh_cache_entry *e, const lh_msg *m, uint64_t now_ms,
         if (stale)
             ttl = stale_ttl;
         else {
-            if (ttl > e->ttl_cap)
-                ttl = e->ttl_cap;
+            if (ttl > e->ttl_cap) ttl = e->ttl_cap;
             ttl = ttl > age ? (uint32_t)(ttl - age) : 0;
         }
         lh_wr32(out + offs[i], ttl);

@@ -81,11 +81,9 @@ int lh_addr_parse(const char *text, uint16_t default_port, lh_sockaddr *out)
     memset(out, 0, sizeof *out);
     if (text[0] == '[') {
         const char *end = strchr(text, ']');
-        if (!end)
-            return -1;
+        if (!end) return -1;
         hl = (size_t)(end - text - 1);
-        if (hl >= sizeof host)
-            return -1;
+        if (hl >= sizeof host) return -1;
         memcpy(host, text + 1, hl);
         host[hl] = 0;
         if (end[1] == ':')
@@ -97,20 +95,17 @@ int lh_addr_parse(const char *text, uint16_t default_port, lh_sockaddr *out)
         if (colon && strchr(colon + 1, ':')) /* bare IPv6 address */
             colon = NULL;
         hl = colon ? (size_t)(colon - text) : strlen(text);
-        if (hl >= sizeof host)
-            return -1;
+        if (hl >= sizeof host) return -1;
         memcpy(host, text, hl);
         host[hl] = 0;
-        if (colon)
-            port = colon + 1;
+        if (colon) port = colon + 1;
     }
     unsigned long p = default_port;
     if (port) {
         char *e;
         errno = 0;
         p = strtoul(port, &e, 10);
-        if (errno || *e || e == port || p == 0 || p > 65535)
-            return -1;
+        if (errno || *e || e == port || p == 0 || p > 65535) return -1;
     }
     if (inet_pton(AF_INET, host, &out->v4.sin_addr) == 1) {
         out->v4.sin_family = AF_INET;
@@ -139,7 +134,8 @@ void lh_addr_format(const lh_sockaddr *a, char *out, size_t cap)
     }
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -153,11 +149,9 @@ static int parse_uint(const char *v, unsigned long min, unsigned long max, unsig
 {
     char *e;
     errno = 0;
-    if (*v == '-' || *v == 0)
-        return -1;
+    if (*v == '-' || *v == 0) return -1;
     unsigned long x = strtoul(v, &e, 10);
-    if (errno || *e || x < min || x > max)
-        return -1;
+    if (errno || *e || x < min || x > max) return -1;
     *out = x;
     return 0;
 }
@@ -178,8 +172,7 @@ static int parse_bool(const char *v, bool *out)
 static int set_string(char **slot, const char *v)
 {
     char *s = strdup(v);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     free(*slot);
     *slot = s;
     return 0;
@@ -194,8 +187,7 @@ static const char *const list_formats[] = {"auto",     "hosts",   "domains", "ad
 static int add_list(lh_config *c, bool allow, const char *v, char *err, size_t errlen)
 {
     char buf[4096];
-    if (strlen(v) >= sizeof buf)
-        return fail(err, errlen, "path too long");
+    if (strlen(v) >= sizeof buf) return fail(err, errlen, "path too long");
     strcpy(buf, v);
     char *save = NULL, *path = strtok_r(buf, " \t", &save), *opt;
     if (!path)
@@ -221,8 +213,7 @@ static int add_list(lh_config *c, bool allow, const char *v, char *err, size_t e
         }
     }
     lh_list_source *l = realloc(c->lists, (c->nlists + 1) * sizeof *l);
-    if (!l || !(src.path = strdup(path)))
-        return fail(err, errlen, "out of memory");
+    if (!l || !(src.path = strdup(path))) return fail(err, errlen, "out of memory");
     c->lists = l;
     c->lists[c->nlists++] = src;
     return 0;
@@ -253,8 +244,7 @@ static int add_forward_zone(lh_config *c, const char *v, char *err, size_t errle
         return fail(err, errlen, "forward-zone: '%s' is not ZONE=ADDR[:PORT][,ADDR...]", v);
     lh_forward_zone z = {0};
     char addrs[1024];
-    if (strlen(eq + 1) >= sizeof addrs)
-        return fail(err, errlen, "forward-zone: too long");
+    if (strlen(eq + 1) >= sizeof addrs) return fail(err, errlen, "forward-zone: too long");
     strcpy(addrs, eq + 1);
     char *save = NULL;
     for (char *a = strtok_r(addrs, ", \t", &save); a; a = strtok_r(NULL, ", \t", &save)) {
@@ -264,11 +254,9 @@ static int add_forward_zone(lh_config *c, const char *v, char *err, size_t errle
             return fail(err, errlen, "forward-zone: '%s' is not ADDR[:PORT]", a);
         z.nservers++;
     }
-    if (!z.nservers)
-        return fail(err, errlen, "forward-zone: '%s' names no address", v);
+    if (!z.nservers) return fail(err, errlen, "forward-zone: '%s' names no address", v);
     lh_forward_zone *zs = realloc(c->forward_zones, (c->nforward_zones + 1) * sizeof *zs);
-    if (!zs || !(z.zone = strndup(v, (size_t)(eq - v))))
-        return fail(err, errlen, "out of memory");
+    if (!zs || !(z.zone = strndup(v, (size_t)(eq - v)))) return fail(err, errlen, "out of memory");
     c->forward_zones = zs;
     c->forward_zones[c->nforward_zones++] = z;
     return 0;
@@ -279,19 +267,16 @@ static int parse_size(const char *v, size_t *out)
 {
     char *e;
     errno = 0;
-    if (*v == '-' || !*v)
-        return -1;
+    if (*v == '-' || !*v) return -1;
     unsigned long long x = strtoull(v, &e, 10);
-    if (errno)
-        return -1;
+    if (errno) return -1;
     if (*e == 'K' || *e == 'k')
         x <<= 10, e++;
     else if (*e == 'M' || *e == 'm')
         x <<= 20, e++;
     else if (*e == 'G' || *e == 'g')
         x <<= 30, e++;
-    if (*e || x > (1ull << 34))
-        return -1;
+    if (*e || x > (1ull << 34)) return -1;
     *out = (size_t)x;
     return 0;
 }
@@ -299,12 +284,10 @@ static int parse_size(const char *v, size_t *out)
 static int parse_cidr(const char *v, lh_cidr *out)
 {
     char buf[INET6_ADDRSTRLEN + 8];
-    if (strlen(v) >= sizeof buf)
-        return -1;
+    if (strlen(v) >= sizeof buf) return -1;
     strcpy(buf, v);
     char *slash = strchr(buf, '/');
-    if (slash)
-        *slash = 0;
+    if (slash) *slash = 0;
     memset(out, 0, sizeof *out);
     unsigned long max;
     if (inet_pton(AF_INET, buf, out->addr) == 1) {
@@ -317,8 +300,7 @@ static int parse_cidr(const char *v, lh_cidr *out)
         return -1;
     }
     unsigned long p = max;
-    if (slash && parse_uint(slash + 1, 0, max, &p) != 0)
-        return -1;
+    if (slash && parse_uint(slash + 1, 0, max, &p) != 0) return -1;
     out->prefix = (uint8_t)p;
     return 0;
 }
@@ -326,8 +308,7 @@ static int parse_cidr(const char *v, lh_cidr *out)
 static bool cidr_match(const lh_cidr *c, const uint8_t *addr)
 {
     unsigned full = c->prefix / 8, rest = c->prefix % 8;
-    if (memcmp(c->addr, addr, full) != 0)
-        return false;
+    if (memcmp(c->addr, addr, full) != 0) return false;
     return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
 }
 
@@ -337,8 +318,7 @@ bool lh_addr_is_loopback(const struct sockaddr *sa)
         return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
     if (sa->sa_family == AF_INET6) {
         const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a))
-            return true;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return true;
         return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
     }
     return false;
@@ -346,8 +326,7 @@ bool lh_addr_is_loopback(const struct sockaddr *sa)
 
 bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa)
 {
-    if (lh_addr_is_loopback(sa))
-        return true;
+    if (lh_addr_is_loopback(sa)) return true;
     for (unsigned i = 0; i < c->nallow_clients; i++) {
         const lh_cidr *n = &c->allow_clients[i];
         if (n->family == AF_INET && sa->sa_family == AF_INET &&
@@ -364,8 +343,7 @@ bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a)
 {
     for (unsigned i = 0; i < c->nlisten; i++) {
         const lh_sockaddr *l = &c->listen[i];
-        if (l->sa.sa_family != a->sa.sa_family)
-            continue;
+        if (l->sa.sa_family != a->sa.sa_family) continue;
         if (a->sa.sa_family == AF_INET && l->v4.sin_port == a->v4.sin_port &&
             l->v4.sin_addr.s_addr == a->v4.sin_addr.s_addr)
             return true;
@@ -391,14 +369,11 @@ unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsig
         char line[512];
         while (fgets(line, sizeof line, f) && n < max) {
             char word[64], addr[80];
-            if (sscanf(line, "%63s %79s", word, addr) != 2 || strcmp(word, "nameserver"))
-                continue;
+            if (sscanf(line, "%63s %79s", word, addr) != 2 || strcmp(word, "nameserver")) continue;
             char *pct = strchr(addr, '%'); /* fe80::1%eth0: scoped addresses are not supported */
-            if (pct)
-                continue;
+            if (pct) continue;
             lh_sockaddr a;
-            if (lh_addr_parse(addr, 53, &a) != 0 || strchr(addr, ']'))
-                continue;
+            if (lh_addr_parse(addr, 53, &a) != 0 || strchr(addr, ']')) continue;
             if (lh_config_is_own_address(c, &a)) { /* never forward to ourselves */
                 skipped++;
                 continue;
@@ -457,8 +432,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
     if (!strcmp(key, "blocklist") || !strcmp(key, "allowlist"))
         return add_list(c, key[0] == 'a', v, err, errlen);
     if (!strcmp(key, "default-blocklist") || !strcmp(key, "canary-names")) {
-        if (parse_bool(v, &b) != 0)
-            return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
+        if (parse_bool(v, &b) != 0) return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
         *(key[0] == 'd' ? &c->default_blocklist : &c->canary_names) = b;
         return 0;
     }
@@ -494,8 +468,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         if (c->nlisten >= LH_LISTEN_MAX)
             return fail(err, errlen, "too many listen addresses (at most %d)", LH_LISTEN_MAX);
         if (lh_addr_parse(v, 53, &c->listen[c->nlisten]) != 0)
-            return fail(err, errlen,
-                        "listen: '%s' is not ADDR[:PORT] (IPv6 as [::1]:53)", v);
+            return fail(err, errlen, "listen: '%s' is not ADDR[:PORT] (IPv6 as [::1]:53)", v);
         c->nlisten++;
         return 0;
     }
@@ -510,13 +483,11 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
             c->hosts_file = NULL;
             return 0;
         }
-        if (!*v)
-            return fail(err, errlen, "hosts-file: needs a path or 'none'");
+        if (!*v) return fail(err, errlen, "hosts-file: needs a path or 'none'");
         return set_string(&c->hosts_file, v) ? fail(err, errlen, "out of memory") : 0;
     }
     if (!strcmp(key, "hosts")) { /* boolean shorthand: hosts = no */
-        if (parse_bool(v, &b) != 0)
-            return fail(err, errlen, "hosts: '%s' is not yes or no", v);
+        if (parse_bool(v, &b) != 0) return fail(err, errlen, "hosts: '%s' is not yes or no", v);
         if (!b) {
             free(c->hosts_file);
             c->hosts_file = NULL;
@@ -537,8 +508,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
             (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
             return fail(err, errlen, "list-url: '%s' is not 'http(s)://URL PATH'", v);
         lh_list_url *l = realloc(c->list_urls, (c->nlist_urls + 1) * sizeof *l);
-        if (!l)
-            return fail(err, errlen, "out of memory");
+        if (!l) return fail(err, errlen, "out of memory");
         c->list_urls = l;
         if (!(l[c->nlist_urls].url = strdup(url)) || !(l[c->nlist_urls].path = strdup(path)))
             return fail(err, errlen, "out of memory");
@@ -546,8 +516,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         return 0;
     }
     if (!strcmp(key, "user")) {
-        if (!*v)
-            return fail(err, errlen, "user: needs a user name");
+        if (!*v) return fail(err, errlen, "user: needs a user name");
         return set_string(&c->user, v) ? fail(err, errlen, "out of memory") : 0;
     }
     if (!strcmp(key, "allow-client")) {
@@ -562,22 +531,20 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         return add_addr(c->upstreams, &c->nupstreams, &c->upstreams_src, src, key, v, err, errlen);
     if (!strcmp(key, "fallback-upstream"))
         return add_addr(c->fallback, &c->nfallback, &c->fallback_src, src, key, v, err, errlen);
-    if (!strcmp(key, "forward-zone"))
-        return add_forward_zone(c, v, err, errlen);
+    if (!strcmp(key, "forward-zone")) return add_forward_zone(c, v, err, errlen);
     if (!strcmp(key, "resolv-conf"))
         return set_string(&c->resolv_conf, v) ? fail(err, errlen, "out of memory") : 0;
     if (!strcmp(key, "upstream-0x20") || !strcmp(key, "serve-stale") ||
         !strcmp(key, "rebind-protection")) {
-        if (parse_bool(v, &b) != 0)
-            return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
-        *(key[0] == 'u' ? &c->upstream_0x20 : key[0] == 's' ? &c->serve_stale
-                                                             : &c->rebind_protection) = b;
+        if (parse_bool(v, &b) != 0) return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
+        *(key[0] == 'u'   ? &c->upstream_0x20
+          : key[0] == 's' ? &c->serve_stale
+                          : &c->rebind_protection) = b;
         return 0;
     }
     if (!strcmp(key, "rebind-allow")) {
         char **l = realloc(c->rebind_allow, (c->nrebind_allow + 1) * sizeof *l);
-        if (!l || !(l[c->nrebind_allow] = strdup(v)))
-            return fail(err, errlen, "out of memory");
+        if (!l || !(l[c->nrebind_allow] = strdup(v))) return fail(err, errlen, "out of memory");
         c->rebind_allow = l;
         c->nrebind_allow++;
         return 0;
@@ -598,13 +565,13 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         {"upstream-max-inflight", offsetof(lh_config, upstream_max_inflight), 1, 65536, "queries"},
         {"cache-min-ttl", offsetof(lh_config, cache_min_ttl), 0, 86400, "seconds"},
         {"cache-max-ttl", offsetof(lh_config, cache_max_ttl), 1, 604800, "seconds"},
-        {"cache-max-negative-ttl", offsetof(lh_config, cache_max_negative_ttl), 0, 86400, "seconds"},
+        {"cache-max-negative-ttl", offsetof(lh_config, cache_max_negative_ttl), 0, 86400,
+         "seconds"},
         {"stale-ttl", offsetof(lh_config, stale_ttl), 1, 3600, "seconds"},
         {"stale-window", offsetof(lh_config, stale_window), 0, 604800, "seconds"},
     };
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
-        if (strcmp(key, nums[i].key))
-            continue;
+        if (strcmp(key, nums[i].key)) continue;
         if (parse_uint(v, nums[i].min, nums[i].max, &n))
             return fail(err, errlen, "%s: '%s' is not a number of %s from %lu to %lu", key, v,
                         nums[i].unit, nums[i].min, nums[i].max);
@@ -654,12 +621,10 @@ static char *trim(char *s)
 int lh_config_load_file(lh_config *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
-        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     int rc = lh_config_load_stream(c, f, path, err, errlen);
     fclose(f);
-    if (rc == 0 && set_string(&c->config_file, path) != 0)
-        rc = fail(err, errlen, "out of memory");
+    if (rc == 0 && set_string(&c->config_file, path) != 0) rc = fail(err, errlen, "out of memory");
     return rc;
 }
 
@@ -676,11 +641,9 @@ int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, si
             break;
         }
         char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
+        if (hash) *hash = 0;
         char *s = trim(line);
-        if (!*s)
-            continue;
+        if (!*s) continue;
         char *eq = strchr(s, '=');
         if (!eq) {
             rc = fail(err, errlen, "%s:%u: expected 'key = value', got '%s'", path, lineno, s);
@@ -693,7 +656,6 @@ int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, si
             break;
         }
     }
-    if (rc == 0 && ferror(f))
-        rc = fail(err, errlen, "%s: read error: %s", path, strerror(errno));
+    if (rc == 0 && ferror(f)) rc = fail(err, errlen, "%s: read error: %s", path, strerror(errno));
     return rc;
 }

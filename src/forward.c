@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define LH_WAITERS_MAX 256    /* clients sharing one upstream question */
+#define LH_WAITERS_MAX 256 /* clients sharing one upstream question */
 #define LH_OUR_UPSTREAM_UDP 1232
-#define LH_EDE_STALE 3        /* RFC 8914: Stale Answer */
+#define LH_EDE_STALE 3         /* RFC 8914: Stale Answer */
 #define LH_EDE_NO_REACHABLE 22 /* RFC 8914: No Reachable Authority */
-#define LH_LOOP_MIN_LETTERS 8 /* 0x20 bits needed before a case match means "our own query" */
+#define LH_LOOP_MIN_LETTERS 8  /* 0x20 bits needed before a case match means "our own query" */
 
 typedef struct lh_waiter {
     struct lh_waiter *next;
@@ -68,8 +68,7 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
     const lh_config *cfg = s->cfg;
     memset(f, 0, offsetof(lh_forwarder, work));
     f->srv = s;
-    if (getrandom(&f->rng, sizeof f->rng, 0) != sizeof f->rng || !f->rng)
-        f->rng = uv_hrtime() | 1;
+    if (getrandom(&f->rng, sizeof f->rng, 0) != sizeof f->rng || !f->rng) f->rng = uv_hrtime() | 1;
     size_t n = 64;
     while (n < cfg->upstream_max_inflight)
         n <<= 1;
@@ -91,8 +90,7 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
         }
         f->cache_on = true;
     }
-    if (lh_upstream_init(&f->upstream, s->loop, cfg, err, errlen) != 0)
-        return -1;
+    if (lh_upstream_init(&f->upstream, s->loop, cfg, err, errlen) != 0) return -1;
     uv_timer_init(s->loop, &f->deadline_timer);
     f->deadline_timer.data = f;
     return 0;
@@ -110,8 +108,7 @@ static void send_to(lh_forwarder *f, lh_waiter *w, size_t n)
 {
     lh_server *s = f->srv;
     if (w->client.udp) {
-        if (n)
-            lh_udp_send(w->client.udp, s->out + 2, n, &w->client.peer.sa);
+        if (n) lh_udp_send(w->client.udp, s->out + 2, n, &w->client.peer.sa);
         return;
     }
     if (n && lh_tcp_is_open(w->client.tcp)) {
@@ -133,8 +130,9 @@ static void answer_servfail(lh_forwarder *f, lh_waiter *w)
 {
     lh_writer wr;
     lh_writer_begin(&wr, f->srv->out + 2, LH_MSG_MAX, &w->msg, LH_RCODE_SERVFAIL, false);
-    send_to(f, w, lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->srv->cfg->edns_udp_size,
-                                   LH_EDE_NO_REACHABLE));
+    send_to(f, w,
+            lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->srv->cfg->edns_udp_size,
+                             LH_EDE_NO_REACHABLE));
     f->srv->stats.servfail++;
 }
 
@@ -183,13 +181,13 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
 {
     bool head = f->dl_head == p;
     pending_unlink(f, p);
-    if (p->req)
-        lh_upstream_cancel(p->req);
+    if (p->req) lh_upstream_cancel(p->req);
     for (lh_waiter *w = p->waiters, *next; w; w = next) {
         next = w->next;
         if (blocked) {
-            send_to(f, w, lh_answer_build(&w->msg, blocked, f->srv->out + 2, LH_MSG_MAX,
-                                          client_limit(f, w), f->srv->cfg->edns_udp_size));
+            send_to(f, w,
+                    lh_answer_build(&w->msg, blocked, f->srv->out + 2, LH_MSG_MAX,
+                                    client_limit(f, w), f->srv->cfg->edns_udp_size));
         } else if (answer && len >= w->msg.question_end) {
             memcpy(f->srv->out + 2, answer, len);
             lh_answer_patch_for_client(f->srv->out + 2, &w->msg);
@@ -201,10 +199,8 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
         f->nwaiters--;
     }
     free(p);
-    if (head)
-        deadline_rearm(f);
-    if (f->srv->stopping && f->npending == 0)
-        lh_server_maybe_finish_stop(f->srv);
+    if (head) deadline_rearm(f);
+    if (f->srv->stopping && f->npending == 0) lh_server_maybe_finish_stop(f->srv);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -232,15 +228,13 @@ static void deadline_rearm(lh_forwarder *f)
 /* Strips the OPT record (the client gets loophole's own) and the records after it. */
 static size_t strip_opt(uint8_t *a, size_t len, lh_answer_info *ai)
 {
-    if (!ai->opt_len)
-        return len;
+    if (!ai->opt_len) return len;
     len = ai->opt_off;
     lh_wr16(a + 10, ai->opt_ar_index);
     ai->ar = ai->opt_ar_index;
     unsigned k = 0;
     for (unsigned i = 0; i < ai->nttl; i++)
-        if (ai->ttl_off[i] < len)
-            ai->ttl_off[k++] = ai->ttl_off[i];
+        if (ai->ttl_off[i] < len) ai->ttl_off[k++] = ai->ttl_off[i];
     ai->nttl = (uint16_t)k;
     ai->opt_len = 0;
     return len;
@@ -252,14 +246,12 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const lh_answer_info *ai, lh
     const lh_policy *pol = f->srv->policy;
     for (unsigned i = 0; i < ai->ncname; i++) {
         const lh_name *t = &ai->cname_target[i];
-        if (t->nlabels == 0)
-            continue;
+        if (t->nlabels == 0) continue;
         uint64_t h[LH_LABELS_MAX];
         lh_block_match bm;
         lh_name_hashes(t, h);
         lh_blockset_match(&pol->blocks, t, h, &bm);
-        if (!bm.blocked)
-            continue;
+        if (!bm.blocked) continue;
         char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
         lh_name_to_text(p->name.wire, qn, sizeof qn);
         lh_name_to_text(t->wire, tn, sizeof tn);
@@ -273,9 +265,11 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const lh_answer_info *ai, lh
 }
 
 /* A public name answered with a private address: SERVFAIL, EDE 18 (Prohibited). */
-static const lh_verdict rebind_refused_verdict = {
-    .kind = LH_VERDICT_REFUSED, .rcode = LH_RCODE_SERVFAIL, .ede = LH_EDE_PROHIBITED, .list = -1,
-    .match_label = -1};
+static const lh_verdict rebind_refused_verdict = {.kind = LH_VERDICT_REFUSED,
+                                                  .rcode = LH_RCODE_SERVFAIL,
+                                                  .ede = LH_EDE_PROHIBITED,
+                                                  .list = -1,
+                                                  .match_label = -1};
 
 static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len,
                         const lh_upstream_server *server)
@@ -312,8 +306,7 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
         pending_end(f, p, NULL, 0, &blocked);
         return;
     }
-    if (f->cache_on)
-        lh_cache_insert(&f->cache, &p->key, f->work, len, &ai, uv_now(f->srv->loop));
+    if (f->cache_on) lh_cache_insert(&f->cache, &p->key, f->work, len, &ai, uv_now(f->srv->loop));
     pending_end(f, p, f->work, len, NULL);
 }
 
@@ -331,14 +324,12 @@ static size_t build_query(lh_forwarder *f, const lh_msg *m, uint8_t *q)
         uint64_t bits = 0;
         unsigned left = 0;
         for (unsigned i = 0; i < m->qname.len; i++) {
-            if (n[i] < 'a' || n[i] > 'z')
-                continue;
+            if (n[i] < 'a' || n[i] > 'z') continue;
             if (!left) {
                 bits = rng_next(f);
                 left = 64;
             }
-            if (bits & 1)
-                n[i] = (uint8_t)(n[i] - 32);
+            if (bits & 1) n[i] = (uint8_t)(n[i] - 32);
             bits >>= 1;
             left--;
         }
@@ -387,16 +378,14 @@ static bool is_own_question(lh_forwarder *f, const lh_msg *m, const lh_cache_key
 static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *c)
 {
     lh_waiter *w = malloc(sizeof *w);
-    if (!w)
-        return NULL;
+    if (!w) return NULL;
     w->next = NULL;
     w->client = *c;
     w->msg = *m;
     memcpy(w->pkt, m->pkt, m->question_end);
     w->msg.pkt = w->pkt;
     w->msg.pkt_len = m->question_end;
-    if (c->tcp)
-        lh_tcp_hold(c->tcp);
+    if (c->tcp) lh_tcp_hold(c->tcp);
     f->nwaiters++;
     return w;
 }
@@ -405,7 +394,9 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
                         const lh_client *c, uint8_t *out, size_t cap, size_t limit)
 {
     lh_server *s = f->srv;
-    lh_cache_key key = {.name = &m->qname, .name_hash = name_hash, .qtype = m->qtype,
+    lh_cache_key key = {.name = &m->qname,
+                        .name_hash = name_hash,
+                        .qtype = m->qtype,
                         .qclass = m->qclass,
                         .flags = (uint8_t)((m->edns_do ? LH_CACHE_DO : 0) |
                                            ((m->flags & LH_FLAG_CD) ? LH_CACHE_CD : 0))};
@@ -470,8 +461,7 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
         f->dl_head = p;
     f->dl_tail = p;
     f->npending++;
-    if (f->dl_head == p)
-        deadline_rearm(f);
+    if (f->dl_head == p) deadline_rearm(f);
     p->req = lh_upstream_send(&f->upstream, group, p->query, p->qlen, on_upstream, p);
     if (!p->req) { /* over the in-flight bound, or no server: fail now, never grow */
         f->stats.rejected++;
@@ -492,8 +482,7 @@ void lh_forward_fail_all(lh_forwarder *f)
 
 void lh_forward_flush_cache(lh_forwarder *f)
 {
-    if (f->cache_on)
-        lh_cache_flush(&f->cache);
+    if (f->cache_on) lh_cache_flush(&f->cache);
 }
 
 void lh_forward_shutdown(lh_forwarder *f)
@@ -507,8 +496,7 @@ void lh_forward_shutdown(lh_forwarder *f)
 void lh_forward_free(lh_forwarder *f)
 {
     lh_upstream_free(&f->upstream);
-    if (f->cache_on)
-        lh_cache_free(&f->cache);
+    if (f->cache_on) lh_cache_free(&f->cache);
     free(f->table);
     f->table = NULL;
 }

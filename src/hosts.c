@@ -19,8 +19,7 @@ typedef struct pair {
 static int cmp_pair(const void *a, const void *b)
 {
     const pair *x = a, *y = b;
-    if (x->entry != y->entry)
-        return x->entry < y->entry ? -1 : 1;
+    if (x->entry != y->entry) return x->entry < y->entry ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -71,23 +70,19 @@ int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size
     pair *pairs = NULL;
     size_t npairs = 0, cap_pairs = 0, cap_entries = 0, cap_names = 0;
     int rc = -1;
-    if (lh_nameset_init(&h->by_name, 64) || lh_nameset_init(&h->by_address, 64))
-        goto oom;
+    if (lh_nameset_init(&h->by_name, 64) || lh_nameset_init(&h->by_address, 64)) goto oom;
 
     char line[4096];
     unsigned lineno = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
         char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
+        if (hash) *hash = 0;
         char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
-        if (!tok)
-            continue;
+        if (!tok) continue;
         pair p = {0};
         char *zone = strchr(tok, '%'); /* fe80::1%eth0: the scope does not matter here */
-        if (zone)
-            *zone = 0;
+        if (zone) *zone = 0;
         if (inet_pton(AF_INET, tok, p.addr) == 1) {
             p.family = AF_INET;
         } else if (inet_pton(AF_INET6, tok, p.addr) == 1) {
@@ -108,27 +103,23 @@ int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size
                 h->skipped++;
                 continue;
             }
-            if (in_localhost_zone(&n))
-                continue;
+            if (in_localhost_zone(&n)) continue;
             uint64_t hashes[LH_LABELS_MAX];
             lh_name_hashes(&n, hashes);
             bool created;
             uint32_t *v = lh_nameset_upsert(&h->by_name, &n, 0, hashes[0], &created);
-            if (!v)
-                goto oom;
+            if (!v) goto oom;
             if (created) {
                 if (h->nentries == cap_entries) {
                     cap_entries = cap_entries ? cap_entries * 2 : 16;
                     void *e = realloc(h->entries, cap_entries * sizeof *h->entries);
-                    if (!e)
-                        goto oom;
+                    if (!e) goto oom;
                     h->entries = e;
                 }
                 if (h->names_len + n.len > cap_names) {
                     cap_names = (cap_names + n.len) * 2;
                     void *nm = realloc(h->names, cap_names);
-                    if (!nm)
-                        goto oom;
+                    if (!nm) goto oom;
                     h->names = nm;
                 }
                 *v = (uint32_t)h->nentries;
@@ -139,15 +130,13 @@ int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size
             }
             p.entry = *v;
             uint32_t *r = lh_nameset_upsert(&h->by_address, &rev, 0, rev_hash[0], &created);
-            if (!r)
-                goto oom;
+            if (!r) goto oom;
             if (created) /* the first name listed for an address is its canonical name */
                 *r = p.entry;
             if (npairs == cap_pairs) {
                 cap_pairs = cap_pairs ? cap_pairs * 2 : 32;
                 void *np = realloc(pairs, cap_pairs * sizeof *pairs);
-                if (!np)
-                    goto oom;
+                if (!np) goto oom;
                 pairs = np;
             }
             p.seq = (uint32_t)npairs;
@@ -160,12 +149,10 @@ int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size
     }
 
     /* Group the addresses per entry, in file order, without duplicates. */
-    if (npairs)
-        qsort(pairs, npairs, sizeof *pairs, cmp_pair);
+    if (npairs) qsort(pairs, npairs, sizeof *pairs, cmp_pair);
     h->addrs4 = malloc(npairs * 4 + 1);
     h->addrs6 = malloc(npairs * 16 + 1);
-    if (!h->addrs4 || !h->addrs6)
-        goto oom;
+    if (!h->addrs4 || !h->addrs6) goto oom;
     size_t n4 = 0, n6 = 0;
     for (size_t i = 0; i < npairs; i++) {
         lh_hosts_entry *e = &h->entries[pairs[i].entry];
@@ -179,8 +166,7 @@ int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size
         unsigned have = v4 ? e->n4 : e->n6, k;
         for (k = 0; k < have && memcmp(base + k * alen, pairs[i].addr, alen); k++)
             ;
-        if (k < have || have == UINT16_MAX)
-            continue;
+        if (k < have || have == UINT16_MAX) continue;
         memcpy(base + have * alen, pairs[i].addr, alen);
         if (v4) {
             e->n4++;
@@ -196,8 +182,7 @@ oom:
     snprintf(err, errlen, "%s: out of memory", path);
 out:
     free(pairs);
-    if (rc != 0)
-        lh_hosts_free(h);
+    if (rc != 0) lh_hosts_free(h);
     return rc;
 }
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LH_TCP_QUERY_MAX 4096        /* largest query accepted over TCP */
+#define LH_TCP_QUERY_MAX 4096           /* largest query accepted over TCP */
 #define LH_TCP_PENDING_MAX (256 * 1024) /* unsent answer bytes before we give up on a reader */
 #define LH_TCP_BACKLOG 256
 
@@ -46,11 +46,13 @@ typedef struct tcp_write_req {
 static void conn_on_handle_closed(uv_handle_t *h)
 {
     lh_tcp_conn *c = h->data;
-    if (--c->handles_open == 0 && c->holds == 0)
-        free(c);
+    if (--c->handles_open == 0 && c->holds == 0) free(c);
 }
 
-void lh_tcp_hold(lh_tcp_conn *c) { c->holds++; }
+void lh_tcp_hold(lh_tcp_conn *c)
+{
+    c->holds++;
+}
 
 static void conn_close(lh_tcp_conn *c);
 
@@ -58,27 +60,27 @@ void lh_tcp_release(lh_tcp_conn *c)
 {
     c->holds--;
     if (c->closing) {
-        if (c->holds == 0 && c->handles_open == 0)
-            free(c);
+        if (c->holds == 0 && c->handles_open == 0) free(c);
     } else if (c->draining && c->writes == 0 && c->holds == 0) {
         conn_close(c);
     }
 }
 
-bool lh_tcp_is_open(const lh_tcp_conn *c) { return !c->closing; }
+bool lh_tcp_is_open(const lh_tcp_conn *c)
+{
+    return !c->closing;
+}
 
 static void conn_close(lh_tcp_conn *c)
 {
-    if (c->closing)
-        return;
+    if (c->closing) return;
     c->closing = true;
     lh_server *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;
     else
         s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     s->nconns--;
     uv_close((uv_handle_t *)&c->idle, conn_on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_on_handle_closed);
@@ -89,8 +91,7 @@ static void conn_drain(lh_tcp_conn *c)
 {
     c->draining = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    if (c->writes == 0 && c->holds == 0)
-        conn_close(c);
+    if (c->writes == 0 && c->holds == 0) conn_close(c);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -120,8 +121,7 @@ void lh_tcp_send(lh_tcp_conn *c, const uint8_t *frame, size_t len)
             return;
         }
     }
-    if (done == len)
-        return;
+    if (done == len) return;
     size_t rest = len - done;
     if (c->pending_bytes + rest > LH_TCP_PENDING_MAX) { /* the client is not reading */
         conn_close(c);
@@ -151,7 +151,8 @@ static void on_idle(uv_timer_t *t)
     if (c->holds) /* answers still to come: not idle (RFC 7766 6.2.3) */
         return;
     c->srv->stats.tcp_idle_closed++;
-    lh_debug("tcp: closing a connection idle or stalled for %u ms", c->srv->cfg->tcp_idle_timeout_ms);
+    lh_debug("tcp: closing a connection idle or stalled for %u ms",
+             c->srv->cfg->tcp_idle_timeout_ms);
     conn_close(c);
 }
 
@@ -184,12 +185,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             conn_close(c);
             return;
         }
-        if (c->used - off < 2 + flen)
-            break;
+        if (c->used - off < 2 + flen) break;
         s->stats.queries_tcp++;
         lh_client client = {.tcp = c};
-        size_t n = lh_server_answer(s, c->buf + off + 2, flen, &client, s->out + 2,
-                                    sizeof s->out - 2);
+        size_t n =
+            lh_server_answer(s, c->buf + off + 2, flen, &client, s->out + 2, sizeof s->out - 2);
         off += 2 + flen;
         uv_timer_again(&c->idle); /* only complete queries keep a connection alive */
         if (n && !c->closing) {
@@ -197,8 +197,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             lh_tcp_send(c, s->out, n + 2);
         }
     }
-    if (c->closing)
-        return;
+    if (c->closing) return;
     memmove(c->buf, c->buf + off, c->used - off);
     c->used -= off;
 }
@@ -224,8 +223,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->tcp.data = c->idle.data = c;
     c->handles_open = 2;
     c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
+    if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
@@ -250,8 +248,7 @@ static void on_connection(uv_stream_t *server, int status)
     s->stats.tcp_accepted++;
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_start(&c->idle, on_idle, s->cfg->tcp_idle_timeout_ms, s->cfg->tcp_idle_timeout_ms);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-        conn_close(c);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
 }
 
 int lh_tcp_listen(lh_server *s, lh_tcp_listener **out, const lh_sockaddr *addr, char *err,
@@ -282,12 +279,14 @@ int lh_tcp_listen(lh_server *s, lh_tcp_listener **out, const lh_sockaddr *addr, 
     return 0;
 }
 
-static void on_listener_closed(uv_handle_t *h) { free(h->data); }
+static void on_listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 void lh_tcp_close(lh_tcp_listener *l)
 {
-    if (l)
-        uv_close((uv_handle_t *)&l->handle, on_listener_closed);
+    if (l) uv_close((uv_handle_t *)&l->handle, on_listener_closed);
 }
 
 void lh_tcp_conns_shutdown(lh_server *s)

@@ -37,8 +37,7 @@ static void on_queued_send(uv_udp_send_t *req, int status)
 {
     udp_send_req *r = (udp_send_req *)req;
     r->srv->udp_queued--;
-    if (status < 0)
-        r->srv->stats.send_errors++;
+    if (status < 0) r->srv->stats.send_errors++;
     free(r);
 }
 
@@ -47,8 +46,7 @@ void lh_udp_send(lh_udp_listener *l, const uint8_t *ans, size_t len, const struc
     lh_server *s = l->srv;
     uv_buf_t b = uv_buf_init((char *)ans, (unsigned)len);
     int r = uv_udp_try_send(&l->handle, &b, 1, to);
-    if (r >= 0)
-        return;
+    if (r >= 0) return;
     if (r != UV_EAGAIN || s->udp_queued >= LH_UDP_QUEUE_MAX) {
         s->stats.send_errors++;
         return;
@@ -75,8 +73,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     lh_udp_listener *l = h->data;
     lh_server *s = l->srv;
     if (nread <= 0 || !addr) { /* end of a batch, nothing read, or a socket error */
-        if (nread < 0)
-            lh_debug("udp receive error: %s", uv_strerror((int)nread));
+        if (nread < 0) lh_debug("udp receive error: %s", uv_strerror((int)nread));
         return;
     }
     if (flags & UV_UDP_PARTIAL) { /* larger than any query we accept */
@@ -85,12 +82,11 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     }
     s->stats.queries_udp++;
     lh_client client = {.udp = l};
-    memcpy(&client.peer, addr, addr->sa_family == AF_INET6 ? sizeof client.peer.v6
-                                                            : sizeof client.peer.v4);
-    size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, &client,
-                                s->out + 2, sizeof s->out - 2);
-    if (n)
-        lh_udp_send(l, s->out + 2, n, addr);
+    memcpy(&client.peer, addr,
+           addr->sa_family == AF_INET6 ? sizeof client.peer.v6 : sizeof client.peer.v4);
+    size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, &client, s->out + 2,
+                                sizeof s->out - 2);
+    if (n) lh_udp_send(l, s->out + 2, n, addr);
 }
 
 int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, char *err,
@@ -109,10 +105,8 @@ int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, 
         snprintf(err, errlen, "cannot create a UDP socket: %s", uv_strerror(r));
         return -1;
     }
-    r = uv_udp_bind(&l->handle, &addr->sa,
-                        addr->sa.sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
-    if (r == 0)
-        r = uv_udp_recv_start(&l->handle, on_alloc, on_recv);
+    r = uv_udp_bind(&l->handle, &addr->sa, addr->sa.sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+    if (r == 0) r = uv_udp_recv_start(&l->handle, on_alloc, on_recv);
     if (r != 0) {
         lh_explain_bind_error(r, addr, "udp", err, errlen);
         lh_udp_close(l);
@@ -122,17 +116,18 @@ int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, 
     return 0;
 }
 
-static void on_closed(uv_handle_t *h) { free(h->data); }
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 void lh_udp_stop_reading(lh_udp_listener *l)
 {
-    if (l)
-        uv_udp_recv_stop(&l->handle);
+    if (l) uv_udp_recv_stop(&l->handle);
 }
 
 void lh_udp_close(lh_udp_listener *l)
 {
-    if (!l)
-        return;
+    if (!l) return;
     uv_close((uv_handle_t *)&l->handle, on_closed);
 }

@@ -20,7 +20,10 @@
 static const char *const format_names[] = {"auto",     "hosts",   "domains", "adblock",
                                            "wildcard", "dnsmasq", "regex"};
 
-const char *lh_list_format_name(enum lh_list_format f) { return format_names[f]; }
+const char *lh_list_format_name(enum lh_list_format f)
+{
+    return format_names[f];
+}
 
 int lh_list_format_parse(const char *s, enum lh_list_format *out)
 {
@@ -34,27 +37,28 @@ int lh_list_format_parse(const char *s, enum lh_list_format *out)
 
 /* Names that hosts files map to themselves; blocking them would break the machine. */
 static const char *const host_self_names[] = {
-    "localhost",      "localhost.localdomain", "local",         "broadcasthost",
-    "ip6-localhost",  "ip6-loopback",          "ip6-localnet",  "ip6-mcastprefix",
-    "ip6-allnodes",   "ip6-allrouters",        "ip6-allhosts",  "0.0.0.0",
+    "localhost",     "localhost.localdomain", "local",        "broadcasthost",
+    "ip6-localhost", "ip6-loopback",          "ip6-localnet", "ip6-mcastprefix",
+    "ip6-allnodes",  "ip6-allrouters",        "ip6-allhosts", "0.0.0.0",
 };
 
 static bool is_self_name(const char *s, size_t n)
 {
     for (size_t i = 0; i < sizeof host_self_names / sizeof *host_self_names; i++)
-        if (strlen(host_self_names[i]) == n && !strncasecmp(s, host_self_names[i], n))
-            return true;
+        if (strlen(host_self_names[i]) == n && !strncasecmp(s, host_self_names[i], n)) return true;
     return n >= 10 && !strncasecmp(s + n - 10, ".localhost", 10);
 }
 
-static inline bool name_char(unsigned char c) { return isalnum(c) || c == '-' || c == '_'; }
+static inline bool name_char(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c == '_';
+}
 
 static bool is_ipv4_literal(const char *s, size_t n)
 {
     char buf[INET_ADDRSTRLEN];
     struct in_addr a;
-    if (n >= sizeof buf)
-        return false;
+    if (n >= sizeof buf) return false;
     memcpy(buf, s, n);
     buf[n] = 0;
     return inet_pton(AF_INET, buf, &a) == 1;
@@ -63,15 +67,12 @@ static bool is_ipv4_literal(const char *s, size_t n)
 /* Turns s[0..n) into a NAME rule. Returns NULL or an error reason. */
 static const char *make_name(lh_rule *r, const char *s, size_t n)
 {
-    if (n == 0)
-        return "empty name";
+    if (n == 0) return "empty name";
     for (size_t i = 0; i < n; i++)
-        if (!name_char((unsigned char)s[i]) && s[i] != '.')
-            return "invalid character in name";
+        if (!name_char((unsigned char)s[i]) && s[i] != '.') return "invalid character in name";
     if (lh_name_from_text(s, n, &r->name) != 0)
         return "empty label, label over 63 bytes or name over 255 bytes";
-    if (r->name.nlabels == 0)
-        return "empty name";
+    if (r->name.nlabels == 0) return "empty name";
     r->kind = LH_RULE_NAME;
     return NULL;
 }
@@ -80,13 +81,11 @@ static const char *make_name(lh_rule *r, const char *s, size_t n)
 static const char *make_glob(lh_rule *r, const char *prefix, const char *s, size_t n)
 {
     size_t p = strlen(prefix);
-    if (p + n >= sizeof r->pattern || n == 0)
-        return "pattern too long";
+    if (p + n >= sizeof r->pattern || n == 0) return "pattern too long";
     memcpy(r->pattern, prefix, p);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!name_char(c) && c != '.' && c != '*')
-            return "invalid character in name pattern";
+        if (!name_char(c) && c != '.' && c != '*') return "invalid character in name pattern";
         r->pattern[p + i] = (char)tolower(c);
     }
     r->pattern[p + n] = 0;
@@ -115,13 +114,11 @@ typedef struct emit_ctx {
 static void emit(emit_ctx *e)
 {
     lh_rule *r = e->rule;
-    if (e->allow)
-        r->allow = true;
+    if (e->allow) r->allow = true;
     if (r->kind == LH_RULE_NAME && e->subdomains >= 0 && (r->match & LH_MATCH_EXACT))
         r->match = e->subdomains ? (LH_MATCH_EXACT | LH_MATCH_SUBS) : LH_MATCH_EXACT;
     e->emitted++;
-    if (!e->rc)
-        e->rc = e->fn(e->ctx, r, e->lineno, e->text);
+    if (!e->rc) e->rc = e->fn(e->ctx, r, e->lineno, e->text);
 }
 
 static lh_line_result parse_hosts(const char *s, size_t n, emit_ctx *e, const char **reason)
@@ -138,8 +135,7 @@ static lh_line_result parse_hosts(const char *s, size_t n, emit_ctx *e, const ch
     memcpy(addr, s, i);
     addr[i] = 0;
     char *zone = strchr(addr, '%');
-    if (zone)
-        *zone = 0;
+    if (zone) *zone = 0;
     if (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1) {
         *reason = "several fields but the first is not an IP address (hosts format)";
         return LH_LINE_ERROR;
@@ -152,10 +148,8 @@ static lh_line_result parse_hosts(const char *s, size_t n, emit_ctx *e, const ch
         size_t start = i;
         while (i < n && !isspace((unsigned char)s[i]))
             i++;
-        if (i == start)
-            break;
-        if (is_self_name(s + start, i - start))
-            continue;
+        if (i == start) break;
+        if (is_self_name(s + start, i - start)) continue;
         memset(e->rule, 0, offsetof(lh_rule, name));
         e->rule->format = LH_FMT_HOSTS;
         e->rule->match = LH_MATCH_EXACT;
@@ -182,14 +176,11 @@ static lh_line_result parse_domain(const char *s, size_t n, emit_ctx *e, const c
             *reason = "more than one field (a hosts line starts with an address)";
             return LH_LINE_ERROR;
         }
-    if (is_self_name(s, n))
-        return LH_LINE_IGNORED;
-    if (is_ipv4_literal(s, n))
-        return LH_LINE_IGNORED;
+    if (is_self_name(s, n)) return LH_LINE_IGNORED;
+    if (is_ipv4_literal(s, n)) return LH_LINE_IGNORED;
     r->format = LH_FMT_DOMAINS;
     r->match = LH_MATCH_EXACT;
-    if ((*reason = make_name(r, s, n)))
-        return LH_LINE_ERROR;
+    if ((*reason = make_name(r, s, n))) return LH_LINE_ERROR;
     emit(e);
     return LH_LINE_RULE;
 }
@@ -201,12 +192,10 @@ static lh_line_result parse_wildcard(const char *s, size_t n, emit_ctx *e, const
     /* "*.name": the name and everything below it (as the wildcard lists mean it). */
     if (has_prefix(s, n, "*.") && !memchr(s + 2, '*', n - 2)) {
         r->match = LH_MATCH_EXACT | LH_MATCH_SUBS;
-        if ((*reason = make_name(r, s + 2, n - 2)))
-            return LH_LINE_ERROR;
+        if ((*reason = make_name(r, s + 2, n - 2))) return LH_LINE_ERROR;
     } else {
         r->match = LH_MATCH_EXACT;
-        if ((*reason = make_glob(r, "", s, n)))
-            return LH_LINE_ERROR;
+        if ((*reason = make_glob(r, "", s, n))) return LH_LINE_ERROR;
     }
     emit(e);
     return LH_LINE_RULE;
@@ -245,14 +234,12 @@ static lh_line_result parse_dnsmasq(const char *s, size_t n, emit_ctx *e, const 
     bool any = false;
     for (const char *d = p + 1; d < last;) {
         const char *slash = memchr(d, '/', (size_t)(last - d));
-        if (!slash)
-            slash = last;
+        if (!slash) slash = last;
         if (slash > d) {
             memset(r, 0, offsetof(lh_rule, name));
             r->format = LH_FMT_DNSMASQ;
             r->match = LH_MATCH_EXACT | LH_MATCH_SUBS;
-            if ((*reason = make_name(r, d, (size_t)(slash - d))))
-                return LH_LINE_ERROR;
+            if ((*reason = make_name(r, d, (size_t)(slash - d)))) return LH_LINE_ERROR;
             emit(e);
             any = true;
         }
@@ -291,8 +278,7 @@ static lh_line_result parse_adblock(const char *s, size_t n, emit_ctx *e, const 
         n -= 2;
     }
     /* /regex/ */
-    if (n >= 3 && s[0] == '/' && s[n - 1] == '/')
-        return parse_regex(s + 1, n - 2, e, reason);
+    if (n >= 3 && s[0] == '/' && s[n - 1] == '/') return parse_regex(s + 1, n - 2, e, reason);
     if (n && s[0] == '/') /* a URL path on any host: nothing for DNS */
         return LH_LINE_IGNORED;
     /* Modifiers: only $important means something to a DNS filter; a rule limited to some
@@ -323,7 +309,8 @@ static lh_line_result parse_adblock(const char *s, size_t n, emit_ctx *e, const 
         r->match = LH_MATCH_SUBS;
     } else {
         r->match = LH_MATCH_EXACT;
-        if (!has_prefix(s, n, "://") && !has_prefix(s, n, "http://") && !has_prefix(s, n, "https://"))
+        if (!has_prefix(s, n, "://") && !has_prefix(s, n, "http://") &&
+            !has_prefix(s, n, "https://"))
             glob_prefix = "*"; /* no start anchor: the pattern may start mid-label */
     }
     /* A scheme means "the host starts here": the host exactly. */
@@ -341,12 +328,9 @@ static lh_line_result parse_adblock(const char *s, size_t n, emit_ctx *e, const 
         if (n && s[n - 1] == '/') /* "http://host/": the whole site */
             n--;
     }
-    if (n && s[n - 1] == '|')
-        n--;
-    if (n && s[n - 1] == '^')
-        n--;
-    if (n == 0)
-        return LH_LINE_IGNORED;
+    if (n && s[n - 1] == '|') n--;
+    if (n && s[n - 1] == '^') n--;
+    if (n == 0) return LH_LINE_IGNORED;
     for (size_t i = 0; i < n; i++)
         if (strchr("^/:?&=|", s[i])) /* a URL path, port or query: nothing for DNS */
             return LH_LINE_IGNORED;
@@ -355,13 +339,11 @@ static lh_line_result parse_adblock(const char *s, size_t n, emit_ctx *e, const 
             glob_prefix = "*.";
             r->match = LH_MATCH_EXACT;
         }
-        if ((*reason = make_glob(r, glob_prefix, s, n)))
-            return LH_LINE_ERROR;
+        if ((*reason = make_glob(r, glob_prefix, s, n))) return LH_LINE_ERROR;
     } else {
         if (is_ipv4_literal(s, n)) /* answer filtering by address is not supported */
             return LH_LINE_IGNORED;
-        if ((*reason = make_name(r, s, n)))
-            return LH_LINE_ERROR;
+        if ((*reason = make_name(r, s, n))) return LH_LINE_ERROR;
     }
     emit(e);
     return LH_LINE_RULE;
@@ -374,20 +356,19 @@ static bool has_cosmetic_marker(const char *s, size_t n)
     const char *end = s + n;
     for (const char *p = memchr(s, '#', n); p && p + 1 < end;
          p = memchr(p + 1, '#', (size_t)(end - p - 1))) {
-        if (p[1] == '#' || (p + 2 < end && p[2] == '#' && strchr("@?$%", p[1])))
-            return true;
+        if (p[1] == '#' || (p + 2 < end && p[2] == '#' && strchr("@?$%", p[1]))) return true;
     }
     for (const char *p = memchr(s, '$', n); p && p + 1 < end;
          p = memchr(p + 1, '$', (size_t)(end - p - 1))) {
-        if (p[1] == '$' || (p + 2 < end && p[1] == '@' && p[2] == '$'))
-            return true;
+        if (p[1] == '$' || (p + 2 < end && p[1] == '@' && p[2] == '$')) return true;
     }
     return false;
 }
 
 static enum lh_list_format detect(const char *s, size_t n)
 {
-    if (has_prefix(s, n, "address=/") || has_prefix(s, n, "server=/") || has_prefix(s, n, "local=/"))
+    if (has_prefix(s, n, "address=/") || has_prefix(s, n, "server=/") ||
+        has_prefix(s, n, "local=/"))
         return LH_FMT_DNSMASQ;
     if (s[0] != '/' && (s[0] == '^' || s[0] == '(' || memchr(s, '\\', n)))
         return LH_FMT_REGEX; /* adblock rules never hold a backslash outside /regex/ */
@@ -396,18 +377,15 @@ static enum lh_list_format detect(const char *s, size_t n)
         (s[0] != '^' && s[0] != '(' && (memchr(s, '^', n) || memchr(s, '|', n))) ||
         (memchr(s, '$', n) && s[n - 1] != '$'))
         return LH_FMT_ADBLOCK;
-    if (has_prefix(s, n, "*."))
-        return LH_FMT_WILDCARD;
+    if (has_prefix(s, n, "*.")) return LH_FMT_WILDCARD;
     for (size_t i = 0; i < n; i++)
-        if (strchr("^()[]{}\\+?$", s[i]))
-            return LH_FMT_REGEX;
+        if (strchr("^()[]{}\\+?$", s[i])) return LH_FMT_REGEX;
     size_t i = 0;
     while (i < n && !isspace((unsigned char)s[i]))
         i++;
     if (i < n) /* several fields: a hosts line (or an error the hosts parser explains) */
         return LH_FMT_HOSTS;
-    if (memchr(s, '*', n))
-        return LH_FMT_WILDCARD;
+    if (memchr(s, '*', n)) return LH_FMT_WILDCARD;
     return LH_FMT_DOMAINS;
 }
 
@@ -416,8 +394,13 @@ lh_line_result lh_list_parse_line(const char *line, enum lh_list_format fmt, boo
                                   const char **reason, int *fn_rc)
 {
     lh_rule rule;
-    emit_ctx e = {.rule = &rule, .allow = allow, .subdomains = subdomains, .fn = fn, .ctx = ctx,
-                  .lineno = lineno, .text = line};
+    emit_ctx e = {.rule = &rule,
+                  .allow = allow,
+                  .subdomains = subdomains,
+                  .fn = fn,
+                  .ctx = ctx,
+                  .lineno = lineno,
+                  .text = line};
     memset(&rule, 0, offsetof(lh_rule, name));
     *reason = NULL;
     *fn_rc = 0;
@@ -427,14 +410,10 @@ lh_line_result lh_list_parse_line(const char *line, enum lh_list_format fmt, boo
     size_t n = strlen(s);
     while (n && isspace((unsigned char)s[n - 1]))
         n--;
-    if (n == 0 || s[0] == '!' || (s[0] == '[' && s[n - 1] == ']'))
-        return LH_LINE_BLANK;
-    if (has_cosmetic_marker(s, n))
-        return LH_LINE_IGNORED;
-    if (s[0] == '#')
-        return LH_LINE_BLANK;
-    if (fmt == LH_FMT_AUTO)
-        fmt = detect(s, n);
+    if (n == 0 || s[0] == '!' || (s[0] == '[' && s[n - 1] == ']')) return LH_LINE_BLANK;
+    if (has_cosmetic_marker(s, n)) return LH_LINE_IGNORED;
+    if (s[0] == '#') return LH_LINE_BLANK;
+    if (fmt == LH_FMT_AUTO) fmt = detect(s, n);
     if (fmt != LH_FMT_ADBLOCK) { /* inline comments: " # ..." */
         for (size_t i = 1; i < n; i++)
             if (s[i] == '#' && isspace((unsigned char)s[i - 1])) {
@@ -446,12 +425,24 @@ lh_line_result lh_list_parse_line(const char *line, enum lh_list_format fmt, boo
     }
     lh_line_result res;
     switch (fmt) {
-    case LH_FMT_HOSTS: res = parse_hosts(s, n, &e, reason); break;
-    case LH_FMT_DOMAINS: res = parse_domain(s, n, &e, reason); break;
-    case LH_FMT_WILDCARD: res = parse_wildcard(s, n, &e, reason); break;
-    case LH_FMT_DNSMASQ: res = parse_dnsmasq(s, n, &e, reason); break;
-    case LH_FMT_REGEX: res = parse_regex(s, n, &e, reason); break;
-    default: res = parse_adblock(s, n, &e, reason); break;
+    case LH_FMT_HOSTS:
+        res = parse_hosts(s, n, &e, reason);
+        break;
+    case LH_FMT_DOMAINS:
+        res = parse_domain(s, n, &e, reason);
+        break;
+    case LH_FMT_WILDCARD:
+        res = parse_wildcard(s, n, &e, reason);
+        break;
+    case LH_FMT_DNSMASQ:
+        res = parse_dnsmasq(s, n, &e, reason);
+        break;
+    case LH_FMT_REGEX:
+        res = parse_regex(s, n, &e, reason);
+        break;
+    default:
+        res = parse_adblock(s, n, &e, reason);
+        break;
     }
     *fn_rc = e.rc;
     return res;
@@ -513,8 +504,7 @@ int lh_list_read(FILE *f, const char *path, enum lh_list_format fmt, bool allow,
         rc.bad_regex = NULL;
         lh_line_result r = lh_list_parse_line(line, fmt, allow, subdomains, read_rule, &rc,
                                               counts->lines, &reason, &fn_rc);
-        if (fn_rc)
-            return fn_rc;
+        if (fn_rc) return fn_rc;
         if (rc.bad_regex) {
             r = LH_LINE_ERROR;
             reason = rc.bad_regex;

@@ -26,14 +26,12 @@ int lh_log_level_parse(const char *s, enum lh_log_level *out)
 
 void lh_log(enum lh_log_level level, const char *fmt, ...)
 {
-    if (level > lh_log_threshold)
-        return;
+    if (level > lh_log_threshold) return;
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     fprintf(stderr, "loophole: %s: %s\n", level_names[level], buf);
 }

@@ -41,7 +41,8 @@ static const char usage[] =
     "  -l, --listen ADDR[:PORT]     listen on UDP and TCP; repeatable; IPv6 as [::1]:53\n"
     "                               (default " LH_DEFAULT_LISTEN ")\n"
     "      --log-level LEVEL        error, warn, info (default) or debug\n"
-    "      --hosts-file FILE        answer names from a hosts file (default " LH_DEFAULT_HOSTS_FILE ")\n"
+    "      --hosts-file FILE        answer names from a hosts file (default " LH_DEFAULT_HOSTS_FILE
+    ")\n"
     "      --no-hosts               do not read a hosts file\n"
     "      --local-ttl SECONDS      TTL of locally answered records (default 60)\n"
     "      --edns-udp-size BYTES    largest UDP answer sent, 512-4096 (default 1232)\n"
@@ -70,7 +71,8 @@ static const char usage[] =
     "                               nameservers of --resolv-conf minus loophole's own address\n"
     "      --forward-zone ZONE=ADDR[:PORT][,ADDR...]\n"
     "                               send ZONE and below to its own upstreams; repeatable\n"
-    "      --resolv-conf FILE       where default upstreams come from (" LH_DEFAULT_RESOLV_CONF ")\n"
+    "      --resolv-conf FILE       where default upstreams come from (" LH_DEFAULT_RESOLV_CONF
+    ")\n"
     "      --fallback-upstream ADDR used when resolv.conf names none but loophole; repeatable\n"
     "                               (default " LH_DEFAULT_FALLBACK ")\n"
     "      --upstream-timeout MS    one try at one upstream (default 1500)\n"
@@ -148,9 +150,9 @@ static void make_long_opts(struct option *o)
     o[n++] = (struct option){"help", no_argument, NULL, 'h'};
     o[n++] = (struct option){"version", no_argument, NULL, 'V'};
     for (size_t i = 0; i < NFLAGS; i++)
-        o[n++] = (struct option){flag_defs[i].flag,
-                                 flag_defs[i].fixed ? no_argument : required_argument, NULL,
-                                 (int)(FLAG_BASE + i)};
+        o[n++] =
+            (struct option){flag_defs[i].flag, flag_defs[i].fixed ? no_argument : required_argument,
+                            NULL, (int)(FLAG_BASE + i)};
     o[n] = (struct option){NULL, 0, NULL, 0};
 }
 
@@ -170,8 +172,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
     const char *config_path = NULL;
     size_t nflags = 0;
     int opt, rc = 0;
-    if (!flags)
-        return -1;
+    if (!flags) return -1;
     make_long_opts(long_opts);
     while ((opt = getopt_long(argc, argv, "c:l:hV", long_opts, NULL)) != -1) {
         if (opt == 'h') {
@@ -188,8 +189,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
             config_path = optarg;
             continue;
         }
-        if (opt == 'l')
-            opt = FLAG_BASE; /* -l is --listen, the first entry */
+        if (opt == 'l') opt = FLAG_BASE; /* -l is --listen, the first entry */
         if (opt < FLAG_BASE || opt >= FLAG_BASE + (int)NFLAGS) {
             fputs("Try 'loophole --help'.\n", stderr);
             rc = -1;
@@ -264,13 +264,12 @@ static int why_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
 {
     why_ctx *w = ((why_file *)ctx)->why;
     const lh_list_info *info = ((why_file *)ctx)->info;
-    if (!lh_rule_matches(r, &w->name))
-        return 0;
+    if (!lh_rule_matches(r, &w->name)) return 0;
     static const char *const kinds[] = {"name", "pattern", "regex"};
-    const char *scope = r->kind == LH_RULE_REGEX           ? "the whole name"
-                        : r->match == LH_MATCH_EXACT        ? "the name only"
-                        : r->match == LH_MATCH_SUBS         ? "names below it"
-                                                             : "the name and below";
+    const char *scope = r->kind == LH_RULE_REGEX     ? "the whole name"
+                        : r->match == LH_MATCH_EXACT ? "the name only"
+                        : r->match == LH_MATCH_SUBS  ? "names below it"
+                                                     : "the name and below";
     if (w->shown++ < 20)
         printf("  %-5s %s:%u: %s\n        (%s rule, %s format, matches %s%s)\n",
                r->allow ? "allow" : "block", info->path, line, text, kinds[r->kind],
@@ -289,13 +288,20 @@ static int why_list(void *ctx, const lh_list_info *info, FILE *f, char *err, siz
 static const char *origin_text(const lh_verdict *v)
 {
     switch (v->origin) {
-    case LH_ORIGIN_LOCALHOST: return "local: the localhost zone (RFC 6761)";
-    case LH_ORIGIN_SPECIAL_USE: return "local: a special-use or locally served zone (RFC 6761/6303/7686)";
-    case LH_ORIGIN_HOSTS: return "local: the hosts file";
-    case LH_ORIGIN_CLASS: return "refused: class other than IN";
-    case LH_ORIGIN_CANARY: return "local: a canary name that keeps clients on this resolver";
-    case LH_ORIGIN_BLOCKLIST: return "blocked";
-    default: return "forwarded upstream";
+    case LH_ORIGIN_LOCALHOST:
+        return "local: the localhost zone (RFC 6761)";
+    case LH_ORIGIN_SPECIAL_USE:
+        return "local: a special-use or locally served zone (RFC 6761/6303/7686)";
+    case LH_ORIGIN_HOSTS:
+        return "local: the hosts file";
+    case LH_ORIGIN_CLASS:
+        return "refused: class other than IN";
+    case LH_ORIGIN_CANARY:
+        return "local: a canary name that keeps clients on this resolver";
+    case LH_ORIGIN_BLOCKLIST:
+        return "blocked";
+    default:
+        return "forwarded upstream";
     }
 }
 
@@ -349,9 +355,9 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
     }
     why_ctx w = {.name = m.qname};
     int rc = lh_policy_each_list(cfg, why_list, &w, err, sizeof err);
-    if (rc < 0)
-        fprintf(stderr, "%s\n", err);
-    if (w.shown == 0 && (v.origin == LH_ORIGIN_BLOCKLIST || v.allowed || v.kind == LH_VERDICT_FORWARD))
+    if (rc < 0) fprintf(stderr, "%s\n", err);
+    if (w.shown == 0 &&
+        (v.origin == LH_ORIGIN_BLOCKLIST || v.allowed || v.kind == LH_VERDICT_FORWARD))
         printf("  no list rule matches %s\n", text);
     else if (w.shown > 20)
         printf("  ... and %u more matching rules\n", w.shown - 20);
@@ -363,8 +369,7 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
  * later (lists and hosts on reload) must be readable by that user. */
 static int drop_privileges(const lh_config *cfg)
 {
-    if (geteuid() != 0)
-        return 0;
+    if (geteuid() != 0) return 0;
     if (!strcmp(cfg->user, "root")) {
         lh_warn("running as root (--allow-root): consider --user with an unprivileged user");
         return 0;
@@ -385,8 +390,7 @@ static int drop_privileges(const lh_config *cfg)
         return -1;
     }
     if (setuid(0) == 0) { /* must be impossible now */
-        lh_err("privileges could be regained after switching to '%s': refusing to run",
-               cfg->user);
+        lh_err("privileges could be regained after switching to '%s': refusing to run", cfg->user);
         return -1;
     }
     lh_info("running as user %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
@@ -420,7 +424,7 @@ static int cmd_health(const lh_config *cfg)
     if (n < (ssize_t)qlen + 16 || lh_rd16(r) != id || (r[3] & 0xf) != 0 || lh_rd16(r + 6) < 1 ||
         memcmp(r + n - 4, want, 4) != 0) {
         fprintf(stderr, "loophole health: %s: %s\n", where,
-                n >= 0                 ? "wrong answer for localhost"
+                n >= 0                  ? "wrong answer for localhost"
                 : saved == ECONNREFUSED ? "nothing listens there (connection refused)"
                                         : "no answer within 2 s");
         return 1;

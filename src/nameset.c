@@ -40,8 +40,7 @@ int lh_nameset_init(lh_nameset *s, size_t expected)
     while (n < expected + expected / 3 + 1) /* keep the load under 3/4 */
         n <<= 1;
     s->slots = calloc(n, sizeof *s->slots);
-    if (!s->slots)
-        return -1;
+    if (!s->slots) return -1;
     s->mask = n - 1;
     s->arena_cap = expected * 24 + 64;
     s->arena = malloc(s->arena_cap);
@@ -73,12 +72,10 @@ const uint32_t *lh_nameset_find(const lh_nameset *s, const lh_name *n, unsigned 
     uint32_t tag = (uint32_t)(hash >> 32);
     for (size_t i = slot_of(hash, s->mask);; i = (i + 1) & s->mask) {
         const lh_nameset_slot *sl = &s->slots[i];
-        if (!sl->ref)
-            return NULL;
+        if (!sl->ref) return NULL;
         if (sl->tag == tag) {
             const uint8_t *rec = record(s, sl->ref);
-            if (same_name(rec, wire, len))
-                return (const uint32_t *)rec;
+            if (same_name(rec, wire, len)) return (const uint32_t *)rec;
         }
     }
 }
@@ -106,11 +103,9 @@ static int grow_table(lh_nameset *s)
 {
     size_t n = (s->mask + 1) * 2;
     lh_nameset_slot *slots = calloc(n, sizeof *slots);
-    if (!slots)
-        return -1;
+    if (!slots) return -1;
     for (size_t i = 0; i <= s->mask; i++) {
-        if (!s->slots[i].ref)
-            continue;
+        if (!s->slots[i].ref) continue;
         uint64_t h = record_hash(record(s, s->slots[i].ref));
         size_t j = slot_of(h, n - 1);
         while (slots[j].ref)
@@ -133,22 +128,18 @@ uint32_t *lh_nameset_upsert(lh_nameset *s, const lh_name *n, unsigned label, uin
     size_t i = slot_of(hash, s->mask);
     for (;; i = (i + 1) & s->mask) {
         lh_nameset_slot *sl = &s->slots[i];
-        if (!sl->ref)
-            break;
+        if (!sl->ref) break;
         if (sl->tag == tag) {
             uint8_t *rec = s->arena + (size_t)(sl->ref - 1) * 4;
-            if (same_name(rec, wire, len))
-                return (uint32_t *)rec;
+            if (same_name(rec, wire, len)) return (uint32_t *)rec;
         }
     }
     size_t need = (5u + len + 3u) & ~3u;
     if (s->arena_len + need > s->arena_cap) {
         size_t cap = s->arena_cap * 2 + need;
-        if (cap / 4 >= UINT32_MAX)
-            return NULL;
+        if (cap / 4 >= UINT32_MAX) return NULL;
         uint8_t *a = realloc(s->arena, cap);
-        if (!a)
-            return NULL;
+        if (!a) return NULL;
         s->arena = a;
         s->arena_cap = cap;
     }
@@ -162,8 +153,7 @@ uint32_t *lh_nameset_upsert(lh_nameset *s, const lh_name *n, unsigned label, uin
     s->slots[i].ref = ref;
     s->count++;
     *created = true;
-    if (s->count * 4 >= (s->mask + 1) * 3 && grow_table(s) != 0)
-        return NULL;
+    if (s->count * 4 >= (s->mask + 1) * 3 && grow_table(s) != 0) return NULL;
     return (uint32_t *)(s->arena + (size_t)(ref - 1) * 4);
 }
 
@@ -172,8 +162,8 @@ size_t lh_nameset_bytes(const lh_nameset *s)
     return s->arena_cap + (s->mask + 1) * sizeof *s->slots;
 }
 
-void lh_nameset_each(const lh_nameset *s, void (*fn)(void *ctx, const uint8_t *wire, uint32_t value),
-                     void *ctx)
+void lh_nameset_each(const lh_nameset *s,
+                     void (*fn)(void *ctx, const uint8_t *wire, uint32_t value), void *ctx)
 {
     for (size_t off = 0; off < s->arena_len;) {
         const uint8_t *rec = s->arena + off;

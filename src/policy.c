@@ -21,10 +21,10 @@
 #include <sys/stat.h>
 
 /* Values stored in the zones set. */
-#define ZONE_LOCALHOST 1u     /* answers loopback addresses */
-#define ZONE_NXDOMAIN 2u      /* locally served empty zone */
+#define ZONE_LOCALHOST 1u /* answers loopback addresses */
+#define ZONE_NXDOMAIN 2u  /* locally served empty zone */
 #define ZONE_KIND_MASK 0xfu
-#define ZONE_PTR_LOCALHOST 0x10u /* this exact name has PTR localhost. */
+#define ZONE_PTR_LOCALHOST 0x10u   /* this exact name has PTR localhost. */
 #define ZONE_CANARY_NXDOMAIN 0x20u /* this exact name: NXDOMAIN (turns a bypass off) */
 #define ZONE_CANARY_NODATA 0x40u   /* this exact name: NODATA */
 
@@ -39,19 +39,42 @@ static const char *const special_zones[] = {
     "invalid", /* RFC 6761 */
     "local",   /* RFC 6762: mDNS belongs on the link */
     /* RFC 6303 4.1-4.6: private, link-local, loopback, "this network", TEST-NETs, broadcast */
-    "10.in-addr.arpa", "16.172.in-addr.arpa", "17.172.in-addr.arpa", "18.172.in-addr.arpa",
-    "19.172.in-addr.arpa", "20.172.in-addr.arpa", "21.172.in-addr.arpa", "22.172.in-addr.arpa",
-    "23.172.in-addr.arpa", "24.172.in-addr.arpa", "25.172.in-addr.arpa", "26.172.in-addr.arpa",
-    "27.172.in-addr.arpa", "28.172.in-addr.arpa", "29.172.in-addr.arpa", "30.172.in-addr.arpa",
-    "31.172.in-addr.arpa", "168.192.in-addr.arpa", "0.in-addr.arpa", "127.in-addr.arpa",
-    "254.169.in-addr.arpa", "2.0.192.in-addr.arpa", "100.51.198.in-addr.arpa",
-    "113.0.203.in-addr.arpa", "255.255.255.255.in-addr.arpa",
+    "10.in-addr.arpa",
+    "16.172.in-addr.arpa",
+    "17.172.in-addr.arpa",
+    "18.172.in-addr.arpa",
+    "19.172.in-addr.arpa",
+    "20.172.in-addr.arpa",
+    "21.172.in-addr.arpa",
+    "22.172.in-addr.arpa",
+    "23.172.in-addr.arpa",
+    "24.172.in-addr.arpa",
+    "25.172.in-addr.arpa",
+    "26.172.in-addr.arpa",
+    "27.172.in-addr.arpa",
+    "28.172.in-addr.arpa",
+    "29.172.in-addr.arpa",
+    "30.172.in-addr.arpa",
+    "31.172.in-addr.arpa",
+    "168.192.in-addr.arpa",
+    "0.in-addr.arpa",
+    "127.in-addr.arpa",
+    "254.169.in-addr.arpa",
+    "2.0.192.in-addr.arpa",
+    "100.51.198.in-addr.arpa",
+    "113.0.203.in-addr.arpa",
+    "255.255.255.255.in-addr.arpa",
     /* RFC 6303 4.7-4.8: unspecified and loopback IPv6 addresses */
     "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
     "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
     /* RFC 6303 4.9-4.11 (fc00::/7 as a whole), fe80::/10, 2001:db8::/32 */
-    "c.f.ip6.arpa", "d.f.ip6.arpa", "8.e.f.ip6.arpa", "9.e.f.ip6.arpa", "a.e.f.ip6.arpa",
-    "b.e.f.ip6.arpa", "8.b.d.0.1.0.0.2.ip6.arpa",
+    "c.f.ip6.arpa",
+    "d.f.ip6.arpa",
+    "8.e.f.ip6.arpa",
+    "9.e.f.ip6.arpa",
+    "a.e.f.ip6.arpa",
+    "b.e.f.ip6.arpa",
+    "8.b.d.0.1.0.0.2.ip6.arpa",
 };
 
 static const char *const localhost_ptr_names[] = {
@@ -70,25 +93,32 @@ static const char *const canary_nxdomain[] = {
  * resolver; NODATA keeps it here. */
 static const char *const canary_nodata[] = {"resolver.arpa"};
 
-static int zone_add(lh_nameset *set, const char *text, uint32_t bits)
+/* Adds a name with a value: merged into an existing entry's bits (`merge`), or only when new
+ * (the first occurrence wins). Returns 0, -1 for an invalid name, -2 out of memory. */
+static int name_add(lh_nameset *set, const char *text, uint32_t value, bool merge)
 {
     lh_name n;
     uint64_t h[LH_LABELS_MAX];
     bool created;
-    if (lh_name_from_text(text, strlen(text), &n) != 0)
-        return -1;
+    if (lh_name_from_text(text, strlen(text), &n) != 0 || n.nlabels == 0) return -1;
     lh_name_hashes(&n, h);
     uint32_t *v = lh_nameset_upsert(set, &n, 0, h[0], &created);
-    if (!v)
-        return -1;
-    *v = created ? bits : (*v | bits);
+    if (!v) return -2;
+    if (created)
+        *v = value;
+    else if (merge)
+        *v |= value;
     return 0;
+}
+
+static int zone_add(lh_nameset *set, const char *text, uint32_t bits)
+{
+    return name_add(set, text, bits, true) ? -1 : 0;
 }
 
 static int block_settings(lh_policy *p, const lh_config *cfg, char *err, size_t errlen)
 {
-    if (lh_config_validate(cfg, err, errlen) != 0)
-        return -1;
+    if (lh_config_validate(cfg, err, errlen) != 0) return -1;
     p->block_mode = cfg->block_mode;
     p->block_ttl = cfg->block_ttl;
     switch (cfg->block_mode) {
@@ -115,7 +145,8 @@ static int block_settings(lh_policy *p, const lh_config *cfg, char *err, size_t 
 static int each_file_in(const lh_list_source *src, lh_list_file_fn fn, void *ctx, char *err,
                         size_t errlen)
 {
-    lh_list_info info = {.path = src->path, .allow = src->allow,
+    lh_list_info info = {.path = src->path,
+                         .allow = src->allow,
                          .format = (enum lh_list_format)src->format,
                          .subdomains = src->subdomains};
     struct stat st;
@@ -145,7 +176,8 @@ static int each_file_in(const lh_list_source *src, lh_list_file_fn fn, void *ctx
     for (int i = 0; i < n; i++) {
         char path[4096];
         if (rc == 0 && ents[i]->d_name[0] != '.' &&
-            (size_t)snprintf(path, sizeof path, "%s/%s", src->path, ents[i]->d_name) < sizeof path &&
+            (size_t)snprintf(path, sizeof path, "%s/%s", src->path, ents[i]->d_name) <
+                sizeof path &&
             stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
             lh_list_source one = *src;
             one.path = path;
@@ -166,17 +198,15 @@ int lh_policy_each_list(const lh_config *cfg, lh_list_file_fn fn, void *ctx, cha
             snprintf(err, errlen, "cannot open the built-in list: %s", strerror(errno));
             return -1;
         }
-        lh_list_info info = {.path = LH_DEFAULT_LIST_NAME, .format = LH_FMT_ADBLOCK,
-                             .subdomains = -1};
+        lh_list_info info = {
+            .path = LH_DEFAULT_LIST_NAME, .format = LH_FMT_ADBLOCK, .subdomains = -1};
         int rc = fn(ctx, &info, f, err, errlen);
         fclose(f);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     for (unsigned i = 0; i < cfg->nlists; i++) {
         int rc = each_file_in(&cfg->lists[i], fn, ctx, err, errlen);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
@@ -184,8 +214,7 @@ int lh_policy_each_list(const lh_config *cfg, lh_list_file_fn fn, void *ctx, cha
 static int load_one_list(void *ctx, const lh_list_info *info, FILE *f, char *err, size_t errlen)
 {
     lh_policy *p = ctx;
-    if (lh_blockset_add_file(&p->blocks, info, f, err, errlen) != 0)
-        return -1;
+    if (lh_blockset_add_file(&p->blocks, info, f, err, errlen) != 0) return -1;
     const lh_list_info *li = &p->blocks.lists[p->blocks.nlists - 1];
     lh_info("%s %s: %u rules (%u names, %u patterns), %u ignored, %u malformed",
             li->allow ? "allowlist" : "blocklist", li->path, li->counts.rules, li->counts.names,
@@ -199,8 +228,7 @@ static size_t expected_names(const lh_config *cfg)
     size_t bytes = lh_default_list_len;
     struct stat st;
     for (unsigned i = 0; i < cfg->nlists; i++)
-        if (stat(cfg->lists[i].path, &st) == 0 && S_ISREG(st.st_mode))
-            bytes += (size_t)st.st_size;
+        if (stat(cfg->lists[i].path, &st) == 0 && S_ISREG(st.st_mode)) bytes += (size_t)st.st_size;
     return bytes / 24 + 64;
 }
 
@@ -216,58 +244,39 @@ static int load_lists(lh_policy *p, const lh_config *cfg, char *err, size_t errl
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
 {
     lh_policy *p = calloc(1, sizeof *p);
-    if (!p || lh_nameset_init(&p->zones, 64) != 0)
-        goto oom;
+    if (!p || lh_nameset_init(&p->zones, 64) != 0) goto oom;
     p->ttl = cfg->local_ttl;
-    if (zone_add(&p->zones, "localhost", ZONE_LOCALHOST) != 0)
-        goto oom;
+    if (zone_add(&p->zones, "localhost", ZONE_LOCALHOST) != 0) goto oom;
     for (size_t i = 0; i < sizeof special_zones / sizeof *special_zones; i++)
-        if (zone_add(&p->zones, special_zones[i], ZONE_NXDOMAIN) != 0)
-            goto oom;
+        if (zone_add(&p->zones, special_zones[i], ZONE_NXDOMAIN) != 0) goto oom;
     for (size_t i = 0; i < sizeof localhost_ptr_names / sizeof *localhost_ptr_names; i++)
-        if (zone_add(&p->zones, localhost_ptr_names[i], ZONE_PTR_LOCALHOST) != 0)
-            goto oom;
-    if (lh_nameset_init(&p->forward_zones, cfg->nforward_zones + 1) != 0)
+        if (zone_add(&p->zones, localhost_ptr_names[i], ZONE_PTR_LOCALHOST) != 0) goto oom;
+    if (lh_nameset_init(&p->forward_zones, cfg->nforward_zones + 1) != 0 ||
+        lh_nameset_init(&p->rebind_allow, cfg->nrebind_allow + 1) != 0)
         goto oom;
     for (unsigned i = 0; i < cfg->nforward_zones; i++) {
-        lh_name n;
-        uint64_t h[LH_LABELS_MAX];
-        bool created;
-        const char *z = cfg->forward_zones[i].zone;
-        if (lh_name_from_text(z, strlen(z), &n) != 0) {
-            snprintf(err, errlen, "forward-zone: '%s' is not a valid zone name", z);
+        int r = name_add(&p->forward_zones, cfg->forward_zones[i].zone, i + 1, false);
+        if (r == -2) goto oom;
+        if (r == -1) {
+            snprintf(err, errlen, "forward-zone: '%s' is not a valid zone name",
+                     cfg->forward_zones[i].zone);
             lh_policy_free(p);
             return NULL;
         }
-        lh_name_hashes(&n, h);
-        uint32_t *g = lh_nameset_upsert(&p->forward_zones, &n, 0, h[0], &created);
-        if (!g)
-            goto oom;
-        if (created) /* the first line for a zone wins */
-            *g = i + 1;
     }
-    if (lh_nameset_init(&p->rebind_allow, cfg->nrebind_allow + 1) != 0)
-        goto oom;
     for (unsigned i = 0; i < cfg->nrebind_allow; i++) {
-        lh_name n;
-        uint64_t h[LH_LABELS_MAX];
-        bool created;
-        const char *d = cfg->rebind_allow[i];
-        if (lh_name_from_text(d, strlen(d), &n) != 0) {
-            snprintf(err, errlen, "rebind-allow: '%s' is not a valid domain", d);
+        int r = name_add(&p->rebind_allow, cfg->rebind_allow[i], 1, false);
+        if (r == -2) goto oom;
+        if (r == -1) {
+            snprintf(err, errlen, "rebind-allow: '%s' is not a valid domain", cfg->rebind_allow[i]);
             lh_policy_free(p);
             return NULL;
         }
-        lh_name_hashes(&n, h);
-        if (!lh_nameset_upsert(&p->rebind_allow, &n, 0, h[0], &created))
-            goto oom;
     }
     if (cfg->canary_names) {
         for (size_t i = 0; i < sizeof canary_nxdomain / sizeof *canary_nxdomain; i++)
-            if (zone_add(&p->zones, canary_nxdomain[i], ZONE_CANARY_NXDOMAIN) != 0)
-                goto oom;
-        if (zone_add(&p->zones, canary_nodata[0], ZONE_CANARY_NODATA) != 0)
-            goto oom;
+            if (zone_add(&p->zones, canary_nxdomain[i], ZONE_CANARY_NXDOMAIN) != 0) goto oom;
+        if (zone_add(&p->zones, canary_nodata[0], ZONE_CANARY_NODATA) != 0) goto oom;
     }
     if (block_settings(p, cfg, err, errlen) != 0 || load_lists(p, cfg, err, errlen) != 0) {
         lh_policy_free(p);
@@ -289,14 +298,12 @@ oom:
 
 void lh_policy_free(lh_policy *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     lh_nameset_free(&p->zones);
     lh_nameset_free(&p->forward_zones);
     lh_nameset_free(&p->rebind_allow);
     lh_blockset_free(&p->blocks);
-    if (p->has_hosts)
-        lh_hosts_free(&p->hosts);
+    if (p->has_hosts) lh_hosts_free(&p->hosts);
     free(p);
 }
 
@@ -344,7 +351,7 @@ void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_m
 {
     memset(v, 0, sizeof *v);
     static const uint8_t rcodes[] = {
-        [LH_BLOCK_LOOPBACK] = LH_RCODE_NOERROR, [LH_BLOCK_NULL] = LH_RCODE_NOERROR,
+        [LH_BLOCK_LOOPBACK] = LH_RCODE_NOERROR,  [LH_BLOCK_NULL] = LH_RCODE_NOERROR,
         [LH_BLOCK_NXDOMAIN] = LH_RCODE_NXDOMAIN, [LH_BLOCK_NODATA] = LH_RCODE_NOERROR,
         [LH_BLOCK_REFUSED] = LH_RCODE_REFUSED,   [LH_BLOCK_CUSTOM] = LH_RCODE_NOERROR,
     };
@@ -353,8 +360,7 @@ void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_m
     v->ede = LH_EDE_BLOCKED;
     v->list = bm->list;
     v->match_label = bm->label;
-    if (p->block_mode == LH_BLOCK_REFUSED)
-        v->kind = LH_VERDICT_REFUSED;
+    if (p->block_mode == LH_BLOCK_REFUSED) v->kind = LH_VERDICT_REFUSED;
     v->n4 = p->block_n4;
     v->v4 = p->block_v4;
     v->n6 = p->block_n6;
@@ -363,13 +369,11 @@ void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_m
 
 bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name)
 {
-    if (!p->rebind_allow.count)
-        return false;
+    if (!p->rebind_allow.count) return false;
     uint64_t h[LH_LABELS_MAX];
     lh_name_hashes(name, h);
     for (unsigned i = 0; i <= name->nlabels; i++)
-        if (lh_nameset_find(&p->rebind_allow, name, i, h[i]))
-            return true;
+        if (lh_nameset_find(&p->rebind_allow, name, i, h[i])) return true;
     return false;
 }
 
@@ -391,10 +395,8 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
     unsigned zone_label = 0;
     for (unsigned i = 0; i < m->qname.nlabels; i++) {
         const uint32_t *z = lh_nameset_find(&p->zones, &m->qname, i, hashes[i]);
-        if (!z)
-            continue;
-        if (i == 0)
-            exact = *z;
+        if (!z) continue;
+        if (i == 0) exact = *z;
         if (*z & ZONE_KIND_MASK) {
             zone = *z & ZONE_KIND_MASK;
             zone_label = i;
@@ -417,8 +419,7 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
         v->ptr_len = sizeof localhost_wire;
         return;
     }
-    if (p->has_hosts && hosts_decide(&p->hosts, m, hashes, p->ttl, v))
-        return;
+    if (p->has_hosts && hosts_decide(&p->hosts, m, hashes, p->ttl, v)) return;
     if (exact & (ZONE_CANARY_NXDOMAIN | ZONE_CANARY_NODATA)) {
         local(v, LH_ORIGIN_CANARY,
               (exact & ZONE_CANARY_NXDOMAIN) ? LH_RCODE_NXDOMAIN : LH_RCODE_NOERROR, 0, p->ttl);
@@ -456,8 +457,8 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
     v->kind = LH_VERDICT_FORWARD;
 }
 
-size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap,
-                       size_t limit, uint16_t our_udp_size)
+size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap, size_t limit,
+                       uint16_t our_udp_size)
 {
     lh_writer w;
     lh_writer_begin(&w, out, cap, m, v->rcode, v->aa);

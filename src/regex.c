@@ -42,8 +42,7 @@ bool lh_regex_match(const lh_regex *re, const char *text, size_t len)
     if (!tl_match_data) {
         tl_match_data = pcre2_match_data_create(1, NULL);
         tl_match_ctx = pcre2_match_context_create(NULL);
-        if (!tl_match_data || !tl_match_ctx)
-            return false;
+        if (!tl_match_data || !tl_match_ctx) return false;
         pcre2_set_match_limit(tl_match_ctx, LH_REGEX_MATCH_LIMIT);
         pcre2_set_depth_limit(tl_match_ctx, LH_REGEX_DEPTH_LIMIT);
     }
@@ -51,4 +50,7 @@ bool lh_regex_match(const lh_regex *re, const char *text, size_t len)
                        tl_match_ctx) >= 0;
 }
 
-void lh_regex_free(lh_regex *re) { pcre2_code_free((pcre2_code *)re); }
+void lh_regex_free(lh_regex *re)
+{
+    pcre2_code_free((pcre2_code *)re);
+}

@@ -113,12 +113,10 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     s->loop = loop;
     s->cfg = cfg;
     s->policy = policy;
-    if (lh_forward_init(&s->fwd, s, err, errlen) != 0)
-        return -1;
+    if (lh_forward_init(&s->fwd, s, err, errlen) != 0) return -1;
     s->fwd_ready = true;
     for (unsigned i = 0; i < cfg->nlisten; i++) {
-        if (lh_udp_listen(s, &s->udp[i], &cfg->listen[i], err, errlen) != 0)
-            goto fail;
+        if (lh_udp_listen(s, &s->udp[i], &cfg->listen[i], err, errlen) != 0) goto fail;
         if (lh_tcp_listen(s, &s->tcp[i], &cfg->listen[i], err, errlen) != 0) {
             lh_udp_close(s->udp[i]);
             s->udp[i] = NULL;
@@ -158,8 +156,7 @@ fail:
  * and the upstream channels lets the loop end once the TCP connections have drained. */
 void lh_server_maybe_finish_stop(lh_server *s)
 {
-    if (!s->stopping || s->finished || lh_forward_pending(&s->fwd))
-        return;
+    if (!s->stopping || s->finished || lh_forward_pending(&s->fwd)) return;
     s->finished = true;
     for (unsigned i = 0; i < s->nlisten; i++) {
         lh_udp_close(s->udp[i]);
@@ -186,8 +183,7 @@ static void on_stop_timeout(uv_timer_t *t)
 /* Stop, first half: accept nothing new, keep answering what is in flight. */
 void lh_server_stop(lh_server *s)
 {
-    if (s->stopping || !s->started)
-        return;
+    if (s->stopping || !s->started) return;
     s->stopping = true;
     for (unsigned i = 0; i < s->nlisten; i++) {
         lh_udp_stop_reading(s->udp[i]);
@@ -208,8 +204,7 @@ void lh_server_free(lh_server *s)
     if (s->started && !uv_is_closing((uv_handle_t *)&s->stop_timer))
         uv_close((uv_handle_t *)&s->stop_timer, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
-    if (s->fwd_ready)
-        lh_forward_free(&s->fwd);
+    if (s->fwd_ready) lh_forward_free(&s->fwd);
     lh_policy_free(s->policy);
     lh_policy_free(s->reload_result);
     s->policy = s->reload_result = NULL;
@@ -243,8 +238,7 @@ static void reload_done(uv_work_t *req, int status)
 
 void lh_server_reload(lh_server *s)
 {
-    if (s->stopping)
-        return;
+    if (s->stopping) return;
     if (s->reloading) { /* coalesce: one more build after the current one */
         s->reload_again = true;
         return;

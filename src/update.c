@@ -40,8 +40,7 @@ static int resolve_host(const lh_config *cfg, const char *host, char *out, size_
     if (n == 0 || lh_ares_channel_new(&ch, servers, n, cfg->upstream_timeout_ms, 2, NULL, NULL))
         return -1;
     resolve_result r = {0};
-    for (int family = AF_INET; !r.addr[0] && family;
-         family = family == AF_INET ? AF_INET6 : 0) {
+    for (int family = AF_INET; !r.addr[0] && family; family = family == AF_INET ? AF_INET6 : 0) {
         r.done = false;
         ares_gethostbyname(ch, host, family, on_host, &r);
         while (!r.done) {
@@ -50,14 +49,12 @@ static int resolve_host(const lh_config *cfg, const char *host, char *out, size_
             FD_ZERO(&wr);
             int nfds = ares_fds(ch, &rd, &wr);
             struct timeval tv, *tvp = ares_timeout(ch, NULL, &tv);
-            if (select(nfds, &rd, &wr, NULL, tvp) < 0 && errno != EINTR)
-                break;
+            if (select(nfds, &rd, &wr, NULL, tvp) < 0 && errno != EINTR) break;
             ares_process(ch, &rd, &wr);
         }
     }
     ares_destroy(ch);
-    if (!r.addr[0])
-        return -1;
+    if (!r.addr[0]) return -1;
     snprintf(out, outlen, "%s", r.addr);
     return 0;
 }
@@ -86,7 +83,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
     return len;
 }
 
-static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ut, curl_off_t un)
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ut,
+                       curl_off_t un)
 {
     (void)ut;
     (void)un;
@@ -132,8 +130,8 @@ static int update_one(const lh_config *cfg, const lh_list_url *u, bool tty)
     }
     /* Resolve the host ourselves, through the upstreams (a literal needs nothing). */
     unsigned char buf[16];
-    bool literal = inet_pton(AF_INET, host, buf) == 1 ||
-                   (host[0] == '[' && strlen(host) < sizeof err);
+    bool literal =
+        inet_pton(AF_INET, host, buf) == 1 || (host[0] == '[' && strlen(host) < sizeof err);
     if (!literal) {
         char addr[INET6_ADDRSTRLEN], entry[512];
         if (resolve_host(cfg, host, addr, sizeof addr) != 0) {
@@ -183,10 +181,8 @@ static int update_one(const lh_config *cfg, const lh_list_url *u, bool tty)
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "loophole-lists-update");
     CURLcode cc = curl_easy_perform(c);
-    if (tty)
-        fputs("\r\033[K", stderr);
-    if (fclose(f) != 0 && cc == CURLE_OK)
-        cc = CURLE_WRITE_ERROR;
+    if (tty) fputs("\r\033[K", stderr);
+    if (fclose(f) != 0 && cc == CURLE_OK) cc = CURLE_WRITE_ERROR;
     f = NULL;
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -209,8 +205,7 @@ static int update_one(const lh_config *cfg, const lh_list_url *u, bool tty)
     int r = check ? lh_list_read(check, u->url, LH_FMT_AUTO, false, -1, count_rule, NULL, &counts,
                                  true, err, sizeof err)
                   : -1;
-    if (check)
-        fclose(check);
+    if (check) fclose(check);
     if (r != 0 || counts.rules == 0) {
         if (r == 0)
             snprintf(err, sizeof err, "the download holds no list rules (%u lines, %u malformed)",
@@ -236,8 +231,7 @@ static int update_one(const lh_config *cfg, const lh_list_url *u, bool tty)
            counts.ignored, counts.errors);
     rc = 0;
 out:
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     unlink(tmp);
     if (rc != 0)
         printf("%s: FAILED, %s; %s\n", u->path, err[0] ? err : "unknown error",

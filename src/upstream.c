@@ -80,7 +80,10 @@ static void on_poll(uv_poll_t *p, int status, int events)
     arm_timer(ch);
 }
 
-static void on_watch_closed(uv_handle_t *h) { free(h->data); }
+static void on_watch_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 /* c-ares tells which sockets to watch; a socket with neither flag is about to be closed. */
 static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
@@ -132,12 +135,10 @@ int lh_ares_channel_new(ares_channel *out, const lh_sockaddr *servers, unsigned 
     int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS |
                ARES_OPT_SERVERS | ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS | ARES_OPT_SORTLIST |
                ARES_OPT_NOROTATE | (cb ? ARES_OPT_SOCK_STATE_CB : 0);
-    if (ares_init_options(out, &o, mask) != ARES_SUCCESS)
-        return -1;
+    if (ares_init_options(out, &o, mask) != ARES_SUCCESS) return -1;
     struct ares_addr_port_node nodes[LH_UPSTREAMS_MAX];
     memset(nodes, 0, sizeof nodes);
-    if (nservers > LH_UPSTREAMS_MAX)
-        nservers = LH_UPSTREAMS_MAX;
+    if (nservers > LH_UPSTREAMS_MAX) nservers = LH_UPSTREAMS_MAX;
     for (unsigned i = 0; i < nservers; i++) {
         const lh_sockaddr *a = &servers[i];
         nodes[i].next = i + 1 < nservers ? &nodes[i + 1] : NULL;
@@ -160,8 +161,7 @@ int lh_ares_channel_new(ares_channel *out, const lh_sockaddr *servers, unsigned 
 static lh_upstream_channel *channel_new(lh_upstream *u, lh_upstream_server *s)
 {
     lh_upstream_channel *ch = calloc(1, sizeof *ch);
-    if (!ch)
-        return NULL;
+    if (!ch) return NULL;
     ch->u = u;
     ch->server = s;
     /* One try: failover to the next server is loophole's, not c-ares'. */
@@ -182,13 +182,11 @@ static lh_upstream_channel *channel_take(lh_upstream *u, lh_upstream_server *s)
     lh_upstream_channel *ch = s->idle_head;
     if (ch) {
         s->idle_head = ch->next_idle;
-        if (!s->idle_head)
-            s->idle_tail = NULL;
+        if (!s->idle_head) s->idle_tail = NULL;
     } else {
         ch = channel_new(u, s);
     }
-    if (ch)
-        ch->busy = true;
+    if (ch) ch->busy = true;
     return ch;
 }
 
@@ -204,7 +202,10 @@ static void channel_release(lh_upstream_channel *ch)
     s->idle_tail = ch;
 }
 
-static uint64_t now_ms(lh_upstream *u) { return uv_now(u->loop); }
+static uint64_t now_ms(lh_upstream *u)
+{
+    return uv_now(u->loop);
+}
 
 /* The healthiest untried server: not down first, in configured order; NULL when all tried. */
 static int pick_server(lh_upstream *u, lh_upstream_req *r)
@@ -213,14 +214,12 @@ static int pick_server(lh_upstream *u, lh_upstream_req *r)
     int best = -1;
     uint64_t now = now_ms(u), best_down = UINT64_MAX;
     for (unsigned i = 0; i < g->nservers && i < LH_GROUP_SERVERS_MAX; i++) {
-        if (r->tried & (1u << i))
-            continue;
+        if (r->tried & (1u << i)) continue;
         uint64_t down = g->servers[i].down_until_ms > now ? g->servers[i].down_until_ms : 0;
         if (down < best_down) {
             best = (int)i;
             best_down = down;
-            if (!down)
-                break;
+            if (!down) break;
         }
     }
     return best;
@@ -232,8 +231,7 @@ static void req_finish(lh_upstream_req *r, int status, const uint8_t *answer, si
 {
     lh_upstream *u = r->u;
     u->inflight--;
-    if (!r->cancelled)
-        r->cb(r->arg, status, answer, len, r->server);
+    if (!r->cancelled) r->cb(r->arg, status, answer, len, r->server);
     free(r);
 }
 
@@ -268,13 +266,11 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     lh_upstream_req *r = ch->req;
     ch->req = NULL;
     if (status == ARES_EDESTRUCTION) { /* shutting down: the channel goes away with it */
-        if (r)
-            req_finish(r, -1, NULL, 0);
+        if (r) req_finish(r, -1, NULL, 0);
         return;
     }
     channel_release(ch);
-    if (!r)
-        return;
+    if (!r) return;
     lh_upstream_server *s = r->server;
     /* c-ares matched ID, source and question case-insensitively; loophole wants the question
      * back byte for byte (0x20). A mismatch may be spoofed: it counts as a failure. */
@@ -304,22 +300,19 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     } else {
         lh_debug("upstream %s: %s", s->label, ares_strerror(status));
     }
-    if (r->cancelled || !try_next(r))
-        req_finish(r, -1, NULL, 0);
+    if (r->cancelled || !try_next(r)) req_finish(r, -1, NULL, 0);
 }
 
-lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t *query,
-                                  size_t len, lh_upstream_cb cb, void *arg)
+lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t *query, size_t len,
+                                  lh_upstream_cb cb, void *arg)
 {
-    if (u->shutting_down || group >= u->ngroups || u->groups[group].nservers == 0)
-        return NULL;
+    if (u->shutting_down || group >= u->ngroups || u->groups[group].nservers == 0) return NULL;
     if (u->inflight >= u->max_inflight) {
         u->rejected++;
         return NULL;
     }
     lh_upstream_req *r = malloc(sizeof *r + len);
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     memset(r, 0, sizeof *r);
     r->u = u;
     r->group = group;
@@ -344,16 +337,17 @@ lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t 
 
 void lh_upstream_cancel(lh_upstream_req *r)
 {
-    if (r)
-        r->cancelled = true;
+    if (r) r->cancelled = true;
 }
 
-static void on_channel_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_channel_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 void lh_upstream_shutdown(lh_upstream *u)
 {
-    if (u->shutting_down)
-        return;
+    if (u->shutting_down) return;
     u->shutting_down = true;
     for (lh_upstream_channel *ch = u->channels, *next; ch; ch = next) {
         next = ch->next_all;
@@ -375,8 +369,7 @@ void lh_upstream_free(lh_upstream *u)
 static int group_set(lh_upstream_group *g, const lh_sockaddr *addrs, unsigned n)
 {
     g->servers = calloc(n ? n : 1, sizeof *g->servers);
-    if (!g->servers)
-        return -1;
+    if (!g->servers) return -1;
     g->nservers = n < LH_GROUP_SERVERS_MAX ? n : LH_GROUP_SERVERS_MAX;
     for (unsigned i = 0; i < g->nservers; i++) {
         g->servers[i].addr = addrs[i];
@@ -401,8 +394,7 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, char
     }
     u->ngroups = 1 + cfg->nforward_zones;
     u->groups = calloc(u->ngroups, sizeof *u->groups);
-    if (!u->groups || group_set(&u->groups[0], addrs, n) != 0)
-        goto oom;
+    if (!u->groups || group_set(&u->groups[0], addrs, n) != 0) goto oom;
     char list[LH_ERR_MAX] = "";
     for (unsigned i = 0; i < u->groups[0].nservers; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
@@ -410,8 +402,7 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, char
     lh_info("upstreams: %s (%s)", list, source);
     for (unsigned z = 0; z < cfg->nforward_zones; z++) {
         const lh_forward_zone *fz = &cfg->forward_zones[z];
-        if (group_set(&u->groups[z + 1], fz->servers, fz->nservers) != 0)
-            goto oom;
+        if (group_set(&u->groups[z + 1], fz->servers, fz->nservers) != 0) goto oom;
         lh_info("forward zone %s: %u upstream(s), first %s", fz->zone, fz->nservers,
                 u->groups[z + 1].servers[0].label);
     }

@@ -9,7 +9,10 @@
 
 #define LH_PTR_HOPS_MAX 64 /* compression pointers followed in one name before giving up */
 
-static inline uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c; }
+static inline uint8_t lower(uint8_t c)
+{
+    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
+}
 
 /* Reads the name at `off` into canonical form (lowercase, label offsets). Compression pointers
  * are followed only when `pointers` is set (never in a question: the first name of a message
@@ -22,19 +25,14 @@ static size_t name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n, 
     n->len = 0;
     n->nlabels = 0;
     for (;;) {
-        if (off >= len)
-            return 0;
+        if (off >= len) return 0;
         uint8_t l = pkt[off];
-        if (l == 0)
-            break;
+        if (l == 0) break;
         if ((l & 0xc0) == 0xc0 && pointers) {
-            if (off + 1 >= len || ++hops > LH_PTR_HOPS_MAX)
-                return 0;
+            if (off + 1 >= len || ++hops > LH_PTR_HOPS_MAX) return 0;
             size_t target = (size_t)(l & 0x3f) << 8 | pkt[off + 1];
-            if (target >= off)
-                return 0;
-            if (!end)
-                end = off + 2;
+            if (target >= off) return 0;
+            if (!end) end = off + 2;
             off = target;
             continue;
         }
@@ -60,27 +58,20 @@ static size_t skip_name(const uint8_t *pkt, size_t len, size_t off)
     size_t end = 0, total = 0;
     unsigned hops = 0;
     for (;;) {
-        if (off >= len)
-            return 0;
+        if (off >= len) return 0;
         uint8_t l = pkt[off];
-        if (l == 0)
-            return end ? end : off + 1;
+        if (l == 0) return end ? end : off + 1;
         if ((l & 0xc0) == 0xc0) {
-            if (off + 1 >= len || ++hops > LH_PTR_HOPS_MAX)
-                return 0;
+            if (off + 1 >= len || ++hops > LH_PTR_HOPS_MAX) return 0;
             size_t target = (size_t)(l & 0x3f) << 8 | pkt[off + 1];
-            if (target >= off)
-                return 0;
-            if (!end)
-                end = off + 2;
+            if (target >= off) return 0;
+            if (!end) end = off + 2;
             off = target;
             continue;
         }
-        if (l > 63)
-            return 0;
+        if (l > 63) return 0;
         total += 1u + l;
-        if (total > LH_NAME_MAX - 1 || off + 1 + l > len)
-            return 0;
+        if (total > LH_NAME_MAX - 1 || off + 1 + l > len) return 0;
         off += 1u + l;
     }
 }
@@ -97,11 +88,9 @@ static lh_parse_result read_opt(lh_msg *m, const uint8_t *p, const uint8_t *rdat
     /* Options must tile the rdata exactly. */
     size_t o = 0;
     while (o < rdlen) {
-        if (rdlen - o < 4)
-            return LH_PARSE_FORMERR;
+        if (rdlen - o < 4) return LH_PARSE_FORMERR;
         uint16_t olen = lh_rd16(rdata + o + 2);
-        if (olen > rdlen - o - 4)
-            return LH_PARSE_FORMERR;
+        if (olen > rdlen - o - 4) return LH_PARSE_FORMERR;
         o += 4u + olen;
     }
     return LH_PARSE_OK;
@@ -119,47 +108,39 @@ lh_parse_result lh_msg_parse_query(const uint8_t *pkt, size_t len, lh_msg *m)
     m->edns_version = 0;
     m->edns_udp_size = 0;
     m->qtype = m->qclass = 0;
-    if (len < LH_DNS_HEADER_LEN)
-        return LH_PARSE_DROP;
+    if (len < LH_DNS_HEADER_LEN) return LH_PARSE_DROP;
     m->id = lh_rd16(pkt);
     m->flags = lh_rd16(pkt + 2);
-    if (m->flags & LH_FLAG_QR)
-        return LH_PARSE_DROP;
+    if (m->flags & LH_FLAG_QR) return LH_PARSE_DROP;
     uint16_t qd = lh_rd16(pkt + 4), an = lh_rd16(pkt + 6), ns = lh_rd16(pkt + 8),
              ar = lh_rd16(pkt + 10);
 
     size_t off = 0;
-    if (qd == 1 && (off = name_read(pkt, len, LH_DNS_HEADER_LEN, &m->qname, false)) && off + 4 <= len) {
+    if (qd == 1 && (off = name_read(pkt, len, LH_DNS_HEADER_LEN, &m->qname, false)) &&
+        off + 4 <= len) {
         m->qtype = lh_rd16(pkt + off);
         m->qclass = lh_rd16(pkt + off + 2);
         m->question_end = off + 4;
     }
-    if (LH_OPCODE(m->flags) != 0)
-        return LH_PARSE_NOTIMP;
-    if (!m->question_end)
-        return LH_PARSE_FORMERR;
+    if (LH_OPCODE(m->flags) != 0) return LH_PARSE_NOTIMP;
+    if (!m->question_end) return LH_PARSE_FORMERR;
 
     off = m->question_end;
     unsigned nrr = (unsigned)an + ns + ar;
     for (unsigned i = 0; i < nrr; i++) {
         size_t rr = skip_name(pkt, len, off);
-        if (!rr || rr + 10 > len)
-            return LH_PARSE_FORMERR;
+        if (!rr || rr + 10 > len) return LH_PARSE_FORMERR;
         uint16_t type = lh_rd16(pkt + rr), rdlen = lh_rd16(pkt + rr + 8);
-        if (rr + 10 + rdlen > len)
-            return LH_PARSE_FORMERR;
+        if (rr + 10 + rdlen > len) return LH_PARSE_FORMERR;
         if (type == LH_TYPE_OPT) {
             /* OPT lives only in the additional section and is owned by the root. */
-            if (i < (unsigned)an + ns || rr != off + 1)
-                return LH_PARSE_FORMERR;
+            if (i < (unsigned)an + ns || rr != off + 1) return LH_PARSE_FORMERR;
             lh_parse_result r = read_opt(m, pkt + rr, pkt + rr + 10, rdlen);
-            if (r != LH_PARSE_OK)
-                return r;
+            if (r != LH_PARSE_OK) return r;
         }
         off = rr + 10 + rdlen;
     }
-    if (m->has_edns && m->edns_version > 0)
-        return LH_PARSE_BADVERS;
+    if (m->has_edns && m->edns_version > 0) return LH_PARSE_BADVERS;
     return LH_PARSE_OK;
 }
 
@@ -196,23 +177,19 @@ int lh_name_from_text(const char *text, size_t len, lh_name *n)
 size_t lh_name_to_text(const uint8_t *wire, char *out, size_t cap)
 {
     size_t o = 0, i = 0;
-    if (cap == 0)
-        return 0;
+    if (cap == 0) return 0;
     if (wire[0] == 0) {
-        if (cap > 1)
-            out[o++] = '.';
+        if (cap > 1) out[o++] = '.';
         out[o] = 0;
         return o;
     }
     while (wire[i] != 0) {
         uint8_t l = wire[i++];
-        if (o && o + 1 < cap)
-            out[o++] = '.';
+        if (o && o + 1 < cap) out[o++] = '.';
         for (uint8_t k = 0; k < l; k++, i++) {
             uint8_t c = wire[i];
             if (c > 32 && c < 127 && c != '.' && c != '\\') {
-                if (o + 1 < cap)
-                    out[o++] = (char)c;
+                if (o + 1 < cap) out[o++] = (char)c;
             } else if (o + 4 < cap) { /* RFC 1035 5.1 \DDD escape */
                 out[o++] = '\\';
                 out[o++] = (char)('0' + c / 100);
@@ -244,8 +221,7 @@ void lh_writer_begin(lh_writer *w, uint8_t *buf, size_t cap, const lh_msg *m, un
     w->rcode = rcode;
     memset(w->counts, 0, sizeof w->counts);
     size_t qlen = m->question_end ? m->question_end - LH_DNS_HEADER_LEN : 0;
-    if (!reserve(w, LH_DNS_HEADER_LEN + qlen))
-        return;
+    if (!reserve(w, LH_DNS_HEADER_LEN + qlen)) return;
     uint16_t flags = (uint16_t)(LH_FLAG_QR | (m->flags & (0x7800u | LH_FLAG_RD | LH_FLAG_CD)) |
                                 LH_FLAG_RA | (aa ? LH_FLAG_AA : 0) | (rcode & 0xfu));
     lh_wr16(buf, m->id);
@@ -278,8 +254,7 @@ static void rr_header(lh_writer *w, const lh_msg *m, enum lh_section sec, unsign
 void lh_writer_rr(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned owner_label,
                   uint16_t type, uint32_t ttl, const uint8_t *rdata, uint16_t rdlen)
 {
-    if (!reserve(w, 12u + rdlen))
-        return;
+    if (!reserve(w, 12u + rdlen)) return;
     rr_header(w, m, sec, owner_label, type, ttl, rdlen);
     memcpy(w->buf + w->len, rdata, rdlen);
     w->len += rdlen;
@@ -291,18 +266,17 @@ void lh_writer_soa(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned 
     /* MNAME = the apex, RNAME = hostmaster.<apex>: both compressed against the question. */
     static const uint8_t hostmaster[] = {10, 'h', 'o', 's', 't', 'm', 'a', 's', 't', 'e', 'r'};
     const uint16_t rdlen = 2 + sizeof hostmaster + 2 + 20;
-    if (!reserve(w, 12u + rdlen))
-        return;
+    if (!reserve(w, 12u + rdlen)) return;
     rr_header(w, m, sec, apex_label, LH_TYPE_SOA, ttl, rdlen);
     uint8_t *p = w->buf + w->len;
     put_name_ptr(p, m, apex_label);
     memcpy(p + 2, hostmaster, sizeof hostmaster);
     put_name_ptr(p + 2 + sizeof hostmaster, m, apex_label);
     p += 4 + sizeof hostmaster;
-    lh_wr32(p, 1);             /* serial */
-    lh_wr32(p + 4, 3600);      /* refresh */
-    lh_wr32(p + 8, 600);       /* retry */
-    lh_wr32(p + 12, 86400);    /* expire */
+    lh_wr32(p, 1);                 /* serial */
+    lh_wr32(p + 4, 3600);          /* refresh */
+    lh_wr32(p + 8, 600);           /* retry */
+    lh_wr32(p + 12, 86400);        /* expire */
     lh_wr32(p + 16, negative_ttl); /* minimum: the negative-caching TTL (RFC 2308) */
     w->len += rdlen;
 }
@@ -310,14 +284,13 @@ void lh_writer_soa(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned 
 static void put_opt(lh_writer *w, uint16_t udp_size, bool do_bit, int ede_code)
 {
     size_t n = 11 + (ede_code >= 0 ? 6 : 0);
-    if (!reserve(w, n))
-        return;
+    if (!reserve(w, n)) return;
     uint8_t *p = w->buf + w->len;
     p[0] = 0; /* root owner */
     lh_wr16(p + 1, LH_TYPE_OPT);
     lh_wr16(p + 3, udp_size);
     p[5] = (uint8_t)(w->rcode >> 4); /* extended rcode, upper 8 bits */
-    p[6] = 0;                         /* version */
+    p[6] = 0;                        /* version */
     p[7] = do_bit ? 0x80 : 0;
     p[8] = 0;
     lh_wr16(p + 9, (uint16_t)(n - 11));
@@ -336,19 +309,16 @@ size_t lh_writer_finish(lh_writer *w, const lh_msg *m, size_t limit, uint16_t ou
     size_t head = LH_DNS_HEADER_LEN + (m->question_end ? m->question_end - LH_DNS_HEADER_LEN : 0);
     if (w->len < head) /* not even the header fitted */
         return 0;
-    if (limit > w->cap)
-        limit = w->cap;
+    if (limit > w->cap) limit = w->cap;
     size_t opt_len = m->has_edns ? 11 + (ede_code >= 0 ? 6 : 0) : 0;
     if (w->overflow || w->len + opt_len > limit) {
         w->len = head;
         w->overflow = false;
         memset(w->counts, 0, sizeof w->counts);
         w->buf[2] |= LH_FLAG_TC >> 8;
-        if (w->len + opt_len > limit)
-            return 0;
+        if (w->len + opt_len > limit) return 0;
     }
-    if (m->has_edns)
-        put_opt(w, our_udp_size, m->edns_do, ede_code);
+    if (m->has_edns) put_opt(w, our_udp_size, m->edns_do, ede_code);
     lh_wr16(w->buf + 6, w->counts[LH_SEC_ANSWER]);
     lh_wr16(w->buf + 8, w->counts[LH_SEC_AUTHORITY]);
     lh_wr16(w->buf + 10, w->counts[LH_SEC_ADDITIONAL]);
@@ -388,10 +358,8 @@ static bool is_private_v6(const uint8_t *a)
 {
     static const uint8_t zero[15] = {0};
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (!memcmp(a, zero, 15) && (a[15] == 0 || a[15] == 1))
-        return true;
-    if ((a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
-        return true;
+    if (!memcmp(a, zero, 15) && (a[15] == 0 || a[15] == 1)) return true;
+    if ((a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)) return true;
     return !memcmp(a, mapped, 12) && is_private_v4(a + 12);
 }
 
@@ -404,8 +372,7 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
     ai->private_address = false;
     ai->negative_ttl = 0;
     ai->min_answer_ttl = UINT32_MAX;
-    if (len < LH_DNS_HEADER_LEN)
-        return -1;
+    if (len < LH_DNS_HEADER_LEN) return -1;
     ai->flags = lh_rd16(pkt + 2);
     ai->rcode = ai->flags & 0xfu;
     uint16_t qd = lh_rd16(pkt + 4);
@@ -415,25 +382,21 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
     size_t off = LH_DNS_HEADER_LEN;
     for (unsigned i = 0; i < qd; i++) {
         off = skip_name(pkt, len, off);
-        if (!off || off + 4 > len)
-            return -1;
+        if (!off || off + 4 > len) return -1;
         off += 4;
     }
     ai->question_end = off;
     unsigned total = (unsigned)ai->an + ai->ns + ai->ar;
     for (unsigned i = 0; i < total; i++) {
         size_t rr = skip_name(pkt, len, off);
-        if (!rr || rr + 10 > len)
-            return -1;
+        if (!rr || rr + 10 > len) return -1;
         uint16_t type = lh_rd16(pkt + rr), rdlen = lh_rd16(pkt + rr + 8);
         uint32_t ttl = lh_rd32(pkt + rr + 4);
         size_t rdata = rr + 10, next = rdata + rdlen;
-        if (next > len)
-            return -1;
+        if (next > len) return -1;
         bool answer = i < ai->an, authority = !answer && i < (unsigned)ai->an + ai->ns;
         if (type == LH_TYPE_OPT) {
-            if (answer || authority || ai->opt_len)
-                return -1;
+            if (answer || authority || ai->opt_len) return -1;
             ai->opt_off = off;
             ai->opt_len = next - off;
             ai->opt_is_last = i == total - 1;
@@ -443,8 +406,7 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
                 ai->ttl_off[ai->nttl++] = (uint16_t)(rr + 4);
             else
                 ai->too_many_rrs = true;
-            if (answer && ttl < ai->min_answer_ttl)
-                ai->min_answer_ttl = ttl;
+            if (answer && ttl < ai->min_answer_ttl) ai->min_answer_ttl = ttl;
             if (answer && ((type == LH_TYPE_A && rdlen == 4 && is_private_v4(pkt + rdata)) ||
                            (type == LH_TYPE_AAAA && rdlen == 16 && is_private_v6(pkt + rdata))))
                 ai->private_address = true;
@@ -460,8 +422,7 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
             if (authority && type == LH_TYPE_SOA) {
                 size_t p = skip_name(pkt, next, rdata);
                 p = p ? skip_name(pkt, next, p) : 0;
-                if (!p || p + 20 != next)
-                    return -1;
+                if (!p || p + 20 != next) return -1;
                 uint32_t minimum = lh_rd32(pkt + p + 16);
                 ai->has_soa = true;
                 ai->negative_ttl = ttl < minimum ? ttl : minimum;
@@ -488,5 +449,6 @@ void lh_answer_patch_for_client(uint8_t *buf, const lh_msg *m)
 {
     lh_wr16(buf, m->id);
     lh_wr16(buf + 2, (uint16_t)((lh_rd16(buf + 2) & ~LH_FLAG_RD) | (m->flags & LH_FLAG_RD)));
-    memcpy(buf + LH_DNS_HEADER_LEN, m->pkt + LH_DNS_HEADER_LEN, m->question_end - LH_DNS_HEADER_LEN);
+    memcpy(buf + LH_DNS_HEADER_LEN, m->pkt + LH_DNS_HEADER_LEN,
+           m->question_end - LH_DNS_HEADER_LEN);
 }

@@ -18,7 +18,7 @@
 
 /* One list as loaded, for logs, `why` and statistics. */
 typedef struct lh_list_info {
-    char *path;  /* the file (a folder is expanded into its files) */
+    char *path; /* the file (a folder is expanded into its files) */
     bool allow;
     enum lh_list_format format;
     int subdomains; /* -1 per format, 0 exact only, 1 name and below */
@@ -29,8 +29,8 @@ typedef struct lh_pattern_rule {
     uint32_t value; /* LH_BS_* bits | list << LH_BS_LIST_SHIFT */
     unsigned line;
     bool is_regex;
-    lh_regex *re;    /* is_regex */
-    char *glob;      /* otherwise */
+    lh_regex *re; /* is_regex */
+    char *glob;   /* otherwise */
 } lh_pattern_rule;
 
 typedef struct lh_blockset {
@@ -43,11 +43,11 @@ typedef struct lh_blockset {
 
 /* The outcome of matching one name. */
 typedef struct lh_block_match {
-    bool blocked;      /* a block rule matches and no allow rule overrides it */
-    bool allowed;      /* an allow rule matches (and overrode any block unless important) */
+    bool blocked; /* a block rule matches and no allow rule overrides it */
+    bool allowed; /* an allow rule matches (and overrode any block unless important) */
     bool important;
-    int list;          /* list of the deciding rule, -1 if none */
-    int label;         /* label index where a name rule matched (0 = the name itself), -1 for patterns */
+    int list;  /* list of the deciding rule, -1 if none */
+    int label; /* label index where a name rule matched (0 = the name itself), -1 for patterns */
 } lh_block_match;
 
 int lh_blockset_init(lh_blockset *b, size_t expected_names);

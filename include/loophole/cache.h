@@ -23,9 +23,9 @@ typedef struct lh_cache_entry lh_cache_entry;
 
 typedef struct lh_cache_limits {
     size_t max_bytes;
-    uint32_t min_ttl, max_ttl;  /* clamps on positive answers */
-    uint32_t max_negative_ttl;  /* clamp on NXDOMAIN / NODATA */
-    uint32_t stale_window;      /* seconds past expiry an entry may still be served stale */
+    uint32_t min_ttl, max_ttl; /* clamps on positive answers */
+    uint32_t max_negative_ttl; /* clamp on NXDOMAIN / NODATA */
+    uint32_t stale_window;     /* seconds past expiry an entry may still be served stale */
 } lh_cache_limits;
 
 typedef struct lh_cache_stats {

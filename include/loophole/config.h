@@ -79,8 +79,8 @@ typedef struct lh_config {
     enum lh_config_source listen_src;
 
     enum lh_log_level log_level;
-    char *user; /* started as root: switch to this user after binding; "root" keeps root */
-    char *hosts_file;       /* NULL: no hosts file */
+    char *user;       /* started as root: switch to this user after binding; "root" keeps root */
+    char *hosts_file; /* NULL: no hosts file */
     uint16_t edns_udp_size; /* our cap for UDP answers */
     uint32_t local_ttl;     /* TTL of local answers and their negative answers */
     uint32_t tcp_idle_timeout_ms;
@@ -113,8 +113,8 @@ typedef struct lh_config {
     uint32_t query_budget_ms;     /* all tries: then SERVFAIL (or a stale answer) */
     uint32_t upstream_max_inflight;
     bool upstream_0x20;
-    bool rebind_protection;   /* refuse private addresses for names outside forward zones */
-    char **rebind_allow;      /* domains (and below) exempt from it */
+    bool rebind_protection; /* refuse private addresses for names outside forward zones */
+    char **rebind_allow;    /* domains (and below) exempt from it */
     unsigned nrebind_allow;
 
     /* Cache */

@@ -52,7 +52,10 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen);
 size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, unsigned group,
                         const lh_client *c, uint8_t *out, size_t cap, size_t limit);
 /* Questions waiting for upstreams. */
-static inline unsigned lh_forward_pending(const lh_forwarder *f) { return f->npending; }
+static inline unsigned lh_forward_pending(const lh_forwarder *f)
+{
+    return f->npending;
+}
 /* Ends every pending question now (stale answer or SERVFAIL). */
 void lh_forward_fail_all(lh_forwarder *f);
 void lh_forward_flush_cache(lh_forwarder *f);

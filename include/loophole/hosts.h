@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 typedef struct lh_hosts_entry {
-    uint32_t name_off; /* wire name in `names` */
+    uint32_t name_off;       /* wire name in `names` */
     uint32_t v4_off, v6_off; /* first address in addrs4 / addrs6 (in addresses) */
     uint16_t n4, n6;
 } lh_hosts_entry;
@@ -21,7 +21,7 @@ typedef struct lh_hosts {
     uint8_t *addrs4, *addrs6; /* 4- and 16-byte addresses, grouped per entry */
     uint8_t *names;           /* wire names of the entries */
     size_t names_len;
-    unsigned skipped;         /* lines with errors, reported and skipped */
+    unsigned skipped; /* lines with errors, reported and skipped */
 } lh_hosts;
 
 /* Reads a hosts file. Returns 0, or -1 with a message in err when the file cannot be read.

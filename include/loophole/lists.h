@@ -30,19 +30,19 @@ enum lh_rule_kind {
 
 typedef struct lh_rule {
     enum lh_rule_kind kind;
-    enum lh_list_format format; /* the format the line was read as */
-    bool allow;                 /* @@ exception, or a rule read from an allowlist */
-    bool important;             /* $important: beats allow rules */
-    unsigned match;             /* LH_MATCH_* for NAME and GLOB rules */
-    lh_name name;               /* NAME */
+    enum lh_list_format format;        /* the format the line was read as */
+    bool allow;                        /* @@ exception, or a rule read from an allowlist */
+    bool important;                    /* $important: beats allow rules */
+    unsigned match;                    /* LH_MATCH_* for NAME and GLOB rules */
+    lh_name name;                      /* NAME */
     char pattern[LH_NAME_MAX * 4 + 1]; /* GLOB (lowercase) and REGEX */
 } lh_rule;
 
 typedef enum lh_line_result {
-    LH_LINE_RULE = 0,  /* *rule is set */
-    LH_LINE_BLANK,     /* empty or a comment */
-    LH_LINE_IGNORED,   /* a valid line with nothing for DNS (cosmetic, URL path, localhost…) */
-    LH_LINE_ERROR,     /* malformed: *reason says why */
+    LH_LINE_RULE = 0, /* *rule is set */
+    LH_LINE_BLANK,    /* empty or a comment */
+    LH_LINE_IGNORED,  /* a valid line with nothing for DNS (cosmetic, URL path, localhost…) */
+    LH_LINE_ERROR,    /* malformed: *reason says why */
 } lh_line_result;
 
 /* Called for each rule; `line` is its 1-based number and `text` the raw line. Returning
@@ -69,8 +69,8 @@ typedef struct lh_list_counts {
 
 /* Reads a list stream line by line, splitting hosts lines with several names into one rule
  * each. Malformed lines are logged "file:line: reason" (the first LH_LIST_ERRORS_LOGGED, then a
- * count) unless `quiet`, and skipped; a regex that does not compile is such a line. Returns 0, or the callback's non-zero value, or -1 on
- * a read error (message in err). */
+ * count) unless `quiet`, and skipped; a regex that does not compile is such a line. Returns 0, or
+ * the callback's non-zero value, or -1 on a read error (message in err). */
 #define LH_LIST_ERRORS_LOGGED 5
 int lh_list_read(FILE *f, const char *path, enum lh_list_format fmt, bool allow, int subdomains,
                  lh_rule_fn fn, void *ctx, lh_list_counts *counts, bool quiet, char *err,

@@ -15,8 +15,7 @@ void lh_log(enum lh_log_level level, const char *fmt, ...) __attribute__((format
 #define lh_info(...) lh_log(LH_LOG_INFO, __VA_ARGS__)
 #define lh_debug(...)                                                                              \
     do {                                                                                           \
-        if (lh_log_threshold >= LH_LOG_DEBUG)                                                      \
-            lh_log(LH_LOG_DEBUG, __VA_ARGS__);                                                     \
+        if (lh_log_threshold >= LH_LOG_DEBUG) lh_log(LH_LOG_DEBUG, __VA_ARGS__);                   \
     } while (0)
 
 #endif

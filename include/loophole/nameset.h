@@ -40,7 +40,7 @@ const uint32_t *lh_nameset_find(const lh_nameset *s, const lh_name *n, unsigned 
 /* Bytes of memory held. */
 size_t lh_nameset_bytes(const lh_nameset *s);
 /* Calls `fn` for every entry (order unspecified). */
-void lh_nameset_each(const lh_nameset *s, void (*fn)(void *ctx, const uint8_t *wire, uint32_t value),
-                     void *ctx);
+void lh_nameset_each(const lh_nameset *s,
+                     void (*fn)(void *ctx, const uint8_t *wire, uint32_t value), void *ctx);
 
 #endif

@@ -32,14 +32,14 @@ typedef struct lh_verdict {
     enum lh_origin origin;
     uint8_t rcode;
     bool aa;
-    bool at_apex;       /* the name is the zone apex: SOA and NS are answered */
-    uint8_t soa_label;  /* label index of the SOA owner for negative answers */
+    bool at_apex;      /* the name is the zone apex: SOA and NS are answered */
+    uint8_t soa_label; /* label index of the SOA owner for negative answers */
     uint16_t n4, n6;
-    const uint8_t *v4, *v6;   /* n4 x 4 and n6 x 16 address bytes */
-    const uint8_t *ptr;       /* PTR target, wire form, or NULL */
+    const uint8_t *v4, *v6; /* n4 x 4 and n6 x 16 address bytes */
+    const uint8_t *ptr;     /* PTR target, wire form, or NULL */
     uint16_t ptr_len;
     uint32_t ttl;
-    int ede; /* Extended DNS Error code, or -1 */
+    int ede;         /* Extended DNS Error code, or -1 */
     int list;        /* blocklist / allowlist index that decided, or -1 */
     int match_label; /* label where the deciding name rule matched, -1 for patterns */
     bool allowed;    /* an allow rule let the name through */
@@ -88,8 +88,8 @@ bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name);
 void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);
 
 /* Writes the answer for a LOCAL or REFUSED verdict. Returns its length, 0 if nothing fits. */
-size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap,
-                       size_t limit, uint16_t our_udp_size);
+size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap, size_t limit,
+                       uint16_t our_udp_size);
 /* Writes a header-only error answer (FORMERR, NOTIMP, SERVFAIL, BADVERS...). */
 size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap, size_t limit,
                        uint16_t our_udp_size);

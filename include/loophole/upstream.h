@@ -40,7 +40,7 @@ typedef struct lh_upstream {
     unsigned timeout_ms;
     unsigned max_inflight, inflight;
     bool shutting_down;
-    uint64_t rejected; /* over max_inflight */
+    uint64_t rejected;             /* over max_inflight */
     lh_upstream_channel *channels; /* every channel, for shutdown */
 } lh_upstream;
 
@@ -55,8 +55,8 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, char
 /* Sends `query` to the group's servers, healthiest first, failing over on timeouts, errors,
  * SERVFAIL and REFUSED. NULL when max_inflight queries are already out. The callback runs
  * exactly once unless the request is cancelled first. */
-lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t *query,
-                                  size_t len, lh_upstream_cb cb, void *arg);
+lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t *query, size_t len,
+                                  lh_upstream_cb cb, void *arg);
 /* The callback will not be called; the request finishes quietly in the background. */
 void lh_upstream_cancel(lh_upstream_req *r);
 /* Cancels everything and closes every channel and handle (asynchronously). */
@@ -70,6 +70,9 @@ int lh_ares_channel_new(ares_channel *out, const lh_sockaddr *servers, unsigned 
                         unsigned timeout_ms, unsigned tries, ares_sock_state_cb cb, void *cb_data);
 
 /* Milliseconds on the loop clock, the clock of every deadline and TTL in loophole. */
-static inline uint64_t lh_now_ms(uv_loop_t *loop) { return uv_now(loop); }
+static inline uint64_t lh_now_ms(uv_loop_t *loop)
+{
+    return uv_now(loop);
+}
 
 #endif

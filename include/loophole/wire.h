@@ -61,8 +61,8 @@ enum lh_class { LH_CLASS_IN = 1, LH_CLASS_CH = 3, LH_CLASS_ANY = 255 };
  * offset of each label so that every suffix ("b.c.", "c.") is a pointer into `name`. */
 typedef struct lh_name {
     uint8_t wire[LH_NAME_MAX];
-    uint16_t len;     /* bytes in wire, root label included */
-    uint8_t nlabels;  /* labels excluding the root */
+    uint16_t len;    /* bytes in wire, root label included */
+    uint8_t nlabels; /* labels excluding the root */
     uint8_t label_off[LH_LABELS_MAX];
 } lh_name;
 
@@ -124,12 +124,12 @@ typedef struct lh_answer_info {
     size_t opt_off, opt_len; /* opt_len 0: no OPT */
     bool opt_is_last;
     uint16_t opt_ar_index; /* position of the OPT among the additional records */
-    uint16_t nttl; /* TTL fields of every record but OPT */
+    uint16_t nttl;         /* TTL fields of every record but OPT */
     uint16_t ttl_off[LH_ANSWER_RR_MAX];
     uint32_t min_answer_ttl; /* over the answer section; UINT32_MAX if empty */
     bool has_soa;
     uint32_t negative_ttl; /* RFC 2308: min(SOA TTL, SOA MINIMUM) of the authority SOA */
-    unsigned ncname; /* CNAME targets and SVCB/HTTPS target names of the answer section */
+    unsigned ncname;       /* CNAME targets and SVCB/HTTPS target names of the answer section */
     lh_name cname_target[LH_ANSWER_CNAME_MAX];
     bool too_many_rrs;
     bool private_address; /* an A/AAAA in the answer section is private, loopback or link-local */
@@ -160,11 +160,11 @@ void lh_writer_begin(lh_writer *w, uint8_t *buf, size_t cap, const lh_msg *m, un
                      bool aa);
 /* Appends a record whose owner is the question name's suffix at label `owner_label` (0 = the
  * whole name), written as a compression pointer into the question. */
-void lh_writer_rr(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned owner_label, uint16_t type,
-                  uint32_t ttl, const uint8_t *rdata, uint16_t rdlen);
+void lh_writer_rr(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned owner_label,
+                  uint16_t type, uint32_t ttl, const uint8_t *rdata, uint16_t rdlen);
 /* Appends an SOA for the zone whose apex is the question's suffix at `apex_label`. */
-void lh_writer_soa(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned apex_label, uint32_t ttl,
-                   uint32_t negative_ttl);
+void lh_writer_soa(lh_writer *w, const lh_msg *m, enum lh_section sec, unsigned apex_label,
+                   uint32_t ttl, uint32_t negative_ttl);
 /* Finishes the answer: appends an OPT record when the client sent EDNS (our UDP size, DO
  * echoed, the extended rcode bits, and an Extended DNS Error option unless `ede_code` < 0).
  * If the answer exceeds `limit` bytes, its records are dropped and TC is set so the client
@@ -181,13 +181,15 @@ void lh_answer_patch_for_client(uint8_t *buf, const lh_msg *m);
 /* The UDP answer size the client allows: its EDNS size capped at ours, floored at 512. */
 static inline size_t lh_msg_udp_limit(const lh_msg *m, uint16_t our_cap)
 {
-    if (!m->has_edns)
-        return LH_UDP_MIN;
+    if (!m->has_edns) return LH_UDP_MIN;
     size_t s = m->edns_udp_size < our_cap ? m->edns_udp_size : our_cap;
     return s < LH_UDP_MIN ? LH_UDP_MIN : s;
 }
 
-static inline uint16_t lh_rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint16_t lh_rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
 static inline uint32_t lh_rd32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];

@@ -26,6 +26,7 @@ echo '||ads.pod.test^' >"$LH_TMP/block.list"
 ip netns exec "$POD" "$LH_PY" "$LH_SRC/tests/e2e/fakeupstream.py" 127.0.0.2 answer "$LH_TMP/fake-pod.log" \
     >"$LH_TMP/fake-pod.out" 2>&1 &
 LH_PIDS+=($!)
+for _ in $(seq 100); do grep -q ready "$LH_TMP/fake-pod.out" 2>/dev/null && break; sleep 0.1; done
 ip netns exec "$POD" "$LOOPHOLE" --no-hosts --upstream 127.0.0.2 --blocklist "$LH_TMP/block.list" \
     >>"$LH_TMP/loophole.log" 2>&1 &   # the default address: 127.0.0.53:53
 LH_PID=$!; LH_PIDS+=("$LH_PID")

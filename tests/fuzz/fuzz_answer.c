@@ -12,30 +12,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static bool ready;
     static uint8_t out[LH_MSG_MAX];
     if (!ready) {
-        lh_cache_limits lim = {.max_bytes = 1 << 20, .max_ttl = 86400,
-                               .max_negative_ttl = 3600, .stale_window = 3600};
+        lh_cache_limits lim = {
+            .max_bytes = 1 << 20, .max_ttl = 86400, .max_negative_ttl = 3600, .stale_window = 3600};
         lh_cache_init(&cache, &lim);
         ready = true;
     }
     lh_answer_info ai;
-    if (size > LH_MSG_MAX || lh_answer_scan(data, size, &ai) != 0)
-        return 0;
+    if (size > LH_MSG_MAX || lh_answer_scan(data, size, &ai) != 0) return 0;
     for (unsigned i = 0; i < ai.nttl; i++) /* every TTL offset must be inside the message */
-        if ((size_t)ai.ttl_off[i] + 4 > size)
-            __builtin_trap();
+        if ((size_t)ai.ttl_off[i] + 4 > size) __builtin_trap();
     /* The client's question: the answer's own, when it parses as one. */
     uint8_t q[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4];
     size_t qlen = ai.question_end <= sizeof q ? ai.question_end : 0;
-    if (qlen < LH_DNS_HEADER_LEN + 5)
-        return 0;
+    if (qlen < LH_DNS_HEADER_LEN + 5) return 0;
     memcpy(q, data, qlen);
     q[2] &= 0x7f; /* a query, not a response */
     lh_wr16(q + 6, 0);
     lh_wr16(q + 8, 0);
     lh_wr16(q + 10, 0);
     lh_msg m;
-    if (lh_msg_parse_query(q, qlen, &m) != LH_PARSE_OK)
-        return 0;
+    if (lh_msg_parse_query(q, qlen, &m) != LH_PARSE_OK) return 0;
     uint64_t h[LH_LABELS_MAX];
     lh_name_hashes(&m.qname, h);
     lh_cache_key k = {.name = &m.qname, .name_hash = h[0], .qtype = m.qtype, .qclass = m.qclass};
@@ -43,8 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ai.opt_len) {
         unsigned n = 0;
         for (unsigned i = 0; i < ai.nttl; i++)
-            if (ai.ttl_off[i] < len)
-                ai.ttl_off[n++] = ai.ttl_off[i];
+            if (ai.ttl_off[i] < len) ai.ttl_off[n++] = ai.ttl_off[i];
         ai.nttl = (uint16_t)n;
     }
     if (lh_cache_insert(&cache, &k, data, len, &ai, 1000) == 0) {

@@ -10,8 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lh_log_threshold = LH_LOG_ERROR; /* bad lines are warnings: keep the output quiet */
     FILE *f = fmemopen((void *)data, size, "r");
     if (f) {
-        if (lh_hosts_load_stream(&h, f, "fuzz-hosts", err, sizeof err) == 0)
-            lh_hosts_free(&h);
+        if (lh_hosts_load_stream(&h, f, "fuzz-hosts", err, sizeof err) == 0) lh_hosts_free(&h);
         fclose(f);
     }
     return 0;

@@ -19,8 +19,7 @@ static lh_policy *make_policy(void)
     FILE *f = fmemopen((void *)hosts, sizeof hosts - 1, "r");
     if (p && f && lh_hosts_load_stream(&p->hosts, f, "fuzz-hosts", err, sizeof err) == 0)
         p->has_hosts = true;
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     lh_config_free(&c);
     return p;
 }
@@ -28,12 +27,10 @@ static lh_policy *make_policy(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t out[LH_MSG_MAX];
-    if (!policy)
-        policy = make_policy();
+    if (!policy) policy = make_policy();
     lh_msg m;
     lh_parse_result r = lh_msg_parse_query(data, size, &m);
-    if (r == LH_PARSE_DROP)
-        return 0;
+    if (r == LH_PARSE_DROP) return 0;
     if (r != LH_PARSE_OK) {
         lh_answer_error(&m, LH_RCODE_FORMERR, out, sizeof out, 512, 1232);
         return 0;
@@ -42,13 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lh_verdict v;
     lh_name_hashes(&m.qname, h);
     lh_policy_decide(policy, &m, h, &v);
-    if (v.kind == LH_VERDICT_FORWARD)
-        return 0;
+    if (v.kind == LH_VERDICT_FORWARD) return 0;
     size_t limits[] = {0, 12, 100, 512, lh_msg_udp_limit(&m, 1232), LH_MSG_MAX};
     for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
         size_t n = lh_answer_build(&m, &v, out, sizeof out, limits[i], 1232);
-        if (n > limits[i])
-            abort();
+        if (n > limits[i]) abort();
     }
     return 0;
 }

@@ -15,12 +15,8 @@ void test_lists(void);
 void test_cache(void);
 
 static const lh_unit_test tests[] = {
-    {"wire", test_wire},
-    {"nameset", test_nameset},
-    {"config", test_config},
-    {"policy", test_policy},
-    {"lists", test_lists},
-    {"cache", test_cache},
+    {"wire", test_wire},     {"nameset", test_nameset}, {"config", test_config},
+    {"policy", test_policy}, {"lists", test_lists},     {"cache", test_cache},
 };
 
 int main(void)
@@ -31,7 +27,8 @@ int main(void)
         unsigned before = lh_unit_failures, checks = lh_unit_checks;
         tests[i].fn();
         bool ok = lh_unit_failures == before;
-        printf("%-8s %s (%u checks)\n", tests[i].name, ok ? "ok" : "FAILED", lh_unit_checks - checks);
+        printf("%-8s %s (%u checks)\n", tests[i].name, ok ? "ok" : "FAILED",
+               lh_unit_checks - checks);
         ok ? passed++ : failed++;
     }
     printf("%u passed, %u failed\n", passed, failed);

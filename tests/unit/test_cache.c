@@ -46,8 +46,11 @@ static size_t make_answer(uint8_t *b, const char *name, unsigned rcode, unsigned
 static lh_cache_key key_for(lh_msg *m, uint64_t *hashes)
 {
     lh_name_hashes(&m->qname, hashes);
-    return (lh_cache_key){.name = &m->qname, .name_hash = hashes[0], .qtype = m->qtype,
-                          .qclass = m->qclass, .flags = 0};
+    return (lh_cache_key){.name = &m->qname,
+                          .name_hash = hashes[0],
+                          .qtype = m->qtype,
+                          .qclass = m->qclass,
+                          .flags = 0};
 }
 
 void test_cache(void)
@@ -70,8 +73,11 @@ void test_cache(void)
     CHECK(ai.has_soa && ai.negative_ttl == 900);
 
     lh_cache c;
-    lh_cache_limits lim = {.max_bytes = 1 << 20, .min_ttl = 0, .max_ttl = 86400,
-                           .max_negative_ttl = 3600, .stale_window = 3600};
+    lh_cache_limits lim = {.max_bytes = 1 << 20,
+                           .min_ttl = 0,
+                           .max_ttl = 86400,
+                           .max_negative_ttl = 3600,
+                           .stale_window = 3600};
     CHECK_EQ(lh_cache_init(&c, &lim), 0);
 
     /* Positive answer: stored, served with aged TTLs, the client's ID and case. */
@@ -89,7 +95,7 @@ void test_cache(void)
     CHECK_EQ(n, alen);
     CHECK_EQ(lh_rd16(out), 0x7777);
     CHECK(memcmp(out + 13, "WWW", 3) == 0);
-    CHECK_EQ(lh_rd32(out + m.question_end + 6), 200); /* 300 - 100 s */
+    CHECK_EQ(lh_rd32(out + m.question_end + 6), 200);      /* 300 - 100 s */
     CHECK_EQ(lh_rd32(out + m.question_end + 16 + 6), 200); /* 301 capped to the minimum 300 */
     /* Expired: a miss, unless stale is wanted - then served with the stale TTL. */
     CHECK_EQ(lh_cache_lookup(&c, &k, 1000 + 301000, false, &e), LH_CACHE_MISS);

@@ -16,8 +16,7 @@ typedef struct got {
 static int collect(void *ctx, const lh_rule *r, unsigned line, const char *text)
 {
     got *g = ctx;
-    if (g->n < 8)
-        g->rules[g->n++] = *r;
+    if (g->n < 8) g->rules[g->n++] = *r;
     return 0;
 }
 
@@ -109,7 +108,8 @@ static void formats(void)
     /* dnsmasq */
     CHECK_EQ(parse("address=/a.example/b.example/#", 0, &g), LH_LINE_RULE);
     CHECK_EQ(g.n, 2);
-    CHECK(name_is(&g.rules[1], "b.example") && g.rules[1].match == (LH_MATCH_EXACT | LH_MATCH_SUBS));
+    CHECK(name_is(&g.rules[1], "b.example") &&
+          g.rules[1].match == (LH_MATCH_EXACT | LH_MATCH_SUBS));
     CHECK_EQ(parse("address=/c.example/0.0.0.0", 0, &g), LH_LINE_RULE);
     CHECK_EQ(parse("server=/d.example/", 0, &g), LH_LINE_RULE);
     CHECK_EQ(parse("server=/corp.example/10.0.0.1", 0, &g), LH_LINE_IGNORED);
@@ -129,7 +129,8 @@ static void load(const char *text, bool allow, int subdomains, enum lh_list_form
 {
     char err[256];
     FILE *f = fmemopen((void *)text, strlen(text), "r");
-    lh_list_info info = {.path = "test.list", .allow = allow, .format = fmt, .subdomains = subdomains};
+    lh_list_info info = {
+        .path = "test.list", .allow = allow, .format = fmt, .subdomains = subdomains};
     CHECK_EQ(lh_blockset_add_file(&set, &info, f, err, sizeof err), 0);
     fclose(f);
 }
@@ -147,13 +148,13 @@ static int verdict(const char *name) /* 1 blocked, -1 allowed, 0 no rule */
 static void semantics(void)
 {
     lh_blockset_init(&set, 16);
-    load("||ads.example^\n"           /* name and below */
-         "exact.example\n"            /* domains: the name only */
-         "0.0.0.0 host.example\n"     /* hosts: the name only */
-         "*.wild.example\n"           /* wildcard: name and below */
-         "address=/dm.example/#\n"    /* dnsmasq: name and below */
-         ".below.example^\n"          /* strictly below */
-         "||track*.glob.example^\n"   /* '*' spans any characters, dots too */
+    load("||ads.example^\n"         /* name and below */
+         "exact.example\n"          /* domains: the name only */
+         "0.0.0.0 host.example\n"   /* hosts: the name only */
+         "*.wild.example\n"         /* wildcard: name and below */
+         "address=/dm.example/#\n"  /* dnsmasq: name and below */
+         ".below.example^\n"        /* strictly below */
+         "||track*.glob.example^\n" /* '*' spans any characters, dots too */
          "/^ad[0-9]+\\.rx\\.example$/\n"
          "||imp.example^$important\n"
          "||x.example^\n",
@@ -182,9 +183,9 @@ static void semantics(void)
     /* allow beats block, at any depth; except $important */
     CHECK_EQ(verdict("ok.ads.example"), -1);
     CHECK_EQ(verdict("deep.ok.ads.example"), -1);
-    CHECK_EQ(verdict("x.example"), -1);     /* |x.example^| allows the name only */
+    CHECK_EQ(verdict("x.example"), -1); /* |x.example^| allows the name only */
     CHECK_EQ(verdict("a.x.example"), 1);
-    CHECK_EQ(verdict("imp.example"), 1);    /* $important beats @@ */
+    CHECK_EQ(verdict("imp.example"), 1); /* $important beats @@ */
     CHECK_EQ(verdict("unlisted.example"), 0);
     /* IDN: lists and queries both use the punycode (A-label) form */
     lh_blockset_free(&set);
@@ -214,7 +215,8 @@ static void read_reports(void)
     lh_list_counts c;
     char err[128];
     got g = {0};
-    CHECK_EQ(lh_list_read(f, "t", LH_FMT_AUTO, false, -1, collect, &g, &c, true, err, sizeof err), 0);
+    CHECK_EQ(lh_list_read(f, "t", LH_FMT_AUTO, false, -1, collect, &g, &c, true, err, sizeof err),
+             0);
     fclose(f);
     CHECK_EQ(c.lines, 5);
     CHECK_EQ(c.rules, 3);

@@ -8,8 +8,7 @@
 static int name(const char *text, lh_name *n, uint64_t *h)
 {
     int r = lh_name_from_text(text, strlen(text), n);
-    if (r == 0)
-        lh_name_hashes(n, h);
+    if (r == 0) lh_name_hashes(n, h);
     return r;
 }
 
@@ -35,8 +34,7 @@ void test_nameset(void)
         name(text, &n, h);
         uint32_t *v = lh_nameset_upsert(&s, &n, 0, h[0], &created);
         CHECK(v && created);
-        if (v)
-            *v = i;
+        if (v) *v = i;
     }
     CHECK_EQ(s.count, 50000);
     unsigned found = 0;

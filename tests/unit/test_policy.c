@@ -41,8 +41,7 @@ void test_policy(void)
     c.hosts_file = strdup(path);
     lh_policy *p = lh_policy_build(&c, err, sizeof err);
     CHECK(p != NULL);
-    if (!p)
-        return;
+    if (!p) return;
     CHECK_EQ(p->hosts.skipped, 1);
 
     uint8_t buf[512];

@@ -41,22 +41,22 @@ static void rejects_malformed(void)
     uint8_t q[600];
     lh_msg m;
     size_t n = qb_query(q, "example.com", LH_TYPE_A, 0, false);
-    CHECK_EQ(lh_msg_parse_query(q, 11, &m), LH_PARSE_DROP);          /* short header */
-    q[2] |= 0x80;                                                    /* QR: a response */
+    CHECK_EQ(lh_msg_parse_query(q, 11, &m), LH_PARSE_DROP); /* short header */
+    q[2] |= 0x80;                                           /* QR: a response */
     CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_DROP);
     q[2] &= 0x7f;
     q[2] |= 4 << 3; /* opcode NOTIFY */
     CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_NOTIMP);
     CHECK(m.question_end == n); /* the question is still echoed */
-    q[2] &= (uint8_t)~(0xf << 3);
+    q[2] &= (uint8_t) ~(0xf << 3);
     lh_wr16(q + 4, 0);
-    CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_FORMERR);        /* no question */
+    CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_FORMERR); /* no question */
     lh_wr16(q + 4, 2);
-    CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_FORMERR);        /* two questions */
+    CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_FORMERR); /* two questions */
     lh_wr16(q + 4, 1);
-    CHECK_EQ(lh_msg_parse_query(q, n - 1, &m), LH_PARSE_FORMERR);    /* cut in qclass */
-    CHECK_EQ(lh_msg_parse_query(q, 15, &m), LH_PARSE_FORMERR);       /* cut in a label */
-    q[12] = 0xc0;                                                    /* pointer in qname */
+    CHECK_EQ(lh_msg_parse_query(q, n - 1, &m), LH_PARSE_FORMERR); /* cut in qclass */
+    CHECK_EQ(lh_msg_parse_query(q, 15, &m), LH_PARSE_FORMERR);    /* cut in a label */
+    q[12] = 0xc0;                                                 /* pointer in qname */
     q[13] = 0x0c;
     CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_FORMERR);
     q[12] = 64; /* label type 01: reserved */
