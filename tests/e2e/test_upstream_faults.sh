@@ -144,6 +144,7 @@ forward-zone:
 U
 unbound -c "$LH_TMP/loop.conf" >"$LH_TMP/loop-unbound.out" 2>&1 &
 LH_PIDS+=($!)
+for _ in $(seq 50); do dig @"$LOOP" localhost +short +time=1 +tries=1 2>/dev/null | grep -q . && break; sleep 0.1; done
 lh_start --no-hosts --upstream "$LOOP" --upstream-timeout 500 --query-budget 1500
 s=$(date +%s%N)
 expect_eq "a forwarding loop ends in SERVFAIL" "$(dstatus abcdefghijkl.loop.test +time=5)" "SERVFAIL"
