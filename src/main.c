@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -433,8 +434,22 @@ static int cmd_health(const lh_config *cfg)
     return 0;
 }
 
+/* Each TCP connection is a descriptor: the default soft limit (1024) would cap connections
+ * below tcp-max-connections, so take what the hard limit allows. */
+static void raise_fd_limit(const lh_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max) return;
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < (rlim_t)cfg->tcp_max_connections + 64)
+        lh_warn("open file limit %lu is below tcp-max-connections (%u): raise it (LimitNOFILE=)",
+                (unsigned long)rl.rlim_max, cfg->tcp_max_connections);
+}
+
 static int cmd_serve(lh_config *cfg)
 {
+    raise_fd_limit(cfg);
     char err[LH_ERR_MAX];
     lh_policy *policy = lh_policy_build(cfg, err, sizeof err);
     if (!policy) {
