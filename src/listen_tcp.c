@@ -27,6 +27,7 @@ struct lh_tcp_conn {
     uv_timer_t idle;
     lh_server *srv;
     lh_tcp_conn *prev, *next;
+    lh_sockaddr peer;
     size_t used;          /* bytes buffered in buf */
     size_t pending_bytes; /* answer bytes handed to uv_write, not yet written */
     unsigned writes;      /* uv_write requests in flight */
@@ -187,7 +188,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         if (c->used - off < 2 + flen) break;
         s->stats.queries_tcp++;
-        lh_client client = {.tcp = c};
+        lh_client client = {.tcp = c, .peer = c->peer};
         size_t n =
             lh_server_answer(s, c->buf + off + 2, flen, &client, s->out + 2, sizeof s->out - 2);
         off += 2 + flen;
@@ -230,10 +231,9 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    lh_sockaddr peer;
-    int plen = sizeof peer;
-    if (uv_tcp_getpeername(&c->tcp, &peer.sa, &plen) != 0 ||
-        !lh_config_client_allowed(s->cfg, &peer.sa)) {
+    int plen = sizeof c->peer;
+    if (uv_tcp_getpeername(&c->tcp, &c->peer.sa, &plen) != 0 ||
+        !lh_config_client_allowed(s->cfg, &c->peer.sa)) {
         s->stats.refused_acl++;
         conn_close(c);
         return;
