@@ -1,5 +1,6 @@
 /* config.c - settings from defaults, a `key = value` file and flags (see docs/configuration.md). */
 #include "loophole/config.h"
+#include "loophole/wire.h"
 
 #include <arpa/inet.h>
 #include <stddef.h>
@@ -40,6 +41,8 @@ void lh_config_defaults(lh_config *c)
     c->serve_stale = true;
     c->stale_ttl = 30;
     c->stale_window = 86400;
+    c->leak_rate_limit = 100;
+    c->leak_retention = 600;
 }
 
 void lh_config_free(lh_config *c)
@@ -67,6 +70,8 @@ void lh_config_free(lh_config *c)
     c->nrebind_allow = 0;
     c->nforward_zones = 0;
     free(c->config_file);
+    free(c->probe_zone);
+    free(c->leak_zone);
     free(c->hosts_file);
     free(c->resolv_conf);
     free(c->user);
@@ -326,7 +331,7 @@ bool lh_addr_is_loopback(const struct sockaddr *sa)
 
 bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa)
 {
-    if (lh_addr_is_loopback(sa)) return true;
+    if (lh_addr_is_loopback(sa) || c->leak_server) return true; /* an authority answers all */
     for (unsigned i = 0; i < c->nallow_clients; i++) {
         const lh_cidr *n = &c->allow_clients[i];
         if (n->family == AF_INET && sa->sa_family == AF_INET &&
@@ -400,7 +405,9 @@ int lh_config_validate(const lh_config *c, char *err, size_t errlen)
 {
     char a[64];
     /* 127.0.0.1 versus 0.0.0.0 is a security boundary: crossing it is said explicitly. */
-    for (unsigned i = 0; i < c->nlisten; i++)
+    if (c->leak_server && !c->leak_zone)
+        return fail(err, errlen, "leak-server needs the zone it serves: --zone ZONE");
+    for (unsigned i = 0; !c->leak_server && i < c->nlisten; i++)
         if (!lh_addr_is_loopback(&c->listen[i].sa) && c->nallow_clients == 0) {
             lh_addr_format(&c->listen[i], a, sizeof a);
             return fail(err, errlen,
@@ -534,6 +541,25 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
     if (!strcmp(key, "forward-zone")) return add_forward_zone(c, v, err, errlen);
     if (!strcmp(key, "resolv-conf"))
         return set_string(&c->resolv_conf, v) ? fail(err, errlen, "out of memory") : 0;
+    if (!strcmp(key, "probe-zone") || !strcmp(key, "leak-zone")) {
+        lh_name zn;
+        if (lh_name_from_text(v, strlen(v), &zn) != 0 || zn.nlabels == 0)
+            return fail(err, errlen, "%s: '%s' is not a domain name", key, v);
+        return set_string(key[0] == 'p' ? &c->probe_zone : &c->leak_zone, v)
+                   ? fail(err, errlen, "out of memory")
+                   : 0;
+    }
+    if (!strcmp(key, "leak-ns-address")) {
+        if (c->leak_ns_src != src) {
+            c->nleak_ns = 0;
+            c->leak_ns_src = src;
+        }
+        if (c->nleak_ns >= 2) return fail(err, errlen, "leak-ns-address: at most two addresses");
+        if (lh_addr_parse(v, 53, &c->leak_ns[c->nleak_ns]) != 0)
+            return fail(err, errlen, "leak-ns-address: '%s' is not an IP address", v);
+        c->nleak_ns++;
+        return 0;
+    }
     if (!strcmp(key, "upstream-0x20") || !strcmp(key, "serve-stale") ||
         !strcmp(key, "rebind-protection")) {
         if (parse_bool(v, &b) != 0) return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
@@ -569,6 +595,8 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
          "seconds"},
         {"stale-ttl", offsetof(lh_config, stale_ttl), 1, 3600, "seconds"},
         {"stale-window", offsetof(lh_config, stale_window), 0, 604800, "seconds"},
+        {"leak-rate-limit", offsetof(lh_config, leak_rate_limit), 0, 1000000, "queries"},
+        {"leak-retention", offsetof(lh_config, leak_retention), 10, 86400, "seconds"},
     };
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
         if (strcmp(key, nums[i].key)) continue;

@@ -1,5 +1,6 @@
 /* main.c - the loophole command: subcommands and flags. Logic lives in the library. */
 #include "loophole/config.h"
+#include "loophole/leak.h"
 #include "loophole/log.h"
 #include "loophole/policy.h"
 #include "loophole/server.h"
@@ -27,6 +28,8 @@ static const char usage[] =
     "       loophole why NAME [TYPE] [--config FILE] [OPTIONS]\n"
     "       loophole health [--config FILE] [--listen ADDR[:PORT]]\n"
     "       loophole lists update [--config FILE]\n"
+    "       loophole leak-check [--json] [--probe-zone ZONE] [--config FILE] [OPTIONS]\n"
+    "       loophole leak-server --zone ZONE --listen ADDR[:PORT] [--ns-address ADDR]\n"
     "       loophole --help | --version\n"
     "\n"
     "A local sinkhole DNS resolver. 'serve' (the default) answers DNS over UDP and TCP in the\n"
@@ -36,6 +39,9 @@ static const char usage[] =
     "(file:line) match it. 'health' asks the running daemon (at the first listen address) for\n"
     "localhost and exits 0 only when it answers 127.0.0.1 within two seconds. 'lists update'\n"
     "downloads every list-url (conditional requests, atomic replace, old file kept on failure).\n"
+    "'leak-check' compares the resolvers this machine is configured to use with those observed\n"
+    "answering it; exit 0 no leak, 1 leak, 2 could not tell (docs/leak-check.md). 'leak-server'\n"
+    "serves ZONE authoritatively, answering each resolver with its own address.\n"
     "\n"
     "Options (each has a config-file key of the same name; flags override the file):\n"
     "  -c, --config FILE            read settings from FILE (key = value lines)\n"
@@ -89,6 +95,15 @@ static const char usage[] =
     "      --no-serve-stale         never answer from expired entries when upstreams fail\n"
     "      --stale-ttl SECONDS      TTL of stale answers (default 30)\n"
     "      --stale-window SECONDS   how long past expiry entries may be served (default 86400)\n"
+    "\n"
+    "Leak check and leak server:\n"
+    "      --json                   leak-check: the report as one JSON object\n"
+    "      --probe-zone ZONE        leak-check: also probe the zone of a leak server\n"
+    "      --zone ZONE              leak-server: the zone to serve\n"
+    "      --ns-address ADDR        leak-server: address of ns1.ZONE; repeatable (v4, v6)\n"
+    "      --rate-limit N           leak-server: queries a second per source (default 100)\n"
+    "      --retention SECONDS      leak-server: how long resolvers are remembered per label\n"
+    "                               (default 600)\n"
     "  -h, --help                   show this help\n"
     "  -V, --version                show the version\n"
     "\n"
@@ -140,6 +155,11 @@ static const flag_def flag_defs[] = {
     {"no-serve-stale", "serve-stale", "no"},
     {"stale-ttl", "stale-ttl", NULL},
     {"stale-window", "stale-window", NULL},
+    {"probe-zone", "probe-zone", NULL},
+    {"zone", "leak-zone", NULL},
+    {"ns-address", "leak-ns-address", NULL},
+    {"rate-limit", "leak-rate-limit", NULL},
+    {"retention", "leak-retention", NULL},
 };
 #define NFLAGS (sizeof flag_defs / sizeof *flag_defs)
 #define FLAG_BASE 1000 /* getopt value of flag_defs[i] is FLAG_BASE + i */
@@ -150,12 +170,15 @@ static void make_long_opts(struct option *o)
     o[n++] = (struct option){"config", required_argument, NULL, 'c'};
     o[n++] = (struct option){"help", no_argument, NULL, 'h'};
     o[n++] = (struct option){"version", no_argument, NULL, 'V'};
+    o[n++] = (struct option){"json", no_argument, NULL, 'j'};
     for (size_t i = 0; i < NFLAGS; i++)
         o[n++] =
             (struct option){flag_defs[i].flag, flag_defs[i].fixed ? no_argument : required_argument,
                             NULL, (int)(FLAG_BASE + i)};
     o[n] = (struct option){NULL, 0, NULL, 0};
 }
+
+static bool opt_json; /* --json: the only flag that is not a config key */
 
 /* Flags are collected first and applied after the config file, so that they override it. */
 typedef struct flag_setting {
@@ -169,7 +192,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
                         unsigned npositional)
 {
     flag_setting *flags = calloc((size_t)argc + 1, sizeof *flags);
-    struct option long_opts[NFLAGS + 4];
+    struct option long_opts[NFLAGS + 5];
     const char *config_path = NULL;
     size_t nflags = 0;
     int opt, rc = 0;
@@ -188,6 +211,10 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
         }
         if (opt == 'c') {
             config_path = optarg;
+            continue;
+        }
+        if (opt == 'j') {
+            opt_json = true;
             continue;
         }
         if (opt == 'l') opt = FLAG_BASE; /* -l is --listen, the first entry */
@@ -301,6 +328,8 @@ static const char *origin_text(const lh_verdict *v)
         return "local: a canary name that keeps clients on this resolver";
     case LH_ORIGIN_BLOCKLIST:
         return "blocked";
+    case LH_ORIGIN_LEAK_CANARY:
+        return "local: a leak-check canary name (" LH_LEAK_CANARY_ZONE ")";
     default:
         return "forwarded upstream";
     }
@@ -447,12 +476,18 @@ static void raise_fd_limit(const lh_config *cfg)
                 (unsigned long)rl.rlim_max, cfg->tcp_max_connections);
 }
 
+/* serve, or leak-server (the same listeners and lifecycle, answering from the leak zone). */
 static int cmd_serve(lh_config *cfg)
 {
     raise_fd_limit(cfg);
     char err[LH_ERR_MAX];
-    lh_policy *policy = lh_policy_build(cfg, err, sizeof err);
-    if (!policy) {
+    lh_policy *policy = NULL;
+    lh_leak_zone *zone = NULL;
+    if (cfg->leak_server)
+        zone = lh_leak_zone_new(cfg, err, sizeof err);
+    else
+        policy = lh_policy_build(cfg, err, sizeof err);
+    if (!policy && !zone) {
         lh_err("%s", err);
         return 1;
     }
@@ -461,8 +496,10 @@ static int cmd_serve(lh_config *cfg)
     if (!s) {
         lh_err("out of memory");
         lh_policy_free(policy);
+        lh_leak_zone_free(zone);
         return 1;
     }
+    s->leak = zone;
     int rc = 0;
     if (lh_server_start(s, loop, cfg, policy, err, sizeof err) != 0) {
         lh_err("%s", err);
@@ -472,11 +509,22 @@ static int cmd_serve(lh_config *cfg)
         lh_server_stop(s);
         uv_run(loop, UV_RUN_DEFAULT);
     } else {
-        lh_info("ready (hosts file: %s)", cfg->hosts_file ? cfg->hosts_file : "none");
+        if (zone)
+            lh_info("ready: leak server for %s", cfg->leak_zone);
+        else
+            lh_info("ready (hosts file: %s)", cfg->hosts_file ? cfg->hosts_file : "none");
         uv_run(loop, UV_RUN_DEFAULT);
+        if (zone) {
+            const lh_leak_stats *ls = lh_leak_zone_stats(zone);
+            lh_info("leak server: %llu answered, %llu refused, %llu rate-limited, %llu labels "
+                    "evicted",
+                    (unsigned long long)ls->answered, (unsigned long long)ls->refused,
+                    (unsigned long long)ls->rate_limited, (unsigned long long)ls->labels_evicted);
+        }
         lh_info("stopped");
     }
     lh_server_free(s);
+    lh_leak_zone_free(zone);
     free(s);
     uv_loop_close(loop);
     return rc;
@@ -502,13 +550,18 @@ int main(int argc, char **argv)
         argv++;
         argc--;
     }
-    if (strcmp(cmd, "serve") && strcmp(cmd, "check-config") && strcmp(cmd, "health") &&
-        strcmp(cmd, "lists-update") && !why) {
+    static const char *const commands[] = {"serve", "check-config", "health",     "lists-update",
+                                           "why",   "leak-check",   "leak-server"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        known = known || !strcmp(cmd, commands[i]);
+    if (!known) {
         fprintf(stderr, "loophole: unknown command '%s'. Try 'loophole --help'.\n", cmd);
         return 2;
     }
     lh_config cfg;
     lh_config_defaults(&cfg);
+    cfg.leak_server = !strcmp(cmd, "leak-server");
     int r = build_config(argc, argv, &cfg, why ? 1 : 0, why ? 2 : 0);
     if (r != 0) {
         lh_config_free(&cfg);
@@ -521,8 +574,12 @@ int main(int argc, char **argv)
         r = cmd_health(&cfg);
     else if (!strcmp(cmd, "lists-update"))
         r = lh_lists_update(&cfg);
+    else if (!strcmp(cmd, "leak-check"))
+        r = lh_leak_check(&cfg, opt_json);
+    else if (!strcmp(cmd, "check-config"))
+        r = cmd_check_config(&cfg);
     else
-        r = !strcmp(cmd, "serve") ? cmd_serve(&cfg) : cmd_check_config(&cfg);
+        r = cmd_serve(&cfg); /* serve, leak-server */
     lh_config_free(&cfg);
     return r;
 }

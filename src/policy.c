@@ -4,13 +4,15 @@
  *   1. class other than IN/ANY             -> REFUSED
  *   2. localhost. and below                 -> 127.0.0.1 / ::1, NODATA+SOA for other types
  *   3. 1.0.0.127.in-addr.arpa, ::1's name   -> PTR localhost.
- *   4. the hosts file (names and reverse)   -> its addresses / PTR
- *   5. canary names (DoH, Private Relay)    -> NXDOMAIN, or NODATA for resolver.arpa
- *   6. block/allow lists                    -> the block mode's answer, EDE 15
- *   7. forward zones (longest wins)         -> forward to the zone's upstreams
- *   8. special-use zones (RFC 6761/6303/7686) -> NXDOMAIN+SOA (apex: SOA/NS, NODATA)
- *   9. everything else                      -> forward to the default upstreams */
+ *   4. <nonce>.canary.loophole.test         -> A derived from the name (the leak check's)
+ *   5. the hosts file (names and reverse)   -> its addresses / PTR
+ *   6. canary names (DoH, Private Relay)    -> NXDOMAIN, or NODATA for resolver.arpa
+ *   7. block/allow lists                    -> the block mode's answer, EDE 15
+ *   8. forward zones (longest wins)         -> forward to the zone's upstreams
+ *   9. special-use zones (RFC 6761/6303/7686) -> NXDOMAIN+SOA (apex: SOA/NS, NODATA)
+ *   10. everything else                      -> forward to the default upstreams */
 #include "loophole/policy.h"
+#include "loophole/leak.h"
 #include "loophole/log.h"
 
 #include <dirent.h>
@@ -21,8 +23,9 @@
 #include <sys/stat.h>
 
 /* Values stored in the zones set. */
-#define ZONE_LOCALHOST 1u /* answers loopback addresses */
-#define ZONE_NXDOMAIN 2u  /* locally served empty zone */
+#define ZONE_LOCALHOST 1u   /* answers loopback addresses */
+#define ZONE_NXDOMAIN 2u    /* locally served empty zone */
+#define ZONE_LEAK_CANARY 3u /* the leak check's canary names */
 #define ZONE_KIND_MASK 0xfu
 #define ZONE_PTR_LOCALHOST 0x10u   /* this exact name has PTR localhost. */
 #define ZONE_CANARY_NXDOMAIN 0x20u /* this exact name: NXDOMAIN (turns a bypass off) */
@@ -246,7 +249,9 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
     lh_policy *p = calloc(1, sizeof *p);
     if (!p || lh_nameset_init(&p->zones, 64) != 0) goto oom;
     p->ttl = cfg->local_ttl;
-    if (zone_add(&p->zones, "localhost", ZONE_LOCALHOST) != 0) goto oom;
+    if (zone_add(&p->zones, "localhost", ZONE_LOCALHOST) != 0 ||
+        zone_add(&p->zones, LH_LEAK_CANARY_ZONE, ZONE_LEAK_CANARY) != 0)
+        goto oom;
     for (size_t i = 0; i < sizeof special_zones / sizeof *special_zones; i++)
         if (zone_add(&p->zones, special_zones[i], ZONE_NXDOMAIN) != 0) goto oom;
     for (size_t i = 0; i < sizeof localhost_ptr_names / sizeof *localhost_ptr_names; i++)
@@ -417,6 +422,18 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
         v->at_apex = zone_label == 0;
         v->ptr = localhost_wire;
         v->ptr_len = sizeof localhost_wire;
+        return;
+    }
+    if (zone == ZONE_LEAK_CANARY) { /* TTL 0: every check must reach loophole itself */
+        bool nonce = zone_label == 1;
+        local(v, LH_ORIGIN_LEAK_CANARY,
+              nonce || zone_label == 0 ? LH_RCODE_NOERROR : LH_RCODE_NXDOMAIN, (uint8_t)zone_label,
+              0);
+        if (nonce) {
+            lh_leak_canary_v4(hashes[0], v->canary_v4);
+            v->n4 = 1;
+            v->v4 = v->canary_v4;
+        }
         return;
     }
     if (p->has_hosts && hosts_decide(&p->hosts, m, hashes, p->ttl, v)) return;

@@ -37,6 +37,9 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
         s->stats.badvers++;
         return lh_answer_error(&m, LH_RCODE_BADVERS, out, cap, limit, our_udp);
     }
+    if (s->leak)
+        return lh_leak_zone_answer(s->leak, &m, &client->peer, uv_now(s->loop), out, cap, limit,
+                                   our_udp);
 
     uint64_t hashes[LH_LABELS_MAX];
     lh_verdict v;
@@ -93,6 +96,7 @@ void lh_explain_bind_error(int uv_err, const lh_sockaddr *addr, const char *prot
 static void on_signal(uv_signal_t *h, int signum)
 {
     lh_server *s = h->data;
+    if (s->leak && (signum == SIGHUP || signum == SIGUSR2)) return; /* nothing to reload */
     if (signum == SIGHUP) {
         lh_info("SIGHUP: reloading");
         lh_server_reload(s);
@@ -113,8 +117,10 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     s->loop = loop;
     s->cfg = cfg;
     s->policy = policy;
-    if (lh_forward_init(&s->fwd, s, err, errlen) != 0) return -1;
-    s->fwd_ready = true;
+    if (!s->leak) {
+        if (lh_forward_init(&s->fwd, s, err, errlen) != 0) return -1;
+        s->fwd_ready = true;
+    }
     for (unsigned i = 0; i < cfg->nlisten; i++) {
         if (lh_udp_listen(s, &s->udp[i], &cfg->listen[i], err, errlen) != 0) goto fail;
         if (lh_tcp_listen(s, &s->tcp[i], &cfg->listen[i], err, errlen) != 0) {
@@ -148,7 +154,7 @@ fail:
         s->tcp[i] = NULL;
     }
     s->nlisten = 0;
-    lh_forward_shutdown(&s->fwd);
+    if (s->fwd_ready) lh_forward_shutdown(&s->fwd);
     return -1;
 }
 
@@ -156,23 +162,23 @@ fail:
  * and the upstream channels lets the loop end once the TCP connections have drained. */
 void lh_server_maybe_finish_stop(lh_server *s)
 {
-    if (!s->stopping || s->finished || lh_forward_pending(&s->fwd)) return;
+    if (!s->stopping || s->finished || (s->fwd_ready && lh_forward_pending(&s->fwd))) return;
     s->finished = true;
     for (unsigned i = 0; i < s->nlisten; i++) {
         lh_udp_close(s->udp[i]);
         s->udp[i] = NULL;
     }
     s->nlisten = 0;
-    lh_forward_shutdown(&s->fwd);
+    if (s->fwd_ready) lh_forward_shutdown(&s->fwd);
 }
 
 static void on_stop_timeout(uv_timer_t *t)
 {
     lh_server *s = t->data;
-    if (lh_forward_pending(&s->fwd))
+    if (s->fwd_ready && lh_forward_pending(&s->fwd))
         lh_warn("stop: answering %u question(s) still waiting for upstreams with SERVFAIL",
                 lh_forward_pending(&s->fwd));
-    lh_forward_fail_all(&s->fwd); /* answers them; ends with maybe_finish_stop */
+    if (s->fwd_ready) lh_forward_fail_all(&s->fwd); /* answers them; then maybe_finish_stop */
     lh_server_maybe_finish_stop(s);
     if (s->nconns)
         lh_warn("stop: closing %u connection(s) still busy after %d ms", s->nconns,

@@ -37,7 +37,7 @@ static int resolve_host(const lh_config *cfg, const char *host, char *out, size_
     char source[LH_ERR_MAX];
     unsigned n = lh_config_default_upstreams(cfg, servers, LH_UPSTREAMS_MAX, source, sizeof source);
     ares_channel ch;
-    if (n == 0 || lh_ares_channel_new(&ch, servers, n, cfg->upstream_timeout_ms, 2, NULL, NULL))
+    if (n == 0 || lh_ares_channel_new(&ch, 0, servers, n, cfg->upstream_timeout_ms, 2, NULL, NULL))
         return -1;
     resolve_result r = {0};
     for (int family = AF_INET; !r.addr[0] && family; family = family == AF_INET ? AF_INET6 : 0) {

@@ -115,7 +115,7 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
     uv_poll_start(&w->poll, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), on_poll);
 }
 
-int lh_ares_channel_new(ares_channel *out, const lh_sockaddr *servers, unsigned nservers,
+int lh_ares_channel_new(ares_channel *out, int flags, const lh_sockaddr *servers, unsigned nservers,
                         unsigned timeout_ms, unsigned tries, ares_sock_state_cb cb, void *cb_data)
 {
     struct ares_options o;
@@ -123,7 +123,7 @@ int lh_ares_channel_new(ares_channel *out, const lh_sockaddr *servers, unsigned 
     struct in_addr placeholder = {htonl(INADDR_LOOPBACK)};
     /* Setting every option that would otherwise come from resolv.conf keeps c-ares from
      * reading files; the real servers are set right after (with their ports and families). */
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | flags;
     o.timeout = (int)timeout_ms;
     o.tries = (int)tries;
     o.ndots = 1;
@@ -165,7 +165,7 @@ static lh_upstream_channel *channel_new(lh_upstream *u, lh_upstream_server *s)
     ch->u = u;
     ch->server = s;
     /* One try: failover to the next server is loophole's, not c-ares'. */
-    if (lh_ares_channel_new(&ch->ares, &s->addr, 1, u->timeout_ms, 1, on_sock_state, ch) != 0) {
+    if (lh_ares_channel_new(&ch->ares, 0, &s->addr, 1, u->timeout_ms, 1, on_sock_state, ch) != 0) {
         free(ch);
         return NULL;
     }

@@ -122,6 +122,16 @@ typedef struct lh_config {
     uint32_t cache_min_ttl, cache_max_ttl, cache_max_negative_ttl;
     bool serve_stale;
     uint32_t stale_ttl, stale_window;
+
+    /* Leak check and leak server */
+    char *probe_zone;       /* leak-check: a leak-server zone to probe too */
+    bool leak_server;       /* running `leak-server`: authoritative, answers every client */
+    char *leak_zone;        /* leak-server: the zone served */
+    lh_sockaddr leak_ns[2]; /* leak-server: addresses of ns1.<zone> */
+    unsigned nleak_ns;
+    enum lh_config_source leak_ns_src;
+    uint32_t leak_rate_limit; /* leak-server: queries a second per source; 0 = unlimited */
+    uint32_t leak_retention;  /* leak-server: seconds a label's resolvers are remembered */
 } lh_config;
 
 void lh_config_defaults(lh_config *c);

@@ -25,6 +25,7 @@ enum lh_origin {
     LH_ORIGIN_CLASS,       /* a class other than IN */
     LH_ORIGIN_CANARY,      /* use-application-dns.net, mask.icloud.com, resolver.arpa */
     LH_ORIGIN_BLOCKLIST,   /* a block rule */
+    LH_ORIGIN_LEAK_CANARY, /* <nonce>.canary.loophole.test, asked by `loophole leak-check` */
 };
 
 typedef struct lh_verdict {
@@ -39,11 +40,12 @@ typedef struct lh_verdict {
     const uint8_t *ptr;     /* PTR target, wire form, or NULL */
     uint16_t ptr_len;
     uint32_t ttl;
-    int ede;         /* Extended DNS Error code, or -1 */
-    int list;        /* blocklist / allowlist index that decided, or -1 */
-    int match_label; /* label where the deciding name rule matched, -1 for patterns */
-    bool allowed;    /* an allow rule let the name through */
-    unsigned group;  /* FORWARD: upstream group (0 default, 1.. forward zones) */
+    int ede;              /* Extended DNS Error code, or -1 */
+    int list;             /* blocklist / allowlist index that decided, or -1 */
+    int match_label;      /* label where the deciding name rule matched, -1 for patterns */
+    bool allowed;         /* an allow rule let the name through */
+    unsigned group;       /* FORWARD: upstream group (0 default, 1.. forward zones) */
+    uint8_t canary_v4[4]; /* storage for the leak canary's address (v4 points here) */
 } lh_verdict;
 
 typedef struct lh_policy {

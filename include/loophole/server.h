@@ -4,6 +4,7 @@
 
 #include "loophole/config.h"
 #include "loophole/forward.h"
+#include "loophole/leak.h"
 #include "loophole/policy.h"
 #include "loophole/stats.h"
 
@@ -14,7 +15,8 @@ typedef struct lh_tcp_listener lh_tcp_listener;
 typedef struct lh_server {
     uv_loop_t *loop;
     const lh_config *cfg;
-    lh_policy *policy; /* current snapshot; replaced whole on reload */
+    lh_policy *policy;  /* current snapshot; replaced whole on reload */
+    lh_leak_zone *leak; /* set before start: the leak server, no policy and no forwarding */
 
     lh_udp_listener *udp[LH_LISTEN_MAX];
     lh_tcp_listener *tcp[LH_LISTEN_MAX];

@@ -64,9 +64,10 @@ void lh_upstream_shutdown(lh_upstream *u);
 /* Frees what remains after the loop has run the close callbacks. */
 void lh_upstream_free(lh_upstream *u);
 
-/* A c-ares channel asking exactly `servers`, reading no resolv.conf. `cb` may be NULL (a
- * blocking user that drives the channel with ares_fds/ares_process). */
-int lh_ares_channel_new(ares_channel *out, const lh_sockaddr *servers, unsigned nservers,
+/* A c-ares channel asking exactly `servers`, reading no resolv.conf; `flags` are extra
+ * ARES_FLAG_* bits. `cb` may be NULL (a blocking user that drives the channel with
+ * ares_fds/ares_process). */
+int lh_ares_channel_new(ares_channel *out, int flags, const lh_sockaddr *servers, unsigned nservers,
                         unsigned timeout_ms, unsigned tries, ares_sock_state_cb cb, void *cb_data);
 
 /* Milliseconds on the loop clock, the clock of every deadline and TTL in loophole. */

@@ -1,11 +1,27 @@
 /* fuzz_query.c - a client query through the whole synchronous path: parse, decide against the
- * built-in zones and a small hosts table, build the answer under every size limit. */
+ * built-in zones and a small hosts table, build the answer under every size limit; and the
+ * same query to the leak server's zone. */
+#include "loophole/leak.h"
 #include "loophole/policy.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static lh_policy *policy;
+static lh_leak_zone *zone;
+
+static lh_leak_zone *make_zone(void)
+{
+    lh_config c;
+    char err[LH_ERR_MAX];
+    lh_config_defaults(&c);
+    c.leak_server = true;
+    lh_config_set(&c, LH_SRC_FLAG, "leak-zone", "test", err, sizeof err);
+    lh_config_set(&c, LH_SRC_FLAG, "leak-ns-address", "192.0.2.53", err, sizeof err);
+    lh_leak_zone *z = lh_leak_zone_new(&c, err, sizeof err);
+    lh_config_free(&c);
+    return z;
+}
 
 static lh_policy *make_policy(void)
 {
@@ -27,7 +43,9 @@ static lh_policy *make_policy(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t out[LH_MSG_MAX];
+    static uint64_t clock_ms;
     if (!policy) policy = make_policy();
+    if (!zone) zone = make_zone();
     lh_msg m;
     lh_parse_result r = lh_msg_parse_query(data, size, &m);
     if (r == LH_PARSE_DROP) return 0;
@@ -39,11 +57,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lh_verdict v;
     lh_name_hashes(&m.qname, h);
     lh_policy_decide(policy, &m, h, &v);
-    if (v.kind == LH_VERDICT_FORWARD) return 0;
     size_t limits[] = {0, 12, 100, 512, lh_msg_udp_limit(&m, 1232), LH_MSG_MAX};
+    lh_sockaddr peer;
+    lh_addr_parse(size & 1 ? "[2001:db8::1]" : "198.51.100.1", 53, &peer);
     for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
-        size_t n = lh_answer_build(&m, &v, out, sizeof out, limits[i], 1232);
-        if (n > limits[i]) abort();
+        if (v.kind != LH_VERDICT_FORWARD &&
+            lh_answer_build(&m, &v, out, sizeof out, limits[i], 1232) > limits[i])
+            abort();
+        if (lh_leak_zone_answer(zone, &m, &peer, clock_ms += 7, out, sizeof out, limits[i], 1232) >
+            limits[i])
+            abort();
     }
     return 0;
 }

@@ -13,10 +13,11 @@ void test_config(void);
 void test_policy(void);
 void test_lists(void);
 void test_cache(void);
+void test_leak(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},     {"nameset", test_nameset}, {"config", test_config},
-    {"policy", test_policy}, {"lists", test_lists},     {"cache", test_cache},
+    {"policy", test_policy}, {"lists", test_lists},     {"cache", test_cache}, {"leak", test_leak},
 };
 
 int main(void)
