@@ -4,12 +4,13 @@
 set -euo pipefail
 
 LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns-dev libpcre2-dev
-               libcurl4-openssl-dev)
+               libcurl4-openssl-dev libmicrohttpd-dev)
 # Test peers and clients: dig (dnsutils), kdig (knot-dnsutils), drill (ldnsutils), Unbound as a
 # real upstream, dnspython for scripted misbehaving upstreams, clang for the fuzz targets and
-# the sanitizer runtime, iproute2/util-linux for namespaces.
+# the sanitizer runtime, iproute2/util-linux for namespaces, curl and the Prometheus client's
+# parser to scrape and check the metrics endpoint.
 LH_TEST_PKGS=(dnsutils knot-dnsutils ldnsutils unbound python3-dnspython clang
-              libclang-rt-14-dev iproute2 util-linux procps)
+              libclang-rt-14-dev iproute2 util-linux procps curl python3-prometheus-client)
 
 lh_install_missing() {
     local missing=()

@@ -41,6 +41,7 @@ void lh_config_defaults(lh_config *c)
     c->serve_stale = true;
     c->stale_ttl = 30;
     c->stale_window = 86400;
+    c->control_socket = strdup(LH_DEFAULT_CONTROL_SOCKET);
     c->leak_rate_limit = 100;
     c->leak_retention = 600;
 }
@@ -71,6 +72,9 @@ void lh_config_free(lh_config *c)
     c->nforward_zones = 0;
     free(c->config_file);
     free(c->probe_zone);
+    free(c->control_socket);
+    free(c->control_group);
+    free(c->query_log);
     free(c->leak_zone);
     free(c->hosts_file);
     free(c->resolv_conf);
@@ -416,6 +420,13 @@ int lh_config_validate(const lh_config *c, char *err, size_t errlen)
                         "without one only loopback clients would be answered",
                         a);
         }
+    if (c->has_metrics && !lh_addr_is_loopback(&c->metrics.sa) && c->nallow_clients == 0) {
+        lh_addr_format(&c->metrics, a, sizeof a);
+        return fail(err, errlen,
+                    "metrics on %s, which is not a loopback address, needs allow-client for the "
+                    "networks that may scrape it",
+                    a);
+    }
     for (unsigned i = 0; i < c->nupstreams; i++)
         if (lh_config_is_own_address(c, &c->upstreams[i])) {
             lh_addr_format(&c->upstreams[i], a, sizeof a);
@@ -541,6 +552,39 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
     if (!strcmp(key, "forward-zone")) return add_forward_zone(c, v, err, errlen);
     if (!strcmp(key, "resolv-conf"))
         return set_string(&c->resolv_conf, v) ? fail(err, errlen, "out of memory") : 0;
+    if (!strcmp(key, "control-socket") || !strcmp(key, "query-log")) {
+        char **dst = key[0] == 'c' ? &c->control_socket : &c->query_log;
+        if (!strcmp(v, "none")) {
+            free(*dst);
+            *dst = NULL;
+            return 0;
+        }
+        if (!*v) return fail(err, errlen, "%s: needs a path or 'none'", key);
+        if (key[0] == 'c' && v[0] != '/')
+            return fail(err, errlen, "control-socket: '%s' is not an absolute path", v);
+        return set_string(dst, v) ? fail(err, errlen, "out of memory") : 0;
+    }
+    if (!strcmp(key, "control-group"))
+        return set_string(&c->control_group, v) ? fail(err, errlen, "out of memory") : 0;
+    if (!strcmp(key, "query-log-clients")) {
+        static const char *const modes[] = {"yes", "no", "hash"}; /* enum lh_qlog_clients */
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(v, modes[i])) {
+                c->query_log_clients = i;
+                return 0;
+            }
+        return fail(err, errlen, "query-log-clients: '%s' is not yes, no or hash", v);
+    }
+    if (!strcmp(key, "metrics")) {
+        if (!strcmp(v, "none")) {
+            c->has_metrics = false;
+            return 0;
+        }
+        if (lh_addr_parse(v, 9153, &c->metrics) != 0)
+            return fail(err, errlen, "metrics: '%s' is not ADDR[:PORT] (e.g. 127.0.0.1:9153)", v);
+        c->has_metrics = true;
+        return 0;
+    }
     if (!strcmp(key, "probe-zone") || !strcmp(key, "leak-zone")) {
         lh_name zn;
         if (lh_name_from_text(v, strlen(v), &zn) != 0 || zn.nlabels == 0)

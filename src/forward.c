@@ -29,6 +29,7 @@ struct lh_pending {
     lh_name name;
     unsigned group; /* 0: default upstreams; forward zones are trusted with private answers */
     lh_upstream_req *req;
+    const char *upstream; /* the label of the server that answered */
     lh_waiter *waiters;
     unsigned nwaiters;
     size_t qlen, question_end;
@@ -103,10 +104,31 @@ static size_t client_limit(const lh_forwarder *f, const lh_waiter *w)
     return w->client.udp ? lh_msg_udp_limit(&w->msg, f->srv->cfg->edns_udp_size) : LH_MSG_MAX;
 }
 
+/* Accounts for a query answered by the forwarder (outcome, list of a blocked verdict). */
+static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uint64_t name_hash,
+                       enum lh_outcome outcome, const lh_verdict *v, const char *upstream,
+                       const uint8_t *answer, size_t n)
+{
+    lh_query_end q = {.msg = m,
+                      .client = &c->peer,
+                      .outcome = outcome,
+                      .name_hash = name_hash,
+                      .list = v ? v->list : -1,
+                      .match_label = v ? v->match_label : -1,
+                      .upstream = upstream,
+                      .answer = n ? answer : NULL,
+                      .answer_len = n,
+                      .start_ns = c->start_ns};
+    lh_server_query_done(f->srv, &q);
+}
+
 /* Sends the answer at srv->out + 2 (n bytes) to the waiter's client, and lets go of it. */
-static void send_to(lh_forwarder *f, lh_waiter *w, size_t n)
+static void send_to(lh_forwarder *f, const lh_pending *p, lh_waiter *w, size_t n,
+                    enum lh_outcome outcome, const lh_verdict *v)
 {
     lh_server *s = f->srv;
+    query_done(f, &w->msg, &w->client, p->key.name_hash, outcome, v,
+               outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL, s->out + 2, n);
     if (w->client.udp) {
         if (n) lh_udp_send(w->client.udp, s->out + 2, n, &w->client.peer.sa);
         return;
@@ -126,14 +148,14 @@ static size_t finish_for(lh_forwarder *f, lh_waiter *w, size_t len, int ede)
     return lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->srv->cfg->edns_udp_size, ede);
 }
 
-static void answer_servfail(lh_forwarder *f, lh_waiter *w)
+static void answer_servfail(lh_forwarder *f, const lh_pending *p, lh_waiter *w)
 {
     lh_writer wr;
     lh_writer_begin(&wr, f->srv->out + 2, LH_MSG_MAX, &w->msg, LH_RCODE_SERVFAIL, false);
-    send_to(f, w,
+    send_to(f, p, w,
             lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->srv->cfg->edns_udp_size,
-                             LH_EDE_NO_REACHABLE));
-    f->srv->stats.servfail++;
+                             LH_EDE_NO_REACHABLE),
+            LH_OUTCOME_FAILED, NULL);
 }
 
 /* A failed question: each waiter gets a stale answer when one is kept, else SERVFAIL. */
@@ -146,12 +168,12 @@ static void answer_failed(lh_forwarder *f, lh_pending *p, lh_waiter *w)
         size_t n = lh_cache_write(e, &w->msg, now, true, f->srv->cfg->stale_ttl, f->srv->out + 2,
                                   LH_MSG_MAX);
         if (n) {
-            send_to(f, w, finish_for(f, w, n, LH_EDE_STALE));
+            send_to(f, p, w, finish_for(f, w, n, LH_EDE_STALE), LH_OUTCOME_STALE, NULL);
             f->stats.stale_served++;
             return;
         }
     }
-    answer_servfail(f, w);
+    answer_servfail(f, p, w);
 }
 
 /* --- the pending question's lifecycle ---------------------------------------------------- */
@@ -185,13 +207,15 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
     for (lh_waiter *w = p->waiters, *next; w; w = next) {
         next = w->next;
         if (blocked) {
-            send_to(f, w,
+            send_to(f, p, w,
                     lh_answer_build(&w->msg, blocked, f->srv->out + 2, LH_MSG_MAX,
-                                    client_limit(f, w), f->srv->cfg->edns_udp_size));
+                                    client_limit(f, w), f->srv->cfg->edns_udp_size),
+                    blocked->origin == LH_ORIGIN_BLOCKLIST ? LH_OUTCOME_BLOCKED : LH_OUTCOME_FAILED,
+                    blocked);
         } else if (answer && len >= w->msg.question_end) {
             memcpy(f->srv->out + 2, answer, len);
             lh_answer_patch_for_client(f->srv->out + 2, &w->msg);
-            send_to(f, w, finish_for(f, w, len, -1));
+            send_to(f, p, w, finish_for(f, w, len, -1), LH_OUTCOME_FORWARDED, NULL);
         } else {
             answer_failed(f, p, w);
         }
@@ -289,6 +313,7 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
         return;
     }
     f->stats.answered++;
+    p->upstream = server->label;
     memcpy(f->work, answer, len);
     len = strip_opt(f->work, len, &ai);
     if (ai.private_address && f->srv->cfg->rebind_protection && p->group == 0 &&
@@ -390,6 +415,15 @@ static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *
     return w;
 }
 
+/* SERVFAIL without asking upstream (a loop, no room for another waiter). */
+static size_t servfail_now(lh_forwarder *f, const lh_msg *m, const lh_client *c, uint64_t name_hash,
+                           uint8_t *out, size_t cap, size_t limit)
+{
+    size_t n = lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, f->srv->cfg->edns_udp_size);
+    query_done(f, m, c, name_hash, LH_OUTCOME_FAILED, NULL, NULL, out, n);
+    return n;
+}
+
 size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, unsigned group,
                         const lh_client *c, uint8_t *out, size_t cap, size_t limit)
 {
@@ -408,7 +442,9 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
             f->stats.cache_hits++;
             lh_writer w;
             lh_writer_resume(&w, out, cap, n);
-            return lh_writer_finish(&w, m, limit, s->cfg->edns_udp_size, -1);
+            n = lh_writer_finish(&w, m, limit, s->cfg->edns_udp_size, -1);
+            query_done(f, m, c, name_hash, LH_OUTCOME_CACHED, NULL, NULL, out, n);
+            return n;
         }
     }
     if (is_own_question(f, m, &key)) {
@@ -418,16 +454,13 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
                    "answering SERVFAIL. Check that no upstream forwards to loophole.");
             f->last_loop_log_ms = now;
         }
-        return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
+        return servfail_now(f, m, c, name_hash, out, cap, limit);
     }
     uint64_t h = pending_hash(&key);
     lh_pending *p = pending_find(f, &key, h);
     if (p) {
-        if (p->nwaiters >= LH_WAITERS_MAX)
-            return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
-        lh_waiter *w = waiter_new(f, m, c);
-        if (!w)
-            return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
+        lh_waiter *w = p->nwaiters < LH_WAITERS_MAX ? waiter_new(f, m, c) : NULL;
+        if (!w) return servfail_now(f, m, c, name_hash, out, cap, limit);
         w->next = p->waiters;
         p->waiters = w;
         p->nwaiters++;
@@ -438,7 +471,7 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
     lh_waiter *w = p ? waiter_new(f, m, c) : NULL;
     if (!w) {
         free(p);
-        return lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, s->cfg->edns_udp_size);
+        return servfail_now(f, m, c, name_hash, out, cap, limit);
     }
     memset(p, 0, offsetof(lh_pending, query));
     p->f = f;

@@ -188,7 +188,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         if (c->used - off < 2 + flen) break;
         s->stats.queries_tcp++;
-        lh_client client = {.tcp = c, .peer = c->peer};
+        lh_client client = {.tcp = c, .peer = c->peer, .start_ns = s->qlog ? uv_hrtime() : 0};
         size_t n =
             lh_server_answer(s, c->buf + off + 2, flen, &client, s->out + 2, sizeof s->out - 2);
         off += 2 + flen;

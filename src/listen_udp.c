@@ -81,7 +81,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         return;
     }
     s->stats.queries_udp++;
-    lh_client client = {.udp = l};
+    lh_client client = {.udp = l, .start_ns = s->qlog ? uv_hrtime() : 0};
     memcpy(&client.peer, addr,
            addr->sa_family == AF_INET6 ? sizeof client.peer.v6 : sizeof client.peer.v4);
     size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, &client, s->out + 2,

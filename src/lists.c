@@ -496,7 +496,9 @@ int lh_list_read(FILE *f, const char *path, enum lh_list_format fmt, bool allow,
             if (!quiet && counts->errors < LH_LIST_ERRORS_LOGGED)
                 lh_warn("%s:%u: line longer than %d bytes; skipped", path, counts->lines,
                         LINE_MAX_LEN);
-            counts->errors++;
+            if (!counts->errors++)
+                snprintf(counts->first_error, sizeof counts->first_error,
+                         "line %u: longer than %d bytes", counts->lines, LINE_MAX_LEN);
             continue;
         }
         const char *reason;
@@ -514,7 +516,9 @@ int lh_list_read(FILE *f, const char *path, enum lh_list_format fmt, bool allow,
         else if (r == LH_LINE_ERROR) {
             if (!quiet && counts->errors < LH_LIST_ERRORS_LOGGED)
                 lh_warn("%s:%u: %s: '%s'; skipped", path, counts->lines, reason, line);
-            counts->errors++;
+            if (!counts->errors++)
+                snprintf(counts->first_error, sizeof counts->first_error, "line %u: %s",
+                         counts->lines, reason);
         }
     }
     if (ferror(f)) {

@@ -1,5 +1,6 @@
 /* main.c - the loophole command: subcommands and flags. Logic lives in the library. */
 #include "loophole/config.h"
+#include "loophole/control.h"
 #include "loophole/leak.h"
 #include "loophole/log.h"
 #include "loophole/policy.h"
@@ -20,14 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LH_VERSION "0.1.0"
-
 static const char usage[] =
     "Usage: loophole [serve] [OPTIONS]\n"
     "       loophole check-config [--config FILE] [OPTIONS]\n"
     "       loophole why NAME [TYPE] [--config FILE] [OPTIONS]\n"
     "       loophole health [--config FILE] [--listen ADDR[:PORT]]\n"
     "       loophole lists update [--config FILE]\n"
+    "       loophole stats [--json] | reload | cache flush | lists [--json]\n"
     "       loophole leak-check [--json] [--probe-zone ZONE] [--config FILE] [OPTIONS]\n"
     "       loophole leak-server --zone ZONE --listen ADDR[:PORT] [--ns-address ADDR]\n"
     "       loophole --help | --version\n"
@@ -39,6 +39,8 @@ static const char usage[] =
     "(file:line) match it. 'health' asks the running daemon (at the first listen address) for\n"
     "localhost and exits 0 only when it answers 127.0.0.1 within two seconds. 'lists update'\n"
     "downloads every list-url (conditional requests, atomic replace, old file kept on failure).\n"
+    "'stats', 'reload', 'cache flush' and 'lists' talk to the running daemon through its\n"
+    "control socket (exit 0 ok, 1 the daemon reported an error, 2 no daemon reachable).\n"
     "'leak-check' compares the resolvers this machine is configured to use with those observed\n"
     "answering it; exit 0 no leak, 1 leak, 2 could not tell (docs/leak-check.md). 'leak-server'\n"
     "serves ZONE authoritatively, answering each resolver with its own address.\n"
@@ -96,6 +98,16 @@ static const char usage[] =
     "      --stale-ttl SECONDS      TTL of stale answers (default 30)\n"
     "      --stale-window SECONDS   how long past expiry entries may be served (default 86400)\n"
     "\n"
+    "Observability:\n"
+    "      --control-socket PATH    unix socket for stats/reload/cache flush/lists; 'none'\n"
+    "                               turns it off (default " LH_DEFAULT_CONTROL_SOCKET ")\n"
+    "      --control-group GROUP    this group may use the control socket too (default: root\n"
+    "                               only)\n"
+    "      --metrics ADDR[:PORT]    serve Prometheus metrics at http://ADDR:PORT/metrics (off)\n"
+    "      --query-log PATH         JSON lines, one per answered query, to PATH or 'stdout'\n"
+    "                               (off); SIGUSR1 reopens the file\n"
+    "      --query-log-clients MODE yes (the client address, default), no, or hash\n"
+    "\n"
     "Leak check and leak server:\n"
     "      --json                   leak-check: the report as one JSON object\n"
     "      --probe-zone ZONE        leak-check: also probe the zone of a leak server\n"
@@ -108,7 +120,7 @@ static const char usage[] =
     "  -V, --version                show the version\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the lists and the hosts file;\n"
-    "SIGUSR2 flushes the cache.\n"
+    "SIGUSR2 flushes the cache; SIGUSR1 reopens the query log.\n"
     "Documentation: README.md, docs/configuration.md and docs/blocklists.md.\n";
 
 /* Every flag is a config key of the same name, except the "no-" switches, which set a key to
@@ -155,6 +167,11 @@ static const flag_def flag_defs[] = {
     {"no-serve-stale", "serve-stale", "no"},
     {"stale-ttl", "stale-ttl", NULL},
     {"stale-window", "stale-window", NULL},
+    {"control-socket", "control-socket", NULL},
+    {"control-group", "control-group", NULL},
+    {"metrics", "metrics", NULL},
+    {"query-log", "query-log", NULL},
+    {"query-log-clients", "query-log-clients", NULL},
     {"probe-zone", "probe-zone", NULL},
     {"zone", "leak-zone", NULL},
     {"ns-address", "leak-ns-address", NULL},
@@ -540,18 +557,20 @@ int main(int argc, char **argv)
         argc--;
     }
     bool why = !strcmp(cmd, "why");
-    if (!strcmp(cmd, "lists")) { /* two words: "lists update" */
-        if (argc < 2 || strcmp(argv[1], "update")) {
-            fprintf(stderr, "loophole: 'lists' takes 'update'. Try 'loophole --help'.\n");
-            return 2;
-        }
-        cmd = "lists-update";
+    /* two words: "lists update", "cache flush" */
+    if ((!strcmp(cmd, "lists") && argc > 1 && !strcmp(argv[1], "update")) ||
+        (!strcmp(cmd, "cache") && argc > 1 && !strcmp(argv[1], "flush"))) {
+        cmd = cmd[0] == 'l' ? "lists-update" : "cache-flush";
         argv[1] = argv[0];
         argv++;
         argc--;
+    } else if (!strcmp(cmd, "cache")) {
+        fprintf(stderr, "loophole: 'cache' takes 'flush'. Try 'loophole --help'.\n");
+        return 2;
     }
-    static const char *const commands[] = {"serve", "check-config", "health",     "lists-update",
-                                           "why",   "leak-check",   "leak-server"};
+    static const char *const commands[] = {"serve",  "check-config", "health",      "lists-update",
+                                           "why",    "leak-check",   "leak-server", "stats",
+                                           "reload", "cache-flush",  "lists"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known = known || !strcmp(cmd, commands[i]);
@@ -574,6 +593,11 @@ int main(int argc, char **argv)
         r = cmd_health(&cfg);
     else if (!strcmp(cmd, "lists-update"))
         r = lh_lists_update(&cfg);
+    else if (!strcmp(cmd, "stats") || !strcmp(cmd, "lists"))
+        r = lh_control_call(cfg.control_socket,
+                            opt_json ? (cmd[0] == 's' ? "stats json" : "lists json") : cmd);
+    else if (!strcmp(cmd, "reload") || !strcmp(cmd, "cache-flush"))
+        r = lh_control_call(cfg.control_socket, cmd[0] == 'r' ? "reload" : "cache flush");
     else if (!strcmp(cmd, "leak-check"))
         r = lh_leak_check(&cfg, opt_json);
     else if (!strcmp(cmd, "check-config"))

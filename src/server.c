@@ -1,12 +1,32 @@
 /* server.c - daemon lifecycle (start, signals, reload, graceful stop) and the query path. */
 #include "loophole/server.h"
+#include "loophole/control.h"
 #include "loophole/log.h"
+#include "loophole/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LH_STOP_GRACE_MS 800 /* in-flight work gets this long after SIGTERM; exit is < 1 s */
+
+void lh_server_query_done(lh_server *s, lh_query_end *q)
+{
+    if (q->list >= 0 && s->policy && (size_t)q->list < s->policy->blocks.nlists)
+        q->list_path = s->policy->blocks.lists[q->list].path;
+    lh_stats_record(&s->stats, q);
+    if (s->qlog) lh_qlog_write(s->qlog, q);
+}
+
+/* Accounts for an answer built here (not forwarded) and returns its length. */
+static size_t answered(lh_server *s, lh_query_end *q, const uint8_t *out, size_t n)
+{
+    q->answer = n ? out : NULL;
+    q->answer_len = n;
+    lh_server_query_done(s, q);
+    return n;
+}
 
 size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_client *client,
                         uint8_t *out, size_t cap)
@@ -15,13 +35,21 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     uint16_t our_udp = s->cfg->edns_udp_size;
     lh_parse_result r = lh_msg_parse_query(pkt, len, &m);
     size_t limit = client->udp ? lh_msg_udp_limit(&m, our_udp) : LH_MSG_MAX;
+    lh_query_end q = {.msg = &m,
+                      .client = &client->peer,
+                      .outcome = LH_OUTCOME_ERROR,
+                      .list = -1,
+                      .match_label = -1,
+                      .start_ns = client->start_ns};
     switch (r) {
     case LH_PARSE_OK:
         if (client->udp && !lh_config_client_allowed(s->cfg, &client->peer.sa)) {
             s->stats.refused_acl++;
             lh_writer w;
             lh_writer_begin(&w, out, cap, &m, LH_RCODE_REFUSED, false);
-            return lh_writer_finish(&w, &m, limit, our_udp, LH_EDE_PROHIBITED);
+            q.outcome = LH_OUTCOME_REFUSED;
+            return answered(s, &q, out,
+                            lh_writer_finish(&w, &m, limit, our_udp, LH_EDE_PROHIBITED));
         }
         break;
     case LH_PARSE_DROP:
@@ -29,13 +57,15 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
         return 0;
     case LH_PARSE_FORMERR:
         s->stats.formerr++;
-        return lh_answer_error(&m, LH_RCODE_FORMERR, out, cap, limit, our_udp);
+        return answered(s, &q, out,
+                        lh_answer_error(&m, LH_RCODE_FORMERR, out, cap, limit, our_udp));
     case LH_PARSE_NOTIMP:
         s->stats.notimp++;
-        return lh_answer_error(&m, LH_RCODE_NOTIMP, out, cap, limit, our_udp);
+        return answered(s, &q, out, lh_answer_error(&m, LH_RCODE_NOTIMP, out, cap, limit, our_udp));
     case LH_PARSE_BADVERS:
         s->stats.badvers++;
-        return lh_answer_error(&m, LH_RCODE_BADVERS, out, cap, limit, our_udp);
+        return answered(s, &q, out,
+                        lh_answer_error(&m, LH_RCODE_BADVERS, out, cap, limit, our_udp));
     }
     if (s->leak)
         return lh_leak_zone_answer(s->leak, &m, &client->peer, uv_now(s->loop), out, cap, limit,
@@ -45,17 +75,19 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     lh_verdict v;
     lh_name_hashes(&m.qname, hashes);
     lh_policy_decide(s->policy, &m, hashes, &v);
+    q.name_hash = hashes[0];
+    q.list = v.list;
+    q.match_label = v.match_label;
     switch (v.kind) {
     case LH_VERDICT_LOCAL:
-        s->stats.local++;
-        return lh_answer_build(&m, &v, out, cap, limit, our_udp);
     case LH_VERDICT_REFUSED:
-        s->stats.refused++;
-        return lh_answer_build(&m, &v, out, cap, limit, our_udp);
+        q.outcome = v.origin == LH_ORIGIN_BLOCKLIST ? LH_OUTCOME_BLOCKED
+                    : v.kind == LH_VERDICT_LOCAL    ? LH_OUTCOME_LOCAL
+                                                    : LH_OUTCOME_REFUSED;
+        return answered(s, &q, out, lh_answer_build(&m, &v, out, cap, limit, our_udp));
     case LH_VERDICT_FORWARD:
         break;
     }
-    s->stats.forwarded++;
     return lh_forward_query(&s->fwd, &m, hashes[0], v.group, client, out, cap, limit);
 }
 
@@ -96,6 +128,10 @@ void lh_explain_bind_error(int uv_err, const lh_sockaddr *addr, const char *prot
 static void on_signal(uv_signal_t *h, int signum)
 {
     lh_server *s = h->data;
+    if (signum == SIGUSR1) {
+        if (s->qlog) lh_qlog_reopen(s->qlog);
+        return;
+    }
     if (s->leak && (signum == SIGHUP || signum == SIGUSR2)) return; /* nothing to reload */
     if (signum == SIGHUP) {
         lh_info("SIGHUP: reloading");
@@ -109,6 +145,40 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     lh_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     lh_server_stop(s);
+}
+
+/* The control socket, the metrics endpoint and the query log: all bound or opened here,
+ * before privileges are dropped. */
+static int observability_start(lh_server *s, char *err, size_t errlen)
+{
+    const lh_config *cfg = s->cfg;
+    s->stats.started_unix = (uint64_t)time(NULL);
+    if (cfg->query_log &&
+        !(s->qlog = lh_qlog_open(s->loop, cfg->query_log,
+                                 (enum lh_qlog_clients)cfg->query_log_clients, err, errlen)))
+        return -1;
+    if (cfg->has_metrics && !(s->metrics = lh_metrics_start(s, err, errlen))) return -1;
+    if (cfg->control_socket) {
+        char why[LH_ERR_MAX];
+        s->control = lh_control_start(s, why, sizeof why);
+        if (!s->control) {
+            /* The default path needs root (/run): without it loophole still serves. */
+            if (strcmp(cfg->control_socket, LH_DEFAULT_CONTROL_SOCKET)) {
+                snprintf(err, errlen, "%s", why);
+                return -1;
+            }
+            lh_warn("%s; running without a control socket", why);
+        }
+    }
+    return 0;
+}
+
+static void observability_stop(lh_server *s)
+{
+    lh_control_stop(s->control);
+    lh_metrics_stop(s->metrics);
+    s->control = NULL;
+    s->metrics = NULL;
 }
 
 int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_policy *policy,
@@ -133,9 +203,10 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
         lh_addr_format(&cfg->listen[i], a, sizeof a);
         lh_info("listening on %s (udp, tcp)", a);
     }
-    uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup, &s->sig_usr2};
-    const int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2};
-    for (int i = 0; i < 4; i++) {
+    if (!s->leak && observability_start(s, err, errlen) != 0) goto fail;
+    uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup, &s->sig_usr2, &s->sig_usr1};
+    const int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGUSR1};
+    for (int i = 0; i < 5; i++) {
         uv_signal_init(loop, sigs[i]);
         sigs[i]->data = s;
         uv_signal_start(sigs[i], on_signal, nums[i]);
@@ -154,6 +225,9 @@ fail:
         s->tcp[i] = NULL;
     }
     s->nlisten = 0;
+    observability_stop(s);
+    lh_qlog_close(s->qlog);
+    s->qlog = NULL;
     if (s->fwd_ready) lh_forward_shutdown(&s->fwd);
     return -1;
 }
@@ -170,6 +244,8 @@ void lh_server_maybe_finish_stop(lh_server *s)
     }
     s->nlisten = 0;
     if (s->fwd_ready) lh_forward_shutdown(&s->fwd);
+    lh_qlog_close(s->qlog); /* every query has been answered and logged */
+    s->qlog = NULL;
 }
 
 static void on_stop_timeout(uv_timer_t *t)
@@ -201,6 +277,8 @@ void lh_server_stop(lh_server *s)
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_hup, NULL);
     uv_close((uv_handle_t *)&s->sig_usr2, NULL);
+    uv_close((uv_handle_t *)&s->sig_usr1, NULL);
+    observability_stop(s);
     uv_timer_start(&s->stop_timer, on_stop_timeout, LH_STOP_GRACE_MS, 0);
     lh_server_maybe_finish_stop(s);
 }
@@ -225,17 +303,34 @@ static void reload_work(uv_work_t *req)
 static void reload_done(uv_work_t *req, int status)
 {
     lh_server *s = req->data;
+    lh_counters *st = &s->stats;
+    char msg[LH_ERR_MAX];
     s->reloading = false;
+    st->last_reload_unix = (uint64_t)time(NULL);
     if (status == 0 && s->reload_result) {
         lh_policy *old = s->policy;
         s->policy = s->reload_result;
         s->reload_result = NULL;
         lh_policy_free(old); /* queries are answered on this thread: nothing else holds it */
-        lh_info("reload: done (%zu hosts names)",
-                s->policy->has_hosts ? s->policy->hosts.nentries : (size_t)0);
+        size_t rules = 0;
+        for (size_t i = 0; i < s->policy->blocks.nlists; i++)
+            rules += s->policy->blocks.lists[i].counts.rules;
+        snprintf(msg, sizeof msg, "%zu list(s) with %zu rules, %zu hosts names",
+                 s->policy->blocks.nlists, rules,
+                 s->policy->has_hosts ? s->policy->hosts.nentries : (size_t)0);
+        lh_info("reload: done (%s)", msg);
+        st->reloads_ok++;
+        st->last_reload_ok = true;
+        st->last_reload_error[0] = 0;
+        memset(st->blocked_by_list, 0, sizeof st->blocked_by_list); /* list indices changed */
     } else {
-        lh_err("reload failed, keeping the current configuration: %s", s->reload_err);
+        snprintf(msg, sizeof msg, "%s", s->reload_err[0] ? s->reload_err : "out of memory");
+        lh_err("reload failed, keeping the current configuration: %s", msg);
+        st->reloads_failed++;
+        st->last_reload_ok = false;
+        snprintf(st->last_reload_error, sizeof st->last_reload_error, "%s", msg);
     }
+    lh_control_reload_done(s->control, status == 0 && st->last_reload_ok, msg);
     if (s->reload_again && !s->stopping) {
         s->reload_again = false;
         lh_server_reload(s);

@@ -45,6 +45,7 @@ struct lh_upstream_req {
     bool cancelled;
     uint32_t tried; /* bit per server index in the group */
     lh_upstream_server *server;
+    uint64_t sent_ns; /* this try's start */
     size_t len, question_end;
     uint8_t query[]; /* kept for failover to the next server */
 };
@@ -249,6 +250,7 @@ static bool try_next(lh_upstream_req *r)
             continue;
         }
         r->server = s;
+        r->sent_ns = uv_hrtime();
         s->queries++;
         /* The callback may run inside ares_send (no socket, say): all is set up before. */
         ch->req = r;
@@ -284,7 +286,10 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
         status = ARES_EBADRESP;
     }
     if (status == ARES_SUCCESS && abuf && alen > 0) {
+        uint64_t took = uv_hrtime() - r->sent_ns;
         s->answers++;
+        s->latency[lh_latency_bucket(took)]++;
+        s->latency_sum_ns += took;
         s->consecutive_failures = 0;
         s->down_until_ms = 0;
         req_finish(r, 0, abuf, (size_t)alen);

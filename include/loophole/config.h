@@ -12,10 +12,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#define LH_VERSION "0.1.0"
 #define LH_LISTEN_MAX 16
 #define LH_DEFAULT_LISTEN "127.0.0.53:53"
 #define LH_DEFAULT_HOSTS_FILE "/etc/hosts"
 #define LH_DEFAULT_USER "nobody"
+#define LH_DEFAULT_CONTROL_SOCKET "/run/loophole/control.sock"
 #define LH_ERR_MAX 512
 
 typedef union lh_sockaddr {
@@ -122,6 +124,14 @@ typedef struct lh_config {
     uint32_t cache_min_ttl, cache_max_ttl, cache_max_negative_ttl;
     bool serve_stale;
     uint32_t stale_ttl, stale_window;
+
+    /* Observability */
+    char *control_socket; /* NULL: none */
+    char *control_group;  /* NULL: root only */
+    lh_sockaddr metrics;  /* Prometheus endpoint; has_metrics false: off */
+    bool has_metrics;
+    char *query_log;       /* path or "stdout"; NULL: off */
+    int query_log_clients; /* enum lh_qlog_clients */
 
     /* Leak check and leak server */
     char *probe_zone;       /* leak-check: a leak-server zone to probe too */

@@ -18,11 +18,12 @@ typedef struct lh_pending lh_pending;
 typedef struct lh_udp_listener lh_udp_listener;
 typedef struct lh_tcp_conn lh_tcp_conn;
 
-/* Where an answer goes: a UDP peer through a listener, or a TCP connection. */
+/* Who asked and where the answer goes: a UDP peer through a listener, or a TCP connection. */
 typedef struct lh_client {
     lh_udp_listener *udp;
     lh_sockaddr peer;
     lh_tcp_conn *tcp;
+    uint64_t start_ns; /* uv_hrtime() on arrival when the query log wants latencies, else 0 */
 } lh_client;
 
 typedef struct lh_forward_stats {

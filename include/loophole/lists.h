@@ -65,6 +65,7 @@ int lh_list_format_parse(const char *s, enum lh_list_format *out);
 typedef struct lh_list_counts {
     unsigned lines, rules, ignored, errors;
     unsigned names, globs, regexes;
+    char first_error[160]; /* "line N: reason", for `loophole lists` */
 } lh_list_counts;
 
 /* Reads a list stream line by line, splitting hosts lines with several names into one rule

@@ -6,11 +6,14 @@
 #include "loophole/forward.h"
 #include "loophole/leak.h"
 #include "loophole/policy.h"
+#include "loophole/querylog.h"
 #include "loophole/stats.h"
 
 #include <uv.h>
 
 typedef struct lh_tcp_listener lh_tcp_listener;
+typedef struct lh_control lh_control;
+typedef struct lh_metrics lh_metrics;
 
 typedef struct lh_server {
     uv_loop_t *loop;
@@ -37,7 +40,11 @@ typedef struct lh_server {
     char reload_err[LH_ERR_MAX];
     bool started, stopping, finished;
 
-    lh_stats stats;
+    lh_counters stats;
+    lh_qlog *qlog;       /* NULL: no query log */
+    lh_control *control; /* NULL: no control socket */
+    lh_metrics *metrics; /* NULL: no metrics endpoint */
+    uv_signal_t sig_usr1;
     /* Answers are built here, never allocated: two bytes of room for the TCP length prefix. */
     uint8_t out[2 + LH_MSG_MAX];
 } lh_server;
@@ -57,6 +64,8 @@ void lh_server_reload(lh_server *s);
  * or return 0: nothing to send now (dropped, or forwarded and answered later to `client`). */
 size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_client *client,
                         uint8_t *out, size_t cap);
+/* Every answered query ends here exactly once: counters and the query log. */
+void lh_server_query_done(lh_server *s, lh_query_end *q);
 /* Called when the last forwarded question ends during a stop. */
 void lh_server_maybe_finish_stop(lh_server *s);
 

@@ -1,17 +1,99 @@
-/* stats.h - plain per-loop counters, bumped on the query path without locks. */
+/* stats.h - counters of one loop, bumped on the query path without locks: plain integers, a
+ * bounded top-N of blocked names and of clients. Read by the control socket and the metrics
+ * endpoint on the same thread, so they never see a half-updated value. */
 #ifndef LH_STATS_H
 #define LH_STATS_H
 
+#include "loophole/config.h"
+#include "loophole/wire.h"
+
+#include <stdbool.h>
 #include <stdint.h>
 
-typedef struct lh_stats {
+/* How a query ended: every answered query has exactly one outcome. */
+enum lh_outcome {
+    LH_OUTCOME_LOCAL = 0, /* localhost, special-use names, hosts file, canary names */
+    LH_OUTCOME_BLOCKED,   /* a block rule (directly, or a CNAME/SVCB target: uncloaked) */
+    LH_OUTCOME_CACHED,    /* a fresh cache entry */
+    LH_OUTCOME_FORWARDED, /* an upstream's answer */
+    LH_OUTCOME_STALE,     /* an expired cache entry, upstreams failing (RFC 8767) */
+    LH_OUTCOME_FAILED,    /* SERVFAIL: upstreams failed, a loop, a rebinding answer refused */
+    LH_OUTCOME_REFUSED,   /* a client outside allow-client, a class other than IN */
+    LH_OUTCOME_ERROR,     /* FORMERR, NOTIMP, BADVERS */
+    LH_OUTCOME_COUNT
+};
+extern const char *const lh_outcome_names[LH_OUTCOME_COUNT];
+
+/* The end of one query, as the stats and the query log see it. */
+typedef struct lh_query_end {
+    const lh_msg *msg; /* its question (qname valid unless outcome is ERROR) */
+    const lh_sockaddr *client;
+    enum lh_outcome outcome;
+    uint64_t name_hash;    /* lh_name_hashes()[0], for the top blocked names */
+    int list;              /* the block/allow list that decided, or -1 */
+    const char *list_path; /* its path, or NULL */
+    int match_label;       /* label of qname where a name rule matched, or -1 */
+    const char *upstream;  /* "192.0.2.1:53" for FORWARDED, or NULL */
+    const uint8_t *answer; /* the answer sent (NULL: none) */
+    size_t answer_len;
+    uint64_t start_ns; /* uv_hrtime() when the query arrived; 0: not measured */
+} lh_query_end;
+
+#define LH_TOP_MAX 32         /* entries of each top-N table */
+#define LH_STATS_LISTS_MAX 64 /* lists counted individually (the rest are not) */
+/* Query types counted one by one; the rest are "other". */
+#define LH_STATS_QTYPES 14
+extern const uint16_t lh_stats_qtypes[LH_STATS_QTYPES];
+
+/* Space-saving top-N (Metwally et al.): a fixed table; a new key replaces the smallest entry
+ * and inherits its count, so heavy hitters are kept with bounded error (`error` <= count). */
+typedef struct lh_top_entry {
+    uint64_t key;
+    uint64_t count, error;
+    char text[64]; /* the name or address as shown (names longer than 63 are cut) */
+} lh_top_entry;
+typedef struct lh_top {
+    lh_top_entry e[LH_TOP_MAX];
+    unsigned n;
+    unsigned last; /* the last hit: most traffic repeats the previous key */
+} lh_top;
+
+/* Not "lh_stats": OpenSSL's lhash.h (pulled in by ldns.h) defines lh_stats, lh_new, lh_free,
+ * lh_insert... as macros, so loophole avoids those names. */
+typedef struct lh_counters {
     uint64_t queries_udp, queries_tcp;
     uint64_t dropped; /* too short, responses, oversized datagrams */
     uint64_t formerr, notimp, badvers;
-    uint64_t local, refused, forwarded, servfail;
     uint64_t refused_acl; /* clients outside loopback and allow-client */
     uint64_t send_errors; /* answers the kernel would not take */
     uint64_t tcp_accepted, tcp_rejected, tcp_idle_closed, tcp_oversize;
-} lh_stats;
+    uint64_t outcomes[LH_OUTCOME_COUNT];
+    uint64_t qtypes[LH_STATS_QTYPES + 1];         /* last: other */
+    uint64_t rcodes[16];                          /* of answers sent (the header's 4 bits) */
+    uint64_t blocked_by_list[LH_STATS_LISTS_MAX]; /* since the last reload */
+    lh_top top_blocked, top_clients;
+    /* reloads */
+    uint64_t reloads_ok, reloads_failed;
+    uint64_t last_reload_unix; /* 0: none since start */
+    bool last_reload_ok;
+    char last_reload_error[LH_ERR_MAX];
+    uint64_t started_unix;
+} lh_counters;
+
+/* Counts one answered query (outcome, type, rcode, list, top tables). */
+void lh_stats_record(lh_counters *s, const lh_query_end *q);
+/* The index of a query type in qtypes[] (LH_STATS_QTYPES for "other"). */
+unsigned lh_stats_qtype_index(uint16_t qtype);
+/* Adds one hit for `key` (text made on first sight by `describe`). */
+void lh_top_hit(lh_top *t, uint64_t key, void (*describe)(const void *, char *, size_t),
+                const void *arg);
+/* The entries ordered by count, largest first (indices into t->e). Returns how many. */
+unsigned lh_top_sorted(const lh_top *t, unsigned *order);
+
+/* Upstream answer latency buckets (seconds) for the histogram; the last is +Inf. */
+#define LH_LATENCY_BUCKETS 12
+extern const double lh_latency_bounds[LH_LATENCY_BUCKETS - 1];
+/* The bucket of a latency in nanoseconds. */
+unsigned lh_latency_bucket(uint64_t ns);
 
 #endif

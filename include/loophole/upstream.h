@@ -11,6 +11,7 @@
 #define LH_UPSTREAM_H
 
 #include "loophole/config.h"
+#include "loophole/stats.h"
 
 #include <ares.h>
 #include <uv.h>
@@ -24,6 +25,8 @@ typedef struct lh_upstream_server {
     unsigned consecutive_failures;
     uint64_t down_until_ms; /* tried last until then */
     uint64_t queries, answers, failures;
+    uint64_t latency[LH_LATENCY_BUCKETS]; /* answers by time taken (histogram buckets) */
+    uint64_t latency_sum_ns;
     lh_upstream_channel *idle_head, *idle_tail; /* FIFO: the longest idle is reused first */
     unsigned nchannels;
 } lh_upstream_server;

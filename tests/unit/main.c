@@ -14,10 +14,12 @@ void test_policy(void);
 void test_lists(void);
 void test_cache(void);
 void test_leak(void);
+void test_stats(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},     {"nameset", test_nameset}, {"config", test_config},
-    {"policy", test_policy}, {"lists", test_lists},     {"cache", test_cache}, {"leak", test_leak},
+    {"policy", test_policy}, {"lists", test_lists},     {"cache", test_cache},
+    {"leak", test_leak},     {"stats", test_stats},
 };
 
 int main(void)

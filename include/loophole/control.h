@@ -1,0 +1,26 @@
+/* control.h - the control socket: a unix stream socket (mode 0660, root and control-group
+ * only; peers are checked again with SO_PEERCRED) through which `loophole stats`, `reload`,
+ * `cache flush` and `lists` talk to the running daemon. One request line per connection; the
+ * answer is a status line ("ok" or "error") followed by text, then the daemon closes. */
+#ifndef LH_CONTROL_H
+#define LH_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct lh_server lh_server;
+typedef struct lh_control lh_control;
+
+/* Creates the socket (and its directory) before privileges are dropped. */
+lh_control *lh_control_start(lh_server *s, char *err, size_t errlen);
+/* Stops accepting, answers waiting requests with an error and removes the socket file. */
+void lh_control_stop(lh_control *c);
+/* A reload finished: answers the `reload` requests waiting for it. */
+void lh_control_reload_done(lh_control *c, bool ok, const char *message);
+
+/* The client side: sends `command` to the daemon at `path`, prints the answer (stdout, or
+ * stderr for errors). Returns the exit code: 0 ok, 1 the daemon reported an error, 2 no
+ * daemon to talk to. */
+int lh_control_call(const char *path, const char *command);
+
+#endif

@@ -1,0 +1,19 @@
+/* report.h - the running daemon's counters and lists, rendered for people (text), programs
+ * (JSON) and Prometheus (text exposition format 0.0.4). Read on the loop thread only. */
+#ifndef LH_REPORT_H
+#define LH_REPORT_H
+
+#include "loophole/sbuf.h"
+
+#include <stdbool.h>
+
+typedef struct lh_server lh_server;
+
+/* `loophole stats [--json]` */
+void lh_report_stats(const lh_server *s, lh_sbuf *b, bool json);
+/* `loophole lists [--json]`: every loaded list with its counts and first malformed line. */
+void lh_report_lists(const lh_server *s, lh_sbuf *b, bool json);
+/* GET /metrics */
+void lh_report_prometheus(const lh_server *s, lh_sbuf *b);
+
+#endif

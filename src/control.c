@@ -1,0 +1,361 @@
+/* control.c - see control.h. Requests are rare and small: each connection gets a malloc'd
+ * answer; nothing here is on the query path. */
+#include "loophole/control.h"
+#include "loophole/log.h"
+#include "loophole/report.h"
+#include "loophole/server.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_REQUEST_MAX 128
+#define CTL_ANSWER_MAX (512 * 1024)
+#define CTL_CLIENT_TIMEOUT_S 30 /* a reload of a million names takes a few seconds */
+
+typedef struct ctl_conn {
+    uv_pipe_t pipe;
+    lh_control *ctl;
+    struct ctl_conn *next_waiting;
+    unsigned reloads_to_wait; /* completions before this `reload` request is answered */
+    size_t used;
+    char req[CTL_REQUEST_MAX];
+} ctl_conn;
+
+struct lh_control {
+    uv_pipe_t pipe;
+    lh_server *srv;
+    char *path;
+    gid_t gid;       /* the control group (0: root only) */
+    uid_t owner_uid; /* who started the daemon (root, or a user running it unprivileged) */
+    ctl_conn *waiting;
+};
+
+typedef struct ctl_write {
+    uv_write_t req;
+    ctl_conn *conn;
+    char data[];
+} ctl_write;
+
+static void conn_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    ctl_write *w = (ctl_write *)req;
+    uv_close((uv_handle_t *)&w->conn->pipe, conn_free);
+    free(w);
+}
+
+/* Sends "ok\n" or "error\n" and the text, then closes the connection. */
+static void reply(ctl_conn *c, bool ok, const char *text, size_t len)
+{
+    const char *status = ok ? "ok\n" : "error\n";
+    size_t slen = strlen(status);
+    ctl_write *w = malloc(sizeof *w + slen + len);
+    if (!w) {
+        uv_close((uv_handle_t *)&c->pipe, conn_free);
+        return;
+    }
+    w->conn = c;
+    memcpy(w->data, status, slen);
+    memcpy(w->data + slen, text, len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)(slen + len));
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
+        free(w);
+        uv_close((uv_handle_t *)&c->pipe, conn_free);
+    }
+}
+
+static void reply_text(ctl_conn *c, bool ok, const char *text)
+{
+    reply(c, ok, text, strlen(text));
+}
+
+static void reply_report(ctl_conn *c, void (*render)(const lh_server *, lh_sbuf *, bool), bool json)
+{
+    char *buf = malloc(CTL_ANSWER_MAX);
+    if (!buf) {
+        reply_text(c, false, "out of memory\n");
+        return;
+    }
+    lh_sbuf b;
+    lh_sbuf_init(&b, buf, CTL_ANSWER_MAX);
+    render(c->ctl->srv, &b, json);
+    reply(c, !b.overflow, b.overflow ? "answer too large\n" : buf, b.overflow ? 16 : b.len);
+    free(buf);
+}
+
+static void run_command(ctl_conn *c, const char *cmd)
+{
+    lh_server *s = c->ctl->srv;
+    if (!strcmp(cmd, "stats") || !strcmp(cmd, "stats json")) {
+        reply_report(c, lh_report_stats, cmd[5] != 0);
+    } else if (!strcmp(cmd, "lists") || !strcmp(cmd, "lists json")) {
+        reply_report(c, lh_report_lists, cmd[5] != 0);
+    } else if (!strcmp(cmd, "cache flush")) {
+        char text[96];
+        snprintf(text, sizeof text, "cache flushed (%zu entries)\n",
+                 s->fwd_ready ? s->fwd.cache.count : (size_t)0);
+        if (s->fwd_ready) lh_forward_flush_cache(&s->fwd);
+        lh_info("control: cache flushed");
+        reply_text(c, true, text);
+    } else if (!strcmp(cmd, "reload")) {
+        if (s->leak || s->stopping) {
+            reply_text(c, false, "nothing to reload\n");
+            return;
+        }
+        /* A build already running may have read the files before they changed: wait for
+         * the one after it. */
+        c->reloads_to_wait = s->reloading ? 2 : 1;
+        c->next_waiting = c->ctl->waiting;
+        c->ctl->waiting = c;
+        lh_info("control: reload requested");
+        lh_server_reload(s);
+    } else {
+        reply_text(c, false,
+                   "unknown command; known: stats, stats json, lists, lists json, reload, "
+                   "cache flush\n");
+    }
+}
+
+void lh_control_reload_done(lh_control *c, bool ok, const char *message)
+{
+    if (!c) return;
+    for (ctl_conn **pp = &c->waiting; *pp;) {
+        ctl_conn *w = *pp;
+        if (--w->reloads_to_wait > 0) {
+            pp = &w->next_waiting;
+            continue;
+        }
+        *pp = w->next_waiting;
+        char text[LH_ERR_MAX + 32];
+        snprintf(text, sizeof text, "%s%s\n",
+                 ok ? "reloaded: "
+                    : "reload failed, kept the "
+                      "running configuration: ",
+                 message);
+        reply_text(w, ok, text);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ctl_conn *c = h->data;
+    buf->base = c->req + c->used;
+    buf->len = sizeof c->req - 1 - c->used;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    ctl_conn *c = st->data;
+    if (nread < 0 || (nread == 0 && c->used == sizeof c->req - 1)) {
+        uv_close((uv_handle_t *)&c->pipe, conn_free);
+        return;
+    }
+    c->used += (size_t)nread;
+    c->req[c->used] = 0;
+    char *nl = strchr(c->req, '\n');
+    if (!nl) {
+        if (c->used == sizeof c->req - 1) {
+            uv_read_stop(st);
+            reply_text(c, false, "request too long\n");
+        }
+        return;
+    }
+    *nl = 0;
+    uv_read_stop(st);
+    run_command(c, c->req);
+}
+
+/* Only root, the user who started the daemon (not the one it drops to) and the control
+ * group: the file mode says so already; SO_PEERCRED makes sure even if someone loosens it. */
+static bool peer_allowed(lh_control *ctl, uv_pipe_t *p)
+{
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (uv_fileno((uv_handle_t *)p, &fd) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return false;
+    return cred.uid == 0 || cred.uid == ctl->owner_uid || (ctl->gid && cred.gid == ctl->gid);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    lh_control *ctl = server->data;
+    if (status < 0) return;
+    ctl_conn *c = calloc(1, sizeof *c);
+    if (!c) return;
+    c->ctl = ctl;
+    uv_pipe_init(ctl->srv->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || !peer_allowed(ctl, &c->pipe)) {
+        uv_close((uv_handle_t *)&c->pipe, conn_free);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* A socket file left by a daemon that died is removed; one that answers is someone's. */
+static int clear_stale_socket(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0;
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "control-socket %s exists and is not a socket", path);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    int r = fd >= 0 ? connect(fd, (struct sockaddr *)&a, sizeof a) : -1;
+    if (fd >= 0) close(fd);
+    if (r == 0) {
+        snprintf(err, errlen,
+                 "control-socket %s is in use: another loophole runs with it (stop it, or set "
+                 "control-socket to another path)",
+                 path);
+        return -1;
+    }
+    unlink(path);
+    return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h);
+
+lh_control *lh_control_start(lh_server *s, char *err, size_t errlen)
+{
+    const lh_config *cfg = s->cfg;
+    lh_control *c = calloc(1, sizeof *c);
+    if (!c || !(c->path = strdup(cfg->control_socket))) {
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->srv = s;
+    c->owner_uid = geteuid();
+    if (cfg->control_group) {
+        struct group *g = getgrnam(cfg->control_group);
+        if (!g) {
+            snprintf(err, errlen, "control-group: no group named '%s'", cfg->control_group);
+            goto fail;
+        }
+        c->gid = g->gr_gid;
+    }
+    char dir[sizeof((struct sockaddr_un *)0)->sun_path];
+    if (strlen(c->path) >= sizeof dir) {
+        snprintf(err, errlen, "control-socket: path longer than %zu bytes", sizeof dir - 1);
+        goto fail;
+    }
+    snprintf(dir, sizeof dir, "%s", c->path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "control-socket: cannot create %s: %s", dir, strerror(errno));
+            goto fail;
+        }
+    }
+    if (clear_stale_socket(c->path, err, errlen) != 0) goto fail;
+    uv_pipe_init(s->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    mode_t old = umask(0117); /* created 0660: no window in which others may connect */
+    int r = uv_pipe_bind(&c->pipe, c->path);
+    umask(old);
+    /* Owned by whoever runs the daemon; the control group, when set, gets group access. */
+    if (r == 0 && c->gid && chown(c->path, (uid_t)-1, c->gid) != 0)
+        r = uv_translate_sys_error(errno);
+    if (r == 0) r = uv_listen((uv_stream_t *)&c->pipe, 16, on_connection);
+    if (r != 0) {
+        snprintf(err, errlen, "control-socket %s: %s", c->path, uv_strerror(r));
+        unlink(c->path);
+        uv_close((uv_handle_t *)&c->pipe, on_listener_closed); /* frees c */
+        return NULL;
+    }
+    lh_info("control socket %s (mode 0660, group %s)", c->path,
+            cfg->control_group ? cfg->control_group : "root");
+    return c;
+fail:
+    free(c->path);
+    free(c);
+    return NULL;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    lh_control *c = h->data;
+    free(c->path);
+    free(c);
+}
+
+void lh_control_stop(lh_control *c)
+{
+    if (!c) return;
+    while (c->waiting) {
+        ctl_conn *w = c->waiting;
+        c->waiting = w->next_waiting;
+        reply_text(w, false, "loophole is stopping\n");
+    }
+    unlink(c->path);
+    uv_close((uv_handle_t *)&c->pipe, on_listener_closed);
+}
+
+/* ---- the client side ---------------------------------------------------------------- */
+
+int lh_control_call(const char *path, const char *command)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (!path) {
+        fprintf(stderr, "loophole: control-socket is off (none): nothing to talk to\n");
+        return 2;
+    }
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        int e = errno;
+        fprintf(stderr, "loophole: cannot reach the daemon at %s: %s%s\n", path, strerror(e),
+                e == ENOENT || e == ECONNREFUSED
+                    ? " (is loophole running, with this control-socket?)"
+                : e == EACCES ? " (run as root or as a member of control-group)"
+                              : "");
+        if (fd >= 0) close(fd);
+        return 2;
+    }
+    struct timeval tv = {.tv_sec = CTL_CLIENT_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char req[CTL_REQUEST_MAX];
+    int n = snprintf(req, sizeof req, "%s\n", command);
+    if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) {
+        fprintf(stderr, "loophole: cannot send the request: %s\n", strerror(errno));
+        close(fd);
+        return 2;
+    }
+    char *buf = malloc(CTL_ANSWER_MAX + 16);
+    size_t used = 0;
+    ssize_t r;
+    while (buf && used < CTL_ANSWER_MAX + 15 &&
+           (r = read(fd, buf + used, CTL_ANSWER_MAX + 15 - used)) > 0)
+        used += (size_t)r;
+    close(fd);
+    if (!buf || used == 0) {
+        fprintf(stderr, "loophole: no answer from the daemon at %s\n", path);
+        free(buf);
+        return 2;
+    }
+    buf[used] = 0;
+    bool ok = !strncmp(buf, "ok\n", 3);
+    char *body = strchr(buf, '\n');
+    body = body ? body + 1 : buf;
+    fputs(body, ok ? stdout : stderr);
+    free(buf);
+    return ok ? 0 : 1;
+}

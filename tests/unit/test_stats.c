@@ -1,0 +1,84 @@
+/* test_stats.c - counting answered queries, the space-saving top-N, latency buckets, and the
+ * bounded text builder with its JSON escaping. */
+#include "querybuf.h"
+#include "unit.h"
+
+#include "loophole/nameset.h"
+#include "loophole/sbuf.h"
+#include "loophole/stats.h"
+
+static void describe_key(const void *arg, char *out, size_t cap)
+{
+    snprintf(out, cap, "k%llu", (unsigned long long)*(const uint64_t *)arg);
+}
+
+void test_stats(void)
+{
+    static lh_counters st;
+    uint8_t q[512], ans[64] = {0};
+    lh_msg m;
+    size_t n = qb_query(q, "ads.example", LH_TYPE_HTTPS, 0, false);
+    lh_msg_parse_query(q, n, &m);
+    uint64_t h[LH_LABELS_MAX];
+    lh_name_hashes(&m.qname, h);
+    lh_sockaddr client;
+    lh_addr_parse("[2001:db8::7]:5353", 53, &client);
+    ans[3] = LH_RCODE_NXDOMAIN;
+    lh_query_end e = {.msg = &m,
+                      .client = &client,
+                      .outcome = LH_OUTCOME_BLOCKED,
+                      .name_hash = h[0],
+                      .list = 3,
+                      .match_label = 0,
+                      .answer = ans,
+                      .answer_len = sizeof ans};
+    lh_stats_record(&st, &e);
+    lh_stats_record(&st, &e);
+    CHECK_EQ(st.outcomes[LH_OUTCOME_BLOCKED], 2);
+    CHECK_EQ(st.rcodes[LH_RCODE_NXDOMAIN], 2);
+    CHECK_EQ(st.qtypes[lh_stats_qtype_index(LH_TYPE_HTTPS)], 2);
+    CHECK_EQ(st.qtypes[LH_STATS_QTYPES], 0);
+    CHECK_EQ(st.blocked_by_list[3], 2);
+    CHECK_EQ(st.top_blocked.n, 1);
+    CHECK_STR(st.top_blocked.e[0].text, "ads.example");
+    CHECK_STR(st.top_clients.e[0].text, "2001:db8::7");
+    CHECK_EQ(st.top_clients.e[0].count, 2);
+    e.outcome = LH_OUTCOME_ERROR; /* no question: no type counted */
+    e.list = 99;                  /* beyond the counted lists: ignored */
+    lh_stats_record(&st, &e);
+    CHECK_EQ(st.outcomes[LH_OUTCOME_ERROR], 1);
+    CHECK_EQ(st.qtypes[lh_stats_qtype_index(LH_TYPE_HTTPS)], 2);
+    CHECK_EQ(lh_stats_qtype_index(999), LH_STATS_QTYPES);
+
+    /* top-N: heavy hitters survive a stream of one-off keys; the table never grows */
+    static lh_top t;
+    for (uint64_t round = 0; round < 1000; round++) {
+        uint64_t heavy = round % 3; /* three keys, 1/2 of the traffic */
+        lh_top_hit(&t, heavy, describe_key, &heavy);
+        uint64_t once = 1000 + round;
+        lh_top_hit(&t, once, describe_key, &once);
+    }
+    CHECK_EQ(t.n, LH_TOP_MAX);
+    unsigned order[LH_TOP_MAX];
+    CHECK_EQ(lh_top_sorted(&t, order), LH_TOP_MAX);
+    unsigned heavy_found = 0;
+    for (unsigned i = 0; i < 3; i++)
+        heavy_found += t.e[order[i]].key < 3;
+    CHECK_EQ(heavy_found, 3);
+    for (unsigned i = 1; i < LH_TOP_MAX; i++)
+        CHECK(t.e[order[i - 1]].count >= t.e[order[i]].count);
+    CHECK(t.e[order[0]].count - t.e[order[0]].error <= 334); /* error bounds the true count */
+
+    CHECK_EQ(lh_latency_bucket(100000), 0);         /* 0.1 ms */
+    CHECK_EQ(lh_latency_bucket(3000000), 3);        /* 3 ms: le 5 ms */
+    CHECK_EQ(lh_latency_bucket(5000000000ull), 11); /* 5 s: +Inf */
+
+    char buf[32];
+    lh_sbuf b;
+    lh_sbuf_init(&b, buf, sizeof buf);
+    lh_sbuf_json_str(&b, "a\"b\\c\n\x01");
+    CHECK_STR(buf, "\"a\\\"b\\\\c\\u000a\\u0001\"");
+    lh_sbuf_printf(&b, "%s", "this does not fit in what is left");
+    CHECK(b.overflow);
+    CHECK_STR(buf, "\"a\\\"b\\\\c\\u000a\\u0001\""); /* the partial piece is dropped */
+}
