@@ -56,7 +56,8 @@ lh_done() {
 # lh_start [ARGS...]: starts loophole on $LH_ADDR:53 (plus ARGS) and waits until it answers.
 # Sets LH_PID; the log is $LH_TMP/loophole.log.
 lh_start() {
-    "$LOOPHOLE" serve --listen "$LH_ADDR:53" --log-level debug "${LH_NO_UPSTREAM[@]}" "$@" \
+    "$LOOPHOLE" serve --listen "$LH_ADDR:53" --log-level debug "${LH_NO_UPSTREAM[@]}" \
+        --control-socket "$LH_TMP/control.sock" "$@" \
         >>"$LH_TMP/loophole.log" 2>&1 &
     LH_PID=$!
     LH_PIDS+=("$LH_PID")
