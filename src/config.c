@@ -23,6 +23,7 @@ void lh_config_defaults(lh_config *c)
     c->local_ttl = 60;
     c->tcp_idle_timeout_ms = 10000;
     c->tcp_max_connections = 1000;
+    c->rate_limit = 200;
     c->default_blocklist = true;
     c->block_mode = LH_BLOCK_LOOPBACK;
     c->block_ttl = 10; /* short: an unblocked name comes back quickly */
@@ -42,7 +43,6 @@ void lh_config_defaults(lh_config *c)
     c->stale_ttl = 30;
     c->stale_window = 86400;
     c->control_socket = strdup(LH_DEFAULT_CONTROL_SOCKET);
-    c->leak_rate_limit = 100;
     c->leak_retention = 600;
 }
 
@@ -639,7 +639,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
          "seconds"},
         {"stale-ttl", offsetof(lh_config, stale_ttl), 1, 3600, "seconds"},
         {"stale-window", offsetof(lh_config, stale_window), 0, 604800, "seconds"},
-        {"leak-rate-limit", offsetof(lh_config, leak_rate_limit), 0, 1000000, "queries"},
+        {"rate-limit", offsetof(lh_config, rate_limit), 0, 1000000, "answers"},
         {"leak-retention", offsetof(lh_config, leak_retention), 10, 86400, "seconds"},
     };
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {

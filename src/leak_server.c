@@ -14,6 +14,7 @@
  * per-source rate limit table. Nothing allocates after start-up. */
 #include "loophole/leak.h"
 #include "loophole/log.h"
+#include "loophole/ratelimit.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -41,21 +42,15 @@ typedef struct leak_label {
     leak_addr addrs[LEAK_ADDRS_MAX];
 } leak_label;
 
-typedef struct leak_rate {
-    leak_addr source;
-    uint64_t second;
-    uint32_t count;
-} leak_rate;
-
 struct lh_leak_zone {
     lh_name apex;
     lh_sockaddr ns[2];
     unsigned nns;
-    uint32_t rate_limit; /* per source per second; 0: none */
+    bool rate_limited;
+    lh_ratelimit rates; /* per source address */
     uint64_t retention_ms;
     uint64_t seed;
     leak_label *labels;
-    leak_rate *rates;
     lh_leak_stats stats;
 };
 
@@ -92,12 +87,14 @@ lh_leak_zone *lh_leak_zone_new(const lh_config *cfg, char *err, size_t errlen)
     }
     memcpy(z->ns, cfg->leak_ns, sizeof z->ns);
     z->nns = cfg->nleak_ns;
-    z->rate_limit = cfg->leak_rate_limit;
     z->retention_ms = (uint64_t)cfg->leak_retention * 1000;
     if (getrandom(&z->seed, sizeof z->seed, 0) != sizeof z->seed) z->seed = (uint64_t)(uintptr_t)z;
     z->labels = calloc(LEAK_LABEL_SLOTS, sizeof *z->labels);
-    z->rates = calloc(LEAK_RATE_SLOTS, sizeof *z->rates);
-    if (!z->labels || !z->rates) goto oom;
+    if (!z->labels) goto oom;
+    if (cfg->rate_limit) {
+        if (lh_ratelimit_init(&z->rates, LEAK_RATE_SLOTS, cfg->rate_limit, 32, 128) != 0) goto oom;
+        z->rate_limited = true;
+    }
     return z;
 oom:
     snprintf(err, errlen, "out of memory for the leak server's tables");
@@ -109,28 +106,13 @@ void lh_leak_zone_free(lh_leak_zone *z)
 {
     if (!z) return;
     free(z->labels);
-    free(z->rates);
+    lh_ratelimit_free(&z->rates);
     free(z);
 }
 
 const lh_leak_stats *lh_leak_zone_stats(const lh_leak_zone *z)
 {
     return &z->stats;
-}
-
-/* Fixed one-second windows per source address; a colliding source takes the slot over. */
-static bool rate_ok(lh_leak_zone *z, const leak_addr *src, uint64_t now_ms)
-{
-    if (!z->rate_limit) return true;
-    leak_rate *r =
-        &z->rates[hash_bytes(z->seed, (const uint8_t *)src, sizeof *src) & (LEAK_RATE_SLOTS - 1)];
-    uint64_t second = now_ms / 1000;
-    if (memcmp(&r->source, src, sizeof *src) || r->second != second) {
-        r->source = *src;
-        r->second = second;
-        r->count = 0;
-    }
-    return ++r->count <= z->rate_limit;
 }
 
 /* Finds the live entry for a label; with `create`, makes one (reusing a free or expired slot,
@@ -238,8 +220,9 @@ size_t lh_leak_zone_answer(lh_leak_zone *z, const lh_msg *m, const lh_sockaddr *
                            uint16_t our_udp_size)
 {
     leak_addr resolver;
+    uint32_t count;
     addr_from_sockaddr(peer, &resolver);
-    if (!rate_ok(z, &resolver, now_ms)) {
+    if (z->rate_limited && !lh_ratelimit_allow(&z->rates, &peer->sa, now_ms, &count)) {
         z->stats.rate_limited++;
         return 0;
     }

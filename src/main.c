@@ -58,6 +58,10 @@ static const char usage[] =
     "      --tcp-idle-timeout MS    close TCP connections without a complete query for MS\n"
     "                               milliseconds (default 10000)\n"
     "      --tcp-max-connections N  concurrent TCP connections (default 1000)\n"
+    "      --rate-limit N           UDP answers a second per client network (/24, /56) for\n"
+    "                               non-loopback clients; beyond: dropped, every 2nd sent\n"
+    "                               truncated (default 200; 0 turns it off). leak-server:\n"
+    "                               queries a second per source address\n"
     "      --user NAME              started as root: bind, then run as NAME (default\n"
     "                               " LH_DEFAULT_USER ")\n"
     "      --allow-root             keep running as root (not recommended)\n"
@@ -113,7 +117,6 @@ static const char usage[] =
     "      --probe-zone ZONE        leak-check: also probe the zone of a leak server\n"
     "      --zone ZONE              leak-server: the zone to serve\n"
     "      --ns-address ADDR        leak-server: address of ns1.ZONE; repeatable (v4, v6)\n"
-    "      --rate-limit N           leak-server: queries a second per source (default 100)\n"
     "      --retention SECONDS      leak-server: how long resolvers are remembered per label\n"
     "                               (default 600)\n"
     "  -h, --help                   show this help\n"
@@ -138,6 +141,7 @@ static const flag_def flag_defs[] = {
     {"edns-udp-size", "edns-udp-size", NULL},
     {"tcp-idle-timeout", "tcp-idle-timeout", NULL},
     {"tcp-max-connections", "tcp-max-connections", NULL},
+    {"rate-limit", "rate-limit", NULL},
     {"allow-client", "allow-client", NULL},
     {"user", "user", NULL},
     {"list-url", "list-url", NULL},
@@ -175,7 +179,6 @@ static const flag_def flag_defs[] = {
     {"probe-zone", "probe-zone", NULL},
     {"zone", "leak-zone", NULL},
     {"ns-address", "leak-ns-address", NULL},
-    {"rate-limit", "leak-rate-limit", NULL},
     {"retention", "leak-retention", NULL},
 };
 #define NFLAGS (sizeof flag_defs / sizeof *flag_defs)

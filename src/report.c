@@ -80,9 +80,12 @@ static void stats_text(const lh_server *s, lh_sbuf *b)
     char when[32];
     iso_time(st->started_unix, when, sizeof when);
     lh_sbuf_printf(b, "loophole %s, running since %s\n\n", LH_VERSION, when);
-    lh_sbuf_printf(b, "queries     %llu (udp %llu, tcp %llu); dropped %llu\n",
+    lh_sbuf_printf(b,
+                   "queries     %llu (udp %llu, tcp %llu); dropped %llu; rate-limited %llu "
+                   "dropped, %llu truncated\n",
                    (unsigned long long)total_queries(st), (unsigned long long)st->queries_udp,
-                   (unsigned long long)st->queries_tcp, (unsigned long long)st->dropped);
+                   (unsigned long long)st->queries_tcp, (unsigned long long)st->dropped,
+                   (unsigned long long)st->rrl_dropped, (unsigned long long)st->rrl_truncated);
     lh_sbuf_printf(b, "outcomes   ");
     for (int i = 0; i < LH_OUTCOME_COUNT; i++)
         lh_sbuf_printf(b, " %s %llu", lh_outcome_names[i], (unsigned long long)st->outcomes[i]);
@@ -139,10 +142,12 @@ static void stats_json(const lh_server *s, lh_sbuf *b)
     const lh_counters *st = &s->stats;
     lh_sbuf_printf(b,
                    "{\"version\":\"%s\",\"started\":%llu,\"queries\":{\"total\":%llu,\"udp\":%llu,"
-                   "\"tcp\":%llu,\"dropped\":%llu},\"outcomes\":{",
+                   "\"tcp\":%llu,\"dropped\":%llu,\"rate_limited_dropped\":%llu,"
+                   "\"rate_limited_truncated\":%llu},\"outcomes\":{",
                    LH_VERSION, (unsigned long long)st->started_unix,
                    (unsigned long long)total_queries(st), (unsigned long long)st->queries_udp,
-                   (unsigned long long)st->queries_tcp, (unsigned long long)st->dropped);
+                   (unsigned long long)st->queries_tcp, (unsigned long long)st->dropped,
+                   (unsigned long long)st->rrl_dropped, (unsigned long long)st->rrl_truncated);
     for (int i = 0; i < LH_OUTCOME_COUNT; i++)
         lh_sbuf_printf(b, "%s\"%s\":%llu", i ? "," : "", lh_outcome_names[i],
                        (unsigned long long)st->outcomes[i]);
@@ -302,6 +307,10 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
     prom_head(b, "loophole_dropped_total", "counter",
               "Datagrams dropped unanswered (too short, responses).");
     prom_value(b, "loophole_dropped_total", NULL, NULL, st->dropped);
+    prom_head(b, "loophole_rate_limited_total", "counter",
+              "UDP answers over rate-limit for a client network: dropped, or sent truncated.");
+    prom_value(b, "loophole_rate_limited_total", "action", "dropped", st->rrl_dropped);
+    prom_value(b, "loophole_rate_limited_total", "action", "truncated", st->rrl_truncated);
     prom_head(b, "loophole_answers_total", "counter", "Answered queries, by outcome.");
     for (int i = 0; i < LH_OUTCOME_COUNT; i++)
         prom_value(b, "loophole_answers_total", "outcome", lh_outcome_names[i], st->outcomes[i]);

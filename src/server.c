@@ -10,6 +10,8 @@
 #include <time.h>
 
 #define LH_STOP_GRACE_MS 800 /* in-flight work gets this long after SIGTERM; exit is < 1 s */
+#define LH_RRL_SLOTS 4096    /* client networks tracked at once */
+#define LH_RRL_SLIP 2        /* every 2nd answer over the limit is sent truncated, not dropped */
 
 void lh_server_query_done(lh_server *s, lh_query_end *q)
 {
@@ -66,6 +68,23 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
         s->stats.badvers++;
         return answered(s, &q, out,
                         lh_answer_error(&m, LH_RCODE_BADVERS, out, cap, limit, our_udp));
+    }
+    if (client->udp && s->rrl_on && !lh_addr_is_loopback(&client->peer.sa)) {
+        uint32_t count;
+        if (!lh_ratelimit_allow(&s->rrl, &client->peer.sa, uv_now(s->loop), &count)) {
+            /* Over the limit: no amplification. A real client behind a busy network still
+             * gets every 2nd answer as an empty TC=1 one, and retries over TCP. */
+            if ((count - s->cfg->rate_limit) % LH_RRL_SLIP) {
+                s->stats.rrl_dropped++;
+                return 0;
+            }
+            s->stats.rrl_truncated++;
+            lh_writer w;
+            lh_writer_begin(&w, out, cap, &m, LH_RCODE_NOERROR, false);
+            size_t n = lh_writer_finish(&w, &m, limit, our_udp, -1);
+            if (n) out[2] |= LH_FLAG_TC >> 8;
+            return n;
+        }
     }
     if (s->leak)
         return lh_leak_zone_answer(s->leak, &m, &client->peer, uv_now(s->loop), out, cap, limit,
@@ -147,6 +166,23 @@ static void on_signal(uv_signal_t *h, int signum)
     lh_server_stop(s);
 }
 
+/* Answer rate limiting, for listeners that non-loopback clients can reach: per /24 (IPv4)
+ * and /56 (IPv6), as BIND's RRL groups them. */
+static int rrl_start(lh_server *s, char *err, size_t errlen)
+{
+    const lh_config *cfg = s->cfg;
+    bool exposed = false;
+    for (unsigned i = 0; i < cfg->nlisten; i++)
+        exposed = exposed || !lh_addr_is_loopback(&cfg->listen[i].sa);
+    if (!exposed || !cfg->rate_limit) return 0;
+    if (lh_ratelimit_init(&s->rrl, LH_RRL_SLOTS, cfg->rate_limit, 24, 56) != 0) {
+        snprintf(err, errlen, "out of memory for the rate limit");
+        return -1;
+    }
+    s->rrl_on = true;
+    return 0;
+}
+
 /* The control socket, the metrics endpoint and the query log: all bound or opened here,
  * before privileges are dropped. */
 static int observability_start(lh_server *s, char *err, size_t errlen)
@@ -203,7 +239,8 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
         lh_addr_format(&cfg->listen[i], a, sizeof a);
         lh_info("listening on %s (udp, tcp)", a);
     }
-    if (!s->leak && observability_start(s, err, errlen) != 0) goto fail;
+    if (!s->leak && (rrl_start(s, err, errlen) != 0 || observability_start(s, err, errlen) != 0))
+        goto fail;
     uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup, &s->sig_usr2, &s->sig_usr1};
     const int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGUSR1};
     for (int i = 0; i < 5; i++) {
@@ -291,6 +328,7 @@ void lh_server_free(lh_server *s)
     if (s->fwd_ready) lh_forward_free(&s->fwd);
     lh_policy_free(s->policy);
     lh_policy_free(s->reload_result);
+    lh_ratelimit_free(&s->rrl);
     s->policy = s->reload_result = NULL;
 }
 

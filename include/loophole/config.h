@@ -87,6 +87,8 @@ typedef struct lh_config {
     uint32_t local_ttl;     /* TTL of local answers and their negative answers */
     uint32_t tcp_idle_timeout_ms;
     uint32_t tcp_max_connections;
+    uint32_t rate_limit; /* UDP answers a second per non-loopback client network (leak-server:
+                            per source address); 0: off */
     lh_cidr allow_clients[LH_ACL_MAX]; /* besides loopback, which is always allowed */
     unsigned nallow_clients;
 
@@ -140,8 +142,7 @@ typedef struct lh_config {
     lh_sockaddr leak_ns[2]; /* leak-server: addresses of ns1.<zone> */
     unsigned nleak_ns;
     enum lh_config_source leak_ns_src;
-    uint32_t leak_rate_limit; /* leak-server: queries a second per source; 0 = unlimited */
-    uint32_t leak_retention;  /* leak-server: seconds a label's resolvers are remembered */
+    uint32_t leak_retention; /* leak-server: seconds a label's resolvers are remembered */
 } lh_config;
 
 void lh_config_defaults(lh_config *c);

@@ -7,6 +7,7 @@
 #include "loophole/leak.h"
 #include "loophole/policy.h"
 #include "loophole/querylog.h"
+#include "loophole/ratelimit.h"
 #include "loophole/stats.h"
 
 #include <uv.h>
@@ -41,6 +42,8 @@ typedef struct lh_server {
     bool started, stopping, finished;
 
     lh_counters stats;
+    lh_ratelimit rrl; /* answer rate limit for non-loopback UDP clients */
+    bool rrl_on;
     lh_qlog *qlog;       /* NULL: no query log */
     lh_control *control; /* NULL: no control socket */
     lh_metrics *metrics; /* NULL: no metrics endpoint */

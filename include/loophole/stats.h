@@ -64,8 +64,9 @@ typedef struct lh_counters {
     uint64_t queries_udp, queries_tcp;
     uint64_t dropped; /* too short, responses, oversized datagrams */
     uint64_t formerr, notimp, badvers;
-    uint64_t refused_acl; /* clients outside loopback and allow-client */
-    uint64_t send_errors; /* answers the kernel would not take */
+    uint64_t refused_acl;                /* clients outside loopback and allow-client */
+    uint64_t rrl_dropped, rrl_truncated; /* over rate-limit: dropped, or TC (every 2nd) */
+    uint64_t send_errors;                /* answers the kernel would not take */
     uint64_t tcp_accepted, tcp_rejected, tcp_idle_closed, tcp_oversize;
     uint64_t outcomes[LH_OUTCOME_COUNT];
     uint64_t qtypes[LH_STATS_QTYPES + 1];         /* last: other */

@@ -4,7 +4,8 @@
 #     an "app" in the same namespace with a private resolv.conf resolving localhost, a blocked
 #     name and a forwarded name through it, while nothing outside the namespace reaches it;
 #  2. access control: a client on another host (namespace) is REFUSED unless allow-client
-#     names its network; listening on a non-loopback address requires allow-client.
+#     names its network; listening on a non-loopback address requires allow-client;
+#  3. response-rate limiting of remote clients (and none for loopback).
 . "$(dirname "$0")/lib.sh"
 if ! ip netns add "lh-probe-$$" 2>/dev/null; then echo "SKIP: cannot create network namespaces"; exit 77; fi
 ip netns del "lh-probe-$$"
@@ -74,5 +75,30 @@ kill "$LH_PID"; wait "$LH_PID"
 start_srv --allow-client 10.253.0.0/30
 expect_eq "a client inside allow-client is answered (UDP)" "$(in_ns "$CLI" dig @10.253.0.1 localhost +short +time=2 +tries=1)" "127.0.0.1"
 expect_eq "... and over TCP" "$(in_ns "$CLI" dig @10.253.0.1 localhost +short +tcp +time=2 +tries=1)" "127.0.0.1"
+kill "$LH_PID"; wait "$LH_PID"
+
+# 3. Response-rate limiting: a burst of 200 queries from the client network at --rate-limit 20.
+burst() { # NS SERVER: prints "answered truncated"
+    ip netns exec "$1" "$LH_PY" -c '
+import socket, sys, dns.message, dns.flags
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+for i in range(200):
+    s.sendto(dns.message.make_query("localhost", "A", id=i).to_wire(), (sys.argv[1], 53))
+full = tc = 0
+try:
+    while True:
+        r = dns.message.from_wire(s.recv(4096))
+        if r.flags & dns.flags.TC: tc += 1
+        else: full += 1
+except socket.timeout: pass
+print(full, tc)' "$2"
+}
+start_srv --allow-client 10.253.0.0/30 --rate-limit 20
+read -r full tc <<<"$(burst "$CLI" 10.253.0.1)"
+check "rate limit: at most 2 windows of 20 full answers to a remote burst ($full of 200)" test "$full" -ge 1 -a "$full" -le 40
+check "... every 2nd answer over the limit is sent truncated, empty ($tc)" test "$tc" -ge 60 -a "$tc" -le 100
+read -r full tc <<<"$(burst "$SRV" 127.0.0.1)"
+expect_eq "... loopback clients are never limited" "$full $tc" "200 0"
+expect_eq "... and TCP still answers the limited client" "$(in_ns "$CLI" dig @10.253.0.1 localhost +short +tcp +time=2 +tries=1)" "127.0.0.1"
 kill "$LH_PID"; wait "$LH_PID"
 lh_done

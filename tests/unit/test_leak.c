@@ -29,7 +29,7 @@ void test_leak(void)
     lh_config_defaults(&c);
     c.leak_server = true;
     CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "leak-zone", "Leak.Example", err, sizeof err), 0);
-    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "leak-rate-limit", "0", err, sizeof err), 0);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "rate-limit", "0", err, sizeof err), 0);
     CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "leak-retention", "10", err, sizeof err), 0);
     CHECK(lh_config_set(&c, LH_SRC_FLAG, "leak-zone", "a..b", err, sizeof err) != 0);
     lh_leak_zone *z = lh_leak_zone_new(&c, err, sizeof err);
@@ -67,7 +67,7 @@ void test_leak(void)
     lh_leak_zone_free(z);
 
     /* the rate limit: per source and per second */
-    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "leak-rate-limit", "3", err, sizeof err), 0);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "rate-limit", "3", err, sizeof err), 0);
     z = lh_leak_zone_new(&c, err, sizeof err);
     unsigned answered = 0;
     for (int i = 0; i < 10; i++)

@@ -1,0 +1,68 @@
+/* ratelimit.c - see ratelimit.h. */
+#include "loophole/ratelimit.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+struct lh_ratelimit_slot {
+    uint8_t family;
+    uint8_t net[16];
+    uint32_t count;
+    uint64_t second;
+};
+
+int lh_ratelimit_init(lh_ratelimit *r, size_t slots, uint32_t per_second, uint8_t prefix4,
+                      uint8_t prefix6)
+{
+    size_t n = 64;
+    while (n < slots)
+        n <<= 1;
+    memset(r, 0, sizeof *r);
+    r->slots = calloc(n, sizeof *r->slots);
+    if (!r->slots) return -1;
+    r->mask = n - 1;
+    r->per_second = per_second;
+    r->prefix4 = prefix4 > 32 ? 32 : prefix4;
+    r->prefix6 = prefix6 > 128 ? 128 : prefix6;
+    if (getrandom(&r->seed, sizeof r->seed, 0) != sizeof r->seed) r->seed = (uintptr_t)r->slots;
+    return 0;
+}
+
+void lh_ratelimit_free(lh_ratelimit *r)
+{
+    free(r->slots);
+    r->slots = NULL;
+}
+
+bool lh_ratelimit_allow(lh_ratelimit *r, const struct sockaddr *sa, uint64_t now_ms,
+                        uint32_t *count)
+{
+    uint8_t net[16] = {0};
+    unsigned bits, len;
+    if (sa->sa_family == AF_INET6) {
+        memcpy(net, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        bits = r->prefix6;
+        len = 16;
+    } else {
+        memcpy(net, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        bits = r->prefix4;
+        len = 4;
+    }
+    for (unsigned i = bits / 8; i < len; i++) /* keep the network part only */
+        net[i] = i == bits / 8 ? (uint8_t)(net[i] & (0xff00u >> (bits % 8))) : 0;
+    uint64_t h = 0xcbf29ce484222325ull ^ r->seed ^ sa->sa_family; /* seeded FNV-1a */
+    for (unsigned i = 0; i < len; i++)
+        h = (h ^ net[i]) * 0x100000001b3ull;
+    lh_ratelimit_slot *s = &r->slots[(h ^ (h >> 29)) & r->mask];
+    uint64_t second = now_ms / 1000;
+    if (s->family != sa->sa_family || s->second != second || memcmp(s->net, net, 16)) {
+        s->family = (uint8_t)sa->sa_family;
+        memcpy(s->net, net, 16);
+        s->second = second;
+        s->count = 0;
+    }
+    *count = ++s->count;
+    return s->count <= r->per_second;
+}
