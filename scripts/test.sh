@@ -19,4 +19,4 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 
 echo "== fuzz targets (bounded)"
 lh_build "$LH_ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DLH_FUZZ=ON -DCMAKE_C_COMPILER=clang
-LH_FUZZ_SECONDS=${LH_FUZZ_SECONDS:-30} "$LH_ROOT/tests/fuzz/run.sh" "$LH_ROOT/build-fuzz"
+LH_FUZZ_SECONDS=${LH_FUZZ_SECONDS:-60} "$LH_ROOT/tests/fuzz/run.sh" "$LH_ROOT/build-fuzz"
