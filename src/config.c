@@ -23,6 +23,7 @@ void lh_config_defaults(lh_config *c)
     c->local_ttl = 60;
     c->tcp_idle_timeout_ms = 10000;
     c->tcp_max_connections = 1000;
+    c->threads = 1;
     c->rate_limit = 200;
     c->default_blocklist = true;
     c->block_mode = LH_BLOCK_LOOPBACK;
@@ -640,6 +641,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         {"stale-ttl", offsetof(lh_config, stale_ttl), 1, 3600, "seconds"},
         {"stale-window", offsetof(lh_config, stale_window), 0, 604800, "seconds"},
         {"rate-limit", offsetof(lh_config, rate_limit), 0, 1000000, "answers"},
+        {"threads", offsetof(lh_config, threads), 1, 64, "event loops"},
         {"leak-retention", offsetof(lh_config, leak_retention), 10, 86400, "seconds"},
     };
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {

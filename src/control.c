@@ -106,6 +106,7 @@ static void run_command(ctl_conn *c, const char *cmd)
         snprintf(text, sizeof text, "cache flushed (%zu entries)\n",
                  s->fwd_ready ? s->fwd.cache.count : (size_t)0);
         if (s->fwd_ready) lh_forward_flush_cache(&s->fwd);
+        lh_workers_flush_cache(s);
         lh_info("control: cache flushed");
         reply_text(c, true, text);
     } else if (!strcmp(cmd, "reload")) {

@@ -70,8 +70,9 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
     memset(f, 0, offsetof(lh_forwarder, work));
     f->srv = s;
     if (getrandom(&f->rng, sizeof f->rng, 0) != sizeof f->rng || !f->rng) f->rng = uv_hrtime() | 1;
+    unsigned loops = lh_server_loops(s); /* each loop gets its share of the bounds */
     size_t n = 64;
-    while (n < cfg->upstream_max_inflight)
+    while (n < cfg->upstream_max_inflight / loops)
         n <<= 1;
     f->table = calloc(n, sizeof *f->table);
     if (!f->table) {
@@ -80,7 +81,7 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
     }
     f->mask = n - 1;
     if (cfg->cache_size) {
-        lh_cache_limits lim = {.max_bytes = cfg->cache_size,
+        lh_cache_limits lim = {.max_bytes = cfg->cache_size / loops,
                                .min_ttl = cfg->cache_min_ttl,
                                .max_ttl = cfg->cache_max_ttl,
                                .max_negative_ttl = cfg->cache_max_negative_ttl,
@@ -92,6 +93,8 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
         f->cache_on = true;
     }
     if (lh_upstream_init(&f->upstream, s->loop, cfg, err, errlen) != 0) return -1;
+    f->upstream.max_inflight =
+        cfg->upstream_max_inflight / loops ? cfg->upstream_max_inflight / loops : 1;
     uv_timer_init(s->loop, &f->deadline_timer);
     f->deadline_timer.data = f;
     return 0;

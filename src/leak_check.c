@@ -136,7 +136,10 @@ static void set_add(addr_set *s, const char *a)
 {
     for (unsigned i = 0; i < s->n; i++)
         if (!strcmp(s->addr[i], a)) return;
-    if (s->n < LEAK_ADDRS_MAX) snprintf(s->addr[s->n++], sizeof s->addr[0], "%s", a);
+    if (s->n == LEAK_ADDRS_MAX) return;
+    size_t n = strnlen(a, sizeof s->addr[0] - 1);
+    memcpy(s->addr[s->n], a, n);
+    s->addr[s->n++][n] = 0;
 }
 
 static bool set_has(const addr_set *s, const char *a)

@@ -238,7 +238,8 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    if (s->nconns > s->cfg->tcp_max_connections || s->stopping) {
+    if (s->nconns > (s->cfg->tcp_max_connections + lh_server_loops(s) - 1) / lh_server_loops(s) ||
+        s->stopping) {
         s->stats.tcp_rejected++;
         lh_debug("tcp: connection limit (%u) reached; closing a new connection",
                  s->cfg->tcp_max_connections);
@@ -267,7 +268,10 @@ int lh_tcp_listen(lh_server *s, lh_tcp_listener **out, const lh_sockaddr *addr, 
         snprintf(err, errlen, "cannot create a TCP socket: %s", uv_strerror(r));
         return -1;
     }
-    r = uv_tcp_bind(&l->handle, &addr->sa, addr->sa.sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (s->nloops > 1) r = lh_reuseport((uv_handle_t *)&l->handle);
+    if (r == 0)
+        r = uv_tcp_bind(&l->handle, &addr->sa,
+                        addr->sa.sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
     if (r == 0) /* libuv may report a bind error only here */
         r = uv_listen((uv_stream_t *)&l->handle, LH_TCP_BACKLOG, on_connection);
     if (r != 0) {

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#define LH_UDP_RCVBUF (4 << 20)
 
 #define LH_UDP_CHUNK (64 * 1024) /* libuv hands out recvmmsg buffers in 64 KiB slots */
 #define LH_UDP_BATCH 16          /* datagrams per recvmmsg call */
@@ -105,8 +108,20 @@ int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, 
         snprintf(err, errlen, "cannot create a UDP socket: %s", uv_strerror(r));
         return -1;
     }
-    r = uv_udp_bind(&l->handle, &addr->sa, addr->sa.sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
-    if (r == 0) r = uv_udp_recv_start(&l->handle, on_alloc, on_recv);
+    if (s->nloops > 1) r = lh_reuseport((uv_handle_t *)&l->handle);
+    if (r == 0)
+        r = uv_udp_bind(&l->handle, &addr->sa,
+                        addr->sa.sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
+    if (r == 0) {
+        /* Room for bursts (and for a loop busy with a reload swap): 4 MiB, beyond rmem_max
+         * while still root; otherwise what the kernel allows. */
+        uv_os_fd_t fd;
+        int size = LH_UDP_RCVBUF;
+        if (uv_fileno((uv_handle_t *)&l->handle, &fd) == 0 &&
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+        r = uv_udp_recv_start(&l->handle, on_alloc, on_recv);
+    }
     if (r != 0) {
         lh_explain_bind_error(r, addr, "udp", err, errlen);
         lh_udp_close(l);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -58,6 +59,9 @@ static const char usage[] =
     "      --tcp-idle-timeout MS    close TCP connections without a complete query for MS\n"
     "                               milliseconds (default 10000)\n"
     "      --tcp-max-connections N  concurrent TCP connections (default 1000)\n"
+    "      --threads N              event loops, one thread each, sharing the listen addresses\n"
+    "                               (SO_REUSEPORT) and the lists; e.g. the number of cores\n"
+    "                               (default 1)\n"
     "      --rate-limit N           UDP answers a second per client network (/24, /56) for\n"
     "                               non-loopback clients; beyond: dropped, every 2nd sent\n"
     "                               truncated (default 200; 0 turns it off). leak-server:\n"
@@ -142,6 +146,7 @@ static const flag_def flag_defs[] = {
     {"tcp-idle-timeout", "tcp-idle-timeout", NULL},
     {"tcp-max-connections", "tcp-max-connections", NULL},
     {"rate-limit", "rate-limit", NULL},
+    {"threads", "threads", NULL},
     {"allow-client", "allow-client", NULL},
     {"user", "user", NULL},
     {"list-url", "list-url", NULL},
@@ -500,6 +505,9 @@ static void raise_fd_limit(const lh_config *cfg)
 static int cmd_serve(lh_config *cfg)
 {
     raise_fd_limit(cfg);
+    /* Lists are a few big blocks: keep them mmap'd, so a reload's old copy goes back to the
+     * kernel when freed (glibc would otherwise raise the threshold and keep them in the heap). */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     char err[LH_ERR_MAX];
     lh_policy *policy = NULL;
     lh_leak_zone *zone = NULL;
@@ -520,6 +528,7 @@ static int cmd_serve(lh_config *cfg)
         return 1;
     }
     s->leak = zone;
+    s->nloops = zone ? 1 : cfg->threads;
     int rc = 0;
     if (lh_server_start(s, loop, cfg, policy, err, sizeof err) != 0) {
         lh_err("%s", err);

@@ -16,6 +16,7 @@
 #include "loophole/log.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,7 @@ static int load_lists(lh_policy *p, const lh_config *cfg, char *err, size_t errl
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
 {
     lh_policy *p = calloc(1, sizeof *p);
+    if (p) atomic_init(&p->refs, 1);
     if (!p || lh_nameset_init(&p->zones, 64) != 0) goto oom;
     p->ttl = cfg->local_ttl;
     if (zone_add(&p->zones, "localhost", ZONE_LOCALHOST) != 0 ||
@@ -301,9 +303,24 @@ oom:
     return NULL;
 }
 
+static void policy_destroy(lh_policy *p);
+
+void lh_policy_ref(lh_policy *p)
+{
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
 void lh_policy_free(lh_policy *p)
 {
-    if (!p) return;
+    if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
+    policy_destroy(p);
+    /* A replaced policy is tens of megabytes for a big list, freed on whichever thread let
+     * go last: hand the pages back, or every reload would leave its arena behind in RSS. */
+    malloc_trim(0);
+}
+
+static void policy_destroy(lh_policy *p)
+{
     lh_nameset_free(&p->zones);
     lh_nameset_free(&p->forward_zones);
     lh_nameset_free(&p->rebind_allow);

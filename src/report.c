@@ -4,6 +4,8 @@
 #include "loophole/server.h"
 
 #include <ldns/ldns.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -39,12 +41,82 @@ static const lh_list_info *list_at(const lh_server *s, size_t i)
     return s->policy && i < s->policy->blocks.nlists ? &s->policy->blocks.lists[i] : NULL;
 }
 
-/* Every upstream server, across the default group and the forward zones. */
-#define EACH_UPSTREAM(s, srv)                                                                      \
-    for (unsigned _g = 0; (s)->fwd_ready && _g < (s)->fwd.upstream.ngroups; _g++)                  \
-        for (const lh_upstream_server *srv = (s)->fwd.upstream.groups[_g].servers;                 \
-             srv < (s)->fwd.upstream.groups[_g].servers + (s)->fwd.upstream.groups[_g].nservers;   \
-             srv++)
+void lh_server_collect(const lh_server *s, lh_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
+    out->c = s->stats;
+    if (s->fwd_ready && s->fwd.cache_on) {
+        const lh_cache *c = &s->fwd.cache;
+        out->cache_on = true;
+        out->cache_entries = c->count;
+        out->cache_bytes = c->bytes;
+        out->cache_max = c->limits.max_bytes;
+        out->cache = c->stats;
+    }
+    for (unsigned g = 0; s->fwd_ready && g < s->fwd.upstream.ngroups; g++) {
+        const lh_upstream_group *grp = &s->fwd.upstream.groups[g];
+        for (unsigned i = 0; i < grp->nservers && out->nupstreams < LH_SNAPSHOT_UPSTREAMS; i++) {
+            const lh_upstream_server *u = &grp->servers[i];
+            lh_upstream_figures *f = &out->up[out->nupstreams++];
+            f->queries = u->queries;
+            f->answers = u->answers;
+            f->failures = u->failures;
+            f->latency_sum_ns = u->latency_sum_ns;
+            memcpy(f->latency, u->latency, sizeof f->latency);
+        }
+    }
+    out->qlog_dropped = s->qlog ? lh_qlog_dropped(s->qlog) : 0;
+    out->tcp_connections = s->nconns;
+}
+
+/* Every counter of lh_counters before the top tables is a uint64_t that adds up across loops;
+ * the reload and start fields after them are the main loop's alone. */
+#define SUMMED_COUNTERS (offsetof(lh_counters, top_blocked) / sizeof(uint64_t))
+_Static_assert(offsetof(lh_counters, top_blocked) % sizeof(uint64_t) == 0, "counter layout");
+
+static void add_u64(uint64_t *a, const uint64_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] += b[i];
+}
+
+void lh_snapshot_add(lh_snapshot *a, const lh_snapshot *b)
+{
+    add_u64((uint64_t *)&a->c, (const uint64_t *)&b->c, SUMMED_COUNTERS);
+    lh_top_merge(&a->c.top_blocked, &b->c.top_blocked);
+    lh_top_merge(&a->c.top_clients, &b->c.top_clients);
+    a->cache_on = a->cache_on || b->cache_on;
+    a->cache_entries += b->cache_entries;
+    a->cache_bytes += b->cache_bytes;
+    a->cache_max += b->cache_max;
+    add_u64((uint64_t *)&a->cache, (const uint64_t *)&b->cache, sizeof a->cache / sizeof(uint64_t));
+    for (unsigned k = 0; k < b->nupstreams && k < a->nupstreams; k++)
+        add_u64((uint64_t *)&a->up[k], (const uint64_t *)&b->up[k],
+                sizeof a->up[k] / sizeof(uint64_t));
+    a->qlog_dropped += b->qlog_dropped;
+    a->tcp_connections += b->tcp_connections;
+}
+
+/* The figures of every loop: the main loop's own, read now, and each worker's last copy. */
+static lh_snapshot *gather(const lh_server *s)
+{
+    lh_snapshot *g = malloc(sizeof *g);
+    if (!g) return NULL;
+    lh_server_collect(s, g);
+    lh_workers_add_snapshots(s, g);
+    return g;
+}
+
+/* The label of upstream k, in the order lh_server_collect numbers them. */
+static const char *upstream_label(const lh_server *s, unsigned k)
+{
+    for (unsigned g = 0; s->fwd_ready && g < s->fwd.upstream.ngroups; g++) {
+        if (k < s->fwd.upstream.groups[g].nservers)
+            return s->fwd.upstream.groups[g].servers[k].label;
+        k -= s->fwd.upstream.groups[g].nservers;
+    }
+    return "?";
+}
 
 /* ---- stats: text and JSON ------------------------------------------------------------- */
 
@@ -74,9 +146,9 @@ static void top_json(lh_sbuf *b, const lh_top *t)
     lh_sbuf_putc(b, ']');
 }
 
-static void stats_text(const lh_server *s, lh_sbuf *b)
+static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
 {
-    const lh_counters *st = &s->stats;
+    const lh_counters *st = &g->c;
     char when[32];
     iso_time(st->started_unix, when, sizeof when);
     lh_sbuf_printf(b, "loophole %s, running since %s\n\n", LH_VERSION, when);
@@ -99,25 +171,25 @@ static void stats_text(const lh_server *s, lh_sbuf *b)
             lh_sbuf_printf(b, " %s %llu", rcode_name(i) ? rcode_name(i) : "?",
                            (unsigned long long)st->rcodes[i]);
     lh_sbuf_printf(b, "\n");
-    if (s->fwd_ready && s->fwd.cache_on) {
-        const lh_cache *c = &s->fwd.cache;
-        uint64_t looked = c->stats.hits + c->stats.misses;
+    if (g->cache_on) {
+        uint64_t looked = g->cache.hits + g->cache.misses;
         lh_sbuf_printf(b,
                        "cache       %zu entries, %zu of %zu bytes; hit ratio %.1f%% (%llu hits, "
                        "%llu misses); %llu evictions, %llu stale answers\n",
-                       c->count, c->bytes, c->limits.max_bytes,
-                       looked ? 100.0 * (double)c->stats.hits / (double)looked : 0.0,
-                       (unsigned long long)c->stats.hits, (unsigned long long)c->stats.misses,
-                       (unsigned long long)c->stats.evictions,
-                       (unsigned long long)c->stats.stale_hits);
+                       g->cache_entries, g->cache_bytes, g->cache_max,
+                       looked ? 100.0 * (double)g->cache.hits / (double)looked : 0.0,
+                       (unsigned long long)g->cache.hits, (unsigned long long)g->cache.misses,
+                       (unsigned long long)g->cache.evictions,
+                       (unsigned long long)g->cache.stale_hits);
     } else {
         lh_sbuf_printf(b, "cache       off\n");
     }
     lh_sbuf_printf(b, "upstreams\n");
-    EACH_UPSTREAM(s, u)
-    {
+    for (unsigned k = 0; k < g->nupstreams; k++) {
+        const lh_upstream_figures *u = &g->up[k];
+        const char *label = upstream_label(s, k);
         lh_sbuf_printf(b, "  %-24s queries %llu, answers %llu, failures %llu, mean %.1f ms\n",
-                       u->label, (unsigned long long)u->queries, (unsigned long long)u->answers,
+                       label, (unsigned long long)u->queries, (unsigned long long)u->answers,
                        (unsigned long long)u->failures,
                        u->answers ? (double)u->latency_sum_ns / 1e6 / (double)u->answers : 0.0);
     }
@@ -137,9 +209,9 @@ static void stats_text(const lh_server *s, lh_sbuf *b)
     top_text(b, "top clients", &st->top_clients);
 }
 
-static void stats_json(const lh_server *s, lh_sbuf *b)
+static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
 {
-    const lh_counters *st = &s->stats;
+    const lh_counters *st = &g->c;
     lh_sbuf_printf(b,
                    "{\"version\":\"%s\",\"started\":%llu,\"queries\":{\"total\":%llu,\"udp\":%llu,"
                    "\"tcp\":%llu,\"dropped\":%llu,\"rate_limited_dropped\":%llu,"
@@ -164,29 +236,30 @@ static void stats_json(const lh_server *s, lh_sbuf *b)
         first = false;
     }
     lh_sbuf_printf(b, "},\"cache\":");
-    if (s->fwd_ready && s->fwd.cache_on) {
-        const lh_cache *c = &s->fwd.cache;
+    if (g->cache_on) {
         lh_sbuf_printf(b,
                        "{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"hits\":%llu,"
                        "\"misses\":%llu,\"evictions\":%llu,\"stale_hits\":%llu}",
-                       c->count, c->bytes, c->limits.max_bytes, (unsigned long long)c->stats.hits,
-                       (unsigned long long)c->stats.misses, (unsigned long long)c->stats.evictions,
-                       (unsigned long long)c->stats.stale_hits);
+                       g->cache_entries, g->cache_bytes, g->cache_max,
+                       (unsigned long long)g->cache.hits, (unsigned long long)g->cache.misses,
+                       (unsigned long long)g->cache.evictions,
+                       (unsigned long long)g->cache.stale_hits);
     } else {
         lh_sbuf_printf(b, "null");
     }
     lh_sbuf_printf(b, ",\"upstreams\":[");
     first = true;
-    EACH_UPSTREAM(s, u)
-    {
+    for (unsigned k = 0; k < g->nupstreams; k++) {
+        const lh_upstream_figures *u = &g->up[k];
+        const char *label = upstream_label(s, k);
         lh_sbuf_printf(b,
                        "%s{\"server\":\"%s\",\"queries\":%llu,\"answers\":%llu,\"failures\":%llu,"
                        "\"latency_sum_us\":%llu,\"latency_buckets\":[",
-                       first ? "" : ",", u->label, (unsigned long long)u->queries,
+                       first ? "" : ",", label, (unsigned long long)u->queries,
                        (unsigned long long)u->answers, (unsigned long long)u->failures,
                        (unsigned long long)(u->latency_sum_ns / 1000));
-        for (unsigned k = 0; k < LH_LATENCY_BUCKETS; k++)
-            lh_sbuf_printf(b, "%s%llu", k ? "," : "", (unsigned long long)u->latency[k]);
+        for (unsigned j = 0; j < LH_LATENCY_BUCKETS; j++)
+            lh_sbuf_printf(b, "%s%llu", j ? "," : "", (unsigned long long)u->latency[j]);
         lh_sbuf_printf(b, "]}");
         first = false;
     }
@@ -209,16 +282,21 @@ static void stats_json(const lh_server *s, lh_sbuf *b)
     top_json(b, &st->top_blocked);
     lh_sbuf_printf(b, ",\"top_clients\":");
     top_json(b, &st->top_clients);
-    lh_sbuf_printf(b, ",\"query_log_dropped\":%llu}\n",
-                   (unsigned long long)(s->qlog ? lh_qlog_dropped(s->qlog) : 0));
+    lh_sbuf_printf(b, ",\"query_log_dropped\":%llu}\n", (unsigned long long)g->qlog_dropped);
 }
 
 void lh_report_stats(const lh_server *s, lh_sbuf *b, bool json)
 {
+    lh_snapshot *g = gather(s);
+    if (!g) {
+        lh_sbuf_printf(b, "out of memory\n");
+        return;
+    }
     if (json)
-        stats_json(s, b);
+        stats_json(s, g, b);
     else
-        stats_text(s, b);
+        stats_text(s, g, b);
+    free(g);
 }
 
 /* ---- lists ------------------------------------------------------------------------------- */
@@ -300,7 +378,12 @@ static void prom_value(lh_sbuf *b, const char *name, const char *label, const ch
 
 void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
 {
-    const lh_counters *st = &s->stats;
+    lh_snapshot *g = gather(s);
+    if (!g) {
+        b->overflow = true;
+        return;
+    }
+    const lh_counters *st = &g->c;
     prom_head(b, "loophole_queries_total", "counter", "Queries received, by transport.");
     prom_value(b, "loophole_queries_total", "transport", "udp", st->queries_udp);
     prom_value(b, "loophole_queries_total", "transport", "tcp", st->queries_tcp);
@@ -332,49 +415,51 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
     for (size_t i = 0; s->policy && i < s->policy->blocks.nlists; i++)
         prom_value(b, "loophole_list_rules", "list", list_at(s, i)->path,
                    list_at(s, i)->counts.rules);
-    if (s->fwd_ready && s->fwd.cache_on) {
-        const lh_cache *c = &s->fwd.cache;
+    if (g->cache_on) {
         prom_head(b, "loophole_cache_entries", "gauge", "Answers in the cache.");
-        prom_value(b, "loophole_cache_entries", NULL, NULL, c->count);
+        prom_value(b, "loophole_cache_entries", NULL, NULL, g->cache_entries);
         prom_head(b, "loophole_cache_bytes", "gauge", "Bytes the cache holds.");
-        prom_value(b, "loophole_cache_bytes", NULL, NULL, c->bytes);
+        prom_value(b, "loophole_cache_bytes", NULL, NULL, g->cache_bytes);
         prom_head(b, "loophole_cache_max_bytes", "gauge", "The cache's bound (cache-size).");
-        prom_value(b, "loophole_cache_max_bytes", NULL, NULL, c->limits.max_bytes);
+        prom_value(b, "loophole_cache_max_bytes", NULL, NULL, g->cache_max);
         prom_head(b, "loophole_cache_hits_total", "counter", "Cache lookups that hit.");
-        prom_value(b, "loophole_cache_hits_total", NULL, NULL, c->stats.hits);
+        prom_value(b, "loophole_cache_hits_total", NULL, NULL, g->cache.hits);
         prom_head(b, "loophole_cache_misses_total", "counter", "Cache lookups that missed.");
-        prom_value(b, "loophole_cache_misses_total", NULL, NULL, c->stats.misses);
+        prom_value(b, "loophole_cache_misses_total", NULL, NULL, g->cache.misses);
         prom_head(b, "loophole_cache_evictions_total", "counter",
                   "Entries evicted to stay within cache-size.");
-        prom_value(b, "loophole_cache_evictions_total", NULL, NULL, c->stats.evictions);
+        prom_value(b, "loophole_cache_evictions_total", NULL, NULL, g->cache.evictions);
     }
     prom_head(b, "loophole_upstream_queries_total", "counter", "Queries sent, per upstream.");
-    EACH_UPSTREAM(s, u)
-    prom_value(b, "loophole_upstream_queries_total", "upstream", u->label, u->queries);
+    for (unsigned k = 0; k < g->nupstreams; k++)
+        prom_value(b, "loophole_upstream_queries_total", "upstream", upstream_label(s, k),
+                   g->up[k].queries);
     prom_head(b, "loophole_upstream_failures_total", "counter",
               "Queries that failed (timeout, error, bad answer), per upstream.");
-    EACH_UPSTREAM(s, u)
-    prom_value(b, "loophole_upstream_failures_total", "upstream", u->label, u->failures);
+    for (unsigned k = 0; k < g->nupstreams; k++)
+        prom_value(b, "loophole_upstream_failures_total", "upstream", upstream_label(s, k),
+                   g->up[k].failures);
     prom_head(b, "loophole_upstream_latency_seconds", "histogram",
               "Time to an upstream's answer, per upstream.");
-    EACH_UPSTREAM(s, u)
-    {
+    for (unsigned k = 0; k < g->nupstreams; k++) {
+        const lh_upstream_figures *u = &g->up[k];
+        const char *label = upstream_label(s, k);
         uint64_t cum = 0;
-        for (unsigned k = 0; k < LH_LATENCY_BUCKETS; k++) {
-            cum += u->latency[k];
+        for (unsigned j = 0; j < LH_LATENCY_BUCKETS; j++) {
+            cum += u->latency[j];
             lh_sbuf_printf(b, "loophole_upstream_latency_seconds_bucket{upstream=");
-            prom_label(b, u->label);
-            if (k < LH_LATENCY_BUCKETS - 1)
-                lh_sbuf_printf(b, ",le=\"%g\"} %llu\n", lh_latency_bounds[k],
+            prom_label(b, label);
+            if (j < LH_LATENCY_BUCKETS - 1)
+                lh_sbuf_printf(b, ",le=\"%g\"} %llu\n", lh_latency_bounds[j],
                                (unsigned long long)cum);
             else
                 lh_sbuf_printf(b, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
         }
         lh_sbuf_printf(b, "loophole_upstream_latency_seconds_sum{upstream=");
-        prom_label(b, u->label);
+        prom_label(b, label);
         lh_sbuf_printf(b, "} %.6f\nloophole_upstream_latency_seconds_count{upstream=",
                        (double)u->latency_sum_ns / 1e9);
-        prom_label(b, u->label);
+        prom_label(b, label);
         lh_sbuf_printf(b, "} %llu\n", (unsigned long long)cum);
     }
     prom_head(b, "loophole_reloads_total", "counter", "Reloads, by result.");
@@ -389,9 +474,9 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
     prom_head(b, "loophole_start_timestamp_seconds", "gauge", "When loophole started.");
     prom_value(b, "loophole_start_timestamp_seconds", NULL, NULL, st->started_unix);
     prom_head(b, "loophole_tcp_connections", "gauge", "Open TCP connections.");
-    prom_value(b, "loophole_tcp_connections", NULL, NULL, s->nconns);
+    prom_value(b, "loophole_tcp_connections", NULL, NULL, g->tcp_connections);
     prom_head(b, "loophole_query_log_dropped_total", "counter",
               "Query log lines dropped because the disk did not keep up.");
-    prom_value(b, "loophole_query_log_dropped_total", NULL, NULL,
-               s->qlog ? lh_qlog_dropped(s->qlog) : 0);
+    prom_value(b, "loophole_query_log_dropped_total", NULL, NULL, g->qlog_dropped);
+    free(g);
 }

@@ -4,7 +4,11 @@
 #include "loophole/log.h"
 #include "loophole/metrics.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,7 +78,7 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
         if (!lh_ratelimit_allow(&s->rrl, &client->peer.sa, uv_now(s->loop), &count)) {
             /* Over the limit: no amplification. A real client behind a busy network still
              * gets every 2nd answer as an empty TC=1 one, and retries over TCP. */
-            if ((count - s->cfg->rate_limit) % LH_RRL_SLIP) {
+            if ((count - s->rrl.per_second) % LH_RRL_SLIP) {
                 s->stats.rrl_dropped++;
                 return 0;
             }
@@ -108,6 +112,16 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
         break;
     }
     return lh_forward_query(&s->fwd, &m, hashes[0], v.group, client, out, cap, limit);
+}
+
+int lh_reuseport(uv_handle_t *h)
+{
+    uv_os_fd_t fd;
+    int one = 1;
+    int r = uv_fileno(h, &fd);
+    if (r == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        r = uv_translate_sys_error(errno);
+    return r;
 }
 
 void lh_explain_bind_error(int uv_err, const lh_sockaddr *addr, const char *proto, char *err,
@@ -149,6 +163,7 @@ static void on_signal(uv_signal_t *h, int signum)
     lh_server *s = h->data;
     if (signum == SIGUSR1) {
         if (s->qlog) lh_qlog_reopen(s->qlog);
+        lh_workers_reopen_log(s);
         return;
     }
     if (s->leak && (signum == SIGHUP || signum == SIGUSR2)) return; /* nothing to reload */
@@ -160,6 +175,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (signum == SIGUSR2) {
         lh_info("SIGUSR2: flushing the cache (%zu entries)", s->fwd.cache.count);
         lh_forward_flush_cache(&s->fwd);
+        lh_workers_flush_cache(s);
         return;
     }
     lh_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -175,7 +191,9 @@ static int rrl_start(lh_server *s, char *err, size_t errlen)
     for (unsigned i = 0; i < cfg->nlisten; i++)
         exposed = exposed || !lh_addr_is_loopback(&cfg->listen[i].sa);
     if (!exposed || !cfg->rate_limit) return 0;
-    if (lh_ratelimit_init(&s->rrl, LH_RRL_SLOTS, cfg->rate_limit, 24, 56) != 0) {
+    unsigned loops = lh_server_loops(s); /* a client may be spread over the loops */
+    uint32_t share = (cfg->rate_limit + loops - 1) / loops;
+    if (lh_ratelimit_init(&s->rrl, LH_RRL_SLOTS, share, 24, 56) != 0) {
         snprintf(err, errlen, "out of memory for the rate limit");
         return -1;
     }
@@ -193,6 +211,7 @@ static int observability_start(lh_server *s, char *err, size_t errlen)
         !(s->qlog = lh_qlog_open(s->loop, cfg->query_log,
                                  (enum lh_qlog_clients)cfg->query_log_clients, err, errlen)))
         return -1;
+    if (s->is_worker) return 0; /* the rest belongs to the main loop */
     if (cfg->has_metrics && !(s->metrics = lh_metrics_start(s, err, errlen))) return -1;
     if (cfg->control_socket) {
         char why[LH_ERR_MAX];
@@ -237,16 +256,20 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
         s->nlisten++;
         char a[64];
         lh_addr_format(&cfg->listen[i], a, sizeof a);
-        lh_info("listening on %s (udp, tcp)", a);
+        if (!s->is_worker) lh_info("listening on %s (udp, tcp)", a);
     }
     if (!s->leak && (rrl_start(s, err, errlen) != 0 || observability_start(s, err, errlen) != 0))
         goto fail;
-    uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup, &s->sig_usr2, &s->sig_usr1};
-    const int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGUSR1};
-    for (int i = 0; i < 5; i++) {
-        uv_signal_init(loop, sigs[i]);
-        sigs[i]->data = s;
-        uv_signal_start(sigs[i], on_signal, nums[i]);
+    if (!s->is_worker && !s->leak && s->nloops > 1 && lh_workers_start(s, err, errlen) != 0)
+        goto fail;
+    if (!s->is_worker) { /* signals go to the main loop, which tells the workers */
+        uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup, &s->sig_usr2, &s->sig_usr1};
+        const int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGUSR1};
+        for (int i = 0; i < 5; i++) {
+            uv_signal_init(loop, sigs[i]);
+            sigs[i]->data = s;
+            uv_signal_start(sigs[i], on_signal, nums[i]);
+        }
     }
     /* Never keeps the loop alive by itself: it only bounds how long a stop may take. */
     uv_timer_init(loop, &s->stop_timer);
@@ -255,6 +278,7 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     s->started = true;
     return 0;
 fail:
+    lh_workers_join(s);
     for (unsigned i = 0; i < s->nlisten; i++) {
         lh_udp_close(s->udp[i]);
         lh_tcp_close(s->tcp[i]);
@@ -310,18 +334,22 @@ void lh_server_stop(lh_server *s)
         s->tcp[i] = NULL;
     }
     lh_tcp_conns_shutdown(s);
-    uv_close((uv_handle_t *)&s->sig_term, NULL);
-    uv_close((uv_handle_t *)&s->sig_int, NULL);
-    uv_close((uv_handle_t *)&s->sig_hup, NULL);
-    uv_close((uv_handle_t *)&s->sig_usr2, NULL);
-    uv_close((uv_handle_t *)&s->sig_usr1, NULL);
-    observability_stop(s);
+    if (!s->is_worker) {
+        uv_close((uv_handle_t *)&s->sig_term, NULL);
+        uv_close((uv_handle_t *)&s->sig_int, NULL);
+        uv_close((uv_handle_t *)&s->sig_hup, NULL);
+        uv_close((uv_handle_t *)&s->sig_usr2, NULL);
+        uv_close((uv_handle_t *)&s->sig_usr1, NULL);
+        observability_stop(s);
+        lh_workers_stop(s);
+    }
     uv_timer_start(&s->stop_timer, on_stop_timeout, LH_STOP_GRACE_MS, 0);
     lh_server_maybe_finish_stop(s);
 }
 
 void lh_server_free(lh_server *s)
 {
+    lh_workers_join(s); /* their loops end on their own once told to stop */
     if (s->started && !uv_is_closing((uv_handle_t *)&s->stop_timer))
         uv_close((uv_handle_t *)&s->stop_timer, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
@@ -335,6 +363,10 @@ void lh_server_free(lh_server *s)
 static void reload_work(uv_work_t *req)
 {
     lh_server *s = req->data;
+    /* Building a big list takes a core for a second: at a lower priority, so that an event
+     * loop sharing that core keeps answering (the pool thread stays niced; it only ever does
+     * background work). */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     s->reload_result = lh_policy_build(s->cfg, s->reload_err, sizeof s->reload_err);
 }
 
@@ -361,6 +393,7 @@ static void reload_done(uv_work_t *req, int status)
         st->last_reload_ok = true;
         st->last_reload_error[0] = 0;
         memset(st->blocked_by_list, 0, sizeof st->blocked_by_list); /* list indices changed */
+        lh_workers_set_policy(s, s->policy);
     } else {
         snprintf(msg, sizeof msg, "%s", s->reload_err[0] ? s->reload_err : "out of memory");
         lh_err("reload failed, keeping the current configuration: %s", msg);

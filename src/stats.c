@@ -62,6 +62,36 @@ void lh_top_hit(lh_top *t, uint64_t key, void (*describe)(const void *, char *, 
     t->last = min;
 }
 
+void lh_top_merge(lh_top *a, const lh_top *b)
+{
+    lh_top_entry all[2 * LH_TOP_MAX];
+    unsigned n = a->n, order[2 * LH_TOP_MAX];
+    memcpy(all, a->e, n * sizeof *all);
+    for (unsigned i = 0; i < b->n; i++) {
+        unsigned k = 0;
+        while (k < n && all[k].key != b->e[i].key)
+            k++;
+        if (k == n) {
+            all[n++] = b->e[i];
+        } else {
+            all[k].count += b->e[i].count;
+            all[k].error += b->e[i].error;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) { /* by count, largest first */
+        unsigned j = i;
+        while (j > 0 && all[order[j - 1]].count < all[i].count) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    a->n = n < LH_TOP_MAX ? n : LH_TOP_MAX;
+    a->last = 0;
+    for (unsigned i = 0; i < a->n; i++)
+        a->e[i] = all[order[i]];
+}
+
 unsigned lh_top_sorted(const lh_top *t, unsigned *order)
 {
     for (unsigned i = 0; i < t->n; i++) {

@@ -87,6 +87,7 @@ typedef struct lh_config {
     uint32_t local_ttl;     /* TTL of local answers and their negative answers */
     uint32_t tcp_idle_timeout_ms;
     uint32_t tcp_max_connections;
+    uint32_t threads;    /* event loops, each on its own thread (SO_REUSEPORT) */
     uint32_t rate_limit; /* UDP answers a second per non-loopback client network (leak-server:
                             per source address); 0: off */
     lh_cidr allow_clients[LH_ACL_MAX]; /* besides loopback, which is always allowed */

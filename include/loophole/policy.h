@@ -10,6 +10,8 @@
 #include "loophole/nameset.h"
 #include "loophole/wire.h"
 
+#include <stdatomic.h>
+
 enum lh_verdict_kind {
     LH_VERDICT_FORWARD = 0, /* not ours: goes upstream */
     LH_VERDICT_LOCAL,       /* answered from the verdict's data */
@@ -49,6 +51,7 @@ typedef struct lh_verdict {
 } lh_verdict;
 
 typedef struct lh_policy {
+    atomic_uint refs; /* loops using it: the last lh_policy_free frees it */
     lh_nameset zones; /* special-use zone apexes, localhost reverse names, canary names */
     lh_hosts hosts;
     bool has_hosts;
@@ -79,7 +82,10 @@ int lh_policy_each_list(const lh_config *cfg, lh_list_file_fn fn, void *ctx, cha
 
 /* Builds a policy from the config (reads the hosts file). Returns NULL with err set. */
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);
+/* Drops a reference (the builder holds the first); the last one frees the policy. */
 void lh_policy_free(lh_policy *p);
+/* Another loop uses the same policy (read-only: lookups never write to it). */
+void lh_policy_ref(lh_policy *p);
 /* Decides for a parsed question; `hashes` are its suffix hashes (lh_name_hashes). */
 void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v);
 

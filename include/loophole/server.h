@@ -1,4 +1,7 @@
-/* server.h - the daemon: listeners on one libuv loop, the per-query path, signals, reload. */
+/* server.h - one event loop's server: listeners, the per-query path, its forwarder and cache,
+ * its counters. Loop 0 (the "main" server) also owns signals, reload, the control socket and
+ * the metrics endpoint; with threads > 1 it starts worker loops (workers.c) that share its
+ * read-only policy and bind the same addresses with SO_REUSEPORT. */
 #ifndef LH_SERVER_H
 #define LH_SERVER_H
 
@@ -15,12 +18,35 @@
 typedef struct lh_tcp_listener lh_tcp_listener;
 typedef struct lh_control lh_control;
 typedef struct lh_metrics lh_metrics;
+typedef struct lh_worker lh_worker;
+
+/* A copy of one loop's counters (and cache and upstream figures), for the reports: workers
+ * publish theirs every LH_SNAPSHOT_MS under a lock; the main loop adds them to its own. */
+#define LH_SNAPSHOT_MS 250
+#define LH_SNAPSHOT_UPSTREAMS 64
+typedef struct lh_upstream_figures {
+    uint64_t queries, answers, failures, latency_sum_ns;
+    uint64_t latency[LH_LATENCY_BUCKETS];
+} lh_upstream_figures;
+typedef struct lh_snapshot {
+    lh_counters c;
+    bool cache_on;
+    size_t cache_entries, cache_bytes, cache_max;
+    lh_cache_stats cache;
+    unsigned nupstreams; /* in the order of the groups and their servers */
+    lh_upstream_figures up[LH_SNAPSHOT_UPSTREAMS];
+    uint64_t qlog_dropped;
+    unsigned tcp_connections;
+} lh_snapshot;
 
 typedef struct lh_server {
     uv_loop_t *loop;
     const lh_config *cfg;
     lh_policy *policy;  /* current snapshot; replaced whole on reload */
     lh_leak_zone *leak; /* set before start: the leak server, no policy and no forwarding */
+    unsigned nloops;    /* event loops in this process (threads); each has its own share */
+    bool is_worker;     /* a worker loop: no signals, control socket or metrics */
+    lh_worker *workers; /* main loop: nloops - 1 of them */
 
     lh_udp_listener *udp[LH_LISTEN_MAX];
     lh_tcp_listener *tcp[LH_LISTEN_MAX];
@@ -92,6 +118,31 @@ void lh_tcp_send(lh_tcp_conn *c, const uint8_t *frame, size_t len);
 void lh_tcp_conns_shutdown(lh_server *s);
 /* Closes every connection immediately. */
 void lh_tcp_conns_abort(lh_server *s);
+
+/* Loops in the process: bounds (cache, in-flight, TCP connections, rate limit) are shared. */
+static inline unsigned lh_server_loops(const lh_server *s)
+{
+    return s->nloops ? s->nloops : 1;
+}
+
+/* Worker loops (workers.c), driven by the main loop. */
+int lh_workers_start(lh_server *main_srv, char *err, size_t errlen);
+void lh_workers_set_policy(lh_server *main_srv, lh_policy *p); /* each takes a reference */
+void lh_workers_flush_cache(lh_server *main_srv);
+void lh_workers_reopen_log(lh_server *main_srv);
+void lh_workers_stop(lh_server *main_srv);
+void lh_workers_join(lh_server *main_srv); /* after the main loop has ended */
+/* Adds every worker's last published figures to `out` (the main loop's own, collected with
+ * lh_server_collect). */
+void lh_workers_add_snapshots(const lh_server *main_srv, lh_snapshot *out);
+/* One loop's figures, read on its own thread. */
+void lh_server_collect(const lh_server *s, lh_snapshot *out);
+/* Adds `b` to `a` (counters summed, top tables merged). */
+void lh_snapshot_add(lh_snapshot *a, const lh_snapshot *b);
+
+/* SO_REUSEPORT on a listener's socket, so that every loop binds the same address and the
+ * kernel spreads clients over them. Returns 0 or a libuv error. */
+int lh_reuseport(uv_handle_t *h);
 
 /* Turns a bind/listen error into an explanation a user can act on. */
 void lh_explain_bind_error(int uv_err, const lh_sockaddr *addr, const char *proto, char *err,

@@ -88,6 +88,8 @@ unsigned lh_stats_qtype_index(uint16_t qtype);
 /* Adds one hit for `key` (text made on first sight by `describe`). */
 void lh_top_hit(lh_top *t, uint64_t key, void (*describe)(const void *, char *, size_t),
                 const void *arg);
+/* Adds the entries of `b` to `a` (counts of equal keys summed; the largest kept). */
+void lh_top_merge(lh_top *a, const lh_top *b);
 /* The entries ordered by count, largest first (indices into t->e). Returns how many. */
 unsigned lh_top_sorted(const lh_top *t, unsigned *order);
 

@@ -1,0 +1,213 @@
+/* workers.c - `threads = N`: N-1 worker loops beside the main one. Each worker is a whole
+ * lh_server on its own thread and loop (listeners bound with SO_REUSEPORT, its own forwarder,
+ * cache and counters) sharing the main loop's policy, which is read-only; nothing on the
+ * query path is shared or locked.
+ *
+ * The main loop talks to a worker through one uv_async and a few fields under the worker's
+ * mutex: a new policy after a reload, a cache flush, a query-log reopen, stop. A worker
+ * publishes a copy of its figures every LH_SNAPSHOT_MS for the reports.
+ *
+ * Worker lifecycle: created (thread started, it binds and reports back) -> running -> stop
+ * requested (never woken again after that) -> its loop ends -> joined and freed by the main
+ * thread after the main loop has ended. */
+#include "loophole/log.h"
+#include "loophole/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct lh_worker {
+    lh_server *main_srv;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    lh_server *srv;
+    uv_async_t wake;
+    uv_timer_t publish;
+    uv_sem_t ready;
+    int start_rc;
+    char err[LH_ERR_MAX];
+    bool running;    /* started, and its thread must be joined */
+    bool stop_sent;  /* main side: no wake-ups after stop */
+    uv_mutex_t lock; /* guards what follows */
+    lh_policy *next_policy;
+    bool flush, reopen, stop;
+    lh_snapshot snap;
+};
+
+static void publish(lh_worker *w)
+{
+    uv_mutex_lock(&w->lock);
+    lh_server_collect(w->srv, &w->snap);
+    uv_mutex_unlock(&w->lock);
+}
+
+static void on_publish(uv_timer_t *t)
+{
+    publish(t->data);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    lh_worker *w = a->data;
+    lh_server *s = w->srv;
+    uv_mutex_lock(&w->lock);
+    lh_policy *p = w->next_policy;
+    bool flush = w->flush, reopen = w->reopen, stop = w->stop;
+    w->next_policy = NULL;
+    w->flush = w->reopen = false;
+    uv_mutex_unlock(&w->lock);
+    if (p) {
+        lh_policy *old = s->policy;
+        s->policy = p;
+        lh_policy_free(old);
+        memset(s->stats.blocked_by_list, 0, sizeof s->stats.blocked_by_list);
+    }
+    if (flush && s->fwd_ready) lh_forward_flush_cache(&s->fwd);
+    if (reopen && s->qlog) lh_qlog_reopen(s->qlog);
+    if (stop) {
+        publish(w); /* the final figures */
+        lh_server_stop(s);
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_close((uv_handle_t *)&w->publish, NULL);
+    }
+}
+
+static void worker_main(void *arg)
+{
+    lh_worker *w = arg;
+    lh_server *m = w->main_srv;
+    w->srv->nloops = m->nloops;
+    w->srv->is_worker = true;
+    lh_policy_ref(m->policy);
+    w->start_rc = lh_server_start(w->srv, &w->loop, m->cfg, m->policy, w->err, sizeof w->err);
+    if (w->start_rc == 0) {
+        uv_async_init(&w->loop, &w->wake, on_wake);
+        w->wake.data = w;
+        uv_timer_init(&w->loop, &w->publish);
+        w->publish.data = w;
+        uv_timer_start(&w->publish, on_publish, LH_SNAPSHOT_MS, LH_SNAPSHOT_MS);
+    }
+    uv_sem_post(&w->ready);
+    if (w->start_rc == 0) uv_run(&w->loop, UV_RUN_DEFAULT);
+    lh_server_free(w->srv);
+    uv_loop_close(&w->loop);
+}
+
+int lh_workers_start(lh_server *m, char *err, size_t errlen)
+{
+    unsigned n = m->nloops - 1;
+    m->workers = calloc(n, sizeof *m->workers);
+    if (!m->workers) {
+        snprintf(err, errlen, "out of memory for %u worker loops", n);
+        return -1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        lh_worker *w = &m->workers[i];
+        w->main_srv = m;
+        w->srv = calloc(1, sizeof *w->srv);
+        if (!w->srv || uv_loop_init(&w->loop) != 0) {
+            free(w->srv);
+            w->srv = NULL;
+            snprintf(err, errlen, "cannot create worker loop %u", i + 1);
+            return -1;
+        }
+        uv_mutex_init(&w->lock);
+        uv_sem_init(&w->ready, 0);
+        if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+            snprintf(err, errlen, "cannot start worker thread %u", i + 1);
+            uv_loop_close(&w->loop);
+            return -1;
+        }
+        w->running = true;
+        uv_sem_wait(&w->ready); /* bound, or failed: before the main loop drops privileges */
+        if (w->start_rc != 0) {
+            snprintf(err, errlen, "worker loop %u: %s", i + 1, w->err);
+            w->stop_sent = true; /* its loop never ran: nothing to wake */
+            return -1;
+        }
+    }
+    lh_info("%u event loops (threads), listeners shared with SO_REUSEPORT", m->nloops);
+    return 0;
+}
+
+/* Sets what the worker should do under its lock, then wakes it. */
+#define WORKER_EACH(m, w)                                                                          \
+    for (lh_worker *w = (m)->workers; (m)->workers && w < (m)->workers + (m)->nloops - 1; w++)     \
+        if (w->running && !w->stop_sent)
+
+void lh_workers_set_policy(lh_server *m, lh_policy *p)
+{
+    WORKER_EACH(m, w)
+    {
+        lh_policy_ref(p);
+        uv_mutex_lock(&w->lock);
+        lh_policy *stale = w->next_policy; /* never taken: replaced by the newer one */
+        w->next_policy = p;
+        uv_mutex_unlock(&w->lock);
+        lh_policy_free(stale);
+        uv_async_send(&w->wake);
+    }
+}
+
+void lh_workers_flush_cache(lh_server *m)
+{
+    WORKER_EACH(m, w)
+    {
+        uv_mutex_lock(&w->lock);
+        w->flush = true;
+        uv_mutex_unlock(&w->lock);
+        uv_async_send(&w->wake);
+    }
+}
+
+void lh_workers_reopen_log(lh_server *m)
+{
+    WORKER_EACH(m, w)
+    {
+        uv_mutex_lock(&w->lock);
+        w->reopen = true;
+        uv_mutex_unlock(&w->lock);
+        uv_async_send(&w->wake);
+    }
+}
+
+void lh_workers_stop(lh_server *m)
+{
+    WORKER_EACH(m, w)
+    {
+        uv_mutex_lock(&w->lock);
+        w->stop = true;
+        uv_mutex_unlock(&w->lock);
+        uv_async_send(&w->wake);
+        w->stop_sent = true;
+    }
+}
+
+void lh_workers_join(lh_server *m)
+{
+    if (!m->workers) return;
+    lh_workers_stop(m); /* in case the main loop ended another way (start-up failure) */
+    for (unsigned i = 0; i < m->nloops - 1; i++) {
+        lh_worker *w = &m->workers[i];
+        if (w->running) {
+            uv_thread_join(&w->thread);
+            uv_mutex_destroy(&w->lock);
+            uv_sem_destroy(&w->ready);
+            lh_policy_free(w->next_policy);
+        }
+        free(w->srv);
+    }
+    free(m->workers);
+    m->workers = NULL;
+}
+
+void lh_workers_add_snapshots(const lh_server *m, lh_snapshot *out)
+{
+    for (unsigned i = 0; m->workers && i < m->nloops - 1; i++) {
+        lh_worker *w = &m->workers[i];
+        if (!w->running) continue;
+        uv_mutex_lock(&w->lock);
+        lh_snapshot_add(out, &w->snap);
+        uv_mutex_unlock(&w->lock);
+    }
+}
