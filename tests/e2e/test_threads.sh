@@ -30,6 +30,7 @@ for s in socks:
 print(" ".join("%s:%d" % kv for kv in sorted(answers.items())))
 PY
 }
+sleep 0.6 # workers publish their counters every 250 ms: lh_start's own probes included
 before=$("$LOOPHOLE" stats --json --control-socket "$LH_TMP/control.sock" | "$LH_PY" -c 'import json,sys; print(json.load(sys.stdin)["queries"]["total"])')
 expect_eq "200 blocked queries from 200 ports: all answered" "$(burst x.ads.threads.test 200)" "127.0.0.1:200"
 expect_eq "200 forwarded queries: all answered" "$(burst www.threads.example 200)" "192.0.2.1:200"
