@@ -8,6 +8,7 @@
 set -euo pipefail
 LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LH_ROOT/scripts/deps.sh"
+. "$LH_ROOT/bench/lib.sh"
 N=${1:-1000000}
 SECS=${2:-5}
 RATE=${LH_BENCH_RATE:-20000}        # offered rate for the CPU-per-query figure
@@ -54,24 +55,7 @@ with open(w + "/fwd.zone", "w") as f:
 PY
 
 AUTH=127.0.90.10 LH=127.0.90.1 UB=127.0.90.2 DM=127.0.90.3 FL=127.0.90.4
-cat >"$W/auth.conf" <<U
-server:
-  interface: $AUTH
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  use-syslog: no
-  directory: "$W"
-  access-control: 127.0.0.0/8 allow
-  local-zone: "bench." nodefault
-stub-zone:              # never recurse past loopback
-  name: "."
-  stub-addr: 127.0.0.1@1
-auth-zone:
-  name: "fwd.bench."
-  zonefile: "$W/fwd.zone"
-U
+bench_auth_conf $AUTH bench fwd.bench "$W/fwd.zone" "$W" >"$W/auth.conf"
 unbound -c "$W/auth.conf" & PIDS+=($!)
 
 # answers ADDR: waits for ADDR to answer localhost; prints the milliseconds it took.

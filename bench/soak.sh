@@ -9,6 +9,7 @@
 set -euo pipefail
 LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LH_ROOT/scripts/deps.sh"
+. "$LH_ROOT/bench/lib.sh"
 Q=${1:-10000000}
 N=${2:-1000000}
 RATE=${LH_SOAK_RATE:-40000}
@@ -45,24 +46,7 @@ with open(w + "/fwd.zone", "w") as f:
 PY
 
 AUTH=127.0.91.10 LH=127.0.91.1
-cat >"$W/auth.conf" <<U
-server:
-  interface: $AUTH
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  use-syslog: no
-  directory: "$W"
-  access-control: 127.0.0.0/8 allow
-  local-zone: "soak." nodefault
-stub-zone:
-  name: "."
-  stub-addr: 127.0.0.1@1
-auth-zone:
-  name: "fwd.soak."
-  zonefile: "$W/fwd.zone"
-U
+bench_auth_conf $AUTH soak fwd.soak "$W/fwd.zone" "$W" >"$W/auth.conf"
 taskset -c 1 unbound -c "$W/auth.conf" & PIDS+=($!)
 taskset -c 0 "$LOOPHOLE" --listen $LH:53 --no-hosts --allow-root --no-default-blocklist \
     --blocklist "$W/list.domains" --upstream $AUTH --control-socket "$W/control.sock" \

@@ -111,13 +111,13 @@ lh_fake() {
 # case-insensitively).
 lh_fake_count() { grep -ci -- "${2:-.}" "$LH_TMP/fake-$1.log" 2>/dev/null || true; }
 
-# lh_unbound ADDR ZONEFILE ZONE: a real Unbound on ADDR:53 serving ZONE from ZONEFILE
-# authoritatively (auth-zone), logging queries to $LH_TMP/unbound-ADDR.log.
-lh_unbound() {
-    local addr=$1 zonefile=$2 zone=$3 conf="$LH_TMP/unbound-$1.conf"
-    cat >"$conf" <<U
+# lh_unbound_head ADDR NAME: the server: lines every test Unbound shares (on ADDR:53, in the
+# foreground, logging queries to $LH_TMP/unbound-NAME.log, iterator only); more server: lines
+# and zones may follow.
+lh_unbound_head() {
+    cat <<U
 server:
-  interface: $addr
+  interface: $1
   port: 53
   do-daemonize: no
   chroot: ""
@@ -125,12 +125,35 @@ server:
   directory: "$LH_TMP"
   pidfile: ""
   use-syslog: no
-  logfile: "$LH_TMP/unbound-$addr.log"
+  logfile: "$LH_TMP/unbound-$2.log"
   log-queries: yes
   verbosity: 1
+  module-config: "iterator"
+U
+}
+
+# lh_unbound_start CONF ADDR NAME [NETNS]: runs Unbound with CONF (inside NETNS if given) and
+# waits until ADDR answers NAME SOA.
+lh_unbound_start() {
+    local netns=()
+    [ -n "${4:-}" ] && netns=(ip netns exec "$4")
+    "${netns[@]}" unbound -c "$1" >"$1.out" 2>&1 &
+    LH_PIDS+=($!)
+    for _ in $(seq 50); do
+        "${netns[@]}" dig @"$2" "$3" SOA +short +time=1 +tries=1 2>/dev/null | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "unbound on $2 did not start" >&2; cat "$1.out" >&2
+    return 1
+}
+
+# lh_unbound ADDR ZONEFILE ZONE: a real Unbound on ADDR:53 serving ZONE from ZONEFILE
+# authoritatively (auth-zone), logging queries to $LH_TMP/unbound-ADDR.log.
+lh_unbound() {
+    local addr=$1 zonefile=$2 zone=$3 conf="$LH_TMP/unbound-$1.conf"
+    { lh_unbound_head "$addr" "$addr"; cat <<U
   access-control: 127.0.0.0/8 allow
   local-zone: "test." nodefault
-  module-config: "iterator"
 # Never recurse past loopback: anything outside the test zone goes to a closed local port.
 stub-zone:
   name: "."
@@ -141,12 +164,6 @@ auth-zone:
   for-downstream: yes
   for-upstream: no
 U
-    unbound -c "$conf" >"$LH_TMP/unbound-$addr.out" 2>&1 &
-    LH_PIDS+=($!)
-    for _ in $(seq 50); do
-        dig @"$addr" "$zone" SOA +short +time=1 +tries=1 2>/dev/null | grep -q . && return 0
-        sleep 0.1
-    done
-    echo "unbound on $addr did not start" >&2; cat "$LH_TMP/unbound-$addr.out" >&2
-    return 1
+    } >"$conf"
+    lh_unbound_start "$conf" "$addr" "$zone"
 }

@@ -81,22 +81,10 @@ sleep 1.1 # a fresh window for Unbound's source address
 # Unbound X and Y: recursive resolvers that reach the zone only through the leak server.
 unbound_in_r() { # ADDR EGRESS
     local conf="$LH_TMP/unbound-$1.conf"
-    cat >"$conf" <<U
-server:
-  interface: $1
+    { lh_unbound_head "$1" "$1"; cat <<U
   outgoing-interface: $2
-  port: 53
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$LH_TMP"
-  pidfile: ""
-  use-syslog: no
-  logfile: "$LH_TMP/unbound-$1.log"
-  verbosity: 1
   do-ip6: no
   access-control: 10.252.0.0/16 allow
-  module-config: "iterator"
   qname-minimisation: yes
   local-zone: "example." nodefault
 stub-zone:
@@ -106,13 +94,8 @@ stub-zone:
   name: "."
   stub-addr: 127.0.0.1@1
 U
-    ip netns exec "$R" unbound -c "$conf" >"$LH_TMP/unbound-$1.out" 2>&1 &
-    LH_PIDS+=($!)
-    for _ in $(seq 50); do
-        in_ns "$R" dig @"$1" "$ZONE" SOA +short +time=1 +tries=1 2>/dev/null | grep -q . && return 0
-        sleep 0.1
-    done
-    echo "unbound on $1 did not start" >&2; cat "$LH_TMP/unbound-$1.out" >&2
+    } >"$conf"
+    lh_unbound_start "$conf" "$1" "$ZONE" "$R"
 }
 unbound_in_r 10.252.1.1 10.252.2.1
 unbound_in_r 10.252.1.3 10.252.2.3

@@ -122,36 +122,23 @@ lh_stop
 # A real loop: loophole -> Unbound -> back to loophole. Detected (or at worst bounded): the
 # client gets SERVFAIL within the budget and Unbound sees a handful of queries, not a storm.
 LOOP=$(lh_peer 24)
-cat >"$LH_TMP/loop.conf" <<U
-server:
-  interface: $LOOP
-  port: 53
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$LH_TMP"
-  pidfile: ""
-  use-syslog: no
-  logfile: "$LH_TMP/loop-unbound.log"
-  log-queries: yes
+{ lh_unbound_head "$LOOP" loop; cat <<U
   access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
   local-zone: "test." nodefault
-  module-config: "iterator"
+  do-not-query-localhost: no
 forward-zone:
   name: "."
   forward-addr: $LH_ADDR
 U
-unbound -c "$LH_TMP/loop.conf" >"$LH_TMP/loop-unbound.out" 2>&1 &
-LH_PIDS+=($!)
-for _ in $(seq 50); do dig @"$LOOP" localhost +short +time=1 +tries=1 2>/dev/null | grep -q . && break; sleep 0.1; done
+} >"$LH_TMP/loop.conf"
+lh_unbound_start "$LH_TMP/loop.conf" "$LOOP" localhost
 lh_start --no-hosts --upstream "$LOOP" --upstream-timeout 500 --query-budget 1500
 s=$(date +%s%N)
 expect_eq "a forwarding loop ends in SERVFAIL" "$(dstatus abcdefghijkl.loop.test +time=5)" "SERVFAIL"
 ms=$(( ($(date +%s%N) - s) / 1000000 ))
 check "within the budget (${ms} ms)" test "$ms" -lt 2200
 sleep 0.5
-n=$(grep -ci "abcdefghijkl.loop.test" "$LH_TMP/loop-unbound.log")
+n=$(grep -ci "abcdefghijkl.loop.test" "$LH_TMP/unbound-loop.log")
 check "no storm: Unbound saw $n queries for the name" test "$n" -le 10
 expect_match "the loop is logged" "$(cat "$LH_TMP/loophole.log")" "forwarding loop: an upstream sent loophole's own query back"
 check "still serving" lh_alive
