@@ -149,36 +149,30 @@ void lh_workers_set_policy(lh_server *m, lh_policy *p)
     }
 }
 
+/* Raises one of the worker's request flags under its lock and wakes it. */
+static void request(lh_worker *w, bool *flag)
+{
+    uv_mutex_lock(&w->lock);
+    *flag = true;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wake);
+}
+
 void lh_workers_flush_cache(lh_server *m)
 {
-    WORKER_EACH(m, w)
-    {
-        uv_mutex_lock(&w->lock);
-        w->flush = true;
-        uv_mutex_unlock(&w->lock);
-        uv_async_send(&w->wake);
-    }
+    WORKER_EACH(m, w) request(w, &w->flush);
 }
 
 void lh_workers_reopen_log(lh_server *m)
 {
-    WORKER_EACH(m, w)
-    {
-        uv_mutex_lock(&w->lock);
-        w->reopen = true;
-        uv_mutex_unlock(&w->lock);
-        uv_async_send(&w->wake);
-    }
+    WORKER_EACH(m, w) request(w, &w->reopen);
 }
 
 void lh_workers_stop(lh_server *m)
 {
     WORKER_EACH(m, w)
     {
-        uv_mutex_lock(&w->lock);
-        w->stop = true;
-        uv_mutex_unlock(&w->lock);
-        uv_async_send(&w->wake);
+        request(w, &w->stop);
         w->stop_sent = true;
     }
 }
