@@ -20,6 +20,7 @@ Modes:
 import os, random, socket, struct, sys, threading, time
 
 import dns.flags
+import dns.exception
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -61,7 +62,12 @@ def answer_for(q, tcp):
         r.answer.append(dns.rrset.from_text(qn, 60, "IN", "A", "192.0.2.1"))
     elif q.question[0].rdtype == dns.rdatatype.AAAA:
         r.answer.append(dns.rrset.from_text(qn, 60, "IN", "AAAA", "2001:db8::1"))
-    wire = r.to_wire(max_size=65535 if tcp else max(512, q.payload or 512))
+    try:
+        wire = r.to_wire(max_size=65535 if tcp else max(512, q.payload or 512))
+    except dns.exception.TooBig:  # as a server does: the question only, TC=1
+        t = dns.message.make_response(q)
+        t.flags |= dns.flags.TC
+        wire = t.to_wire()
     if mode == "wrongid":
         wire = struct.pack("!H", (r.id + 1) & 0xFFFF) + wire[2:]
     if mode == "wrongq":

@@ -19,6 +19,12 @@ for m in "${modes[@]}"; do
     esac
     zones+=(--forward-zone "$m.test=$a" --forward-zone "fo-$m.test=$a,$HEALTHY")
 done
+# Two that must work: slow but under the 500 ms try, and answers too big for UDP (TC: c-ares
+# retries over TCP).
+SLOWOK=$(lh_peer 25) BIG=$(lh_peer 26)
+lh_fake "$SLOWOK" slow 300
+lh_fake "$BIG" big
+zones+=(--forward-zone "slowok.test=$SLOWOK" --forward-zone "big.test=$BIG")
 echo '||blocked.test^' >"$LH_TMP/block.list"
 lh_start --no-hosts --upstream "$HEALTHY" --upstream-timeout 500 --query-budget 1500 \
     --blocklist "$LH_TMP/block.list" --no-serve-stale "${zones[@]}"
@@ -46,6 +52,9 @@ done
 for m in "${modes[@]}"; do
     expect_eq "$m: fails over to the healthy upstream" "$(d "q.fo-$m.test" +short +time=5)" "192.0.2.1"
 done
+expect_eq "slow, just under the try timeout (300 of 500 ms): answered" "$(d q.slowok.test +short +time=5)" "192.0.2.1"
+expect_eq "an upstream answer too big for UDP: fetched over TCP, all 40 records" "$(d q.big.test TXT +tcp +short | wc -l)" "40"
+expect_match "... and TC=1 for a UDP client that allows 1232 bytes" "$(d q.big.test TXT +bufsize=1232 +ignore +noall +comments)" "flags: qr.* tc"
 expect_match "a 0x20 mismatch is reported as possible spoofing" "$(cat "$LH_TMP/loophole.log")" "does not echo the question as sent \(0x20 case\)"
 expect_eq "the blackhole saw the query (it was asked)" "$(lh_fake_count "${ADDR_OF[blackhole]}" q.blackhole.test)" "1"
 expect_match "a server failing repeatedly is tried last" "$( for k in 1 2 3; do d "r$k.fo-blackhole.test" +short >/dev/null; done; cat "$LH_TMP/loophole.log")" "upstream ${ADDR_OF[blackhole]}:53: 3 failures in a row"
