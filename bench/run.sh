@@ -113,12 +113,16 @@ start floor $FL "$W/floor" $FL 53
 for a in $LH $UB $DM; do dnsperf -s $a -d "$W/q-cached" -n 1 -q 50 >/dev/null 2>&1 || true; done
 
 # perf_at NAME ADDR MIX: CPU microseconds per answered query at $RATE q/s, then unthrottled.
-declare -A CPU QPS LAT LOST
+declare -A CPU QPS LAT LOST P99
 measure() {
     local name=$1 addr=$2 mix=$3 key="$1/$3" out t0 t1
     t0=$(cpu_ticks "${PID[$name]}")
-    out=$(taskset -c 1 dnsperf -s "$addr" -d "$W/q-$mix" -l "$SECS" -Q "$RATE" -c 4 2>&1)
+    taskset -c 1 dnsperf -s "$addr" -d "$W/q-$mix" -l "$SECS" -Q "$RATE" -c 4 -v >"$W/perf.out" 2>&1
     t1=$(cpu_ticks "${PID[$name]}")
+    out=$(grep -v '^>' "$W/perf.out")
+    # -v prints every answer with its latency: the 99th percentile at the fixed rate
+    P99[$key]=$(awk '/^> / {print $NF * 1e6}' "$W/perf.out" | sort -n |
+        awk '{v[NR] = $1} END {if (NR) printf "%.0f", v[int(NR * 0.99)]; else print "-"}')
     local done=$(echo "$out" | awk '/Queries completed:/ {print $3}')
     local hz=$(getconf CLK_TCK)
     CPU[$key]=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v q="$done" 'BEGIN {printf "%.2f", q ? t / hz * 1e6 / q : 0}')
@@ -155,21 +159,47 @@ cg() { # NAME MIX ARGS...
     local q=$(( ($(wc -l <"$W/q-$mix")) * (CG_QUERIES / $(wc -l <"$W/q-$mix") + 1) ))
     echo $(( ${ir:-0} / q ))
 }
-declare -A IR
+declare -A IR TQPS
 if [ "${LH_BENCH_CALLGRIND:-1}" = 1 ]; then
     echo "== callgrind" >&2
     for mix in blocked localhost cached; do
         IR[loophole/$mix]=$(cg loophole $mix "$LH_ROOT/build-bench/loophole" --listen 127.0.90.20:53 \
             --no-hosts --allow-root --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH)
     done
+    if [ "$N" -le 100000 ]; then # the peers too (loading a big list under valgrind takes ages)
+        sed "s/interface: $UB/interface: 127.0.90.20/" "$W/unbound.conf" >"$W/unbound-cg.conf"
+        for mix in blocked localhost cached; do
+            IR[unbound/$mix]=$(cg unbound $mix unbound -c "$W/unbound-cg.conf")
+            IR[dnsmasq/$mix]=$(cg dnsmasq $mix dnsmasq --keep-in-foreground --no-resolv --no-hosts \
+                --listen-address=127.0.90.20 --bind-interfaces --port=53 --user=root \
+                --addn-hosts="$W/list.hosts" --server=$AUTH --cache-size=10000)
+        done
+    fi
 fi
 
-printf '\n%-10s %-9s %10s %9s %9s %7s %8s %8s %10s\n' target mix "cpu-us/q" "qps" "lat-us" lost "rss-MiB" "load-ms" "Ir/query"
+# Several event loops: unthrottled qps of the blocked mix with --threads 2 against one loop.
+# dnsperf needs a core too, so on a 2-core machine this shows what a second loop adds when
+# the load generator competes with it, not the scaling on idle cores.
+if [ "${LH_BENCH_THREADS:-1}" = 1 ]; then
+    echo "== threads" >&2
+    for n in 1 2; do
+        "$LH_ROOT/build-bench/loophole" --listen 127.0.90.30:53 --threads $n --no-hosts \
+            --allow-root --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH \
+            --control-socket none >"$W/threads.log" 2>&1 &
+        tp=$!
+        answers 127.0.90.30 >/dev/null
+        TQPS[$n]=$(dnsperf -s 127.0.90.30 -d "$W/q-blocked" -l "$SECS" -c 8 -T 2 -q 400 2>&1 |
+            awk '/Queries per second:/ {printf "%d", $4}')
+        kill $tp; wait $tp 2>/dev/null || true
+    done
+fi
+
+printf '\n%-10s %-9s %10s %9s %9s %8s %7s %8s %8s %10s\n' target mix "cpu-us/q" "qps" "lat-us" "p99-us" lost "rss-MiB" "load-ms" "Ir/query"
 for mix in blocked localhost cached; do
     for t in loophole unbound dnsmasq floor; do
         k="$t/$mix"; [ -n "${CPU[$k]:-}" ] || continue
-        printf '%-10s %-9s %10s %9s %9s %7s %8s %8s %10s\n' $t $mix "${CPU[$k]}" "${QPS[$k]}" \
-            "${LAT[$k]}" "${LOST[$k]}" "${RSS[$t]}" "${LOAD[$t]}" "${IR[$k]:--}"
+        printf '%-10s %-9s %10s %9s %9s %8s %7s %8s %8s %10s\n' $t $mix "${CPU[$k]}" "${QPS[$k]}" \
+            "${LAT[$k]}" "${P99[$k]:--}" "${LOST[$k]}" "${RSS[$t]}" "${LOAD[$t]}" "${IR[$k]:--}"
     done
 done
 echo
@@ -182,3 +212,6 @@ for mix in blocked localhost cached; do
 done
 awk -v a="${CPU[loophole/localhost]}" -v b="${CPU[floor/localhost]}" \
     'BEGIN {if (b > 0) printf "loophole vs floor (localhost): %.2fx\n", a / b}'
+if [ -n "${TQPS[1]:-}" ]; then
+    awk -v a="${TQPS[1]}" -v b="${TQPS[2]}" 'BEGIN {printf "threads: 1 loop %d q/s, 2 loops %d q/s: %.2fx (dnsperf on the same 2 cores)\n", a, b, b / a}'
+fi
