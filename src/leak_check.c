@@ -181,6 +181,23 @@ static bool is_loophole_ns(const lh_config *cfg, const char *text)
     return false;
 }
 
+/* systemd-resolved forwards to loophole alone (loophole behind resolved's stub). */
+static bool resolved_is_loophole(const report *r)
+{
+    if (!r->has_resolved || !r->nresolved_ns) return false;
+    for (unsigned i = 0; i < r->nresolved_ns; i++)
+        if (!is_loophole_ns(r->cfg, r->resolved_ns[i])) return false;
+    return true;
+}
+
+/* A resolv.conf nameserver that leads to loophole: loophole itself, or resolved's stubs when
+ * resolved forwards only to loophole (docs/system-resolver.md, way 2). */
+static bool leads_to_loophole(const report *r, const char *ns)
+{
+    return is_loophole_ns(r->cfg, ns) ||
+           ((!strcmp(ns, "127.0.0.53") || !strcmp(ns, "127.0.0.54")) && resolved_is_loophole(r));
+}
+
 static unsigned read_nameservers(const char *path, char ns[][INET6_ADDRSTRLEN], bool *rotate,
                                  char *manager, size_t manager_len)
 {
@@ -232,7 +249,7 @@ static void check_resolv_conf(report *r)
     }
     unsigned ours = 0;
     for (unsigned i = 0; i < r->nresolv_ns; i++)
-        if (is_loophole_ns(cfg, r->resolv_ns[i])) ours++;
+        if (leads_to_loophole(r, r->resolv_ns[i])) ours++;
     char fix[320];
     char own[64];
     lh_addr_format(&cfg->listen[0], own, sizeof own);
@@ -246,7 +263,7 @@ static void check_resolv_conf(report *r)
                     r->resolv_missing ? " is missing, so glibc asks 127.0.0.1, which" : "", own);
     } else {
         for (unsigned i = 0; i < r->nresolv_ns; i++) {
-            if (is_loophole_ns(cfg, r->resolv_ns[i])) continue;
+            if (leads_to_loophole(r, r->resolv_ns[i])) continue;
             bool v6 = strchr(r->resolv_ns[i], ':') != NULL;
             add_finding(r, SEV_LEAK, fix,
                         "%s also lists nameserver %s%s: glibc sends queries there whenever "
@@ -365,7 +382,7 @@ static void check_listeners(report *r)
                 a.v6.sin6_port = htons(53);
                 inet_ntop(AF_INET6, &a.v6.sin6_addr, text, sizeof text);
             }
-            if (lh_config_is_own_address(r->cfg, &a)) continue;
+            if (lh_config_is_own_address(r->cfg, &a) || leads_to_loophole(r, text)) continue;
             if (!strcmp(text, "127.0.0.54"))
                 add_finding(r, SEV_WARN,
                             "set DNSStubListenerExtra= empty and point systemd-resolved at "
@@ -902,7 +919,7 @@ static void print_human(const report *r, int code, const char *verdict, lh_sbuf 
     lh_sbuf_printf(b, "  %-26s", "system nameservers");
     for (unsigned i = 0; i < r->nresolv_ns; i++)
         lh_sbuf_printf(b, " %s%s", r->resolv_ns[i],
-                       is_loophole_ns(cfg, r->resolv_ns[i]) ? " (loophole)" : "");
+                       leads_to_loophole(r, r->resolv_ns[i]) ? " (loophole)" : "");
     lh_sbuf_printf(b, "%s (%s)\n", r->nresolv_ns ? "" : " none",
                    cfg->resolv_conf ? cfg->resolv_conf : LH_DEFAULT_RESOLV_CONF);
     lh_sbuf_printf(b, "  %-26s %s\n", "nsswitch hosts",
@@ -962,8 +979,8 @@ int lh_leak_check(const lh_config *cfg, bool json)
         return 2;
     }
     r->cfg = cfg;
+    check_systemd_resolved(r); /* first: the others ask whether resolved leads to loophole */
     check_resolv_conf(r);
-    check_systemd_resolved(r);
     check_nsswitch(r);
     check_listeners(r);
     observe(r);
