@@ -156,6 +156,18 @@ printf 'nameserver 10.252.1.1\n' >"/etc/netns/$C/resolv.conf"
 report=$(check_leak); rc=$?
 expect_eq "resolv.conf without loophole: exit 1" "$rc" "1"
 expect_match "... the canary is answered by someone else" "$report" "LEAK +getaddrinfo says the canary .* does not exist"
+printf 'nameserver 127.0.0.53\nnameserver fd00::53\noptions rotate\n' >"/etc/netns/$C/resolv.conf"
+echo "hosts: files resolve [!UNAVAIL=return] dns" >"/etc/netns/$C/nsswitch.conf"
+ip netns exec "$C" "$LH_PY" -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.99", 53)); time.sleep(30)' &
+OTHER=$!; LH_PIDS+=("$OTHER"); sleep 0.3
+report=$(check_leak); rc=$?
+expect_eq "IPv6 nameserver, rotate, nss-resolve, another server on port 53: exit 1" "$rc" "1"
+expect_match "... the IPv6 nameserver" "$report" "LEAK +/etc/resolv.conf also lists nameserver fd00::53 \(IPv6\)"
+expect_match "... options rotate" "$report" "LEAK +/etc/resolv.conf has 'options rotate'"
+expect_match "... nsswitch's resolve module" "$report" "LEAK +nsswitch.conf sends host lookups to systemd-resolved"
+expect_match "... the other port-53 server" "$report" "WARN +another DNS server listens on 127.0.0.99 port 53"
+kill "$OTHER"
+echo "hosts: files dns" >"/etc/netns/$C/nsswitch.conf"
 printf 'nameserver 127.0.0.53\n' >"/etc/netns/$C/resolv.conf"
 
 # 3. loophole's configuration says X, but the running daemon sends queries out through Y.
