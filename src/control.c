@@ -103,8 +103,9 @@ static void run_command(ctl_conn *c, const char *cmd)
         reply_report(c, lh_report_lists, cmd[5] != 0);
     } else if (!strcmp(cmd, "cache flush")) {
         char text[96];
-        snprintf(text, sizeof text, "cache flushed (%zu entries)\n",
-                 s->fwd_ready ? s->fwd.cache.count : (size_t)0);
+        snprintf(text, sizeof text, "cache flushed (%zu entries%s)\n",
+                 s->fwd_ready ? s->fwd.cache.count : (size_t)0,
+                 lh_server_loops(s) > 1 ? " in the first loop; every loop flushed" : "");
         if (s->fwd_ready) lh_forward_flush_cache(&s->fwd);
         lh_workers_flush_cache(s);
         lh_info("control: cache flushed");
