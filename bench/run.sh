@@ -13,6 +13,7 @@ N=${1:-1000000}
 SECS=${2:-5}
 RATE=${LH_BENCH_RATE:-20000}        # offered rate for the CPU-per-query figure
 CG_QUERIES=${LH_BENCH_CG_QUERIES:-20000}
+MEASURE=${LH_BENCH_MEASURE:-1} # 0: instruction counts only (they do not depend on load)
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf dnsmasq unbound valgrind dnsutils
 W=$(mktemp -d /tmp/lh-bench-XXXXXX)
 chmod 755 "$W"
@@ -103,14 +104,16 @@ forward-zone:
   name: "fwd.bench."
   forward-addr: $AUTH
 U
+if [ "$MEASURE" = 1 ]; then # the peers and the floor: only for the timed measurements
 start unbound $UB unbound -c "$W/unbound.conf"
 start dnsmasq $DM dnsmasq --keep-in-foreground --no-resolv --no-hosts --listen-address=$DM \
     --bind-interfaces --port=53 --user=root --addn-hosts="$W/list.hosts" --server=$AUTH \
     --cache-size=10000
 start floor $FL "$W/floor" $FL 53
+fi
 
 # Warm the caches for the cached-forward mix.
-for a in $LH $UB $DM; do dnsperf -s $a -d "$W/q-cached" -n 1 -q 50 >/dev/null 2>&1 || true; done
+for a in $LH $UB $DM; do [ "$MEASURE" = 1 ] || [ $a = $LH ] || continue; dnsperf -s $a -d "$W/q-cached" -n 1 -q 50 >/dev/null 2>&1 || true; done
 
 # perf_at NAME ADDR MIX: CPU microseconds per answered query at $RATE q/s, then unthrottled.
 declare -A CPU QPS LAT LOST P99
@@ -131,6 +134,7 @@ measure() {
     LAT[$key]=$(echo "$out" | awk '/Average Latency/ {printf "%.0f", $4 * 1e6}')
     LOST[$key]=$(echo "$out" | awk '/Queries lost:/ {print $3}')
 }
+if [ "$MEASURE" = 1 ]; then
 echo "== measuring ($SECS s each)" >&2
 for mix in blocked localhost cached; do
     for t in loophole unbound dnsmasq; do
@@ -140,6 +144,9 @@ for mix in blocked localhost cached; do
     measure floor $FL $mix
 done
 for t in loophole unbound dnsmasq floor; do RSS[$t]=$(rss_mib "${PID[$t]}"); done
+else
+    RSS[loophole]=$(rss_mib "${PID[loophole]}")
+fi
 
 # Instructions per query (callgrind): counting starts after start-up and warm-up.
 cg() { # NAME MIX ARGS...
@@ -180,7 +187,7 @@ fi
 # Several event loops: unthrottled qps of the blocked mix with --threads 2 against one loop.
 # dnsperf needs a core too, so on a 2-core machine this shows what a second loop adds when
 # the load generator competes with it, not the scaling on idle cores.
-if [ "${LH_BENCH_THREADS:-1}" = 1 ]; then
+if [ "$MEASURE" = 1 ] && [ "${LH_BENCH_THREADS:-1}" = 1 ]; then
     echo "== threads" >&2
     for n in 1 2; do
         "$LH_ROOT/build-bench/loophole" --listen 127.0.90.30:53 --threads $n --no-hosts \
@@ -194,6 +201,16 @@ if [ "${LH_BENCH_THREADS:-1}" = 1 ]; then
     done
 fi
 
+if [ "$MEASURE" = 0 ]; then
+    printf '\ninstructions per query (callgrind), %s names; loophole load %s ms, RSS %s MiB\n' \
+        "$N" "${LOAD[loophole]}" "${RSS[loophole]}"
+    for mix in blocked localhost cached; do
+        for t in loophole unbound dnsmasq; do
+            [ -n "${IR[$t/$mix]:-}" ] && printf '%-10s %-9s %10s\n' $t $mix "${IR[$t/$mix]}"
+        done
+    done
+    exit 0
+fi
 printf '\n%-10s %-9s %10s %9s %9s %8s %7s %8s %8s %10s\n' target mix "cpu-us/q" "qps" "lat-us" "p99-us" lost "rss-MiB" "load-ms" "Ir/query"
 for mix in blocked localhost cached; do
     for t in loophole unbound dnsmasq floor; do
