@@ -46,7 +46,8 @@ static const char usage[] =
     "answering it; exit 0 no leak, 1 leak, 2 could not tell (docs/leak-check.md). 'leak-server'\n"
     "serves ZONE authoritatively, answering each resolver with its own address.\n"
     "\n"
-    "Options (each has a config-file key of the same name; flags override the file):\n"
+    "Options (each but --json is also a config-file key, named as the flag unless\n"
+    "docs/configuration.md says otherwise; flags override the file):\n"
     "  -c, --config FILE            read settings from FILE (key = value lines)\n"
     "  -l, --listen ADDR[:PORT]     listen on UDP and TCP; repeatable; IPv6 as [::1]:53\n"
     "                               (default " LH_DEFAULT_LISTEN ")\n"
@@ -128,7 +129,8 @@ static const char usage[] =
     "\n"
     "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the lists and the hosts file;\n"
     "SIGUSR2 flushes the cache; SIGUSR1 reopens the query log.\n"
-    "Documentation: README.md, docs/configuration.md and docs/blocklists.md.\n";
+    "Documentation: README.md and docs/ (configuration, blocklists, forwarding,\n"
+    "system-resolver, leak-check, observability, reliability).\n";
 
 /* Every flag is a config key of the same name, except the "no-" switches, which set a key to
  * a fixed value. One table drives getopt and the mapping. */
