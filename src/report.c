@@ -120,18 +120,28 @@ static const char *upstream_label(const lh_server *s, unsigned k)
 
 /* ---- stats: text and JSON ------------------------------------------------------------- */
 
-static void top_text(lh_sbuf *b, const char *title, const lh_top *t)
+static void top_entry_text(const lh_top_entry *e, bool address, char *out, size_t cap)
+{
+    if (address)
+        lh_top_address_text(e, out, cap);
+    else
+        lh_top_name_text(e, out, cap);
+}
+
+static void top_text(lh_sbuf *b, const char *title, const lh_top *t, bool address)
 {
     unsigned order[LH_TOP_MAX];
     unsigned n = lh_top_sorted(t, order);
     lh_sbuf_printf(b, "%s\n", title);
     if (!n) lh_sbuf_printf(b, "  (none yet)\n");
-    for (unsigned i = 0; i < n && i < 10; i++)
-        lh_sbuf_printf(b, "  %10llu  %s\n", (unsigned long long)t->e[order[i]].count,
-                       t->e[order[i]].text);
+    for (unsigned i = 0; i < n && i < 10; i++) {
+        char text[LH_NAME_MAX * 4 + 1];
+        top_entry_text(&t->e[order[i]], address, text, sizeof text);
+        lh_sbuf_printf(b, "  %10llu  %s\n", (unsigned long long)t->e[order[i]].count, text);
+    }
 }
 
-static void top_json(lh_sbuf *b, const lh_top *t)
+static void top_json(lh_sbuf *b, const lh_top *t, bool address)
 {
     unsigned order[LH_TOP_MAX];
     unsigned n = lh_top_sorted(t, order);
@@ -139,7 +149,9 @@ static void top_json(lh_sbuf *b, const lh_top *t)
     for (unsigned i = 0; i < n; i++) {
         const lh_top_entry *e = &t->e[order[i]];
         lh_sbuf_printf(b, "%s{\"key\":", i ? "," : "");
-        lh_sbuf_json_str(b, e->text);
+        char text[LH_NAME_MAX * 4 + 1];
+        top_entry_text(e, address, text, sizeof text);
+        lh_sbuf_json_str(b, text);
         lh_sbuf_printf(b, ",\"count\":%llu,\"max_error\":%llu}", (unsigned long long)e->count,
                        (unsigned long long)e->error);
     }
@@ -205,8 +217,8 @@ static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     } else {
         lh_sbuf_printf(b, "last reload none since start\n");
     }
-    top_text(b, "top blocked names", &st->top_blocked);
-    top_text(b, "top clients", &st->top_clients);
+    top_text(b, "top blocked names", &st->top_blocked, false);
+    top_text(b, "top clients", &st->top_clients, true);
 }
 
 static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
@@ -279,9 +291,9 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
                    (unsigned long long)st->last_reload_unix, st->last_reload_ok ? "true" : "false");
     lh_sbuf_json_str(b, st->last_reload_error);
     lh_sbuf_printf(b, "},\"top_blocked\":");
-    top_json(b, &st->top_blocked);
+    top_json(b, &st->top_blocked, false);
     lh_sbuf_printf(b, ",\"top_clients\":");
-    top_json(b, &st->top_clients);
+    top_json(b, &st->top_clients, true);
     lh_sbuf_printf(b, ",\"query_log_dropped\":%llu}\n", (unsigned long long)g->qlog_dropped);
 }
 

@@ -1,6 +1,7 @@
 /* stats.c - counting answered queries; a bounded top-N; latency buckets. */
 #include "loophole/stats.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,8 +33,7 @@ unsigned lh_stats_qtype_index(uint16_t qtype)
     return i;
 }
 
-void lh_top_hit(lh_top *t, uint64_t key, void (*describe)(const void *, char *, size_t),
-                const void *arg)
+void lh_top_hit(lh_top *t, uint64_t key, const uint8_t *raw, size_t len)
 {
     if (t->n && t->e[t->last].key == key) {
         t->e[t->last].count++;
@@ -49,17 +49,34 @@ void lh_top_hit(lh_top *t, uint64_t key, void (*describe)(const void *, char *, 
         if (t->e[i].count < t->e[min].count) min = i;
     }
     uint64_t inherited = 0;
-    if (t->n < LH_TOP_MAX) {
+    if (t->n < LH_TOP_MAX)
         min = t->n++;
-    } else {
+    else
         inherited = t->e[min].count; /* space-saving: the newcomer may have been it before */
-    }
     lh_top_entry *e = &t->e[min];
     e->key = key;
     e->count = inherited + 1;
     e->error = inherited;
-    describe(arg, e->text, sizeof e->text);
+    e->len = (uint8_t)(len < LH_TOP_RAW ? len : LH_TOP_RAW);
+    memcpy(e->raw, raw, e->len);
     t->last = min;
+}
+
+void lh_top_name_text(const lh_top_entry *e, char *out, size_t cap)
+{
+    uint8_t wire[LH_TOP_RAW + 1];
+    memcpy(wire, e->raw, e->len);
+    wire[e->len] = 0; /* a name cut at LH_TOP_RAW still ends */
+    char text[LH_NAME_MAX * 4 + 1];
+    lh_name_to_text(wire, text, sizeof text);
+    snprintf(out, cap, "%s", text);
+}
+
+void lh_top_address_text(const lh_top_entry *e, char *out, size_t cap)
+{
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (e->len >= 5) inet_ntop(e->raw[0] == 6 ? AF_INET6 : AF_INET, e->raw + 1, text, sizeof text);
+    snprintf(out, cap, "%s", text);
 }
 
 void lh_top_merge(lh_top *a, const lh_top *b)
@@ -105,39 +122,22 @@ unsigned lh_top_sorted(const lh_top *t, unsigned *order)
     return t->n;
 }
 
-static void describe_name(const void *arg, char *out, size_t cap)
+/* The key and the bytes of a client address in top_clients: a family byte (4 or 6), then
+ * the address. */
+static uint64_t client_raw(const lh_sockaddr *a, uint8_t raw[17], size_t *len)
 {
-    char text[LH_NAME_MAX * 4 + 1];
-    lh_name_to_text(((const lh_msg *)arg)->qname.wire, text, sizeof text);
-    snprintf(out, cap, "%s", text);
-}
-
-static void describe_client(const void *arg, char *out, size_t cap)
-{
-    const lh_sockaddr *a = arg;
-    char text[64];
-    lh_addr_format(a, text, sizeof text);
-    char *port = strrchr(text, ':'); /* the address only: ports change per query */
-    if (port) *port = 0;
-    snprintf(out, cap, "%s", text[0] == '[' ? text + 1 : text);
-    size_t n = strlen(out);
-    if (n && out[n - 1] == ']') out[n - 1] = 0;
-}
-
-static uint64_t client_key(const lh_sockaddr *a)
-{
-    const uint8_t *p;
-    size_t n;
     if (a->sa.sa_family == AF_INET6) {
-        p = a->v6.sin6_addr.s6_addr;
-        n = 16;
+        raw[0] = 6;
+        memcpy(raw + 1, &a->v6.sin6_addr, 16);
+        *len = 17;
     } else {
-        p = (const uint8_t *)&a->v4.sin_addr;
-        n = 4;
+        raw[0] = 4;
+        memcpy(raw + 1, &a->v4.sin_addr, 4);
+        *len = 5;
     }
-    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)a->sa.sa_family;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < *len; i++)
+        h = (h ^ raw[i]) * 0x100000001b3ull;
     return h;
 }
 
@@ -148,8 +148,12 @@ void lh_stats_record(lh_counters *s, const lh_query_end *q)
     if (q->outcome != LH_OUTCOME_ERROR) s->qtypes[lh_stats_qtype_index(q->msg->qtype)]++;
     if (q->outcome == LH_OUTCOME_BLOCKED) {
         if (q->list >= 0 && q->list < LH_STATS_LISTS_MAX) s->blocked_by_list[q->list]++;
-        lh_top_hit(&s->top_blocked, q->name_hash, describe_name, q->msg);
+        lh_top_hit(&s->top_blocked, q->name_hash, q->msg->qname.wire, q->msg->qname.len);
     }
-    if (q->client && q->client->sa.sa_family)
-        lh_top_hit(&s->top_clients, client_key(q->client), describe_client, q->client);
+    if (q->client && q->client->sa.sa_family) {
+        uint8_t raw[17];
+        size_t len;
+        uint64_t key = client_raw(q->client, raw, &len);
+        lh_top_hit(&s->top_clients, key, raw, len);
+    }
 }

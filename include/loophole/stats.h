@@ -46,11 +46,15 @@ typedef struct lh_query_end {
 extern const uint16_t lh_stats_qtypes[LH_STATS_QTYPES];
 
 /* Space-saving top-N (Metwally et al.): a fixed table; a new key replaces the smallest entry
- * and inherits its count, so heavy hitters are kept with bounded error (`error` <= count). */
+ * and inherits its count, so heavy hitters are kept with bounded error (`error` <= count).
+ * The key's bytes (a wire name, or the family and address) are copied as they are: text is
+ * made only when a report asks, never on the query path. */
+#define LH_TOP_RAW 255
 typedef struct lh_top_entry {
     uint64_t key;
     uint64_t count, error;
-    char text[64]; /* the name or address as shown (names longer than 63 are cut) */
+    uint8_t len;
+    uint8_t raw[LH_TOP_RAW];
 } lh_top_entry;
 typedef struct lh_top {
     lh_top_entry e[LH_TOP_MAX];
@@ -85,9 +89,11 @@ typedef struct lh_counters {
 void lh_stats_record(lh_counters *s, const lh_query_end *q);
 /* The index of a query type in qtypes[] (LH_STATS_QTYPES for "other"). */
 unsigned lh_stats_qtype_index(uint16_t qtype);
-/* Adds one hit for `key` (text made on first sight by `describe`). */
-void lh_top_hit(lh_top *t, uint64_t key, void (*describe)(const void *, char *, size_t),
-                const void *arg);
+/* Adds one hit for `key`, whose bytes are raw[0..len) (at most LH_TOP_RAW are kept). */
+void lh_top_hit(lh_top *t, uint64_t key, const uint8_t *raw, size_t len);
+/* The text of an entry of top_blocked (a name) or of top_clients (an address). */
+void lh_top_name_text(const lh_top_entry *e, char *out, size_t cap);
+void lh_top_address_text(const lh_top_entry *e, char *out, size_t cap);
 /* Adds the entries of `b` to `a` (counts of equal keys summed; the largest kept). */
 void lh_top_merge(lh_top *a, const lh_top *b);
 /* The entries ordered by count, largest first (indices into t->e). Returns how many. */

@@ -7,11 +7,6 @@
 #include "loophole/sbuf.h"
 #include "loophole/stats.h"
 
-static void describe_key(const void *arg, char *out, size_t cap)
-{
-    snprintf(out, cap, "k%llu", (unsigned long long)*(const uint64_t *)arg);
-}
-
 void test_stats(void)
 {
     static lh_counters st;
@@ -40,8 +35,11 @@ void test_stats(void)
     CHECK_EQ(st.qtypes[LH_STATS_QTYPES], 0);
     CHECK_EQ(st.blocked_by_list[3], 2);
     CHECK_EQ(st.top_blocked.n, 1);
-    CHECK_STR(st.top_blocked.e[0].text, "ads.example");
-    CHECK_STR(st.top_clients.e[0].text, "2001:db8::7");
+    char text[300];
+    lh_top_name_text(&st.top_blocked.e[0], text, sizeof text);
+    CHECK_STR(text, "ads.example");
+    lh_top_address_text(&st.top_clients.e[0], text, sizeof text);
+    CHECK_STR(text, "2001:db8::7");
     CHECK_EQ(st.top_clients.e[0].count, 2);
     e.outcome = LH_OUTCOME_ERROR; /* no question: no type counted */
     e.list = 99;                  /* beyond the counted lists: ignored */
@@ -54,9 +52,9 @@ void test_stats(void)
     static lh_top t;
     for (uint64_t round = 0; round < 1000; round++) {
         uint64_t heavy = round % 3; /* three keys, 1/2 of the traffic */
-        lh_top_hit(&t, heavy, describe_key, &heavy);
+        lh_top_hit(&t, heavy, (const uint8_t *)&heavy, sizeof heavy);
         uint64_t once = 1000 + round;
-        lh_top_hit(&t, once, describe_key, &once);
+        lh_top_hit(&t, once, (const uint8_t *)&once, sizeof once);
     }
     CHECK_EQ(t.n, LH_TOP_MAX);
     unsigned order[LH_TOP_MAX];
