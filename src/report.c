@@ -130,11 +130,11 @@ static void top_entry_text(const lh_top_entry *e, bool address, char *out, size_
 
 static void top_text(lh_sbuf *b, const char *title, const lh_top *t, bool address)
 {
-    unsigned order[LH_TOP_MAX];
-    unsigned n = lh_top_sorted(t, order);
+    unsigned order[10];
+    unsigned n = lh_top_sorted(t, order, 10);
     lh_sbuf_printf(b, "%s\n", title);
     if (!n) lh_sbuf_printf(b, "  (none yet)\n");
-    for (unsigned i = 0; i < n && i < 10; i++) {
+    for (unsigned i = 0; i < n; i++) {
         char text[LH_NAME_MAX * 4 + 1];
         top_entry_text(&t->e[order[i]], address, text, sizeof text);
         lh_sbuf_printf(b, "  %10llu  %s\n", (unsigned long long)t->e[order[i]].count, text);
@@ -143,8 +143,8 @@ static void top_text(lh_sbuf *b, const char *title, const lh_top *t, bool addres
 
 static void top_json(lh_sbuf *b, const lh_top *t, bool address)
 {
-    unsigned order[LH_TOP_MAX];
-    unsigned n = lh_top_sorted(t, order);
+    unsigned order[LH_TOP_SHOWN];
+    unsigned n = lh_top_sorted(t, order, LH_TOP_SHOWN);
     lh_sbuf_putc(b, '[');
     for (unsigned i = 0; i < n; i++) {
         const lh_top_entry *e = &t->e[order[i]];

@@ -33,33 +33,36 @@ unsigned lh_stats_qtype_index(uint16_t qtype)
     return i;
 }
 
+static lh_top_entry *top_bucket(lh_top *t, uint64_t key)
+{
+    return &t->e[((key ^ (key >> 29)) % LH_TOP_BUCKETS) * LH_TOP_WAYS];
+}
+
+/* Puts `key` into its bucket with `count` more hits: added to its entry, or replacing the
+ * bucket's smallest, whose count it inherits as possible over-count. */
+static lh_top_entry *top_add(lh_top *t, uint64_t key, uint64_t count, uint64_t error)
+{
+    lh_top_entry *b = top_bucket(t, key), *min = b;
+    for (unsigned w = 0; w < LH_TOP_WAYS; w++) {
+        if (b[w].count && b[w].key == key) {
+            b[w].count += count;
+            b[w].error += error;
+            return NULL;
+        }
+        if (b[w].count < min->count) min = &b[w];
+    }
+    min->key = key;
+    min->error = min->count + error;
+    min->count += count;
+    return min;
+}
+
 void lh_top_hit(lh_top *t, uint64_t key, const uint8_t *raw, size_t len)
 {
-    if (t->n && t->e[t->last].key == key) {
-        t->e[t->last].count++;
-        return;
-    }
-    unsigned min = 0;
-    for (unsigned i = 0; i < t->n; i++) {
-        if (t->e[i].key == key) {
-            t->e[i].count++;
-            t->last = i;
-            return;
-        }
-        if (t->e[i].count < t->e[min].count) min = i;
-    }
-    uint64_t inherited = 0;
-    if (t->n < LH_TOP_MAX)
-        min = t->n++;
-    else
-        inherited = t->e[min].count; /* space-saving: the newcomer may have been it before */
-    lh_top_entry *e = &t->e[min];
-    e->key = key;
-    e->count = inherited + 1;
-    e->error = inherited;
+    lh_top_entry *e = top_add(t, key, 1, 0);
+    if (!e) return;
     e->len = (uint8_t)(len < LH_TOP_RAW ? len : LH_TOP_RAW);
     memcpy(e->raw, raw, e->len);
-    t->last = min;
 }
 
 void lh_top_name_text(const lh_top_entry *e, char *out, size_t cap)
@@ -81,45 +84,32 @@ void lh_top_address_text(const lh_top_entry *e, char *out, size_t cap)
 
 void lh_top_merge(lh_top *a, const lh_top *b)
 {
-    lh_top_entry all[2 * LH_TOP_MAX];
-    unsigned n = a->n, order[2 * LH_TOP_MAX];
-    memcpy(all, a->e, n * sizeof *all);
-    for (unsigned i = 0; i < b->n; i++) {
-        unsigned k = 0;
-        while (k < n && all[k].key != b->e[i].key)
-            k++;
-        if (k == n) {
-            all[n++] = b->e[i];
-        } else {
-            all[k].count += b->e[i].count;
-            all[k].error += b->e[i].error;
+    for (unsigned i = 0; i < LH_TOP_ENTRIES; i++) {
+        const lh_top_entry *in = &b->e[i];
+        if (!in->count) continue;
+        lh_top_entry *e = top_add(a, in->key, in->count, in->error);
+        if (e) {
+            e->len = in->len;
+            memcpy(e->raw, in->raw, in->len);
         }
     }
-    for (unsigned i = 0; i < n; i++) { /* by count, largest first */
-        unsigned j = i;
-        while (j > 0 && all[order[j - 1]].count < all[i].count) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = i;
-    }
-    a->n = n < LH_TOP_MAX ? n : LH_TOP_MAX;
-    a->last = 0;
-    for (unsigned i = 0; i < a->n; i++)
-        a->e[i] = all[order[i]];
 }
 
-unsigned lh_top_sorted(const lh_top *t, unsigned *order)
+unsigned lh_top_sorted(const lh_top *t, unsigned *order, unsigned max)
 {
-    for (unsigned i = 0; i < t->n; i++) {
-        unsigned j = i;
+    unsigned n = 0;
+    for (unsigned i = 0; i < LH_TOP_ENTRIES; i++) { /* insertion into the best `max` */
+        if (!t->e[i].count) continue;
+        unsigned j = n < max ? n++ : max;
+        if (j == max && t->e[order[max - 1]].count >= t->e[i].count) continue;
+        if (j == max) j = max - 1;
         while (j > 0 && t->e[order[j - 1]].count < t->e[i].count) {
             order[j] = order[j - 1];
             j--;
         }
         order[j] = i;
     }
-    return t->n;
+    return n;
 }
 
 /* The key and the bytes of a client address in top_clients: a family byte (4 or 6), then

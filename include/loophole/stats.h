@@ -39,27 +39,29 @@ typedef struct lh_query_end {
     uint64_t start_ns; /* uv_hrtime() when the query arrived; 0: not measured */
 } lh_query_end;
 
-#define LH_TOP_MAX 32         /* entries of each top-N table */
+#define LH_TOP_BUCKETS 64 /* top-N tables: buckets of LH_TOP_WAYS entries */
+#define LH_TOP_WAYS 4
+#define LH_TOP_ENTRIES (LH_TOP_BUCKETS * LH_TOP_WAYS)
+#define LH_TOP_SHOWN 32       /* entries a report shows */
 #define LH_STATS_LISTS_MAX 64 /* lists counted individually (the rest are not) */
 /* Query types counted one by one; the rest are "other". */
 #define LH_STATS_QTYPES 14
 extern const uint16_t lh_stats_qtypes[LH_STATS_QTYPES];
 
-/* Space-saving top-N (Metwally et al.): a fixed table; a new key replaces the smallest entry
- * and inherits its count, so heavy hitters are kept with bounded error (`error` <= count).
- * The key's bytes (a wire name, or the family and address) are copied as they are: text is
- * made only when a report asks, never on the query path. */
+/* Top-N in fixed memory: space-saving (Metwally et al.) within small buckets. A key goes to
+ * one bucket of LH_TOP_WAYS entries by its hash; a new key replaces the bucket's smallest
+ * entry and inherits its count, so heavy hitters stay, with a bounded over-count (`error`).
+ * O(LH_TOP_WAYS) per hit, found or not. The key's bytes (a wire name, or the family and
+ * address) are copied as they are: text is made only when a report asks. */
 #define LH_TOP_RAW 255
 typedef struct lh_top_entry {
     uint64_t key;
-    uint64_t count, error;
+    uint64_t count, error; /* count 0: empty */
     uint8_t len;
     uint8_t raw[LH_TOP_RAW];
 } lh_top_entry;
 typedef struct lh_top {
-    lh_top_entry e[LH_TOP_MAX];
-    unsigned n;
-    unsigned last; /* the last hit: most traffic repeats the previous key */
+    lh_top_entry e[LH_TOP_ENTRIES];
 } lh_top;
 
 /* Not "lh_stats": OpenSSL's lhash.h (pulled in by ldns.h) defines lh_stats, lh_new, lh_free,
@@ -96,8 +98,9 @@ void lh_top_name_text(const lh_top_entry *e, char *out, size_t cap);
 void lh_top_address_text(const lh_top_entry *e, char *out, size_t cap);
 /* Adds the entries of `b` to `a` (counts of equal keys summed; the largest kept). */
 void lh_top_merge(lh_top *a, const lh_top *b);
-/* The entries ordered by count, largest first (indices into t->e). Returns how many. */
-unsigned lh_top_sorted(const lh_top *t, unsigned *order);
+/* The non-empty entries ordered by count, largest first: up to `max` indices into t->e.
+ * Returns how many. */
+unsigned lh_top_sorted(const lh_top *t, unsigned *order, unsigned max);
 
 /* Upstream answer latency buckets (seconds) for the histogram; the last is +Inf. */
 #define LH_LATENCY_BUCKETS 12
