@@ -49,7 +49,7 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
                       .start_ns = client->start_ns};
     switch (r) {
     case LH_PARSE_OK:
-        if (client->udp && !lh_config_client_allowed(s->cfg, &client->peer.sa)) {
+        if (client->udp && s->exposed && !lh_config_client_allowed(s->cfg, &client->peer.sa)) {
             s->stats.refused_acl++;
             lh_writer w;
             lh_writer_begin(&w, out, cap, &m, LH_RCODE_REFUSED, false);
@@ -187,10 +187,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static int rrl_start(lh_server *s, char *err, size_t errlen)
 {
     const lh_config *cfg = s->cfg;
-    bool exposed = false;
-    for (unsigned i = 0; i < cfg->nlisten; i++)
-        exposed = exposed || !lh_addr_is_loopback(&cfg->listen[i].sa);
-    if (!exposed || !cfg->rate_limit) return 0;
+    if (!s->exposed || !cfg->rate_limit) return 0;
     unsigned loops = lh_server_loops(s); /* a client may be spread over the loops */
     uint32_t share = (cfg->rate_limit + loops - 1) / loops;
     if (lh_ratelimit_init(&s->rrl, LH_RRL_SLOTS, share, 24, 56) != 0) {
@@ -242,6 +239,8 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     s->loop = loop;
     s->cfg = cfg;
     s->policy = policy;
+    for (unsigned i = 0; i < cfg->nlisten; i++) /* only loopback can reach loopback listeners */
+        s->exposed = s->exposed || !lh_addr_is_loopback(&cfg->listen[i].sa);
     if (!s->leak) {
         if (lh_forward_init(&s->fwd, s, err, errlen) != 0) return -1;
         s->fwd_ready = true;

@@ -57,6 +57,14 @@ static lh_top_entry *top_add(lh_top *t, uint64_t key, uint64_t count, uint64_t e
     return min;
 }
 
+lh_top_entry *lh_top_find(lh_top *t, uint64_t key)
+{
+    lh_top_entry *b = top_bucket(t, key);
+    for (unsigned w = 0; w < LH_TOP_WAYS; w++)
+        if (b[w].count && b[w].key == key) return &b[w];
+    return NULL;
+}
+
 void lh_top_hit(lh_top *t, uint64_t key, const uint8_t *raw, size_t len)
 {
     lh_top_entry *e = top_add(t, key, 1, 0);
@@ -140,10 +148,20 @@ void lh_stats_record(lh_counters *s, const lh_query_end *q)
         if (q->list >= 0 && q->list < LH_STATS_LISTS_MAX) s->blocked_by_list[q->list]++;
         lh_top_hit(&s->top_blocked, q->name_hash, q->msg->qname.wire, q->msg->qname.len);
     }
-    if (q->client && q->client->sa.sa_family) {
-        uint8_t raw[17];
-        size_t len;
-        uint64_t key = client_raw(q->client, raw, &len);
-        lh_top_hit(&s->top_clients, key, raw, len);
+    const lh_sockaddr *c = q->client;
+    if (!c || !c->sa.sa_family) return;
+    lh_top_entry *last = s->last_client_entry;
+    if (last && last->key == s->last_client_key && c->sa.sa_family == AF_INET &&
+        s->last_client.sa.sa_family == AF_INET &&
+        c->v4.sin_addr.s_addr == s->last_client.v4.sin_addr.s_addr) {
+        last->count++;
+        return;
     }
+    uint8_t raw[17];
+    size_t len;
+    uint64_t key = client_raw(c, raw, &len);
+    lh_top_hit(&s->top_clients, key, raw, len);
+    s->last_client = *c;
+    s->last_client_key = key;
+    s->last_client_entry = lh_top_find(&s->top_clients, key);
 }

@@ -22,8 +22,10 @@ static size_t name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n, 
 {
     size_t end = 0;
     unsigned hops = 0;
-    n->len = 0;
-    n->nlabels = 0;
+    /* Locals, not n->len and n->nlabels: byte stores into n->wire may alias them, which
+     * would make the compiler reload them for every byte copied. */
+    unsigned nlen = 0, nlabels = 0;
+    uint8_t *wire = n->wire;
     for (;;) {
         if (off >= len) return 0;
         uint8_t l = pkt[off];
@@ -36,18 +38,22 @@ static size_t name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n, 
             off = target;
             continue;
         }
-        if (l > 63 || off + 1 + l > len || n->len + 1u + l + 1u > LH_NAME_MAX ||
-            n->nlabels >= LH_LABELS_MAX - 1)
+        if (l > 63 || off + 1 + l > len || nlen + 1u + l + 1u > LH_NAME_MAX ||
+            nlabels >= LH_LABELS_MAX - 1)
             return 0;
-        n->label_off[n->nlabels++] = (uint8_t)n->len;
-        n->wire[n->len] = l;
+        n->label_off[nlabels++] = (uint8_t)nlen;
+        wire[nlen] = l;
+        const uint8_t *src = pkt + off + 1;
+        uint8_t *dst = wire + nlen + 1;
         for (unsigned i = 0; i < l; i++)
-            n->wire[n->len + 1 + i] = lower(pkt[off + 1 + i]);
-        n->len = (uint16_t)(n->len + 1 + l);
+            dst[i] = lower(src[i]);
+        nlen += 1u + l;
         off += 1u + l;
     }
-    n->label_off[n->nlabels] = (uint8_t)n->len;
-    n->wire[n->len++] = 0;
+    n->label_off[nlabels] = (uint8_t)nlen;
+    wire[nlen++] = 0;
+    n->len = (uint16_t)nlen;
+    n->nlabels = (uint8_t)nlabels;
     return end ? end : off + 1;
 }
 

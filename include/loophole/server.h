@@ -68,6 +68,7 @@ typedef struct lh_server {
     bool started, stopping, finished;
 
     lh_counters stats;
+    bool exposed;     /* a listener non-loopback clients can reach: ACL and RRL apply */
     lh_ratelimit rrl; /* answer rate limit for non-loopback UDP clients */
     bool rrl_on;
     lh_qlog *qlog;       /* NULL: no query log */

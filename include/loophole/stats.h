@@ -79,6 +79,10 @@ typedef struct lh_counters {
     uint64_t rcodes[16];                          /* of answers sent (the header's 4 bits) */
     uint64_t blocked_by_list[LH_STATS_LISTS_MAX]; /* since the last reload */
     lh_top top_blocked, top_clients;
+    /* Most queries come from the client before: its entry is counted without hashing. */
+    lh_sockaddr last_client;
+    uint64_t last_client_key;
+    lh_top_entry *last_client_entry;
     /* reloads */
     uint64_t reloads_ok, reloads_failed;
     uint64_t last_reload_unix; /* 0: none since start */
@@ -93,6 +97,8 @@ void lh_stats_record(lh_counters *s, const lh_query_end *q);
 unsigned lh_stats_qtype_index(uint16_t qtype);
 /* Adds one hit for `key`, whose bytes are raw[0..len) (at most LH_TOP_RAW are kept). */
 void lh_top_hit(lh_top *t, uint64_t key, const uint8_t *raw, size_t len);
+/* The entry of `key`, or NULL. */
+lh_top_entry *lh_top_find(lh_top *t, uint64_t key);
 /* The text of an entry of top_blocked (a name) or of top_clients (an address). */
 void lh_top_name_text(const lh_top_entry *e, char *out, size_t cap);
 void lh_top_address_text(const lh_top_entry *e, char *out, size_t cap);
