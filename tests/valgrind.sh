@@ -12,7 +12,7 @@ logs=$(mktemp -d /tmp/lh-valgrind-XXXXXX)
 chmod 1777 "$logs" # the daemon drops to nobody and still writes its log there
 cat >"$logs/loophole" <<W
 #!/bin/sh
-exec valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+exec valgrind --quiet --vgdb=no --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
     --show-leak-kinds=definite --track-fds=no --log-file="$logs/vg.%p.log" "$build/loophole" "\$@"
 W
 chmod 755 "$logs/loophole"
