@@ -334,6 +334,16 @@ bool lh_addr_is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+size_t lh_addr_bytes(const struct sockaddr *sa, const uint8_t **bytes)
+{
+    if (sa->sa_family == AF_INET6) {
+        *bytes = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        return 16;
+    }
+    *bytes = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    return 4;
+}
+
 bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa)
 {
     if (lh_addr_is_loopback(sa) || c->leak_server) return true; /* an authority answers all */

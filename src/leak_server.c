@@ -14,6 +14,7 @@
  * per-source rate limit table. Nothing allocates after start-up. */
 #include "loophole/leak.h"
 #include "loophole/log.h"
+#include "loophole/nameset.h"
 #include "loophole/ratelimit.h"
 
 #include <arpa/inet.h>
@@ -54,22 +55,13 @@ struct lh_leak_zone {
     lh_leak_stats stats;
 };
 
-static uint64_t hash_bytes(uint64_t seed, const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull ^ seed; /* FNV-1a, seeded against chosen collisions */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h ^ (h >> 29);
-}
-
 static void addr_from_sockaddr(const lh_sockaddr *sa, leak_addr *a)
 {
+    const uint8_t *bytes;
+    size_t n = lh_addr_bytes(&sa->sa, &bytes);
     memset(a, 0, sizeof *a);
     a->family = (uint8_t)sa->sa.sa_family;
-    if (sa->sa.sa_family == AF_INET)
-        memcpy(a->bytes, &sa->v4.sin_addr, 4);
-    else
-        memcpy(a->bytes, &sa->v6.sin6_addr, 16);
+    memcpy(a->bytes, bytes, n);
 }
 
 lh_leak_zone *lh_leak_zone_new(const lh_config *cfg, char *err, size_t errlen)
@@ -120,7 +112,7 @@ const lh_leak_stats *lh_leak_zone_stats(const lh_leak_zone *z)
 static leak_label *label_find(lh_leak_zone *z, const uint8_t *name, uint8_t len, uint64_t now_ms,
                               bool create)
 {
-    uint64_t h = hash_bytes(z->seed, name, len);
+    uint64_t h = lh_hash_bytes(z->seed, name, len);
     leak_label *victim = NULL;
     for (unsigned i = 0; i < LEAK_PROBE_SLOTS; i++) {
         leak_label *e = &z->labels[(h + i) & (LEAK_LABEL_SLOTS - 1)];

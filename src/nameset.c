@@ -4,17 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
-
 void lh_name_hashes(const lh_name *n, uint64_t out[LH_LABELS_MAX])
 {
-    uint64_t h = FNV_OFFSET;
+    uint64_t h = LH_FNV_OFFSET;
     out[n->nlabels] = h;
     for (int i = (int)n->nlabels - 1; i >= 0; i--) {
         const uint8_t *p = n->wire + n->label_off[i];
         for (unsigned k = 0; k <= p[0]; k++) /* length byte, then the label */
-            h = (h ^ p[k]) * FNV_PRIME;
+            h = (h ^ p[k]) * LH_FNV_PRIME;
         out[i] = h;
     }
 }

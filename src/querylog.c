@@ -5,6 +5,7 @@
  * ("upstream" for forwarded answers). */
 #include "loophole/querylog.h"
 #include "loophole/log.h"
+#include "loophole/nameset.h"
 #include "loophole/sbuf.h"
 
 #include <errno.h>
@@ -185,14 +186,10 @@ static void put_client(lh_qlog *l, lh_sbuf *b, const lh_sockaddr *a)
 {
     if (l->clients == LH_QLOG_CLIENT_NONE || !a || !a->sa.sa_family) return;
     char text[INET6_ADDRSTRLEN];
-    const void *bytes = a->sa.sa_family == AF_INET6 ? (const void *)&a->v6.sin6_addr
-                                                    : (const void *)&a->v4.sin_addr;
+    const uint8_t *bytes;
+    size_t n = lh_addr_bytes(&a->sa, &bytes);
     if (l->clients == LH_QLOG_CLIENT_HASH) {
-        size_t n = a->sa.sa_family == AF_INET6 ? 16 : 4;
-        uint64_t h = 0xcbf29ce484222325ull ^ l->salt;
-        for (size_t i = 0; i < n; i++)
-            h = (h ^ ((const uint8_t *)bytes)[i]) * 0x100000001b3ull;
-        h ^= h >> 32;
+        uint64_t h = lh_hash_bytes(l->salt, bytes, n);
         lh_sbuf_printf(b, ",\"client\":\"%016llx\"",
                        (unsigned long long)(h * 0x9e3779b97f4a7c15ull));
         return;

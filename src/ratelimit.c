@@ -1,5 +1,7 @@
 /* ratelimit.c - see ratelimit.h. */
 #include "loophole/ratelimit.h"
+#include "loophole/config.h"
+#include "loophole/nameset.h"
 
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -40,22 +42,14 @@ bool lh_ratelimit_allow(lh_ratelimit *r, const struct sockaddr *sa, uint64_t now
                         uint32_t *count)
 {
     uint8_t net[16] = {0};
-    unsigned bits, len;
-    if (sa->sa_family == AF_INET6) {
-        memcpy(net, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-        bits = r->prefix6;
-        len = 16;
-    } else {
-        memcpy(net, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        bits = r->prefix4;
-        len = 4;
-    }
+    const uint8_t *addr;
+    size_t len = lh_addr_bytes(sa, &addr);
+    unsigned bits = len == 16 ? r->prefix6 : r->prefix4;
+    memcpy(net, addr, len);
     for (unsigned i = bits / 8; i < len; i++) /* keep the network part only */
         net[i] = i == bits / 8 ? (uint8_t)(net[i] & (0xff00u >> (bits % 8))) : 0;
-    uint64_t h = 0xcbf29ce484222325ull ^ r->seed ^ sa->sa_family; /* seeded FNV-1a */
-    for (unsigned i = 0; i < len; i++)
-        h = (h ^ net[i]) * 0x100000001b3ull;
-    lh_ratelimit_slot *s = &r->slots[(h ^ (h >> 29)) & r->mask];
+    uint64_t h = lh_hash_bytes(r->seed ^ sa->sa_family, net, len);
+    lh_ratelimit_slot *s = &r->slots[h & r->mask];
     uint64_t second = now_ms / 1000;
     if (s->family != sa->sa_family || s->second != second || memcmp(s->net, net, 16)) {
         s->family = (uint8_t)sa->sa_family;

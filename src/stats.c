@@ -1,5 +1,6 @@
 /* stats.c - counting answered queries; a bounded top-N; latency buckets. */
 #include "loophole/stats.h"
+#include "loophole/nameset.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -124,19 +125,12 @@ unsigned lh_top_sorted(const lh_top *t, unsigned *order, unsigned max)
  * the address. */
 static uint64_t client_raw(const lh_sockaddr *a, uint8_t raw[17], size_t *len)
 {
-    if (a->sa.sa_family == AF_INET6) {
-        raw[0] = 6;
-        memcpy(raw + 1, &a->v6.sin6_addr, 16);
-        *len = 17;
-    } else {
-        raw[0] = 4;
-        memcpy(raw + 1, &a->v4.sin_addr, 4);
-        *len = 5;
-    }
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < *len; i++)
-        h = (h ^ raw[i]) * 0x100000001b3ull;
-    return h;
+    const uint8_t *addr;
+    size_t n = lh_addr_bytes(&a->sa, &addr);
+    raw[0] = n == 16 ? 6 : 4;
+    memcpy(raw + 1, addr, n);
+    *len = n + 1;
+    return lh_hash_bytes(0, raw, *len);
 }
 
 void lh_stats_record(lh_counters *s, const lh_query_end *q)

@@ -168,6 +168,8 @@ unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsig
 /* May this client query? Loopback always; others only inside an allow-client network. */
 bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa);
 bool lh_addr_is_loopback(const struct sockaddr *sa);
+/* The address bytes of an IPv4 or IPv6 socket address; returns 4 or 16. */
+size_t lh_addr_bytes(const struct sockaddr *sa, const uint8_t **bytes);
 
 /* Is `a` one of loophole's own listen addresses (same address and port)? */
 bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a);

@@ -23,6 +23,20 @@ typedef struct lh_nameset {
     size_t count;
 } lh_nameset;
 
+#define LH_FNV_OFFSET 0xcbf29ce484222325ull
+#define LH_FNV_PRIME 0x100000001b3ull
+
+/* Seeded FNV-1a over raw bytes, its low bits mixed: for the small fixed tables (rate limits,
+ * leak labels, top-N keys, hashed log clients). A random seed defeats chosen collisions. */
+static inline uint64_t lh_hash_bytes(uint64_t seed, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = LH_FNV_OFFSET ^ seed;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * LH_FNV_PRIME;
+    return h ^ (h >> 29);
+}
+
 /* Hashes of every suffix of `n`: out[i] is the hash of the name starting at label i, and
  * out[n->nlabels] that of the root. Computed right to left in one pass over the name. */
 void lh_name_hashes(const lh_name *n, uint64_t out[LH_LABELS_MAX]);
