@@ -106,8 +106,7 @@ static void run_command(ctl_conn *c, const char *cmd)
         snprintf(text, sizeof text, "cache flushed (%zu entries%s)\n",
                  s->fwd_ready ? s->fwd.cache.count : (size_t)0,
                  lh_server_loops(s) > 1 ? " in the first loop; every loop flushed" : "");
-        if (s->fwd_ready) lh_forward_flush_cache(&s->fwd);
-        lh_workers_flush_cache(s);
+        lh_server_flush_cache(s);
         lh_info("control: cache flushed");
         reply_text(c, true, text);
     } else if (!strcmp(cmd, "reload")) {

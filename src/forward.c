@@ -71,8 +71,9 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
     f->srv = s;
     if (getrandom(&f->rng, sizeof f->rng, 0) != sizeof f->rng || !f->rng) f->rng = uv_hrtime() | 1;
     unsigned loops = lh_server_loops(s); /* each loop gets its share of the bounds */
+    unsigned inflight = cfg->upstream_max_inflight / loops ? cfg->upstream_max_inflight / loops : 1;
     size_t n = 64;
-    while (n < cfg->upstream_max_inflight / loops)
+    while (n < inflight)
         n <<= 1;
     f->table = calloc(n, sizeof *f->table);
     if (!f->table) {
@@ -92,9 +93,7 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
         }
         f->cache_on = true;
     }
-    if (lh_upstream_init(&f->upstream, s->loop, cfg, err, errlen) != 0) return -1;
-    f->upstream.max_inflight =
-        cfg->upstream_max_inflight / loops ? cfg->upstream_max_inflight / loops : 1;
+    if (lh_upstream_init(&f->upstream, s->loop, cfg, inflight, err, errlen) != 0) return -1;
     uv_timer_init(s->loop, &f->deadline_timer);
     f->deadline_timer.data = f;
     return 0;

@@ -905,7 +905,7 @@ static void print_json(const report *r, int code, const char *verdict, lh_sbuf *
     lh_sbuf_printf(b, "]}\n");
 }
 
-static void print_human(const report *r, int code, const char *verdict, lh_sbuf *b)
+static void print_human(const report *r, int code, lh_sbuf *b)
 {
     const lh_config *cfg = r->cfg;
     char a[64];
@@ -967,7 +967,6 @@ static void print_human(const report *r, int code, const char *verdict, lh_sbuf 
                                : "NO LEAK SEEN",
                    code,
                    code == 0 ? ": the NOT SEEN items above are outside what DNS can show" : "");
-    (void)verdict;
 }
 
 int lh_leak_check(const lh_config *cfg, bool json)
@@ -996,7 +995,7 @@ int lh_leak_check(const lh_config *cfg, bool json)
     if (json)
         print_json(r, code, verdict, &b);
     else
-        print_human(r, code, verdict, &b);
+        print_human(r, code, &b);
     fwrite(out, 1, b.len, stdout);
     if (b.overflow) {
         fprintf(stderr, "loophole leak-check: the report did not fit its buffer\n");

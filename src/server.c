@@ -19,10 +19,11 @@
 
 void lh_server_query_done(lh_server *s, lh_query_end *q)
 {
-    if (q->list >= 0 && s->policy && (size_t)q->list < s->policy->blocks.nlists)
-        q->list_path = s->policy->blocks.lists[q->list].path;
     lh_stats_record(&s->stats, q);
-    if (s->qlog) lh_qlog_write(s->qlog, q);
+    if (!s->qlog) return;
+    if (q->list >= 0 && s->policy && (size_t)q->list < s->policy->blocks.nlists)
+        q->list_path = s->policy->blocks.lists[q->list].path; /* only the log shows it */
+    lh_qlog_write(s->qlog, q);
 }
 
 /* Accounts for an answer built here (not forwarded) and returns its length. */
@@ -114,6 +115,12 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     return lh_forward_query(&s->fwd, &m, hashes[0], v.group, client, out, cap, limit);
 }
 
+void lh_server_flush_cache(lh_server *s)
+{
+    if (s->fwd_ready) lh_forward_flush_cache(&s->fwd);
+    lh_workers_flush_cache(s);
+}
+
 int lh_reuseport(uv_handle_t *h)
 {
     uv_os_fd_t fd;
@@ -174,8 +181,7 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     if (signum == SIGUSR2) {
         lh_info("SIGUSR2: flushing the cache (%zu entries)", s->fwd.cache.count);
-        lh_forward_flush_cache(&s->fwd);
-        lh_workers_flush_cache(s);
+        lh_server_flush_cache(s);
         return;
     }
     lh_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -383,13 +383,13 @@ static int group_set(lh_upstream_group *g, const lh_sockaddr *addrs, unsigned n)
     return 0;
 }
 
-int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, char *err,
-                     size_t errlen)
+int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsigned max_inflight,
+                     char *err, size_t errlen)
 {
     memset(u, 0, sizeof *u);
     u->loop = loop;
     u->timeout_ms = cfg->upstream_timeout_ms;
-    u->max_inflight = cfg->upstream_max_inflight;
+    u->max_inflight = max_inflight;
     lh_sockaddr addrs[LH_UPSTREAMS_MAX];
     char source[LH_ERR_MAX];
     unsigned n = lh_config_default_upstreams(cfg, addrs, LH_UPSTREAMS_MAX, source, sizeof source);

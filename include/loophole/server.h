@@ -96,6 +96,8 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
                         uint8_t *out, size_t cap);
 /* Every answered query ends here exactly once: counters and the query log. */
 void lh_server_query_done(lh_server *s, lh_query_end *q);
+/* Flushes the cache of every loop (SIGUSR2, `loophole cache flush`). */
+void lh_server_flush_cache(lh_server *s);
 /* Called when the last forwarded question ends during a stop. */
 void lh_server_maybe_finish_stop(lh_server *s);
 

@@ -52,9 +52,10 @@ typedef struct lh_upstream {
 typedef void (*lh_upstream_cb)(void *arg, int status, const uint8_t *answer, size_t len,
                                const lh_upstream_server *server);
 
-/* Sets up the groups from the config: the default upstreams and one group per forward zone. */
-int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, char *err,
-                     size_t errlen);
+/* Sets up the groups from the config: the default upstreams and one group per forward zone.
+ * `max_inflight` is this loop's share of upstream-max-inflight. */
+int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsigned max_inflight,
+                     char *err, size_t errlen);
 /* Sends `query` to the group's servers, healthiest first, failing over on timeouts, errors,
  * SERVFAIL and REFUSED. NULL when max_inflight queries are already out. The callback runs
  * exactly once unless the request is cancelled first. */
