@@ -247,12 +247,13 @@ static int add_addr(lh_sockaddr *list, unsigned *n, enum lh_config_source *list_
 }
 
 /* ZONE=ADDR[:PORT][,ADDR...] */
-static int add_forward_zone(lh_config *c, const char *v, char *err, size_t errlen)
+static int add_forward_zone(lh_config *c, enum lh_config_source src, const char *v, char *err,
+                            size_t errlen)
 {
     const char *eq = strchr(v, '=');
     if (!eq || eq == v || !eq[1])
         return fail(err, errlen, "forward-zone: '%s' is not ZONE=ADDR[:PORT][,ADDR...]", v);
-    lh_forward_zone z = {0};
+    lh_forward_zone z = {.src = src};
     char addrs[1024];
     if (strlen(eq + 1) >= sizeof addrs) return fail(err, errlen, "forward-zone: too long");
     strcpy(addrs, eq + 1);
@@ -374,14 +375,26 @@ bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a)
     return false;
 }
 
+const char *const lh_upstream_origin_names[LH_ORIGIN_COUNT] = {"flag", "config-file", "resolv.conf",
+                                                               "fallback"};
+
 unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
                                      char *source, size_t source_len)
+{
+    enum lh_upstream_origin origin;
+    return lh_config_upstreams(c, out, max, source, source_len, &origin);
+}
+
+unsigned lh_config_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max, char *source,
+                             size_t source_len, enum lh_upstream_origin *origin)
 {
     unsigned n = 0, skipped = 0;
     if (c->nupstreams) {
         for (unsigned i = 0; i < c->nupstreams && n < max; i++)
             out[n++] = c->upstreams[i];
-        snprintf(source, source_len, "configured");
+        *origin = lh_origin_of(c->upstreams_src);
+        snprintf(source, source_len, "the upstream setting (%s)",
+                 c->upstreams_src == LH_SRC_FLAG ? "a flag" : "the config file");
         return n;
     }
     FILE *f = c->resolv_conf ? fopen(c->resolv_conf, "r") : NULL;
@@ -403,12 +416,14 @@ unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsig
         fclose(f);
     }
     if (n) {
+        *origin = LH_ORIGIN_RESOLV_CONF;
         snprintf(source, source_len, "from %s%s", c->resolv_conf,
                  skipped ? ", minus loophole's own address" : "");
         return n;
     }
     for (unsigned i = 0; i < c->nfallback && n < max; i++)
         out[n++] = c->fallback[i];
+    *origin = LH_ORIGIN_FALLBACK;
     snprintf(source, source_len,
              "the fallback: %s has no nameserver but loophole's own address%s; set 'upstream' "
              "or 'fallback-upstream' to choose",
@@ -560,7 +575,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         return add_addr(c->upstreams, &c->nupstreams, &c->upstreams_src, src, key, v, err, errlen);
     if (!strcmp(key, "fallback-upstream"))
         return add_addr(c->fallback, &c->nfallback, &c->fallback_src, src, key, v, err, errlen);
-    if (!strcmp(key, "forward-zone")) return add_forward_zone(c, v, err, errlen);
+    if (!strcmp(key, "forward-zone")) return add_forward_zone(c, src, v, err, errlen);
     if (!strcmp(key, "resolv-conf"))
         return set_string(&c->resolv_conf, v) ? fail(err, errlen, "out of memory") : 0;
     if (!strcmp(key, "control-socket") || !strcmp(key, "query-log")) {

@@ -101,6 +101,8 @@ static void run_command(ctl_conn *c, const char *cmd)
         reply_report(c, lh_report_stats, cmd[5] != 0);
     } else if (!strcmp(cmd, "lists") || !strcmp(cmd, "lists json")) {
         reply_report(c, lh_report_lists, cmd[5] != 0);
+    } else if (!strcmp(cmd, "config") || !strcmp(cmd, "config json")) {
+        reply_report(c, lh_report_config, cmd[6] != 0);
     } else if (!strcmp(cmd, "cache flush")) {
         char text[96];
         snprintf(text, sizeof text, "cache flushed (%zu entries%s)\n",
@@ -123,8 +125,8 @@ static void run_command(ctl_conn *c, const char *cmd)
         lh_server_reload(s);
     } else {
         reply_text(c, false,
-                   "unknown command; known: stats, stats json, lists, lists json, reload, "
-                   "cache flush\n");
+                   "unknown command; known: stats, stats json, lists, lists json, config, "
+                   "config json, reload, cache flush\n");
     }
 }
 

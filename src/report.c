@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *rcode_name(unsigned rc)
 {
@@ -107,15 +108,118 @@ static lh_snapshot *gather(const lh_server *s)
     return g;
 }
 
-/* The label of upstream k, in the order lh_server_collect numbers them. */
-static const char *upstream_label(const lh_server *s, unsigned k)
+/* Upstream k, in the order lh_server_collect numbers them, and its group (0: the default
+ * upstreams, g: forward zone g - 1). NULL past the end. */
+static const lh_upstream_server *upstream_at(const lh_server *s, unsigned k, unsigned *group)
 {
     for (unsigned g = 0; s->fwd_ready && g < s->fwd.upstream.ngroups; g++) {
-        if (k < s->fwd.upstream.groups[g].nservers)
-            return s->fwd.upstream.groups[g].servers[k].label;
+        if (k < s->fwd.upstream.groups[g].nservers) {
+            *group = g;
+            return &s->fwd.upstream.groups[g].servers[k];
+        }
         k -= s->fwd.upstream.groups[g].nservers;
     }
-    return "?";
+    return NULL;
+}
+
+static const char *upstream_label(const lh_server *s, unsigned k)
+{
+    unsigned g;
+    const lh_upstream_server *u = upstream_at(s, k, &g);
+    return u ? u->label : "?";
+}
+
+/* Every upstream today is plain DNS over UDP, with TCP for truncated answers: on-path networks
+ * can read and change it. Encrypted transports (DoT, DoH) will name themselves here. */
+static const char *upstream_transport(const lh_upstream_server *u)
+{
+    (void)u;
+    return "plain";
+}
+
+static const char *upstream_origin(const lh_server *s, unsigned group)
+{
+    return lh_upstream_origin_names[s->fwd.upstream.groups[group].origin];
+}
+
+/* The zone an upstream serves: "." for the default group. */
+static const char *upstream_zone(const lh_server *s, unsigned group)
+{
+    return group ? s->cfg->forward_zones[group - 1].zone : ".";
+}
+
+static const char *const listen_origin_names[] = {"default", "config-file", "flag"};
+
+/* ---- config: what the running daemon listens on and forwards to ------------------------ */
+
+/* The config file as an absolute path, so that a client in another directory can read it. */
+static void config_file_path(const lh_server *s, char *out, size_t cap)
+{
+    char *abs = s->cfg->config_file ? realpath(s->cfg->config_file, NULL) : NULL;
+    snprintf(out, cap, "%s", abs ? abs : s->cfg->config_file ? s->cfg->config_file : "");
+    free(abs);
+}
+
+/* One line per fact, "KEY VALUE [name=value ...]": read by people and by `leak-check`. */
+static void config_text(const lh_server *s, lh_sbuf *b)
+{
+    const lh_config *cfg = s->cfg;
+    char a[64], path[4096];
+    config_file_path(s, path, sizeof path);
+    lh_sbuf_printf(b, "version %s\npid %ld\nconfig-file %s\n", LH_VERSION, (long)getpid(),
+                   path[0] ? path : "-");
+    for (unsigned i = 0; i < cfg->nlisten; i++) {
+        lh_addr_format(&cfg->listen[i], a, sizeof a);
+        lh_sbuf_printf(b, "listen %s source=%s\n", a, listen_origin_names[cfg->listen_src]);
+    }
+    unsigned g;
+    const lh_upstream_server *u;
+    for (unsigned k = 0; (u = upstream_at(s, k, &g)); k++)
+        lh_sbuf_printf(b, "upstream %s transport=%s zone=%s source=%s\n", u->label,
+                       upstream_transport(u), upstream_zone(s, g), upstream_origin(s, g));
+    if (s->fwd_ready) lh_sbuf_printf(b, "upstreams-from %s\n", s->fwd.upstream.source);
+}
+
+/* The same facts as JSON: also part of `stats --json`. */
+static void config_json_fields(const lh_server *s, lh_sbuf *b)
+{
+    const lh_config *cfg = s->cfg;
+    char a[64], path[4096];
+    config_file_path(s, path, sizeof path);
+    lh_sbuf_printf(b, "\"config_file\":");
+    if (path[0])
+        lh_sbuf_json_str(b, path);
+    else
+        lh_sbuf_printf(b, "null");
+    lh_sbuf_printf(b, ",\"listen\":[");
+    for (unsigned i = 0; i < cfg->nlisten; i++) {
+        lh_addr_format(&cfg->listen[i], a, sizeof a);
+        lh_sbuf_printf(b, "%s{\"address\":", i ? "," : "");
+        lh_sbuf_json_str(b, a);
+        lh_sbuf_printf(b, ",\"source\":\"%s\"}", listen_origin_names[cfg->listen_src]);
+    }
+    lh_sbuf_printf(b, "],\"upstreams_from\":");
+    lh_sbuf_json_str(b, s->fwd_ready ? s->fwd.upstream.source : "");
+}
+
+void lh_report_config(const lh_server *s, lh_sbuf *b, bool json)
+{
+    if (!json) {
+        config_text(s, b);
+        return;
+    }
+    lh_sbuf_printf(b, "{\"version\":\"%s\",\"pid\":%ld,", LH_VERSION, (long)getpid());
+    config_json_fields(s, b);
+    lh_sbuf_printf(b, ",\"upstreams\":[");
+    unsigned g;
+    const lh_upstream_server *u;
+    for (unsigned k = 0; (u = upstream_at(s, k, &g)); k++) {
+        lh_sbuf_printf(b, "%s{\"server\":\"%s\",\"transport\":\"%s\",\"zone\":", k ? "," : "",
+                       u->label, upstream_transport(u));
+        lh_sbuf_json_str(b, upstream_zone(s, g));
+        lh_sbuf_printf(b, ",\"source\":\"%s\"}", upstream_origin(s, g));
+    }
+    lh_sbuf_printf(b, "]}\n");
 }
 
 /* ---- stats: text and JSON ------------------------------------------------------------- */
@@ -158,6 +262,33 @@ static void top_json(lh_sbuf *b, const lh_top *t, bool address)
     lh_sbuf_putc(b, ']');
 }
 
+/* Where the daemon listens and forwards, with each upstream's transport, origin and figures. */
+static void stats_text_paths(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
+{
+    const lh_config *cfg = s->cfg;
+    char a[64];
+    lh_sbuf_printf(b, "listening  ");
+    for (unsigned i = 0; i < cfg->nlisten; i++) {
+        lh_addr_format(&cfg->listen[i], a, sizeof a);
+        lh_sbuf_printf(b, " %s", a);
+    }
+    lh_sbuf_printf(b, " (%s)\n", listen_origin_names[cfg->listen_src]);
+    lh_sbuf_printf(b, "upstreams   %s\n", s->fwd_ready ? s->fwd.upstream.source : "none");
+    for (unsigned k = 0; k < g->nupstreams; k++) {
+        const lh_upstream_figures *f = &g->up[k];
+        unsigned grp;
+        const lh_upstream_server *u = upstream_at(s, k, &grp);
+        if (!u) break;
+        char where[96];
+        snprintf(where, sizeof where, "%s%s%s, %s", upstream_transport(u), grp ? " for " : "",
+                 grp ? upstream_zone(s, grp) : "", upstream_origin(s, grp));
+        lh_sbuf_printf(b, "  %-24s %s; queries %llu, answers %llu, failures %llu, mean %.1f ms\n",
+                       u->label, where, (unsigned long long)f->queries,
+                       (unsigned long long)f->answers, (unsigned long long)f->failures,
+                       f->answers ? (double)f->latency_sum_ns / 1e6 / (double)f->answers : 0.0);
+    }
+}
+
 static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
 {
     const lh_counters *st = &g->c;
@@ -196,15 +327,7 @@ static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     } else {
         lh_sbuf_printf(b, "cache       off\n");
     }
-    lh_sbuf_printf(b, "upstreams\n");
-    for (unsigned k = 0; k < g->nupstreams; k++) {
-        const lh_upstream_figures *u = &g->up[k];
-        const char *label = upstream_label(s, k);
-        lh_sbuf_printf(b, "  %-24s queries %llu, answers %llu, failures %llu, mean %.1f ms\n",
-                       label, (unsigned long long)u->queries, (unsigned long long)u->answers,
-                       (unsigned long long)u->failures,
-                       u->answers ? (double)u->latency_sum_ns / 1e6 / (double)u->answers : 0.0);
-    }
+    stats_text_paths(s, g, b);
     lh_sbuf_printf(b, "blocked by list (since the last reload)\n");
     for (size_t i = 0; s->policy && i < s->policy->blocks.nlists && i < LH_STATS_LISTS_MAX; i++)
         if (!list_at(s, i)->allow)
@@ -247,7 +370,9 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
                        (unsigned long long)st->rcodes[i]);
         first = false;
     }
-    lh_sbuf_printf(b, "},\"cache\":");
+    lh_sbuf_printf(b, "},");
+    config_json_fields(s, b);
+    lh_sbuf_printf(b, ",\"cache\":");
     if (g->cache_on) {
         lh_sbuf_printf(b,
                        "{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"hits\":%llu,"
@@ -263,11 +388,16 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     first = true;
     for (unsigned k = 0; k < g->nupstreams; k++) {
         const lh_upstream_figures *u = &g->up[k];
-        const char *label = upstream_label(s, k);
+        unsigned grp = 0;
+        const lh_upstream_server *up = upstream_at(s, k, &grp);
+        if (!up) break;
+        lh_sbuf_printf(b, "%s{\"server\":\"%s\",\"transport\":\"%s\",\"zone\":", first ? "" : ",",
+                       up->label, upstream_transport(up));
+        lh_sbuf_json_str(b, upstream_zone(s, grp));
         lh_sbuf_printf(b,
-                       "%s{\"server\":\"%s\",\"queries\":%llu,\"answers\":%llu,\"failures\":%llu,"
+                       ",\"source\":\"%s\",\"queries\":%llu,\"answers\":%llu,\"failures\":%llu,"
                        "\"latency_sum_us\":%llu,\"latency_buckets\":[",
-                       first ? "" : ",", label, (unsigned long long)u->queries,
+                       upstream_origin(s, grp), (unsigned long long)u->queries,
                        (unsigned long long)u->answers, (unsigned long long)u->failures,
                        (unsigned long long)(u->latency_sum_ns / 1000));
         for (unsigned j = 0; j < LH_LATENCY_BUCKETS; j++)

@@ -392,7 +392,8 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsi
     u->max_inflight = max_inflight;
     lh_sockaddr addrs[LH_UPSTREAMS_MAX];
     char source[LH_ERR_MAX];
-    unsigned n = lh_config_default_upstreams(cfg, addrs, LH_UPSTREAMS_MAX, source, sizeof source);
+    enum lh_upstream_origin origin;
+    unsigned n = lh_config_upstreams(cfg, addrs, LH_UPSTREAMS_MAX, source, sizeof source, &origin);
     if (n == 0) {
         snprintf(err, errlen, "no upstream to forward to: %s", source);
         return -1;
@@ -400,6 +401,8 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsi
     u->ngroups = 1 + cfg->nforward_zones;
     u->groups = calloc(u->ngroups, sizeof *u->groups);
     if (!u->groups || group_set(&u->groups[0], addrs, n) != 0) goto oom;
+    u->groups[0].origin = origin;
+    snprintf(u->source, sizeof u->source, "%s", source);
     char list[LH_ERR_MAX] = "";
     for (unsigned i = 0; i < u->groups[0].nservers; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
@@ -408,6 +411,7 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsi
     for (unsigned z = 0; z < cfg->nforward_zones; z++) {
         const lh_forward_zone *fz = &cfg->forward_zones[z];
         if (group_set(&u->groups[z + 1], fz->servers, fz->nservers) != 0) goto oom;
+        u->groups[z + 1].origin = lh_origin_of(fz->src);
         lh_info("forward zone %s: %u upstream(s), first %s", fz->zone, fz->nservers,
                 u->groups[z + 1].servers[0].label);
     }

@@ -63,7 +63,25 @@ typedef struct lh_forward_zone {
     char *zone; /* as written, for messages */
     lh_sockaddr servers[LH_ZONE_SERVERS_MAX];
     unsigned nservers;
+    enum lh_config_source src;
 } lh_forward_zone;
+
+/* Where the running daemon's upstreams came from, as `loophole stats` and the leak check say:
+ * the upstream flag, the config file, resolv.conf's nameservers, or the fallback. */
+enum lh_upstream_origin {
+    LH_ORIGIN_FLAG = 0,
+    LH_ORIGIN_FILE,
+    LH_ORIGIN_RESOLV_CONF,
+    LH_ORIGIN_FALLBACK,
+    LH_ORIGIN_COUNT
+};
+/* "flag", "config-file", "resolv.conf", "fallback" */
+extern const char *const lh_upstream_origin_names[LH_ORIGIN_COUNT];
+/* The origin of a setting given by `src` (a flag, else the config file). */
+static inline enum lh_upstream_origin lh_origin_of(enum lh_config_source src)
+{
+    return src == LH_SRC_FLAG ? LH_ORIGIN_FLAG : LH_ORIGIN_FILE;
+}
 
 /* A client network allowed to query: ADDR/PREFIX. */
 typedef struct lh_cidr {
@@ -165,6 +183,9 @@ int lh_config_validate(const lh_config *c, char *err, size_t errlen);
  * call it at start-up, not on the event loop. */
 unsigned lh_config_default_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
                                      char *source, size_t source_len);
+/* The same, also saying which of the four origins the upstreams came from. */
+unsigned lh_config_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max, char *source,
+                             size_t source_len, enum lh_upstream_origin *origin);
 /* May this client query? Loopback always; others only inside an allow-client network. */
 bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa);
 bool lh_addr_is_loopback(const struct sockaddr *sa);

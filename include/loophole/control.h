@@ -1,6 +1,7 @@
 /* control.h - the control socket: a unix stream socket (mode 0660, root and control-group
  * only; peers are checked again with SO_PEERCRED) through which `loophole stats`, `reload`,
- * `cache flush` and `lists` talk to the running daemon. One request line per connection; the
+ * `cache flush` and `lists` talk to the running daemon, and `leak-check` asks it what it listens
+ * on and forwards to (`config`). One request line per connection; the
  * answer is a status line ("ok" or "error") followed by text, then the daemon closes. */
 #ifndef LH_CONTROL_H
 #define LH_CONTROL_H

@@ -34,6 +34,7 @@ typedef struct lh_upstream_server {
 typedef struct lh_upstream_group {
     lh_upstream_server *servers;
     unsigned nservers;
+    enum lh_upstream_origin origin; /* where these servers came from, for the reports */
 } lh_upstream_group;
 
 typedef struct lh_upstream {
@@ -45,6 +46,7 @@ typedef struct lh_upstream {
     bool shutting_down;
     uint64_t rejected;             /* over max_inflight */
     lh_upstream_channel *channels; /* every channel, for shutdown */
+    char source[LH_ERR_MAX];       /* how the default group was chosen, in words */
 } lh_upstream;
 
 /* status: 0 with the answer, or a negative value when every server tried failed. The answer
