@@ -8,9 +8,11 @@ LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns
 # Test peers and clients: dig (dnsutils), kdig (knot-dnsutils), drill (ldnsutils), Unbound as a
 # real upstream, dnspython for scripted misbehaving upstreams, clang for the fuzz targets and
 # the sanitizer runtime, iproute2/util-linux for namespaces, curl and the Prometheus client's
-# parser to scrape and check the metrics endpoint.
+# parser to scrape and check the metrics endpoint, nftables for the leak test's intercepting
+# router (DNAT), python3-jsonschema to check leak-check --json against its schema.
 LH_TEST_PKGS=(dnsutils knot-dnsutils ldnsutils unbound python3-dnspython clang
-              libclang-rt-14-dev iproute2 util-linux procps curl python3-prometheus-client)
+              libclang-rt-14-dev iproute2 util-linux procps curl python3-prometheus-client
+              nftables python3-jsonschema)
 
 lh_install_missing() {
     local missing=()

@@ -35,6 +35,14 @@ void leak_add(leak_report *r, enum leak_sev sev, enum leak_hop hop, const char *
     snprintf(f->fix, sizeof f->fix, "%s", fix ? fix : "");
 }
 
+bool leak_hop_flagged(const leak_report *r, enum leak_hop hop, enum leak_sev sev)
+{
+    for (unsigned i = 0; i < r->nf; i++)
+        if (r->f[i].hop == hop && r->f[i].sev >= sev && r->f[i].sev != SEV_UNOBSERVABLE)
+            return true;
+    return false;
+}
+
 void leak_set_add(addr_set *s, const char *a)
 {
     if (leak_set_has(s, a) || s->n == LEAK_ADDRS_MAX) return;

@@ -107,6 +107,7 @@ typedef struct leak_daemon {
     long pid;
     char config_file[1024];
     char listen_source[16];
+    char compared_with[1100]; /* what its settings were compared with; empty: nothing */
 } leak_daemon;
 
 /* What loophole runs and what the system is set up to use. */
@@ -193,6 +194,8 @@ typedef struct leak_report {
 /* leak_check.c */
 void leak_add(leak_report *r, enum leak_sev sev, enum leak_hop hop, const char *fix,
               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Does a finding about `hop` at `sev` or worse (below SEV_UNOBSERVABLE) exist already? */
+bool leak_hop_flagged(const leak_report *r, enum leak_hop hop, enum leak_sev sev);
 void leak_set_add(addr_set *s, const char *a);
 bool leak_set_has(const addr_set *s, const char *a);
 void leak_random_label(char *out, size_t cap);

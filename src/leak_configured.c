@@ -275,4 +275,8 @@ void leak_configured_collect(leak_report *r)
     check_resolv_conf(r);
     check_nsswitch(r);
     check_listeners(r);
+    if (!leak_hop_flagged(r, HOP_GLIBC, SEV_WARN))
+        leak_add(r, SEV_OK, HOP_GLIBC, NULL,
+                 "%s lists only loophole, and nsswitch's hosts line (%s) sends lookups to it",
+                 r->conf.resolv_path, r->conf.nsswitch_hosts[0] ? r->conf.nsswitch_hosts : "none");
 }

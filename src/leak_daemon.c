@@ -162,6 +162,7 @@ static void compare_upstreams(leak_report *r, const lh_config *want, const char 
     bool same = nw == nh;
     for (unsigned i = 0; same && i < nh; i++)
         same = addr_in(ups, nw, &have[i]);
+    snprintf(c->daemon.compared_with, sizeof c->daemon.compared_with, "%s", what);
     if (same) return;
     format_list(ups, nw, want_text, sizeof want_text);
     format_list(have, nh, have_text, sizeof have_text);
@@ -256,6 +257,11 @@ void leak_daemon_collect(leak_report *r)
     c->from_daemon = d->reached;
     if (d->reached) {
         compare_with_config(r);
+        if (!leak_hop_flagged(r, HOP_LOOPHOLE, SEV_WARN))
+            leak_add(r, SEV_OK, HOP_LOOPHOLE, NULL,
+                     "the running loophole (pid %ld) was asked for its listen addresses and "
+                     "upstreams%s%s",
+                     d->pid, d->compared_with[0] ? "; they match " : "", d->compared_with);
     } else {
         c->nlisten = c->nup = 0;
         from_config(r);

@@ -87,6 +87,9 @@ static void judge_egress(leak_report *r)
                  lh->label, why);
         return;
     }
+    leak_add(r, SEV_OK, HOP_LEAK_SERVER, NULL,
+             "the authoritative side (%s) answered the probes through loophole",
+             r->cfg->probe_zone ? r->cfg->probe_zone : "the public whoami names");
     if (!probed) {
         leak_add(r, SEV_UNKNOWN, HOP_UPSTREAM, FIX_OFFLINE,
                  "queries through loophole egress from %s, but none of loophole's upstreams could "
@@ -117,24 +120,29 @@ static void judge_egress(leak_report *r)
  * answers those inside authoritatively. At an unused address nothing should answer at all. */
 static bool answered_in_place(const leak_observed *o, const leak_probe *p)
 {
-    if (!p->answered) return false;
-    if (o->paths[p->path].via == VIA_UNUSED) return true;
+    enum leak_via via = o->paths[p->path].via;
+    if (!p->answered || (via != VIA_LEAK_SERVER && via != VIA_UNUSED)) return false;
+    if (via == VIA_UNUSED) return true;
     bool outside = strstr(p->name, LEAK_OUTSIDE_LABEL) != NULL;
     return p->ra || (outside ? p->rcode != 5 /* REFUSED */ : !p->aa);
 }
 
 static void intercept_finding(leak_report *r, const leak_path *pa, const leak_probe *p)
 {
-    char egress[200];
+    char egress[200], how[128];
     lh_sbuf b;
     lh_sbuf_init(&b, egress, sizeof egress);
     for (unsigned k = 0; k < r->obs.interceptors.n; k++)
         lh_sbuf_printf(&b, "%s%s", k ? ", " : "", r->obs.interceptors.addr[k]);
+    snprintf(how, sizeof how, "%s%s%s%s", p->rcode || p->ra ? " (" : "", p->rcode ? p->result : "",
+             p->rcode && p->ra ? ", " : "",
+             p->ra      ? "recursion available)"
+             : p->rcode ? ")"
+                        : "");
     leak_add(r, SEV_LEAK, HOP_UPSTREAM, FIX_INTERCEPT,
-             "DNS is intercepted: %s sent to %s%s was answered (%s%s) by a resolver%s%s", p->name,
+             "DNS is intercepted: %s sent to %s%s was answered%s by a resolver%s%s", p->name,
              pa->label,
-             pa->via == VIA_UNUSED ? ", where no DNS server runs," : " (the leak server)",
-             p->result, p->ra ? ", recursion available" : "",
+             pa->via == VIA_UNUSED ? ", where no DNS server runs," : " (the leak server)", how,
              b.len ? " that reaches the authoritative side from " : "", egress);
 }
 

@@ -90,7 +90,8 @@ static void text_configured(const leak_report *r, lh_sbuf *b)
         lh_addr_format(&c->listen[i], a, sizeof a);
         lh_sbuf_printf(b, " %s", a);
     }
-    lh_sbuf_printf(b, "\n  %-26s (from %s)\n", "loophole forwards to", c->upstream_source);
+    lh_sbuf_printf(b, "\n  %-26s %u upstream(s), %s\n", "loophole forwards to", c->nup,
+                   c->upstream_source);
     for (unsigned i = 0; i < c->nup; i++)
         lh_sbuf_printf(b, "      %-24s %s, zone %s, from %s\n", c->up[i].label, c->up[i].transport,
                        c->up[i].zone, c->up[i].source);
@@ -124,8 +125,11 @@ static void text_path_probes(const leak_report *r, unsigned i, lh_sbuf *b)
     for (unsigned k = 0; k < o->nprobes; k++) {
         const leak_probe *p = &o->probes[k];
         if (p->path != i) continue;
-        lh_sbuf_printf(b, "      %-48s %-4s %s%s", p->name, probe_type(p->type), p->result,
-                       p->answered && p->ra ? " (recursion available)" : "");
+        /* RA and AA matter where an authoritative server or nothing should answer */
+        bool direct = pa->via == VIA_LEAK_SERVER || pa->via == VIA_UNUSED;
+        lh_sbuf_printf(b, "      %-48s %-4s %s%s%s", p->name, probe_type(p->type), p->result,
+                       direct && p->answered && p->ra ? " (recursion available)" : "",
+                       direct && p->answered && p->aa ? " (authoritative)" : "");
         for (unsigned j = 0; j < p->found.n; j++)
             lh_sbuf_printf(b, "%s%s", j ? ", " : ": ", p->found.addr[j]);
         lh_sbuf_printf(b, "\n");

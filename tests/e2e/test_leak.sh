@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # The leak check and the leak server, offline, in three network namespaces the test creates:
 #
-#   client (C)            resolver (R)                      authoritative (A)
-#   loophole 127.0.0.53   Unbound X 10.252.1.1 -> egress   loophole leak-server
-#   resolv.conf, nsswitch Unbound Y 10.252.1.3 -> egress   10.252.2.2, zone leaktest.example
-#   10.252.1.2 ---------- 10.252.1.1/.3    10.252.2.1/.3 -- 10.252.2.2
+#   client (C)             resolver / router (R)                      authoritative (A)
+#   loophole 127.0.0.53    Unbound X  10.252.1.1 -> egress 10.252.2.1  loophole leak-server
+#   resolv.conf, nsswitch  Unbound Y  10.252.1.3 -> egress 10.252.2.3  10.252.2.2, fd52:2::2
+#   10.252.1.2, fd52:1::2  Unbound Z  10.252.1.4 -> egress 10.252.2.4  zone leaktest.example
+#   default route via R    Unbound X6 fd52:1::1  -> egress fd52:2::1
+#                          Unbound Y6 fd52:1::3  -> egress fd52:2::3
+#                          forwards between C and A; nft DNAT rules for the interception cases
 #
 # Unbound stubs leaktest.example to the leak server and everything else to a closed local
-# port, so the public whoami probes fail at once and nothing leaves the namespaces.
+# port, so the public whoami probes fail at once and nothing leaves the namespaces. Z and Y6
+# are the "other" resolvers an intercepting router redirects port 53 to.
+#
+# Then the matrix: one leak-check run per case, each with its exit code, the culprit named in
+# the report, and the time it took (the issue asks for at most 10 s each).
 . "$(dirname "$0")/lib.sh"
 if ! ip netns add "lh-probe-$$" 2>/dev/null; then echo "SKIP: cannot create network namespaces"; exit 77; fi
 ip netns del "lh-probe-$$"
@@ -22,19 +29,28 @@ for n in "$C" "$R" "$A"; do ip netns add "$n"; in_ns "$n" ip link set lo up; don
 ip link add "lkc$$" netns "$C" type veth peer name "lkr$$" netns "$R"
 ip link add "lka$$" netns "$R" type veth peer name "lkz$$" netns "$A"
 in_ns "$C" ip addr add 10.252.1.2/24 dev "lkc$$"
-in_ns "$R" ip addr add 10.252.1.1/24 dev "lkr$$"
-in_ns "$R" ip addr add 10.252.1.3/24 dev "lkr$$"
-in_ns "$R" ip addr add 10.252.2.1/24 dev "lka$$"
-in_ns "$R" ip addr add 10.252.2.3/24 dev "lka$$"
+for a in 1 3 4; do in_ns "$R" ip addr add "10.252.1.$a/24" dev "lkr$$"; done
+for a in 1 3 4; do in_ns "$R" ip addr add "10.252.2.$a/24" dev "lka$$"; done
 in_ns "$A" ip addr add 10.252.2.2/24 dev "lkz$$"
+in_ns "$C" ip addr add fd52:1::2/64 dev "lkc$$" nodad
+for a in 1 3; do in_ns "$R" ip addr add "fd52:1::$a/64" dev "lkr$$" nodad; done
+for a in 1 3; do in_ns "$R" ip addr add "fd52:2::$a/64" dev "lka$$" nodad; done
+in_ns "$A" ip addr add fd52:2::2/64 dev "lkz$$" nodad
 in_ns "$C" ip link set "lkc$$" up; in_ns "$R" ip link set "lkr$$" up
 in_ns "$R" ip link set "lka$$" up; in_ns "$A" ip link set "lkz$$" up
+# R routes between the client and the leak server, as a home router would.
+in_ns "$R" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+in_ns "$C" ip route add default via 10.252.1.1
+in_ns "$C" ip -6 route add default via fd52:1::1
+in_ns "$A" ip route add 10.252.1.0/24 via 10.252.2.1
+in_ns "$A" ip -6 route add fd52:1::/64 via fd52:2::1
 sleep 1 # let the veth addresses leave the tentative state
 
 # The leak server.
 start_leak_server() {
     ip netns exec "$A" "$LOOPHOLE" leak-server --zone "$ZONE" --listen 10.252.2.2:53 \
-        --ns-address 10.252.2.2 --rate-limit 50 "$@" >>"$LH_TMP/leak-server.log" 2>&1 &
+        --listen "[fd52:2::2]:53" --ns-address 10.252.2.2 --ns-address fd52:2::2 --rate-limit 50 \
+        "$@" >>"$LH_TMP/leak-server.log" 2>&1 &
     LEAK_PID=$!; LH_PIDS+=("$LEAK_PID")
     for _ in $(seq 50); do
         in_ns "$R" dig @10.252.2.2 "$ZONE" SOA +short +time=1 +tries=1 2>/dev/null | grep -q . && return
@@ -61,6 +77,10 @@ expect_eq "... DS below the apex: NODATA" "$(echo "$out" | status) $(echo "$out"
 out=$(rdig "$ZONE" DNSKEY)
 expect_eq "... DNSKEY: NODATA with the SOA, authoritative" "$(echo "$out" | status) $(echo "$out" | flags) $(echo "$out" | grep -c 'IN.SOA')" "NOERROR qr aa 1"
 expect_eq "... AAAA for an IPv4 resolver: NODATA" "$(rdig "abc.$ZONE" AAAA | status)" "NOERROR"
+rdig6() { in_ns "$R" dig @fd52:2::2 -b fd52:2::1 +norec +time=2 +tries=1 "$@"; }
+expect_eq "... asked over IPv6: the IPv6 asker's address as AAAA" "$(rdig6 "v6.$ZONE" AAAA +short)" "fd52:2::1"
+expect_eq "... and as TXT" "$(rdig6 "v6.$ZONE" TXT +short)" '"fd52:2::1"'
+expect_eq "... the name server's IPv6 address" "$(rdig6 "ns1.$ZONE" AAAA +short)" "fd52:2::2"
 out=$(rdig example.com A)
 expect_eq "... outside its zone: REFUSED, no recursion offered" "$(echo "$out" | status) $(echo "$out" | flags)" "REFUSED qr"
 answered=$(in_ns "$R" "$LH_PY" - <<'PY'
@@ -78,34 +98,40 @@ PY
 check "... rate-limited per source ($answered of 200 answered, limit 50/s)" test "$answered" -ge 1 -a "$answered" -le 100
 sleep 1.1 # a fresh window for Unbound's source address
 
-# Unbound X and Y: recursive resolvers that reach the zone only through the leak server.
-unbound_in_r() { # ADDR EGRESS
-    local conf="$LH_TMP/unbound-$1.conf"
-    { lh_unbound_head "$1" "$1"; cat <<U
-  outgoing-interface: $2
-  do-ip6: no
+# The resolvers in R: recursive, reaching the zone only through the leak server.
+unbound_in_r() { # NAME LISTEN EGRESS FAMILY(4|6)
+    local conf="$LH_TMP/unbound-$1.conf" stub=10.252.2.2 closed=127.0.0.1@1 only="do-ip6: no"
+    [ "$4" = 6 ] && { stub=fd52:2::2; closed=::1@1; only="do-ip4: no"; }
+    { lh_unbound_head "$2" "$1"; cat <<U
+  outgoing-interface: $3
+  $only
   access-control: 10.252.0.0/16 allow
+  access-control: fd52::/16 allow
   qname-minimisation: yes
   local-zone: "example." nodefault
 stub-zone:
   name: "$ZONE"
-  stub-addr: 10.252.2.2
+  stub-addr: $stub
 stub-zone:
   name: "."
-  stub-addr: 127.0.0.1@1
+  stub-addr: $closed
 U
     } >"$conf"
-    lh_unbound_start "$conf" "$1" "$ZONE" "$R"
+    lh_unbound_start "$conf" "$2" "$ZONE" "$R"
 }
-unbound_in_r 10.252.1.1 10.252.2.1
-unbound_in_r 10.252.1.3 10.252.2.3
+unbound_in_r x 10.252.1.1 10.252.2.1 4
+unbound_in_r y 10.252.1.3 10.252.2.3 4
+unbound_in_r z 10.252.1.4 10.252.2.4 4
+unbound_in_r x6 fd52:1::1 fd52:2::1 6
+unbound_in_r y6 fd52:1::3 fd52:2::3 6
 
-# The client: loophole on its default address, the system pointed at it.
+# The client: loophole on its default address with a control socket, the system pointed at it.
+CTL="$LH_TMP/control.sock"
 mkdir -p "/etc/netns/$C"
 echo "hosts: files dns" >"/etc/netns/$C/nsswitch.conf"
 printf 'nameserver 127.0.0.53\n' >"/etc/netns/$C/resolv.conf"
-start_client_loophole() { # UPSTREAM
-    ip netns exec "$C" "$LOOPHOLE" --no-hosts --upstream "$1" >>"$LH_TMP/loophole.log" 2>&1 &
+start_client_loophole() { # loophole's flags
+    ip netns exec "$C" "$LOOPHOLE" --no-hosts --control-socket "$CTL" "$@" >>"$LH_TMP/loophole.log" 2>&1 &
     LH_PID=$!; LH_PIDS+=("$LH_PID")
     for _ in $(seq 50); do
         in_ns "$C" dig @127.0.0.53 localhost +short +time=1 +tries=1 2>/dev/null | grep -q 127.0.0.1 && return
@@ -113,77 +139,176 @@ start_client_loophole() { # UPSTREAM
     done
     echo "loophole did not start in the client namespace" >&2; cat "$LH_TMP/loophole.log" >&2
 }
-start_client_loophole 10.252.1.1
-check_leak() { in_ns "$C" "$LOOPHOLE" leak-check --upstream 10.252.1.1 --probe-zone "$ZONE" "$@"; }
+stop_client_loophole() { kill "$LH_PID"; wait "$LH_PID"; }
+check_leak() { in_ns "$C" "$LOOPHOLE" leak-check --control-socket "$CTL" --probe-zone "$ZONE" "$@"; }
+
+# leak_case NAME RC CULPRIT [leak-check flags...]: one matrix case. Runs the check once, shows
+# the report, and checks the exit code, the culprit named in the report and the time taken.
+# The report is left in $report.
+leak_case() {
+    local name=$1 want=$2 culprit=$3; shift 3
+    local t0=$(date +%s%N)
+    report=$(check_leak "$@"); local rc=$?
+    local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    echo "$report" | sed 's/^/    | /'
+    expect_eq "$name: exit $want" "$rc" "$want"
+    expect_match "... the culprit is named" "$report" "$culprit"
+    check "... within 10 s (${ms} ms)" test "$ms" -le 10000
+}
+# json_case FILE [leak-check flags...]: the same check as JSON, kept for the schema check.
+json_case() { local f="$LH_TMP/report-$1.json"; shift; check_leak --json "$@" >"$f"; JSON_FILES+=("$f"); }
+JSON_FILES=()
+jq_py() { "$LH_PY" -c "import json, sys; r = json.load(open(sys.argv[1])); print($2)" "$1" 2>&1; }
+
+start_client_loophole --upstream 10.252.1.1
 
 # 1. Clean.
-t0=$(date +%s%N)
-report=$(check_leak); rc=$?
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "$report" | sed 's/^/    | /'
-expect_eq "clean setup: exit 0" "$rc" "0"
+leak_case "clean" 0 "VERDICT: NO LEAK SEEN \(exit 0\)"
 expect_match "... the egress through loophole is Unbound X's" "$report" "egress through loophole +10\.252\.2\.1
 "
+expect_match "... loophole's settings come from the running daemon" "$report" "loophole as +the running daemon, pid [0-9]+, through $CTL"
 expect_match "... applications reach loophole (the canary)" "$report" "OK +applications \(getaddrinfo\) reach loophole"
+expect_match "... no interception seen" "$report" "OK +no DNS interception seen: the leak server answered"
+expect_match "... plaintext forwarding is a warning" "$report" "WARN +loophole forwards to 10\.252\.1\.1:53 in plaintext \(UDP, TCP\): on-path networks see and can change every forwarded name"
+expect_match "... with its fix: an encrypted upstream" "$report" "fix: an encrypted upstream"
+expect_match "... the path diagram, every hop named" "$report" "\[ ok \] application .*
+ +\|
+  \[ ok \] glibc +/etc/resolv.conf: 127\.0\.0\.53 \(loophole\).*
+ +\|
+  \[ ok \] loophole +127\.0\.0\.53:53, the running daemon.*
+ +\|
+  \[WARN\] upstream\(s\) +10\.252\.1\.1:53 plain.*
+ +\|
+  \[ ok \] egress +10\.252\.2\.1.*
+ +\|
+  \[ ok \] leak server +leaktest\.example at 10\.252\.2\.2 fd52:2::2"
 expect_match "... DoH and hard-coded resolvers are reported as not observable" "$report" "NOT SEEN +browsers' own DNS over HTTPS"
-check "... the whole check takes at most 10 s (${ms} ms)" test "$ms" -le 10000
-json=$(check_leak --json); jrc=$?
-jcheck=$(printf '%s' "$json" | "$LH_PY" -c '
-import json, sys
-r = json.load(sys.stdin)
-print(r["verdict"], r["exit_code"], r["observed"]["paths"][0]["via"], ",".join(r["observed"]["paths"][0]["egress"]),
-      ",".join(r["observed"]["paths"][1]["egress"]), r["observed"]["canary"]["getaddrinfo"] == r["observed"]["canary"]["expected"])
-' 2>&1)
-expect_eq "--json parses and says the same" "$jrc $jcheck" "0 clean 0 loophole 10.252.2.1 10.252.2.1 True"
-same=$(printf '%s' "$json" | "$LH_PY" -c '
+check "... plain text when not on a terminal (no escape sequences)" test "$(printf '%s' "$report" | grep -c $'\033')" -eq 0
+tty_out=$(in_ns "$C" script -qec "$LOOPHOLE leak-check --control-socket $CTL --probe-zone $ZONE" /dev/null)
+check "... colour on a terminal" grep -q $'\033\\[32m ok ' <<<"$tty_out"
+json_case clean
+expect_eq "--json says the same" "$(jq_py "$LH_TMP/report-clean.json" '
+    r["verdict"], r["exit_code"], r["configured"]["source"], r["observed"]["paths"][0]["via"],
+    ",".join(r["observed"]["paths"][0]["egress"]), ",".join(r["observed"]["paths"][1]["egress"]),
+    r["observed"]["canary"]["getaddrinfo"] == r["observed"]["canary"]["expected"],
+    r["configured"]["upstreams"][0]["transport"], r["configured"]["upstreams"][0]["source"],
+    r["observed"]["interception"]["tested"], r["observed"]["interception"]["intercepted"],
+    [h["status"] for h in r["path"]]')" \
+    "clean 0 daemon loophole 10.252.2.1 10.252.2.1 True plain flag True False ['ok', 'ok', 'ok', 'warn', 'ok', 'ok']"
+same=$("$LH_PY" -c '
 import json, re, sys
-# The two runs used different canary names: compare with the random parts masked.
-mask = lambda t: re.sub(r"lh[0-9a-f]{16}|127\.\d+\.\d+\.\d+", "X", t)
+# The two runs used different random names: compare with the random parts masked.
+mask = lambda t: re.sub(r"lh[0-9a-f]{16}|127\.\d+\.\d+\.\d+|pid \d+", "X", t)
 human = mask(open(sys.argv[1]).read())
-r = json.load(sys.stdin)
+r = json.load(open(sys.argv[2]))
 missing = [f["finding"] for f in r["findings"] if mask(f["finding"]) not in human or (f["fix"] and mask(f["fix"]) not in human)]
 print(len(r["findings"]), "missing:", missing)
-' <(printf '%s' "$report") 2>&1)
-expect_match "... every JSON finding and fix is in the human report" "$same" "^[0-9]+ missing: \[\]$"
+' <(printf '%s' "$report") "$LH_TMP/report-clean.json" 2>&1)
+expect_match "... every JSON finding and fix is in the text report" "$same" "^[0-9]+ missing: \[\]$"
+stats=$(in_ns "$C" "$LOOPHOLE" stats --control-socket "$CTL")
+expect_match "stats: the listen addresses and where they came from" "$stats" "listening +127\.0\.0\.53:53 \(default\)"
+expect_match "... each upstream with its transport and origin" "$stats" "10\.252\.1\.1:53 +plain, flag; queries [0-9]+"
+expect_eq "... and in stats --json" "$(in_ns "$C" "$LOOPHOLE" stats --json --control-socket "$CTL" | "$LH_PY" -c '
+import json, sys; s = json.load(sys.stdin); u = s["upstreams"][0]
+print(s["listen"][0]["address"], s["listen"][0]["source"], u["server"], u["transport"], u["zone"], u["source"], s["config_file"])')" \
+    "127.0.0.53:53 default 10.252.1.1:53 plain . flag None"
 
-# 2. A second nameserver that glibc falls back to.
+# 2-7. The system around loophole.
 printf 'nameserver 127.0.0.53\nnameserver 10.252.1.1\n' >"/etc/netns/$C/resolv.conf"
-report=$(check_leak); rc=$?
-expect_eq "extra nameserver in resolv.conf: exit 1" "$rc" "1"
-expect_match "... the leak is named" "$report" "LEAK +/etc/resolv.conf also lists nameserver 10\.252\.1\.1"
+leak_case "extra IPv4 nameserver" 1 "LEAK +/etc/resolv.conf also lists nameserver 10\.252\.1\.1: glibc sends queries there"
 expect_match "... with the fix" "$report" "fix: make /etc/resolv.conf list only loophole"
+expect_match "... the diagram marks glibc as the leaking hop" "$report" "\[LEAK\] glibc .* <-- leaks here"
+printf 'nameserver 127.0.0.53\nnameserver fd52:1::3\n' >"/etc/netns/$C/resolv.conf"
+leak_case "extra IPv6 nameserver" 1 "LEAK +/etc/resolv.conf also lists nameserver fd52:1::3 \(IPv6\)"
 printf 'nameserver 10.252.1.1\n' >"/etc/netns/$C/resolv.conf"
-report=$(check_leak); rc=$?
-expect_eq "resolv.conf without loophole: exit 1" "$rc" "1"
-expect_match "... the canary is answered by someone else" "$report" "LEAK +getaddrinfo says the canary .* does not exist"
-printf 'nameserver 127.0.0.53\nnameserver fd00::53\noptions rotate\n' >"/etc/netns/$C/resolv.conf"
-echo "hosts: files resolve [!UNAVAIL=return] dns" >"/etc/netns/$C/nsswitch.conf"
-ip netns exec "$C" "$LH_PY" -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.99", 53)); time.sleep(30)' &
-OTHER=$!; LH_PIDS+=("$OTHER"); sleep 0.3
-report=$(check_leak); rc=$?
-expect_eq "IPv6 nameserver, rotate, nss-resolve, another server on port 53: exit 1" "$rc" "1"
-expect_match "... the IPv6 nameserver" "$report" "LEAK +/etc/resolv.conf also lists nameserver fd00::53 \(IPv6\)"
-expect_match "... options rotate" "$report" "LEAK +/etc/resolv.conf has 'options rotate'"
-expect_match "... nsswitch's resolve module" "$report" "LEAK +nsswitch.conf sends host lookups to systemd-resolved"
-expect_match "... the other port-53 server" "$report" "WARN +another DNS server listens on 127.0.0.99 port 53"
-kill "$OTHER"
-echo "hosts: files dns" >"/etc/netns/$C/nsswitch.conf"
+leak_case "system bypassing loophole" 1 "LEAK +getaddrinfo says the canary .* does not exist: a resolver other than loophole"
+expect_match "... and resolv.conf does not point at loophole" "$report" "LEAK +/etc/resolv.conf does not point at loophole"
+printf 'nameserver 127.0.0.53\nnameserver 10.252.1.3\noptions rotate\n' >"/etc/netns/$C/resolv.conf"
+leak_case "options rotate" 1 "LEAK +/etc/resolv.conf has 'options rotate': glibc spreads queries over all 2 nameservers"
 printf 'nameserver 127.0.0.53\n' >"/etc/netns/$C/resolv.conf"
+echo "hosts: files resolve [!UNAVAIL=return] dns" >"/etc/netns/$C/nsswitch.conf"
+leak_case "nss-resolve" 1 "LEAK +nsswitch.conf sends host lookups to systemd-resolved \('resolve' in"
+echo "hosts: files dns" >"/etc/netns/$C/nsswitch.conf"
+ip netns exec "$C" "$LH_PY" -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.99", 53))
+print("ready", flush=True); time.sleep(60)' >"$LH_TMP/other53.out" 2>&1 &
+OTHER=$!; LH_PIDS+=("$OTHER")
+for _ in $(seq 50); do grep -q ready "$LH_TMP/other53.out" && break; sleep 0.1; done
+leak_case "another port-53 server (a warning, not a proven leak)" 0 "WARN +another DNS server listens on 127\.0\.0\.99 port 53"
+kill "$OTHER"; wait "$OTHER" 2>/dev/null
 
-# 3. loophole's configuration says X, but the running daemon sends queries out through Y.
-kill "$LH_PID"; wait "$LH_PID"
-start_client_loophole 10.252.1.3
-report=$(check_leak); rc=$?
-expect_eq "configured upstream X, egress through Y: exit 1" "$rc" "1"
-expect_match "... the foreign egress is named" "$report" "LEAK +queries through loophole reach the authoritative side from 10\.252\.2\.3"
-kill "$LH_PID"; wait "$LH_PID"
-start_client_loophole 10.252.1.1
+# 8. Interception: R redirects every port-53 packet from the client to Unbound Z.
+in_ns "$R" nft -f - <<NFT
+table ip lhnat {
+  chain pre {
+    type nat hook prerouting priority dstnat;
+    iifname "lkr$$" meta l4proto { udp, tcp } th dport 53 dnat to 10.252.1.4
+  }
+}
+NFT
+leak_case "interception by DNAT" 1 "LEAK +DNS is intercepted: .* sent to 10\.252\.2\.2:53 \(the leak server\) was answered \(NXDOMAIN, recursion available\) by a resolver that reaches the authoritative side from 10\.252\.2\.4"
+expect_match "... the address where no DNS server runs answered too" "$report" "LEAK +DNS is intercepted: lh[0-9a-f]+\.$ZONE sent to 192\.0\.2\.53:53, where no DNS server runs, was answered"
+expect_match "... the diagram marks the upstream hop" "$report" "\[LEAK\] upstream\(s\) .* <-- leaks here"
+json_case intercepted
+expect_eq "... --json names the interceptor" "$(jq_py "$LH_TMP/report-intercepted.json" 'r["exit_code"], r["observed"]["interception"]["intercepted"], r["observed"]["interception"]["answered_by"]')" "1 True ['10.252.2.4']"
+in_ns "$R" nft delete table ip lhnat
+leak_case "... the redirect removed" 0 "OK +no DNS interception seen"
 
-# 4. The probe zone is unreachable: cannot tell.
+# 9. A stale daemon: started from a config file that has been edited since.
+stop_client_loophole
+printf 'upstream = 10.252.1.3\n' >"$LH_TMP/client.conf"
+start_client_loophole --config "$LH_TMP/client.conf"
+printf 'upstream = 10.252.1.1\n' >"$LH_TMP/client.conf"
+leak_case "stale daemon vs config" 1 "LEAK +the running loophole \(pid [0-9]+\) forwards to 10\.252\.1\.3:53, but $LH_TMP/client\.conf names 10\.252\.1\.1:53"
+expect_match "... the probes test what runs: Y's egress, seen directly too" "$report" "OK +queries through loophole egress only where its upstreams do"
+# 10. No daemon to ask: the check says so and uses its flags; the egress still gives the
+# stale daemon away.
+leak_case "no daemon reachable, flags used" 1 "LEAK +queries through loophole reach the authoritative side from 10\.252\.2\.3" \
+    --control-socket "$LH_TMP/nothing.sock" --upstream 10.252.1.1
+expect_match "... and says it used its own configuration" "$report" "INFO +no running loophole could be asked \(cannot reach $LH_TMP/nothing\.sock: No such file or directory"
+json_case nodaemon --control-socket "$LH_TMP/nothing.sock" --upstream 10.252.1.1
+stop_client_loophole
+
+# 11. IPv6 end to end: loophole forwards to X6, which reaches the leak server over IPv6.
+start_client_loophole --upstream "[fd52:1::1]:53"
+leak_case "IPv6 egress, clean" 0 "egress through loophole +fd52:2::1
+"
+json_case ipv6
+expect_eq "... --json: the IPv6 egress on both paths" "$(jq_py "$LH_TMP/report-ipv6.json" 'r["verdict"], r["observed"]["paths"][0]["egress"], r["observed"]["paths"][1]["egress"]')" "clean ['fd52:2::1'] ['fd52:2::1']"
+# 12. ... and a client whose IPv6 DNS leaves by another resolver: R redirects IPv6 port 53 to Y6.
+in_ns "$R" nft -f - <<NFT
+table ip6 lhnat6 {
+  chain pre {
+    type nat hook prerouting priority dstnat;
+    iifname "lkr$$" meta l4proto { udp, tcp } th dport 53 dnat to fd52:1::3
+  }
+}
+NFT
+leak_case "IPv6 route by another resolver" 1 "LEAK +DNS is intercepted: .* sent to \[fd52:2::2\]:53 \(the leak server\) was answered .* from fd52:2::3"
+expect_match "... the egress through loophole is Y6's" "$report" "egress through loophole +fd52:2::3"
+in_ns "$R" nft delete table ip6 lhnat6
+stop_client_loophole
+start_client_loophole --upstream 10.252.1.1
+
+# 13. The probe zone is unreachable: cannot tell.
 kill "$LEAK_PID"; wait "$LEAK_PID"
-report=$(check_leak); rc=$?
-expect_eq "probe zone unreachable: exit 2" "$rc" "2"
-expect_match "... with the reason" "$report" "UNKNOWN +no egress probe through loophole \(127\.0\.0\.53:53\) reported a resolver address"
+leak_case "probe path cut" 2 "UNKNOWN +no egress probe through loophole \(127\.0\.0\.53:53\) reported a resolver address"
 expect_match "... the verdict says so" "$report" "Verdict: COULD NOT TELL \(exit 2\)"
+expect_match "... and the banner" "$report" "VERDICT: COULD NOT TELL \(exit 2\)"
+json_case cut
+
+# The JSON reports against the documented schema.
+for f in "${JSON_FILES[@]}"; do
+    out=$("$LH_PY" - "$LH_SRC/docs/leak-check.schema.json" "$f" <<'PY' 2>&1
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+jsonschema.validate(json.load(open(sys.argv[2])), schema, cls=jsonschema.Draft202012Validator)
+print("valid")
+PY
+)
+    expect_eq "$(basename "$f"): valid against docs/leak-check.schema.json" "$out" "valid"
+done
 
 lh_done
