@@ -174,7 +174,8 @@ static void judge_interception(leak_report *r)
     if (o->intercepted) return;
     if (genuine)
         leak_add(r, SEV_OK, HOP_UPSTREAM, NULL,
-                 "no DNS interception seen: the leak server answered its own address itself and "
+                 "no DNS interception seen: questions sent straight to the leak server were "
+                 "answered by the leak server itself, and "
                  "nothing answered at " LEAK_UNUSED_V4 " or " LEAK_UNUSED_V6);
     else
         leak_add(r, SEV_INFO, HOP_UPSTREAM,
