@@ -79,5 +79,32 @@ void test_config(void)
     CHECK_EQ(lh_config_load_file(&c, "/nonexistent/loophole.conf", err, sizeof err), -1);
     CHECK(strstr(err, "cannot open") != NULL);
     lh_config_free(&c);
+
+    /* Where the upstreams come from, as `stats` and `leak-check` report it. */
+    lh_sockaddr ups[LH_UPSTREAMS_MAX];
+    enum lh_upstream_origin origin;
+    char source[LH_ERR_MAX];
+    write_file(path, "nameserver 127.0.0.53\nnameserver 192.0.2.1\n");
+    lh_config_defaults(&c);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "resolv-conf", path, err, sizeof err), 0);
+    CHECK_EQ(lh_config_upstreams(&c, ups, LH_UPSTREAMS_MAX, source, sizeof source, &origin), 1);
+    CHECK_EQ(origin, LH_ORIGIN_RESOLV_CONF); /* minus loophole's own 127.0.0.53 */
+    CHECK_STR(lh_upstream_origin_names[origin], "resolv.conf");
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "upstream", "192.0.2.2", err, sizeof err), 0);
+    lh_config_upstreams(&c, ups, LH_UPSTREAMS_MAX, source, sizeof source, &origin);
+    CHECK_EQ(origin, LH_ORIGIN_FILE);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "upstream", "192.0.2.3", err, sizeof err), 0);
+    CHECK_EQ(lh_config_upstreams(&c, ups, LH_UPSTREAMS_MAX, source, sizeof source, &origin), 1);
+    CHECK_EQ(origin, LH_ORIGIN_FLAG);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "forward-zone", "corp.test=192.0.2.9", err, sizeof err),
+             0);
+    CHECK_EQ(c.forward_zones[0].src, LH_SRC_FILE);
+    lh_config_free(&c);
+    write_file(path, "nameserver 127.0.0.53\n");
+    lh_config_defaults(&c);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "resolv-conf", path, err, sizeof err), 0);
+    CHECK_EQ(lh_config_upstreams(&c, ups, LH_UPSTREAMS_MAX, source, sizeof source, &origin), 2);
+    CHECK_EQ(origin, LH_ORIGIN_FALLBACK);
+    lh_config_free(&c);
     unlink(path);
 }
