@@ -135,7 +135,7 @@ typedef struct leak_probe {
     unsigned path;
     char name[LH_NAME_MAX + 1];
     uint16_t type;
-    bool done, answered; /* answered: a DNS message came back */
+    bool sent, done, answered; /* answered: a DNS message came back */
     int rcode;
     bool aa, ra;
     char result[96]; /* "answered", "SERVFAIL", "no answer" ... */

@@ -191,6 +191,14 @@ static void compare_listen(leak_report *r, const lh_config *want, const char *wh
              have_text, what, want_text);
 }
 
+/* Where the daemon's default upstreams came from ("flag", "config-file", ...). */
+static const char *default_source(const leak_configured *c)
+{
+    for (unsigned i = 0; i < c->nup; i++)
+        if (!strcmp(c->up[i].zone, ".")) return c->up[i].source;
+    return "";
+}
+
 /* What to compare the running daemon with: the settings the check was given, else the
  * daemon's own config file as it reads now. */
 static void compare_with_config(leak_report *r)
@@ -214,8 +222,10 @@ static void compare_with_config(leak_report *r)
         leak_add(r, SEV_INFO, HOP_LOOPHOLE, "run the check as a user who can read it",
                  "the daemon's config file could not be read to compare with it (%s)", err);
     } else {
-        compare_upstreams(r, &file, d->config_file);
-        if (file.listen_src == LH_SRC_FILE || !strcmp(d->listen_source, "config-file"))
+        /* Settings the daemon took from flags override its file by design: not compared. */
+        if (strcmp(default_source(&r->conf), "flag")) compare_upstreams(r, &file, d->config_file);
+        if (strcmp(d->listen_source, "flag") &&
+            (file.listen_src == LH_SRC_FILE || !strcmp(d->listen_source, "config-file")))
             compare_listen(r, &file, d->config_file);
     }
     lh_config_free(&file);

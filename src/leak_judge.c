@@ -146,44 +146,56 @@ static void intercept_finding(leak_report *r, const leak_path *pa, const leak_pr
              b.len ? " that reaches the authoritative side from " : "", egress);
 }
 
-static void judge_interception(leak_report *r)
+/* Finds what answered in place of the leak server or at the unused addresses; counts the
+ * leak server's own answers and the unused-address probes sent. */
+static void scan_interception(leak_observed *o, unsigned *genuine, unsigned *unused_sent)
 {
-    leak_observed *o = &r->obs;
-    if (!r->cfg->probe_zone) {
-        leak_add(r, SEV_INFO, HOP_UPSTREAM, "pass --probe-zone with a leak server you run",
-                 "DNS interception was not tested: it needs a leak server (--probe-zone)");
-        return;
-    }
-    unsigned genuine = 0;
-    for (unsigned i = 0; i < o->nprobes; i++) { /* first every interceptor's egress */
+    *genuine = *unused_sent = 0;
+    for (unsigned i = 0; i < o->nprobes; i++) {
         const leak_probe *p = &o->probes[i];
         enum leak_via via = o->paths[p->path].via;
-        if (via != VIA_LEAK_SERVER && via != VIA_UNUSED) continue;
+        if (via == VIA_UNUSED && p->sent) ++*unused_sent;
         if (answered_in_place(o, p)) {
             o->intercepted = true;
             for (unsigned k = 0; k < p->found.n; k++)
                 leak_set_add(&o->interceptors, p->found.addr[k]);
         } else if (via == VIA_LEAK_SERVER && p->answered) {
-            genuine++;
+            ++*genuine;
         }
     }
-    o->intercept_tested = genuine > 0 || o->intercepted;
+}
+
+static void judge_interception(leak_report *r)
+{
+    leak_observed *o = &r->obs;
+    unsigned genuine, unused_sent;
+    scan_interception(o, &genuine, &unused_sent); /* first: every finding names all egresses */
+    o->intercept_tested = genuine > 0 || unused_sent > 0 || o->intercepted;
     for (unsigned i = 0; i < o->nprobes; i++)
         if (answered_in_place(o, &o->probes[i]))
             intercept_finding(r, &o->paths[o->probes[i].path], &o->probes[i]);
     if (o->intercepted) return;
+    const char *unused = unused_sent ? ", and nothing answered at " LEAK_UNUSED_V4
+                                       " or " LEAK_UNUSED_V6 " (no DNS server runs there)"
+                                     : "";
     if (genuine)
         leak_add(r, SEV_OK, HOP_UPSTREAM, NULL,
                  "no DNS interception seen: questions sent straight to the leak server were "
-                 "answered by the leak server itself, and "
-                 "nothing answered at " LEAK_UNUSED_V4 " or " LEAK_UNUSED_V6);
+                 "answered by the leak server itself%s",
+                 unused);
+    else if (!r->cfg->probe_zone)
+        leak_add(r, SEV_INFO, HOP_UPSTREAM, "pass --probe-zone with a leak server you run",
+                 "DNS interception only partly tested: no leak server to ask straight "
+                 "(--probe-zone)%s",
+                 unused);
     else
         leak_add(r, SEV_INFO, HOP_UPSTREAM,
                  "let the check reach the leak server's address on port 53",
-                 "DNS interception was not tested: %s",
+                 "DNS interception only partly tested: %s%s",
                  o->leak_server.n
                      ? "the leak server gave no answer when asked directly (a firewall?)"
-                     : "the leak server's address (ns1 of the probe zone) could not be resolved");
+                     : "the leak server's address (ns1 of the probe zone) could not be resolved",
+                 unused);
 }
 
 void leak_judge_observed(leak_report *r)

@@ -126,7 +126,7 @@ static void zone_name(const leak_report *r, const char *label, const char *prefi
 }
 
 /* Paths: loophole at its first listen address (a wildcard one reached on loopback), each
- * default upstream directly, and, with a zone, the addresses where no DNS server runs. */
+ * default upstream directly, and the addresses where no DNS server runs. */
 static void paths_open(leak_report *r)
 {
     leak_observed *o = &r->obs;
@@ -138,23 +138,24 @@ static void paths_open(leak_report *r)
     leak_path_open(o, VIA_LOOPHOLE, &a);
     for (unsigned i = 0; i < r->conf.nup; i++)
         if (!strcmp(r->conf.up[i].zone, ".")) leak_path_open(o, VIA_UPSTREAM, &r->conf.up[i].addr);
-    if (!r->cfg->probe_zone) return;
     lh_addr_parse(LEAK_UNUSED_V4, 53, &a);
     leak_path_open(o, VIA_UNUSED, &a);
     lh_addr_parse(LEAK_UNUSED_V6, 53, &a);
     leak_path_open(o, VIA_UNUSED, &a);
 }
 
-/* Round 1: whoami and zone probes on loophole and its upstreams, the zone's probe name at the
- * unused addresses, and the leak server's own addresses (ns1.ZONE) through loophole. */
+/* Round 1: whoami and zone probes on loophole and its upstreams; at the unused addresses the
+ * zone's probe name (else two whoami names: an answer at all is the finding there); and the
+ * leak server's own addresses (ns1.ZONE) through loophole. */
 static void round1_add(leak_report *r)
 {
     leak_observed *o = &r->obs;
     char name[LH_NAME_MAX + 1];
     for (unsigned pa = 0; pa < o->npaths; pa++) {
-        enum leak_via via = o->paths[pa].via;
-        for (size_t i = 0; via != VIA_UNUSED && i < sizeof public_probes / sizeof *public_probes;
-             i++)
+        bool unused = o->paths[pa].via == VIA_UNUSED;
+        size_t n = sizeof public_probes / sizeof *public_probes;
+        if (unused) n = r->cfg->probe_zone ? 0 : 2;
+        for (size_t i = 0; i < n; i++)
             leak_probe_add(o, pa, public_probes[i].name, public_probes[i].type);
         if (!r->cfg->probe_zone) continue;
         zone_name(r, o->paths[pa].nonce, "", name);

@@ -140,6 +140,7 @@ static void probes_send(leak_observed *o, unsigned from, unsigned to)
                      pa->ready ? "invalid name" : "could not open a socket");
             continue;
         }
+        p->sent = true;
         ares_send(pa->ch, q, (int)n, on_probe_answer, p);
     }
 }

@@ -140,7 +140,8 @@ start_client_loophole() { # loophole's flags
     echo "loophole did not start in the client namespace" >&2; cat "$LH_TMP/loophole.log" >&2
 }
 stop_client_loophole() { kill "$LH_PID"; wait "$LH_PID"; }
-check_leak() { in_ns "$C" "$LOOPHOLE" leak-check --control-socket "$CTL" --probe-zone "$ZONE" "$@"; }
+PZ=(--probe-zone "$ZONE")
+check_leak() { in_ns "$C" "$LOOPHOLE" leak-check --control-socket "$CTL" "${PZ[@]}" "$@"; }
 
 # leak_case NAME RC CULPRIT [leak-check flags...]: one matrix case. Runs the check once, shows
 # the report, and checks the exit code, the culprit named in the report and the time taken.
@@ -168,7 +169,7 @@ expect_match "... the egress through loophole is Unbound X's" "$report" "egress 
 "
 expect_match "... loophole's settings come from the running daemon" "$report" "loophole as +the running daemon, pid [0-9]+, through $CTL"
 expect_match "... applications reach loophole (the canary)" "$report" "OK +applications \(getaddrinfo\) reach loophole"
-expect_match "... no interception seen" "$report" "OK +no DNS interception seen: the leak server answered"
+expect_match "... no interception seen" "$report" "OK +no DNS interception seen: questions sent straight to the leak server were answered by the leak server itself, and nothing answered at 192\.0\.2\.53 or 2001:db8::53"
 expect_match "... plaintext forwarding is a warning" "$report" "WARN +loophole forwards to 10\.252\.1\.1:53 in plaintext \(UDP, TCP\): on-path networks see and can change every forwarded name"
 expect_match "... with its fix: an encrypted upstream" "$report" "fix: an encrypted upstream"
 expect_match "... the path diagram, every hop named" "$report" "\[ ok \] application .*
@@ -212,6 +213,19 @@ expect_eq "... and in stats --json" "$(in_ns "$C" "$LOOPHOLE" stats --json --con
 import json, sys; s = json.load(sys.stdin); u = s["upstreams"][0]
 print(s["listen"][0]["address"], s["listen"][0]["source"], u["server"], u["transport"], u["zone"], u["source"], s["config_file"])')" \
     "127.0.0.53:53 default 10.252.1.1:53 plain . flag None"
+expect_eq "... and the control socket's 'config json'" "$("$LH_PY" - "$CTL" <<'PY' 2>&1
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"config json\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk: break
+    data += chunk
+status, body = data.decode().split("\n", 1)
+c = json.loads(body); u = c["upstreams"][0]
+print(status, c["pid"] > 0, c["listen"][0]["address"], u["server"], u["transport"], u["zone"], u["source"])
+PY
+)" "ok True 127.0.0.53:53 10.252.1.1:53 plain . flag"
 
 # 2-7. The system around loophole.
 printf 'nameserver 127.0.0.53\nnameserver 10.252.1.1\n' >"/etc/netns/$C/resolv.conf"
@@ -252,6 +266,9 @@ expect_match "... the address where no DNS server runs answered too" "$report" "
 expect_match "... the diagram marks the upstream hop" "$report" "\[LEAK\] upstream\(s\) .* <-- leaks here"
 json_case intercepted
 expect_eq "... --json names the interceptor" "$(jq_py "$LH_TMP/report-intercepted.json" 'r["exit_code"], r["observed"]["interception"]["intercepted"], r["observed"]["interception"]["answered_by"]')" "1 True ['10.252.2.4']"
+PZ=()
+leak_case "interception without a leak server: the unused address answers" 1 "LEAK +DNS is intercepted: whoami\.akamai\.net sent to 192\.0\.2\.53:53, where no DNS server runs, was answered \(SERVFAIL, recursion available\)"
+PZ=(--probe-zone "$ZONE")
 in_ns "$R" nft delete table ip lhnat
 leak_case "... the redirect removed" 0 "OK +no DNS interception seen"
 
