@@ -79,11 +79,11 @@ static void text_configured(const leak_report *r, lh_sbuf *b)
     char a[64];
     lh_sbuf_printf(b, "Configured\n");
     if (c->from_daemon)
-        lh_sbuf_printf(b, "  %-26s the running daemon, pid %ld, through %s%s%s\n", "loophole as",
-                       c->daemon.pid, c->daemon.socket, c->daemon.config_file[0] ? ", config " : "",
-                       c->daemon.config_file);
+        lh_sbuf_printf(b, "  %-26s the running daemon, pid %ld, through %s%s%s\n",
+                       "loophole settings from", c->daemon.pid, c->daemon.socket,
+                       c->daemon.config_file[0] ? ", config " : "", c->daemon.config_file);
     else
-        lh_sbuf_printf(b, "  %-26s the check's own configuration: %s\n", "loophole as",
+        lh_sbuf_printf(b, "  %-26s the check's own configuration: %s\n", "loophole settings from",
                        c->daemon.error);
     lh_sbuf_printf(b, "  %-26s", "loophole listens on");
     for (unsigned i = 0; i < c->nlisten; i++) {

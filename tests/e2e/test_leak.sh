@@ -167,7 +167,7 @@ start_client_loophole --upstream 10.252.1.1
 leak_case "clean" 0 "VERDICT: NO LEAK SEEN \(exit 0\)"
 expect_match "... the egress through loophole is Unbound X's" "$report" "egress through loophole +10\.252\.2\.1
 "
-expect_match "... loophole's settings come from the running daemon" "$report" "loophole as +the running daemon, pid [0-9]+, through $CTL"
+expect_match "... loophole's settings come from the running daemon" "$report" "loophole settings from +the running daemon, pid [0-9]+, through $CTL"
 expect_match "... applications reach loophole (the canary)" "$report" "OK +applications \(getaddrinfo\) reach loophole"
 expect_match "... no interception seen" "$report" "OK +no DNS interception seen: questions sent straight to the leak server were answered by the leak server itself, and nothing answered at 192\.0\.2\.53 or 2001:db8::53"
 expect_match "... plaintext forwarding is a warning" "$report" "WARN +loophole forwards to 10\.252\.1\.1:53 in plaintext \(UDP, TCP\): on-path networks see and can change every forwarded name"
@@ -285,6 +285,10 @@ leak_case "no daemon reachable, flags used" 1 "LEAK +queries through loophole re
     --control-socket "$LH_TMP/nothing.sock" --upstream 10.252.1.1
 expect_match "... and says it used its own configuration" "$report" "INFO +no running loophole could be asked \(cannot reach $LH_TMP/nothing\.sock: No such file or directory"
 json_case nodaemon --control-socket "$LH_TMP/nothing.sock" --upstream 10.252.1.1
+stop_client_loophole
+# A flag that overrides the config file is what the user asked for, not a stale setting.
+start_client_loophole --config "$LH_TMP/client.conf" --upstream 10.252.1.3
+leak_case "a flag overriding the config file is not stale" 0 "OK +the running loophole \(pid [0-9]+\) was asked for its listen addresses and upstreams"
 stop_client_loophole
 
 # 11. IPv6 end to end: loophole forwards to X6, which reaches the leak server over IPv6.
