@@ -267,27 +267,21 @@ static size_t strip_opt(uint8_t *a, size_t len, lh_answer_info *ai)
 }
 
 /* CNAME and SVCB/HTTPS targets that lead to a blocked name get the blocked answer. */
-static bool uncloak(lh_forwarder *f, lh_pending *p, const lh_answer_info *ai, lh_verdict *v)
+static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len,
+                    const lh_answer_info *ai, lh_verdict *v)
 {
     const lh_policy *pol = f->srv->policy;
-    for (unsigned i = 0; i < ai->ncname; i++) {
-        const lh_name *t = &ai->cname_target[i];
-        if (t->nlabels == 0) continue;
-        uint64_t h[LH_LABELS_MAX];
-        lh_block_match bm;
-        lh_name_hashes(t, h);
-        lh_blockset_match(&pol->blocks, t, h, &bm);
-        if (!bm.blocked) continue;
-        char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
-        lh_name_to_text(p->name.wire, qn, sizeof qn);
-        lh_name_to_text(t->wire, tn, sizeof tn);
-        lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
-                bm.list >= 0 ? pol->blocks.lists[bm.list].path : "a pattern");
-        lh_policy_block_verdict(pol, v, &bm);
-        f->stats.uncloaked++;
-        return true;
-    }
-    return false;
+    lh_name t;
+    lh_block_match bm;
+    if (!lh_policy_uncloak(pol, a, len, ai, &t, &bm)) return false;
+    char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
+    lh_name_to_text(p->name.wire, qn, sizeof qn);
+    lh_name_to_text(t.wire, tn, sizeof tn);
+    lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
+            bm.list >= 0 ? pol->blocks.lists[bm.list].path : "a pattern");
+    lh_policy_block_verdict(pol, v, &bm);
+    f->stats.uncloaked++;
+    return true;
 }
 
 /* A public name answered with a private address: SERVFAIL, EDE 18 (Prohibited). */
@@ -329,7 +323,7 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
         return;
     }
     lh_verdict blocked;
-    if (uncloak(f, p, &ai, &blocked)) {
+    if (uncloak(f, p, f->work, len, &ai, &blocked)) {
         pending_end(f, p, NULL, 0, &blocked);
         return;
     }

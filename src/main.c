@@ -355,6 +355,9 @@ static const char *origin_text(const lh_verdict *v)
         return "local: the hosts file";
     case LH_ORIGIN_CLASS:
         return "refused: class other than IN";
+    case LH_ORIGIN_META_TYPE:
+        return "answered here: a meta-query type (zone transfer, MAILA/MAILB, OPT, TSIG) is "
+               "never forwarded";
     case LH_ORIGIN_CANARY:
         return "local: a canary name that keeps clients on this resolver";
     case LH_ORIGIN_BLOCKLIST:

@@ -1,6 +1,8 @@
 /* policy.c - built-in local zones, the hosts file, and the decision for one question.
  *
  * Order of precedence (first match wins):
+ *   0. meta-query types (never forwarded)  -> REFUSED (AXFR, IXFR), NOTIMP (MAILA, MAILB),
+ *                                             FORMERR (OPT, TSIG)
  *   1. class other than IN/ANY             -> REFUSED
  *   2. localhost. and below                 -> 127.0.0.1 / ::1, NODATA+SOA for other types
  *   3. 1.0.0.127.in-addr.arpa, ::1's name   -> PTR localhost.
@@ -389,6 +391,21 @@ void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_m
     v->v6 = p->block_v6;
 }
 
+bool lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len, const lh_answer_info *ai,
+                       lh_name *target, lh_block_match *bm)
+{
+    lh_target_iter it;
+    lh_answer_targets_begin(ai, &it);
+    while (lh_answer_targets_next(pkt, len, &it, target) > 0) {
+        if (target->nlabels == 0) continue; /* "." in SVCB: the owner itself */
+        uint64_t h[LH_LABELS_MAX];
+        lh_name_hashes(target, h);
+        lh_blockset_match(&p->blocks, target, h, bm);
+        if (bm->blocked) return true;
+    }
+    return false;
+}
+
 bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name)
 {
     if (!p->rebind_allow.count) return false;
@@ -399,12 +416,44 @@ bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name)
     return false;
 }
 
+/* Question types that are not questions about data a stub resolver could relay: zone
+ * transfers are a matter between a zone's servers (RFC 5936 4.2: REFUSED when the server
+ * will not transfer; loophole serves no zone); MAILA and MAILB are obsolete (RFC 883's mail
+ * agents, RFC 2505/6895), a kind of query not implemented (NOTIMP); OPT and TSIG are
+ * meta-records that only belong in the additional section (RFC 6891 6.1.1, RFC 8945 5.1), so
+ * asking for them is a malformed question (FORMERR, as Unbound answers). Returns the rcode,
+ * or -1 for an ordinary type. */
+static int meta_type_rcode(uint16_t qtype)
+{
+    switch (qtype) {
+    case LH_TYPE_AXFR:
+    case LH_TYPE_IXFR:
+        return LH_RCODE_REFUSED;
+    case LH_TYPE_MAILA:
+    case LH_TYPE_MAILB:
+        return LH_RCODE_NOTIMP;
+    case LH_TYPE_OPT:
+    case LH_TYPE_TSIG:
+        return LH_RCODE_FORMERR;
+    default:
+        return -1;
+    }
+}
+
 void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v)
 {
     memset(v, 0, sizeof *v);
     v->ede = -1;
     v->list = -1;
     v->match_label = -1;
+    int meta = meta_type_rcode(m->qtype);
+    if (meta >= 0) { /* answered here, never forwarded; local answers are never cached */
+        v->kind = LH_VERDICT_REFUSED;
+        v->origin = LH_ORIGIN_META_TYPE;
+        v->rcode = (uint8_t)meta;
+        v->ede = meta == LH_RCODE_FORMERR ? -1 : LH_EDE_NOT_SUPPORTED;
+        return;
+    }
     if (m->qclass != LH_CLASS_IN && m->qclass != LH_CLASS_ANY) {
         v->kind = LH_VERDICT_REFUSED;
         v->origin = LH_ORIGIN_CLASS;
@@ -525,4 +574,17 @@ size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap
     lh_writer w;
     lh_writer_begin(&w, out, cap, m, rcode, false);
     return lh_writer_finish(&w, m, limit, our_udp_size, -1);
+}
+
+size_t lh_answer_notimp_opcode(const lh_msg *m, uint8_t *out, size_t cap, size_t limit,
+                               uint16_t our_udp_size)
+{
+    size_t n = lh_answer_error(m, LH_RCODE_NOTIMP, out, cap, limit, our_udp_size);
+    /* The flags of a query whose operation we do not implement mean nothing to us, and RA
+     * would advertise recursion for it: keep QR, the opcode (RFC 1035 4.1.1: copied), TC
+     * if the answer did not fit, and the rcode (as Unbound does; ISC genreport "opcode"). */
+    if (n)
+        lh_wr16(out + 2, (uint16_t)(LH_FLAG_QR | (m->flags & 0x7800u) |
+                                    (lh_rd16(out + 2) & LH_FLAG_TC) | LH_RCODE_NOTIMP));
+    return n;
 }

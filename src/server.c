@@ -68,7 +68,7 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
                         lh_answer_error(&m, LH_RCODE_FORMERR, out, cap, limit, our_udp));
     case LH_PARSE_NOTIMP:
         s->stats.notimp++;
-        return answered(s, &q, out, lh_answer_error(&m, LH_RCODE_NOTIMP, out, cap, limit, our_udp));
+        return answered(s, &q, out, lh_answer_notimp_opcode(&m, out, cap, limit, our_udp));
     case LH_PARSE_BADVERS:
         s->stats.badvers++;
         return answered(s, &q, out,

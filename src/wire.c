@@ -369,10 +369,19 @@ static bool is_private_v6(const uint8_t *a)
     return !memcmp(a, mapped, 12) && is_private_v4(a + 12);
 }
 
+/* The name record `type` leads to, if any: a CNAME's target, or an SVCB/HTTPS target name
+ * (after the 2-byte priority). Returns the rdata offset of that name, or 0. */
+static size_t target_offset(uint16_t type, size_t rdata, uint16_t rdlen)
+{
+    if (type == LH_TYPE_CNAME) return rdata;
+    if ((type == LH_TYPE_SVCB || type == LH_TYPE_HTTPS) && rdlen > 2) return rdata + 2;
+    return 0;
+}
+
 int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
 {
     memset(ai, 0, offsetof(lh_answer_info, ttl_off));
-    ai->ncname = 0;
+    ai->ntargets = 0;
     ai->too_many_rrs = false;
     ai->has_soa = false;
     ai->private_address = false;
@@ -416,14 +425,12 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
             if (answer && ((type == LH_TYPE_A && rdlen == 4 && is_private_v4(pkt + rdata)) ||
                            (type == LH_TYPE_AAAA && rdlen == 16 && is_private_v6(pkt + rdata))))
                 ai->private_address = true;
-            /* Names an answer leads to: CNAME targets, and SVCB/HTTPS target names (after
-             * the 2-byte priority; "." means the owner itself and is skipped by the caller). */
-            bool svcb = type == LH_TYPE_SVCB || type == LH_TYPE_HTTPS;
-            if (answer && (type == LH_TYPE_CNAME || (svcb && rdlen > 2)) &&
-                ai->ncname < LH_ANSWER_CNAME_MAX) {
-                if (!lh_name_read(pkt, next, rdata + (svcb ? 2 : 0), &ai->cname_target[ai->ncname]))
-                    return -1;
-                ai->ncname++;
+            /* Every target must read as a name, so that walking them later cannot fail. */
+            size_t t = answer ? target_offset(type, rdata, rdlen) : 0;
+            if (t) {
+                lh_name scratch;
+                if (!lh_name_read(pkt, next, t, &scratch)) return -1;
+                ai->ntargets++;
             }
             if (authority && type == LH_TYPE_SOA) {
                 size_t p = skip_name(pkt, next, rdata);
@@ -435,6 +442,29 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
             }
         }
         off = next;
+    }
+    return 0;
+}
+
+void lh_answer_targets_begin(const lh_answer_info *ai, lh_target_iter *it)
+{
+    it->off = ai->question_end;
+    it->left = ai->ntargets ? ai->an : 0;
+}
+
+int lh_answer_targets_next(const uint8_t *pkt, size_t len, lh_target_iter *it, lh_name *out)
+{
+    while (it->left) {
+        it->left--;
+        size_t rr = skip_name(pkt, len, it->off);
+        if (!rr || rr + 10 > len) return -1;
+        uint16_t type = lh_rd16(pkt + rr), rdlen = lh_rd16(pkt + rr + 8);
+        size_t rdata = rr + 10, next = rdata + rdlen;
+        if (next > len) return -1;
+        it->off = next;
+        size_t t = target_offset(type, rdata, rdlen);
+        if (!t) continue;
+        return lh_name_read(pkt, next, t, out) ? 1 : -1;
     }
     return 0;
 }

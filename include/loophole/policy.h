@@ -25,6 +25,7 @@ enum lh_origin {
     LH_ORIGIN_SPECIAL_USE, /* .onion, .invalid, .local, RFC 6303 reverse zones */
     LH_ORIGIN_HOSTS,       /* the hosts file */
     LH_ORIGIN_CLASS,       /* a class other than IN */
+    LH_ORIGIN_META_TYPE,   /* AXFR, IXFR, MAILA, MAILB, OPT, TSIG as the question type */
     LH_ORIGIN_CANARY,      /* use-application-dns.net, mask.icloud.com, resolver.arpa */
     LH_ORIGIN_BLOCKLIST,   /* a block rule */
     LH_ORIGIN_LEAK_CANARY, /* <nonce>.canary.loophole.test, asked by `loophole leak-check` */
@@ -92,6 +93,12 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
 /* May `name` resolve to private addresses (rebind-allow domains and everything below)? */
 bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name);
 
+/* Uncloaking: is any name a scanned upstream answer leads to (CNAME targets, SVCB/HTTPS
+ * target names) blocked? Every target is checked, however many the answer holds; the first
+ * blocked one is returned in `target` with its match in `bm`. No allocation. */
+bool lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len, const lh_answer_info *ai,
+                       lh_name *target, lh_block_match *bm);
+
 /* Turns a block match into the blocked answer's verdict (block mode, TTL, EDE 15). */
 void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);
 
@@ -101,5 +108,9 @@ size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_
 /* Writes a header-only error answer (FORMERR, NOTIMP, SERVFAIL, BADVERS...). */
 size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap, size_t limit,
                        uint16_t our_udp_size);
+/* Writes the NOTIMP answer to an opcode other than QUERY: QR, the opcode and the rcode, every
+ * other flag clear (no RA, none of the query's flags echoed); the question echoed if parsed. */
+size_t lh_answer_notimp_opcode(const lh_msg *m, uint8_t *out, size_t cap, size_t limit,
+                               uint16_t our_udp_size);
 
 #endif

@@ -35,6 +35,11 @@ enum lh_rrtype {
     LH_TYPE_OPT = 41,
     LH_TYPE_SVCB = 64,
     LH_TYPE_HTTPS = 65,
+    LH_TYPE_TSIG = 250,
+    LH_TYPE_IXFR = 251,
+    LH_TYPE_AXFR = 252,
+    LH_TYPE_MAILB = 253,
+    LH_TYPE_MAILA = 254,
     LH_TYPE_ANY = 255,
 };
 
@@ -56,6 +61,7 @@ enum lh_class { LH_CLASS_IN = 1, LH_CLASS_CH = 3, LH_CLASS_ANY = 255 };
 /* Extended DNS Error info codes (RFC 8914). */
 #define LH_EDE_BLOCKED 15
 #define LH_EDE_PROHIBITED 18
+#define LH_EDE_NOT_SUPPORTED 21
 
 /* A question name in canonical form: lowercased wire labels ending in the root label, plus the
  * offset of each label so that every suffix ("b.c.", "c.") is a pointer into `name`. */
@@ -111,10 +117,10 @@ static inline uint16_t lh_name_suffix_len(const lh_name *n, unsigned label)
 size_t lh_wire_build_query(uint8_t *buf, size_t cap, const char *name, uint16_t type, uint16_t id);
 
 /* What loophole needs to know of an upstream answer: where its TTLs are (to age them), its
- * OPT record (to strip it), its negative-caching TTL, and the CNAME targets in the answer
- * section (for uncloaking). Everything bounds-checked; compression followed safely. */
+ * OPT record (to strip it), its negative-caching TTL. Everything bounds-checked; compression
+ * followed safely. The names the answer leads to (for uncloaking) are not stored here: they
+ * are walked with lh_answer_targets_begin/next, all of them, however many there are. */
 #define LH_ANSWER_RR_MAX 256 /* answers with more records are relayed but not cached */
-#define LH_ANSWER_CNAME_MAX 16
 
 typedef struct lh_answer_info {
     uint16_t flags;
@@ -129,14 +135,27 @@ typedef struct lh_answer_info {
     uint32_t min_answer_ttl; /* over the answer section; UINT32_MAX if empty */
     bool has_soa;
     uint32_t negative_ttl; /* RFC 2308: min(SOA TTL, SOA MINIMUM) of the authority SOA */
-    unsigned ncname;       /* CNAME targets and SVCB/HTTPS target names of the answer section */
-    lh_name cname_target[LH_ANSWER_CNAME_MAX];
+    unsigned ntargets;     /* CNAME targets and SVCB/HTTPS target names of the answer section */
     bool too_many_rrs;
     bool private_address; /* an A/AAAA in the answer section is private, loopback or link-local */
 } lh_answer_info;
 
-/* Scans an upstream answer. Returns 0, or -1 when it is malformed anywhere. */
+/* Scans an upstream answer. Returns 0, or -1 when it is malformed anywhere (every target
+ * name included). */
 int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai);
+
+/* Walks the names a scanned answer leads to: every CNAME target and every SVCB/HTTPS target
+ * name of its answer section, in message order ("." targets, meaning the owner, included as
+ * the root name). There is no bound on their number and no storage besides the iterator: the
+ * message length bounds the work (a 64 KiB answer holds at most ~4,700 targets). */
+typedef struct lh_target_iter {
+    size_t off;    /* the next record of the answer section */
+    unsigned left; /* answer records not yet looked at */
+} lh_target_iter;
+void lh_answer_targets_begin(const lh_answer_info *ai, lh_target_iter *it);
+/* Returns 1 with the next target in `out`, 0 when there is none left, -1 if the message is
+ * malformed (never for a message lh_answer_scan accepted). */
+int lh_answer_targets_next(const uint8_t *pkt, size_t len, lh_target_iter *it, lh_name *out);
 /* Reads a possibly compressed name at `off` into canonical form. Returns the offset past it
  * in the record (not past the pointer target), or 0 when malformed. */
 size_t lh_name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n);

@@ -16,10 +16,15 @@ Modes:
   wrongsrc   a correct answer sent from another address (127.0.0.1 instead of ADDR)
   tc         UDP answers always have TC set and no records; TCP connections are closed
   big        40 TXT records of 100 bytes: over 1232 bytes, so UDP answers are truncated
+  cloak      names "chainN.*" (A): a chain of N CNAMEs whose Nth target is shop.tracker.test;
+             "httpsN.*" (HTTPS): N HTTPS records, the Nth with target shop.tracker.test;
+             "cleanchainN.*" / "cleanhttpsN.*": the same with no tracker (last target
+             final.ok.test); anything else as in answer
 """
-import os, random, socket, struct, sys, threading, time
+import os, random, re, socket, struct, sys, threading, time
 
 import dns.flags
+import dns.name
 import dns.exception
 import dns.message
 import dns.rcode
@@ -39,6 +44,27 @@ def note(port, q):
         log.write("%d %s %s\n" % (port, name, rtype))
 
 
+def cloak_records(r, qn):
+    """Fills r for the cloak mode's names; False when the name is not one of them."""
+    m = re.match(r"(clean)?(chain|https)(\d+)\.", qn.to_text().lower())
+    if not m:
+        return False
+    n, last = int(m.group(3)), "final.ok.test." if m.group(1) else "shop.tracker.test."
+    targets = ["link%d.ok.test." % k for k in range(1, n)] + [last]
+    if m.group(2) == "chain":
+        owner = qn
+        for t in targets:
+            r.answer.append(dns.rrset.from_text(owner, 60, "IN", "CNAME", t))
+            owner = dns.name.from_text(t)
+        r.answer.append(dns.rrset.from_text(owner, 60, "IN", "A", "192.0.2.7"))
+    else:
+        # One RRset object per record: dnspython would order the records of one set as it
+        # likes, and the tracker must be the Nth record on the wire.
+        for k, t in enumerate(targets):
+            r.answer.append(dns.rrset.from_text(qn, 60, "IN", "HTTPS", "%d %s alpn=h2" % (k + 1, t)))
+    return True
+
+
 def answer_for(q, tcp):
     if mode == "servfail":
         r = dns.message.make_response(q)
@@ -55,6 +81,8 @@ def answer_for(q, tcp):
         r.set_rcode(dns.rcode.NXDOMAIN)
         soa = dns.rrset.from_text(qn.parent(), 60, "IN", "SOA", "ns. host. 1 3600 600 86400 30")
         r.authority.append(soa)
+    elif mode == "cloak" and cloak_records(r, qn):
+        pass
     elif mode == "big":
         r.answer.append(dns.rrset.from_text(qn, 60, "IN", "TXT",
                         *['"%s"' % (("%02d" % i) * 50) for i in range(40)]))
