@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #define CTL_REQUEST_MAX 128
 #define CTL_ANSWER_MAX (512 * 1024)
 #define CTL_CLIENT_TIMEOUT_S 30 /* a reload of a million names takes a few seconds */
+#define CTL_REFUSED_HINT                                                                           \
+    " (it answers only root, the user who started it and control-group members)"
 
 typedef struct ctl_conn {
     uv_pipe_t pipe;
@@ -179,8 +182,32 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     run_command(c, c->req);
 }
 
-/* Only root, the user who started the daemon (not the one it drops to) and the control
- * group: the file mode says so already; SO_PEERCRED makes sure even if someone loosens it. */
+/* Is the user `uid` a member of `want`: as its primary group or through a supplementary one
+ * (the group database, as the login that started the peer saw it; SO_PEERCRED reports only
+ * the peer's primary gid). Looked up on the loop thread: control connections are rare. */
+static bool user_in_group(uid_t uid, gid_t want)
+{
+    char pwbuf[4096];
+    struct passwd pw, *found = NULL;
+    if (getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &found) != 0 || !found) return false;
+    if (pw.pw_gid == want) return true;
+    gid_t local[64], *groups = local;
+    int n = (int)(sizeof local / sizeof local[0]);
+    bool member = false;
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0) {
+        /* More groups than fit: n now says how many there are. */
+        groups = n > 0 ? malloc((size_t)n * sizeof *groups) : NULL;
+        if (!groups || getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0) n = 0;
+    }
+    for (int i = 0; i < n && !member; i++)
+        member = groups[i] == want;
+    if (groups != local) free(groups);
+    return member;
+}
+
+/* Only root, the user who started the daemon (not the one it drops to) and members of the
+ * control group: the file mode says so already; SO_PEERCRED makes sure even if someone
+ * loosens it. */
 static bool peer_allowed(lh_control *ctl, uv_pipe_t *p)
 {
     uv_os_fd_t fd;
@@ -189,7 +216,9 @@ static bool peer_allowed(lh_control *ctl, uv_pipe_t *p)
     if (uv_fileno((uv_handle_t *)p, &fd) != 0 ||
         getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
         return false;
-    return cred.uid == 0 || cred.uid == ctl->owner_uid || (ctl->gid && cred.gid == ctl->gid);
+    if (cred.uid == 0 || cred.uid == ctl->owner_uid) return true;
+    if (!ctl->gid) return false;
+    return cred.gid == ctl->gid || user_in_group(cred.uid, ctl->gid);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -337,8 +366,16 @@ int lh_control_call(const char *path, const char *command)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char req[CTL_REQUEST_MAX];
     int n = snprintf(req, sizeof req, "%s\n", command);
-    if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) {
-        fprintf(stderr, "loophole: cannot send the request: %s\n", strerror(errno));
+    /* MSG_NOSIGNAL: a daemon that refuses this peer closes at once; that is an answer to
+     * report, not a SIGPIPE to die of. */
+    if (n < 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        int e = errno;
+        if (e == EPIPE || e == ECONNRESET)
+            fprintf(stderr,
+                    "loophole: no answer from the daemon at %s: it closed the connection%s\n", path,
+                    CTL_REFUSED_HINT);
+        else
+            fprintf(stderr, "loophole: cannot send the request: %s\n", strerror(e));
         close(fd);
         return 2;
     }
@@ -350,7 +387,8 @@ int lh_control_call(const char *path, const char *command)
         used += (size_t)r;
     close(fd);
     if (!buf || used == 0) {
-        fprintf(stderr, "loophole: no answer from the daemon at %s\n", path);
+        fprintf(stderr, "loophole: no answer from the daemon at %s%s\n", path,
+                buf ? CTL_REFUSED_HINT : "");
         free(buf);
         return 2;
     }
