@@ -398,6 +398,14 @@ unsigned lh_config_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
         return n;
     }
     FILE *f = c->resolv_conf ? fopen(c->resolv_conf, "r") : NULL;
+    if (!f && c->resolv_conf && c->resolv_conf_explicit) {
+        /* Named on purpose: falling back to public resolvers instead would be a silent change
+         * of where every question goes. The default path may be missing (minimal roots). */
+        *origin = LH_ORIGIN_RESOLV_CONF;
+        snprintf(source, source_len, "resolv-conf %s cannot be read: %s", c->resolv_conf,
+                 strerror(errno));
+        return 0;
+    }
     if (f) {
         char line[512];
         while (fgets(line, sizeof line, f) && n < max) {
@@ -525,9 +533,11 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         if (!strcmp(v, "none")) {
             free(c->hosts_file);
             c->hosts_file = NULL;
+            c->hosts_file_explicit = false;
             return 0;
         }
         if (!*v) return fail(err, errlen, "hosts-file: needs a path or 'none'");
+        c->hosts_file_explicit = true;
         return set_string(&c->hosts_file, v) ? fail(err, errlen, "out of memory") : 0;
     }
     if (!strcmp(key, "hosts")) { /* boolean shorthand: hosts = no */
@@ -535,6 +545,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         if (!b) {
             free(c->hosts_file);
             c->hosts_file = NULL;
+            c->hosts_file_explicit = false;
         } else if (!c->hosts_file && set_string(&c->hosts_file, LH_DEFAULT_HOSTS_FILE)) {
             return fail(err, errlen, "out of memory");
         }
@@ -576,8 +587,10 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
     if (!strcmp(key, "fallback-upstream"))
         return add_addr(c->fallback, &c->nfallback, &c->fallback_src, src, key, v, err, errlen);
     if (!strcmp(key, "forward-zone")) return add_forward_zone(c, src, v, err, errlen);
-    if (!strcmp(key, "resolv-conf"))
+    if (!strcmp(key, "resolv-conf")) {
+        c->resolv_conf_explicit = true;
         return set_string(&c->resolv_conf, v) ? fail(err, errlen, "out of memory") : 0;
+    }
     if (!strcmp(key, "control-socket") || !strcmp(key, "query-log")) {
         char **dst = key[0] == 'c' ? &c->control_socket : &c->query_log;
         if (!strcmp(v, "none")) {

@@ -56,8 +56,9 @@ int lh_hosts_load(lh_hosts *h, const char *path, char *err, size_t errlen)
     memset(h, 0, sizeof *h);
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(err, errlen, "%s: cannot open hosts file: %s", path, strerror(errno));
-        return -1;
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot open hosts file: %s", path, strerror(e));
+        return e == ENOENT ? -ENOENT : -1;
     }
     int rc = lh_hosts_load_stream(h, f, path, err, errlen);
     fclose(f);

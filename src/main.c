@@ -56,7 +56,8 @@ static const char usage[] =
     "                               (default " LH_DEFAULT_LISTEN ")\n"
     "      --log-level LEVEL        error, warn, info (default) or debug\n"
     "      --hosts-file FILE        answer names from a hosts file (default " LH_DEFAULT_HOSTS_FILE
-    ")\n"
+    ",\n"
+    "                               which may be missing; a named FILE must exist)\n"
     "      --no-hosts               do not read a hosts file\n"
     "      --local-ttl SECONDS      TTL of locally answered records (default 60)\n"
     "      --edns-udp-size BYTES    largest UDP answer sent, 512-4096 (default 1232)\n"
@@ -302,9 +303,10 @@ static int cmd_check_config(lh_config *cfg)
     size_t rules = 0;
     for (size_t i = 0; i < p->blocks.nlists; i++)
         rules += p->blocks.lists[i].counts.rules;
-    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s)\n",
+    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s%s%s)\n",
            cfg->config_file ? cfg->config_file : "defaults", cfg->nlisten, p->blocks.nlists, rules,
-           p->has_hosts ? ", hosts file readable" : "");
+           p->has_hosts ? ", hosts file readable" : "", p->hosts_missing ? ", no hosts file: " : "",
+           p->hosts_missing ? cfg->hosts_file : "");
     lh_policy_free(p);
     return 0;
 }
@@ -528,6 +530,9 @@ static int cmd_serve(lh_config *cfg)
         lh_err("%s", err);
         return 1;
     }
+    if (policy && policy->hosts_missing)
+        lh_warn("%s does not exist: serving without a hosts file (SIGHUP reads it once it does)",
+                cfg->hosts_file);
     uv_loop_t *loop = uv_default_loop();
     lh_server *s = calloc(1, sizeof *s);
     if (!s) {
@@ -550,7 +555,8 @@ static int cmd_serve(lh_config *cfg)
         if (zone)
             lh_info("ready: leak server for %s", cfg->leak_zone);
         else
-            lh_info("ready (hosts file: %s)", cfg->hosts_file ? cfg->hosts_file : "none");
+            lh_info("ready (hosts file: %s%s)", cfg->hosts_file ? cfg->hosts_file : "none",
+                    s->policy && s->policy->hosts_missing ? ", not there yet" : "");
         uv_run(loop, UV_RUN_DEFAULT);
         if (zone) {
             const lh_leak_stats *ls = lh_leak_zone_stats(zone);

@@ -292,11 +292,18 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     if (cfg->hosts_file) {
-        if (lh_hosts_load(&p->hosts, cfg->hosts_file, err, errlen) != 0) {
+        int r = lh_hosts_load(&p->hosts, cfg->hosts_file, err, errlen);
+        if (r == -ENOENT && !cfg->hosts_file_explicit) {
+            /* The default file is optional: a minimal root (debootstrap minbase) has none;
+             * installers and container runtimes create it. The caller says so, once. */
+            p->hosts_missing = true;
+            err[0] = 0;
+        } else if (r != 0) {
             lh_policy_free(p);
             return NULL;
+        } else {
+            p->has_hosts = true;
         }
-        p->has_hosts = true;
     }
     return p;
 oom:

@@ -384,6 +384,12 @@ static void reload_done(uv_work_t *req, int status)
     st->last_reload_unix = (uint64_t)time(NULL);
     if (status == 0 && s->reload_result) {
         lh_policy *old = s->policy;
+        /* The start-up warned about a missing default hosts file; say only what changed. */
+        if (s->reload_result->hosts_missing && !old->hosts_missing)
+            lh_warn("reload: %s does not exist any more: serving without a hosts file",
+                    s->cfg->hosts_file);
+        else if (old->hosts_missing && s->reload_result->has_hosts)
+            lh_info("reload: %s exists now: its names are answered", s->cfg->hosts_file);
         s->policy = s->reload_result;
         s->reload_result = NULL;
         lh_policy_free(old); /* queries are answered on this thread: nothing else holds it */

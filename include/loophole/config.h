@@ -101,8 +101,9 @@ typedef struct lh_config {
     enum lh_log_level log_level;
     char *user;       /* started as root: switch to this user after binding; "root" keeps root */
     char *hosts_file; /* NULL: no hosts file */
-    uint16_t edns_udp_size; /* our cap for UDP answers */
-    uint32_t local_ttl;     /* TTL of local answers and their negative answers */
+    bool hosts_file_explicit; /* named by hosts-file: must exist (the default may be missing) */
+    uint16_t edns_udp_size;   /* our cap for UDP answers */
+    uint32_t local_ttl;       /* TTL of local answers and their negative answers */
     uint32_t tcp_idle_timeout_ms;
     uint32_t tcp_max_connections;
     uint32_t threads;    /* event loops, each on its own thread (SO_REUSEPORT) */
@@ -130,6 +131,7 @@ typedef struct lh_config {
     unsigned nfallback;
     enum lh_config_source fallback_src;
     char *resolv_conf;
+    bool resolv_conf_explicit; /* named by resolv-conf: must be readable when it is used */
     lh_forward_zone *forward_zones;
     unsigned nforward_zones;
     uint32_t upstream_timeout_ms; /* one try at one server */

@@ -24,7 +24,8 @@ typedef struct lh_hosts {
     unsigned skipped; /* lines with errors, reported and skipped */
 } lh_hosts;
 
-/* Reads a hosts file. Returns 0, or -1 with a message in err when the file cannot be read.
+/* Reads a hosts file. Returns 0; -ENOENT with a message in err when the file does not exist;
+ * or -1 with a message when it cannot be read otherwise.
  * Bad lines are logged as "file:line: reason" and skipped. Names in the localhost zone are
  * ignored: loophole answers those itself. */
 int lh_hosts_load(lh_hosts *h, const char *path, char *err, size_t errlen);

@@ -56,6 +56,7 @@ typedef struct lh_policy {
     lh_nameset zones; /* special-use zone apexes, localhost reverse names, canary names */
     lh_hosts hosts;
     bool has_hosts;
+    bool hosts_missing; /* the default hosts file does not exist: served without it */
     lh_blockset blocks;
     lh_nameset forward_zones; /* zone -> upstream group (1..) */
     lh_nameset rebind_allow;  /* domains whose private answers are expected */
@@ -81,7 +82,8 @@ typedef int (*lh_list_file_fn)(void *ctx, const lh_list_info *info, FILE *f, cha
 int lh_policy_each_list(const lh_config *cfg, lh_list_file_fn fn, void *ctx, char *err,
                         size_t errlen);
 
-/* Builds a policy from the config (reads the hosts file). Returns NULL with err set. */
+/* Builds a policy from the config (reads the hosts file). Returns NULL with err set. A
+ * default hosts file that does not exist is no error: hosts_missing tells the caller. */
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);
 /* Drops a reference (the builder holds the first); the last one frees the policy. */
 void lh_policy_free(lh_policy *p);
