@@ -1,7 +1,15 @@
 /* listen_tcp.c - TCP listener and connections (RFC 7766): 2-byte length framing, several
  * queries per connection answered in order of completion, a cap on connections, on message
- * size and on unsent answer bytes, and an idle deadline that only a complete query resets -
- * so a client that sends half a length prefix and stalls is cut off after tcp-idle-timeout.
+ * size and on unsent answer bytes, and an idle deadline that only a complete, non-empty query
+ * resets - so a client that sends half a length prefix and stalls, or only empty frames, is
+ * cut off after tcp-idle-timeout.
+ *
+ * Slots: one process must not be able to shut everyone else out. The connection list is kept
+ * in order of activity (the front did the latest query, the back has been idle longest). A
+ * client address holds at most a quarter of the slots: beyond that, its own connection idle
+ * longest is closed for the new one. When the table is full, the connection idle longest of
+ * anyone is closed instead of refusing the new one (as Unbound and Knot do). Connections with
+ * answers still to come are never chosen; only if every one has, the new one is refused.
  *
  * Connection lifecycle: accepted -> reading -> (EOF, error, idle, stop) -> closing: both
  * handles closed -> freed in the last close callback. Answers already written are flushed
@@ -16,6 +24,7 @@
 #define LH_TCP_QUERY_MAX 4096           /* largest query accepted over TCP */
 #define LH_TCP_PENDING_MAX (256 * 1024) /* unsent answer bytes before we give up on a reader */
 #define LH_TCP_BACKLOG 256
+#define LH_TCP_SHARE_DIV 4 /* one client address holds at most 1/4 of a loop's connections */
 
 struct lh_tcp_listener {
     uv_tcp_t handle;
@@ -72,16 +81,46 @@ bool lh_tcp_is_open(const lh_tcp_conn *c)
     return !c->closing;
 }
 
-static void conn_close(lh_tcp_conn *c)
+static void conn_unlink(lh_tcp_conn *c)
 {
-    if (c->closing) return;
-    c->closing = true;
     lh_server *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;
     else
         s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        s->conns_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_push_front(lh_tcp_conn *c)
+{
+    lh_server *s = c->srv;
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    else
+        s->conns_tail = c;
+    s->conns = c;
+}
+
+/* A complete query: the connection is the most recently active one. */
+static void conn_touch(lh_tcp_conn *c)
+{
+    if (c->srv->conns == c) return;
+    conn_unlink(c);
+    conn_push_front(c);
+}
+
+static void conn_close(lh_tcp_conn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    lh_server *s = c->srv;
+    conn_unlink(c);
     s->nconns--;
     uv_close((uv_handle_t *)&c->idle, conn_on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_on_handle_closed);
@@ -187,12 +226,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         if (c->used - off < 2 + flen) break;
+        if (flen == 0) { /* no query: no answer, and it does not keep the connection alive */
+            s->stats.tcp_empty_frames++;
+            off += 2;
+            continue;
+        }
         s->stats.queries_tcp++;
         lh_client client = {.tcp = c, .peer = c->peer, .start_ns = s->qlog ? uv_hrtime() : 0};
         size_t n =
             lh_server_answer(s, c->buf + off + 2, flen, &client, s->out + 2, sizeof s->out - 2);
         off += 2 + flen;
-        uv_timer_again(&c->idle); /* only complete queries keep a connection alive */
+        if (!c->closing) { /* only complete queries keep a connection alive */
+            uv_timer_again(&c->idle);
+            conn_touch(c);
+        }
         if (n && !c->closing) {
             lh_wr16(s->out, (uint16_t)n);
             lh_tcp_send(c, s->out, n + 2);
@@ -201,6 +248,51 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (c->closing) return;
     memmove(c->buf, c->buf + off, c->used - off);
     c->used -= off;
+}
+
+static bool same_address(const lh_sockaddr *a, const lh_sockaddr *b)
+{
+    const uint8_t *x, *y;
+    size_t n = lh_addr_bytes(&a->sa, &x);
+    return a->sa.sa_family == b->sa.sa_family && n == lh_addr_bytes(&b->sa, &y) && !memcmp(x, y, n);
+}
+
+/* May `c` be closed to make room: nothing of it still waits for an answer. */
+static bool evictable(const lh_tcp_conn *c)
+{
+    return c->holds == 0 && !c->closing;
+}
+
+/* Makes room for the new connection `c` (already at the front of the list, counted). Returns
+ * false if it must be refused. One walk from the back (idle longest first) over at most a
+ * loop's share of tcp-max-connections: accepting is not the hot path, and the walk needs no
+ * table that a flood of addresses could fill. */
+static bool make_room(lh_server *s, lh_tcp_conn *c, unsigned limit)
+{
+    unsigned share = limit / LH_TCP_SHARE_DIV ? limit / LH_TCP_SHARE_DIV : 1;
+    unsigned same = 0;
+    lh_tcp_conn *own_idlest = NULL, *idlest = NULL;
+    for (lh_tcp_conn *o = s->conns_tail; o && o != c; o = o->prev) {
+        bool mine = same_address(&o->peer, &c->peer);
+        same += mine;
+        if (!evictable(o)) continue;
+        if (!idlest) idlest = o;
+        if (mine && !own_idlest) own_idlest = o;
+    }
+    lh_tcp_conn *victim = NULL;
+    if (same >= share)
+        victim = own_idlest; /* over its share: the client's own idlest makes way */
+    else if (s->nconns > limit)
+        victim = idlest; /* table full: whoever has been idle longest */
+    else
+        return true;
+    if (!victim) return false;
+    s->stats.tcp_evicted++;
+    lh_debug("tcp: %s; closing the connection idle longest%s",
+             same >= share ? "a client is at its share of connections" : "connection table full",
+             same >= share ? " of that client" : "");
+    conn_close(victim);
+    return true;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -223,9 +315,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(s->loop, &c->idle);
     c->tcp.data = c->idle.data = c;
     c->handles_open = 2;
-    c->next = s->conns;
-    if (s->conns) s->conns->prev = c;
-    s->conns = c;
+    conn_push_front(c);
     s->nconns++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
@@ -238,10 +328,11 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    if (s->nconns > (s->cfg->tcp_max_connections + lh_server_loops(s) - 1) / lh_server_loops(s) ||
-        s->stopping) {
+    unsigned limit = (s->cfg->tcp_max_connections + lh_server_loops(s) - 1) / lh_server_loops(s);
+    if (s->stopping || !make_room(s, c, limit)) {
         s->stats.tcp_rejected++;
-        lh_debug("tcp: connection limit (%u) reached; closing a new connection",
+        lh_debug("tcp: connection limit (%u) reached and every connection is busy; closing a "
+                 "new connection",
                  s->cfg->tcp_max_connections);
         conn_close(c);
         return;

@@ -301,6 +301,13 @@ static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
                    (unsigned long long)total_queries(st), (unsigned long long)st->queries_udp,
                    (unsigned long long)st->queries_tcp, (unsigned long long)st->dropped,
                    (unsigned long long)st->rrl_dropped, (unsigned long long)st->rrl_truncated);
+    lh_sbuf_printf(b,
+                   "tcp         %llu open; %llu accepted, %llu refused, %llu closed to make room, "
+                   "%llu closed idle, %llu empty frames\n",
+                   (unsigned long long)g->tcp_connections, (unsigned long long)st->tcp_accepted,
+                   (unsigned long long)st->tcp_rejected, (unsigned long long)st->tcp_evicted,
+                   (unsigned long long)st->tcp_idle_closed,
+                   (unsigned long long)st->tcp_empty_frames);
     lh_sbuf_printf(b, "outcomes   ");
     for (int i = 0; i < LH_OUTCOME_COUNT; i++)
         lh_sbuf_printf(b, " %s %llu", lh_outcome_names[i], (unsigned long long)st->outcomes[i]);
@@ -350,11 +357,17 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     lh_sbuf_printf(b,
                    "{\"version\":\"%s\",\"started\":%llu,\"queries\":{\"total\":%llu,\"udp\":%llu,"
                    "\"tcp\":%llu,\"dropped\":%llu,\"rate_limited_dropped\":%llu,"
-                   "\"rate_limited_truncated\":%llu},\"outcomes\":{",
+                   "\"rate_limited_truncated\":%llu},\"tcp\":{\"open\":%llu,\"accepted\":%llu,"
+                   "\"refused\":%llu,\"evicted\":%llu,\"idle_closed\":%llu,"
+                   "\"empty_frames\":%llu},\"outcomes\":{",
                    LH_VERSION, (unsigned long long)st->started_unix,
                    (unsigned long long)total_queries(st), (unsigned long long)st->queries_udp,
                    (unsigned long long)st->queries_tcp, (unsigned long long)st->dropped,
-                   (unsigned long long)st->rrl_dropped, (unsigned long long)st->rrl_truncated);
+                   (unsigned long long)st->rrl_dropped, (unsigned long long)st->rrl_truncated,
+                   (unsigned long long)g->tcp_connections, (unsigned long long)st->tcp_accepted,
+                   (unsigned long long)st->tcp_rejected, (unsigned long long)st->tcp_evicted,
+                   (unsigned long long)st->tcp_idle_closed,
+                   (unsigned long long)st->tcp_empty_frames);
     for (int i = 0; i < LH_OUTCOME_COUNT; i++)
         lh_sbuf_printf(b, "%s\"%s\":%llu", i ? "," : "", lh_outcome_names[i],
                        (unsigned long long)st->outcomes[i]);

@@ -52,7 +52,8 @@ typedef struct lh_server {
     lh_tcp_listener *tcp[LH_LISTEN_MAX];
     unsigned nlisten;
 
-    lh_tcp_conn *conns; /* open TCP connections (intrusive list) */
+    lh_tcp_conn *conns;      /* open TCP connections, the most recently active first */
+    lh_tcp_conn *conns_tail; /* ... and the one idle longest */
     unsigned nconns;
     unsigned udp_queued; /* UDP answers waiting in libuv's send queue */
 

@@ -74,6 +74,8 @@ typedef struct lh_counters {
     uint64_t rrl_dropped, rrl_truncated; /* over rate-limit: dropped, or TC (every 2nd) */
     uint64_t send_errors;                /* answers the kernel would not take */
     uint64_t tcp_accepted, tcp_rejected, tcp_idle_closed, tcp_oversize;
+    uint64_t tcp_evicted;      /* closed, idle longest, to make room (table full, or share) */
+    uint64_t tcp_empty_frames; /* 2-byte frames of length 0: no query, no activity */
     uint64_t outcomes[LH_OUTCOME_COUNT];
     uint64_t qtypes[LH_STATS_QTYPES + 1];         /* last: other */
     uint64_t rcodes[16];                          /* of answers sent (the header's 4 bits) */

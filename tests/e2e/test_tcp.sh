@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# TCP (RFC 7766): pipelining, half-close, stalled half frames, oversize frames, connection cap.
+# TCP (RFC 7766): pipelining, half-close, stalled half frames, oversize frames, connection cap
+# and per-client share (more in test_tcp_slots).
 . "$(dirname "$0")/lib.sh"
 lh_start --no-hosts --tcp-idle-timeout 700 --tcp-max-connections 20
 
@@ -79,21 +80,28 @@ except ConnectionResetError:
 print("oversize frame closed:", closed)
 s.close()
 
-# The connection cap: 20 held open, the rest are closed at once; afterwards service resumes.
-held = [tcp_connect(a) for _ in range(20)]
-extra = [tcp_connect(a) for _ in range(5)]
+# The cap and the per-client share: 25 connections from one address, with room for 20 in
+# all. The address holds at most a quarter (5): each new connection closes its idlest one,
+# so the 20 oldest see the server hang up and the 5 newest are served.
+conns = [tcp_connect(a) for _ in range(25)]
 closed = 0
-for e in extra:
-    e.settimeout(2)
+for c in conns[:20]:
+    c.settimeout(5)
     try:
-        if e.recv(10) == b"":
-            closed += 1
-    except (ConnectionResetError, socket.timeout):
-        closed += 1 if not isinstance(sys.exc_info()[1], socket.timeout) else 0
-print("over the cap closed:", closed, "of 5")
-for h in held + extra:
-    h.close()
-time.sleep(0.3)
+        closed += c.recv(10) == b""
+    except ConnectionResetError:
+        closed += 1
+    except socket.timeout:
+        pass
+print("oldest over the share closed:", closed, "of 20")
+served = 0
+for i, c in enumerate(conns[20:]):
+    c.sendall(frame(query("localhost", qid=100 + i)))
+    r = read_frame(c)
+    served += bool(r) and header(r)["id"] == 100 + i
+print("newest within the share served:", served, "of 5")
+for c in conns:
+    c.close()
 s = tcp_connect(a)
 s.sendall(frame(query("localhost", qid=11)))
 r = read_frame(s)
@@ -107,7 +115,8 @@ expect_match "split frame answered" "$out" "split frame: answered"
 expect_match "stalled half frame is closed within ~0.7 s" "$out" "stalled half frame closed: True after (0\.[5-9]|1\.[0-4])"
 expect_match "trickling client is cut off" "$out" "trickle cut off: True"
 expect_match "oversize frame closes" "$out" "oversize frame closed: True"
-expect_match "connections over the cap are closed" "$out" "over the cap closed: 5 of 5"
+expect_match "one address over its share: its oldest connections are closed" "$out" "oldest over the share closed: 20 of 20"
+expect_match "... and its newest are served" "$out" "newest within the share served: 5 of 5"
 expect_match "service resumes after the cap" "$out" "after the cap: answered"
 check "still serving" lh_alive
 lh_done
