@@ -128,11 +128,20 @@ void test_policy(void)
     lh_config_free(&c);
     unlink(empty);
 
-    /* A missing hosts file is an error naming the file. */
+    /* A missing hosts file named explicitly is an error naming the file. */
     lh_config_defaults(&c);
     free(c.hosts_file);
     c.hosts_file = strdup("/nonexistent/hosts");
+    c.hosts_file_explicit = true;
     CHECK(lh_policy_build(&c, err, sizeof err) == NULL);
     CHECK(strstr(err, "/nonexistent/hosts: cannot open") != NULL);
+    lh_config_free(&c);
+    /* The default one may be missing: built without it, and the caller is told. */
+    lh_config_defaults(&c);
+    free(c.hosts_file);
+    c.hosts_file = strdup("/nonexistent/hosts");
+    p = lh_policy_build(&c, err, sizeof err);
+    CHECK(p != NULL && p->hosts_missing && !p->has_hosts);
+    lh_policy_free(p);
     lh_config_free(&c);
 }
