@@ -6,10 +6,11 @@
  *
  * Slots: one process must not be able to shut everyone else out. The connection list is kept
  * in order of activity (the front did the latest query, the back has been idle longest). A
- * client address holds at most a quarter of the slots: beyond that, its own connection idle
- * longest is closed for the new one. When the table is full, the connection idle longest of
- * anyone is closed instead of refusing the new one (as Unbound and Knot do). Connections with
- * answers still to come are never chosen; only if every one has, the new one is refused.
+ * client (an IPv4 address, an IPv6 /64) holds at most a quarter of the slots: beyond that, its
+ * own connection idle longest is closed for the new one. When the table is full, the connection
+ * idle longest of anyone is closed instead of refusing the new one (as Unbound and Knot do).
+ * Connections with answers still to come are never chosen; only if every one has, the new one is
+ * refused.
  *
  * Connection lifecycle: accepted -> reading -> (EOF, error, idle, stop) -> closing: both
  * handles closed -> freed in the last close callback. Answers already written are flushed
@@ -250,11 +251,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     c->used -= off;
 }
 
-static bool same_address(const lh_sockaddr *a, const lh_sockaddr *b)
+/* One client for the share: the same IPv4 address, or the same IPv6 /64 (one host commonly
+ * holds a whole /64 and could otherwise pick a fresh address per connection). */
+static bool same_client(const lh_sockaddr *a, const lh_sockaddr *b)
 {
     const uint8_t *x, *y;
     size_t n = lh_addr_bytes(&a->sa, &x);
-    return a->sa.sa_family == b->sa.sa_family && n == lh_addr_bytes(&b->sa, &y) && !memcmp(x, y, n);
+    if (a->sa.sa_family != b->sa.sa_family || n != lh_addr_bytes(&b->sa, &y)) return false;
+    return !memcmp(x, y, a->sa.sa_family == AF_INET6 ? 8 : n);
 }
 
 /* May `c` be closed to make room: nothing of it still waits for an answer. */
@@ -273,7 +277,7 @@ static bool make_room(lh_server *s, lh_tcp_conn *c, unsigned limit)
     unsigned same = 0;
     lh_tcp_conn *own_idlest = NULL, *idlest = NULL;
     for (lh_tcp_conn *o = s->conns_tail; o && o != c; o = o->prev) {
-        bool mine = same_address(&o->peer, &c->peer);
+        bool mine = same_client(&o->peer, &c->peer);
         same += mine;
         if (!evictable(o)) continue;
         if (!idlest) idlest = o;
