@@ -1,0 +1,1608 @@
+/* dnssec.c - see dnssec.h. The crypto, the canonical forms and the record parsing are ldns's; this
+ * file decides what has to be proven and in which order.
+ *
+ * How a validation runs. The answer is split into pieces: each RRset of the answer section along
+ * the CNAME chain, and, when the chain ends without the asked type, the negative answer in the
+ * authority section. A piece is checked in the zone that signed it; that zone's keys come from a
+ * walk down from the closest trust anchor, one label at a time: a DS lookup at every name between
+ * the anchor and the signer (or, for unsigned data, the owner) tells whether the name is a
+ * secure zone cut (a signed DS: then its DNSKEY RRset must match the DS and be self-signed), an
+ * insecure one (a signed proof that there is no DS at a delegation), or no cut at all. Zone cuts
+ * are thus found from the signatures, never from unsigned NS records.
+ *
+ * Resuming. Whenever a DS or DNSKEY response is missing, the walk stops with a NEED; the caller
+ * provides the response and run() replays the evaluation from the start. Replaying is cheap:
+ * the responses are kept for the validation, and every fact the walk proved (a zone's validated
+ * keys, "not a cut", "insecure delegation") is in the shared cache, so only the answer's own
+ * signatures are checked again. The replay keeps the state machine to a single function and
+ * makes a resumed validation behave exactly like a blocking one.
+ */
+#include "loophole/dnssec.h"
+#include "loophole/sbuf.h"
+
+#include <ldns/ldns.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_FETCHES 64 /* DS + DNSKEY responses per validation: 127 labels would need more */
+#define MAX_CHAIN 16   /* CNAMEs followed in one answer */
+
+/* ---------------------------------------------------------------- reasons */
+
+int lh_dnssec_reason_ede(enum lh_dnssec_reason r)
+{
+    switch (r) {
+    case LH_DR_UNSUPPORTED_ALGORITHM:
+        return 1;
+    case LH_DR_UNSUPPORTED_DIGEST:
+        return 2;
+    case LH_DR_BOGUS_SIGNATURE:
+    case LH_DR_BAD_DENIAL:
+    case LH_DR_BAD_ANSWER:
+        return 6;
+    case LH_DR_SIGNATURE_EXPIRED:
+        return 7;
+    case LH_DR_SIGNATURE_NOT_YET_VALID:
+        return 8;
+    case LH_DR_DNSKEY_MISSING:
+        return 9;
+    case LH_DR_RRSIGS_MISSING:
+        return 10;
+    case LH_DR_NO_ZONE_KEY:
+        return 11;
+    case LH_DR_NSEC_MISSING:
+        return 12;
+    case LH_DR_NSEC3_ITERATIONS:
+        return 27;
+    case LH_DR_FETCH_FAILED:
+    case LH_DR_MALFORMED:
+        return 5;
+    default:
+        return -1;
+    }
+}
+
+const char *lh_dnssec_reason_text(enum lh_dnssec_reason r)
+{
+    switch (r) {
+    case LH_DR_NONE:
+        return "signatures verified from the trust anchor";
+    case LH_DR_NO_ANCHOR:
+        return "no trust anchor covers the name";
+    case LH_DR_NEGATIVE_ANCHOR:
+        return "negative trust anchor (domain-insecure)";
+    case LH_DR_INSECURE_DELEGATION:
+        return "insecure delegation (signed proof of no DS)";
+    case LH_DR_UNSUPPORTED_ALGORITHM:
+        return "unsupported DNSKEY algorithm";
+    case LH_DR_UNSUPPORTED_DIGEST:
+        return "unsupported DS digest type";
+    case LH_DR_NSEC3_ITERATIONS:
+        return "NSEC3 iterations above the limit";
+    case LH_DR_NSEC3_OPTOUT:
+        return "NSEC3 opt-out span";
+    case LH_DR_BOGUS_SIGNATURE:
+        return "signature does not verify";
+    case LH_DR_SIGNATURE_EXPIRED:
+        return "signature expired";
+    case LH_DR_SIGNATURE_NOT_YET_VALID:
+        return "signature not yet valid";
+    case LH_DR_DNSKEY_MISSING:
+        return "DNSKEY missing";
+    case LH_DR_RRSIGS_MISSING:
+        return "RRSIGs missing";
+    case LH_DR_NO_ZONE_KEY:
+        return "no zone key bit set";
+    case LH_DR_NSEC_MISSING:
+        return "NSEC/NSEC3 missing";
+    case LH_DR_BAD_DENIAL:
+        return "NSEC/NSEC3 do not prove the denial";
+    case LH_DR_BAD_ANSWER:
+        return "answer inconsistent with its signatures";
+    case LH_DR_FETCH_FAILED:
+        return "DS/DNSKEY lookup failed";
+    case LH_DR_MALFORMED:
+        return "malformed message";
+    }
+    return "?";
+}
+
+const char *lh_dnssec_verdict_name(enum lh_dnssec_verdict v)
+{
+    static const char *const names[] = {"secure", "insecure", "bogus", "indeterminate"};
+    return (unsigned)v < 4 ? names[v] : "?";
+}
+
+/* ---------------------------------------------------------------- names */
+
+static bool name_eq(const ldns_rdf *a, const ldns_rdf *b)
+{
+    return ldns_dname_compare(a, b) == 0;
+}
+
+/* a is b or an ancestor of b */
+static bool name_at_or_below(const ldns_rdf *b, const ldns_rdf *a)
+{
+    return name_eq(a, b) || ldns_dname_is_subdomain(b, a);
+}
+
+/* The rightmost `n` labels of `d` (n <= label count). */
+static ldns_rdf *name_suffix(const ldns_rdf *d, unsigned n)
+{
+    unsigned count = ldns_dname_label_count(d);
+    return ldns_dname_clone_from(d, (uint16_t)(count - n));
+}
+
+/* The longest common ancestor of a and b. */
+static ldns_rdf *name_common(const ldns_rdf *a, const ldns_rdf *b)
+{
+    unsigned ca = ldns_dname_label_count(a), cb = ldns_dname_label_count(b);
+    for (unsigned n = ca < cb ? ca : cb;; n--) {
+        ldns_rdf *x = name_suffix(a, n), *y = name_suffix(b, n);
+        bool eq = x && y && name_eq(x, y);
+        ldns_rdf_deep_free(y);
+        if (eq || n == 0) return x;
+        ldns_rdf_deep_free(x);
+    }
+}
+
+static ldns_rdf *name_wildcard(const ldns_rdf *parent)
+{
+    ldns_rdf *w = ldns_dname_new_frm_str("*");
+    if (w && ldns_dname_cat(w, parent) != LDNS_STATUS_OK) {
+        ldns_rdf_deep_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void name_text(const ldns_rdf *d, char *out, size_t cap)
+{
+    char *s = d ? ldns_rdf2str(d) : NULL;
+    snprintf(out, cap, "%s", s ? s : "?");
+    free(s);
+}
+
+/* Length of an uncompressed wire name, or 0 if it is not one. */
+static size_t wire_name_len(const uint8_t *n)
+{
+    size_t i = 0;
+    while (i < 255 && n[i]) {
+        if (n[i] > 63) return 0;
+        i += (size_t)n[i] + 1;
+    }
+    return i < 255 ? i + 1 : 0;
+}
+
+/* ---------------------------------------------------------------- records */
+
+/* The records of `l` with this owner (NULL: any) and type; for RRSIGs `covered` selects the type
+ * they cover (0: any). A shallow list: free with ldns_rr_list_free. */
+static ldns_rr_list *select_rrs(const ldns_rr_list *l, const ldns_rdf *owner, ldns_rr_type type,
+                                ldns_rr_type covered)
+{
+    ldns_rr_list *out = ldns_rr_list_new();
+    if (!out) return NULL;
+    for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++) {
+        ldns_rr *rr = ldns_rr_list_rr(l, i);
+        if (ldns_rr_get_type(rr) != type) continue;
+        if (owner && !name_eq(ldns_rr_owner(rr), owner)) continue;
+        if (type == LDNS_RR_TYPE_RRSIG && covered && ldns_rr_rd_count(rr) >= 8 &&
+            ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) != covered)
+            continue;
+        if (type == LDNS_RR_TYPE_RRSIG && ldns_rr_rd_count(rr) < 9) continue;
+        ldns_rr_list_push_rr(out, rr);
+    }
+    return out;
+}
+
+static uint16_t dnskey_flags(const ldns_rr *k)
+{
+    return ldns_rr_rd_count(k) >= 4 ? ldns_rdf2native_int16(ldns_rr_rdf(k, 0)) : 0;
+}
+static uint8_t dnskey_alg(const ldns_rr *k)
+{
+    return ldns_rr_rd_count(k) >= 4 ? ldns_rdf2native_int8(ldns_rr_rdf(k, 2)) : 0;
+}
+static bool dnskey_usable(const ldns_rr *k) /* zone key, protocol 3 (RFC 4034 2.1) */
+{
+    return ldns_rr_rd_count(k) >= 4 && (dnskey_flags(k) & 0x0100) &&
+           ldns_rdf2native_int8(ldns_rr_rdf(k, 1)) == 3;
+}
+
+static bool digest_supported(uint8_t d)
+{
+    return d == LDNS_SHA1 || d == LDNS_SHA256 || d == LDNS_SHA384;
+}
+
+static uint32_t min_ttl(const ldns_rr_list *l, uint32_t cap)
+{
+    for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++)
+        if (ldns_rr_ttl(ldns_rr_list_rr(l, i)) < cap) cap = ldns_rr_ttl(ldns_rr_list_rr(l, i));
+    return cap;
+}
+
+/* ---------------------------------------------------------------- anchors */
+
+typedef struct anchor {
+    ldns_rdf *owner;
+    ldns_rr_list *ds, *keys; /* deep lists */
+} anchor;
+
+struct lh_dnssec_anchors {
+    anchor *v;
+    size_t n, nrecords;
+    ldns_rdf **insecure;
+    size_t ninsecure;
+};
+
+lh_dnssec_anchors *lh_dnssec_anchors_new(void)
+{
+    return calloc(1, sizeof(lh_dnssec_anchors));
+}
+
+void lh_dnssec_anchors_free(lh_dnssec_anchors *a)
+{
+    if (!a) return;
+    for (size_t i = 0; i < a->n; i++) {
+        ldns_rdf_deep_free(a->v[i].owner);
+        ldns_rr_list_deep_free(a->v[i].ds);
+        ldns_rr_list_deep_free(a->v[i].keys);
+    }
+    for (size_t i = 0; i < a->ninsecure; i++)
+        ldns_rdf_deep_free(a->insecure[i]);
+    free(a->insecure);
+    free(a->v);
+    free(a);
+}
+
+size_t lh_dnssec_anchors_count(const lh_dnssec_anchors *a)
+{
+    return a ? a->nrecords : 0;
+}
+
+static anchor *anchor_for_owner(lh_dnssec_anchors *a, const ldns_rdf *owner)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (name_eq(a->v[i].owner, owner)) return &a->v[i];
+    anchor *nv = realloc(a->v, (a->n + 1) * sizeof *nv);
+    if (!nv) return NULL;
+    a->v = nv;
+    anchor *x = &a->v[a->n];
+    x->owner = ldns_rdf_clone(owner);
+    x->ds = ldns_rr_list_new();
+    x->keys = ldns_rr_list_new();
+    if (!x->owner || !x->ds || !x->keys) {
+        ldns_rdf_deep_free(x->owner);
+        ldns_rr_list_free(x->ds);
+        ldns_rr_list_free(x->keys);
+        return NULL;
+    }
+    ldns_dname2canonical(x->owner);
+    a->n++;
+    return x;
+}
+
+static int anchors_read(lh_dnssec_anchors *a, FILE *f, const char *path, char *err, size_t errlen)
+{
+    uint32_t ttl = 3600;
+    ldns_rdf *origin = NULL, *prev = NULL;
+    int line = 0, rc = 0;
+    size_t added = 0;
+    while (!feof(f)) {
+        ldns_rr *rr = NULL;
+        ldns_status s = ldns_rr_new_frm_fp_l(&rr, f, &ttl, &origin, &prev, &line);
+        if (s == LDNS_STATUS_SYNTAX_EMPTY || s == LDNS_STATUS_SYNTAX_TTL ||
+            s == LDNS_STATUS_SYNTAX_ORIGIN || s == LDNS_STATUS_SYNTAX_INCLUDE)
+            continue;
+        if (s != LDNS_STATUS_OK) {
+            snprintf(err, errlen, "%s:%d: %s", path, line, ldns_get_errorstr_by_id(s));
+            rc = -1;
+            break;
+        }
+        ldns_rr_type t = ldns_rr_get_type(rr);
+        if ((t != LDNS_RR_TYPE_DS && t != LDNS_RR_TYPE_DNSKEY) || ldns_rr_rd_count(rr) < 4) {
+            char *ts = ldns_rr_type2str(t);
+            snprintf(err, errlen, "%s:%d: a trust anchor is a DS or DNSKEY record, not %s", path,
+                     line, ts ? ts : "?");
+            free(ts);
+            ldns_rr_free(rr);
+            rc = -1;
+            break;
+        }
+        if (t == LDNS_RR_TYPE_DNSKEY && !(dnskey_flags(rr) & 0x0100)) {
+            snprintf(err, errlen, "%s:%d: DNSKEY without the zone key flag (256/257)", path, line);
+            ldns_rr_free(rr);
+            rc = -1;
+            break;
+        }
+        anchor *x = anchor_for_owner(a, ldns_rr_owner(rr));
+        if (!x || !ldns_rr_list_push_rr(t == LDNS_RR_TYPE_DS ? x->ds : x->keys, rr)) {
+            snprintf(err, errlen, "%s:%d: out of memory", path, line);
+            ldns_rr_free(rr);
+            rc = -1;
+            break;
+        }
+        a->nrecords++;
+        added++;
+    }
+    ldns_rdf_deep_free(origin);
+    ldns_rdf_deep_free(prev);
+    if (rc == 0 && added == 0) {
+        snprintf(err, errlen, "%s: no DS or DNSKEY record", path);
+        rc = -1;
+    }
+    return rc;
+}
+
+int lh_dnssec_anchors_load_file(lh_dnssec_anchors *a, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = anchors_read(a, f, path, err, errlen);
+    fclose(f);
+    return rc;
+}
+
+int lh_dnssec_anchors_load_text(lh_dnssec_anchors *a, const char *text, size_t len,
+                                const char *path, char *err, size_t errlen)
+{
+    if (len == 0) {
+        snprintf(err, errlen, "%s: no DS or DNSKEY record", path);
+        return -1;
+    }
+    FILE *f = fmemopen((void *)text, len, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = anchors_read(a, f, path, err, errlen);
+    fclose(f);
+    return rc;
+}
+
+int lh_dnssec_anchors_add_insecure(lh_dnssec_anchors *a, const char *name, char *err, size_t errlen)
+{
+    ldns_rdf *d = NULL;
+    if (ldns_str2rdf_dname(&d, name) != LDNS_STATUS_OK || !d) {
+        snprintf(err, errlen, "'%s' is not a domain name", name);
+        return -1;
+    }
+    ldns_rdf **nv = realloc(a->insecure, (a->ninsecure + 1) * sizeof *nv);
+    if (!nv) {
+        ldns_rdf_deep_free(d);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    ldns_dname2canonical(d);
+    a->insecure = nv;
+    a->insecure[a->ninsecure++] = d;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- cache */
+
+enum fact { FACT_KEYS = 1, FACT_NOCUT, FACT_INSECURE };
+
+typedef struct centry {
+    uint64_t hash;
+    time_t expires;
+    ldns_rdf *name;     /* canonical */
+    ldns_rr_list *keys; /* FACT_KEYS: the zone's usable DNSKEYs (deep) */
+    uint8_t fact;
+    uint8_t reason; /* FACT_INSECURE: why */
+    char desc[240]; /* the chain line, shown again when the fact is reused */
+} centry;
+
+struct lh_dnssec_cache {
+    centry *slots;
+    unsigned cap; /* power of two; looked up in 4-way buckets */
+    uint64_t hits, misses, inserts, evictions;
+};
+
+lh_dnssec_cache *lh_dnssec_cache_new(unsigned entries)
+{
+    lh_dnssec_cache *c = calloc(1, sizeof *c);
+    if (!c || entries == 0) return c;
+    unsigned cap = 8;
+    while (cap < entries && cap < (1u << 20))
+        cap <<= 1;
+    c->slots = calloc(cap, sizeof *c->slots);
+    if (!c->slots) {
+        free(c);
+        return NULL;
+    }
+    c->cap = cap;
+    return c;
+}
+
+static void centry_clear(centry *e)
+{
+    ldns_rdf_deep_free(e->name);
+    ldns_rr_list_deep_free(e->keys);
+    memset(e, 0, sizeof *e);
+}
+
+void lh_dnssec_cache_free(lh_dnssec_cache *c)
+{
+    if (!c) return;
+    for (unsigned i = 0; i < c->cap; i++)
+        centry_clear(&c->slots[i]);
+    free(c->slots);
+    free(c);
+}
+
+void lh_dnssec_cache_stats_get(const lh_dnssec_cache *c, time_t now, lh_dnssec_cache_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c) return;
+    out->hits = c->hits;
+    out->misses = c->misses;
+    out->inserts = c->inserts;
+    out->evictions = c->evictions;
+    out->capacity = c->cap;
+    for (unsigned i = 0; i < c->cap; i++)
+        out->used += c->slots[i].fact && c->slots[i].expires > now;
+}
+
+static uint64_t name_hash(const ldns_rdf *d) /* over the lower-cased wire form */
+{
+    uint64_t h = 14695981039346656037ull;
+    const uint8_t *p = ldns_rdf_data(d);
+    for (size_t i = 0; i < ldns_rdf_size(d); i++) {
+        uint8_t b = p[i];
+        if (b >= 'A' && b <= 'Z') b += 32;
+        h = (h ^ b) * 1099511628211ull;
+    }
+    return h;
+}
+
+static const centry *cache_get(lh_dnssec_cache *c, const ldns_rdf *name, time_t now)
+{
+    if (!c || !c->cap) return NULL;
+    uint64_t h = name_hash(name);
+    centry *b = &c->slots[h & (c->cap - 1) & ~3u];
+    for (int i = 0; i < 4; i++)
+        if (b[i].fact && b[i].hash == h && b[i].expires > now && name_eq(b[i].name, name)) {
+            c->hits++;
+            return &b[i];
+        }
+    c->misses++;
+    return NULL;
+}
+
+/* Stores a fact; keys are copied. Replaces the same name, else a free or expired slot, else the
+ * entry of the bucket that expires first. */
+static void cache_put(lh_dnssec_cache *c, const ldns_rdf *name, enum fact f, uint8_t reason,
+                      const ldns_rr_list *keys, uint32_t ttl, time_t now, const char *desc)
+{
+    if (!c || !c->cap || ttl == 0) return;
+    uint64_t h = name_hash(name);
+    centry *b = &c->slots[h & (c->cap - 1) & ~3u], *slot = NULL;
+    for (int i = 0; i < 4 && !slot; i++)
+        if (b[i].fact && b[i].hash == h && name_eq(b[i].name, name)) slot = &b[i];
+    for (int i = 0; i < 4 && !slot; i++)
+        if (!b[i].fact || b[i].expires <= now) slot = &b[i];
+    if (!slot) {
+        slot = &b[0];
+        for (int i = 1; i < 4; i++)
+            if (b[i].expires < slot->expires) slot = &b[i];
+        c->evictions++;
+    }
+    centry_clear(slot);
+    slot->name = ldns_rdf_clone(name);
+    slot->keys = keys ? ldns_rr_list_clone(keys) : NULL;
+    if (!slot->name || (keys && !slot->keys)) {
+        centry_clear(slot);
+        return;
+    }
+    ldns_dname2canonical(slot->name);
+    slot->hash = h;
+    slot->fact = (uint8_t)f;
+    slot->reason = reason;
+    slot->expires = now + ttl;
+    snprintf(slot->desc, sizeof slot->desc, "%s", desc);
+    c->inserts++;
+}
+
+/* ---------------------------------------------------------------- validation state */
+
+typedef struct fetched {
+    ldns_rdf *name;
+    uint16_t type;
+    ldns_pkt *pkt; /* NULL: the lookup failed */
+} fetched;
+
+struct lh_dnssec_val {
+    const lh_dnssec_anchors *anchors;
+    lh_dnssec_cache *cache;
+    time_t now;
+    ldns_pkt *pkt; /* the answer; NULL if it did not parse */
+    ldns_rdf *qname;
+    uint16_t qtype;
+    fetched f[MAX_FETCHES];
+    unsigned nf;
+    bool done, waiting;
+    lh_dnssec_need need;
+    lh_dnssec_result res;
+    lh_sbuf chain;
+    /* the piece being checked */
+    enum lh_dnssec_verdict piece;
+    enum lh_dnssec_reason piece_reason;
+    char piece_zone[256]; /* where the piece became insecure */
+};
+
+static void set_insecure(lh_dnssec_val *v, enum lh_dnssec_reason r, const ldns_rdf *where)
+{
+    v->piece = LH_DNSSEC_INSECURE;
+    v->piece_reason = r;
+    name_text(where, v->piece_zone, sizeof v->piece_zone);
+}
+
+/* What the step functions return. */
+enum { GO = 0, STOP = 1, WAIT = 2 };
+
+static void chain_line(lh_dnssec_val *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void chain_line(lh_dnssec_val *v, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    lh_sbuf_printf(&v->chain, "%s\n", line);
+}
+
+/* Sets the final verdict. */
+static int finish(lh_dnssec_val *v, enum lh_dnssec_verdict verdict, enum lh_dnssec_reason r,
+                  const ldns_rdf *zone, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int finish(lh_dnssec_val *v, enum lh_dnssec_verdict verdict, enum lh_dnssec_reason r,
+                  const ldns_rdf *zone, const char *fmt, ...)
+{
+    v->res.verdict = verdict;
+    v->res.reason = r;
+    v->res.ede = lh_dnssec_reason_ede(r);
+    v->res.zone[0] = 0;
+    if (zone) name_text(zone, v->res.zone, sizeof v->res.zone);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->res.detail, sizeof v->res.detail, fmt, ap);
+    va_end(ap);
+    return STOP;
+}
+
+/* The response fetched for (name, type), or WAIT after asking for it. *out is NULL when the
+ * lookup failed. */
+static int get_fetched(lh_dnssec_val *v, const ldns_rdf *name, uint16_t type, ldns_pkt **out)
+{
+    for (unsigned i = 0; i < v->nf; i++)
+        if (v->f[i].type == type && name_eq(v->f[i].name, name)) {
+            *out = v->f[i].pkt;
+            return GO;
+        }
+    if (v->nf == MAX_FETCHES)
+        return finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_FETCH_FAILED, name,
+                      "more than %d DS/DNSKEY lookups", MAX_FETCHES);
+    size_t n = ldns_rdf_size(name);
+    if (n > sizeof v->need.name) n = sizeof v->need.name;
+    memcpy(v->need.name, ldns_rdf_data(name), n);
+    v->need.name_len = n;
+    name_text(name, v->need.text, sizeof v->need.text);
+    v->need.type = type;
+    v->waiting = true;
+    return WAIT;
+}
+
+static enum lh_dnssec_reason map_status(ldns_status s)
+{
+    switch (s) {
+    case LDNS_STATUS_CRYPTO_SIG_EXPIRED:
+        return LH_DR_SIGNATURE_EXPIRED;
+    case LDNS_STATUS_CRYPTO_SIG_NOT_INCEPTED:
+        return LH_DR_SIGNATURE_NOT_YET_VALID;
+    case LDNS_STATUS_CRYPTO_NO_MATCHING_KEYTAG_DNSKEY:
+    case LDNS_STATUS_CRYPTO_NO_DNSKEY:
+        return LH_DR_DNSKEY_MISSING;
+    default:
+        return LH_DR_BOGUS_SIGNATURE;
+    }
+}
+
+/* Time errors say the most about a failure, then a missing key, then a bad signature. */
+static int reason_rank(enum lh_dnssec_reason r)
+{
+    return r == LH_DR_SIGNATURE_EXPIRED || r == LH_DR_SIGNATURE_NOT_YET_VALID ? 3
+           : r == LH_DR_DNSKEY_MISSING                                        ? 1
+                                                                              : 2;
+}
+
+static void time_text(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Verifies an RRset (all records of one owner and type) with the keys of `zone` using the
+ * RRSIGs in `sigs_from`. Returns LH_DR_NONE or the reason; *expires gets the signature's
+ * expiration. `detail` says which signature failed. */
+static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *rrset,
+                                          const ldns_rr_list *sigs_from, const ldns_rdf *zone,
+                                          const ldns_rr_list *keys, char *detail, size_t dcap,
+                                          time_t *expires)
+{
+    ldns_rr *first = ldns_rr_list_rr(rrset, 0);
+    ldns_rr_type t = ldns_rr_get_type(first);
+    char owner[1025], *ts = ldns_rr_type2str(t);
+    name_text(ldns_rr_owner(first), owner, sizeof owner);
+    ldns_rr_list *sigs = select_rrs(sigs_from, ldns_rr_owner(first), LDNS_RR_TYPE_RRSIG, t);
+    enum lh_dnssec_reason worst = LH_DR_RRSIGS_MISSING;
+    snprintf(detail, dcap, "%s %s: no RRSIG", owner, ts ? ts : "?");
+    for (size_t i = 0; sigs && i < ldns_rr_list_rr_count(sigs); i++) {
+        ldns_rr *sig = ldns_rr_list_rr(sigs, i);
+        uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(sig));
+        enum lh_dnssec_reason r;
+        ldns_status s = LDNS_STATUS_OK;
+        if (!name_eq(ldns_rr_rrsig_signame(sig), zone)) {
+            r = LH_DR_BAD_ANSWER;
+        } else {
+            ldns_rr_list *good = ldns_rr_list_new();
+            s = ldns_verify_rrsig_keylist_time(rrset, sig, keys, v->now, good);
+            ldns_rr_list_free(good);
+            r = s == LDNS_STATUS_OK ? LH_DR_NONE : map_status(s);
+        }
+        if (r == LH_DR_NONE) {
+            char from[32], to[32];
+            *expires = ldns_rdf2native_time_t(ldns_rr_rrsig_expiration(sig));
+            time_text(ldns_rdf2native_time_t(ldns_rr_rrsig_inception(sig)), from, sizeof from);
+            time_text(*expires, to, sizeof to);
+            char z[1025];
+            name_text(zone, z, sizeof z);
+            chain_line(v, "  RRSIG %s %s by %s key %u alg %u, valid %s..%s: verified", owner,
+                       ts ? ts : "?", z, tag, ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig)),
+                       from, to);
+            worst = LH_DR_NONE;
+            break;
+        }
+        if (worst == LH_DR_RRSIGS_MISSING || reason_rank(r) > reason_rank(worst)) {
+            worst = r;
+            if (r == LH_DR_BAD_ANSWER) {
+                char sn[1025], z[1025];
+                name_text(ldns_rr_rrsig_signame(sig), sn, sizeof sn);
+                name_text(zone, z, sizeof z);
+                snprintf(detail, dcap, "RRSIG %s %s key %u: signer %s is not the zone %s", owner,
+                         ts ? ts : "?", tag, sn, z);
+            } else {
+                snprintf(detail, dcap, "RRSIG %s %s key %u: %s", owner, ts ? ts : "?", tag,
+                         ldns_get_errorstr_by_id(s));
+            }
+        }
+    }
+    ldns_rr_list_free(sigs);
+    free(ts);
+    return worst;
+}
+
+/* Verifies every RRset of `type` in `l` (one per owner). */
+static enum lh_dnssec_reason verify_all(lh_dnssec_val *v, const ldns_rr_list *l, ldns_rr_type type,
+                                        const ldns_rr_list *sigs_from, const ldns_rdf *zone,
+                                        const ldns_rr_list *keys, char *detail, size_t dcap)
+{
+    ldns_rr_list *all = select_rrs(l, NULL, type, 0);
+    enum lh_dnssec_reason r = LH_DR_NONE;
+    for (size_t i = 0; all && r == LH_DR_NONE && i < ldns_rr_list_rr_count(all); i++) {
+        ldns_rr *rr = ldns_rr_list_rr(all, i);
+        bool seen = false; /* owners already verified */
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = name_eq(ldns_rr_owner(ldns_rr_list_rr(all, j)), ldns_rr_owner(rr));
+        if (seen) continue;
+        ldns_rr_list *set = select_rrs(l, ldns_rr_owner(rr), type, 0);
+        time_t exp;
+        r = set ? verify_rrset(v, set, sigs_from, zone, keys, detail, dcap, &exp) : LH_DR_MALFORMED;
+        ldns_rr_list_free(set);
+    }
+    ldns_rr_list_free(all);
+    return r;
+}
+
+/* ---------------------------------------------------------------- denial of existence */
+
+typedef struct denial {
+    enum lh_dnssec_verdict verdict; /* secure: proven; insecure: opt-out / iterations; bogus */
+    enum lh_dnssec_reason reason;
+    bool nodata; /* proven: the name exists without the type (else: the name does not exist) */
+    bool has_ns, has_soa, has_ds; /* the matching NSEC/NSEC3's bitmap, when nodata */
+    char detail[256];
+} denial;
+
+static bool nsec_covers(const ldns_rr *nsec, const ldns_rdf *name)
+{
+    const ldns_rdf *owner = ldns_rr_owner(nsec), *next = ldns_rr_rdf(nsec, 0);
+    int a = ldns_dname_compare(owner, name), b = ldns_dname_compare(name, next);
+    if (ldns_dname_compare(owner, next) < 0) return a < 0 && b < 0;
+    return a < 0 || b < 0; /* the last NSEC of the zone wraps to the apex */
+}
+
+static const ldns_rr *nsec_matching(const ldns_rr_list *nsecs, const ldns_rdf *name)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(nsecs); i++)
+        if (name_eq(ldns_rr_owner(ldns_rr_list_rr(nsecs, i)), name))
+            return ldns_rr_list_rr(nsecs, i);
+    return NULL;
+}
+
+static const ldns_rr *nsec_covering(const ldns_rr_list *nsecs, const ldns_rdf *name)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(nsecs); i++)
+        if (nsec_covers(ldns_rr_list_rr(nsecs, i), name)) return ldns_rr_list_rr(nsecs, i);
+    return NULL;
+}
+
+static void bitmap_bits(denial *d, const ldns_rdf *bm)
+{
+    d->has_ns = bm && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_NS);
+    d->has_soa = bm && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_SOA);
+    d->has_ds = bm && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_DS);
+}
+
+/* A type is denied at a name by its bitmap if neither it nor a CNAME is there; a parent-side
+ * NSEC at a delegation (NS without SOA) can only deny DS. */
+static bool bitmap_denies(const ldns_rdf *bm, ldns_rr_type qtype)
+{
+    if (!bm) return true; /* no bitmap: no types (an NSEC3 for an empty non-terminal) */
+    if (ldns_nsec_bitmap_covers_type(bm, qtype) ||
+        ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_CNAME))
+        return false;
+    if (qtype != LDNS_RR_TYPE_DS && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_NS) &&
+        !ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_SOA))
+        return false;
+    return true;
+}
+
+static void nsec_deny(denial *d, const ldns_rr_list *nsecs, const ldns_rdf *qname,
+                      ldns_rr_type qtype, bool nx)
+{
+    const ldns_rr *m = nx ? NULL : nsec_matching(nsecs, qname);
+    if (m) {
+        const ldns_rdf *bm = ldns_nsec_get_bitmap(m);
+        if (bitmap_denies(bm, qtype)) {
+            d->verdict = LH_DNSSEC_SECURE;
+            d->nodata = true;
+            bitmap_bits(d, bm);
+            snprintf(d->detail, sizeof d->detail, "NSEC at the name denies the type");
+        } else {
+            snprintf(d->detail, sizeof d->detail, "the NSEC at the name lists the type");
+        }
+        return;
+    }
+    const ldns_rr *c = nsec_covering(nsecs, qname);
+    if (!c) {
+        snprintf(d->detail, sizeof d->detail, "no NSEC covers the name");
+        return;
+    }
+    /* An empty non-terminal: the name sorts just before names below it. */
+    if (!nx && ldns_dname_is_subdomain(ldns_rr_rdf(c, 0), qname)) {
+        d->verdict = LH_DNSSEC_SECURE;
+        d->nodata = true;
+        snprintf(d->detail, sizeof d->detail, "NSEC proves an empty non-terminal");
+        return;
+    }
+    ldns_rdf *c1 = name_common(qname, ldns_rr_owner(c)),
+             *c2 = name_common(qname, ldns_rr_rdf(c, 0));
+    ldns_rdf *ce = c1 && c2 && ldns_dname_label_count(c2) > ldns_dname_label_count(c1) ? c2 : c1;
+    ldns_rdf *w = ce ? name_wildcard(ce) : NULL;
+    if (w) {
+        const ldns_rr *wm = nx ? NULL : nsec_matching(nsecs, w);
+        if (wm && bitmap_denies(ldns_nsec_get_bitmap(wm), qtype)) {
+            d->verdict = LH_DNSSEC_SECURE;
+            d->nodata = true;
+            snprintf(d->detail, sizeof d->detail, "NSEC proves the wildcard lacks the type");
+        } else if (nx && nsec_covering(nsecs, w)) {
+            d->verdict = LH_DNSSEC_SECURE;
+            snprintf(d->detail, sizeof d->detail, "NSEC covers the name and the wildcard");
+        } else {
+            snprintf(d->detail, sizeof d->detail, "no NSEC denies the wildcard");
+        }
+    }
+    ldns_rdf_deep_free(c1);
+    ldns_rdf_deep_free(c2);
+    ldns_rdf_deep_free(w);
+}
+
+/* NSEC3 owner labels and next hashes compared as base32hex text, which keeps the byte order. */
+static bool nsec3_hash_text(const ldns_rr *n3, const ldns_rdf *name, char *out, size_t cap)
+{
+    ldns_rdf *h = ldns_nsec3_hash_name_frm_nsec3(n3, name);
+    if (!h) return false;
+    char *s = ldns_rdf2str(h);
+    ldns_rdf_deep_free(h);
+    if (!s) return false;
+    snprintf(out, cap, "%.*s", (int)strcspn(s, "."), s);
+    free(s);
+    return true;
+}
+
+static void nsec3_owner_text(const ldns_rr *n3, char *out, size_t cap)
+{
+    ldns_rdf *l = ldns_dname_label(ldns_rr_owner(n3), 0);
+    char *s = l ? ldns_rdf2str(l) : NULL;
+    snprintf(out, cap, "%.*s", s ? (int)strcspn(s, ".") : 0, s ? s : "");
+    free(s);
+    ldns_rdf_deep_free(l);
+}
+
+static void nsec3_next_text(const ldns_rr *n3, char *out, size_t cap)
+{
+    const ldns_rdf *nx = ldns_nsec3_next_owner(n3);
+    out[0] = 0;
+    if (!nx || ldns_rdf_size(nx) < 1) return;
+    const uint8_t *p = ldns_rdf_data(nx);
+    size_t n = p[0] < ldns_rdf_size(nx) ? p[0] : ldns_rdf_size(nx) - 1;
+    if (ldns_b32_ntop_calculate_size(n) + 1 > cap) return;
+    int k = ldns_b32_ntop_extended_hex(p + 1, n, out, cap);
+    out[k > 0 ? k : 0] = 0;
+}
+
+static const ldns_rr *nsec3_find(const ldns_rr_list *n3s, const ldns_rdf *name, bool cover)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(n3s); i++) {
+        const ldns_rr *r = ldns_rr_list_rr(n3s, i);
+        char h[128], o[128], nx[128];
+        if (!nsec3_hash_text(r, name, h, sizeof h)) continue;
+        nsec3_owner_text(r, o, sizeof o);
+        if (!cover) {
+            if (!strcasecmp(h, o)) return r;
+            continue;
+        }
+        nsec3_next_text(r, nx, sizeof nx);
+        int a = strcasecmp(o, h), b = strcasecmp(h, nx);
+        if (strcasecmp(o, nx) < 0 ? (a < 0 && b < 0) : (a < 0 || b < 0)) return r;
+    }
+    return NULL;
+}
+
+/* RFC 5155 8.3: the closest encloser of qname (a matching NSEC3) whose next closer name is
+ * covered. Returns the closest encloser (caller frees) and the covering record. */
+static ldns_rdf *nsec3_closest_encloser(const ldns_rr_list *n3s, const ldns_rdf *qname,
+                                        const ldns_rdf *zone, const ldns_rr **cover)
+{
+    unsigned ql = ldns_dname_label_count(qname), zl = ldns_dname_label_count(zone);
+    for (unsigned n = ql; n-- > zl;) { /* candidates strictly above qname, down to the apex */
+        ldns_rdf *ce = name_suffix(qname, n);
+        if (ce && nsec3_find(n3s, ce, false)) {
+            ldns_rdf *nc = name_suffix(qname, n + 1);
+            *cover = nc ? nsec3_find(n3s, nc, true) : NULL;
+            ldns_rdf_deep_free(nc);
+            if (*cover) return ce;
+            ldns_rdf_deep_free(ce);
+            return NULL;
+        }
+        ldns_rdf_deep_free(ce);
+    }
+    return NULL;
+}
+
+static void nsec3_deny(denial *d, const ldns_rr_list *n3s, const ldns_rdf *zone,
+                       const ldns_rdf *qname, ldns_rr_type qtype, bool nx)
+{
+    const ldns_rr *m = nx ? NULL : nsec3_find(n3s, qname, false);
+    if (m) {
+        const ldns_rdf *bm = ldns_nsec3_bitmap(m);
+        if (bitmap_denies(bm, qtype)) {
+            d->verdict = LH_DNSSEC_SECURE;
+            d->nodata = true;
+            bitmap_bits(d, bm);
+            snprintf(d->detail, sizeof d->detail, "NSEC3 matching the name denies the type");
+        } else {
+            snprintf(d->detail, sizeof d->detail, "the NSEC3 matching the name lists the type");
+        }
+        return;
+    }
+    const ldns_rr *cover = NULL;
+    ldns_rdf *ce = nsec3_closest_encloser(n3s, qname, zone, &cover);
+    if (!ce) {
+        snprintf(d->detail, sizeof d->detail, "no NSEC3 closest-encloser proof");
+        return;
+    }
+    bool optout = ldns_nsec3_optout(cover);
+    ldns_rdf *w = name_wildcard(ce);
+    if (!nx && qtype == LDNS_RR_TYPE_DS && optout) {
+        d->verdict = LH_DNSSEC_INSECURE;
+        d->reason = LH_DR_NSEC3_OPTOUT;
+        snprintf(d->detail, sizeof d->detail, "NSEC3 opt-out covers the delegation");
+    } else if (!nx) {
+        const ldns_rr *wm = w ? nsec3_find(n3s, w, false) : NULL;
+        if (wm && bitmap_denies(ldns_nsec3_bitmap(wm), qtype)) {
+            d->verdict = LH_DNSSEC_SECURE;
+            d->nodata = true;
+            snprintf(d->detail, sizeof d->detail, "NSEC3 proves the wildcard lacks the type");
+        } else {
+            snprintf(d->detail, sizeof d->detail, "no NSEC3 matches the name");
+        }
+    } else if (w && nsec3_find(n3s, w, true)) {
+        d->verdict = optout ? LH_DNSSEC_INSECURE : LH_DNSSEC_SECURE;
+        d->reason = optout ? LH_DR_NSEC3_OPTOUT : LH_DR_NONE;
+        snprintf(d->detail, sizeof d->detail, "NSEC3 closest-encloser proof%s",
+                 optout ? " through an opt-out span" : "");
+    } else {
+        snprintf(d->detail, sizeof d->detail,
+                 "no NSEC3 covers the wildcard at the closest encloser");
+    }
+    ldns_rdf_deep_free(w);
+    ldns_rdf_deep_free(ce);
+}
+
+/* Usable NSEC3 records: SHA-1 and at most the iteration cap (RFC 9276). Sets *over when some
+ * were left out for their iterations, *unknown for their hash. */
+static ldns_rr_list *nsec3_usable(const ldns_rr_list *all, bool *over, bool *unknown)
+{
+    ldns_rr_list *out = ldns_rr_list_new();
+    for (size_t i = 0; out && i < ldns_rr_list_rr_count(all); i++) {
+        ldns_rr *r = ldns_rr_list_rr(all, i);
+        if (ldns_rr_rd_count(r) < 5) continue; /* an empty non-terminal has no bitmap */
+        if (ldns_nsec3_algorithm(r) != 1)
+            *unknown = true;
+        else if (ldns_nsec3_iterations(r) > LH_DNSSEC_NSEC3_MAX_ITERATIONS)
+            *over = true;
+        else
+            ldns_rr_list_push_rr(out, r);
+    }
+    return out;
+}
+
+/* Checks that the authority section of `p` proves that qname/qtype does not exist (nx: the
+ * name does not; else the type does not), with records signed by `zone`. */
+static void deny(lh_dnssec_val *v, const ldns_pkt *p, const ldns_rdf *zone,
+                 const ldns_rr_list *keys, const ldns_rdf *qname, ldns_rr_type qtype, bool nx,
+                 denial *d)
+{
+    memset(d, 0, sizeof *d);
+    d->verdict = LH_DNSSEC_BOGUS;
+    d->reason = LH_DR_BAD_DENIAL;
+    const ldns_rr_list *auth = ldns_pkt_authority(p);
+    ldns_rr_list *nsecs = select_rrs(auth, NULL, LDNS_RR_TYPE_NSEC, 0);
+    ldns_rr_list *n3all = select_rrs(auth, NULL, LDNS_RR_TYPE_NSEC3, 0);
+    if (!nsecs || !n3all) goto out;
+    size_t nn = ldns_rr_list_rr_count(nsecs), n3 = ldns_rr_list_rr_count(n3all);
+    if (nn == 0 && n3 == 0) {
+        d->reason = LH_DR_NSEC_MISSING;
+        snprintf(d->detail, sizeof d->detail, "no NSEC or NSEC3 in the authority section");
+        goto out;
+    }
+    enum lh_dnssec_reason r =
+        verify_all(v, auth, LDNS_RR_TYPE_SOA, auth, zone, keys, d->detail, sizeof d->detail);
+    if (r == LH_DR_NONE)
+        r = verify_all(v, auth, nn ? LDNS_RR_TYPE_NSEC : LDNS_RR_TYPE_NSEC3, auth, zone, keys,
+                       d->detail, sizeof d->detail);
+    if (r != LH_DR_NONE) {
+        d->reason = r;
+        goto out;
+    }
+    if (nn) {
+        nsec_deny(d, nsecs, qname, qtype, nx);
+    } else {
+        bool over = false, unknown = false;
+        ldns_rr_list *use = nsec3_usable(n3all, &over, &unknown);
+        if (use && ldns_rr_list_rr_count(use)) {
+            nsec3_deny(d, use, zone, qname, qtype, nx);
+        } else if (over || unknown) {
+            d->verdict = LH_DNSSEC_INSECURE;
+            d->reason = over ? LH_DR_NSEC3_ITERATIONS : LH_DR_UNSUPPORTED_ALGORITHM;
+            snprintf(d->detail, sizeof d->detail,
+                     over ? "NSEC3 iterations above %d" : "unknown NSEC3 hash algorithm",
+                     LH_DNSSEC_NSEC3_MAX_ITERATIONS);
+        }
+        ldns_rr_list_free(use);
+    }
+    if (d->verdict == LH_DNSSEC_SECURE) d->reason = LH_DR_NONE;
+out:
+    ldns_rr_list_free(nsecs);
+    ldns_rr_list_free(n3all);
+}
+
+/* ---------------------------------------------------------------- the walk */
+
+typedef struct zone_keys {
+    ldns_rdf *zone;           /* owned clone */
+    const ldns_rr_list *keys; /* in the cache, or in `own` */
+    ldns_rr_list *own;        /* keys that could not be cached */
+} zone_keys;
+
+static void zone_keys_clear(zone_keys *z)
+{
+    ldns_rdf_deep_free(z->zone);
+    ldns_rr_list_deep_free(z->own);
+    memset(z, 0, sizeof *z);
+}
+
+static void zone_keys_set(zone_keys *z, const ldns_rdf *zone, const ldns_rr_list *cached,
+                          ldns_rr_list *own)
+{
+    ldns_rdf_deep_free(z->zone);
+    ldns_rr_list_deep_free(z->own);
+    z->zone = ldns_rdf_clone(zone);
+    z->own = own;
+    z->keys = own ? own : cached;
+}
+
+static void describe_keys(char *out, size_t cap, const ldns_rr_list *keys)
+{
+    lh_sbuf b;
+    lh_sbuf_init(&b, out, cap);
+    for (size_t i = 0; i < ldns_rr_list_rr_count(keys); i++) {
+        const ldns_rr *k = ldns_rr_list_rr(keys, i);
+        lh_sbuf_printf(&b, "%s%u/%u%s", i ? ", " : "", ldns_calc_keytag(k), dnskey_alg(k),
+                       dnskey_flags(k) & 1 ? " KSK" : "");
+    }
+}
+
+/* A zone's DNSKEY response checked against its trust (anchor DS, anchor DNSKEYs, or the DS the
+ * parent signed): some trusted key must be in the set and sign it. On success stores the usable
+ * keys in the cache and in *z. */
+static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_list *ds,
+                          const ldns_rr_list *anchor_keys, const char *trust, zone_keys *z)
+{
+    ldns_pkt *p = NULL;
+    int st = get_fetched(v, name, LDNS_RR_TYPE_DNSKEY, &p);
+    if (st != GO) return st;
+    if (!p || (ldns_pkt_get_rcode(p) != LDNS_RCODE_NOERROR &&
+               ldns_pkt_get_rcode(p) != LDNS_RCODE_NXDOMAIN))
+        return finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_FETCH_FAILED, name, "DNSKEY lookup failed");
+    ldns_rr_list *all = select_rrs(ldns_pkt_answer(p), name, LDNS_RR_TYPE_DNSKEY, 0);
+    ldns_rr_list *trusted = ldns_rr_list_new(), *usable = ldns_rr_list_new();
+    int rc = STOP;
+    char detail[256] = "", keys_text[160];
+    bool alg_ok = false, digest_ok = false;
+    if (!all || !trusted || !usable) {
+        finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, name, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ldns_rr_list_rr_count(all); i++)
+        if (dnskey_usable(ldns_rr_list_rr(all, i)))
+            ldns_rr_list_push_rr(usable, ldns_rr_list_rr(all, i));
+    /* Which DS or anchor keys can we use at all? (RFC 6840 5.2: none → insecure) */
+    for (size_t i = 0; ds && i < ldns_rr_list_rr_count(ds); i++) {
+        const ldns_rr *d = ldns_rr_list_rr(ds, i);
+        bool a = ldns_key_algo_supported(ldns_rdf2native_int8(ldns_rr_rdf(d, 1)));
+        alg_ok = alg_ok || a;
+        digest_ok = digest_ok || (a && digest_supported(ldns_rdf2native_int8(ldns_rr_rdf(d, 2))));
+    }
+    for (size_t i = 0; anchor_keys && i < ldns_rr_list_rr_count(anchor_keys); i++)
+        if (ldns_key_algo_supported(dnskey_alg(ldns_rr_list_rr(anchor_keys, i))))
+            alg_ok = digest_ok = true;
+    if (!alg_ok || !digest_ok) {
+        enum lh_dnssec_reason r = !alg_ok ? LH_DR_UNSUPPORTED_ALGORITHM : LH_DR_UNSUPPORTED_DIGEST;
+        char line[300];
+        snprintf(line, sizeof line, "%s -> %s: insecure", trust, lh_dnssec_reason_text(r));
+        chain_line(v, "%s", line);
+        cache_put(v->cache, name, FACT_INSECURE, (uint8_t)r, NULL, min_ttl(ds, 3600), v->now, line);
+        rc = finish(v, LH_DNSSEC_INSECURE, r, name, "%s", lh_dnssec_reason_text(r));
+        goto out;
+    }
+    if (ldns_rr_list_rr_count(all) == 0) {
+        finish(v, LH_DNSSEC_BOGUS, LH_DR_DNSKEY_MISSING, name, "no DNSKEY records at the zone");
+        goto out;
+    }
+    for (size_t i = 0; i < ldns_rr_list_rr_count(all); i++) {
+        const ldns_rr *k = ldns_rr_list_rr(all, i);
+        bool match = false;
+        for (size_t j = 0; ds && !match && j < ldns_rr_list_rr_count(ds); j++) {
+            const ldns_rr *d = ldns_rr_list_rr(ds, j);
+            match = ldns_rdf2native_int16(ldns_rr_rdf(d, 0)) == ldns_calc_keytag(k) &&
+                    digest_supported(ldns_rdf2native_int8(ldns_rr_rdf(d, 2))) &&
+                    ldns_rr_compare_ds(k, d);
+        }
+        for (size_t j = 0; anchor_keys && !match && j < ldns_rr_list_rr_count(anchor_keys); j++) {
+            const ldns_rr *a = ldns_rr_list_rr(anchor_keys, j);
+            match = dnskey_alg(a) == dnskey_alg(k) &&
+                    ldns_rdf_compare(ldns_rr_rdf(a, 3), ldns_rr_rdf(k, 3)) == 0;
+        }
+        if (match) ldns_rr_list_push_rr(trusted, k);
+    }
+    if (ldns_rr_list_rr_count(trusted) == 0) {
+        finish(v, LH_DNSSEC_BOGUS, LH_DR_DNSKEY_MISSING, name, "no DNSKEY matches the %s",
+               ds ? "DS records" : "trust anchor");
+        goto out;
+    }
+    bool zone_bit = false;
+    for (size_t i = 0; i < ldns_rr_list_rr_count(trusted); i++)
+        zone_bit = zone_bit || dnskey_usable(ldns_rr_list_rr(trusted, i));
+    if (!zone_bit) {
+        finish(v, LH_DNSSEC_BOGUS, LH_DR_NO_ZONE_KEY, name, "the trusted key has no zone flag");
+        goto out;
+    }
+    describe_keys(keys_text, sizeof keys_text, trusted);
+    chain_line(v, "%s -> DNSKEY %s", trust, keys_text);
+    time_t exp = 0;
+    enum lh_dnssec_reason r =
+        verify_rrset(v, all, ldns_pkt_answer(p), name, trusted, detail, sizeof detail, &exp);
+    if (r != LH_DR_NONE) {
+        finish(v, LH_DNSSEC_BOGUS, r, name, "DNSKEY set: %s", detail);
+        goto out;
+    }
+    char zt[1025], line[400];
+    name_text(name, zt, sizeof zt);
+    describe_keys(keys_text, sizeof keys_text, usable);
+    snprintf(line, sizeof line, "%s -> DNSKEY %s (%s) self-signed", trust, zt, keys_text);
+    uint32_t ttl = min_ttl(all, 86400);
+    if (exp > v->now && (uint64_t)(exp - v->now) < ttl) ttl = (uint32_t)(exp - v->now);
+    cache_put(v->cache, name, FACT_KEYS, 0, usable, ttl, v->now, line);
+    const centry *e = cache_get(v->cache, name, v->now);
+    if (e && e->fact == FACT_KEYS)
+        zone_keys_set(z, name, e->keys, NULL);
+    else
+        zone_keys_set(z, name, NULL, ldns_rr_list_clone(usable));
+    rc = GO;
+out:
+    ldns_rr_list_free(all);
+    ldns_rr_list_free(trusted);
+    ldns_rr_list_free(usable);
+    return rc;
+}
+
+/* The closest trust anchor at or above `name`; NULL if none, or if a negative trust anchor is
+ * closer (then *nta is set). */
+static const anchor *closest_anchor(const lh_dnssec_anchors *a, const ldns_rdf *name, bool *nta)
+{
+    const anchor *best = NULL;
+    int best_labels = -1, nta_labels = -1;
+    for (size_t i = 0; a && i < a->n; i++)
+        if (name_at_or_below(name, a->v[i].owner) &&
+            ldns_dname_label_count(a->v[i].owner) > best_labels) {
+            best = &a->v[i];
+            best_labels = ldns_dname_label_count(a->v[i].owner);
+        }
+    for (size_t i = 0; a && i < a->ninsecure; i++)
+        if (name_at_or_below(name, a->insecure[i]) &&
+            ldns_dname_label_count(a->insecure[i]) > nta_labels)
+            nta_labels = ldns_dname_label_count(a->insecure[i]);
+    *nta = nta_labels >= best_labels && nta_labels >= 0;
+    return *nta ? NULL : best;
+}
+
+/* The keys of the zone that `target` is in, walking down from the closest trust anchor.
+ * Returns GO with *z set (the zone may be above target when a name on the way does not exist),
+ * STOP with an insecure verdict in v->piece (GO is not returned then) or a final verdict, or WAIT.
+ */
+static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
+{
+    bool nta = false;
+    const anchor *a = closest_anchor(v->anchors, target, &nta);
+    char at[1025], nt[1025];
+    if (!a) {
+        set_insecure(v, nta ? LH_DR_NEGATIVE_ANCHOR : LH_DR_NO_ANCHOR, target);
+        name_text(target, at, sizeof at);
+        chain_line(v, "%s: %s", at, lh_dnssec_reason_text(v->piece_reason));
+        return STOP;
+    }
+    name_text(a->owner, at, sizeof at);
+    const centry *e = cache_get(v->cache, a->owner, v->now);
+    if (e && e->fact == FACT_KEYS) {
+        chain_line(v, "%s", e->desc);
+        zone_keys_set(z, a->owner, e->keys, NULL);
+    } else {
+        char trust[1100];
+        snprintf(trust, sizeof trust, "trust anchor %s (%zu DS, %zu DNSKEY)", at,
+                 ldns_rr_list_rr_count(a->ds), ldns_rr_list_rr_count(a->keys));
+        int st = establish_keys(v, a->owner, ldns_rr_list_rr_count(a->ds) ? a->ds : NULL,
+                                ldns_rr_list_rr_count(a->keys) ? a->keys : NULL, trust, z);
+        if (st != GO) {
+            if (st == STOP && v->res.verdict == LH_DNSSEC_INSECURE)
+                set_insecure(v, v->res.reason, a->owner);
+            return st;
+        }
+    }
+    unsigned tl = ldns_dname_label_count(target);
+    for (unsigned n = ldns_dname_label_count(a->owner) + 1; n <= tl; n++) {
+        ldns_rdf *name = name_suffix(target, n);
+        if (!name)
+            return finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, target, "out of memory");
+        name_text(name, nt, sizeof nt);
+        int st = GO;
+        e = cache_get(v->cache, name, v->now);
+        if (e) {
+            if (e->fact == FACT_KEYS) {
+                chain_line(v, "%s", e->desc);
+                zone_keys_set(z, name, e->keys, NULL);
+            } else if (e->fact == FACT_INSECURE) {
+                chain_line(v, "%s", e->desc);
+                set_insecure(v, e->reason, name);
+                st = STOP;
+            }
+            ldns_rdf_deep_free(name);
+            if (st != GO) return st;
+            continue;
+        }
+        ldns_pkt *p = NULL;
+        st = get_fetched(v, name, LDNS_RR_TYPE_DS, &p);
+        if (st != GO) {
+            ldns_rdf_deep_free(name);
+            return st;
+        }
+        char zt[1025], detail[256];
+        name_text(z->zone, zt, sizeof zt);
+        if (!p || (ldns_pkt_get_rcode(p) != LDNS_RCODE_NOERROR &&
+                   ldns_pkt_get_rcode(p) != LDNS_RCODE_NXDOMAIN)) {
+            finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_FETCH_FAILED, name, "DS lookup failed");
+            ldns_rdf_deep_free(name);
+            return STOP;
+        }
+        ldns_rr_list *ds = select_rrs(ldns_pkt_answer(p), name, LDNS_RR_TYPE_DS, 0);
+        if (ds && ldns_rr_list_rr_count(ds)) {
+            time_t exp;
+            enum lh_dnssec_reason r = verify_rrset(v, ds, ldns_pkt_answer(p), z->zone, z->keys,
+                                                   detail, sizeof detail, &exp);
+            if (r != LH_DR_NONE) {
+                finish(v, LH_DNSSEC_BOGUS, r, name, "DS set: %s", detail);
+                st = STOP;
+            } else {
+                lh_sbuf b;
+                char trust[1400];
+                lh_sbuf_init(&b, trust, sizeof trust);
+                lh_sbuf_printf(&b, "DS %s", nt);
+                for (size_t i = 0; i < ldns_rr_list_rr_count(ds); i++) {
+                    const ldns_rr *d = ldns_rr_list_rr(ds, i);
+                    lh_sbuf_printf(&b, "%s %u/%u/%u", i ? "," : "",
+                                   ldns_rdf2native_int16(ldns_rr_rdf(d, 0)),
+                                   ldns_rdf2native_int8(ldns_rr_rdf(d, 1)),
+                                   ldns_rdf2native_int8(ldns_rr_rdf(d, 2)));
+                }
+                lh_sbuf_printf(&b, " (signed by %s)", zt);
+                st = establish_keys(v, name, ds, NULL, trust, z);
+                if (st == STOP && v->res.verdict == LH_DNSSEC_INSECURE)
+                    set_insecure(v, v->res.reason, name);
+            }
+            ldns_rr_list_free(ds);
+            ldns_rdf_deep_free(name);
+            if (st != GO) return st;
+            continue;
+        }
+        ldns_rr_list_free(ds);
+        denial d;
+        bool nx = ldns_pkt_get_rcode(p) == LDNS_RCODE_NXDOMAIN;
+        deny(v, p, z->zone, z->keys, name, LDNS_RR_TYPE_DS, nx, &d);
+        char line[1400];
+        uint32_t ttl = min_ttl(ldns_pkt_authority(p), 3600);
+        if (d.verdict == LH_DNSSEC_BOGUS) {
+            finish(v, LH_DNSSEC_BOGUS, d.reason, name, "no DS at %s, but %s", nt, d.detail);
+            st = STOP;
+        } else if (d.verdict == LH_DNSSEC_INSECURE || (d.nodata && d.has_ns && !d.has_soa)) {
+            enum lh_dnssec_reason r =
+                d.verdict == LH_DNSSEC_INSECURE ? d.reason : LH_DR_INSECURE_DELEGATION;
+            snprintf(line, sizeof line, "DS %s: none (%s, signed by %s) -> %s: insecure", nt,
+                     d.detail, zt, lh_dnssec_reason_text(r));
+            chain_line(v, "%s", line);
+            cache_put(v->cache, name, FACT_INSECURE, (uint8_t)r, NULL, ttl, v->now, line);
+            set_insecure(v, r, name);
+            st = STOP;
+        } else if (!d.nodata) {
+            /* The name does not exist, nor anything below it: the target is in this zone (and
+             * its own denial will have to be proven there). */
+            ldns_rdf_deep_free(name);
+            return GO;
+        } else {
+            snprintf(line, sizeof line, "%s: no zone cut (%s)", nt, d.detail);
+            cache_put(v->cache, name, FACT_NOCUT, 0, NULL, ttl, v->now, line);
+        }
+        ldns_rdf_deep_free(name);
+        if (st != GO) return st;
+    }
+    return GO;
+}
+
+/* ---------------------------------------------------------------- pieces of the answer */
+
+/* Marks the current piece insecure (kept if already) and lets the evaluation go on. */
+static int piece_result(lh_dnssec_val *v, int st)
+{
+    if (st == STOP && v->piece == LH_DNSSEC_INSECURE && v->res.verdict != LH_DNSSEC_BOGUS &&
+        v->res.verdict != LH_DNSSEC_INDETERMINATE)
+        return GO; /* an insecure piece: the next one may still be bogus */
+    return st;
+}
+
+static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
+{
+    const ldns_pkt *p = v->pkt;
+    ldns_rr *first = ldns_rr_list_rr(rrset, 0);
+    const ldns_rdf *owner = ldns_rr_owner(first);
+    ldns_rr_list *sigs =
+        select_rrs(ldns_pkt_answer(p), owner, LDNS_RR_TYPE_RRSIG, ldns_rr_get_type(first));
+    if (!sigs) return finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, NULL, "out of memory");
+    const ldns_rdf *signer =
+        ldns_rr_list_rr_count(sigs) ? ldns_rr_rrsig_signame(ldns_rr_list_rr(sigs, 0)) : owner;
+    zone_keys z = {0};
+    int st = GO;
+    char on[1025], detail[256];
+    name_text(owner, on, sizeof on);
+    if (!name_at_or_below(owner, signer)) {
+        st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer, "%s signed by a zone above it",
+                    on);
+        goto out;
+    }
+    v->piece = LH_DNSSEC_SECURE;
+    st = walk(v, signer, &z);
+    if (st != GO) goto out;
+    char zt[1025];
+    name_text(z.zone, zt, sizeof zt);
+    time_t exp;
+    enum lh_dnssec_reason r =
+        verify_rrset(v, rrset, ldns_pkt_answer(p), z.zone, z.keys, detail, sizeof detail, &exp);
+    if (r != LH_DR_NONE) {
+        st = finish(v, LH_DNSSEC_BOGUS, r, z.zone, "%s", detail);
+        goto out;
+    }
+    /* Wildcard expansion (RFC 4035 5.3.4): the RRSIG has fewer labels than the owner, so the
+     * answer must prove that the name itself does not exist. */
+    unsigned ol = ldns_dname_label_count(owner);
+    if (ldns_dname_is_wildcard(owner)) ol--;
+    uint8_t labels = 0;
+    for (size_t i = 0; i < ldns_rr_list_rr_count(sigs); i++)
+        if (name_eq(ldns_rr_rrsig_signame(ldns_rr_list_rr(sigs, i)), z.zone))
+            labels = ldns_rdf2native_int8(ldns_rr_rrsig_labels(ldns_rr_list_rr(sigs, i)));
+    if (labels < ol) {
+        const ldns_rr_list *auth = ldns_pkt_authority(p);
+        ldns_rr_list *nsecs = select_rrs(auth, NULL, LDNS_RR_TYPE_NSEC, 0);
+        ldns_rr_list *n3all = select_rrs(auth, NULL, LDNS_RR_TYPE_NSEC3, 0);
+        bool over = false, unknown = false;
+        ldns_rr_list *n3 = n3all ? nsec3_usable(n3all, &over, &unknown) : NULL;
+        ldns_rdf *nc = name_suffix(owner, labels + 1u);
+        if (!nsecs || !n3all || !n3 || !nc) {
+            st = finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, NULL, "out of memory");
+        } else if (ldns_rr_list_rr_count(nsecs) == 0 && ldns_rr_list_rr_count(n3all) == 0) {
+            st = finish(v, LH_DNSSEC_BOGUS, LH_DR_NSEC_MISSING, z.zone,
+                        "%s expanded from a wildcard without NSEC/NSEC3 proof", on);
+        } else if ((r = verify_all(v, auth,
+                                   ldns_rr_list_rr_count(nsecs) ? LDNS_RR_TYPE_NSEC
+                                                                : LDNS_RR_TYPE_NSEC3,
+                                   auth, z.zone, z.keys, detail, sizeof detail)) != LH_DR_NONE) {
+            st = finish(v, LH_DNSSEC_BOGUS, r, z.zone, "wildcard proof: %s", detail);
+        } else if (ldns_rr_list_rr_count(nsecs)) {
+            if (nsec_covering(nsecs, owner))
+                chain_line(v, "  %s: wildcard expansion, NSEC proves the name does not exist", on);
+            else
+                st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_DENIAL, z.zone,
+                            "%s expanded from a wildcard, but no NSEC covers it", on);
+        } else if (ldns_rr_list_rr_count(n3) == 0) {
+            set_insecure(v, over ? LH_DR_NSEC3_ITERATIONS : LH_DR_UNSUPPORTED_ALGORITHM, z.zone);
+        } else {
+            const ldns_rr *c = nsec3_find(n3, nc, true);
+            if (!c)
+                st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_DENIAL, z.zone,
+                            "%s expanded from a wildcard, but no NSEC3 covers the next closer name",
+                            on);
+            else if (ldns_nsec3_optout(c))
+                set_insecure(v, LH_DR_NSEC3_OPTOUT, z.zone);
+            else
+                chain_line(v, "  %s: wildcard expansion, NSEC3 covers the next closer name", on);
+        }
+        ldns_rdf_deep_free(nc);
+        ldns_rr_list_free(nsecs);
+        ldns_rr_list_free(n3all);
+        ldns_rr_list_free(n3);
+    }
+out:
+    zone_keys_clear(&z);
+    ldns_rr_list_free(sigs);
+    return st;
+}
+
+static int check_negative(lh_dnssec_val *v, const ldns_rdf *sname, bool nx)
+{
+    const ldns_pkt *p = v->pkt;
+    ldns_rr_list *sigs = select_rrs(ldns_pkt_authority(p), NULL, LDNS_RR_TYPE_RRSIG, 0);
+    if (!sigs) return finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, NULL, "out of memory");
+    const ldns_rdf *signer = NULL;
+    for (size_t i = 0; i < ldns_rr_list_rr_count(sigs) && !signer; i++) {
+        ldns_rr_type t = ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(ldns_rr_list_rr(sigs, i)));
+        if (t == LDNS_RR_TYPE_SOA || t == LDNS_RR_TYPE_NSEC || t == LDNS_RR_TYPE_NSEC3)
+            signer = ldns_rr_rrsig_signame(ldns_rr_list_rr(sigs, i));
+    }
+    char sn[1025];
+    name_text(sname, sn, sizeof sn);
+    zone_keys z = {0};
+    int st = GO;
+    if (signer && !name_at_or_below(sname, signer)) {
+        st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer,
+                    "denial for %s signed by an unrelated zone", sn);
+        goto out;
+    }
+    v->piece = LH_DNSSEC_SECURE;
+    st = walk(v, signer ? signer : sname, &z);
+    if (st != GO) goto out;
+    if (signer && !name_eq(signer, z.zone)) {
+        st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer, "the signer is not a zone apex");
+        goto out;
+    }
+    denial d;
+    deny(v, p, z.zone, z.keys, sname, v->qtype, nx, &d);
+    char *ts = ldns_rr_type2str(v->qtype);
+    if (d.verdict == LH_DNSSEC_BOGUS) {
+        /* Unsigned NSEC/SOA, or none at all, from a secure zone: stripped or forged. */
+        st = finish(v, LH_DNSSEC_BOGUS, d.reason, z.zone, "%s %s %s: %s",
+                    nx ? "NXDOMAIN" : "NODATA", sn, ts ? ts : "?", d.detail);
+    } else if (d.verdict == LH_DNSSEC_INSECURE) {
+        set_insecure(v, d.reason, z.zone);
+        chain_line(v, "  %s %s %s: %s -> insecure", nx ? "NXDOMAIN" : "NODATA", sn, ts ? ts : "?",
+                   d.detail);
+    } else {
+        chain_line(v, "  %s %s %s: %s", nx ? "NXDOMAIN" : "NODATA", sn, ts ? ts : "?", d.detail);
+    }
+    free(ts);
+out:
+    zone_keys_clear(&z);
+    ldns_rr_list_free(sigs);
+    return st;
+}
+
+/* One pass over the answer; see the file comment. */
+static int evaluate(lh_dnssec_val *v)
+{
+    if (!v->pkt)
+        return finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, NULL, "not a DNS message");
+    const ldns_rr_list *qs = ldns_pkt_question(v->pkt);
+    if (ldns_rr_list_rr_count(qs) != 1 || ldns_rr_get_type(ldns_rr_list_rr(qs, 0)) != v->qtype ||
+        !name_eq(ldns_rr_owner(ldns_rr_list_rr(qs, 0)), v->qname))
+        return finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, NULL,
+                      "the message does not answer the question");
+    ldns_pkt_rcode rc = ldns_pkt_get_rcode(v->pkt);
+    if (rc != LDNS_RCODE_NOERROR && rc != LDNS_RCODE_NXDOMAIN) {
+        char *s = ldns_pkt_rcode2str(rc);
+        finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_FETCH_FAILED, NULL, "the answer is %s",
+               s ? s : "?");
+        free(s);
+        return STOP;
+    }
+    enum lh_dnssec_verdict overall = LH_DNSSEC_SECURE;
+    enum lh_dnssec_reason why = LH_DR_NONE;
+    ldns_rdf *sname = ldns_rdf_clone(v->qname);
+    char insecure_zone[256] = "";
+    int st = GO;
+    bool answered = false;
+    for (int hop = 0; hop < MAX_CHAIN && st == GO && !answered; hop++) {
+        ldns_rr_list *set = select_rrs(ldns_pkt_answer(v->pkt), sname, v->qtype, 0);
+        ldns_rr_list *cname = select_rrs(ldns_pkt_answer(v->pkt), sname, LDNS_RR_TYPE_CNAME, 0);
+        ldns_rr_list *piece = NULL;
+        if (set && ldns_rr_list_rr_count(set)) {
+            piece = set;
+            answered = true;
+        } else if (cname && ldns_rr_list_rr_count(cname) == 1 && v->qtype != LDNS_RR_TYPE_CNAME) {
+            piece = cname;
+        }
+        if (piece) {
+            v->piece = LH_DNSSEC_SECURE;
+            st = piece_result(v, check_positive(v, piece));
+            if (st == GO && v->piece == LH_DNSSEC_INSECURE && overall == LH_DNSSEC_SECURE) {
+                overall = LH_DNSSEC_INSECURE;
+                why = v->piece_reason;
+                memcpy(insecure_zone, v->piece_zone, sizeof insecure_zone);
+            }
+            if (piece == cname && st == GO) {
+                ldns_rdf *next = ldns_rdf_clone(ldns_rr_rdf(ldns_rr_list_rr(cname, 0), 0));
+                ldns_rdf_deep_free(sname);
+                sname = next;
+            }
+        }
+        ldns_rr_list_free(set);
+        ldns_rr_list_free(cname);
+        if (!piece) break;
+        if (!sname) st = finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, NULL, "out of memory");
+    }
+    if (st == GO && !answered) {
+        v->piece = LH_DNSSEC_SECURE;
+        st = piece_result(v, check_negative(v, sname, rc == LDNS_RCODE_NXDOMAIN));
+        if (st == GO && v->piece == LH_DNSSEC_INSECURE && overall == LH_DNSSEC_SECURE) {
+            overall = LH_DNSSEC_INSECURE;
+            why = v->piece_reason;
+            memcpy(insecure_zone, v->piece_zone, sizeof insecure_zone);
+        }
+    }
+    if (st == GO) {
+        st = finish(v, overall, why, NULL, "%s", lh_dnssec_reason_text(why));
+        memcpy(v->res.zone, insecure_zone, sizeof v->res.zone);
+    }
+    ldns_rdf_deep_free(sname);
+    return st;
+}
+
+/* ---------------------------------------------------------------- public */
+
+lh_dnssec_val *lh_dnssec_val_new(const lh_dnssec_anchors *a, lh_dnssec_cache *c, const uint8_t *msg,
+                                 size_t len, const uint8_t *qname, uint16_t qtype, time_t now)
+{
+    lh_dnssec_val *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->anchors = a;
+    v->cache = c;
+    v->now = now;
+    v->qtype = qtype;
+    size_t ql = wire_name_len(qname);
+    v->qname = ql ? ldns_dname_new_frm_data((uint16_t)ql, qname) : NULL;
+    if (v->qname && ldns_wire2pkt(&v->pkt, msg, len) != LDNS_STATUS_OK) v->pkt = NULL;
+    return v;
+}
+
+void lh_dnssec_val_free(lh_dnssec_val *v)
+{
+    if (!v) return;
+    for (unsigned i = 0; i < v->nf; i++) {
+        ldns_rdf_deep_free(v->f[i].name);
+        ldns_pkt_free(v->f[i].pkt);
+    }
+    ldns_rdf_deep_free(v->qname);
+    ldns_pkt_free(v->pkt);
+    free(v);
+}
+
+int lh_dnssec_val_run(lh_dnssec_val *v, lh_dnssec_need *need)
+{
+    if (v->done) return LH_DNSSEC_DONE;
+    if (v->waiting) { /* asked again without an answer: the lookup failed */
+        lh_dnssec_val_provide(v, NULL, 0);
+    }
+    lh_sbuf_init(&v->chain, v->res.chain, sizeof v->res.chain);
+    memset(&v->res.zone, 0, sizeof v->res.zone);
+    v->res.fetches = v->nf;
+    int st = evaluate(v);
+    if (st == WAIT) {
+        if (need) *need = v->need;
+        return LH_DNSSEC_NEED;
+    }
+    v->done = true;
+    return LH_DNSSEC_DONE;
+}
+
+int lh_dnssec_val_provide(lh_dnssec_val *v, const uint8_t *msg, size_t len)
+{
+    if (!v->waiting || v->nf == MAX_FETCHES) return -1;
+    fetched *f = &v->f[v->nf];
+    f->name = ldns_dname_new_frm_data((uint16_t)v->need.name_len, v->need.name);
+    f->type = v->need.type;
+    f->pkt = NULL;
+    if (!f->name) return -1;
+    if (len && ldns_wire2pkt(&f->pkt, msg, len) != LDNS_STATUS_OK) f->pkt = NULL;
+    v->nf++;
+    v->waiting = false;
+    return 0;
+}
+
+const lh_dnssec_result *lh_dnssec_val_result(const lh_dnssec_val *v)
+{
+    return &v->res;
+}
+
+enum lh_dnssec_verdict lh_dnssec_validate(const lh_dnssec_anchors *a, lh_dnssec_cache *c,
+                                          const uint8_t *msg, size_t len, const uint8_t *qname,
+                                          uint16_t qtype, time_t now, lh_dnssec_fetch_fn fetch,
+                                          void *ctx, lh_dnssec_result *out)
+{
+    lh_dnssec_val *v = lh_dnssec_val_new(a, c, msg, len, qname, qtype, now);
+    if (!v) {
+        if (out) {
+            memset(out, 0, sizeof *out);
+            out->verdict = LH_DNSSEC_INDETERMINATE;
+            out->reason = LH_DR_MALFORMED;
+            out->ede = lh_dnssec_reason_ede(LH_DR_MALFORMED);
+        }
+        return LH_DNSSEC_INDETERMINATE;
+    }
+    uint8_t *buf = malloc(65535);
+    lh_dnssec_need need;
+    while (lh_dnssec_val_run(v, &need) == LH_DNSSEC_NEED) {
+        size_t n = buf ? fetch(ctx, &need, buf, 65535) : 0;
+        lh_dnssec_val_provide(v, buf, n);
+    }
+    free(buf);
+    enum lh_dnssec_verdict verdict = v->res.verdict;
+    if (out) *out = v->res;
+    lh_dnssec_val_free(v);
+    return verdict;
+}
