@@ -398,7 +398,7 @@ typedef struct centry {
     ldns_rr_list *keys; /* FACT_KEYS: the zone's usable DNSKEYs (deep) */
     uint8_t fact;
     uint8_t reason; /* FACT_INSECURE: why */
-    char desc[240]; /* the chain line, shown again when the fact is reused */
+    char desc[480]; /* the chain line, shown again when the fact is reused */
 } centry;
 
 struct lh_dnssec_cache {
@@ -537,6 +537,7 @@ struct lh_dnssec_val {
     enum lh_dnssec_verdict piece;
     enum lh_dnssec_reason piece_reason;
     char piece_zone[256]; /* where the piece became insecure */
+    char last_sig[160];   /* the signature verify_rrset accepted last, for chain lines */
 };
 
 static void set_insecure(lh_dnssec_val *v, enum lh_dnssec_reason r, const ldns_rdf *where)
@@ -637,7 +638,7 @@ static void time_text(time_t t, char *out, size_t cap)
 static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *rrset,
                                           const ldns_rr_list *sigs_from, const ldns_rdf *zone,
                                           const ldns_rr_list *keys, char *detail, size_t dcap,
-                                          time_t *expires)
+                                          time_t *expires, bool show)
 {
     ldns_rr *first = ldns_rr_list_rr(rrset, 0);
     ldns_rr_type t = ldns_rr_get_type(first);
@@ -666,9 +667,11 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
             time_text(*expires, to, sizeof to);
             char z[1025];
             name_text(zone, z, sizeof z);
-            chain_line(v, "  RRSIG %s %s by %s key %u alg %u, valid %s..%s: verified", owner,
-                       ts ? ts : "?", z, tag, ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig)),
-                       from, to);
+            snprintf(v->last_sig, sizeof v->last_sig, "key %u alg %u, valid %s..%s", tag,
+                     ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig)), from, to);
+            if (show)
+                chain_line(v, "  RRSIG %s %s by %s %s: verified", owner, ts ? ts : "?", z,
+                           v->last_sig);
             worst = LH_DR_NONE;
             break;
         }
@@ -706,7 +709,7 @@ static enum lh_dnssec_reason verify_all(lh_dnssec_val *v, const ldns_rr_list *l,
         if (seen) continue;
         ldns_rr_list *set = select_rrs(l, ldns_rr_owner(rr), type, 0);
         time_t exp;
-        r = set ? verify_rrset(v, set, sigs_from, zone, keys, detail, dcap, &exp) : LH_DR_MALFORMED;
+        r = set ? verify_rrset(v, set, sigs_from, zone, keys, detail, dcap, &exp, true) : LH_DR_MALFORMED;
         ldns_rr_list_free(set);
     }
     ldns_rr_list_free(all);
@@ -1059,7 +1062,7 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
     ldns_rr_list *all = select_rrs(ldns_pkt_answer(p), name, LDNS_RR_TYPE_DNSKEY, 0);
     ldns_rr_list *trusted = ldns_rr_list_new(), *usable = ldns_rr_list_new();
     int rc = STOP;
-    char detail[256] = "", keys_text[160];
+    char detail[256] = "", keys_text[160], line[sizeof((centry *)0)->desc] = "";
     bool alg_ok = false, digest_ok = false;
     if (!all || !trusted || !usable) {
         finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, name, "out of memory");
@@ -1080,9 +1083,7 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
             alg_ok = digest_ok = true;
     if (!alg_ok || !digest_ok) {
         enum lh_dnssec_reason r = !alg_ok ? LH_DR_UNSUPPORTED_ALGORITHM : LH_DR_UNSUPPORTED_DIGEST;
-        char line[300];
         snprintf(line, sizeof line, "%s -> %s: insecure", trust, lh_dnssec_reason_text(r));
-        chain_line(v, "%s", line);
         cache_put(v->cache, name, FACT_INSECURE, (uint8_t)r, NULL, min_ttl(ds, 3600), v->now, line);
         rc = finish(v, LH_DNSSEC_INSECURE, r, name, "%s", lh_dnssec_reason_text(r));
         goto out;
@@ -1120,18 +1121,19 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
         goto out;
     }
     describe_keys(keys_text, sizeof keys_text, trusted);
-    chain_line(v, "%s -> DNSKEY %s", trust, keys_text);
     time_t exp = 0;
     enum lh_dnssec_reason r =
-        verify_rrset(v, all, ldns_pkt_answer(p), name, trusted, detail, sizeof detail, &exp);
+        verify_rrset(v, all, ldns_pkt_answer(p), name, trusted, detail, sizeof detail, &exp,
+                     false);
     if (r != LH_DR_NONE) {
         finish(v, LH_DNSSEC_BOGUS, r, name, "DNSKEY set: %s", detail);
         goto out;
     }
-    char zt[1025], line[400];
+    char zt[1025];
     name_text(name, zt, sizeof zt);
     describe_keys(keys_text, sizeof keys_text, usable);
-    snprintf(line, sizeof line, "%s -> DNSKEY %s (%s) self-signed", trust, zt, keys_text);
+    snprintf(line, sizeof line, "%s -> DNSKEY %s %s (RRSIG by %s)", trust, zt, keys_text,
+             v->last_sig);
     uint32_t ttl = min_ttl(all, 86400);
     if (exp > v->now && (uint64_t)(exp - v->now) < ttl) ttl = (uint32_t)(exp - v->now);
     cache_put(v->cache, name, FACT_KEYS, 0, usable, ttl, v->now, line);
@@ -1142,6 +1144,10 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
         zone_keys_set(z, name, NULL, ldns_rr_list_clone(usable));
     rc = GO;
 out:
+    if (rc == GO || v->res.verdict == LH_DNSSEC_INSECURE)
+        chain_line(v, "%s", line);
+    else if (rc == STOP)
+        chain_line(v, "%s -> %s: %s", trust, lh_dnssec_reason_text(v->res.reason), v->res.detail);
     ldns_rr_list_free(all);
     ldns_rr_list_free(trusted);
     ldns_rr_list_free(usable);
@@ -1239,7 +1245,7 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
         if (ds && ldns_rr_list_rr_count(ds)) {
             time_t exp;
             enum lh_dnssec_reason r = verify_rrset(v, ds, ldns_pkt_answer(p), z->zone, z->keys,
-                                                   detail, sizeof detail, &exp);
+                                                   detail, sizeof detail, &exp, false);
             if (r != LH_DR_NONE) {
                 finish(v, LH_DNSSEC_BOGUS, r, name, "DS set: %s", detail);
                 st = STOP;
@@ -1255,7 +1261,7 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
                                    ldns_rdf2native_int8(ldns_rr_rdf(d, 1)),
                                    ldns_rdf2native_int8(ldns_rr_rdf(d, 2)));
                 }
-                lh_sbuf_printf(&b, " (signed by %s)", zt);
+                lh_sbuf_printf(&b, " (RRSIG by %s %s)\n ", zt, v->last_sig);
                 st = establish_keys(v, name, ds, NULL, trust, z);
                 if (st == STOP && v->res.verdict == LH_DNSSEC_INSECURE)
                     set_insecure(v, v->res.reason, name);
@@ -1335,7 +1341,8 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
     name_text(z.zone, zt, sizeof zt);
     time_t exp;
     enum lh_dnssec_reason r =
-        verify_rrset(v, rrset, ldns_pkt_answer(p), z.zone, z.keys, detail, sizeof detail, &exp);
+        verify_rrset(v, rrset, ldns_pkt_answer(p), z.zone, z.keys, detail, sizeof detail, &exp,
+                     true);
     if (r != LH_DR_NONE) {
         st = finish(v, LH_DNSSEC_BOGUS, r, z.zone, "%s", detail);
         goto out;

@@ -37,6 +37,7 @@ www AAAA 2001:db8::10
 txt TXT "child $1"
 *.wild TXT "wildcard in $1"
 a.ent A 192.0.2.11
+nosig A 192.0.2.12
 Z
 }
 
@@ -96,6 +97,7 @@ done
     echo "*.wild A 192.0.2.7"
     echo "cname CNAME www"
     echo "forged A 192.0.2.99"
+    echo "nosig A 192.0.2.98"
     echo "a.ent A 192.0.2.2"
     for c in sec unsigned iter expired future nokey badds stripped tampered; do
         echo "$c NS ns.lhtest."
