@@ -180,6 +180,27 @@ static size_t wire_name_len(const uint8_t *n)
 
 /* ---------------------------------------------------------------- records */
 
+/* The rdata fields this file reads from each type; shorter records (a truncated or hostile
+ * rdata that ldns still parsed) are ignored as if absent. */
+static size_t min_rdfs(ldns_rr_type t)
+{
+    switch (t) {
+    case LDNS_RR_TYPE_CNAME:
+        return 1;
+    case LDNS_RR_TYPE_NSEC:
+        return 1;
+    case LDNS_RR_TYPE_DS:
+    case LDNS_RR_TYPE_DNSKEY:
+        return 4;
+    case LDNS_RR_TYPE_NSEC3:
+        return 5; /* an empty non-terminal has no bitmap */
+    case LDNS_RR_TYPE_RRSIG:
+        return 9;
+    default:
+        return 0;
+    }
+}
+
 /* The records of `l` with this owner (NULL: any) and type; for RRSIGs `covered` selects the type
  * they cover (0: any). A shallow list: free with ldns_rr_list_free. */
 static ldns_rr_list *select_rrs(const ldns_rr_list *l, const ldns_rdf *owner, ldns_rr_type type,
@@ -189,12 +210,11 @@ static ldns_rr_list *select_rrs(const ldns_rr_list *l, const ldns_rdf *owner, ld
     if (!out) return NULL;
     for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++) {
         ldns_rr *rr = ldns_rr_list_rr(l, i);
-        if (ldns_rr_get_type(rr) != type) continue;
+        if (ldns_rr_get_type(rr) != type || ldns_rr_rd_count(rr) < min_rdfs(type)) continue;
         if (owner && !name_eq(ldns_rr_owner(rr), owner)) continue;
-        if (type == LDNS_RR_TYPE_RRSIG && covered && ldns_rr_rd_count(rr) >= 8 &&
+        if (type == LDNS_RR_TYPE_RRSIG && covered &&
             ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) != covered)
             continue;
-        if (type == LDNS_RR_TYPE_RRSIG && ldns_rr_rd_count(rr) < 9) continue;
         ldns_rr_list_push_rr(out, rr);
     }
     return out;
@@ -709,7 +729,8 @@ static enum lh_dnssec_reason verify_all(lh_dnssec_val *v, const ldns_rr_list *l,
         if (seen) continue;
         ldns_rr_list *set = select_rrs(l, ldns_rr_owner(rr), type, 0);
         time_t exp;
-        r = set ? verify_rrset(v, set, sigs_from, zone, keys, detail, dcap, &exp, true) : LH_DR_MALFORMED;
+        r = set ? verify_rrset(v, set, sigs_from, zone, keys, detail, dcap, &exp, true)
+                : LH_DR_MALFORMED;
         ldns_rr_list_free(set);
     }
     ldns_rr_list_free(all);
@@ -1123,8 +1144,7 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
     describe_keys(keys_text, sizeof keys_text, trusted);
     time_t exp = 0;
     enum lh_dnssec_reason r =
-        verify_rrset(v, all, ldns_pkt_answer(p), name, trusted, detail, sizeof detail, &exp,
-                     false);
+        verify_rrset(v, all, ldns_pkt_answer(p), name, trusted, detail, sizeof detail, &exp, false);
     if (r != LH_DR_NONE) {
         finish(v, LH_DNSSEC_BOGUS, r, name, "DNSKEY set: %s", detail);
         goto out;
@@ -1340,9 +1360,8 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
     char zt[1025];
     name_text(z.zone, zt, sizeof zt);
     time_t exp;
-    enum lh_dnssec_reason r =
-        verify_rrset(v, rrset, ldns_pkt_answer(p), z.zone, z.keys, detail, sizeof detail, &exp,
-                     true);
+    enum lh_dnssec_reason r = verify_rrset(v, rrset, ldns_pkt_answer(p), z.zone, z.keys, detail,
+                                           sizeof detail, &exp, true);
     if (r != LH_DR_NONE) {
         st = finish(v, LH_DNSSEC_BOGUS, r, z.zone, "%s", detail);
         goto out;

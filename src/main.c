@@ -316,9 +316,24 @@ static int cmd_check_config(lh_config *cfg)
     size_t rules = 0;
     for (size_t i = 0; i < p->blocks.nlists; i++)
         rules += p->blocks.lists[i].counts.rules;
-    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s)\n",
+    /* The trust anchors are read only when something will use them: validate mode, or files
+     * named explicitly (a typo there should not wait until validation is switched on). */
+    size_t nanchors = 0;
+    if (cfg->dnssec == LH_DNSSEC_MODE_VALIDATE || cfg->ntrust_anchors) {
+        lh_dnssec_anchors *a = lh_dnssec_anchors_from_config(cfg, err, sizeof err);
+        if (!a) {
+            fprintf(stderr, "%s\n", err);
+            lh_policy_free(p);
+            return 1;
+        }
+        nanchors = lh_dnssec_anchors_count(a);
+        lh_dnssec_anchors_free(a);
+    }
+    char dnssec_text[64] = "";
+    if (nanchors) snprintf(dnssec_text, sizeof dnssec_text, ", %zu trust anchor record(s)", nanchors);
+    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s%s)\n",
            cfg->config_file ? cfg->config_file : "defaults", cfg->nlisten, p->blocks.nlists, rules,
-           p->has_hosts ? ", hosts file readable" : "");
+           p->has_hosts ? ", hosts file readable" : "", dnssec_text);
     lh_policy_free(p);
     return 0;
 }

@@ -12,10 +12,10 @@
 #define TTL 3600
 
 typedef struct world {
-    ldns_key_list *kp, *kc;        /* parent and child signing keys */
-    ldns_rr *dnskey_p, *dnskey_c;  /* their DNSKEY records */
-    ldns_rr_list *resp_rrs[8];     /* answer sections of the DS/DNSKEY responses */
-    ldns_rr_list *resp_auth[8];    /* authority sections (NODATA) */
+    ldns_key_list *kp, *kc;       /* parent and child signing keys */
+    ldns_rr *dnskey_p, *dnskey_c; /* their DNSKEY records */
+    ldns_rr_list *resp_rrs[8];    /* answer sections of the DS/DNSKEY responses */
+    ldns_rr_list *resp_auth[8];   /* authority sections (NODATA) */
     const char *resp_name[8];
     ldns_rr_type resp_type[8];
     unsigned nresp;
@@ -242,8 +242,7 @@ void test_dnssec(void)
         lh_dnssec_val_new(a, cache, msg, n, wire_name("www.c.t.", q), LDNS_RR_TYPE_A, T0);
     lh_dnssec_need need;
     static const char *const want_name[] = {"t.", "c.t.", "c.t."};
-    static const uint16_t want_type[] = {LDNS_RR_TYPE_DNSKEY, LDNS_RR_TYPE_DS,
-                                         LDNS_RR_TYPE_DNSKEY};
+    static const uint16_t want_type[] = {LDNS_RR_TYPE_DNSKEY, LDNS_RR_TYPE_DS, LDNS_RR_TYPE_DNSKEY};
     uint8_t buf[4096];
     for (int i = 0; i < 3; i++) {
         CHECK_EQ(lh_dnssec_val_run(v, &need), LH_DNSSEC_NEED);
@@ -274,8 +273,7 @@ void test_dnssec(void)
     CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0 + 11 * 86400, res),
              LH_DNSSEC_BOGUS);
     CHECK_EQ(res->ede, 7);
-    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0 - 7200, res),
-             LH_DNSSEC_BOGUS);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0 - 7200, res), LH_DNSSEC_BOGUS);
     CHECK_EQ(res->ede, 8);
 
     /* A flipped signature byte; no signature at all */
