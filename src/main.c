@@ -41,8 +41,9 @@ static const char usage[] =
     "daemon, how NAME would be answered with this configuration and which list rules\n"
     "(file:line) match it. 'dnssec' asks the upstream for NAME (DO+CD) and validates the\n"
     "answer itself, printing the chain trust anchor -> DS -> DNSKEY -> RRSIG and the verdict;\n"
-    "exit 0 secure, 1 bogus, 2 indeterminate or error, 3 insecure (docs/dnssec.md). 'health' asks the running daemon (at the first listen address) for\n"
-    "localhost and exits 0 only when it answers 127.0.0.1 within two seconds. 'lists update'\n"
+    "exit 0 secure, 1 bogus, 2 indeterminate or error, 3 insecure (docs/dnssec.md). 'health'\n"
+    "asks the running daemon (at the first listen address) for localhost and exits 0 only when\n"
+    "it answers 127.0.0.1 within two seconds. 'lists update'\n"
     "downloads every list-url (conditional requests, atomic replace, old file kept on failure).\n"
     "'stats', 'reload', 'cache flush' and 'lists' talk to the running daemon through its\n"
     "control socket (exit 0 ok, 1 the daemon reported an error, 2 no daemon reachable).\n"
@@ -145,7 +146,7 @@ static const char usage[] =
     "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the lists and the hosts file;\n"
     "SIGUSR2 flushes the cache; SIGUSR1 reopens the query log.\n"
     "Documentation: README.md and docs/ (configuration, blocklists, forwarding,\n"
-    "system-resolver, leak-check, observability, reliability).\n";
+    "system-resolver, leak-check, observability, reliability, dnssec).\n";
 
 /* Every flag is a config key of the same name, except the "no-" switches, which set a key to
  * a fixed value. One table drives getopt and the mapping. */
@@ -330,7 +331,8 @@ static int cmd_check_config(lh_config *cfg)
         lh_dnssec_anchors_free(a);
     }
     char dnssec_text[64] = "";
-    if (nanchors) snprintf(dnssec_text, sizeof dnssec_text, ", %zu trust anchor record(s)", nanchors);
+    if (nanchors)
+        snprintf(dnssec_text, sizeof dnssec_text, ", %zu trust anchor record(s)", nanchors);
     printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s%s)\n",
            cfg->config_file ? cfg->config_file : "defaults", cfg->nlisten, p->blocks.nlists, rules,
            p->has_hosts ? ", hosts file readable" : "", dnssec_text);
@@ -534,9 +536,9 @@ static int cmd_dnssec(lh_config *cfg, const char *name_text, const char *type_te
     ldns_resolver_set_edns_udp_size(t.res, 1232);
     ldns_resolver_set_fallback(t.res, true);
     ldns_resolver_set_retry(t.res, 2);
-    ldns_resolver_set_timeout(t.res, (struct timeval){.tv_sec = cfg->upstream_timeout_ms / 1000,
-                                                      .tv_usec = cfg->upstream_timeout_ms % 1000 *
-                                                                 1000});
+    ldns_resolver_set_timeout(t.res,
+                              (struct timeval){.tv_sec = cfg->upstream_timeout_ms / 1000,
+                                               .tv_usec = cfg->upstream_timeout_ms % 1000 * 1000});
     char up_text[64];
     lh_addr_format(&up, up_text, sizeof up_text);
     ldns_pkt *answer = tool_query(&t, name, type);
@@ -553,9 +555,8 @@ static int cmd_dnssec(lh_config *cfg, const char *name_text, const char *type_te
     }
     char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(answer));
     char *tname = ldns_rr_type2str(type), *qn = ldns_rdf2str(name);
-    printf(";; %s %s from %s: %s, %zu answer record(s)\n", qn ? qn : name_text,
-           tname ? tname : "?", up_text, rcode ? rcode : "?",
-           ldns_rr_list_rr_count(ldns_pkt_answer(answer)));
+    printf(";; %s %s from %s: %s, %zu answer record(s)\n", qn ? qn : name_text, tname ? tname : "?",
+           up_text, rcode ? rcode : "?", ldns_rr_list_rr_count(ldns_pkt_answer(answer)));
     ldns_rr_list_print(stdout, ldns_pkt_answer(answer));
     free(rcode);
     free(tname);
@@ -566,9 +567,8 @@ static int cmd_dnssec(lh_config *cfg, const char *name_text, const char *type_te
         free(wire);
         goto out;
     }
-    enum lh_dnssec_verdict v =
-        lh_dnssec_validate(anchors, cache, wire, n, ldns_rdf_data(name), (uint16_t)type,
-                           time(NULL), tool_fetch, &t, res);
+    enum lh_dnssec_verdict v = lh_dnssec_validate(anchors, cache, wire, n, ldns_rdf_data(name),
+                                                  (uint16_t)type, time(NULL), tool_fetch, &t, res);
     free(wire);
     printf(";; chain (%u DS/DNSKEY lookups):\n%s", t.lookups - 1, res->chain);
     printf("verdict: %s\n", lh_dnssec_verdict_name(v));
@@ -753,8 +753,7 @@ int main(int argc, char **argv)
     }
     static const char *const commands[] = {"serve",  "check-config", "health",      "lists-update",
                                            "why",    "leak-check",   "leak-server", "stats",
-                                           "reload", "cache-flush",  "lists",
-                                           "dnssec"};
+                                           "reload", "cache-flush",  "lists",       "dnssec"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known = known || !strcmp(cmd, commands[i]);

@@ -3,10 +3,13 @@
  * The clock is injected, so signature windows and cache expiry are tested without waiting. */
 #include "unit.h"
 
+#include "loophole/config.h"
 #include "loophole/dnssec.h"
+#include "loophole/dnssec_config.h"
 
 #include <ldns/ldns.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define T0 1700000000 /* "now" for these tests */
 #define TTL 3600
@@ -219,6 +222,40 @@ static void test_anchor_parser(void)
     lh_dnssec_anchors_free(a);
 }
 
+/* dnssec, trust-anchor, domain-insecure: parsed, a flag's anchors replace the file's, loaded */
+static void test_settings(const char *anchor_text)
+{
+    lh_config c;
+    char err[512], path[] = "/tmp/lh-unit-anchor-XXXXXX";
+    lh_config_defaults(&c);
+    CHECK_EQ(c.dnssec, LH_DNSSEC_MODE_PROCESS);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "dnssec", "validate", err, sizeof err), 0);
+    CHECK_EQ(c.dnssec, LH_DNSSEC_MODE_VALIDATE);
+    CHECK(lh_config_set(&c, LH_SRC_FILE, "dnssec", "yes", err, sizeof err) != 0);
+    CHECK(strstr(err, "off, process or validate") != NULL);
+    CHECK(lh_config_set(&c, LH_SRC_FILE, "domain-insecure", "a..b", err, sizeof err) != 0);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "domain-insecure", "corp.example", err, sizeof err), 0);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "trust-anchor", "/nonexistent", err, sizeof err), 0);
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(anchor_text, f);
+    fclose(f);
+    /* the flag replaces the file's anchor, so the missing file is not read */
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "trust-anchor", path, err, sizeof err), 0);
+    CHECK_EQ(c.ntrust_anchors, 1);
+    lh_dnssec_anchors *a = lh_dnssec_anchors_from_config(&c, err, sizeof err);
+    CHECK(a != NULL);
+    CHECK_EQ(lh_dnssec_anchors_count(a), 1);
+    lh_dnssec_anchors_free(a);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "trust-anchor", "/nonexistent", err, sizeof err), 0);
+    a = lh_dnssec_anchors_from_config(&c, err, sizeof err);
+    CHECK(a == NULL);
+    CHECK(strstr(err, "/nonexistent: ") == err);
+    unlink(path);
+    lh_config_free(&c);
+}
+
 void test_dnssec(void);
 void test_dnssec(void)
 {
@@ -231,6 +268,7 @@ void test_dnssec(void)
     CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
              0);
     CHECK_EQ(lh_dnssec_anchors_count(a), 1);
+    test_settings(w.anchor);
     lh_dnssec_cache *cache = lh_dnssec_cache_new(16);
     lh_dnssec_result *res = malloc(sizeof *res);
     uint8_t msg[4096], q[256];
