@@ -556,8 +556,9 @@ struct lh_dnssec_val {
     /* the piece being checked */
     enum lh_dnssec_verdict piece;
     enum lh_dnssec_reason piece_reason;
-    char piece_zone[256]; /* where the piece became insecure */
-    char last_sig[160];   /* the signature verify_rrset accepted last, for chain lines */
+    char piece_zone[256];    /* where the piece became insecure */
+    char last_sig[160];      /* the signature verify_rrset accepted last, for chain lines */
+    uint8_t last_sig_labels; /* and its labels field (wildcard expansion) */
 };
 
 static void set_insecure(lh_dnssec_val *v, enum lh_dnssec_reason r, const ldns_rdf *where)
@@ -687,6 +688,7 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
             time_text(*expires, to, sizeof to);
             char z[1025];
             name_text(zone, z, sizeof z);
+            v->last_sig_labels = ldns_rdf2native_int8(ldns_rr_rrsig_labels(sig));
             snprintf(v->last_sig, sizeof v->last_sig, "key %u alg %u, valid %s..%s", tag,
                      ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig)), from, to);
             if (show)
@@ -763,10 +765,25 @@ static const ldns_rr *nsec_matching(const ldns_rr_list *nsecs, const ldns_rdf *n
     return NULL;
 }
 
+/* A delegation (NS without SOA) or a DNAME: the names below it are not in this zone, so the
+ * record proves nothing about them (RFC 4035 5.4, RFC 6672 5.3.4.1). */
+static bool bitmap_cuts_below(const ldns_rdf *bm)
+{
+    return bm && ((ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_NS) &&
+                   !ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_SOA)) ||
+                  ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_DNAME));
+}
+
 static const ldns_rr *nsec_covering(const ldns_rr_list *nsecs, const ldns_rdf *name)
 {
-    for (size_t i = 0; i < ldns_rr_list_rr_count(nsecs); i++)
-        if (nsec_covers(ldns_rr_list_rr(nsecs, i), name)) return ldns_rr_list_rr(nsecs, i);
+    for (size_t i = 0; i < ldns_rr_list_rr_count(nsecs); i++) {
+        const ldns_rr *n = ldns_rr_list_rr(nsecs, i);
+        if (!nsec_covers(n, name)) continue;
+        if (ldns_dname_is_subdomain(name, ldns_rr_owner(n)) &&
+            bitmap_cuts_below(ldns_nsec_get_bitmap(n)))
+            continue;
+        return n;
+    }
     return NULL;
 }
 
@@ -901,7 +918,12 @@ static ldns_rdf *nsec3_closest_encloser(const ldns_rr_list *n3s, const ldns_rdf 
     unsigned ql = ldns_dname_label_count(qname), zl = ldns_dname_label_count(zone);
     for (unsigned n = ql; n-- > zl;) { /* candidates strictly above qname, down to the apex */
         ldns_rdf *ce = name_suffix(qname, n);
-        if (ce && nsec3_find(n3s, ce, false)) {
+        const ldns_rr *m = ce ? nsec3_find(n3s, ce, false) : NULL;
+        if (m && bitmap_cuts_below(ldns_nsec3_bitmap(m))) { /* RFC 5155 8.3 */
+            ldns_rdf_deep_free(ce);
+            return NULL;
+        }
+        if (m) {
             ldns_rdf *nc = name_suffix(qname, n + 1);
             *cover = nc ? nsec3_find(n3s, nc, true) : NULL;
             ldns_rdf_deep_free(nc);
@@ -1370,10 +1392,9 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
      * answer must prove that the name itself does not exist. */
     unsigned ol = ldns_dname_label_count(owner);
     if (ldns_dname_is_wildcard(owner)) ol--;
-    uint8_t labels = 0;
-    for (size_t i = 0; i < ldns_rr_list_rr_count(sigs); i++)
-        if (name_eq(ldns_rr_rrsig_signame(ldns_rr_list_rr(sigs, i)), z.zone))
-            labels = ldns_rdf2native_int8(ldns_rr_rrsig_labels(ldns_rr_list_rr(sigs, i)));
+    /* The labels of the signature that verified: another RRSIG in the message could claim more
+     * labels and so hide the expansion (and the proof it requires). */
+    uint8_t labels = v->last_sig_labels;
     if (labels < ol) {
         const ldns_rr_list *auth = ldns_pkt_authority(p);
         ldns_rr_list *nsecs = select_rrs(auth, NULL, LDNS_RR_TYPE_NSEC, 0);

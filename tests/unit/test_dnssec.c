@@ -347,6 +347,41 @@ void test_dnssec(void)
     CHECK_EQ(run(&w, a, cache, msg, nt, "c.t.", LDNS_RR_TYPE_MX, T0, res), LH_DNSSEC_SECURE);
     ldns_rr_list_deep_free(ns);
 
+    /* The parent's NSEC at the delegation c.t. (NS, no SOA) says nothing about names below it:
+     * it must not prove that x.c.t. does not exist. */
+    ns = ldns_rr_list_new();
+    set = one(rr("t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(ns, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set = one(rr("c.t. 300 IN NSEC d.t. NS DS RRSIG NSEC"));
+    signed_set(ns, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    nt = make_msg(msg, sizeof msg, "x.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "x.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(ns);
+
+    /* A wildcard expansion (RRSIG labels 2 for www.c.t.) needs the proof that www.c.t. does not
+     * exist; a second RRSIG claiming 3 labels must not hide the expansion. */
+    ldns_rr_list *an = ldns_rr_list_new();
+    set = one(rr("*.c.t. 3600 IN A 192.0.2.9"));
+    signed_set(an, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
+        ldns_rdf *old = ldns_rr_owner(ldns_rr_list_rr(an, i));
+        ldns_rr_set_owner(ldns_rr_list_rr(an, i), ldns_dname_new_frm_str("www.c.t."));
+        ldns_rdf_deep_free(old);
+    }
+    nt = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 12);
+    ldns_rr *fake = ldns_rr_clone(ldns_rr_list_rr(an, 1));
+    ldns_rdf_deep_free(ldns_rr_set_rdf(fake, ldns_native2rdf_int8(LDNS_RDF_TYPE_INT8, 3), 2));
+    ldns_rr_list_push_rr(an, fake);
+    nt = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 12);
+    ldns_rr_list_deep_free(an);
+
     /* The question must be the one asked; garbage is indeterminate */
     n = answer_www(&w, msg, sizeof msg, true, false);
     CHECK_EQ(run(&w, a, cache, msg, n, "other.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
