@@ -6,7 +6,7 @@
 #
 #   lhtest.            NSEC; www A/AAAA, txt TXT, *.wild A, cname -> www, forged A; DS for the
 #                      signed children below, no DS for unsigned.
-#   sec.lhtest.        NSEC3 (1 iteration... no: 0 iterations, salt), www A, txt TXT, *.wild TXT
+#   sec.lhtest.        NSEC3 (0 iterations, a salt), www A, txt TXT, *.wild TXT
 #   unsigned.lhtest.   not signed, no DS: an insecure delegation
 #   iter.lhtest.       NSEC3 with 200 iterations (above RFC 9276's cap of 150): insecure
 #   expired.lhtest.    signed with a window that ended yesterday
@@ -15,6 +15,7 @@
 #   badds.lhtest.      the parent's DS is for another key
 #   stripped.lhtest.   the parent has a DS, the child is served without any DNSSEC records
 #   tampered.lhtest.   the RRSIG of www A has a flipped byte
+#   optout.lhtest.     NSEC3 with opt-out, delegating insec.optout.lhtest. (unsigned, no DS)
 set -euo pipefail
 D=$1
 mkdir -p "$D"
@@ -50,9 +51,10 @@ sign() {
 
 : >zones
 : >parent-ds
-for c in sec unsigned iter expired future nokey badds stripped tampered; do
+for c in sec unsigned iter expired future nokey badds stripped tampered optout; do
     z=$c.lhtest
     child "$z" >"$z.plain"
+    [ "$c" = optout ] && echo "insec NS ns.lhtest." >>"$z.plain"
     echo "$z." >>zones
     if [ "$c" = unsigned ]; then
         cp "$z.plain" "$z.zone"
@@ -62,6 +64,7 @@ for c in sec unsigned iter expired future nokey badds stripped tampered; do
     case $c in
     sec) sign "$z" "$z.plain" "$k" -n -t 0 -s 4c48 -e $((NOW + 30 * DAY)) ;;
     iter) sign "$z" "$z.plain" "$k" -n -t 200 -s 4c48 -e $((NOW + 30 * DAY)) ;;
+    optout) sign "$z" "$z.plain" "$k" -n -p -t 0 -e $((NOW + 30 * DAY)) ;;
     expired) sign "$z" "$z.plain" "$k" -i $((NOW - 20 * DAY)) -e $((NOW - DAY)) ;;
     future) sign "$z" "$z.plain" "$k" -i $((NOW + 30 * DAY)) -e $((NOW + 60 * DAY)) ;;
     *) sign "$z" "$z.plain" "$k" -e $((NOW + 30 * DAY)) ;;
@@ -99,11 +102,14 @@ done
     echo "forged A 192.0.2.99"
     echo "nosig A 192.0.2.98"
     echo "a.ent A 192.0.2.2"
-    for c in sec unsigned iter expired future nokey badds stripped tampered; do
+    for c in sec unsigned iter expired future nokey badds stripped tampered optout; do
         echo "$c NS ns.lhtest."
     done
     cat parent-ds
 } >lhtest.plain
+child insec.optout.lhtest >insec.optout.lhtest.zone
+echo insec.optout.lhtest. >>zones
+
 k=$(keygen lhtest.)
 sign lhtest lhtest.plain "$k" -e $((NOW + 30 * DAY))
 cp lhtest.plain.signed lhtest.zone

@@ -128,11 +128,14 @@ case_ y.x.wild.lhtest A secure -
 case_ x.wild.lhtest MX secure -
 case_ x.wild.sec.lhtest TXT secure -
 case_ x.wild.sec.lhtest MX secure -
-# insecure
+# insecure (an NXDOMAIN through an NSEC3 opt-out span is insecure: RFC 5155 9.2, as Unbound)
 case_ www.unsigned.lhtest A insecure -
 case_ nx.unsigned.lhtest A insecure -
 case_ www.iter.lhtest A secure -
 case_ nx.iter.lhtest A insecure 27
+case_ www.optout.lhtest A secure -
+case_ nx.optout.lhtest A insecure -
+case_ www.insec.optout.lhtest A insecure -
 # bogus
 case_ www.expired.lhtest A bogus 7
 case_ www.future.lhtest A bogus 8
