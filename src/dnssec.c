@@ -1543,7 +1543,19 @@ static int evaluate(lh_dnssec_val *v)
         if (!piece) break;
         if (!sname) st = finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, NULL, "out of memory");
     }
-    if (st == GO && !answered) {
+    /* A chain that stops at a CNAME target the message neither answers nor denies (no SOA:
+     * an authoritative server's referral, say) claims nothing about the target: the verdict
+     * covers what is there, and the caller may validate the target's own answer. */
+    bool tail_missing = false;
+    if (st == GO && !answered && rc == LDNS_RCODE_NOERROR && !name_eq(sname, v->qname)) {
+        ldns_rr_list *soa = select_rrs(ldns_pkt_authority(v->pkt), NULL, LDNS_RR_TYPE_SOA, 0);
+        tail_missing = soa && ldns_rr_list_rr_count(soa) == 0;
+        ldns_rr_list_free(soa);
+    }
+    if (tail_missing) {
+        name_text(sname, v->res.cname_target, sizeof v->res.cname_target);
+        chain_line(v, "  the answer stops at the CNAME target %s", v->res.cname_target);
+    } else if (st == GO && !answered) {
         v->piece = LH_DNSSEC_SECURE;
         st = piece_result(v, check_negative(v, sname, rc == LDNS_RCODE_NXDOMAIN));
         if (st == GO && v->piece == LH_DNSSEC_INSECURE && overall == LH_DNSSEC_SECURE) {
@@ -1597,6 +1609,7 @@ int lh_dnssec_val_run(lh_dnssec_val *v, lh_dnssec_need *need)
     }
     lh_sbuf_init(&v->chain, v->res.chain, sizeof v->res.chain);
     memset(&v->res.zone, 0, sizeof v->res.zone);
+    v->res.cname_target[0] = 0;
     v->res.fetches = v->nf;
     int st = evaluate(v);
     if (st == WAIT) {

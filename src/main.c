@@ -541,47 +541,82 @@ static int cmd_dnssec(lh_config *cfg, const char *name_text, const char *type_te
                                                .tv_usec = cfg->upstream_timeout_ms % 1000 * 1000});
     char up_text[64];
     lh_addr_format(&up, up_text, sizeof up_text);
-    ldns_pkt *answer = tool_query(&t, name, type);
-    if (!answer) {
-        fprintf(stderr, "loophole: dnssec: no answer from %s\n", up_text);
-        goto out;
-    }
-    uint8_t *wire = NULL;
-    size_t n = 0;
-    if (ldns_pkt2wire(&wire, answer, &n) != LDNS_STATUS_OK) {
-        fprintf(stderr, "loophole: dnssec: cannot encode the answer\n");
+    /* The answer, then the answer for each CNAME target the previous one stopped at (an
+     * authoritative upstream does not follow a chain out of its zone). The verdict is the worst
+     * one: bogus, indeterminate, insecure, secure. */
+    static const int rank[] = {[LH_DNSSEC_SECURE] = 0,
+                               [LH_DNSSEC_INSECURE] = 1,
+                               [LH_DNSSEC_INDETERMINATE] = 2,
+                               [LH_DNSSEC_BOGUS] = 3};
+    lh_dnssec_result *res = malloc(sizeof *res), *worst_res = malloc(sizeof *worst_res);
+    ldns_rdf *qn = ldns_rdf_clone(name);
+    enum lh_dnssec_verdict worst = LH_DNSSEC_SECURE;
+    if (!res || !worst_res || !qn) goto done;
+    memset(worst_res, 0, sizeof *worst_res);
+    for (int hop = 0; hop < 8; hop++) {
+        ldns_pkt *answer = tool_query(&t, qn, type);
+        char *qn_text = ldns_rdf2str(qn), *tname = ldns_rr_type2str(type);
+        if (!answer) {
+            fprintf(stderr, "loophole: dnssec: no answer from %s for %s\n", up_text,
+                    qn_text ? qn_text : name_text);
+            free(qn_text);
+            free(tname);
+            if (hop == 0) goto done;
+            worst = LH_DNSSEC_INDETERMINATE;
+            worst_res->reason = LH_DR_FETCH_FAILED;
+            worst_res->ede = lh_dnssec_reason_ede(LH_DR_FETCH_FAILED);
+            break;
+        }
+        char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(answer));
+        printf(";; %s %s from %s: %s, %zu answer record(s)\n", qn_text ? qn_text : name_text,
+               tname ? tname : "?", up_text, rcode ? rcode : "?",
+               ldns_rr_list_rr_count(ldns_pkt_answer(answer)));
+        ldns_rr_list_print(stdout, ldns_pkt_answer(answer));
+        free(rcode);
+        free(tname);
+        free(qn_text);
+        uint8_t *wire = NULL;
+        size_t n = 0;
+        ldns_status ws = ldns_pkt2wire(&wire, answer, &n);
         ldns_pkt_free(answer);
-        goto out;
-    }
-    char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(answer));
-    char *tname = ldns_rr_type2str(type), *qn = ldns_rdf2str(name);
-    printf(";; %s %s from %s: %s, %zu answer record(s)\n", qn ? qn : name_text, tname ? tname : "?",
-           up_text, rcode ? rcode : "?", ldns_rr_list_rr_count(ldns_pkt_answer(answer)));
-    ldns_rr_list_print(stdout, ldns_pkt_answer(answer));
-    free(rcode);
-    free(tname);
-    free(qn);
-    ldns_pkt_free(answer);
-    lh_dnssec_result *res = malloc(sizeof *res);
-    if (!res) {
+        if (ws != LDNS_STATUS_OK) {
+            fprintf(stderr, "loophole: dnssec: cannot encode the answer\n");
+            goto done;
+        }
+        unsigned before = t.lookups;
+        enum lh_dnssec_verdict v =
+            lh_dnssec_validate(anchors, cache, wire, n, ldns_rdf_data(qn), (uint16_t)type,
+                               time(NULL), tool_fetch, &t, res);
         free(wire);
-        goto out;
+        printf(";; chain (%u DS/DNSKEY lookups):\n%s", t.lookups - before, res->chain);
+        if (hop == 0 || rank[v] > rank[worst]) {
+            worst = v;
+            *worst_res = *res;
+        }
+        if (!res->cname_target[0] || v == LH_DNSSEC_BOGUS) break;
+        ldns_rdf *next = ldns_dname_new_frm_str(res->cname_target);
+        if (!next) break;
+        ldns_rdf_deep_free(qn);
+        qn = next;
     }
-    enum lh_dnssec_verdict v = lh_dnssec_validate(anchors, cache, wire, n, ldns_rdf_data(name),
-                                                  (uint16_t)type, time(NULL), tool_fetch, &t, res);
-    free(wire);
-    printf(";; chain (%u DS/DNSKEY lookups):\n%s", t.lookups - 1, res->chain);
-    printf("verdict: %s\n", lh_dnssec_verdict_name(v));
-    if (v != LH_DNSSEC_SECURE) {
-        printf("reason: %s", lh_dnssec_reason_text(res->reason));
-        if (res->ede >= 0) printf(" (EDE %d)", res->ede);
+    printf("verdict: %s\n", lh_dnssec_verdict_name(worst));
+    if (worst != LH_DNSSEC_SECURE) {
+        printf("reason: %s", lh_dnssec_reason_text(worst_res->reason));
+        if (worst_res->ede >= 0) printf(" (EDE %d)", worst_res->ede);
         printf("\n");
-        if (res->zone[0]) printf("zone: %s\n", res->zone);
-        if (res->detail[0] && strcmp(res->detail, lh_dnssec_reason_text(res->reason)))
-            printf("detail: %s\n", res->detail);
+        if (worst_res->zone[0]) printf("zone: %s\n", worst_res->zone);
+        if (worst_res->detail[0] &&
+            strcmp(worst_res->detail, lh_dnssec_reason_text(worst_res->reason)))
+            printf("detail: %s\n", worst_res->detail);
     }
-    rc = v == LH_DNSSEC_SECURE ? 0 : v == LH_DNSSEC_BOGUS ? 1 : v == LH_DNSSEC_INSECURE ? 3 : 2;
+    rc = worst == LH_DNSSEC_SECURE     ? 0
+         : worst == LH_DNSSEC_BOGUS    ? 1
+         : worst == LH_DNSSEC_INSECURE ? 3
+                                       : 2;
+done:
+    ldns_rdf_deep_free(qn);
     free(res);
+    free(worst_res);
 out:
     lh_dnssec_cache_free(cache);
     ldns_rdf_deep_free(ns);

@@ -136,6 +136,7 @@ case_ nx.iter.lhtest A insecure 27
 case_ www.optout.lhtest A secure -
 case_ nx.optout.lhtest A insecure -
 case_ www.insec.optout.lhtest A insecure -
+case_ to-unsigned.lhtest A insecure -
 # bogus
 case_ www.expired.lhtest A bogus 7
 case_ www.future.lhtest A bogus 8
@@ -143,6 +144,7 @@ case_ www.nokey.lhtest A bogus 9
 case_ www.badds.lhtest A bogus 9
 case_ www.stripped.lhtest A bogus 9
 case_ www.tampered.lhtest A bogus 6
+case_ to-expired.lhtest A bogus 7
 case_ nosig.lhtest A bogus 10
 case_ nosig.sec.lhtest A bogus 10
 case_ nosig-nx.lhtest A bogus 10

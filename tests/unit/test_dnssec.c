@@ -382,6 +382,22 @@ void test_dnssec(void)
     CHECK_EQ(res->ede, 12);
     ldns_rr_list_deep_free(an);
 
+    /* A signed CNAME whose target the message does not answer (no SOA): the verdict covers the
+     * CNAME and names the target; with an unsigned SOA it would be a denial without proof. */
+    an = ldns_rr_list_new();
+    set = one(rr("alias.c.t. 3600 IN CNAME www.c.t."));
+    signed_set(an, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    nt = make_msg(msg, sizeof msg, "alias.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "alias.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+    CHECK_STR(res->cname_target, "www.c.t.");
+    ns = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    nt = make_msg(msg, sizeof msg, "alias.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "alias.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_STR(res->cname_target, "");
+    ldns_rr_list_deep_free(ns);
+    ldns_rr_list_deep_free(an);
+
     /* The question must be the one asked; garbage is indeterminate */
     n = answer_www(&w, msg, sizeof msg, true, false);
     CHECK_EQ(run(&w, a, cache, msg, n, "other.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
