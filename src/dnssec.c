@@ -892,12 +892,16 @@ static void nsec3_next_text(const ldns_rr *n3, char *out, size_t cap)
     out[k > 0 ? k : 0] = 0;
 }
 
+/* The list holds records of one parameter set (nsec3_usable), so the name is hashed once. */
 static const ldns_rr *nsec3_find(const ldns_rr_list *n3s, const ldns_rdf *name, bool cover)
 {
+    char h[128];
+    if (ldns_rr_list_rr_count(n3s) == 0 ||
+        !nsec3_hash_text(ldns_rr_list_rr(n3s, 0), name, h, sizeof h))
+        return NULL;
     for (size_t i = 0; i < ldns_rr_list_rr_count(n3s); i++) {
         const ldns_rr *r = ldns_rr_list_rr(n3s, i);
-        char h[128], o[128], nx[128];
-        if (!nsec3_hash_text(r, name, h, sizeof h)) continue;
+        char o[128], nx[128];
         nsec3_owner_text(r, o, sizeof o);
         if (!cover) {
             if (!strcasecmp(h, o)) return r;
@@ -986,19 +990,30 @@ static void nsec3_deny(denial *d, const ldns_rr_list *n3s, const ldns_rdf *zone,
     ldns_rdf_deep_free(ce);
 }
 
-/* Usable NSEC3 records: SHA-1 and at most the iteration cap (RFC 9276). Sets *over when some
- * were left out for their iterations, *unknown for their hash. */
+/* Usable NSEC3 records: SHA-1, at most the iteration cap (RFC 9276), and the parameters of the
+ * first such record (RFC 5155 8.2: one set per zone; others are ignored), at most
+ * MAX_NSEC3 of them. The bounds keep the hashing a message can demand small: each proof hashes
+ * a name at most once per label. Sets *over when records were left out for their iterations,
+ * *unknown for their hash. */
+#define MAX_NSEC3 32
+static bool nsec3_same_params(const ldns_rr *a, const ldns_rr *b)
+{
+    return ldns_nsec3_iterations(a) == ldns_nsec3_iterations(b) &&
+           ldns_nsec3_salt_length(a) == ldns_nsec3_salt_length(b) &&
+           ldns_rdf_compare(ldns_rr_rdf(a, 3), ldns_rr_rdf(b, 3)) == 0;
+}
+
 static ldns_rr_list *nsec3_usable(const ldns_rr_list *all, bool *over, bool *unknown)
 {
     ldns_rr_list *out = ldns_rr_list_new();
     for (size_t i = 0; out && i < ldns_rr_list_rr_count(all); i++) {
         ldns_rr *r = ldns_rr_list_rr(all, i);
-        if (ldns_rr_rd_count(r) < 5) continue; /* an empty non-terminal has no bitmap */
         if (ldns_nsec3_algorithm(r) != 1)
             *unknown = true;
         else if (ldns_nsec3_iterations(r) > LH_DNSSEC_NSEC3_MAX_ITERATIONS)
             *over = true;
-        else
+        else if (ldns_rr_list_rr_count(out) < MAX_NSEC3 &&
+                 (ldns_rr_list_rr_count(out) == 0 || nsec3_same_params(ldns_rr_list_rr(out, 0), r)))
             ldns_rr_list_push_rr(out, r);
     }
     return out;
