@@ -2,9 +2,10 @@
 """dnssec_proxy.py - a man in the middle for the DNSSEC tests: relays queries to an
 authoritative server and tampers with some answers the way a lying path would.
 
-Usage: dnssec_proxy.py LISTEN_ADDR UPSTREAM_ADDR
-Serves UDP and TCP on LISTEN_ADDR:53, prints "ready" once listening. Rules, by the first label
-of the question:
+Usage: dnssec_proxy.py LISTEN_ADDR UPSTREAM_ADDR [strip]
+Serves UDP and TCP on LISTEN_ADDR:53, prints "ready" once listening. With "strip", every RRSIG of
+every answer is removed (a path that strips DNSSEC). Otherwise, rules by the first label of the
+question:
   forged...  NXDOMAIN with the parent's SOA and nothing else (no NSEC, no RRSIG): a forged
              denial of a name that exists
   nosig...   the real answer with every RRSIG removed (a DNSSEC-stripping path)
@@ -18,6 +19,7 @@ import dns.rcode
 import dns.rdatatype
 
 listen, upstream = sys.argv[1], sys.argv[2]
+strip_all = len(sys.argv) > 3 and sys.argv[3] == "strip"
 
 
 def relay(q):
@@ -28,7 +30,7 @@ def answer(wire):
     q = dns.message.from_wire(wire)
     name = q.question[0].name
     first = name.labels[0].decode(errors="replace").lower() if name.labels else ""
-    if first.startswith("forged"):
+    if first.startswith("forged") and not strip_all:
         soa_q = dns.message.make_query(name.parent(), "SOA", want_dnssec=False)
         soa = relay(soa_q)
         r = dns.message.make_response(q)
@@ -37,7 +39,7 @@ def answer(wire):
         r.authority = [rr for rr in soa.answer if rr.rdtype == dns.rdatatype.SOA]
         return r.to_wire()
     r = relay(q)
-    if first.startswith("nosig"):
+    if first.startswith("nosig") or strip_all:
         for sec in (r.answer, r.authority, r.additional):
             sec[:] = [rr for rr in sec if rr.rdtype != dns.rdatatype.RRSIG]
     return r.to_wire(max_size=65535)

@@ -50,7 +50,10 @@ done
 
 "$LH_PY" "$LH_SRC/tests/e2e/dnssec_proxy.py" "$PROXY" "$KNOT" >"$LH_TMP/proxy.out" 2>&1 &
 LH_PIDS+=($!)
-for _ in $(seq 50); do grep -q ready "$LH_TMP/proxy.out" && break; sleep 0.1; done
+STRIP=$(lh_peer 4) # a path that strips every RRSIG
+"$LH_PY" "$LH_SRC/tests/e2e/dnssec_proxy.py" "$STRIP" "$KNOT" strip >"$LH_TMP/strip.out" 2>&1 &
+LH_PIDS+=($!)
+for _ in $(seq 50); do grep -q ready "$LH_TMP/proxy.out" && grep -q ready "$LH_TMP/strip.out" && break; sleep 0.1; done
 
 cat >"$LH_TMP/unbound.conf" <<U
 $(lh_unbound_head "$UB" validator | grep -v module-config)
@@ -154,6 +157,12 @@ case_ forged.sec.lhtest A bogus 12
 case_ www.sec.lhtest A secure - no --trust-anchor "$T/anchor.key"
 case_ www.expired.lhtest A insecure - no --trust-anchor "$T/anchor.ds" --domain-insecure expired.lhtest
 case_ www.lhtest A indeterminate 5 no --trust-anchor /usr/share/dns/root.key
+
+# the stripping-path check of docs/dnssec.md: the anchor zone's own DNSKEY RRset
+"$LOOPHOLE" dnssec lhtest DNSKEY --upstream "$PROXY" --trust-anchor "$T/anchor.ds" >/dev/null
+expect_eq "the anchor's DNSKEY through a clean path: secure" "$?" 0
+out=$("$LOOPHOLE" dnssec lhtest DNSKEY --upstream "$STRIP" --trust-anchor "$T/anchor.ds")
+expect_match "through a stripping path: bogus, RRSIGs missing" "$out" "reason: RRSIGs missing \(EDE 10\)"
 
 out=$("$LOOPHOLE" dnssec www.sec.lhtest A --upstream "$PROXY" --trust-anchor "$T/anchor.ds")
 expect_match "the chain is printed from the anchor to the RRSIG" "$out" \
