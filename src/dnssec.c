@@ -1164,7 +1164,8 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
             match = dnskey_alg(a) == dnskey_alg(k) &&
                     ldns_rdf_compare(ldns_rr_rdf(a, 3), ldns_rr_rdf(k, 3)) == 0;
         }
-        if (match) ldns_rr_list_push_rr(trusted, k);
+        /* A key with the REVOKE flag (RFC 5011 2.1) is no longer a trust point. */
+        if (match && !(dnskey_flags(k) & 0x0080)) ldns_rr_list_push_rr(trusted, k);
     }
     if (ldns_rr_list_rr_count(trusted) == 0) {
         finish(v, LH_DNSSEC_BOGUS, LH_DR_DNSKEY_MISSING, name, "no DNSKEY matches the %s",

@@ -33,11 +33,11 @@ static ldns_rr *rr(const char *text)
 }
 
 static ldns_key_list *make_key(const char *owner, uint32_t inception, uint32_t expiration,
-                               ldns_rr **dnskey)
+                               uint16_t flags, ldns_rr **dnskey)
 {
     ldns_key *k = ldns_key_new_frm_algorithm(LDNS_SIGN_ECDSAP256SHA256, 256);
     ldns_key_set_pubkey_owner(k, ldns_dname_new_frm_str(owner));
-    ldns_key_set_flags(k, 257);
+    ldns_key_set_flags(k, flags);
     ldns_key_set_inception(k, inception);
     ldns_key_set_expiration(k, expiration);
     *dnskey = ldns_key2rr(k);
@@ -66,11 +66,12 @@ static ldns_rr_list *one(ldns_rr *r)
     return l;
 }
 
-static void world_init(world *w, uint32_t inception, uint32_t expiration)
+/* child_flags: the child key's DNSKEY flags (257; 385 adds REVOKE) */
+static void world_init(world *w, uint32_t inception, uint32_t expiration, uint16_t child_flags)
 {
     memset(w, 0, sizeof *w);
-    w->kp = make_key("t.", inception, expiration, &w->dnskey_p);
-    w->kc = make_key("c.t.", inception, expiration, &w->dnskey_c);
+    w->kp = make_key("t.", inception, expiration, 257, &w->dnskey_p);
+    w->kc = make_key("c.t.", inception, expiration, child_flags, &w->dnskey_c);
     ldns_rr *ds_p = ldns_key_rr2ds(w->dnskey_p, LDNS_SHA256);
     char *s = ldns_rr2str(ds_p);
     snprintf(w->anchor, sizeof w->anchor, "; the parent's DS\n%s", s);
@@ -262,7 +263,7 @@ void test_dnssec(void)
     test_anchor_parser();
 
     world w;
-    world_init(&w, T0 - 3600, T0 + 10 * 86400);
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
     char err[512];
     lh_dnssec_anchors *a = lh_dnssec_anchors_new();
     CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
@@ -446,8 +447,18 @@ void test_dnssec(void)
     CHECK(st.used <= st.capacity);
     CHECK_EQ(st.capacity, 16);
     lh_dnssec_cache_free(cache);
-    free(res);
     world_free(&w);
+
+    /* The child's only key is revoked (RFC 5011): its DS matches, but it is no trust point. */
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257 | 0x80);
+    a = lh_dnssec_anchors_new();
+    lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err);
+    n = answer_www(&w, msg, sizeof msg, true, false);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 9);
+    lh_dnssec_anchors_free(a);
+    world_free(&w);
+    free(res);
     CHECK_EQ(lh_dnssec_reason_ede(LH_DR_NSEC_MISSING), 12);
     CHECK_STR(lh_dnssec_verdict_name(LH_DNSSEC_BOGUS), "bogus");
 }
