@@ -667,7 +667,7 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
     name_text(ldns_rr_owner(first), owner, sizeof owner);
     ldns_rr_list *sigs = select_rrs(sigs_from, ldns_rr_owner(first), LDNS_RR_TYPE_RRSIG, t);
     enum lh_dnssec_reason worst = LH_DR_RRSIGS_MISSING;
-    snprintf(detail, dcap, "%s %s: no RRSIG", owner, ts ? ts : "?");
+    snprintf(detail, dcap, "%.200s %s: no RRSIG", owner, ts ? ts : "?");
     for (size_t i = 0; sigs && i < ldns_rr_list_rr_count(sigs); i++) {
         ldns_rr *sig = ldns_rr_list_rr(sigs, i);
         uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(sig));
@@ -703,10 +703,10 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
                 char sn[1025], z[1025];
                 name_text(ldns_rr_rrsig_signame(sig), sn, sizeof sn);
                 name_text(zone, z, sizeof z);
-                snprintf(detail, dcap, "RRSIG %s %s key %u: signer %s is not the zone %s", owner,
-                         ts ? ts : "?", tag, sn, z);
+                snprintf(detail, dcap, "RRSIG %.80s %s key %u: signer %.60s is not the zone %.60s",
+                         owner, ts ? ts : "?", tag, sn, z);
             } else {
-                snprintf(detail, dcap, "RRSIG %s %s key %u: %s", owner, ts ? ts : "?", tag,
+                snprintf(detail, dcap, "RRSIG %.150s %s key %u: %s", owner, ts ? ts : "?", tag,
                          ldns_get_errorstr_by_id(s));
             }
         }
@@ -1190,8 +1190,8 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
     char zt[1025];
     name_text(name, zt, sizeof zt);
     describe_keys(keys_text, sizeof keys_text, usable);
-    snprintf(line, sizeof line, "%s -> DNSKEY %s %s (RRSIG by %s)", trust, zt, keys_text,
-             v->last_sig);
+    snprintf(line, sizeof line, "%.250s -> DNSKEY %.60s %.60s (RRSIG by %.80s)", trust, zt,
+             keys_text, v->last_sig);
     uint32_t ttl = min_ttl(all, 86400);
     if (exp > v->now && (uint64_t)(exp - v->now) < ttl) ttl = (uint32_t)(exp - v->now);
     cache_put(v->cache, name, FACT_KEYS, 0, usable, ttl, v->now, line);
@@ -1341,8 +1341,9 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
         } else if (d.verdict == LH_DNSSEC_INSECURE || (d.nodata && d.has_ns && !d.has_soa)) {
             enum lh_dnssec_reason r =
                 d.verdict == LH_DNSSEC_INSECURE ? d.reason : LH_DR_INSECURE_DELEGATION;
-            snprintf(line, sizeof line, "DS %s: none (%s, signed by %s) -> %s: insecure", nt,
-                     d.detail, zt, lh_dnssec_reason_text(r));
+            snprintf(line, sizeof line,
+                     "DS %.200s: none (%.200s, signed by %.200s) -> %s: insecure", nt, d.detail, zt,
+                     lh_dnssec_reason_text(r));
             chain_line(v, "%s", line);
             cache_put(v->cache, name, FACT_INSECURE, (uint8_t)r, NULL, ttl, v->now, line);
             set_insecure(v, r, name);
