@@ -1071,10 +1071,12 @@ out:
 
 /* ---------------------------------------------------------------- the walk */
 
+/* The zone the walk is in and its keys: copies, never pointers into the cache, whose entries a
+ * later insertion in the same walk may evict. */
 typedef struct zone_keys {
-    ldns_rdf *zone;           /* owned clone */
-    const ldns_rr_list *keys; /* in the cache, or in `own` */
-    ldns_rr_list *own;        /* keys that could not be cached */
+    ldns_rdf *zone;
+    const ldns_rr_list *keys; /* == own */
+    ldns_rr_list *own;
 } zone_keys;
 
 static void zone_keys_clear(zone_keys *z)
@@ -1084,14 +1086,13 @@ static void zone_keys_clear(zone_keys *z)
     memset(z, 0, sizeof *z);
 }
 
-static void zone_keys_set(zone_keys *z, const ldns_rdf *zone, const ldns_rr_list *cached,
-                          ldns_rr_list *own)
+static void zone_keys_set(zone_keys *z, const ldns_rdf *zone, const ldns_rr_list *keys)
 {
     ldns_rdf_deep_free(z->zone);
     ldns_rr_list_deep_free(z->own);
     z->zone = ldns_rdf_clone(zone);
-    z->own = own;
-    z->keys = own ? own : cached;
+    z->own = ldns_rr_list_clone(keys);
+    z->keys = z->own;
 }
 
 static void describe_keys(char *out, size_t cap, const ldns_rr_list *keys)
@@ -1195,11 +1196,7 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
     uint32_t ttl = min_ttl(all, 86400);
     if (exp > v->now && (uint64_t)(exp - v->now) < ttl) ttl = (uint32_t)(exp - v->now);
     cache_put(v->cache, name, FACT_KEYS, 0, usable, ttl, v->now, line);
-    const centry *e = cache_get(v->cache, name, v->now);
-    if (e && e->fact == FACT_KEYS)
-        zone_keys_set(z, name, e->keys, NULL);
-    else
-        zone_keys_set(z, name, NULL, ldns_rr_list_clone(usable));
+    zone_keys_set(z, name, usable);
     rc = GO;
 out:
     if (rc == GO || v->res.verdict == LH_DNSSEC_INSECURE)
@@ -1251,7 +1248,7 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
     const centry *e = cache_get(v->cache, a->owner, v->now);
     if (e && e->fact == FACT_KEYS) {
         chain_line(v, "%s", e->desc);
-        zone_keys_set(z, a->owner, e->keys, NULL);
+        zone_keys_set(z, a->owner, e->keys);
     } else {
         char trust[1100];
         snprintf(trust, sizeof trust, "trust anchor %s (%zu DS, %zu DNSKEY)", at,
@@ -1275,7 +1272,7 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
         if (e) {
             if (e->fact == FACT_KEYS) {
                 chain_line(v, "%s", e->desc);
-                zone_keys_set(z, name, e->keys, NULL);
+                zone_keys_set(z, name, e->keys);
             } else if (e->fact == FACT_INSECURE) {
                 chain_line(v, "%s", e->desc);
                 set_insecure(v, e->reason, name);
