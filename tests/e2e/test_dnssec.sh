@@ -42,7 +42,7 @@ K
 knotd -c "$LH_TMP/knot.conf" >"$LH_TMP/knot.log" 2>&1 &
 LH_PIDS+=($!)
 up=0
-for _ in $(seq 50); do
+for _ in $(seq 100); do
     kdig @"$KNOT" lhtest. SOA +short +timeout=1 +retry=0 2>/dev/null | grep -q . && { up=1; break; }
     sleep 0.1
 done
@@ -53,7 +53,9 @@ LH_PIDS+=($!)
 STRIP=$(lh_peer 4) # a path that strips every RRSIG
 "$LH_PY" "$LH_SRC/tests/e2e/dnssec_proxy.py" "$STRIP" "$KNOT" strip >"$LH_TMP/strip.out" 2>&1 &
 LH_PIDS+=($!)
-for _ in $(seq 50); do grep -q ready "$LH_TMP/proxy.out" && grep -q ready "$LH_TMP/strip.out" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q ready "$LH_TMP/proxy.out" && grep -q ready "$LH_TMP/strip.out" && break; sleep 0.1; done
+grep -q ready "$LH_TMP/proxy.out" && grep -q ready "$LH_TMP/strip.out" ||
+    { not_ok "the proxies did not start"; cat "$LH_TMP/proxy.out" "$LH_TMP/strip.out"; lh_done; }
 
 cat >"$LH_TMP/unbound.conf" <<U
 $(lh_unbound_head "$UB" validator | grep -v module-config)
@@ -96,7 +98,7 @@ case_() {
     local uv="-" utext="-" agree="n/a"
     if [ "$compare" = yes ]; then
         local dg st ue
-        dg=$(dig @"$UB" "$name" "$type" +dnssec +time=5 +tries=1 2>&1)
+        dg=$(dig @"$UB" "$name" "$type" +dnssec +time=15 +tries=1 2>&1)
         st=$(sed -n 's/.*status: \([A-Z]*\).*/\1/p' <<<"$dg" | head -1)
         ue=$(sed -n 's/^; EDE: \([0-9]*\).*/\1/p' <<<"$dg" | head -1)
         if [ "$st" = SERVFAIL ]; then uv=bogus
