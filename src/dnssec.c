@@ -17,15 +17,10 @@
  * signatures are checked again. The replay keeps the state machine to a single function and
  * makes a resumed validation behave exactly like a blocking one.
  */
-#include "loophole/dnssec.h"
+#include "dnssec_private.h"
 #include "loophole/sbuf.h"
 
-#include <ldns/ldns.h>
-#include <errno.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <strings.h>
 
 #define MAX_FETCHES 64 /* DS + DNSKEY responses per validation: 127 labels would need more */
@@ -115,421 +110,6 @@ const char *lh_dnssec_verdict_name(enum lh_dnssec_verdict v)
 {
     static const char *const names[] = {"secure", "insecure", "bogus", "indeterminate"};
     return (unsigned)v < 4 ? names[v] : "?";
-}
-
-/* ---------------------------------------------------------------- names */
-
-static bool name_eq(const ldns_rdf *a, const ldns_rdf *b)
-{
-    return ldns_dname_compare(a, b) == 0;
-}
-
-/* a is b or an ancestor of b */
-static bool name_at_or_below(const ldns_rdf *b, const ldns_rdf *a)
-{
-    return name_eq(a, b) || ldns_dname_is_subdomain(b, a);
-}
-
-/* The rightmost `n` labels of `d` (n <= label count). */
-static ldns_rdf *name_suffix(const ldns_rdf *d, unsigned n)
-{
-    unsigned count = ldns_dname_label_count(d);
-    return ldns_dname_clone_from(d, (uint16_t)(count - n));
-}
-
-/* The longest common ancestor of a and b. */
-static ldns_rdf *name_common(const ldns_rdf *a, const ldns_rdf *b)
-{
-    unsigned ca = ldns_dname_label_count(a), cb = ldns_dname_label_count(b);
-    for (unsigned n = ca < cb ? ca : cb;; n--) {
-        ldns_rdf *x = name_suffix(a, n), *y = name_suffix(b, n);
-        bool eq = x && y && name_eq(x, y);
-        ldns_rdf_deep_free(y);
-        if (eq || n == 0) return x;
-        ldns_rdf_deep_free(x);
-    }
-}
-
-static ldns_rdf *name_wildcard(const ldns_rdf *parent)
-{
-    ldns_rdf *w = ldns_dname_new_frm_str("*");
-    if (w && ldns_dname_cat(w, parent) != LDNS_STATUS_OK) {
-        ldns_rdf_deep_free(w);
-        return NULL;
-    }
-    return w;
-}
-
-static void name_text(const ldns_rdf *d, char *out, size_t cap)
-{
-    char *s = d ? ldns_rdf2str(d) : NULL;
-    snprintf(out, cap, "%s", s ? s : "?");
-    free(s);
-}
-
-/* Length of an uncompressed wire name, or 0 if it is not one. */
-static size_t wire_name_len(const uint8_t *n)
-{
-    size_t i = 0;
-    while (i < 255 && n[i]) {
-        if (n[i] > 63) return 0;
-        i += (size_t)n[i] + 1;
-    }
-    return i < 255 ? i + 1 : 0;
-}
-
-/* ---------------------------------------------------------------- records */
-
-/* The rdata fields this file reads from each type; shorter records (a truncated or hostile
- * rdata that ldns still parsed) are ignored as if absent. */
-static size_t min_rdfs(ldns_rr_type t)
-{
-    switch (t) {
-    case LDNS_RR_TYPE_CNAME:
-        return 1;
-    case LDNS_RR_TYPE_NSEC:
-        return 1;
-    case LDNS_RR_TYPE_DS:
-    case LDNS_RR_TYPE_DNSKEY:
-        return 4;
-    case LDNS_RR_TYPE_NSEC3:
-        return 5; /* an empty non-terminal has no bitmap */
-    case LDNS_RR_TYPE_RRSIG:
-        return 9;
-    default:
-        return 0;
-    }
-}
-
-/* The records of `l` with this owner (NULL: any) and type; for RRSIGs `covered` selects the type
- * they cover (0: any). A shallow list: free with ldns_rr_list_free. */
-static ldns_rr_list *select_rrs(const ldns_rr_list *l, const ldns_rdf *owner, ldns_rr_type type,
-                                ldns_rr_type covered)
-{
-    ldns_rr_list *out = ldns_rr_list_new();
-    if (!out) return NULL;
-    for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++) {
-        ldns_rr *rr = ldns_rr_list_rr(l, i);
-        if (ldns_rr_get_type(rr) != type || ldns_rr_rd_count(rr) < min_rdfs(type)) continue;
-        if (owner && !name_eq(ldns_rr_owner(rr), owner)) continue;
-        if (type == LDNS_RR_TYPE_RRSIG && covered &&
-            ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) != covered)
-            continue;
-        ldns_rr_list_push_rr(out, rr);
-    }
-    return out;
-}
-
-static uint16_t dnskey_flags(const ldns_rr *k)
-{
-    return ldns_rr_rd_count(k) >= 4 ? ldns_rdf2native_int16(ldns_rr_rdf(k, 0)) : 0;
-}
-static uint8_t dnskey_alg(const ldns_rr *k)
-{
-    return ldns_rr_rd_count(k) >= 4 ? ldns_rdf2native_int8(ldns_rr_rdf(k, 2)) : 0;
-}
-static bool dnskey_usable(const ldns_rr *k) /* zone key, protocol 3 (RFC 4034 2.1) */
-{
-    return ldns_rr_rd_count(k) >= 4 && (dnskey_flags(k) & 0x0100) &&
-           ldns_rdf2native_int8(ldns_rr_rdf(k, 1)) == 3;
-}
-
-static bool digest_supported(uint8_t d)
-{
-    return d == LDNS_SHA1 || d == LDNS_SHA256 || d == LDNS_SHA384;
-}
-
-static uint32_t min_ttl(const ldns_rr_list *l, uint32_t cap)
-{
-    for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++)
-        if (ldns_rr_ttl(ldns_rr_list_rr(l, i)) < cap) cap = ldns_rr_ttl(ldns_rr_list_rr(l, i));
-    return cap;
-}
-
-/* ---------------------------------------------------------------- anchors */
-
-typedef struct anchor {
-    ldns_rdf *owner;
-    ldns_rr_list *ds, *keys; /* deep lists */
-} anchor;
-
-struct lh_dnssec_anchors {
-    anchor *v;
-    size_t n, nrecords;
-    ldns_rdf **insecure;
-    size_t ninsecure;
-};
-
-lh_dnssec_anchors *lh_dnssec_anchors_new(void)
-{
-    return calloc(1, sizeof(lh_dnssec_anchors));
-}
-
-void lh_dnssec_anchors_free(lh_dnssec_anchors *a)
-{
-    if (!a) return;
-    for (size_t i = 0; i < a->n; i++) {
-        ldns_rdf_deep_free(a->v[i].owner);
-        ldns_rr_list_deep_free(a->v[i].ds);
-        ldns_rr_list_deep_free(a->v[i].keys);
-    }
-    for (size_t i = 0; i < a->ninsecure; i++)
-        ldns_rdf_deep_free(a->insecure[i]);
-    free(a->insecure);
-    free(a->v);
-    free(a);
-}
-
-size_t lh_dnssec_anchors_count(const lh_dnssec_anchors *a)
-{
-    return a ? a->nrecords : 0;
-}
-
-static anchor *anchor_for_owner(lh_dnssec_anchors *a, const ldns_rdf *owner)
-{
-    for (size_t i = 0; i < a->n; i++)
-        if (name_eq(a->v[i].owner, owner)) return &a->v[i];
-    anchor *nv = realloc(a->v, (a->n + 1) * sizeof *nv);
-    if (!nv) return NULL;
-    a->v = nv;
-    anchor *x = &a->v[a->n];
-    x->owner = ldns_rdf_clone(owner);
-    x->ds = ldns_rr_list_new();
-    x->keys = ldns_rr_list_new();
-    if (!x->owner || !x->ds || !x->keys) {
-        ldns_rdf_deep_free(x->owner);
-        ldns_rr_list_free(x->ds);
-        ldns_rr_list_free(x->keys);
-        return NULL;
-    }
-    ldns_dname2canonical(x->owner);
-    a->n++;
-    return x;
-}
-
-static int anchors_read(lh_dnssec_anchors *a, FILE *f, const char *path, char *err, size_t errlen)
-{
-    uint32_t ttl = 3600;
-    ldns_rdf *origin = NULL, *prev = NULL;
-    int line = 0, rc = 0;
-    size_t added = 0;
-    while (!feof(f)) {
-        ldns_rr *rr = NULL;
-        ldns_status s = ldns_rr_new_frm_fp_l(&rr, f, &ttl, &origin, &prev, &line);
-        if (s == LDNS_STATUS_SYNTAX_EMPTY || s == LDNS_STATUS_SYNTAX_TTL ||
-            s == LDNS_STATUS_SYNTAX_ORIGIN || s == LDNS_STATUS_SYNTAX_INCLUDE)
-            continue;
-        if (s != LDNS_STATUS_OK) {
-            snprintf(err, errlen, "%s:%d: %s", path, line, ldns_get_errorstr_by_id(s));
-            rc = -1;
-            break;
-        }
-        ldns_rr_type t = ldns_rr_get_type(rr);
-        if ((t != LDNS_RR_TYPE_DS && t != LDNS_RR_TYPE_DNSKEY) || ldns_rr_rd_count(rr) < 4) {
-            char *ts = ldns_rr_type2str(t);
-            snprintf(err, errlen, "%s:%d: a trust anchor is a DS or DNSKEY record, not %s", path,
-                     line, ts ? ts : "?");
-            free(ts);
-            ldns_rr_free(rr);
-            rc = -1;
-            break;
-        }
-        if (t == LDNS_RR_TYPE_DNSKEY && !(dnskey_flags(rr) & 0x0100)) {
-            snprintf(err, errlen, "%s:%d: DNSKEY without the zone key flag (256/257)", path, line);
-            ldns_rr_free(rr);
-            rc = -1;
-            break;
-        }
-        anchor *x = anchor_for_owner(a, ldns_rr_owner(rr));
-        if (!x || !ldns_rr_list_push_rr(t == LDNS_RR_TYPE_DS ? x->ds : x->keys, rr)) {
-            snprintf(err, errlen, "%s:%d: out of memory", path, line);
-            ldns_rr_free(rr);
-            rc = -1;
-            break;
-        }
-        a->nrecords++;
-        added++;
-    }
-    ldns_rdf_deep_free(origin);
-    ldns_rdf_deep_free(prev);
-    if (rc == 0 && added == 0) {
-        snprintf(err, errlen, "%s: no DS or DNSKEY record", path);
-        rc = -1;
-    }
-    return rc;
-}
-
-int lh_dnssec_anchors_load_file(lh_dnssec_anchors *a, const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = anchors_read(a, f, path, err, errlen);
-    fclose(f);
-    return rc;
-}
-
-int lh_dnssec_anchors_load_text(lh_dnssec_anchors *a, const char *text, size_t len,
-                                const char *path, char *err, size_t errlen)
-{
-    if (len == 0) {
-        snprintf(err, errlen, "%s: no DS or DNSKEY record", path);
-        return -1;
-    }
-    FILE *f = fmemopen((void *)text, len, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = anchors_read(a, f, path, err, errlen);
-    fclose(f);
-    return rc;
-}
-
-int lh_dnssec_anchors_add_insecure(lh_dnssec_anchors *a, const char *name, char *err, size_t errlen)
-{
-    ldns_rdf *d = NULL;
-    if (ldns_str2rdf_dname(&d, name) != LDNS_STATUS_OK || !d) {
-        snprintf(err, errlen, "'%s' is not a domain name", name);
-        return -1;
-    }
-    ldns_rdf **nv = realloc(a->insecure, (a->ninsecure + 1) * sizeof *nv);
-    if (!nv) {
-        ldns_rdf_deep_free(d);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    ldns_dname2canonical(d);
-    a->insecure = nv;
-    a->insecure[a->ninsecure++] = d;
-    return 0;
-}
-
-/* ---------------------------------------------------------------- cache */
-
-enum fact { FACT_KEYS = 1, FACT_NOCUT, FACT_INSECURE };
-
-typedef struct centry {
-    uint64_t hash;
-    time_t expires;
-    ldns_rdf *name;     /* canonical */
-    ldns_rr_list *keys; /* FACT_KEYS: the zone's usable DNSKEYs (deep) */
-    uint8_t fact;
-    uint8_t reason; /* FACT_INSECURE: why */
-    char desc[480]; /* the chain line, shown again when the fact is reused */
-} centry;
-
-struct lh_dnssec_cache {
-    centry *slots;
-    unsigned cap; /* power of two; looked up in 4-way buckets */
-    uint64_t hits, misses, inserts, evictions;
-};
-
-lh_dnssec_cache *lh_dnssec_cache_new(unsigned entries)
-{
-    lh_dnssec_cache *c = calloc(1, sizeof *c);
-    if (!c || entries == 0) return c;
-    unsigned cap = 8;
-    while (cap < entries && cap < (1u << 20))
-        cap <<= 1;
-    c->slots = calloc(cap, sizeof *c->slots);
-    if (!c->slots) {
-        free(c);
-        return NULL;
-    }
-    c->cap = cap;
-    return c;
-}
-
-static void centry_clear(centry *e)
-{
-    ldns_rdf_deep_free(e->name);
-    ldns_rr_list_deep_free(e->keys);
-    memset(e, 0, sizeof *e);
-}
-
-void lh_dnssec_cache_free(lh_dnssec_cache *c)
-{
-    if (!c) return;
-    for (unsigned i = 0; i < c->cap; i++)
-        centry_clear(&c->slots[i]);
-    free(c->slots);
-    free(c);
-}
-
-void lh_dnssec_cache_stats_get(const lh_dnssec_cache *c, time_t now, lh_dnssec_cache_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    if (!c) return;
-    out->hits = c->hits;
-    out->misses = c->misses;
-    out->inserts = c->inserts;
-    out->evictions = c->evictions;
-    out->capacity = c->cap;
-    for (unsigned i = 0; i < c->cap; i++)
-        out->used += c->slots[i].fact && c->slots[i].expires > now;
-}
-
-static uint64_t name_hash(const ldns_rdf *d) /* over the lower-cased wire form */
-{
-    uint64_t h = 14695981039346656037ull;
-    const uint8_t *p = ldns_rdf_data(d);
-    for (size_t i = 0; i < ldns_rdf_size(d); i++) {
-        uint8_t b = p[i];
-        if (b >= 'A' && b <= 'Z') b += 32;
-        h = (h ^ b) * 1099511628211ull;
-    }
-    return h;
-}
-
-static const centry *cache_get(lh_dnssec_cache *c, const ldns_rdf *name, time_t now)
-{
-    if (!c || !c->cap) return NULL;
-    uint64_t h = name_hash(name);
-    centry *b = &c->slots[h & (c->cap - 1) & ~3u];
-    for (int i = 0; i < 4; i++)
-        if (b[i].fact && b[i].hash == h && b[i].expires > now && name_eq(b[i].name, name)) {
-            c->hits++;
-            return &b[i];
-        }
-    c->misses++;
-    return NULL;
-}
-
-/* Stores a fact; keys are copied. Replaces the same name, else a free or expired slot, else the
- * entry of the bucket that expires first. */
-static void cache_put(lh_dnssec_cache *c, const ldns_rdf *name, enum fact f, uint8_t reason,
-                      const ldns_rr_list *keys, uint32_t ttl, time_t now, const char *desc)
-{
-    if (!c || !c->cap || ttl == 0) return;
-    uint64_t h = name_hash(name);
-    centry *b = &c->slots[h & (c->cap - 1) & ~3u], *slot = NULL;
-    for (int i = 0; i < 4 && !slot; i++)
-        if (b[i].fact && b[i].hash == h && name_eq(b[i].name, name)) slot = &b[i];
-    for (int i = 0; i < 4 && !slot; i++)
-        if (!b[i].fact || b[i].expires <= now) slot = &b[i];
-    if (!slot) {
-        slot = &b[0];
-        for (int i = 1; i < 4; i++)
-            if (b[i].expires < slot->expires) slot = &b[i];
-        c->evictions++;
-    }
-    centry_clear(slot);
-    slot->name = ldns_rdf_clone(name);
-    slot->keys = keys ? ldns_rr_list_clone(keys) : NULL;
-    if (!slot->name || (keys && !slot->keys)) {
-        centry_clear(slot);
-        return;
-    }
-    ldns_dname2canonical(slot->name);
-    slot->hash = h;
-    slot->fact = (uint8_t)f;
-    slot->reason = reason;
-    slot->expires = now + ttl;
-    snprintf(slot->desc, sizeof slot->desc, "%s", desc);
-    c->inserts++;
 }
 
 /* ---------------------------------------------------------------- validation state */
@@ -739,286 +319,6 @@ static enum lh_dnssec_reason verify_all(lh_dnssec_val *v, const ldns_rr_list *l,
     return r;
 }
 
-/* ---------------------------------------------------------------- denial of existence */
-
-typedef struct denial {
-    enum lh_dnssec_verdict verdict; /* secure: proven; insecure: opt-out / iterations; bogus */
-    enum lh_dnssec_reason reason;
-    bool nodata; /* proven: the name exists without the type (else: the name does not exist) */
-    bool has_ns, has_soa, has_ds; /* the matching NSEC/NSEC3's bitmap, when nodata */
-    char detail[256];
-} denial;
-
-static bool nsec_covers(const ldns_rr *nsec, const ldns_rdf *name)
-{
-    const ldns_rdf *owner = ldns_rr_owner(nsec), *next = ldns_rr_rdf(nsec, 0);
-    int a = ldns_dname_compare(owner, name), b = ldns_dname_compare(name, next);
-    if (ldns_dname_compare(owner, next) < 0) return a < 0 && b < 0;
-    return a < 0 || b < 0; /* the last NSEC of the zone wraps to the apex */
-}
-
-static const ldns_rr *nsec_matching(const ldns_rr_list *nsecs, const ldns_rdf *name)
-{
-    for (size_t i = 0; i < ldns_rr_list_rr_count(nsecs); i++)
-        if (name_eq(ldns_rr_owner(ldns_rr_list_rr(nsecs, i)), name))
-            return ldns_rr_list_rr(nsecs, i);
-    return NULL;
-}
-
-/* A delegation (NS without SOA) or a DNAME: the names below it are not in this zone, so the
- * record proves nothing about them (RFC 4035 5.4, RFC 6672 5.3.4.1). */
-static bool bitmap_cuts_below(const ldns_rdf *bm)
-{
-    return bm && ((ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_NS) &&
-                   !ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_SOA)) ||
-                  ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_DNAME));
-}
-
-static const ldns_rr *nsec_covering(const ldns_rr_list *nsecs, const ldns_rdf *name)
-{
-    for (size_t i = 0; i < ldns_rr_list_rr_count(nsecs); i++) {
-        const ldns_rr *n = ldns_rr_list_rr(nsecs, i);
-        if (!nsec_covers(n, name)) continue;
-        if (ldns_dname_is_subdomain(name, ldns_rr_owner(n)) &&
-            bitmap_cuts_below(ldns_nsec_get_bitmap(n)))
-            continue;
-        return n;
-    }
-    return NULL;
-}
-
-static void bitmap_bits(denial *d, const ldns_rdf *bm)
-{
-    d->has_ns = bm && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_NS);
-    d->has_soa = bm && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_SOA);
-    d->has_ds = bm && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_DS);
-}
-
-/* A type is denied at a name by its bitmap if neither it nor a CNAME is there; a parent-side
- * NSEC at a delegation (NS without SOA) can only deny DS. */
-static bool bitmap_denies(const ldns_rdf *bm, ldns_rr_type qtype)
-{
-    if (!bm) return true; /* no bitmap: no types (an NSEC3 for an empty non-terminal) */
-    if (ldns_nsec_bitmap_covers_type(bm, qtype) ||
-        ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_CNAME))
-        return false;
-    if (qtype != LDNS_RR_TYPE_DS && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_NS) &&
-        !ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_SOA))
-        return false;
-    return true;
-}
-
-static void nsec_deny(denial *d, const ldns_rr_list *nsecs, const ldns_rdf *qname,
-                      ldns_rr_type qtype, bool nx)
-{
-    const ldns_rr *m = nx ? NULL : nsec_matching(nsecs, qname);
-    if (m) {
-        const ldns_rdf *bm = ldns_nsec_get_bitmap(m);
-        if (bitmap_denies(bm, qtype)) {
-            d->verdict = LH_DNSSEC_SECURE;
-            d->nodata = true;
-            bitmap_bits(d, bm);
-            snprintf(d->detail, sizeof d->detail, "NSEC at the name denies the type");
-        } else {
-            snprintf(d->detail, sizeof d->detail, "the NSEC at the name lists the type");
-        }
-        return;
-    }
-    const ldns_rr *c = nsec_covering(nsecs, qname);
-    if (!c) {
-        snprintf(d->detail, sizeof d->detail, "no NSEC covers the name");
-        return;
-    }
-    /* An empty non-terminal: the name sorts just before names below it. */
-    if (!nx && ldns_dname_is_subdomain(ldns_rr_rdf(c, 0), qname)) {
-        d->verdict = LH_DNSSEC_SECURE;
-        d->nodata = true;
-        snprintf(d->detail, sizeof d->detail, "NSEC proves an empty non-terminal");
-        return;
-    }
-    ldns_rdf *c1 = name_common(qname, ldns_rr_owner(c)),
-             *c2 = name_common(qname, ldns_rr_rdf(c, 0));
-    ldns_rdf *ce = c1 && c2 && ldns_dname_label_count(c2) > ldns_dname_label_count(c1) ? c2 : c1;
-    ldns_rdf *w = ce ? name_wildcard(ce) : NULL;
-    if (w) {
-        const ldns_rr *wm = nx ? NULL : nsec_matching(nsecs, w);
-        if (wm && bitmap_denies(ldns_nsec_get_bitmap(wm), qtype)) {
-            d->verdict = LH_DNSSEC_SECURE;
-            d->nodata = true;
-            snprintf(d->detail, sizeof d->detail, "NSEC proves the wildcard lacks the type");
-        } else if (nx && nsec_covering(nsecs, w)) {
-            d->verdict = LH_DNSSEC_SECURE;
-            snprintf(d->detail, sizeof d->detail, "NSEC covers the name and the wildcard");
-        } else {
-            snprintf(d->detail, sizeof d->detail, "no NSEC denies the wildcard");
-        }
-    }
-    ldns_rdf_deep_free(c1);
-    ldns_rdf_deep_free(c2);
-    ldns_rdf_deep_free(w);
-}
-
-/* NSEC3 owner labels and next hashes compared as base32hex text, which keeps the byte order. */
-static bool nsec3_hash_text(const ldns_rr *n3, const ldns_rdf *name, char *out, size_t cap)
-{
-    ldns_rdf *h = ldns_nsec3_hash_name_frm_nsec3(n3, name);
-    if (!h) return false;
-    char *s = ldns_rdf2str(h);
-    ldns_rdf_deep_free(h);
-    if (!s) return false;
-    snprintf(out, cap, "%.*s", (int)strcspn(s, "."), s);
-    free(s);
-    return true;
-}
-
-static void nsec3_owner_text(const ldns_rr *n3, char *out, size_t cap)
-{
-    ldns_rdf *l = ldns_dname_label(ldns_rr_owner(n3), 0);
-    char *s = l ? ldns_rdf2str(l) : NULL;
-    snprintf(out, cap, "%.*s", s ? (int)strcspn(s, ".") : 0, s ? s : "");
-    free(s);
-    ldns_rdf_deep_free(l);
-}
-
-static void nsec3_next_text(const ldns_rr *n3, char *out, size_t cap)
-{
-    const ldns_rdf *nx = ldns_nsec3_next_owner(n3);
-    out[0] = 0;
-    if (!nx || ldns_rdf_size(nx) < 1) return;
-    const uint8_t *p = ldns_rdf_data(nx);
-    size_t n = p[0] < ldns_rdf_size(nx) ? p[0] : ldns_rdf_size(nx) - 1;
-    if (ldns_b32_ntop_calculate_size(n) + 1 > cap) return;
-    int k = ldns_b32_ntop_extended_hex(p + 1, n, out, cap);
-    out[k > 0 ? k : 0] = 0;
-}
-
-/* The list holds records of one parameter set (nsec3_usable), so the name is hashed once. */
-static const ldns_rr *nsec3_find(const ldns_rr_list *n3s, const ldns_rdf *name, bool cover)
-{
-    char h[128];
-    if (ldns_rr_list_rr_count(n3s) == 0 ||
-        !nsec3_hash_text(ldns_rr_list_rr(n3s, 0), name, h, sizeof h))
-        return NULL;
-    for (size_t i = 0; i < ldns_rr_list_rr_count(n3s); i++) {
-        const ldns_rr *r = ldns_rr_list_rr(n3s, i);
-        char o[128], nx[128];
-        nsec3_owner_text(r, o, sizeof o);
-        if (!cover) {
-            if (!strcasecmp(h, o)) return r;
-            continue;
-        }
-        nsec3_next_text(r, nx, sizeof nx);
-        int a = strcasecmp(o, h), b = strcasecmp(h, nx);
-        if (strcasecmp(o, nx) < 0 ? (a < 0 && b < 0) : (a < 0 || b < 0)) return r;
-    }
-    return NULL;
-}
-
-/* RFC 5155 8.3: the closest encloser of qname (a matching NSEC3) whose next closer name is
- * covered. Returns the closest encloser (caller frees) and the covering record. */
-static ldns_rdf *nsec3_closest_encloser(const ldns_rr_list *n3s, const ldns_rdf *qname,
-                                        const ldns_rdf *zone, const ldns_rr **cover)
-{
-    unsigned ql = ldns_dname_label_count(qname), zl = ldns_dname_label_count(zone);
-    for (unsigned n = ql; n-- > zl;) { /* candidates strictly above qname, down to the apex */
-        ldns_rdf *ce = name_suffix(qname, n);
-        const ldns_rr *m = ce ? nsec3_find(n3s, ce, false) : NULL;
-        if (m && bitmap_cuts_below(ldns_nsec3_bitmap(m))) { /* RFC 5155 8.3 */
-            ldns_rdf_deep_free(ce);
-            return NULL;
-        }
-        if (m) {
-            ldns_rdf *nc = name_suffix(qname, n + 1);
-            *cover = nc ? nsec3_find(n3s, nc, true) : NULL;
-            ldns_rdf_deep_free(nc);
-            if (*cover) return ce;
-            ldns_rdf_deep_free(ce);
-            return NULL;
-        }
-        ldns_rdf_deep_free(ce);
-    }
-    return NULL;
-}
-
-static void nsec3_deny(denial *d, const ldns_rr_list *n3s, const ldns_rdf *zone,
-                       const ldns_rdf *qname, ldns_rr_type qtype, bool nx)
-{
-    const ldns_rr *m = nx ? NULL : nsec3_find(n3s, qname, false);
-    if (m) {
-        const ldns_rdf *bm = ldns_nsec3_bitmap(m);
-        if (bitmap_denies(bm, qtype)) {
-            d->verdict = LH_DNSSEC_SECURE;
-            d->nodata = true;
-            bitmap_bits(d, bm);
-            snprintf(d->detail, sizeof d->detail, "NSEC3 matching the name denies the type");
-        } else {
-            snprintf(d->detail, sizeof d->detail, "the NSEC3 matching the name lists the type");
-        }
-        return;
-    }
-    const ldns_rr *cover = NULL;
-    ldns_rdf *ce = nsec3_closest_encloser(n3s, qname, zone, &cover);
-    if (!ce) {
-        snprintf(d->detail, sizeof d->detail, "no NSEC3 closest-encloser proof");
-        return;
-    }
-    bool optout = ldns_nsec3_optout(cover);
-    ldns_rdf *w = name_wildcard(ce);
-    if (!nx && qtype == LDNS_RR_TYPE_DS && optout) {
-        d->verdict = LH_DNSSEC_INSECURE;
-        d->reason = LH_DR_NSEC3_OPTOUT;
-        snprintf(d->detail, sizeof d->detail, "NSEC3 opt-out covers the delegation");
-    } else if (!nx) {
-        const ldns_rr *wm = w ? nsec3_find(n3s, w, false) : NULL;
-        if (wm && bitmap_denies(ldns_nsec3_bitmap(wm), qtype)) {
-            d->verdict = LH_DNSSEC_SECURE;
-            d->nodata = true;
-            snprintf(d->detail, sizeof d->detail, "NSEC3 proves the wildcard lacks the type");
-        } else {
-            snprintf(d->detail, sizeof d->detail, "no NSEC3 matches the name");
-        }
-    } else if (w && nsec3_find(n3s, w, true)) {
-        d->verdict = optout ? LH_DNSSEC_INSECURE : LH_DNSSEC_SECURE;
-        d->reason = optout ? LH_DR_NSEC3_OPTOUT : LH_DR_NONE;
-        snprintf(d->detail, sizeof d->detail, "NSEC3 closest-encloser proof%s",
-                 optout ? " through an opt-out span" : "");
-    } else {
-        snprintf(d->detail, sizeof d->detail,
-                 "no NSEC3 covers the wildcard at the closest encloser");
-    }
-    ldns_rdf_deep_free(w);
-    ldns_rdf_deep_free(ce);
-}
-
-/* Usable NSEC3 records: SHA-1, at most the iteration cap (RFC 9276), and the parameters of the
- * first such record (RFC 5155 8.2: one set per zone; others are ignored), at most
- * MAX_NSEC3 of them. The bounds keep the hashing a message can demand small: each proof hashes
- * a name at most once per label. Sets *over when records were left out for their iterations,
- * *unknown for their hash. */
-#define MAX_NSEC3 32
-static bool nsec3_same_params(const ldns_rr *a, const ldns_rr *b)
-{
-    return ldns_nsec3_iterations(a) == ldns_nsec3_iterations(b) &&
-           ldns_nsec3_salt_length(a) == ldns_nsec3_salt_length(b) &&
-           ldns_rdf_compare(ldns_rr_rdf(a, 3), ldns_rr_rdf(b, 3)) == 0;
-}
-
-static ldns_rr_list *nsec3_usable(const ldns_rr_list *all, bool *over, bool *unknown)
-{
-    ldns_rr_list *out = ldns_rr_list_new();
-    for (size_t i = 0; out && i < ldns_rr_list_rr_count(all); i++) {
-        ldns_rr *r = ldns_rr_list_rr(all, i);
-        if (ldns_nsec3_algorithm(r) != 1)
-            *unknown = true;
-        else if (ldns_nsec3_iterations(r) > LH_DNSSEC_NSEC3_MAX_ITERATIONS)
-            *over = true;
-        else if (ldns_rr_list_rr_count(out) < MAX_NSEC3 &&
-                 (ldns_rr_list_rr_count(out) == 0 || nsec3_same_params(ldns_rr_list_rr(out, 0), r)))
-            ldns_rr_list_push_rr(out, r);
-    }
-    return out;
-}
-
 /* Checks that the authority section of `p` proves that qname/qtype does not exist (nx: the
  * name does not; else the type does not), with records signed by `zone`. */
 static void deny(lh_dnssec_val *v, const ldns_pkt *p, const ldns_rdf *zone,
@@ -1048,12 +348,12 @@ static void deny(lh_dnssec_val *v, const ldns_pkt *p, const ldns_rdf *zone,
         goto out;
     }
     if (nn) {
-        nsec_deny(d, nsecs, qname, qtype, nx);
+        lh_dnssec_nsec_deny(d, nsecs, qname, qtype, nx);
     } else {
         bool over = false, unknown = false;
-        ldns_rr_list *use = nsec3_usable(n3all, &over, &unknown);
+        ldns_rr_list *use = lh_dnssec_nsec3_usable(n3all, &over, &unknown);
         if (use && ldns_rr_list_rr_count(use)) {
-            nsec3_deny(d, use, zone, qname, qtype, nx);
+            lh_dnssec_nsec3_deny(d, use, zone, qname, qtype, nx);
         } else if (over || unknown) {
             d->verdict = LH_DNSSEC_INSECURE;
             d->reason = over ? LH_DR_NSEC3_ITERATIONS : LH_DR_UNSUPPORTED_ALGORITHM;
@@ -1143,7 +443,8 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
     if (!alg_ok || !digest_ok) {
         enum lh_dnssec_reason r = !alg_ok ? LH_DR_UNSUPPORTED_ALGORITHM : LH_DR_UNSUPPORTED_DIGEST;
         snprintf(line, sizeof line, "%s -> %s: insecure", trust, lh_dnssec_reason_text(r));
-        cache_put(v->cache, name, FACT_INSECURE, (uint8_t)r, NULL, min_ttl(ds, 3600), v->now, line);
+        lh_dnssec_cache_put(v->cache, name, FACT_INSECURE, (uint8_t)r, NULL, min_ttl(ds, 3600),
+                            v->now, line);
         rc = finish(v, LH_DNSSEC_INSECURE, r, name, "%s", lh_dnssec_reason_text(r));
         goto out;
     }
@@ -1195,7 +496,7 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
              keys_text, v->last_sig);
     uint32_t ttl = min_ttl(all, 86400);
     if (exp > v->now && (uint64_t)(exp - v->now) < ttl) ttl = (uint32_t)(exp - v->now);
-    cache_put(v->cache, name, FACT_KEYS, 0, usable, ttl, v->now, line);
+    lh_dnssec_cache_put(v->cache, name, FACT_KEYS, 0, usable, ttl, v->now, line);
     zone_keys_set(z, name, usable);
     rc = GO;
 out:
@@ -1209,26 +510,6 @@ out:
     return rc;
 }
 
-/* The closest trust anchor at or above `name`; NULL if none, or if a negative trust anchor is
- * closer (then *nta is set). */
-static const anchor *closest_anchor(const lh_dnssec_anchors *a, const ldns_rdf *name, bool *nta)
-{
-    const anchor *best = NULL;
-    int best_labels = -1, nta_labels = -1;
-    for (size_t i = 0; a && i < a->n; i++)
-        if (name_at_or_below(name, a->v[i].owner) &&
-            ldns_dname_label_count(a->v[i].owner) > best_labels) {
-            best = &a->v[i];
-            best_labels = ldns_dname_label_count(a->v[i].owner);
-        }
-    for (size_t i = 0; a && i < a->ninsecure; i++)
-        if (name_at_or_below(name, a->insecure[i]) &&
-            ldns_dname_label_count(a->insecure[i]) > nta_labels)
-            nta_labels = ldns_dname_label_count(a->insecure[i]);
-    *nta = nta_labels >= best_labels && nta_labels >= 0;
-    return *nta ? NULL : best;
-}
-
 /* The keys of the zone that `target` is in, walking down from the closest trust anchor.
  * Returns GO with *z set (the zone may be above target when a name on the way does not exist),
  * STOP with an insecure verdict in v->piece (GO is not returned then) or a final verdict, or WAIT.
@@ -1236,7 +517,7 @@ static const anchor *closest_anchor(const lh_dnssec_anchors *a, const ldns_rdf *
 static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
 {
     bool nta = false;
-    const anchor *a = closest_anchor(v->anchors, target, &nta);
+    const anchor *a = lh_dnssec_anchor_closest(v->anchors, target, &nta);
     char at[1025], nt[1025];
     if (!a) {
         set_insecure(v, nta ? LH_DR_NEGATIVE_ANCHOR : LH_DR_NO_ANCHOR, target);
@@ -1245,7 +526,7 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
         return STOP;
     }
     name_text(a->owner, at, sizeof at);
-    const centry *e = cache_get(v->cache, a->owner, v->now);
+    const centry *e = lh_dnssec_cache_get(v->cache, a->owner, v->now);
     if (e && e->fact == FACT_KEYS) {
         chain_line(v, "%s", e->desc);
         zone_keys_set(z, a->owner, e->keys);
@@ -1268,7 +549,7 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
             return finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, target, "out of memory");
         name_text(name, nt, sizeof nt);
         int st = GO;
-        e = cache_get(v->cache, name, v->now);
+        e = lh_dnssec_cache_get(v->cache, name, v->now);
         if (e) {
             if (e->fact == FACT_KEYS) {
                 chain_line(v, "%s", e->desc);
@@ -1342,7 +623,7 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
                      "DS %.200s: none (%.200s, signed by %.200s) -> %s: insecure", nt, d.detail, zt,
                      lh_dnssec_reason_text(r));
             chain_line(v, "%s", line);
-            cache_put(v->cache, name, FACT_INSECURE, (uint8_t)r, NULL, ttl, v->now, line);
+            lh_dnssec_cache_put(v->cache, name, FACT_INSECURE, (uint8_t)r, NULL, ttl, v->now, line);
             set_insecure(v, r, name);
             st = STOP;
         } else if (!d.nodata) {
@@ -1352,7 +633,7 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
             return GO;
         } else {
             snprintf(line, sizeof line, "%s: no zone cut (%s)", nt, d.detail);
-            cache_put(v->cache, name, FACT_NOCUT, 0, NULL, ttl, v->now, line);
+            lh_dnssec_cache_put(v->cache, name, FACT_NOCUT, 0, NULL, ttl, v->now, line);
         }
         ldns_rdf_deep_free(name);
         if (st != GO) return st;
@@ -1414,7 +695,7 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
         ldns_rr_list *nsecs = select_rrs(auth, NULL, LDNS_RR_TYPE_NSEC, 0);
         ldns_rr_list *n3all = select_rrs(auth, NULL, LDNS_RR_TYPE_NSEC3, 0);
         bool over = false, unknown = false;
-        ldns_rr_list *n3 = n3all ? nsec3_usable(n3all, &over, &unknown) : NULL;
+        ldns_rr_list *n3 = n3all ? lh_dnssec_nsec3_usable(n3all, &over, &unknown) : NULL;
         ldns_rdf *nc = name_suffix(owner, labels + 1u);
         if (!nsecs || !n3all || !n3 || !nc) {
             st = finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, NULL, "out of memory");
@@ -1427,7 +708,7 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
                                    auth, z.zone, z.keys, detail, sizeof detail)) != LH_DR_NONE) {
             st = finish(v, LH_DNSSEC_BOGUS, r, z.zone, "wildcard proof: %s", detail);
         } else if (ldns_rr_list_rr_count(nsecs)) {
-            if (nsec_covering(nsecs, owner))
+            if (lh_dnssec_nsec_covering(nsecs, owner))
                 chain_line(v, "  %s: wildcard expansion, NSEC proves the name does not exist", on);
             else
                 st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_DENIAL, z.zone,
@@ -1435,7 +716,7 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
         } else if (ldns_rr_list_rr_count(n3) == 0) {
             set_insecure(v, over ? LH_DR_NSEC3_ITERATIONS : LH_DR_UNSUPPORTED_ALGORITHM, z.zone);
         } else {
-            const ldns_rr *c = nsec3_find(n3, nc, true);
+            const ldns_rr *c = lh_dnssec_nsec3_find(n3, nc, true);
             if (!c)
                 st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_DENIAL, z.zone,
                             "%s expanded from a wildcard, but no NSEC3 covers the next closer name",
