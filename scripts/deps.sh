@@ -9,10 +9,11 @@ LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns
 # real upstream, dnspython for scripted misbehaving upstreams, clang for the fuzz targets and
 # the sanitizer runtime, iproute2/util-linux for namespaces, curl and the Prometheus client's
 # parser to scrape and check the metrics endpoint, nftables for the leak test's intercepting
-# router (DNAT), python3-jsonschema to check leak-check --json against its schema.
+# router (DNAT), python3-jsonschema to check leak-check --json against its schema, Knot DNS to
+# serve the signed test tree and dns-root-data for the root trust anchor (the DNSSEC tests).
 LH_TEST_PKGS=(dnsutils knot-dnsutils ldnsutils unbound python3-dnspython clang
               libclang-rt-14-dev iproute2 util-linux procps curl python3-prometheus-client
-              nftables python3-jsonschema)
+              nftables python3-jsonschema knot dns-root-data)
 
 lh_install_missing() {
     local missing=()

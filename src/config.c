@@ -45,6 +45,7 @@ void lh_config_defaults(lh_config *c)
     c->stale_window = 86400;
     c->control_socket = strdup(LH_DEFAULT_CONTROL_SOCKET);
     c->leak_retention = 600;
+    c->dnssec = LH_DNSSEC_MODE_PROCESS; /* docs/dnssec.md: why not validate by default */
 }
 
 void lh_config_free(lh_config *c)
@@ -77,6 +78,7 @@ void lh_config_free(lh_config *c)
     free(c->control_group);
     free(c->query_log);
     free(c->leak_zone);
+    lh_config_free_dnssec(c);
     free(c->hosts_file);
     free(c->resolv_conf);
     free(c->user);
@@ -481,6 +483,7 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
                   char *err, size_t errlen)
 {
     bool b;
+    if (lh_config_is_dnssec_key(key)) return lh_config_set_dnssec(c, src, key, v, err, errlen);
     if (!strcmp(key, "blocklist") || !strcmp(key, "allowlist"))
         return add_list(c, key[0] == 'a', v, err, errlen);
     if (!strcmp(key, "default-blocklist") || !strcmp(key, "canary-names")) {

@@ -1,6 +1,7 @@
 /* main.c - the loophole command: subcommands and flags. Logic lives in the library. */
 #include "loophole/config.h"
 #include "loophole/control.h"
+#include "loophole/dnssec_config.h"
 #include "loophole/leak.h"
 #include "loophole/log.h"
 #include "loophole/policy.h"
@@ -26,6 +27,7 @@ static const char usage[] =
     "Usage: loophole [serve] [OPTIONS]\n"
     "       loophole check-config [--config FILE] [OPTIONS]\n"
     "       loophole why NAME [TYPE] [--config FILE] [OPTIONS]\n"
+    "       loophole dnssec NAME [TYPE] [--upstream ADDR] [--trust-anchor FILE] [OPTIONS]\n"
     "       loophole health [--config FILE] [--listen ADDR[:PORT]]\n"
     "       loophole lists update [--config FILE]\n"
     "       loophole stats [--json] | reload | cache flush | lists [--json]\n"
@@ -37,8 +39,11 @@ static const char usage[] =
     "foreground, logging to stderr. 'check-config' validates the configuration and the files it\n"
     "names, printing file:line: message for the first error. 'why' tells, without a running\n"
     "daemon, how NAME would be answered with this configuration and which list rules\n"
-    "(file:line) match it. 'health' asks the running daemon (at the first listen address) for\n"
-    "localhost and exits 0 only when it answers 127.0.0.1 within two seconds. 'lists update'\n"
+    "(file:line) match it. 'dnssec' asks the upstream for NAME (DO+CD) and validates the\n"
+    "answer itself, printing the chain trust anchor -> DS -> DNSKEY -> RRSIG and the verdict;\n"
+    "exit 0 secure, 1 bogus, 2 indeterminate or error, 3 insecure (docs/dnssec.md). 'health'\n"
+    "asks the running daemon (at the first listen address) for localhost and exits 0 only when\n"
+    "it answers 127.0.0.1 within two seconds. 'lists update'\n"
     "downloads every list-url (conditional requests, atomic replace, old file kept on failure).\n"
     "'stats', 'reload', 'cache flush' and 'lists' talk to the running daemon through its\n"
     "control socket (exit 0 ok, 1 the daemon reported an error, 2 no daemon reachable).\n"
@@ -113,6 +118,13 @@ static const char usage[] =
     "      --stale-ttl SECONDS      TTL of stale answers (default 30)\n"
     "      --stale-window SECONDS   how long past expiry entries may be served (default 86400)\n"
     "\n"
+    "DNSSEC (docs/dnssec.md):\n"
+    "      --dnssec MODE            off, process (default: relay the upstream's AD) or validate\n"
+    "      --trust-anchor FILE      DS or DNSKEY records to trust; repeatable (default\n"
+    "                               /usr/share/dns/root.key, from dns-root-data)\n"
+    "      --domain-insecure NAME   a negative trust anchor: NAME and below are not validated;\n"
+    "                               repeatable\n"
+    "\n"
     "Observability:\n"
     "      --control-socket PATH    unix socket for stats/reload/cache flush/lists/leak-check;\n"
     "                               'none' turns it off (default " LH_DEFAULT_CONTROL_SOCKET ")\n"
@@ -137,7 +149,7 @@ static const char usage[] =
     "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the lists and the hosts file;\n"
     "SIGUSR2 flushes the cache; SIGUSR1 reopens the query log.\n"
     "Documentation: README.md and docs/ (configuration, blocklists, forwarding,\n"
-    "system-resolver, leak-check, observability, reliability).\n";
+    "system-resolver, leak-check, observability, reliability, dnssec).\n";
 
 /* Every flag is a config key of the same name, except the "no-" switches, which set a key to
  * a fixed value. One table drives getopt and the mapping. */
@@ -185,6 +197,9 @@ static const flag_def flag_defs[] = {
     {"no-serve-stale", "serve-stale", "no"},
     {"stale-ttl", "stale-ttl", NULL},
     {"stale-window", "stale-window", NULL},
+    {"dnssec", "dnssec", NULL},
+    {"trust-anchor", "trust-anchor", NULL},
+    {"domain-insecure", "domain-insecure", NULL},
     {"control-socket", "control-socket", NULL},
     {"control-group", "control-group", NULL},
     {"metrics", "metrics", NULL},
@@ -305,10 +320,28 @@ static int cmd_check_config(lh_config *cfg)
     size_t rules = 0;
     for (size_t i = 0; i < p->blocks.nlists; i++)
         rules += p->blocks.lists[i].counts.rules;
-    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s%s%s)\n",
+    /* The trust anchors are read only when something will use them: validate mode, or files
+     * named explicitly (a typo there should not wait until validation is switched on). */
+    size_t nanchors = 0;
+    if (cfg->dnssec == LH_DNSSEC_MODE_VALIDATE || cfg->ntrust_anchors) {
+        lh_dnssec_anchors *a = lh_dnssec_anchors_from_config(cfg, err, sizeof err);
+        if (!a) {
+            fprintf(stderr, "%s
+", err);
+            lh_policy_free(p);
+            return 1;
+        }
+        nanchors = lh_dnssec_anchors_count(a);
+        lh_dnssec_anchors_free(a);
+    }
+    char dnssec_text[64] = "";
+    if (nanchors)
+        snprintf(dnssec_text, sizeof dnssec_text, ", %zu trust anchor record(s)", nanchors);
+    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s%s%s%s)
+",
            cfg->config_file ? cfg->config_file : "defaults", cfg->nlisten, p->blocks.nlists, rules,
            p->has_hosts ? ", hosts file readable" : "", p->hosts_missing ? ", no hosts file: " : "",
-           p->hosts_missing ? cfg->hosts_file : "");
+           p->hosts_missing ? cfg->hosts_file : "", dnssec_text);
     lh_policy_free(p);
     return 0;
 }
@@ -431,6 +464,175 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
         printf("  ... and %u more matching rules\n", w.shown - 20);
     lh_policy_free(p);
     return 0;
+}
+
+/* The blocking lookups of `loophole dnssec`: one ldns resolver at the upstream, DO and CD set
+ * (the upstream must not validate for us, or a bogus answer would come back as SERVFAIL), UDP
+ * with a TCP retry on truncation. */
+typedef struct dnssec_tool {
+    ldns_resolver *res;
+    unsigned lookups;
+} dnssec_tool;
+
+static ldns_pkt *tool_query(dnssec_tool *t, const ldns_rdf *name, ldns_rr_type type)
+{
+    ldns_pkt *p = NULL;
+    t->lookups++;
+    if (ldns_resolver_query_status(&p, t->res, name, type, LDNS_RR_CLASS_IN, LDNS_RD | LDNS_CD) !=
+        LDNS_STATUS_OK)
+        return NULL;
+    return p;
+}
+
+static size_t tool_fetch(void *ctx, const lh_dnssec_need *need, uint8_t *buf, size_t cap)
+{
+    dnssec_tool *t = ctx;
+    ldns_rdf *name = ldns_dname_new_frm_data((uint16_t)need->name_len, need->name);
+    ldns_pkt *p = name ? tool_query(t, name, (ldns_rr_type)need->type) : NULL;
+    uint8_t *wire = NULL;
+    size_t n = 0;
+    if (p && ldns_pkt2wire(&wire, p, &n) == LDNS_STATUS_OK && n <= cap)
+        memcpy(buf, wire, n);
+    else
+        n = 0;
+    free(wire);
+    ldns_pkt_free(p);
+    ldns_rdf_deep_free(name);
+    return n;
+}
+
+/* loophole dnssec NAME [TYPE]: what `delv` or `drill -S` do, with loophole's validator. */
+static int cmd_dnssec(lh_config *cfg, const char *name_text, const char *type_text)
+{
+    char err[LH_ERR_MAX], src[256];
+    ldns_rr_type type = type_text ? ldns_get_rr_type_by_name(type_text) : LDNS_RR_TYPE_A;
+    if (type == 0) {
+        fprintf(stderr, "loophole: dnssec: '%s' is not a record type\n", type_text);
+        return 2;
+    }
+    ldns_rdf *name = NULL;
+    if (ldns_str2rdf_dname(&name, name_text) != LDNS_STATUS_OK) {
+        fprintf(stderr, "loophole: dnssec: '%s' is not a valid DNS name\n", name_text);
+        return 2;
+    }
+    lh_sockaddr up;
+    if (cfg->nupstreams)
+        up = cfg->upstreams[0];
+    else if (lh_config_default_upstreams(cfg, &up, 1, src, sizeof src) == 0) {
+        fprintf(stderr, "loophole: dnssec: no upstream: pass --upstream ADDR\n");
+        ldns_rdf_deep_free(name);
+        return 2;
+    }
+    lh_dnssec_anchors *anchors = lh_dnssec_anchors_from_config(cfg, err, sizeof err);
+    if (!anchors) {
+        fprintf(stderr, "loophole: dnssec: %s\n", err);
+        ldns_rdf_deep_free(name);
+        return 2;
+    }
+    dnssec_tool t = {.res = ldns_resolver_new()};
+    uint16_t port = 53;
+    ldns_rdf *ns = ldns_sockaddr_storage2rdf(&up.ss, &port);
+    int rc = 2;
+    lh_dnssec_cache *cache = lh_dnssec_cache_new(64);
+    if (!t.res || !ns || !cache || ldns_resolver_push_nameserver(t.res, ns) != LDNS_STATUS_OK) {
+        fprintf(stderr, "loophole: dnssec: out of memory\n");
+        goto out;
+    }
+    ldns_resolver_set_port(t.res, port);
+    ldns_resolver_set_recursive(t.res, true);
+    ldns_resolver_set_dnssec(t.res, true);
+    ldns_resolver_set_dnssec_cd(t.res, true);
+    ldns_resolver_set_edns_udp_size(t.res, 1232);
+    ldns_resolver_set_fallback(t.res, true);
+    ldns_resolver_set_retry(t.res, 2);
+    ldns_resolver_set_timeout(t.res,
+                              (struct timeval){.tv_sec = cfg->upstream_timeout_ms / 1000,
+                                               .tv_usec = cfg->upstream_timeout_ms % 1000 * 1000});
+    char up_text[64];
+    lh_addr_format(&up, up_text, sizeof up_text);
+    /* The answer, then the answer for each CNAME target the previous one stopped at (an
+     * authoritative upstream does not follow a chain out of its zone). The verdict is the worst
+     * one: bogus, indeterminate, insecure, secure. */
+    static const int rank[] = {[LH_DNSSEC_SECURE] = 0,
+                               [LH_DNSSEC_INSECURE] = 1,
+                               [LH_DNSSEC_INDETERMINATE] = 2,
+                               [LH_DNSSEC_BOGUS] = 3};
+    lh_dnssec_result *res = malloc(sizeof *res), *worst_res = malloc(sizeof *worst_res);
+    ldns_rdf *qn = ldns_rdf_clone(name);
+    enum lh_dnssec_verdict worst = LH_DNSSEC_SECURE;
+    if (!res || !worst_res || !qn) goto done;
+    memset(worst_res, 0, sizeof *worst_res);
+    for (int hop = 0; hop < 8; hop++) {
+        ldns_pkt *answer = tool_query(&t, qn, type);
+        char *qn_text = ldns_rdf2str(qn), *tname = ldns_rr_type2str(type);
+        if (!answer) {
+            fprintf(stderr, "loophole: dnssec: no answer from %s for %s\n", up_text,
+                    qn_text ? qn_text : name_text);
+            free(qn_text);
+            free(tname);
+            if (hop == 0) goto done;
+            worst = LH_DNSSEC_INDETERMINATE;
+            worst_res->reason = LH_DR_FETCH_FAILED;
+            worst_res->ede = lh_dnssec_reason_ede(LH_DR_FETCH_FAILED);
+            break;
+        }
+        char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(answer));
+        printf(";; %s %s from %s: %s, %zu answer record(s)\n", qn_text ? qn_text : name_text,
+               tname ? tname : "?", up_text, rcode ? rcode : "?",
+               ldns_rr_list_rr_count(ldns_pkt_answer(answer)));
+        ldns_rr_list_print(stdout, ldns_pkt_answer(answer));
+        free(rcode);
+        free(tname);
+        free(qn_text);
+        uint8_t *wire = NULL;
+        size_t n = 0;
+        ldns_status ws = ldns_pkt2wire(&wire, answer, &n);
+        ldns_pkt_free(answer);
+        if (ws != LDNS_STATUS_OK) {
+            fprintf(stderr, "loophole: dnssec: cannot encode the answer\n");
+            goto done;
+        }
+        unsigned before = t.lookups;
+        enum lh_dnssec_verdict v =
+            lh_dnssec_validate(anchors, cache, wire, n, ldns_rdf_data(qn), (uint16_t)type,
+                               time(NULL), tool_fetch, &t, res);
+        free(wire);
+        printf(";; chain (%u DS/DNSKEY lookups):\n%s", t.lookups - before, res->chain);
+        if (hop == 0 || rank[v] > rank[worst]) {
+            worst = v;
+            *worst_res = *res;
+        }
+        if (!res->cname_target[0] || v == LH_DNSSEC_BOGUS) break;
+        ldns_rdf *next = ldns_dname_new_frm_str(res->cname_target);
+        if (!next) break;
+        ldns_rdf_deep_free(qn);
+        qn = next;
+    }
+    printf("verdict: %s\n", lh_dnssec_verdict_name(worst));
+    if (worst != LH_DNSSEC_SECURE) {
+        printf("reason: %s", lh_dnssec_reason_text(worst_res->reason));
+        if (worst_res->ede >= 0) printf(" (EDE %d)", worst_res->ede);
+        printf("\n");
+        if (worst_res->zone[0]) printf("zone: %s\n", worst_res->zone);
+        if (worst_res->detail[0] &&
+            strcmp(worst_res->detail, lh_dnssec_reason_text(worst_res->reason)))
+            printf("detail: %s\n", worst_res->detail);
+    }
+    rc = worst == LH_DNSSEC_SECURE     ? 0
+         : worst == LH_DNSSEC_BOGUS    ? 1
+         : worst == LH_DNSSEC_INSECURE ? 3
+                                       : 2;
+done:
+    ldns_rdf_deep_free(qn);
+    free(res);
+    free(worst_res);
+out:
+    lh_dnssec_cache_free(cache);
+    ldns_rdf_deep_free(ns);
+    ldns_resolver_deep_free(t.res);
+    lh_dnssec_anchors_free(anchors);
+    ldns_rdf_deep_free(name);
+    return rc;
 }
 
 /* Started as root: the sockets are bound, so give root up for good before serving. Files read
@@ -585,7 +787,7 @@ int main(int argc, char **argv)
         argv++;
         argc--;
     }
-    bool why = !strcmp(cmd, "why");
+    bool why = !strcmp(cmd, "why") || !strcmp(cmd, "dnssec");
     /* two words: "lists update", "cache flush" */
     if ((!strcmp(cmd, "lists") && argc > 1 && !strcmp(argv[1], "update")) ||
         (!strcmp(cmd, "cache") && argc > 1 && !strcmp(argv[1], "flush"))) {
@@ -599,7 +801,7 @@ int main(int argc, char **argv)
     }
     static const char *const commands[] = {"serve",  "check-config", "health",      "lists-update",
                                            "why",    "leak-check",   "leak-server", "stats",
-                                           "reload", "cache-flush",  "lists"};
+                                           "reload", "cache-flush",  "lists",       "dnssec"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known = known || !strcmp(cmd, commands[i]);
@@ -616,7 +818,9 @@ int main(int argc, char **argv)
         return r > 0 ? 0 : 2;
     }
     lh_log_threshold = cfg.log_level;
-    if (why)
+    if (!strcmp(cmd, "dnssec"))
+        r = cmd_dnssec(&cfg, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
+    else if (why)
         r = cmd_why(&cfg, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
     else if (!strcmp(cmd, "health"))
         r = cmd_health(&cfg);

@@ -83,6 +83,13 @@ static inline enum lh_upstream_origin lh_origin_of(enum lh_config_source src)
     return src == LH_SRC_FLAG ? LH_ORIGIN_FLAG : LH_ORIGIN_FILE;
 }
 
+/* dnssec = off | process | validate (docs/dnssec.md) */
+enum lh_dnssec_mode {
+    LH_DNSSEC_MODE_OFF = 0,  /* relay answers, clear AD */
+    LH_DNSSEC_MODE_PROCESS,  /* relay answers and the upstream's AD (the default) */
+    LH_DNSSEC_MODE_VALIDATE, /* loophole validates with its trust anchors */
+};
+
 /* A client network allowed to query: ADDR/PREFIX. */
 typedef struct lh_cidr {
     int family;
@@ -156,6 +163,14 @@ typedef struct lh_config {
     char *query_log;       /* path or "stdout"; NULL: off */
     int query_log_clients; /* enum lh_qlog_clients */
 
+    /* DNSSEC (dnssec_config.c) */
+    enum lh_dnssec_mode dnssec;
+    char **trust_anchors; /* files of DS/DNSKEY records; none: LH_DNSSEC_ROOT_KEY */
+    unsigned ntrust_anchors;
+    enum lh_config_source trust_anchors_src;
+    char **domain_insecure; /* negative trust anchors */
+    unsigned ndomain_insecure;
+
     /* Leak check and leak server */
     char *probe_zone;       /* leak-check: a leak-server zone to probe too */
     bool leak_server;       /* running `leak-server`: authoritative, answers every client */
@@ -175,6 +190,12 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
 int lh_config_load_file(lh_config *c, const char *path, char *err, size_t errlen);
 /* The same for an open stream; `path` names it in messages. */
 int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, size_t errlen);
+
+/* The DNSSEC keys (dnssec, trust-anchor, domain-insecure): lh_config_set hands them over. */
+bool lh_config_is_dnssec_key(const char *key);
+int lh_config_set_dnssec(lh_config *c, enum lh_config_source src, const char *key,
+                         const char *value, char *err, size_t errlen);
+void lh_config_free_dnssec(lh_config *c);
 
 /* Checks settings that depend on each other (after every source is applied). */
 int lh_config_validate(const lh_config *c, char *err, size_t errlen);

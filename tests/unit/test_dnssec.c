@@ -1,0 +1,464 @@
+/* test_dnssec.c - the validator on wire messages signed here, in memory, with ldns: a parent
+ * zone t. (the trust anchor, DS form, read by the anchor parser) with a signed child c.t.
+ * The clock is injected, so signature windows and cache expiry are tested without waiting. */
+#include "unit.h"
+
+#include "loophole/config.h"
+#include "loophole/dnssec.h"
+#include "loophole/dnssec_config.h"
+
+#include <ldns/ldns.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define T0 1700000000 /* "now" for these tests */
+#define TTL 3600
+
+typedef struct world {
+    ldns_key_list *kp, *kc;       /* parent and child signing keys */
+    ldns_rr *dnskey_p, *dnskey_c; /* their DNSKEY records */
+    ldns_rr_list *resp_rrs[8];    /* answer sections of the DS/DNSKEY responses */
+    ldns_rr_list *resp_auth[8];   /* authority sections (NODATA) */
+    const char *resp_name[8];
+    ldns_rr_type resp_type[8];
+    unsigned nresp;
+    char anchor[512];
+} world;
+
+static ldns_rr *rr(const char *text)
+{
+    ldns_rr *r = NULL;
+    if (ldns_rr_new_frm_str(&r, text, TTL, NULL, NULL) != LDNS_STATUS_OK) return NULL;
+    return r;
+}
+
+static ldns_key_list *make_key(const char *owner, uint32_t inception, uint32_t expiration,
+                               uint16_t flags, ldns_rr **dnskey)
+{
+    ldns_key *k = ldns_key_new_frm_algorithm(LDNS_SIGN_ECDSAP256SHA256, 256);
+    ldns_key_set_pubkey_owner(k, ldns_dname_new_frm_str(owner));
+    ldns_key_set_flags(k, flags);
+    ldns_key_set_inception(k, inception);
+    ldns_key_set_expiration(k, expiration);
+    *dnskey = ldns_key2rr(k);
+    ldns_rr_set_ttl(*dnskey, TTL);
+    ldns_key_set_keytag(k, ldns_calc_keytag(*dnskey));
+    ldns_key_list *l = ldns_key_list_new();
+    ldns_key_list_push_key(l, k);
+    return l;
+}
+
+/* rrset plus its signatures, appended to out */
+static void signed_set(ldns_rr_list *out, ldns_rr_list *set, ldns_key_list *keys, bool sign)
+{
+    ldns_rr_list *sigs = sign ? ldns_sign_public(set, keys) : NULL;
+    for (size_t i = 0; i < ldns_rr_list_rr_count(set); i++)
+        ldns_rr_list_push_rr(out, ldns_rr_clone(ldns_rr_list_rr(set, i)));
+    for (size_t i = 0; sigs && i < ldns_rr_list_rr_count(sigs); i++)
+        ldns_rr_list_push_rr(out, ldns_rr_clone(ldns_rr_list_rr(sigs, i)));
+    ldns_rr_list_deep_free(sigs);
+}
+
+static ldns_rr_list *one(ldns_rr *r)
+{
+    ldns_rr_list *l = ldns_rr_list_new();
+    ldns_rr_list_push_rr(l, r);
+    return l;
+}
+
+/* child_flags: the child key's DNSKEY flags (257; 385 adds REVOKE) */
+static void world_init(world *w, uint32_t inception, uint32_t expiration, uint16_t child_flags)
+{
+    memset(w, 0, sizeof *w);
+    w->kp = make_key("t.", inception, expiration, 257, &w->dnskey_p);
+    w->kc = make_key("c.t.", inception, expiration, child_flags, &w->dnskey_c);
+    ldns_rr *ds_p = ldns_key_rr2ds(w->dnskey_p, LDNS_SHA256);
+    char *s = ldns_rr2str(ds_p);
+    snprintf(w->anchor, sizeof w->anchor, "; the parent's DS\n%s", s);
+    free(s);
+    ldns_rr_free(ds_p);
+
+    ldns_rr_list *l = ldns_rr_list_new(), *set = one(ldns_rr_clone(w->dnskey_p));
+    signed_set(l, set, w->kp, true);
+    ldns_rr_list_deep_free(set);
+    w->resp_name[w->nresp] = "t.", w->resp_type[w->nresp] = LDNS_RR_TYPE_DNSKEY;
+    w->resp_rrs[w->nresp++] = l;
+
+    l = ldns_rr_list_new();
+    ldns_rr *ds_c = ldns_key_rr2ds(w->dnskey_c, LDNS_SHA256);
+    ldns_rr_set_ttl(ds_c, TTL);
+    set = one(ds_c);
+    signed_set(l, set, w->kp, true);
+    ldns_rr_list_deep_free(set);
+    w->resp_name[w->nresp] = "c.t.", w->resp_type[w->nresp] = LDNS_RR_TYPE_DS;
+    w->resp_rrs[w->nresp++] = l;
+
+    l = ldns_rr_list_new();
+    set = one(ldns_rr_clone(w->dnskey_c));
+    signed_set(l, set, w->kc, true);
+    ldns_rr_list_deep_free(set);
+    w->resp_name[w->nresp] = "c.t.", w->resp_type[w->nresp] = LDNS_RR_TYPE_DNSKEY;
+    w->resp_rrs[w->nresp++] = l;
+
+    /* DS www.c.t.: NODATA, proven by the NSEC at www.c.t. (not a zone cut) */
+    l = ldns_rr_list_new();
+    set = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(l, set, w->kc, true);
+    ldns_rr_list_deep_free(set);
+    set = one(rr("www.c.t. 300 IN NSEC c.t. A RRSIG NSEC"));
+    signed_set(l, set, w->kc, true);
+    ldns_rr_list_deep_free(set);
+    w->resp_name[w->nresp] = "www.c.t.", w->resp_type[w->nresp] = LDNS_RR_TYPE_DS;
+    w->resp_auth[w->nresp] = l;
+    w->resp_rrs[w->nresp++] = ldns_rr_list_new();
+}
+
+static void world_free(world *w)
+{
+    ldns_key_list_free(w->kp);
+    ldns_key_list_free(w->kc);
+    ldns_rr_free(w->dnskey_p);
+    ldns_rr_free(w->dnskey_c);
+    for (unsigned i = 0; i < w->nresp; i++) {
+        ldns_rr_list_deep_free(w->resp_rrs[i]);
+        ldns_rr_list_deep_free(w->resp_auth[i]);
+    }
+}
+
+/* A response to name/type with these sections (lists are copied), as wire. */
+static size_t make_msg(uint8_t *out, size_t cap, const char *name, ldns_rr_type type,
+                       ldns_pkt_rcode rcode, const ldns_rr_list *an, const ldns_rr_list *ns)
+{
+    ldns_pkt *p = ldns_pkt_new();
+    ldns_pkt_set_id(p, 4711);
+    ldns_pkt_set_qr(p, true);
+    ldns_pkt_set_rd(p, true);
+    ldns_pkt_set_rcode(p, (uint8_t)rcode);
+    ldns_rr *q = ldns_rr_new();
+    ldns_rr_set_owner(q, ldns_dname_new_frm_str(name));
+    ldns_rr_set_type(q, type);
+    ldns_rr_set_class(q, LDNS_RR_CLASS_IN);
+    ldns_rr_set_question(q, true);
+    ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, q);
+    for (size_t i = 0; an && i < ldns_rr_list_rr_count(an); i++)
+        ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, ldns_rr_clone(ldns_rr_list_rr(an, i)));
+    for (size_t i = 0; ns && i < ldns_rr_list_rr_count(ns); i++)
+        ldns_pkt_push_rr(p, LDNS_SECTION_AUTHORITY, ldns_rr_clone(ldns_rr_list_rr(ns, i)));
+    uint8_t *wire = NULL;
+    size_t n = 0;
+    if (ldns_pkt2wire(&wire, p, &n) != LDNS_STATUS_OK || n > cap) n = 0;
+    if (n) memcpy(out, wire, n);
+    free(wire);
+    ldns_pkt_free(p);
+    return n;
+}
+
+static unsigned fetches;
+static size_t fetch(void *ctx, const lh_dnssec_need *need, uint8_t *buf, size_t cap)
+{
+    world *w = ctx;
+    fetches++;
+    for (unsigned i = 0; i < w->nresp; i++)
+        if (w->resp_type[i] == need->type && !strcasecmp(w->resp_name[i], need->text))
+            return make_msg(buf, cap, need->text, need->type, LDNS_RCODE_NOERROR, w->resp_rrs[i],
+                            w->resp_auth[i]);
+    return 0;
+}
+
+static const uint8_t *wire_name(const char *text, uint8_t *buf)
+{
+    ldns_rdf *d = ldns_dname_new_frm_str(text);
+    memcpy(buf, ldns_rdf_data(d), ldns_rdf_size(d));
+    ldns_rdf_deep_free(d);
+    return buf;
+}
+
+/* www.c.t. A, signed by the child (sign=false: no RRSIG; tamper: one signature byte flipped) */
+static size_t answer_www(world *w, uint8_t *out, size_t cap, bool sign, bool tamper)
+{
+    ldns_rr_list *an = ldns_rr_list_new(), *set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
+    signed_set(an, set, w->kc, sign);
+    if (tamper) {
+        ldns_rr *sig = ldns_rr_list_rr(an, 1);
+        ldns_rdf *sd = ldns_rr_rdf(sig, 8);
+        ldns_rdf_data(sd)[5] ^= 0x40;
+    }
+    size_t n = make_msg(out, cap, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    ldns_rr_list_deep_free(set);
+    ldns_rr_list_deep_free(an);
+    return n;
+}
+
+static enum lh_dnssec_verdict run(world *w, lh_dnssec_anchors *a, lh_dnssec_cache *c,
+                                  const uint8_t *msg, size_t n, const char *qname, uint16_t qtype,
+                                  time_t now, lh_dnssec_result *res)
+{
+    uint8_t q[256];
+    return lh_dnssec_validate(a, c, msg, n, wire_name(qname, q), qtype, now, fetch, w, res);
+}
+
+static void test_anchor_parser(void)
+{
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK(lh_dnssec_anchors_load_text(a, "x", 1, "bad.key", err, sizeof err) != 0);
+    CHECK(strstr(err, "bad.key:") == err);
+    static const char a_rec[] = "; comment\nexample. 3600 IN A 192.0.2.1\n";
+    CHECK(lh_dnssec_anchors_load_text(a, a_rec, strlen(a_rec), "a.key", err, sizeof err) != 0);
+    CHECK(strstr(err, "a.key:2: a trust anchor is a DS or DNSKEY record, not A") != NULL);
+    CHECK(lh_dnssec_anchors_load_text(a, "", 0, "empty", err, sizeof err) != 0);
+    static const char comments[] = "; nothing but a comment\n\n";
+    CHECK(lh_dnssec_anchors_load_text(a, comments, strlen(comments), "c", err, sizeof err) != 0);
+    CHECK(strstr(err, "no DS or DNSKEY") != NULL);
+    CHECK(lh_dnssec_anchors_load_file(a, "/nonexistent/x.key", err, sizeof err) != 0);
+    CHECK(lh_dnssec_anchors_add_insecure(a, "bad..name", err, sizeof err) != 0);
+    CHECK_EQ(lh_dnssec_anchors_count(a), 0);
+    /* Debian's root key, when dns-root-data is installed */
+    FILE *f = fopen(LH_DNSSEC_ROOT_KEY, "r");
+    if (f) {
+        fclose(f);
+        CHECK_EQ(lh_dnssec_anchors_load_file(a, LH_DNSSEC_ROOT_KEY, err, sizeof err), 0);
+        CHECK(lh_dnssec_anchors_count(a) >= 1);
+    }
+    lh_dnssec_anchors_free(a);
+}
+
+/* dnssec, trust-anchor, domain-insecure: parsed, a flag's anchors replace the file's, loaded */
+static void test_settings(const char *anchor_text)
+{
+    lh_config c;
+    char err[512], path[] = "/tmp/lh-unit-anchor-XXXXXX";
+    lh_config_defaults(&c);
+    CHECK_EQ(c.dnssec, LH_DNSSEC_MODE_PROCESS);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "dnssec", "validate", err, sizeof err), 0);
+    CHECK_EQ(c.dnssec, LH_DNSSEC_MODE_VALIDATE);
+    CHECK(lh_config_set(&c, LH_SRC_FILE, "dnssec", "yes", err, sizeof err) != 0);
+    CHECK(strstr(err, "off, process or validate") != NULL);
+    CHECK(lh_config_set(&c, LH_SRC_FILE, "domain-insecure", "a..b", err, sizeof err) != 0);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "domain-insecure", "corp.example", err, sizeof err), 0);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "trust-anchor", "/nonexistent", err, sizeof err), 0);
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(anchor_text, f);
+    fclose(f);
+    /* the flag replaces the file's anchor, so the missing file is not read */
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "trust-anchor", path, err, sizeof err), 0);
+    CHECK_EQ(c.ntrust_anchors, 1);
+    lh_dnssec_anchors *a = lh_dnssec_anchors_from_config(&c, err, sizeof err);
+    CHECK(a != NULL);
+    CHECK_EQ(lh_dnssec_anchors_count(a), 1);
+    lh_dnssec_anchors_free(a);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "trust-anchor", "/nonexistent", err, sizeof err), 0);
+    a = lh_dnssec_anchors_from_config(&c, err, sizeof err);
+    CHECK(a == NULL);
+    CHECK(strstr(err, "/nonexistent: ") == err);
+    unlink(path);
+    lh_config_free(&c);
+}
+
+void test_dnssec(void);
+void test_dnssec(void)
+{
+    test_anchor_parser();
+
+    world w;
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
+             0);
+    CHECK_EQ(lh_dnssec_anchors_count(a), 1);
+    test_settings(w.anchor);
+    lh_dnssec_cache *cache = lh_dnssec_cache_new(16);
+    lh_dnssec_result *res = malloc(sizeof *res);
+    uint8_t msg[4096], q[256];
+    size_t n = answer_www(&w, msg, sizeof msg, true, false);
+    CHECK(n > 0);
+
+    /* Step by step: the resumable interface asks for DNSKEY t., DS c.t., DNSKEY c.t. */
+    lh_dnssec_val *v =
+        lh_dnssec_val_new(a, cache, msg, n, wire_name("www.c.t.", q), LDNS_RR_TYPE_A, T0);
+    lh_dnssec_need need;
+    static const char *const want_name[] = {"t.", "c.t.", "c.t."};
+    static const uint16_t want_type[] = {LDNS_RR_TYPE_DNSKEY, LDNS_RR_TYPE_DS, LDNS_RR_TYPE_DNSKEY};
+    uint8_t buf[4096];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(lh_dnssec_val_run(v, &need), LH_DNSSEC_NEED);
+        CHECK_STR(need.text, want_name[i]);
+        CHECK_EQ(need.type, want_type[i]);
+        CHECK_EQ(lh_dnssec_val_provide(v, buf, fetch(&w, &need, buf, sizeof buf)), 0);
+    }
+    CHECK_EQ(lh_dnssec_val_run(v, &need), LH_DNSSEC_DONE);
+    CHECK_EQ(lh_dnssec_val_result(v)->verdict, LH_DNSSEC_SECURE);
+    CHECK(strstr(lh_dnssec_val_result(v)->chain, "RRSIG www.c.t. A by c.t.") != NULL);
+    CHECK_EQ(lh_dnssec_val_provide(v, buf, 1), -1); /* nothing was asked */
+    lh_dnssec_val_free(v);
+
+    /* The same answer again: both zones' keys come from the cache, no lookup. */
+    lh_dnssec_cache_stats st;
+    lh_dnssec_cache_stats_get(cache, T0, &st);
+    CHECK_EQ(st.used, 2);
+    fetches = 0;
+    CHECK_EQ(run(&w, a, cache, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0 + 10, res), LH_DNSSEC_SECURE);
+    CHECK_EQ(fetches, 0);
+    /* ...until the DNSKEY TTL runs out */
+    fetches = 0;
+    CHECK_EQ(run(&w, a, cache, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0 + TTL + 1, res),
+             LH_DNSSEC_SECURE);
+    CHECK_EQ(fetches, 3);
+
+    /* The injected clock against the signature window (no cache: the keys are checked too). */
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0 + 11 * 86400, res),
+             LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 7);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0 - 7200, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 8);
+
+    /* A flipped signature byte; no signature at all */
+    size_t nt = answer_www(&w, msg, sizeof msg, true, true);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 6);
+    CHECK_STR(res->zone, "c.t.");
+    nt = answer_www(&w, msg, sizeof msg, false, false);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 10);
+
+    /* NXDOMAIN: a signed SOA but no NSEC (forged) -> 12; with the NSEC -> secure */
+    ldns_rr_list *ns = ldns_rr_list_new(), *set;
+    set = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(ns, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    nt = make_msg(msg, sizeof msg, "a.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "a.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 12);
+    set = one(rr("c.t. 300 IN NSEC www.c.t. SOA NS RRSIG NSEC DNSKEY"));
+    signed_set(ns, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    nt = make_msg(msg, sizeof msg, "a.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "a.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+    /* ...but it does not prove that www.c.t. does not exist (it is the NSEC's next name) */
+    nt = make_msg(msg, sizeof msg, "zzz.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "zzz.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 6);
+    /* NODATA at the apex for a type in the bitmap is a lie */
+    nt = make_msg(msg, sizeof msg, "c.t.", LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR, NULL, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "c.t.", LDNS_RR_TYPE_DNSKEY, T0, res), LH_DNSSEC_BOGUS);
+    nt = make_msg(msg, sizeof msg, "c.t.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, NULL, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "c.t.", LDNS_RR_TYPE_MX, T0, res), LH_DNSSEC_SECURE);
+    ldns_rr_list_deep_free(ns);
+
+    /* The parent's NSEC at the delegation c.t. (NS, no SOA) says nothing about names below it:
+     * it must not prove that x.c.t. does not exist. */
+    ns = ldns_rr_list_new();
+    set = one(rr("t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(ns, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set = one(rr("c.t. 300 IN NSEC d.t. NS DS RRSIG NSEC"));
+    signed_set(ns, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    nt = make_msg(msg, sizeof msg, "x.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "x.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(ns);
+
+    /* A wildcard expansion (RRSIG labels 2 for www.c.t.) needs the proof that www.c.t. does not
+     * exist; a second RRSIG claiming 3 labels must not hide the expansion. */
+    ldns_rr_list *an = ldns_rr_list_new();
+    set = one(rr("*.c.t. 3600 IN A 192.0.2.9"));
+    signed_set(an, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
+        ldns_rdf *old = ldns_rr_owner(ldns_rr_list_rr(an, i));
+        ldns_rr_set_owner(ldns_rr_list_rr(an, i), ldns_dname_new_frm_str("www.c.t."));
+        ldns_rdf_deep_free(old);
+    }
+    nt = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 12);
+    ldns_rr *fake = ldns_rr_clone(ldns_rr_list_rr(an, 1));
+    ldns_rdf_deep_free(ldns_rr_set_rdf(fake, ldns_native2rdf_int8(LDNS_RDF_TYPE_INT8, 3), 2));
+    ldns_rr_list_push_rr(an, fake);
+    nt = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 12);
+    ldns_rr_list_deep_free(an);
+
+    /* A signed CNAME whose target the message does not answer (no SOA): the verdict covers the
+     * CNAME and names the target; with an unsigned SOA it would be a denial without proof. */
+    an = ldns_rr_list_new();
+    set = one(rr("alias.c.t. 3600 IN CNAME www.c.t."));
+    signed_set(an, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    nt = make_msg(msg, sizeof msg, "alias.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "alias.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+    CHECK_STR(res->cname_target, "www.c.t.");
+    ns = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    nt = make_msg(msg, sizeof msg, "alias.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, ns);
+    CHECK_EQ(run(&w, a, cache, msg, nt, "alias.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_STR(res->cname_target, "");
+    ldns_rr_list_deep_free(ns);
+    ldns_rr_list_deep_free(an);
+
+    /* The question must be the one asked; garbage is indeterminate */
+    n = answer_www(&w, msg, sizeof msg, true, false);
+    CHECK_EQ(run(&w, a, cache, msg, n, "other.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(run(&w, a, cache, (const uint8_t *)"\1\2\3", 3, "www.c.t.", LDNS_RR_TYPE_A, T0, res),
+             LH_DNSSEC_INDETERMINATE);
+    CHECK_EQ(res->ede, 5);
+
+    /* A lookup that fails: indeterminate */
+    v = lh_dnssec_val_new(a, NULL, msg, n, wire_name("www.c.t.", q), LDNS_RR_TYPE_A, T0);
+    CHECK_EQ(lh_dnssec_val_run(v, &need), LH_DNSSEC_NEED);
+    CHECK_EQ(lh_dnssec_val_provide(v, NULL, 0), 0);
+    CHECK_EQ(lh_dnssec_val_run(v, &need), LH_DNSSEC_DONE);
+    CHECK_EQ(lh_dnssec_val_result(v)->verdict, LH_DNSSEC_INDETERMINATE);
+    CHECK_EQ(lh_dnssec_val_result(v)->reason, LH_DR_FETCH_FAILED);
+    lh_dnssec_val_free(v);
+
+    /* Outside every anchor: insecure without a lookup; a negative trust anchor likewise */
+    fetches = 0;
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+    CHECK_EQ(lh_dnssec_anchors_add_insecure(a, "C.T", err, sizeof err), 0);
+    fetches = 0;
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_INSECURE);
+    CHECK_EQ(res->reason, LH_DR_NEGATIVE_ANCHOR);
+    CHECK_EQ(fetches, 0);
+    lh_dnssec_anchors *none = lh_dnssec_anchors_new();
+    CHECK_EQ(run(&w, none, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_INSECURE);
+    CHECK_EQ(res->reason, LH_DR_NO_ANCHOR);
+    lh_dnssec_anchors_free(none);
+    lh_dnssec_anchors_free(a);
+
+    /* A DS whose algorithm nobody implements: insecure (RFC 6840 5.2) */
+    a = lh_dnssec_anchors_new();
+    lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err);
+    ldns_rr_list_deep_free(w.resp_rrs[1]);
+    w.resp_rrs[1] = ldns_rr_list_new();
+    set = one(rr("c.t. 3600 IN DS 4711 200 2 "
+                 "0000000000000000000000000000000000000000000000000000000000000000"));
+    signed_set(w.resp_rrs[1], set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_INSECURE);
+    CHECK_EQ(res->reason, LH_DR_UNSUPPORTED_ALGORITHM);
+    lh_dnssec_anchors_free(a);
+
+    /* The cache stays within its slots */
+    lh_dnssec_cache_stats_get(cache, T0, &st);
+    CHECK(st.used <= st.capacity);
+    CHECK_EQ(st.capacity, 16);
+    lh_dnssec_cache_free(cache);
+    world_free(&w);
+
+    /* The child's only key is revoked (RFC 5011): its DS matches, but it is no trust point. */
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257 | 0x80);
+    a = lh_dnssec_anchors_new();
+    lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err);
+    n = answer_www(&w, msg, sizeof msg, true, false);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->ede, 9);
+    lh_dnssec_anchors_free(a);
+    world_free(&w);
+    free(res);
+    CHECK_EQ(lh_dnssec_reason_ede(LH_DR_NSEC_MISSING), 12);
+    CHECK_STR(lh_dnssec_verdict_name(LH_DNSSEC_BOGUS), "bogus");
+}
