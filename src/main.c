@@ -326,8 +326,7 @@ static int cmd_check_config(lh_config *cfg)
     if (cfg->dnssec == LH_DNSSEC_MODE_VALIDATE || cfg->ntrust_anchors) {
         lh_dnssec_anchors *a = lh_dnssec_anchors_from_config(cfg, err, sizeof err);
         if (!a) {
-            fprintf(stderr, "%s
-", err);
+            fprintf(stderr, "%s\n", err);
             lh_policy_free(p);
             return 1;
         }
@@ -337,8 +336,7 @@ static int cmd_check_config(lh_config *cfg)
     char dnssec_text[64] = "";
     if (nanchors)
         snprintf(dnssec_text, sizeof dnssec_text, ", %zu trust anchor record(s)", nanchors);
-    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s%s%s%s)
-",
+    printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s%s%s%s)\n",
            cfg->config_file ? cfg->config_file : "defaults", cfg->nlisten, p->blocks.nlists, rules,
            p->has_hosts ? ", hosts file readable" : "", p->hosts_missing ? ", no hosts file: " : "",
            p->hosts_missing ? cfg->hosts_file : "", dnssec_text);
