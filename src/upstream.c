@@ -3,15 +3,27 @@
  * Request lifecycle: lh_upstream_send -> try_next(): ares_send on an idle channel of the
  * healthiest untried server -> on_answer: success -> callback, free; failure -> mark the
  * server, try the next untried server, or callback(-1). A cancelled request stays until c-ares
- * calls back (it always does, at the latest with ARES_EDESTRUCTION), then is freed silently. */
+ * calls back (it always does, at the latest with ARES_EDESTRUCTION), then is freed silently.
+ *
+ * Re-entrancy. c-ares 1.18 calls on_answer from inside ares_send when it cannot even open a
+ * socket (ENETUNREACH with no route, EMFILE), from inside ares_process_fd, and from inside
+ * ares_destroy. Two rules keep every caller's pointers valid:
+ *  - nothing that happens inside ares_send is acted on there: the failed try is queued and
+ *    handled from a uv_idle callback on the next loop pass, so lh_upstream_send never calls
+ *    back and never frees what it returns;
+ *  - a channel is never destroyed while c-ares is working inside it: lh_upstream_shutdown (which
+ *    a user callback may reach, e.g. the last answer of a graceful stop) and the retirement of a
+ *    channel wait until ares_process_fd has returned. */
 #include "loophole/upstream.h"
 #include "loophole/log.h"
 #include "loophole/wire.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LH_SERVER_DOWN_AFTER 3 /* consecutive failures before a server is tried last */
 #define LH_SERVER_DOWN_MS 5000 /* ... for this long */
@@ -27,6 +39,7 @@ typedef struct sock_watch {
 
 struct lh_upstream_channel {
     ares_channel ares;
+    bool retire; /* c-ares dropped ARES_FLAG_EDNS on it: destroy instead of reusing */
     lh_upstream *u;
     lh_upstream_server *server;
     uv_timer_t timer;
@@ -46,11 +59,15 @@ struct lh_upstream_req {
     uint32_t tried; /* bit per server index in the group */
     lh_upstream_server *server;
     uint64_t sent_ns; /* this try's start */
+    lh_upstream_req *next_deferred;
+    int deferred_status; /* the ares status of a try that failed inside ares_send */
     size_t len, question_end;
     uint8_t query[]; /* kept for failover to the next server */
 };
 
 static void on_timer(uv_timer_t *t);
+static void do_shutdown(lh_upstream *u);
+static void channel_destroy(lh_upstream_channel *ch);
 
 static void arm_timer(lh_upstream_channel *ch)
 {
@@ -63,22 +80,39 @@ static void arm_timer(lh_upstream_channel *ch)
     }
 }
 
+/* Lets c-ares work on the channel (read `rfd`, write `wfd`, or process timeouts), then does
+ * what had to wait until it was out of the channel: a shutdown, a retirement. */
+static void channel_process(lh_upstream_channel *ch, ares_socket_t rfd, ares_socket_t wfd)
+{
+    lh_upstream *u = ch->u;
+    u->dispatching++;
+    ares_process_fd(ch->ares, rfd, wfd);
+    u->dispatching--;
+    if (u->shutdown_deferred && !u->dispatching) {
+        do_shutdown(u); /* destroys ch too */
+        return;
+    }
+    if (u->shutting_down) return;
+    if (ch->retire && !ch->busy) {
+        channel_destroy(ch);
+        return;
+    }
+    arm_timer(ch);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     lh_upstream_channel *ch = t->data;
-    ares_process_fd(ch->ares, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-    arm_timer(ch);
+    channel_process(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     sock_watch *w = p->data;
-    lh_upstream_channel *ch = w->ch;
     ares_socket_t fd = w->fd;
     /* An error is reported as readable: c-ares then reads, sees it, and fails over. */
-    ares_process_fd(ch->ares, (status < 0 || (events & UV_READABLE)) ? fd : ARES_SOCKET_BAD,
+    channel_process(w->ch, (status < 0 || (events & UV_READABLE)) ? fd : ARES_SOCKET_BAD,
                     (status == 0 && (events & UV_WRITABLE)) ? fd : ARES_SOCKET_BAD);
-    arm_timer(ch);
 }
 
 static void on_watch_closed(uv_handle_t *h)
@@ -125,6 +159,7 @@ int lh_ares_channel_new(ares_channel *out, int flags, const lh_sockaddr *servers
     /* Setting every option that would otherwise come from resolv.conf keeps c-ares from
      * reading files; the real servers are set right after (with their ports and families). */
     o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | flags;
+    o.ednspsz = LH_UPSTREAM_EDNS_SIZE;
     o.timeout = (int)timeout_ms;
     o.tries = (int)tries;
     o.ndots = 1;
@@ -135,7 +170,8 @@ int lh_ares_channel_new(ares_channel *out, int flags, const lh_sockaddr *servers
     o.sock_state_cb_data = cb_data;
     int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS |
                ARES_OPT_SERVERS | ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS | ARES_OPT_SORTLIST |
-               ARES_OPT_NOROTATE | (cb ? ARES_OPT_SOCK_STATE_CB : 0);
+               ARES_OPT_NOROTATE | (cb ? ARES_OPT_SOCK_STATE_CB : 0) |
+               ((flags & ARES_FLAG_EDNS) ? ARES_OPT_EDNSPSZ : 0);
     if (ares_init_options(out, &o, mask) != ARES_SUCCESS) return -1;
     struct ares_addr_port_node nodes[LH_UPSTREAMS_MAX];
     memset(nodes, 0, sizeof nodes);
@@ -159,14 +195,30 @@ int lh_ares_channel_new(ares_channel *out, int flags, const lh_sockaddr *servers
     return 0;
 }
 
+/* c-ares 1.18 keys each channel's query-ID generator from /dev/urandom and, when it cannot
+ * open the file (EMFILE: out of descriptors), silently from rand() - predictable IDs. A channel
+ * is made only when that file can be opened; without a descriptor the query could not have
+ * had a socket anyway. */
+static bool urandom_available(void)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
+
 static lh_upstream_channel *channel_new(lh_upstream *u, lh_upstream_server *s)
 {
+    if (!urandom_available()) return NULL;
     lh_upstream_channel *ch = calloc(1, sizeof *ch);
     if (!ch) return NULL;
     ch->u = u;
     ch->server = s;
-    /* One try: failover to the next server is loophole's, not c-ares'. */
-    if (lh_ares_channel_new(&ch->ares, 0, &s->addr, 1, u->timeout_ms, 1, on_sock_state, ch) != 0) {
+    /* One try: failover to the next server is loophole's, not c-ares'. ARES_FLAG_EDNS with
+     * our advertised size: without it c-ares takes every UDP answer over 512 bytes for a
+     * truncated one and asks again over TCP. A real TC=1 still goes to TCP. */
+    if (lh_ares_channel_new(&ch->ares, ARES_FLAG_EDNS, &s->addr, 1, u->timeout_ms, 1, on_sock_state,
+                            ch) != 0) {
         free(ch);
         return NULL;
     }
@@ -196,6 +248,7 @@ static void channel_release(lh_upstream_channel *ch)
     lh_upstream_server *s = ch->server;
     ch->busy = false;
     ch->next_idle = NULL;
+    if (ch->retire) return; /* destroyed once c-ares is out of it (channel_process) */
     if (s->idle_tail)
         s->idle_tail->next_idle = ch;
     else
@@ -228,6 +281,8 @@ static int pick_server(lh_upstream *u, lh_upstream_req *r)
 
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
+/* Ends a request: the callback (unless cancelled), then free. Never runs inside
+ * lh_upstream_send or lh_upstream_shutdown. */
 static void req_finish(lh_upstream_req *r, int status, const uint8_t *answer, size_t len)
 {
     lh_upstream *u = r->u;
@@ -246,19 +301,91 @@ static bool try_next(lh_upstream_req *r)
         lh_upstream_server *s = &u->groups[r->group].servers[i];
         lh_upstream_channel *ch = channel_take(u, s);
         if (!ch) {
-            lh_err("upstream %s: cannot create a c-ares channel", s->label);
+            if (!u->last_channel_err_ms || now_ms(u) - u->last_channel_err_ms > 10000) {
+                lh_err("upstream %s: cannot create a c-ares channel (out of file descriptors "
+                       "or memory); such queries fail until some are free",
+                       s->label);
+                u->last_channel_err_ms = now_ms(u);
+            }
             continue;
         }
         r->server = s;
         r->sent_ns = uv_hrtime();
         s->queries++;
-        /* The callback may run inside ares_send (no socket, say): all is set up before. */
+        /* The callback may run inside ares_send (no socket, say): all is set up before, and
+         * on_answer only queues the failure while in_send is set. */
         ch->req = r;
+        u->in_send = true;
         ares_send(ch->ares, r->query, (int)r->len, on_answer, ch);
+        u->in_send = false;
         arm_timer(ch);
         return true;
     }
     return false;
+}
+
+/* A try failed: the server's health, then the next server or the end. */
+static void try_failed(lh_upstream_req *r, int status)
+{
+    lh_upstream_server *s = r->server;
+    s->failures++;
+    if (++s->consecutive_failures >= LH_SERVER_DOWN_AFTER) {
+        if (s->down_until_ms <= now_ms(r->u))
+            lh_warn("upstream %s: %u failures in a row (last: %s); trying it last for %d s",
+                    s->label, s->consecutive_failures, ares_strerror(status),
+                    LH_SERVER_DOWN_MS / 1000);
+        s->down_until_ms = now_ms(r->u) + LH_SERVER_DOWN_MS;
+    } else {
+        lh_debug("upstream %s: %s", s->label, ares_strerror(status));
+    }
+    if (r->cancelled || !try_next(r)) req_finish(r, -1, NULL, 0);
+}
+
+/* Tries that failed inside ares_send, handled on the next loop pass. A retry may fail inside
+ * ares_send again and is then queued for the pass after: no recursion, no unbounded loop
+ * (each request tries each server once). */
+static void on_deferred(uv_idle_t *h)
+{
+    lh_upstream *u = h->data;
+    lh_upstream_req *list = u->deferred_head;
+    u->deferred_head = u->deferred_tail = NULL;
+    while (list) {
+        lh_upstream_req *r = list;
+        list = r->next_deferred;
+        r->next_deferred = NULL;
+        try_failed(r, r->deferred_status);
+    }
+    if (!u->deferred_head) uv_idle_stop(&u->idle);
+}
+
+static void defer_failure(lh_upstream *u, lh_upstream_req *r, int status)
+{
+    r->deferred_status = status;
+    r->next_deferred = NULL;
+    if (u->deferred_tail)
+        u->deferred_tail->next_deferred = r;
+    else
+        u->deferred_head = r;
+    u->deferred_tail = r;
+    uv_idle_start(&u->idle, on_deferred);
+}
+
+/* c-ares 1.18 drops ARES_FLAG_EDNS from a whole channel after one FORMERR answer without OPT
+ * (and retries without our OPT). That channel would then take answers over 512 bytes for
+ * truncated ones: it is retired instead of reused. Checked only when an answer has no
+ * additional record, which an EDNS answer always has. */
+static void check_edns_kept(lh_upstream_channel *ch, const unsigned char *abuf, int alen)
+{
+    if (alen >= LH_DNS_HEADER_LEN && lh_rd16(abuf + 10) != 0) return;
+    struct ares_options o;
+    int mask = 0;
+    if (ares_save_options(ch->ares, &o, &mask) != ARES_SUCCESS) return;
+    if (!(o.flags & ARES_FLAG_EDNS)) {
+        lh_debug("upstream %s: c-ares turned EDNS off on a channel; retiring it",
+                 ch->server->label);
+        ch->retire = true;
+    }
+    ares_destroy_options(&o);
 }
 
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -266,13 +393,23 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     (void)timeouts;
     lh_upstream_channel *ch = arg;
     lh_upstream_req *r = ch->req;
+    lh_upstream *u = ch->u;
     ch->req = NULL;
-    if (status == ARES_EDESTRUCTION) { /* shutting down: the channel goes away with it */
-        if (r) req_finish(r, -1, NULL, 0);
+    if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+        /* Inside lh_upstream_shutdown: the channel goes away with it, the request silently. */
+        if (r) {
+            u->inflight--;
+            free(r);
+        }
         return;
     }
+    if (abuf && status == ARES_SUCCESS) check_edns_kept(ch, abuf, alen);
     channel_release(ch);
     if (!r) return;
+    if (u->in_send) { /* no socket, no route: nothing can have been answered */
+        defer_failure(u, r, status == ARES_SUCCESS ? ARES_ECONNREFUSED : status);
+        return;
+    }
     lh_upstream_server *s = r->server;
     /* c-ares matched ID, source and question case-insensitively; loophole wants the question
      * back byte for byte (0x20). A mismatch may be spoofed: it counts as a failure. */
@@ -295,17 +432,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
         req_finish(r, 0, abuf, (size_t)alen);
         return;
     }
-    s->failures++;
-    if (++s->consecutive_failures >= LH_SERVER_DOWN_AFTER) {
-        if (s->down_until_ms <= now_ms(r->u))
-            lh_warn("upstream %s: %u failures in a row (last: %s); trying it last for %d s",
-                    s->label, s->consecutive_failures, ares_strerror(status),
-                    LH_SERVER_DOWN_MS / 1000);
-        s->down_until_ms = now_ms(r->u) + LH_SERVER_DOWN_MS;
-    } else {
-        lh_debug("upstream %s: %s", s->label, ares_strerror(status));
-    }
-    if (r->cancelled || !try_next(r)) req_finish(r, -1, NULL, 0);
+    try_failed(r, status);
 }
 
 lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t *query, size_t len,
@@ -332,12 +459,12 @@ lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t 
     }
     r->question_end = m.question_end;
     u->inflight++;
-    if (!try_next(r)) {
+    if (!try_next(r)) { /* no channel for any server: nothing was sent, nothing queued */
         u->inflight--;
         free(r);
         return NULL;
     }
-    return r;
+    return r; /* alive: even a try that already failed is only queued (on_deferred) */
 }
 
 void lh_upstream_cancel(lh_upstream_req *r)
@@ -350,16 +477,46 @@ static void on_channel_timer_closed(uv_handle_t *h)
     free(h->data);
 }
 
-void lh_upstream_shutdown(lh_upstream *u)
+static void channel_destroy(lh_upstream_channel *ch)
 {
-    if (u->shutting_down) return;
-    u->shutting_down = true;
+    lh_upstream *u = ch->u;
+    lh_upstream_channel **pp = &u->channels;
+    while (*pp && *pp != ch)
+        pp = &(*pp)->next_all;
+    if (*pp) *pp = ch->next_all;
+    ch->server->nchannels--;
+    ares_destroy(ch->ares); /* idle: no query, so no callback; closes its sockets */
+    uv_close((uv_handle_t *)&ch->timer, on_channel_timer_closed);
+}
+
+/* The requests still queued (their tries failed inside ares_send) end without a callback, as
+ * the ones still in a channel do (ARES_EDESTRUCTION). */
+static void do_shutdown(lh_upstream *u)
+{
+    u->shutdown_deferred = false;
+    for (lh_upstream_req *r = u->deferred_head, *next; r; r = next) {
+        next = r->next_deferred;
+        u->inflight--;
+        free(r);
+    }
+    u->deferred_head = u->deferred_tail = NULL;
+    if (!uv_is_closing((uv_handle_t *)&u->idle)) uv_close((uv_handle_t *)&u->idle, NULL);
     for (lh_upstream_channel *ch = u->channels, *next; ch; ch = next) {
         next = ch->next_all;
         ares_destroy(ch->ares); /* runs pending callbacks with ARES_EDESTRUCTION */
         uv_close((uv_handle_t *)&ch->timer, on_channel_timer_closed);
     }
     u->channels = NULL;
+}
+
+void lh_upstream_shutdown(lh_upstream *u)
+{
+    if (u->shutting_down) return;
+    u->shutting_down = true;
+    if (u->dispatching) /* called back from inside ares_process_fd: finish there */
+        u->shutdown_deferred = true;
+    else
+        do_shutdown(u);
 }
 
 void lh_upstream_free(lh_upstream *u)
@@ -415,6 +572,8 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsi
         lh_info("forward zone %s: %u upstream(s), first %s", fz->zone, fz->nservers,
                 u->groups[z + 1].servers[0].label);
     }
+    uv_idle_init(loop, &u->idle); /* closed by lh_upstream_shutdown */
+    u->idle.data = u;
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");

@@ -37,6 +37,10 @@ typedef struct lh_upstream_group {
     enum lh_upstream_origin origin; /* where these servers came from, for the reports */
 } lh_upstream_group;
 
+/* The UDP size loophole advertises upstream (DNS flag day 2020) and the largest UDP answer it
+ * accepts without asking again over TCP. */
+#define LH_UPSTREAM_EDNS_SIZE 1232
+
 typedef struct lh_upstream {
     uv_loop_t *loop;
     lh_upstream_group *groups; /* 0: default; 1..: the forward zones, in config order */
@@ -45,8 +49,16 @@ typedef struct lh_upstream {
     unsigned max_inflight, inflight;
     bool shutting_down;
     uint64_t rejected;             /* over max_inflight */
+    uint64_t last_channel_err_ms;  /* the last "cannot create a channel" logged (rate limit) */
     lh_upstream_channel *channels; /* every channel, for shutdown */
     char source[LH_ERR_MAX];       /* how the default group was chosen, in words */
+    /* Re-entrancy guards (see upstream.c): tries that failed inside ares_send wait here for
+     * the next loop pass; a shutdown asked for inside ares_process_fd waits until it returns. */
+    uv_idle_t idle;
+    lh_upstream_req *deferred_head, *deferred_tail;
+    bool in_send;
+    unsigned dispatching;
+    bool shutdown_deferred;
 } lh_upstream;
 
 /* status: 0 with the answer, or a negative value when every server tried failed. The answer
@@ -59,13 +71,16 @@ typedef void (*lh_upstream_cb)(void *arg, int status, const uint8_t *answer, siz
 int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsigned max_inflight,
                      char *err, size_t errlen);
 /* Sends `query` to the group's servers, healthiest first, failing over on timeouts, errors,
- * SERVFAIL and REFUSED. NULL when max_inflight queries are already out. The callback runs
- * exactly once unless the request is cancelled first. */
+ * SERVFAIL and REFUSED. NULL when max_inflight queries are already out (or no server could be
+ * tried); the callback then never runs. Otherwise the callback runs exactly once unless the
+ * request is cancelled first, and never before lh_upstream_send has returned: a try that fails
+ * at once (no route, no file descriptor) is handled on the next loop pass. */
 lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t *query, size_t len,
                                   lh_upstream_cb cb, void *arg);
 /* The callback will not be called; the request finishes quietly in the background. */
 void lh_upstream_cancel(lh_upstream_req *r);
-/* Cancels everything and closes every channel and handle (asynchronously). */
+/* Cancels everything and closes every channel and handle (asynchronously). No callback runs
+ * from here on: end the requests you care about first. Safe to call from a callback. */
 void lh_upstream_shutdown(lh_upstream *u);
 /* Frees what remains after the loop has run the close callbacks. */
 void lh_upstream_free(lh_upstream *u);
