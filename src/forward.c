@@ -2,13 +2,17 @@
 #include "loophole/forward.h"
 #include "loophole/log.h"
 #include "loophole/server.h"
+#include "loophole/ttl.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define LH_WAITERS_MAX 256 /* clients sharing one upstream question */
-#define LH_OUR_UPSTREAM_UDP 1232
+/* Waiters of all questions of one loop: LH_WAITERS_PER_INFLIGHT per question the loop may have
+ * upstream, at least LH_WAITERS_MAX, at most LH_WAITERS_LOOP_MAX. A waiter is ~0.9 KB, so the
+ * default (upstream-max-inflight 1024) bounds them at 8,192 waiters, ~7 MB, per process. */
+#define LH_WAITERS_PER_INFLIGHT 8
+#define LH_WAITERS_LOOP_MAX 65536
 #define LH_EDE_STALE 3         /* RFC 8914: Stale Answer */
 #define LH_EDE_NO_REACHABLE 22 /* RFC 8914: No Reachable Authority */
 #define LH_LOOP_MIN_LETTERS 8  /* 0x20 bits needed before a case match means "our own query" */
@@ -36,17 +40,6 @@ struct lh_pending {
     uint8_t query[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11]; /* as sent upstream */
 };
 
-static uint64_t rng_next(lh_forwarder *f)
-{
-    uint64_t x = f->rng; /* xorshift64*: the 0x20 bits need to be unguessable per query only
-                            as far as the kernel's port and c-ares' ID already are */
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    f->rng = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
 static uint64_t pending_hash(const lh_cache_key *k)
 {
     uint64_t h = k->name_hash ^ ((uint64_t)k->qtype << 24 | (uint64_t)k->qclass << 8 | k->flags);
@@ -69,9 +62,15 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
     const lh_config *cfg = s->cfg;
     memset(f, 0, offsetof(lh_forwarder, work));
     f->srv = s;
-    if (getrandom(&f->rng, sizeof f->rng, 0) != sizeof f->rng || !f->rng) f->rng = uv_hrtime() | 1;
+    lh_random_init(&f->rng);
     unsigned loops = lh_server_loops(s); /* each loop gets its share of the bounds */
     unsigned inflight = cfg->upstream_max_inflight / loops ? cfg->upstream_max_inflight / loops : 1;
+    f->max_waiters = inflight * LH_WAITERS_PER_INFLIGHT;
+    if (f->max_waiters < LH_WAITERS_MAX) f->max_waiters = LH_WAITERS_MAX;
+    if (f->max_waiters > LH_WAITERS_LOOP_MAX) f->max_waiters = LH_WAITERS_LOOP_MAX;
+    f->ttl_limits = (lh_ttl_limits){.min_ttl = cfg->cache_min_ttl,
+                                    .max_ttl = cfg->cache_max_ttl,
+                                    .max_negative_ttl = cfg->cache_max_negative_ttl};
     size_t n = 64;
     while (n < inflight)
         n <<= 1;
@@ -312,6 +311,14 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
     p->upstream = server->label;
     memcpy(f->work, answer, len);
     len = strip_opt(f->work, len, &ai);
+    /* Every forwarded answer's TTLs, cached or not: clamped, top bit read as 0, one per RRset. */
+    if (lh_ttl_normalise(f->work, len, &ai, &f->ttl_limits) != 0) {
+        lh_warn("upstream %s: malformed answer dropped", server->label);
+        f->stats.bad_answers++;
+        f->stats.failed++;
+        pending_end(f, p, NULL, 0, NULL);
+        return;
+    }
     if (ai.private_address && f->srv->cfg->rebind_protection && p->group == 0 &&
         !lh_policy_rebind_allowed(f->srv->policy, &p->name)) {
         char qn[LH_NAME_MAX * 4 + 1];
@@ -341,27 +348,14 @@ static size_t build_query(lh_forwarder *f, const lh_msg *m, uint8_t *q)
     lh_wr16(q + 10, 1);
     uint8_t *n = q + LH_DNS_HEADER_LEN;
     memcpy(n, m->qname.wire, m->qname.len);
-    if (f->srv->cfg->upstream_0x20) {
-        uint64_t bits = 0;
-        unsigned left = 0;
-        for (unsigned i = 0; i < m->qname.len; i++) {
-            if (n[i] < 'a' || n[i] > 'z') continue;
-            if (!left) {
-                bits = rng_next(f);
-                left = 64;
-            }
-            if (bits & 1) n[i] = (uint8_t)(n[i] - 32);
-            bits >>= 1;
-            left--;
-        }
-    }
+    if (f->srv->cfg->upstream_0x20) lh_random_case(&f->rng, n, m->qname.len);
     size_t o = LH_DNS_HEADER_LEN + m->qname.len;
     lh_wr16(q + o, m->qtype);
     lh_wr16(q + o + 2, m->qclass);
     o += 4;
     q[o] = 0;
     lh_wr16(q + o + 1, LH_TYPE_OPT);
-    lh_wr16(q + o + 3, LH_OUR_UPSTREAM_UDP);
+    lh_wr16(q + o + 3, LH_UPSTREAM_EDNS_SIZE);
     q[o + 5] = 0;
     q[o + 6] = 0;
     q[o + 7] = m->edns_do ? 0x80 : 0;
@@ -398,6 +392,17 @@ static bool is_own_question(lh_forwarder *f, const lh_msg *m, const lh_cache_key
 
 static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *c)
 {
+    if (f->nwaiters >= f->max_waiters) { /* bound the total, not only each question's share */
+        f->stats.waiters_refused++;
+        uint64_t now = uv_now(f->srv->loop);
+        if (!f->last_waiters_log_ms || now - f->last_waiters_log_ms > 10000) {
+            lh_warn("%u clients already wait for upstream answers (the bound): answering "
+                    "SERVFAIL to new ones (%llu so far)",
+                    f->nwaiters, (unsigned long long)f->stats.waiters_refused);
+            f->last_waiters_log_ms = now;
+        }
+        return NULL;
+    }
     lh_waiter *w = malloc(sizeof *w);
     if (!w) return NULL;
     w->next = NULL;

@@ -11,6 +11,8 @@
 
 #include "loophole/cache.h"
 #include "loophole/policy.h"
+#include "loophole/random.h"
+#include "loophole/ttl.h"
 #include "loophole/upstream.h"
 
 typedef struct lh_server lh_server;
@@ -28,7 +30,7 @@ typedef struct lh_client {
 
 typedef struct lh_forward_stats {
     uint64_t cache_hits, stale_served, sent, coalesced, answered, failed, uncloaked, loops,
-        rejected, bad_answers, rebind_refused;
+        rejected, bad_answers, rebind_refused, waiters_refused;
 } lh_forward_stats;
 
 typedef struct lh_forwarder {
@@ -38,11 +40,12 @@ typedef struct lh_forwarder {
     bool cache_on;
     lh_pending **table; /* in-flight questions by key */
     size_t mask;
-    unsigned npending, nwaiters;
+    unsigned npending, nwaiters, max_waiters;
     lh_pending *dl_head, *dl_tail; /* by deadline: all share one budget, so FIFO */
     uv_timer_t deadline_timer;
-    uint64_t rng;
-    uint64_t last_loop_log_ms;
+    lh_random rng; /* 0x20 bits */
+    lh_ttl_limits ttl_limits;
+    uint64_t last_loop_log_ms, last_waiters_log_ms;
     lh_forward_stats stats;
     uint8_t work[LH_MSG_MAX]; /* an upstream answer being checked and trimmed */
 } lh_forwarder;

@@ -20,6 +20,11 @@ Modes:
              "httpsN.*" (HTTPS): N HTTPS records, the Nth with target shop.tracker.test;
              "cleanchainN.*" / "cleanhttpsN.*": the same with no tracker (last target
              final.ok.test); anything else as in answer
+  ttl        A records with TTLs chosen by the first label: "huge" 0x7fffffff, "top" 0x80000000,
+             "mixed" three records with TTLs 300, 20 and 100; anything else one record, TTL 60
+  size       a TXT answer (with an OPT) of the size the first label names ("s600": 600 bytes);
+             "tc..." names get TC=1 over UDP and the whole answer over TCP
+The log line ends with the transport: "udp" or "tcp".
 """
 import os, random, re, socket, struct, sys, threading, time
 
@@ -37,11 +42,11 @@ log = open(logfile, "a", buffering=1)
 lock = threading.Lock()
 
 
-def note(port, q):
+def note(port, q, tcp=False):
     with lock:
         name = q.question[0].name.to_text() if q.question else "-"
         rtype = dns.rdatatype.to_text(q.question[0].rdtype) if q.question else "-"
-        log.write("%d %s %s\n" % (port, name, rtype))
+        log.write("%d %s %s %s\n" % (port, name, rtype, "tcp" if tcp else "udp"))
 
 
 def cloak_records(r, qn):
@@ -65,7 +70,59 @@ def cloak_records(r, qn):
     return True
 
 
-def answer_for(q, tcp):
+def question_bytes(data):
+    """The question section of a raw query, byte for byte (its 0x20 case kept)."""
+    o = 12
+    while data[o]:
+        o += data[o] + 1
+    return data[12:o + 5]
+
+
+def raw_records(data, records, flags=0x8180, opt=False):
+    """An answer to the raw query `data`: records = [(type, ttl, rdata)], each owned by the
+    question name (a compression pointer to it)."""
+    hdr = struct.pack("!HHHHHH", struct.unpack("!H", data[:2])[0], flags, 1, len(records), 0,
+                      1 if opt else 0)
+    body = question_bytes(data)
+    for rtype, ttl, rdata in records:
+        body += struct.pack("!HHHIH", 0xC00C, rtype, 1, ttl, len(rdata)) + rdata
+    if opt:
+        body += b"\0" + struct.pack("!HHIH", 41, 1232, 0, 0)
+    return hdr + body
+
+
+def ttl_answer(data, q):
+    label = q.question[0].name.labels[0].decode().lower()
+    a = lambda i: socket.inet_aton("192.0.2.%d" % i)
+    if label == "huge":
+        return raw_records(data, [(1, 0x7FFFFFFF, a(1))])
+    if label == "top":
+        return raw_records(data, [(1, 0x80000000, a(1))])
+    if label == "mixed":
+        return raw_records(data, [(1, 300, a(1)), (1, 20, a(2)), (1, 100, a(3))])
+    return raw_records(data, [(1, 60, a(1))])
+
+
+def size_answer(data, q, tcp):
+    label = q.question[0].name.labels[0].decode().lower()
+    if label.startswith("tc") and not tcp:
+        return raw_records(data, [], flags=0x8380, opt=True)
+    want = int(label.lstrip("stc") or "600")
+    base = len(raw_records(data, [(16, 60, b"")], opt=True))
+    pad = want - base
+    chunks = []
+    while pad > 0:  # TXT strings of up to 255 bytes, each with its length byte
+        n = min(255, pad - 1) if pad > 1 else 1
+        chunks.append(bytes([n]) + b"x" * n)
+        pad -= n + 1
+    return raw_records(data, [(16, 60, b"".join(chunks))], opt=True)
+
+
+def answer_for(q, tcp, data=None):
+    if mode == "ttl":
+        return ttl_answer(data, q)
+    if mode == "size":
+        return size_answer(data, q, tcp)
     if mode == "servfail":
         r = dns.message.make_response(q)
         r.set_rcode(dns.rcode.SERVFAIL)
@@ -127,7 +184,7 @@ def udp_loop():
         def reply(data=data, peer=peer, q=q):
             if mode == "slow":
                 time.sleep(delay)
-            wire = answer_for(q, False)
+            wire = answer_for(q, False, data)
             (other if mode == "wrongsrc" else s).sendto(wire, peer)
         if mode == "slow":
             threading.Thread(target=reply, daemon=True).start()
@@ -149,12 +206,12 @@ def tcp_conn(c):
                     return
                 data += chunk
             q = dns.message.from_wire(data)
-            note(c.getpeername()[1], q)
+            note(c.getpeername()[1], q, True)
             if mode in ("blackhole", "tc"):
                 return
             if mode == "slow":
                 time.sleep(delay)
-            wire = answer_for(q, True)
+            wire = answer_for(q, True, data)
             c.sendall(struct.pack("!H", len(wire)) + wire)
     except Exception:
         pass

@@ -16,11 +16,14 @@ void test_cache(void);
 void test_leak(void);
 void test_stats(void);
 void test_dnssec(void);
+void test_ttl(void);
+void test_random(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},     {"nameset", test_nameset}, {"config", test_config},
     {"policy", test_policy}, {"lists", test_lists},     {"cache", test_cache},
     {"leak", test_leak},     {"stats", test_stats},     {"dnssec", test_dnssec},
+    {"ttl", test_ttl},       {"random", test_random},
 };
 
 int main(void)
