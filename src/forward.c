@@ -57,11 +57,20 @@ static lh_pending *pending_find(lh_forwarder *f, const lh_cache_key *k, uint64_t
     return NULL;
 }
 
-int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
+static void on_deadline(lh_timer *t);
+
+int lh_forward_init(lh_forwarder *f, lh_server *s, const lh_forward_seams *seams, char *err,
+                    size_t errlen)
 {
     const lh_config *cfg = s->cfg;
     memset(f, 0, offsetof(lh_forwarder, work));
     f->srv = s;
+    if (seams && seams->clock) {
+        f->clock = seams->clock;
+    } else {
+        lh_clock_init_loop(&f->own_clock, s->loop);
+        f->clock = &f->own_clock;
+    }
     lh_random_init(&f->rng);
     unsigned loops = lh_server_loops(s); /* each loop gets its share of the bounds */
     unsigned inflight = cfg->upstream_max_inflight / loops ? cfg->upstream_max_inflight / loops : 1;
@@ -92,9 +101,10 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen)
         }
         f->cache_on = true;
     }
-    if (lh_upstream_init(&f->upstream, s->loop, cfg, inflight, err, errlen) != 0) return -1;
-    uv_timer_init(s->loop, &f->deadline_timer);
-    f->deadline_timer.data = f;
+    if (lh_upstream_init(&f->upstream, s->loop, f->clock, cfg, inflight,
+                         seams ? seams->transport : NULL, err, errlen) != 0)
+        return -1;
+    lh_timer_init(f->clock, &f->deadline_timer, on_deadline, f);
     return 0;
 }
 
@@ -130,6 +140,10 @@ static void send_to(lh_forwarder *f, const lh_pending *p, lh_waiter *w, size_t n
     lh_server *s = f->srv;
     query_done(f, &w->msg, &w->client, p->key.name_hash, outcome, v,
                outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL, s->out + 2, n);
+    if (w->client.reply) { /* an in-process client (the scenario tests) */
+        w->client.reply->send(&w->client, s->out + 2, n);
+        return;
+    }
     if (w->client.udp) {
         if (n) lh_udp_send(w->client.udp, s->out + 2, n, &w->client.peer.sa);
         return;
@@ -163,7 +177,7 @@ static void answer_servfail(lh_forwarder *f, const lh_pending *p, lh_waiter *w)
 static void answer_failed(lh_forwarder *f, lh_pending *p, lh_waiter *w)
 {
     const lh_cache_entry *e;
-    uint64_t now = uv_now(f->srv->loop);
+    uint64_t now = lh_clock_now(f->clock);
     if (f->cache_on && f->srv->cfg->serve_stale &&
         lh_cache_lookup(&f->cache, &p->key, now, true, &e) != LH_CACHE_MISS) {
         size_t n = lh_cache_write(e, &w->msg, now, true, f->srv->cfg->stale_ttl, f->srv->out + 2,
@@ -228,10 +242,10 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
     if (f->srv->stopping && f->npending == 0) lh_server_maybe_finish_stop(f->srv);
 }
 
-static void on_deadline(uv_timer_t *t)
+static void on_deadline(lh_timer *t)
 {
     lh_forwarder *f = t->data;
-    uint64_t now = uv_now(f->srv->loop);
+    uint64_t now = lh_clock_now(f->clock);
     while (f->dl_head && f->dl_head->deadline_ms <= now) {
         f->stats.failed++;
         pending_end(f, f->dl_head, NULL, 0, NULL);
@@ -242,12 +256,12 @@ static void on_deadline(uv_timer_t *t)
 static void deadline_rearm(lh_forwarder *f)
 {
     if (!f->dl_head) {
-        uv_timer_stop(&f->deadline_timer);
+        lh_timer_stop(&f->deadline_timer);
         return;
     }
-    uint64_t now = uv_now(f->srv->loop);
+    uint64_t now = lh_clock_now(f->clock);
     uint64_t d = f->dl_head->deadline_ms > now ? f->dl_head->deadline_ms - now : 0;
-    uv_timer_start(&f->deadline_timer, on_deadline, d, 0);
+    lh_timer_start(&f->deadline_timer, d);
 }
 
 /* Strips the OPT record (the client gets loophole's own) and the records after it. */
@@ -334,7 +348,7 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
         pending_end(f, p, NULL, 0, &blocked);
         return;
     }
-    if (f->cache_on) lh_cache_insert(&f->cache, &p->key, f->work, len, &ai, uv_now(f->srv->loop));
+    if (f->cache_on) lh_cache_insert(&f->cache, &p->key, f->work, len, &ai, lh_clock_now(f->clock));
     pending_end(f, p, f->work, len, NULL);
 }
 
@@ -394,7 +408,7 @@ static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *
 {
     if (f->nwaiters >= f->max_waiters) { /* bound the total, not only each question's share */
         f->stats.waiters_refused++;
-        uint64_t now = uv_now(f->srv->loop);
+        uint64_t now = lh_clock_now(f->clock);
         if (!f->last_waiters_log_ms || now - f->last_waiters_log_ms > 10000) {
             lh_warn("%u clients already wait for upstream answers (the bound): answering "
                     "SERVFAIL to new ones (%llu so far)",
@@ -435,7 +449,7 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
                         .qclass = m->qclass,
                         .flags = (uint8_t)((m->edns_do ? LH_CACHE_DO : 0) |
                                            ((m->flags & LH_FLAG_CD) ? LH_CACHE_CD : 0))};
-    uint64_t now = uv_now(s->loop);
+    uint64_t now = lh_clock_now(f->clock);
     const lh_cache_entry *e;
     if (f->cache_on && lh_cache_lookup(&f->cache, &key, now, false, &e) == LH_CACHE_FRESH) {
         size_t n = lh_cache_write(e, m, now, false, 0, out, cap);
@@ -523,8 +537,7 @@ void lh_forward_shutdown(lh_forwarder *f)
 {
     lh_forward_fail_all(f);
     lh_upstream_shutdown(&f->upstream);
-    if (!uv_is_closing((uv_handle_t *)&f->deadline_timer))
-        uv_close((uv_handle_t *)&f->deadline_timer, NULL);
+    lh_timer_close(&f->deadline_timer, NULL);
 }
 
 void lh_forward_free(lh_forwarder *f)

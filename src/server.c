@@ -248,7 +248,7 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     for (unsigned i = 0; i < cfg->nlisten; i++) /* only loopback can reach loopback listeners */
         s->exposed = s->exposed || !lh_addr_is_loopback(&cfg->listen[i].sa);
     if (!s->leak) {
-        if (lh_forward_init(&s->fwd, s, err, errlen) != 0) return -1;
+        if (lh_forward_init(&s->fwd, s, NULL, err, errlen) != 0) return -1;
         s->fwd_ready = true;
     }
     for (unsigned i = 0; i < cfg->nlisten; i++) {

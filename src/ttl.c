@@ -63,6 +63,28 @@ static uint32_t clamp_one(uint32_t ttl, uint32_t lo, uint32_t hi)
     return ttl;
 }
 
+/* RFC 2308 5: min(SOA TTL as clamped, SOA MINIMUM), the MINIMUM's top bit read as 0 too. */
+static uint32_t negative_of(ttl_state *st, const rrset_key *soa, uint32_t minimum, uint32_t hi)
+{
+    uint32_t n = minimum & 0x80000000u ? 0 : minimum;
+    rrset_group *g = group_of(st, soa, false, 0);
+    uint32_t t = g ? g->ttl : st->overflow_ttl;
+    if (t < n) n = t;
+    return n < hi ? n : hi;
+}
+
+/* A negative answer is cached for its negative TTL, so no record of it may claim longer:
+ * the first answer then says what the cached copies will say (the SOA's TTL becomes the
+ * negative TTL, as RFC 2308 5 has an authoritative server send it). */
+static uint32_t cap_negative(ttl_state *st, const rrset_key *soa, uint32_t minimum, uint32_t hi)
+{
+    uint32_t n = negative_of(st, soa, minimum, hi);
+    for (unsigned i = 0; i < st->nsets; i++)
+        if (st->sets[i].ttl > n) st->sets[i].ttl = n;
+    if (st->overflow_ttl > n) st->overflow_ttl = n;
+    return n;
+}
+
 int lh_ttl_normalise(uint8_t *pkt, size_t len, lh_answer_info *ai, const lh_ttl_limits *lim)
 {
     bool negative = ai->rcode == LH_RCODE_NXDOMAIN || (ai->rcode == LH_RCODE_NOERROR && !ai->an);
@@ -78,7 +100,10 @@ int lh_ttl_normalise(uint8_t *pkt, size_t len, lh_answer_info *ai, const lh_ttl_
     rrset_key soa = {0};
     bool has_soa = false;
     uint32_t soa_minimum = 0;
+    uint32_t negative_ttl = ai->negative_ttl;
     for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && negative && has_soa)
+            negative_ttl = cap_negative(&st, &soa, soa_minimum, hi);
         size_t off = ai->question_end;
         for (unsigned i = 0; i < total; i++) {
             lh_name owner;
@@ -119,13 +144,10 @@ int lh_ttl_normalise(uint8_t *pkt, size_t len, lh_answer_info *ai, const lh_ttl_
             ai->min_answer_ttl = st.sets[i].ttl;
     if (st.overflow && ai->an && st.overflow_ttl < ai->min_answer_ttl)
         ai->min_answer_ttl = st.overflow_ttl; /* conservative: may be an authority set's */
-    if (ai->has_soa) { /* min(SOA TTL, SOA MINIMUM), with the SOA's TTL as now written */
-        uint32_t n = has_soa ? soa_minimum : ai->negative_ttl;
-        if (n & 0x80000000u) n = 0; /* a TTL too, as far as negative caching goes */
-        rrset_group *g = has_soa ? group_of(&st, &soa, false, 0) : NULL;
-        uint32_t t = g ? g->ttl : st.overflow_ttl;
-        if (t < n) n = t;
-        ai->negative_ttl = n < hi ? n : hi;
+    if (ai->has_soa) {
+        if (!negative && has_soa) /* a positive answer's SOA: its figure, for completeness */
+            negative_ttl = negative_of(&st, &soa, soa_minimum, hi);
+        ai->negative_ttl = negative_ttl;
     }
     return 0;
 }

@@ -20,13 +20,32 @@ typedef struct lh_pending lh_pending;
 typedef struct lh_udp_listener lh_udp_listener;
 typedef struct lh_tcp_conn lh_tcp_conn;
 
-/* Who asked and where the answer goes: a UDP peer through a listener, or a TCP connection. */
-typedef struct lh_client {
+typedef struct lh_client lh_client;
+
+/* A reply handle for clients that are neither a UDP peer nor a TCP connection (the scenario
+ * tests' in-process client): the forwarder answers through it, later, with `len` 0 when the
+ * query ends without an answer. */
+typedef struct lh_reply_ops {
+    void (*send)(const lh_client *c, const uint8_t *answer, size_t len);
+} lh_reply_ops;
+
+/* Who asked and where the answer goes: a UDP peer through a listener, a TCP connection, or a
+ * reply handle. */
+struct lh_client {
     lh_udp_listener *udp;
     lh_sockaddr peer;
     lh_tcp_conn *tcp;
+    const lh_reply_ops *reply; /* set: answers go here (udp and tcp NULL) */
+    void *reply_ctx;
     uint64_t start_ns; /* uv_hrtime() on arrival when the query log wants latencies, else 0 */
-} lh_client;
+};
+
+/* What the forwarder runs on, for tests to replace: NULL members (or a NULL struct) mean the
+ * daemon's - the loop clock and plain DNS through c-ares. */
+typedef struct lh_forward_seams {
+    lh_clock *clock;
+    lh_transport *transport; /* owned by the forwarder from lh_forward_init on */
+} lh_forward_seams;
 
 typedef struct lh_forward_stats {
     uint64_t cache_hits, stale_served, sent, coalesced, answered, failed, uncloaked, loops,
@@ -42,7 +61,8 @@ typedef struct lh_forwarder {
     size_t mask;
     unsigned npending, nwaiters, max_waiters;
     lh_pending *dl_head, *dl_tail; /* by deadline: all share one budget, so FIFO */
-    uv_timer_t deadline_timer;
+    lh_clock own_clock, *clock;    /* every decision's time: TTLs, budget, back-off, stale */
+    lh_timer deadline_timer;
     lh_random rng; /* 0x20 bits */
     lh_ttl_limits ttl_limits;
     uint64_t last_loop_log_ms, last_waiters_log_ms;
@@ -50,7 +70,8 @@ typedef struct lh_forwarder {
     uint8_t work[LH_MSG_MAX]; /* an upstream answer being checked and trimmed */
 } lh_forwarder;
 
-int lh_forward_init(lh_forwarder *f, lh_server *s, char *err, size_t errlen);
+int lh_forward_init(lh_forwarder *f, lh_server *s, const lh_forward_seams *seams, char *err,
+                    size_t errlen);
 /* Answers `m` from the cache into out (returns the length) or sends it upstream and returns 0:
  * the client is answered later. `limit` is the client's size limit. */
 size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, unsigned group,

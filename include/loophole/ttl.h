@@ -1,7 +1,8 @@
 /* ttl.h - the TTLs loophole relays: clamped on every forwarded answer (not only on cached
- * copies), a TTL with the top bit set read as 0 (RFC 2181 section 8), and every RRset's records
- * given one TTL, the lowest among them (RFC 2181 section 5.2). Works in place on the answer's
- * wire form; no allocation. */
+ * copies), a TTL with the top bit set read as 0 (RFC 2181 section 8), every RRset's records
+ * given one TTL, the lowest among them (RFC 2181 section 5.2), and no record of a negative
+ * answer living longer than its negative TTL, min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5).
+ * Works in place on the answer's wire form; no allocation. */
 #ifndef LH_TTL_H
 #define LH_TTL_H
 

@@ -1,33 +1,45 @@
-/* upstream.h - sending queries to upstream resolvers through c-ares on the libuv loop.
+/* upstream.h - asking upstream resolvers: failover across a group's servers, their health,
+ * the in-flight bound, and the answer checks every transport shares (the question echoed byte
+ * for byte, 0x20 case included). How one try reaches one server is a transport's business: an
+ * ops table (lh_transport_ops) with plain DNS through c-ares as the daemon's transport
+ * (transport_ares.c) and a scripted fake in the scenario tests; encrypted transports plug in
+ * the same way.
  *
- * c-ares 1.18 keeps one UDP socket per server while a channel has queries in flight, so all
- * concurrent queries would leave from one source port. loophole therefore keeps a pool of
- * single-server channels and gives each query a channel of its own: an idle channel has
- * closed its sockets, so every query opens a fresh socket on a kernel-randomised port. c-ares
- * still does what it does well: a random ID, matching answers by ID, question and source
- * address, and the TCP retry of truncated answers. Failover across servers, their health,
- * and the time budget are loophole's. */
+ * Re-entrancy, the rule every transport and user relies on: no user callback ever runs
+ * inside lh_upstream_send, lh_upstream_cancel or lh_upstream_shutdown. A transport may report
+ * a try's failure from inside its start() (c-ares does, when it cannot open a socket); that
+ * report is only queued and handled on the next loop pass. */
 #ifndef LH_UPSTREAM_H
 #define LH_UPSTREAM_H
 
+#include "loophole/clock.h"
 #include "loophole/config.h"
 #include "loophole/stats.h"
 
 #include <ares.h>
 #include <uv.h>
 
-typedef struct lh_upstream_channel lh_upstream_channel;
+typedef struct lh_upstream lh_upstream;
 typedef struct lh_upstream_req lh_upstream_req;
+typedef struct lh_upstream_channel lh_upstream_channel;
+typedef struct lh_transport lh_transport;
+typedef struct lh_try lh_try; /* one try at one server, as a transport keeps it */
+
+/* The UDP size loophole advertises upstream (DNS flag day 2020) and the largest UDP answer it
+ * accepts without asking again over TCP. */
+#define LH_UPSTREAM_EDNS_SIZE 1232
 
 typedef struct lh_upstream_server {
     lh_sockaddr addr;
     char label[64]; /* "192.0.2.1:53" */
+    unsigned index; /* within its group: the scenario tests name servers by it */
     unsigned consecutive_failures;
     uint64_t down_until_ms; /* tried last until then */
     uint64_t queries, answers, failures;
     uint64_t latency[LH_LATENCY_BUCKETS]; /* answers by time taken (histogram buckets) */
     uint64_t latency_sum_ns;
-    lh_upstream_channel *idle_head, *idle_tail; /* FIFO: the longest idle is reused first */
+    /* The c-ares transport's pool of idle channels (FIFO: the longest idle is reused first). */
+    lh_upstream_channel *idle_head, *idle_tail;
     unsigned nchannels;
 } lh_upstream_server;
 
@@ -37,29 +49,49 @@ typedef struct lh_upstream_group {
     enum lh_upstream_origin origin; /* where these servers came from, for the reports */
 } lh_upstream_group;
 
-/* The UDP size loophole advertises upstream (DNS flag day 2020) and the largest UDP answer it
- * accepts without asking again over TCP. */
-#define LH_UPSTREAM_EDNS_SIZE 1232
+/* A try's end as a transport reports it: status 0 with the answer (valid during the call
+ * only), or a negative, transport-specific status (ops->strerror explains it). */
+typedef void (*lh_try_done_cb)(void *arg, int status, const uint8_t *answer, size_t len);
 
-typedef struct lh_upstream {
+typedef struct lh_transport_ops {
+    const char *name;
+    /* Starts one try of `query` at server `s`; its own timeout included. NULL when it cannot
+     * even start (then `done` is never called). Otherwise `done` runs exactly once unless the
+     * try is cancelled first; inside start() only with a failure. */
+    lh_try *(*start)(lh_transport *t, lh_upstream_server *s, const uint8_t *query, size_t len,
+                     lh_try_done_cb done, void *arg);
+    /* `done` will not be called for this try; the transport cleans up in its own time. */
+    void (*cancel)(lh_transport *t, lh_try *try_);
+    const char *(*strerror)(int status);
+    /* Ends every try (no `done` calls) and closes handles, asynchronously; may be called from
+     * inside a `done` callback. */
+    void (*shutdown)(lh_transport *t);
+    /* After the loop has run the close callbacks. */
+    void (*free)(lh_transport *t);
+} lh_transport_ops;
+
+struct lh_transport {
+    const lh_transport_ops *ops;
+};
+
+struct lh_upstream {
     uv_loop_t *loop;
+    lh_clock *clock;
+    lh_transport *transport;
     lh_upstream_group *groups; /* 0: default; 1..: the forward zones, in config order */
     unsigned ngroups;
     unsigned timeout_ms;
     unsigned max_inflight, inflight;
     bool shutting_down;
-    uint64_t rejected;             /* over max_inflight */
-    uint64_t last_channel_err_ms;  /* the last "cannot create a channel" logged (rate limit) */
-    lh_upstream_channel *channels; /* every channel, for shutdown */
-    char source[LH_ERR_MAX];       /* how the default group was chosen, in words */
-    /* Re-entrancy guards (see upstream.c): tries that failed inside ares_send wait here for
-     * the next loop pass; a shutdown asked for inside ares_process_fd waits until it returns. */
+    uint64_t rejected;     /* over max_inflight */
+    lh_upstream_req *live; /* every request not finished yet (for shutdown) */
+    char source[LH_ERR_MAX]; /* how the default group was chosen, in words */
+    /* Tries that failed inside the transport's start(), handled on the next loop pass. */
     uv_idle_t idle;
+    bool idle_ready;
     lh_upstream_req *deferred_head, *deferred_tail;
-    bool in_send;
-    unsigned dispatching;
-    bool shutdown_deferred;
-} lh_upstream;
+    bool in_start;
+};
 
 /* status: 0 with the answer, or a negative value when every server tried failed. The answer
  * buffer is valid during the call only. `server` is the one that answered (or last failed). */
@@ -67,9 +99,11 @@ typedef void (*lh_upstream_cb)(void *arg, int status, const uint8_t *answer, siz
                                const lh_upstream_server *server);
 
 /* Sets up the groups from the config: the default upstreams and one group per forward zone.
- * `max_inflight` is this loop's share of upstream-max-inflight. */
-int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsigned max_inflight,
-                     char *err, size_t errlen);
+ * `max_inflight` is this loop's share of upstream-max-inflight. `clock` gives the time of the
+ * health decisions; `transport` NULL means plain DNS through c-ares (owned by the upstream
+ * either way: freed by lh_upstream_free). */
+int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_config *cfg,
+                     unsigned max_inflight, lh_transport *transport, char *err, size_t errlen);
 /* Sends `query` to the group's servers, healthiest first, failing over on timeouts, errors,
  * SERVFAIL and REFUSED. NULL when max_inflight queries are already out (or no server could be
  * tried); the callback then never runs. Otherwise the callback runs exactly once unless the
@@ -77,7 +111,7 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, const lh_config *cfg, unsi
  * at once (no route, no file descriptor) is handled on the next loop pass. */
 lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t *query, size_t len,
                                   lh_upstream_cb cb, void *arg);
-/* The callback will not be called; the request finishes quietly in the background. */
+/* The callback will not be called; the request is gone when this returns. */
 void lh_upstream_cancel(lh_upstream_req *r);
 /* Cancels everything and closes every channel and handle (asynchronously). No callback runs
  * from here on: end the requests you care about first. Safe to call from a callback. */
@@ -85,16 +119,14 @@ void lh_upstream_shutdown(lh_upstream *u);
 /* Frees what remains after the loop has run the close callbacks. */
 void lh_upstream_free(lh_upstream *u);
 
+/* The daemon's transport: plain DNS over UDP (TCP after TC=1) through c-ares on the loop,
+ * one query per channel, each try `timeout_ms`. NULL when out of memory. */
+lh_transport *lh_transport_ares_new(uv_loop_t *loop, unsigned timeout_ms);
+
 /* A c-ares channel asking exactly `servers`, reading no resolv.conf; `flags` are extra
- * ARES_FLAG_* bits. `cb` may be NULL (a blocking user that drives the channel with
- * ares_fds/ares_process). */
+ * ARES_FLAG_* bits (with ARES_FLAG_EDNS, the EDNS size is LH_UPSTREAM_EDNS_SIZE). `cb` may be
+ * NULL (a blocking user that drives the channel with ares_fds/ares_process). */
 int lh_ares_channel_new(ares_channel *out, int flags, const lh_sockaddr *servers, unsigned nservers,
                         unsigned timeout_ms, unsigned tries, ares_sock_state_cb cb, void *cb_data);
-
-/* Milliseconds on the loop clock, the clock of every deadline and TTL in loophole. */
-static inline uint64_t lh_now_ms(uv_loop_t *loop)
-{
-    return uv_now(loop);
-}
 
 #endif

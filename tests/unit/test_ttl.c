@@ -130,13 +130,20 @@ static void negative(void)
     floor.min_ttl = 60; /* not applied to negative answers */
     CHECK_EQ(lh_answer_scan(b, len, &ai), 0);
     CHECK_EQ(lh_ttl_normalise(b, len, &ai, &floor), 0);
-    CHECK_EQ(ttl_at(b, &ai, 0), 3600); /* cache-max-negative-ttl */
-    CHECK_EQ(ai.negative_ttl, 0);      /* MINIMUM's top bit: 0, so not cached */
+    CHECK_EQ(ai.negative_ttl, 0);   /* MINIMUM's top bit: 0, so not cached */
+    CHECK_EQ(ttl_at(b, &ai, 0), 0); /* and no record of it claims longer */
     lh_wr32(b + len - 4, 900);
     lh_wr32(b + ai.ttl_off[0], 0x7fffffff);
     CHECK_EQ(lh_answer_scan(b, len, &ai), 0);
     CHECK_EQ(lh_ttl_normalise(b, len, &ai, &floor), 0);
     CHECK_EQ(ai.negative_ttl, 900);
+    CHECK_EQ(ttl_at(b, &ai, 0), 900); /* the SOA's TTL: min(SOA TTL, MINIMUM), RFC 2308 5 */
+    lh_wr32(b + len - 4, 7200);
+    lh_wr32(b + ai.ttl_off[0], 0x7fffffff);
+    CHECK_EQ(lh_answer_scan(b, len, &ai), 0);
+    CHECK_EQ(lh_ttl_normalise(b, len, &ai, &floor), 0);
+    CHECK_EQ(ai.negative_ttl, 3600); /* cache-max-negative-ttl */
+    CHECK_EQ(ttl_at(b, &ai, 0), 3600);
     CHECK_EQ(lh_ttl_normalise(b, len - 1, &ai, &floor), -1); /* truncated: malformed */
 }
 
