@@ -1,7 +1,6 @@
 /* forward.c - see forward.h. */
 #include "loophole/forward.h"
 #include "loophole/log.h"
-#include "loophole/server.h"
 #include "loophole/ttl.h"
 
 #include <stdlib.h>
@@ -59,20 +58,20 @@ static lh_pending *pending_find(lh_forwarder *f, const lh_cache_key *k, uint64_t
 
 static void on_deadline(lh_timer *t);
 
-int lh_forward_init(lh_forwarder *f, lh_server *s, const lh_forward_seams *seams, char *err,
-                    size_t errlen)
+int lh_forward_init(lh_forwarder *f, const lh_forward_env *env, const lh_forward_seams *seams,
+                    char *err, size_t errlen)
 {
-    const lh_config *cfg = s->cfg;
+    const lh_config *cfg = env->cfg;
     memset(f, 0, offsetof(lh_forwarder, work));
-    f->srv = s;
+    f->env = *env;
     if (seams && seams->clock) {
         f->clock = seams->clock;
     } else {
-        lh_clock_init_loop(&f->own_clock, s->loop);
+        lh_clock_init_loop(&f->own_clock, env->loop);
         f->clock = &f->own_clock;
     }
     lh_random_init(&f->rng);
-    unsigned loops = lh_server_loops(s); /* each loop gets its share of the bounds */
+    unsigned loops = env->loops ? env->loops : 1; /* each loop gets its share of the bounds */
     unsigned inflight = cfg->upstream_max_inflight / loops ? cfg->upstream_max_inflight / loops : 1;
     f->max_waiters = inflight * LH_WAITERS_PER_INFLIGHT;
     if (f->max_waiters < LH_WAITERS_MAX) f->max_waiters = LH_WAITERS_MAX;
@@ -101,7 +100,7 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, const lh_forward_seams *seams
         }
         f->cache_on = true;
     }
-    if (lh_upstream_init(&f->upstream, s->loop, f->clock, cfg, inflight,
+    if (lh_upstream_init(&f->upstream, env->loop, f->clock, cfg, inflight,
                          seams ? seams->transport : NULL, err, errlen) != 0)
         return -1;
     lh_timer_init(f->clock, &f->deadline_timer, on_deadline, f);
@@ -112,7 +111,7 @@ int lh_forward_init(lh_forwarder *f, lh_server *s, const lh_forward_seams *seams
 
 static size_t client_limit(const lh_forwarder *f, const lh_waiter *w)
 {
-    return w->client.udp ? lh_msg_udp_limit(&w->msg, f->srv->cfg->edns_udp_size) : LH_MSG_MAX;
+    return w->client.udp ? lh_msg_udp_limit(&w->msg, f->env.cfg->edns_udp_size) : LH_MSG_MAX;
 }
 
 /* Accounts for a query answered by the forwarder (outcome, list of a blocked verdict). */
@@ -130,45 +129,34 @@ static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uin
                       .answer = n ? answer : NULL,
                       .answer_len = n,
                       .start_ns = c->start_ns};
-    lh_server_query_done(f->srv, &q);
+    f->env.query_done(f->env.ctx, &q);
 }
 
-/* Sends the answer at srv->out + 2 (n bytes) to the waiter's client, and lets go of it. */
+/* Sends the answer at f->out + 2 (n bytes; 0: none) through the waiter's reply handle, and
+ * lets go of the client. The two bytes before it are room for a TCP length prefix. */
 static void send_to(lh_forwarder *f, const lh_pending *p, lh_waiter *w, size_t n,
                     enum lh_outcome outcome, const lh_verdict *v)
 {
-    lh_server *s = f->srv;
     query_done(f, &w->msg, &w->client, p->key.name_hash, outcome, v,
-               outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL, s->out + 2, n);
-    if (w->client.reply) { /* an in-process client (the scenario tests) */
-        w->client.reply->send(&w->client, s->out + 2, n);
-        return;
-    }
-    if (w->client.udp) {
-        if (n) lh_udp_send(w->client.udp, s->out + 2, n, &w->client.peer.sa);
-        return;
-    }
-    if (n && lh_tcp_is_open(w->client.tcp)) {
-        lh_wr16(s->out, (uint16_t)n);
-        lh_tcp_send(w->client.tcp, s->out, n + 2);
-    }
-    lh_tcp_release(w->client.tcp);
+               outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL, f->out + 2, n);
+    f->env.send(f->env.ctx, &w->client, f->out + 2, n);
+    f->env.release(f->env.ctx, &w->client);
 }
 
-/* Finishes the message at srv->out + 2 (len bytes) for the waiter: OPT, truncation. */
+/* Finishes the message at f->out + 2 (len bytes) for the waiter: OPT, truncation. */
 static size_t finish_for(lh_forwarder *f, lh_waiter *w, size_t len, int ede)
 {
     lh_writer wr;
-    lh_writer_resume(&wr, f->srv->out + 2, LH_MSG_MAX, len);
-    return lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->srv->cfg->edns_udp_size, ede);
+    lh_writer_resume(&wr, f->out + 2, LH_MSG_MAX, len);
+    return lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->env.cfg->edns_udp_size, ede);
 }
 
 static void answer_servfail(lh_forwarder *f, const lh_pending *p, lh_waiter *w)
 {
     lh_writer wr;
-    lh_writer_begin(&wr, f->srv->out + 2, LH_MSG_MAX, &w->msg, LH_RCODE_SERVFAIL, false);
+    lh_writer_begin(&wr, f->out + 2, LH_MSG_MAX, &w->msg, LH_RCODE_SERVFAIL, false);
     send_to(f, p, w,
-            lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->srv->cfg->edns_udp_size,
+            lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->env.cfg->edns_udp_size,
                              LH_EDE_NO_REACHABLE),
             LH_OUTCOME_FAILED, NULL);
 }
@@ -178,10 +166,10 @@ static void answer_failed(lh_forwarder *f, lh_pending *p, lh_waiter *w)
 {
     const lh_cache_entry *e;
     uint64_t now = lh_clock_now(f->clock);
-    if (f->cache_on && f->srv->cfg->serve_stale &&
+    if (f->cache_on && f->env.cfg->serve_stale &&
         lh_cache_lookup(&f->cache, &p->key, now, true, &e) != LH_CACHE_MISS) {
-        size_t n = lh_cache_write(e, &w->msg, now, true, f->srv->cfg->stale_ttl, f->srv->out + 2,
-                                  LH_MSG_MAX);
+        size_t n =
+            lh_cache_write(e, &w->msg, now, true, f->env.cfg->stale_ttl, f->out + 2, LH_MSG_MAX);
         if (n) {
             send_to(f, p, w, finish_for(f, w, n, LH_EDE_STALE), LH_OUTCOME_STALE, NULL);
             f->stats.stale_served++;
@@ -223,13 +211,13 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
         next = w->next;
         if (blocked) {
             send_to(f, p, w,
-                    lh_answer_build(&w->msg, blocked, f->srv->out + 2, LH_MSG_MAX,
-                                    client_limit(f, w), f->srv->cfg->edns_udp_size),
+                    lh_answer_build(&w->msg, blocked, f->out + 2, LH_MSG_MAX, client_limit(f, w),
+                                    f->env.cfg->edns_udp_size),
                     blocked->origin == LH_ORIGIN_BLOCKLIST ? LH_OUTCOME_BLOCKED : LH_OUTCOME_FAILED,
                     blocked);
         } else if (answer && len >= w->msg.question_end) {
-            memcpy(f->srv->out + 2, answer, len);
-            lh_answer_patch_for_client(f->srv->out + 2, &w->msg);
+            memcpy(f->out + 2, answer, len);
+            lh_answer_patch_for_client(f->out + 2, &w->msg);
             send_to(f, p, w, finish_for(f, w, len, -1), LH_OUTCOME_FORWARDED, NULL);
         } else {
             answer_failed(f, p, w);
@@ -239,7 +227,7 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
     }
     free(p);
     if (head) deadline_rearm(f);
-    if (f->srv->stopping && f->npending == 0) lh_server_maybe_finish_stop(f->srv);
+    if (f->npending == 0) f->env.idle(f->env.ctx); /* a stop may be waiting for this */
 }
 
 static void on_deadline(lh_timer *t)
@@ -283,7 +271,7 @@ static size_t strip_opt(uint8_t *a, size_t len, lh_answer_info *ai)
 static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len,
                     const lh_answer_info *ai, lh_verdict *v)
 {
-    const lh_policy *pol = f->srv->policy;
+    const lh_policy *pol = (*f->env.policy);
     lh_name t;
     lh_block_match bm;
     if (!lh_policy_uncloak(pol, a, len, ai, &t, &bm)) return false;
@@ -333,8 +321,8 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
         pending_end(f, p, NULL, 0, NULL);
         return;
     }
-    if (ai.private_address && f->srv->cfg->rebind_protection && p->group == 0 &&
-        !lh_policy_rebind_allowed(f->srv->policy, &p->name)) {
+    if (ai.private_address && f->env.cfg->rebind_protection && p->group == 0 &&
+        !lh_policy_rebind_allowed((*f->env.policy), &p->name)) {
         char qn[LH_NAME_MAX * 4 + 1];
         lh_name_to_text(p->name.wire, qn, sizeof qn);
         lh_warn("rebinding protection: %s from %s resolves to a private address; refused", qn,
@@ -362,7 +350,7 @@ static size_t build_query(lh_forwarder *f, const lh_msg *m, uint8_t *q)
     lh_wr16(q + 10, 1);
     uint8_t *n = q + LH_DNS_HEADER_LEN;
     memcpy(n, m->qname.wire, m->qname.len);
-    if (f->srv->cfg->upstream_0x20) lh_random_case(&f->rng, n, m->qname.len);
+    if (f->env.cfg->upstream_0x20) lh_random_case(&f->rng, n, m->qname.len);
     size_t o = LH_DNS_HEADER_LEN + m->qname.len;
     lh_wr16(q + o, m->qtype);
     lh_wr16(q + o + 2, m->qclass);
@@ -390,7 +378,7 @@ static unsigned letters(const lh_name *n)
  * forwarder in between may set DO or CD itself, so every combination is looked at. */
 static bool is_own_question(lh_forwarder *f, const lh_msg *m, const lh_cache_key *key)
 {
-    if (!f->npending || !f->srv->cfg->upstream_0x20 || letters(&m->qname) < LH_LOOP_MIN_LETTERS)
+    if (!f->npending || !f->env.cfg->upstream_0x20 || letters(&m->qname) < LH_LOOP_MIN_LETTERS)
         return false;
     lh_cache_key k = *key;
     for (unsigned flags = 0; flags < 4; flags++) {
@@ -425,7 +413,7 @@ static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *
     memcpy(w->pkt, m->pkt, m->question_end);
     w->msg.pkt = w->pkt;
     w->msg.pkt_len = m->question_end;
-    if (c->tcp) lh_tcp_hold(c->tcp);
+    f->env.hold(f->env.ctx, c);
     f->nwaiters++;
     return w;
 }
@@ -434,7 +422,7 @@ static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *
 static size_t servfail_now(lh_forwarder *f, const lh_msg *m, const lh_client *c, uint64_t name_hash,
                            uint8_t *out, size_t cap, size_t limit)
 {
-    size_t n = lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, f->srv->cfg->edns_udp_size);
+    size_t n = lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, f->env.cfg->edns_udp_size);
     query_done(f, m, c, name_hash, LH_OUTCOME_FAILED, NULL, NULL, out, n);
     return n;
 }
@@ -442,7 +430,6 @@ static size_t servfail_now(lh_forwarder *f, const lh_msg *m, const lh_client *c,
 size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, unsigned group,
                         const lh_client *c, uint8_t *out, size_t cap, size_t limit)
 {
-    lh_server *s = f->srv;
     lh_cache_key key = {.name = &m->qname,
                         .name_hash = name_hash,
                         .qtype = m->qtype,
@@ -457,7 +444,7 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
             f->stats.cache_hits++;
             lh_writer w;
             lh_writer_resume(&w, out, cap, n);
-            n = lh_writer_finish(&w, m, limit, s->cfg->edns_udp_size, -1);
+            n = lh_writer_finish(&w, m, limit, f->env.cfg->edns_udp_size, -1);
             query_done(f, m, c, name_hash, LH_OUTCOME_CACHED, NULL, NULL, out, n);
             return n;
         }
@@ -499,7 +486,7 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
     p->nwaiters = 1;
     p->qlen = build_query(f, m, p->query);
     p->question_end = m->question_end;
-    p->deadline_ms = now + s->cfg->query_budget_ms;
+    p->deadline_ms = now + f->env.cfg->query_budget_ms;
     p->hnext = f->table[h & f->mask];
     f->table[h & f->mask] = p;
     p->dl_prev = f->dl_tail;

@@ -115,6 +115,57 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     return lh_forward_query(&s->fwd, &m, hashes[0], v.group, client, out, cap, limit);
 }
 
+/* --- the forwarder's environment: where its answers go ---------------------------------- */
+
+static void fwd_send(void *ctx, const lh_client *c, uint8_t *answer, size_t len)
+{
+    (void)ctx;
+    if (!len) return;
+    if (c->udp) {
+        lh_udp_send(c->udp, answer, len, &c->peer.sa);
+    } else if (c->tcp && lh_tcp_is_open(c->tcp)) {
+        lh_wr16(answer - 2, (uint16_t)len); /* the room the forwarder leaves for the prefix */
+        lh_tcp_send(c->tcp, answer - 2, len + 2);
+    }
+}
+
+static void fwd_hold(void *ctx, const lh_client *c)
+{
+    (void)ctx;
+    if (c->tcp) lh_tcp_hold(c->tcp);
+}
+
+static void fwd_release(void *ctx, const lh_client *c)
+{
+    (void)ctx;
+    if (c->tcp) lh_tcp_release(c->tcp);
+}
+
+static void fwd_query_done(void *ctx, lh_query_end *q)
+{
+    lh_server_query_done(ctx, q);
+}
+
+static void fwd_idle(void *ctx)
+{
+    lh_server_maybe_finish_stop(ctx);
+}
+
+static int forwarder_start(lh_server *s, char *err, size_t errlen)
+{
+    lh_forward_env env = {.loop = s->loop,
+                          .cfg = s->cfg,
+                          .policy = &s->policy,
+                          .loops = lh_server_loops(s),
+                          .ctx = s,
+                          .send = fwd_send,
+                          .hold = fwd_hold,
+                          .release = fwd_release,
+                          .query_done = fwd_query_done,
+                          .idle = fwd_idle};
+    return lh_forward_init(&s->fwd, &env, NULL, err, errlen);
+}
+
 void lh_server_flush_cache(lh_server *s)
 {
     if (s->fwd_ready) lh_forward_flush_cache(&s->fwd);
@@ -248,7 +299,7 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     for (unsigned i = 0; i < cfg->nlisten; i++) /* only loopback can reach loopback listeners */
         s->exposed = s->exposed || !lh_addr_is_loopback(&cfg->listen[i].sa);
     if (!s->leak) {
-        if (lh_forward_init(&s->fwd, s, NULL, err, errlen) != 0) return -1;
+        if (forwarder_start(s, err, errlen) != 0) return -1;
         s->fwd_ready = true;
     }
     for (unsigned i = 0; i < cfg->nlisten; i++) {

@@ -15,30 +15,39 @@
 #include "loophole/ttl.h"
 #include "loophole/upstream.h"
 
-typedef struct lh_server lh_server;
 typedef struct lh_pending lh_pending;
 typedef struct lh_udp_listener lh_udp_listener;
 typedef struct lh_tcp_conn lh_tcp_conn;
 
-typedef struct lh_client lh_client;
-
-/* A reply handle for clients that are neither a UDP peer nor a TCP connection (the scenario
- * tests' in-process client): the forwarder answers through it, later, with `len` 0 when the
- * query ends without an answer. */
-typedef struct lh_reply_ops {
-    void (*send)(const lh_client *c, const uint8_t *answer, size_t len);
-} lh_reply_ops;
-
-/* Who asked and where the answer goes: a UDP peer through a listener, a TCP connection, or a
- * reply handle. */
-struct lh_client {
-    lh_udp_listener *udp;
+/* Who asked: a UDP peer through a listener or a TCP connection (the daemon), or a client of
+ * the scenario tests. The forwarder only carries it back to lh_forward_env.send. */
+typedef struct lh_client {
+    lh_udp_listener *udp; /* set for datagram clients: their size limit applies */
     lh_sockaddr peer;
     lh_tcp_conn *tcp;
-    const lh_reply_ops *reply; /* set: answers go here (udp and tcp NULL) */
-    void *reply_ctx;
+    void *ctx;         /* for other kinds of client */
     uint64_t start_ns; /* uv_hrtime() on arrival when the query log wants latencies, else 0 */
-};
+} lh_client;
+
+/* What the forwarder answers through and reads: the daemon's server (server.c) or the
+ * scenario runner. The forwarder owns no listener and no server state; it calls these. */
+typedef struct lh_forward_env {
+    uv_loop_t *loop;
+    const lh_config *cfg;
+    lh_policy *const *policy; /* the current policy, replaced whole on reload */
+    unsigned loops;           /* event loops sharing the bounds */
+    void *ctx;
+    /* Delivers an answer to `c` (`len` 0: the query ends unanswered). `answer` has two
+     * writable bytes before it, room for a TCP length prefix. */
+    void (*send)(void *ctx, const lh_client *c, uint8_t *answer, size_t len);
+    /* `c` waits for an answer: keep it alive until release. */
+    void (*hold)(void *ctx, const lh_client *c);
+    void (*release)(void *ctx, const lh_client *c);
+    /* Every query the forwarder answers ends here once: counters, the query log. */
+    void (*query_done)(void *ctx, lh_query_end *q);
+    /* No question is pending any more (a graceful stop waits for this). */
+    void (*idle)(void *ctx);
+} lh_forward_env;
 
 /* What the forwarder runs on, for tests to replace: NULL members (or a NULL struct) mean the
  * daemon's - the loop clock and plain DNS through c-ares. */
@@ -53,7 +62,7 @@ typedef struct lh_forward_stats {
 } lh_forward_stats;
 
 typedef struct lh_forwarder {
-    lh_server *srv;
+    lh_forward_env env;
     lh_upstream upstream;
     lh_cache cache;
     bool cache_on;
@@ -67,11 +76,12 @@ typedef struct lh_forwarder {
     lh_ttl_limits ttl_limits;
     uint64_t last_loop_log_ms, last_waiters_log_ms;
     lh_forward_stats stats;
-    uint8_t work[LH_MSG_MAX]; /* an upstream answer being checked and trimmed */
+    uint8_t work[LH_MSG_MAX];    /* an upstream answer being checked and trimmed */
+    uint8_t out[2 + LH_MSG_MAX]; /* answers to waiters are built here (2: a TCP prefix) */
 } lh_forwarder;
 
-int lh_forward_init(lh_forwarder *f, lh_server *s, const lh_forward_seams *seams, char *err,
-                    size_t errlen);
+int lh_forward_init(lh_forwarder *f, const lh_forward_env *env, const lh_forward_seams *seams,
+                    char *err, size_t errlen);
 /* Answers `m` from the cache into out (returns the length) or sends it upstream and returns 0:
  * the client is answered later. `limit` is the client's size limit. */
 size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, unsigned group,

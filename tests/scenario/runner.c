@@ -104,12 +104,29 @@ static void record_answer(scenario *sc, const uint8_t *a, size_t len)
     ca->id = len >= 2 ? lh_rd16(a) : 0;
 }
 
-static void on_reply(const lh_client *c, const uint8_t *answer, size_t len)
+/* The forwarder's environment: answers come back here instead of going to sockets. */
+static void env_send(void *ctx, const lh_client *c, uint8_t *answer, size_t len)
 {
-    record_answer(c->reply_ctx, answer, len);
+    (void)c;
+    if (len) record_answer(ctx, answer, len);
 }
 
-static const lh_reply_ops reply_ops = {.send = on_reply};
+static void env_nothing(void *ctx, const lh_client *c)
+{
+    (void)ctx;
+    (void)c;
+}
+
+static void env_query_done(void *ctx, lh_query_end *q)
+{
+    scenario *sc = ctx;
+    lh_stats_record(&sc->srv.stats, q);
+}
+
+static void env_idle(void *ctx)
+{
+    (void)ctx;
+}
 
 /* Lets the loop run what is due now (the upstream layer's deferred work) without blocking. */
 static void settle(scenario *sc)
@@ -149,7 +166,17 @@ static int start(scenario *sc)
     }
     sc->fake = fake_transport_new(&sc->clock, sc->cfg.upstream_timeout_ms);
     lh_forward_seams seams = {.clock = &sc->clock, .transport = &sc->fake->base};
-    if (lh_forward_init(&sc->srv.fwd, &sc->srv, &seams, err, sizeof err) != 0) {
+    lh_forward_env env = {.loop = &sc->loop,
+                          .cfg = &sc->cfg,
+                          .policy = &sc->srv.policy,
+                          .loops = 1,
+                          .ctx = sc,
+                          .send = env_send,
+                          .hold = env_nothing,
+                          .release = env_nothing,
+                          .query_done = env_query_done,
+                          .idle = env_idle};
+    if (lh_forward_init(&sc->srv.fwd, &env, &seams, err, sizeof err) != 0) {
         fail(sc, "forwarder: %s", err);
         return -1;
     }
@@ -247,7 +274,7 @@ static void do_query(scenario *sc, char **w, int n)
         lh_wr16(pkt + o + 9, 0);
         o += 11;
     }
-    lh_client c = {.reply = &reply_ops, .reply_ctx = sc};
+    lh_client c = {.ctx = sc};
     lh_addr_parse("127.0.0.1", 53, &c.peer);
     size_t len = lh_server_answer(&sc->srv, pkt, o, &c, sc->srv.out + 2, sizeof sc->srv.out - 2);
     if (len) record_answer(sc, sc->srv.out + 2, len);
@@ -272,7 +299,7 @@ static void do_query_echo(scenario *sc)
         memcpy(sc->asked[id], pkt + 12, ql);
         sc->asked_len[id] = ql;
     }
-    lh_client c = {.reply = &reply_ops, .reply_ctx = sc};
+    lh_client c = {.ctx = sc};
     lh_addr_parse("127.0.0.1", 53, &c.peer);
     size_t len =
         lh_server_answer(&sc->srv, pkt, ft->len, &c, sc->srv.out + 2, sizeof sc->srv.out - 2);
