@@ -1,8 +1,9 @@
 /* fuzz_answer.c - an upstream answer through what loophole does with it: the scanner (TTLs,
- * OPT, SOA, CNAME/SVCB targets), cache insertion, and writing the cached answer back to a
- * client with aged and stale TTLs. */
+ * OPT, SOA, CNAME/SVCB targets), the TTL normalisation (clamps, top bit, one TTL per RRset),
+ * cache insertion, and writing the cached answer back to a client with aged and stale TTLs. */
 #include "loophole/cache.h"
 #include "loophole/nameset.h"
+#include "loophole/ttl.h"
 
 #include <string.h>
 
@@ -10,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static lh_cache cache;
     static bool ready;
-    static uint8_t out[LH_MSG_MAX];
+    static uint8_t out[LH_MSG_MAX], work[LH_MSG_MAX];
     if (!ready) {
         lh_cache_limits lim = {
             .max_bytes = 1 << 20, .max_ttl = 86400, .max_negative_ttl = 3600, .stale_window = 3600};
@@ -45,13 +46,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lh_name_hashes(&m.qname, h);
     lh_cache_key k = {.name = &m.qname, .name_hash = h[0], .qtype = m.qtype, .qclass = m.qclass};
     size_t len = ai.opt_len ? ai.opt_off : size; /* as the forwarder strips the OPT */
+    memcpy(work, data, len);
     if (ai.opt_len) {
         unsigned n = 0;
         for (unsigned i = 0; i < ai.nttl; i++)
             if (ai.ttl_off[i] < len) ai.ttl_off[n++] = ai.ttl_off[i];
         ai.nttl = (uint16_t)n;
+        ai.ar = ai.opt_ar_index;
+        lh_wr16(work + 10, ai.ar);
     }
-    if (lh_cache_insert(&cache, &k, data, len, &ai, 1000) == 0) {
+    const lh_ttl_limits tl = {.min_ttl = 5, .max_ttl = 86400, .max_negative_ttl = 3600};
+    if (lh_ttl_normalise(work, len, &ai, &tl) != 0) return 0;
+    for (unsigned i = 0; i < ai.nttl; i++) /* every TTL relayed is within the clamps */
+        if (lh_rd32(work + ai.ttl_off[i]) > 86400) __builtin_trap();
+    if (lh_cache_insert(&cache, &k, work, len, &ai, 1000) == 0) {
         const lh_cache_entry *e;
         if (lh_cache_lookup(&cache, &k, 5000, false, &e) == LH_CACHE_FRESH)
             lh_cache_write(e, &m, 5000, false, 0, out, sizeof out);
