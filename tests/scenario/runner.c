@@ -6,7 +6,8 @@
  * A scenario is a plain-text file, one step per line ('#' starts a comment):
  *   config KEY VALUE            a setting (as in loophole.conf), before the first query
  *   block NAME                  NAME and the names below it are on a blocklist
- *   query NAME TYPE [do] [cd] [noedns]   a client asks (its answer is queued when it comes)
+ *   query NAME TYPE [do] [cd] [noedns] [times N]   a client asks (N clients: N queries);
+ *                               answers are queued as they come
  *   upstream NAME TYPE [server N]        the oldest outstanding upstream try asks this (name
  *                               compared without case), at server N of its group; it becomes
  *                               the current try
@@ -20,7 +21,8 @@
  *   reply-garbage               a message whose records run past its end
  *   silence                     the current try gets nothing (it times out as time passes)
  *   time MS                     the clock moves forward MS milliseconds, timers firing
- *   answer RCODE [ede N] [noede] [tc]   the oldest client answer not checked yet: its rcode,
+ *   answer RCODE [ede N] [noede] [tc] [times N]   the oldest client answer(s) not checked yet:
+ *                               rcode,
  *     rr SECTION TEXT           Extended DNS Error, and the records of each section named
  *   end                         (with no rr line: an empty answer section)
  *   no-answer                   no client answer is waiting
@@ -46,7 +48,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_ANSWERS 64
+#define MAX_ANSWERS 1024
 #define LINE_MAX_LEN 1024
 
 typedef struct client_answer {
@@ -226,6 +228,9 @@ static uint16_t type_of(const char *t)
     return (uint16_t)r;
 }
 
+static void query_once(scenario *sc, const char *name, const char *type, bool dobit, bool cd,
+                       bool edns);
+
 static void do_query(scenario *sc, char **w, int n)
 {
     if (!sc->started && start(sc) != 0) return;
@@ -234,8 +239,11 @@ static void do_query(scenario *sc, char **w, int n)
         return;
     }
     bool dobit = false, cd = false, edns = true;
+    unsigned times = 1;
     for (int i = 3; i < n; i++) {
-        if (!strcmp(w[i], "do"))
+        if (!strcmp(w[i], "times") && i + 1 < n)
+            times = (unsigned)atoi(w[++i]);
+        else if (!strcmp(w[i], "do"))
             dobit = true;
         else if (!strcmp(w[i], "cd"))
             cd = true;
@@ -244,19 +252,26 @@ static void do_query(scenario *sc, char **w, int n)
         else
             fail(sc, "query: unknown flag %s", w[i]);
     }
+    for (unsigned k = 0; k < times && !sc->failed; k++)
+        query_once(sc, w[1], w[2], dobit, cd, edns);
+}
+
+static void query_once(scenario *sc, const char *name, const char *type, bool dobit, bool cd,
+                       bool edns)
+{
     uint8_t pkt[600];
     uint16_t id = ++sc->next_id;
     memset(pkt, 0, 12);
     lh_wr16(pkt, id);
     lh_wr16(pkt + 2, LH_FLAG_RD | (cd ? LH_FLAG_CD : 0));
     lh_wr16(pkt + 4, 1);
-    int nl = name_to_wire(w[1], pkt + 12, LH_NAME_MAX);
-    if (nl < 0 || !type_of(w[2])) {
+    int nl = name_to_wire(name, pkt + 12, LH_NAME_MAX);
+    if (nl < 0 || !type_of(type)) {
         fail(sc, "query: bad name or type");
         return;
     }
     size_t o = 12 + (size_t)nl;
-    lh_wr16(pkt + o, type_of(w[2]));
+    lh_wr16(pkt + o, type_of(type));
     lh_wr16(pkt + o + 2, LH_CLASS_IN);
     o += 4;
     if (id < MAX_ANSWERS) {
@@ -537,21 +552,35 @@ static void check_section(scenario *sc, ldns_rr_list *got, rrset_text *t, int s,
     }
 }
 
+static void check_answer(scenario *sc, rrset_text *t, char **w, int n);
+
 static void do_answer(scenario *sc, FILE *f, char **w, int n)
 {
     rrset_text t;
-    bool ok = read_rrs(sc, f, &t);
-    if (!ok) return;
+    if (!read_rrs(sc, f, &t)) return;
+    unsigned times = 1;
+    for (int i = 2; i + 1 < n; i++)
+        if (!strcmp(w[i], "times")) {
+            times = (unsigned)atoi(w[i + 1]);
+            n = i; /* the flags end here */
+            break;
+        }
+    for (unsigned k = 0; k < times && !sc->failed; k++)
+        check_answer(sc, &t, w, n);
+    free_rrs(&t);
+}
+
+static void check_answer(scenario *sc, rrset_text *tp, char **w, int n)
+{
+    rrset_text t = *tp;
     if (sc->checked >= sc->nanswers) {
         fail(sc, "no client answer (expected %s)", n > 1 ? w[1] : "?");
-        free_rrs(&t);
         return;
     }
     client_answer *ca = &sc->answers[sc->checked++];
     ldns_pkt *p = NULL;
     if (ldns_wire2pkt(&p, ca->bytes, ca->len) != LDNS_STATUS_OK) {
         fail(sc, "the client's answer does not parse");
-        free_rrs(&t);
         return;
     }
     int rcode = n > 1 ? rcode_of(w[1]) : -1;
@@ -579,7 +608,6 @@ static void do_answer(scenario *sc, FILE *f, char **w, int n)
     if (t.named[1]) check_section(sc, ldns_pkt_authority(p), &t, 1, "authority");
     if (t.named[2]) check_section(sc, ldns_pkt_additional(p), &t, 2, "additional");
     ldns_pkt_free(p);
-    free_rrs(&t);
 }
 
 static void do_block(scenario *sc, const char *name)
