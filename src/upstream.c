@@ -293,7 +293,6 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_
     memset(u, 0, sizeof *u);
     u->loop = loop;
     u->clock = clock;
-    u->timeout_ms = cfg->upstream_timeout_ms;
     u->max_inflight = max_inflight;
     u->transport = transport ? transport : lh_transport_ares_new(loop, cfg->upstream_timeout_ms);
     if (!u->transport) goto oom;

@@ -80,7 +80,6 @@ struct lh_upstream {
     lh_transport *transport;
     lh_upstream_group *groups; /* 0: default; 1..: the forward zones, in config order */
     unsigned ngroups;
-    unsigned timeout_ms;
     unsigned max_inflight, inflight;
     bool shutting_down;
     uint64_t rejected;     /* over max_inflight */
