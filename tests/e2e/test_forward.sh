@@ -58,13 +58,13 @@ expect_match "our OPT for an EDNS client" "$(d www.fwd.test +noall +comments)" "
 # 0x20: Unbound saw the name in mixed case.
 check "upstream questions carry random case (0x20)" grep -qE " [a-zA-Z]*[A-Z][a-zA-Z.]*\.fwd\.test\.| [a-zA-Z.]*F[wW][dD]\.| [a-zA-Z.]*[fF][wW]D\." "$LH_TMP/unbound-$UB.log"
 
-# The cache: TTLs count down, nothing more reaches the upstream.
+# The cache: nothing more reaches the upstream. (How cached TTLs count down is pinned by the
+# scenario tests, on a manual clock: tests/scenarios/cache_ttl_countdown.rpl.)
 t1=$(d ttl1.fwd.test +short; d www.fwd.test +noall +answer | awk '{print $2}')
 before=$(grep -ci "www.fwd.test. A " "$LH_TMP/unbound-$UB.log")
-sleep 2.2
 t2=$(d www.fwd.test +noall +answer | awk '{print $2}')
 after=$(grep -ci "www.fwd.test. A " "$LH_TMP/unbound-$UB.log")
-check "cached TTL counts down ($t1 -> $t2)" test "$t2" -le $((t1 - 2))
+check "a cached TTL never grows ($t1 -> $t2)" test "$t2" -le "$t1"
 expect_eq "a cached answer does not reach the upstream" "$after" "$before"
 d nx2.fwd.test >/dev/null; d nx2.fwd.test >/dev/null; d NX2.fwd.test >/dev/null
 expect_eq "NXDOMAIN is cached (RFC 2308): one upstream query for three" "$(grep -ci "nx2.fwd.test. A " "$LH_TMP/unbound-$UB.log")" "1"
@@ -103,7 +103,8 @@ expect_eq "without rebinding protection (the default), private answers pass" "$(
 # SIGUSR2 flushes the cache: the next question goes upstream again.
 d flush.fwd.test >/dev/null; d flush.fwd.test >/dev/null
 expect_eq "cached once" "$(grep -ci "flush.fwd.test. A " "$LH_TMP/unbound-$UB.log")" "1"
-kill -USR2 "$LH_PID"; sleep 0.2
+kill -USR2 "$LH_PID"
+for _ in $(seq 50); do grep -q "SIGUSR2: flushing the cache" "$LH_TMP/loophole.log" && break; sleep 0.1; done
 d flush.fwd.test >/dev/null
 expect_eq "after SIGUSR2 it is asked again" "$(grep -ci "flush.fwd.test. A " "$LH_TMP/unbound-$UB.log")" "2"
 lh_stop
@@ -128,8 +129,11 @@ expect_match "resolv.conf minus our own address" "$(cat "$LH_TMP/loophole.log")"
 expect_eq "and it forwards there" "$(d www.fwd.test +short)" "192.0.2.10"
 lh_stop
 printf 'nameserver %s\n' "$LH_ADDR" >"$LH_TMP/resolv.conf"
-out=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts --resolv-conf "$LH_TMP/resolv.conf" \
-    --fallback-upstream "$UB" 2>&1 & p=$!; sleep 0.5; kill $p; wait $p)
+"$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts --resolv-conf "$LH_TMP/resolv.conf" \
+    --fallback-upstream "$UB" >"$LH_TMP/fallback.log" 2>&1 & p=$!
+for _ in $(seq 50); do grep -q "upstreams:" "$LH_TMP/fallback.log" && break; sleep 0.1; done
+kill $p; wait $p
+out=$(cat "$LH_TMP/fallback.log")
 expect_match "only our own address: the fallback, said clearly" "$out" "upstreams: $UB:53 \(the fallback: .* has no nameserver but loophole's own address"
 err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts --upstream "$LH_ADDR" 2>&1)
 expect_match "forwarding to ourselves is refused" "$err" "upstream $LH_ADDR:53 is one of loophole's own listen addresses"
