@@ -82,8 +82,8 @@ struct lh_upstream {
     unsigned ngroups;
     unsigned max_inflight, inflight;
     bool shutting_down;
-    uint64_t rejected;     /* over max_inflight */
-    lh_upstream_req *live; /* every request not finished yet (for shutdown) */
+    uint64_t rejected;       /* over max_inflight */
+    lh_upstream_req *live;   /* every request not finished yet (for shutdown) */
     char source[LH_ERR_MAX]; /* how the default group was chosen, in words */
     /* Tries that failed inside the transport's start(), handled on the next loop pass. */
     uv_idle_t idle;
