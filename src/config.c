@@ -1,5 +1,6 @@
 /* config.c - settings from defaults, a `key = value` file and flags (see docs/configuration.md). */
 #include "loophole/config.h"
+#include "loophole/upstream_addr.h"
 #include "loophole/wire.h"
 
 #include <arpa/inet.h>
@@ -73,6 +74,7 @@ void lh_config_free(lh_config *c)
     c->nrebind_allow = 0;
     c->nforward_zones = 0;
     free(c->config_file);
+    free(c->tls_ca);
     free(c->probe_zone);
     free(c->control_socket);
     free(c->control_group);
@@ -248,6 +250,24 @@ static int add_addr(lh_sockaddr *list, unsigned *n, enum lh_config_source *list_
     return 0;
 }
 
+/* The upstream list: plain or DNS over TLS, each with its transport (upstream_addr.c). */
+static int add_upstream(lh_config *c, enum lh_config_source src, const char *v, char *err,
+                        size_t errlen)
+{
+    if (c->upstreams_src != src) {
+        c->nupstreams = 0;
+        c->upstreams_src = src;
+    }
+    if (c->nupstreams >= LH_UPSTREAMS_MAX)
+        return fail(err, errlen, "upstream: at most %d addresses", LH_UPSTREAMS_MAX);
+    char why[LH_ERR_MAX];
+    if (lh_upstream_addr_parse(v, &c->upstreams[c->nupstreams], &c->upstream_tls[c->nupstreams],
+                               why, sizeof why) != 0)
+        return fail(err, errlen, "upstream: %s", why);
+    c->nupstreams++;
+    return 0;
+}
+
 /* ZONE=ADDR[:PORT][,ADDR...] */
 static int add_forward_zone(lh_config *c, enum lh_config_source src, const char *v, char *err,
                             size_t errlen)
@@ -263,8 +283,10 @@ static int add_forward_zone(lh_config *c, enum lh_config_source src, const char 
     for (char *a = strtok_r(addrs, ", \t", &save); a; a = strtok_r(NULL, ", \t", &save)) {
         if (z.nservers >= LH_ZONE_SERVERS_MAX)
             return fail(err, errlen, "forward-zone: at most %d addresses", LH_ZONE_SERVERS_MAX);
-        if (lh_addr_parse(a, 53, &z.servers[z.nservers]) != 0)
-            return fail(err, errlen, "forward-zone: '%s' is not ADDR[:PORT]", a);
+        char why[LH_ERR_MAX];
+        if (lh_upstream_addr_parse(a, &z.servers[z.nservers], &z.tls[z.nservers], why,
+                                   sizeof why) != 0)
+            return fail(err, errlen, "forward-zone: %s", why);
         z.nservers++;
     }
     if (!z.nservers) return fail(err, errlen, "forward-zone: '%s' names no address", v);
@@ -585,8 +607,11 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         c->nallow_clients++;
         return 0;
     }
-    if (!strcmp(key, "upstream"))
-        return add_addr(c->upstreams, &c->nupstreams, &c->upstreams_src, src, key, v, err, errlen);
+    if (!strcmp(key, "upstream")) return add_upstream(c, src, v, err, errlen);
+    if (!strcmp(key, "tls-ca")) {
+        if (!*v) return fail(err, errlen, "tls-ca: needs a file of PEM certificates");
+        return set_string(&c->tls_ca, v) ? fail(err, errlen, "out of memory") : 0;
+    }
     if (!strcmp(key, "fallback-upstream"))
         return add_addr(c->fallback, &c->nfallback, &c->fallback_src, src, key, v, err, errlen);
     if (!strcmp(key, "forward-zone")) return add_forward_zone(c, src, v, err, errlen);
@@ -755,8 +780,13 @@ int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, si
                       sizeof line - 1);
             break;
         }
-        char *hash = strchr(line, '#');
-        if (hash) *hash = 0;
+        /* A comment starts with '#' at the line's start or after a blank: "tls://ADDR#NAME"
+         * and "ADDR@853#NAME" keep their '#'. */
+        for (char *hash = line; (hash = strchr(hash, '#')); hash++)
+            if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
+                *hash = 0;
+                break;
+            }
         char *s = trim(line);
         if (!*s) continue;
         char *eq = strchr(s, '=');

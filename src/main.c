@@ -98,6 +98,11 @@ static const char usage[] =
     "Forwarding and cache:\n"
     "      --upstream ADDR[:PORT]   forward to this resolver; repeatable; default: the\n"
     "                               nameservers of --resolv-conf minus loophole's own address\n"
+    "      --upstream tls://ADDR[:PORT]#NAME[?pin-sha256=BASE64]\n"
+    "                               DNS over TLS (port 853), the certificate checked against\n"
+    "                               NAME; also ADDR@PORT#NAME. Strict: never plaintext\n"
+    "      --tls-ca FILE            trust this CA file for DNS over TLS instead of the system\n"
+    "                               store (/etc/ssl/certs)\n"
     "      --forward-zone ZONE=ADDR[:PORT][,ADDR...]\n"
     "                               send ZONE and below to its own upstreams; repeatable\n"
     "      --resolv-conf FILE       where default upstreams come from (" LH_DEFAULT_RESOLV_CONF
@@ -181,6 +186,7 @@ static const flag_def flag_defs[] = {
     {"block-ttl", "block-ttl", NULL},
     {"no-canary-names", "canary-names", "no"},
     {"upstream", "upstream", NULL},
+    {"tls-ca", "tls-ca", NULL},
     {"forward-zone", "forward-zone", NULL},
     {"fallback-upstream", "fallback-upstream", NULL},
     {"resolv-conf", "resolv-conf", NULL},

@@ -64,6 +64,7 @@ void lh_server_collect(const lh_server *s, lh_snapshot *out)
             f->failures = u->failures;
             f->latency_sum_ns = u->latency_sum_ns;
             memcpy(f->latency, u->latency, sizeof f->latency);
+            f->tls = u->tls_stats;
         }
     }
     out->qlog_dropped = s->qlog ? lh_qlog_dropped(s->qlog) : 0;
@@ -133,8 +134,7 @@ static const char *upstream_label(const lh_server *s, unsigned k)
  * can read and change it. Encrypted transports (DoT, DoH) will name themselves here. */
 static const char *upstream_transport(const lh_upstream_server *u)
 {
-    (void)u;
-    return "plain";
+    return u->tls.on ? "tls" : "plain";
 }
 
 static const char *upstream_origin(const lh_server *s, unsigned group)
@@ -224,6 +224,40 @@ void lh_report_config(const lh_server *s, lh_sbuf *b, bool json)
 
 /* ---- stats: text and JSON ------------------------------------------------------------- */
 
+static const char *const tls_reason_names[LH_TLS_REASONS] = {
+    [LH_TLS_R_CONNECT] = "connect",     [LH_TLS_R_CERT] = "cert",       [LH_TLS_R_PIN] = "pin",
+    [LH_TLS_R_HANDSHAKE] = "handshake", [LH_TLS_R_TIMEOUT] = "timeout", [LH_TLS_R_RESET] = "reset",
+    [LH_TLS_R_BACKOFF] = "backoff",     [LH_TLS_R_OTHER] = "other",
+};
+
+/* A DNS over TLS upstream's connection figures, under its line. */
+static void tls_text(lh_sbuf *b, const lh_tls_counters *t)
+{
+    lh_sbuf_printf(b,
+                   "  %-24s tls: connections %llu, handshakes %llu, resumed %llu, reused %llu, "
+                   "retried %llu; failures",
+                   "", (unsigned long long)t->connections, (unsigned long long)t->handshakes,
+                   (unsigned long long)t->resumed, (unsigned long long)t->reused,
+                   (unsigned long long)t->retried);
+    for (int r = 0; r < LH_TLS_REASONS; r++)
+        lh_sbuf_printf(b, " %s %llu", tls_reason_names[r], (unsigned long long)t->failures[r]);
+    lh_sbuf_printf(b, "\n");
+}
+
+static void tls_json(lh_sbuf *b, const lh_tls_counters *t)
+{
+    lh_sbuf_printf(b,
+                   ",\"tls\":{\"connections\":%llu,\"handshakes\":%llu,\"resumed\":%llu,"
+                   "\"reused\":%llu,\"retried\":%llu,\"failures\":{",
+                   (unsigned long long)t->connections, (unsigned long long)t->handshakes,
+                   (unsigned long long)t->resumed, (unsigned long long)t->reused,
+                   (unsigned long long)t->retried);
+    for (int r = 0; r < LH_TLS_REASONS; r++)
+        lh_sbuf_printf(b, "%s\"%s\":%llu", r ? "," : "", tls_reason_names[r],
+                       (unsigned long long)t->failures[r]);
+    lh_sbuf_printf(b, "}}");
+}
+
 static void top_entry_text(const lh_top_entry *e, bool address, char *out, size_t cap)
 {
     if (address)
@@ -286,6 +320,7 @@ static void stats_text_paths(const lh_server *s, const lh_snapshot *g, lh_sbuf *
                        u->label, where, (unsigned long long)f->queries,
                        (unsigned long long)f->answers, (unsigned long long)f->failures,
                        f->answers ? (double)f->latency_sum_ns / 1e6 / (double)f->answers : 0.0);
+        if (u->tls.on) tls_text(b, &f->tls);
     }
 }
 
@@ -415,7 +450,9 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
                        (unsigned long long)(u->latency_sum_ns / 1000));
         for (unsigned j = 0; j < LH_LATENCY_BUCKETS; j++)
             lh_sbuf_printf(b, "%s%llu", j ? "," : "", (unsigned long long)u->latency[j]);
-        lh_sbuf_printf(b, "]}");
+        lh_sbuf_printf(b, "]");
+        if (up->tls.on) tls_json(b, &u->tls);
+        lh_sbuf_printf(b, "}");
         first = false;
     }
     lh_sbuf_printf(b, "],\"blocked_by_list\":{");

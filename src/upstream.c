@@ -274,7 +274,8 @@ void lh_upstream_free(lh_upstream *u)
     u->transport = NULL;
 }
 
-static int group_set(lh_upstream_group *g, const lh_sockaddr *addrs, unsigned n)
+static int group_set(lh_upstream_group *g, const lh_sockaddr *addrs, const lh_upstream_tls *tls,
+                     unsigned n)
 {
     g->servers = calloc(n ? n : 1, sizeof *g->servers);
     if (!g->servers) return -1;
@@ -282,7 +283,9 @@ static int group_set(lh_upstream_group *g, const lh_sockaddr *addrs, unsigned n)
     for (unsigned i = 0; i < g->nservers; i++) {
         g->servers[i].addr = addrs[i];
         g->servers[i].index = i;
-        lh_addr_format(&addrs[i], g->servers[i].label, sizeof g->servers[i].label);
+        if (tls) g->servers[i].tls = tls[i];
+        lh_upstream_addr_format(&addrs[i], tls ? &tls[i] : NULL, g->servers[i].label,
+                                sizeof g->servers[i].label);
     }
     return 0;
 }
@@ -294,8 +297,12 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_
     u->loop = loop;
     u->clock = clock;
     u->max_inflight = max_inflight;
-    u->transport = transport ? transport : lh_transport_ares_new(loop, cfg->upstream_timeout_ms);
-    if (!u->transport) goto oom;
+    u->transport =
+        transport ? transport : lh_transport_for_config(loop, cfg, max_inflight, err, errlen);
+    if (!u->transport) {
+        lh_upstream_free(u);
+        return -1;
+    }
     lh_sockaddr addrs[LH_UPSTREAMS_MAX];
     char source[LH_ERR_MAX];
     enum lh_upstream_origin origin;
@@ -307,7 +314,10 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_
     }
     u->ngroups = 1 + cfg->nforward_zones;
     u->groups = calloc(u->ngroups, sizeof *u->groups);
-    if (!u->groups || group_set(&u->groups[0], addrs, n) != 0) goto oom;
+    /* The configured list keeps its order, so its TLS settings line up; resolv.conf's and the
+     * fallback's upstreams are plain. */
+    const lh_upstream_tls *tls = cfg->nupstreams ? cfg->upstream_tls : NULL;
+    if (!u->groups || group_set(&u->groups[0], addrs, tls, n) != 0) goto oom;
     u->groups[0].origin = origin;
     snprintf(u->source, sizeof u->source, "%s", source);
     char list[LH_ERR_MAX] = "";
@@ -317,7 +327,7 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_
     lh_info("upstreams: %s (%s)", list, source);
     for (unsigned z = 0; z < cfg->nforward_zones; z++) {
         const lh_forward_zone *fz = &cfg->forward_zones[z];
-        if (group_set(&u->groups[z + 1], fz->servers, fz->nservers) != 0) goto oom;
+        if (group_set(&u->groups[z + 1], fz->servers, fz->tls, fz->nservers) != 0) goto oom;
         u->groups[z + 1].origin = lh_origin_of(fz->src);
         lh_info("forward zone %s: %u upstream(s), first %s", fz->zone, fz->nservers,
                 u->groups[z + 1].servers[0].label);

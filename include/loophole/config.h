@@ -4,6 +4,7 @@
 #define LH_CONFIG_H
 
 #include "loophole/log.h"
+#include "loophole/upstream_addr.h"
 
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -62,6 +63,7 @@ enum lh_block_mode {
 typedef struct lh_forward_zone {
     char *zone; /* as written, for messages */
     lh_sockaddr servers[LH_ZONE_SERVERS_MAX];
+    lh_upstream_tls tls[LH_ZONE_SERVERS_MAX]; /* each server's transport (upstream_addr.h) */
     unsigned nservers;
     enum lh_config_source src;
 } lh_forward_zone;
@@ -131,8 +133,10 @@ typedef struct lh_config {
     bool canary_names; /* use-application-dns.net, mask.icloud.com, resolver.arpa */
 
     /* Forwarding */
-    lh_sockaddr upstreams[LH_UPSTREAMS_MAX]; /* none: from resolv_conf, else the fallback */
+    lh_sockaddr upstreams[LH_UPSTREAMS_MAX];        /* none: from resolv_conf, else the fallback */
+    lh_upstream_tls upstream_tls[LH_UPSTREAMS_MAX]; /* each upstream's transport */
     unsigned nupstreams;
+    char *tls_ca; /* DNS over TLS: trust this CA file instead of the system store; NULL: system */
     enum lh_config_source upstreams_src;
     lh_sockaddr fallback[LH_UPSTREAMS_MAX];
     unsigned nfallback;

@@ -27,6 +27,7 @@ typedef struct lh_worker lh_worker;
 typedef struct lh_upstream_figures {
     uint64_t queries, answers, failures, latency_sum_ns;
     uint64_t latency[LH_LATENCY_BUCKETS];
+    lh_tls_counters tls; /* DNS over TLS upstreams only (all zero for plain ones) */
 } lh_upstream_figures;
 typedef struct lh_snapshot {
     lh_counters c;

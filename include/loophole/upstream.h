@@ -29,9 +29,29 @@ typedef struct lh_try lh_try; /* one try at one server, as a transport keeps it 
  * accepts without asking again over TCP. */
 #define LH_UPSTREAM_EDNS_SIZE 1232
 
+/* DNS over TLS, per upstream (transport_tls.c counts; stats shows). Failures by reason. */
+enum lh_tls_reason {
+    LH_TLS_R_CONNECT = 0, /* TCP connect refused or unreachable */
+    LH_TLS_R_CERT,        /* the certificate chain or name did not verify */
+    LH_TLS_R_PIN,         /* the key is not the pinned one */
+    LH_TLS_R_HANDSHAKE,   /* any other TLS failure */
+    LH_TLS_R_TIMEOUT,     /* no answer within upstream-timeout */
+    LH_TLS_R_RESET,       /* the connection closed with the query in flight (after its retry) */
+    LH_TLS_R_BACKOFF,     /* not tried: the upstream failed moments ago (reconnect back-off) */
+    LH_TLS_R_OTHER,       /* out of memory, a query too large, a malformed answer */
+    LH_TLS_REASONS
+};
+typedef struct lh_tls_counters {
+    uint64_t connections, handshakes, resumed, reused, retried;
+    uint64_t failures[LH_TLS_REASONS];
+} lh_tls_counters;
+
 typedef struct lh_upstream_server {
     lh_sockaddr addr;
-    char label[64]; /* "192.0.2.1:53" */
+    lh_upstream_tls tls; /* tls.on: DNS over TLS (transport_tls.c), else plain DNS */
+    lh_tls_counters tls_stats;
+    void *tls_pool; /* the TLS transport's connections to it */
+    char label[64]; /* "192.0.2.1:53", "tls://192.0.2.1:853" */
     unsigned index; /* within its group: the scenario tests name servers by it */
     unsigned consecutive_failures;
     uint64_t down_until_ms; /* tried last until then */
@@ -121,6 +141,24 @@ void lh_upstream_free(lh_upstream *u);
 /* The daemon's transport: plain DNS over UDP (TCP after TC=1) through c-ares on the loop,
  * one query per channel, each try `timeout_ms`. NULL when out of memory. */
 lh_transport *lh_transport_ares_new(uv_loop_t *loop, unsigned timeout_ms);
+
+/* DNS over TLS (RFC 7858) on the loop with OpenSSL memory BIOs: pooled, pipelined connections
+ * per server (server->tls says the name and pin; `ca_file` NULL: the system store). Tries are
+ * bounded by `max_tries` (this loop's in-flight share). NULL with `err` set on failure. */
+lh_transport *lh_transport_tls_new(uv_loop_t *loop, unsigned timeout_ms, const char *ca_file,
+                                   unsigned max_tries, char *err, size_t errlen);
+/* The TLS transport's ops (its strerror serves the mux). */
+const lh_transport_ops *lh_transport_tls_ops(void);
+/* Is this try one of the TLS transport's (the mux asks, to cancel it at the right one)? */
+bool lh_transport_tls_owns(const lh_transport *t, const lh_try *try_);
+/* Pads a DNS message in place with an EDNS(0) Padding option (RFC 7830) to a multiple of
+ * `block` bytes, adding an OPT record when it has none. Returns the new length, or 0 when the
+ * message is malformed, has its OPT record before another, or would not fit in `cap`. */
+size_t lh_edns_pad(uint8_t *msg, size_t len, size_t cap, unsigned block);
+/* The transport for a config: c-ares alone, or c-ares and TLS side by side (each server goes
+ * to the one its tls.on says) when any upstream is DNS over TLS. */
+lh_transport *lh_transport_for_config(uv_loop_t *loop, const lh_config *cfg, unsigned max_inflight,
+                                      char *err, size_t errlen);
 
 /* A c-ares channel asking exactly `servers`, reading no resolv.conf; `flags` are extra
  * ARES_FLAG_* bits (with ARES_FLAG_EDNS, the EDNS size is LH_UPSTREAM_EDNS_SIZE). `cb` may be

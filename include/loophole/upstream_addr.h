@@ -1,0 +1,36 @@
+/* upstream_addr.h - how an upstream is written in the configuration, whatever its transport:
+ * plain "ADDR[:PORT]" (DNS over UDP/TCP, port 53), "tls://ADDR[:PORT]#AUTH-NAME" (DNS over
+ * TLS, RFC 7858, port 853) and Unbound's and systemd-resolved's "ADDR@PORT#AUTH-NAME" (DNS over
+ * TLS too: the '#' with a name is what asks for TLS there). A TLS upstream may carry an SPKI pin:
+ * "tls://ADDR#NAME?pin-sha256=BASE64" (RFC 7469's pin-sha256, the SHA-256 of the server
+ * certificate's SubjectPublicKeyInfo), checked in addition to the certificate chain and name. */
+#ifndef LH_UPSTREAM_ADDR_H
+#define LH_UPSTREAM_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+union lh_sockaddr;
+
+#define LH_DOT_PORT 853
+#define LH_AUTH_NAME_MAX 254 /* a host name in text, with its terminating zero */
+
+/* The TLS side of one configured upstream; `on` false: plain DNS. */
+typedef struct lh_upstream_tls {
+    bool on;
+    bool has_pin;
+    char auth_name[LH_AUTH_NAME_MAX]; /* checked against the certificate; also sent as SNI */
+    uint8_t pin[32];                  /* SHA-256 of the SubjectPublicKeyInfo */
+} lh_upstream_tls;
+
+/* Parses one upstream in any of the forms above into its address and TLS settings. Returns 0,
+ * or -1 with a message that says what is wrong with `text`. */
+int lh_upstream_addr_parse(const char *text, union lh_sockaddr *addr, lh_upstream_tls *tls,
+                           char *err, size_t errlen);
+
+/* "tls://192.0.2.1:853" for a TLS upstream, "192.0.2.1:53" for a plain one. */
+void lh_upstream_addr_format(const union lh_sockaddr *addr, const lh_upstream_tls *tls, char *out,
+                             size_t cap);
+
+#endif
