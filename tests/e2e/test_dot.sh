@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# DNS over TLS upstreams against a real Unbound serving DoT with a throw-away CA made here:
+# answers of every type forwarded over TLS, a large answer, many names in flight over one
+# connection, the strict profile (wrong name, untrusted CA, wrong pin: SERVFAIL with EDE 22,
+# and never a plaintext query: a port-53 listener on the same address records any), failover
+# from a dead DoT upstream to a live one, a mixed list and a forward zone with both transports.
+. "$(dirname "$0")/lib.sh"
+command -v openssl >/dev/null && command -v unbound >/dev/null || { echo "needs openssl, unbound"; exit 77; }
+DOT=$(lh_peer 1)   # Unbound on :853 (TLS), the plaintext trap on :53
+DEAD=$(lh_peer 2)  # nothing on :853: connection refused
+PLAIN=$(lh_peer 3) # a plain upstream for the forward zone
+CTL="$LH_TMP/control.sock"
+ctl() { "$LOOPHOLE" "$@" --control-socket "$CTL"; }
+
+# ---- a throw-away CA, the server's certificate for dot.test, and a CA nobody trusts ----------
+cd "$LH_TMP" || exit 1
+ossl() { openssl "$@" >>"$LH_TMP/openssl.out" 2>&1 || { cat "$LH_TMP/openssl.out"; exit 1; }; }
+ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+    -days 2 -subj "/CN=loophole test CA"
+ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key \
+    -out other.pem -days 2 -subj "/CN=an untrusted CA"
+ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+    -subj "/CN=dot.test"
+printf 'subjectAltName=DNS:dot.test\nextendedKeyUsage=serverAuth\n' >server.ext
+ossl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+    -extfile server.ext
+chmod 644 ./*.pem ./*.key
+PIN=$(openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | base64)
+WRONGPIN=$(openssl x509 -in other.pem -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | base64)
+
+# ---- Unbound as the DoT server -------------------------------------------------------------
+BIG=""
+for i in $(seq 30); do BIG+="  local-data: 'big.dot.test. 60 IN TXT \"$(printf 'x%.0s' $(seq 100))-$i\"'"$'\n'; done
+cat >"$LH_TMP/unbound-dot.conf" <<U
+server:
+  interface: $DOT@853
+  tls-port: 853
+  tls-service-key: "$LH_TMP/server.key"
+  tls-service-pem: "$LH_TMP/server.pem"
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$LH_TMP"
+  pidfile: ""
+  use-syslog: no
+  logfile: "$LH_TMP/unbound-dot.log"
+  log-queries: yes
+  verbosity: 1
+  module-config: "iterator"
+  access-control: 127.0.0.0/8 allow
+  incoming-num-tcp: 64
+  extended-statistics: yes
+  tcp-idle-timeout: 60000
+  local-zone: "dot.test." static
+  local-data: "a.dot.test. 60 IN A 192.0.2.53"
+  local-data: "a.dot.test. 60 IN AAAA 2001:db8::53"
+  local-data: 't.dot.test. 60 IN TXT "over tls"'
+$BIG
+  local-zone: "bulk.dot.test." redirect
+  local-data: "bulk.dot.test. 60 IN A 192.0.2.7"
+remote-control:
+  control-enable: yes
+  control-interface: "$LH_TMP/unbound.ctl"
+U
+unbound -c "$LH_TMP/unbound-dot.conf" >"$LH_TMP/unbound-dot.out" 2>&1 &
+LH_PIDS+=($!)
+UCTL=(unbound-control -c "$LH_TMP/unbound-dot.conf")
+for _ in $(seq 50); do
+    kdig @"$DOT" -p 853 +tls-ca="$LH_TMP/ca.pem" +tls-hostname=dot.test a.dot.test +short \
+        +time=1 +retry=0 2>/dev/null | grep -q 192.0.2.53 && break
+    sleep 0.1
+done
+check "Unbound serves DoT with the test CA (kdig)" bash -c \
+    "kdig @$DOT -p 853 +tls-ca=$LH_TMP/ca.pem +tls-hostname=dot.test a.dot.test +short | grep -q 192.0.2.53"
+# The trap: anything arriving in plaintext on port 53 of the TLS upstreams is logged.
+lh_fake "$DOT" answer
+lh_fake "$DEAD" answer
+lh_fake "$PLAIN" answer
+
+tls_conns() { ss -Htn state established "dst $DOT:853" | wc -l; }
+ede() { d "$@" | grep -o 'EDE: [0-9]*' | head -1; }
+
+# ---- the good path -------------------------------------------------------------------------
+lh_start --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
+    --forward-zone "plain.test=$PLAIN"
+expect_eq "A over DoT" "$(d a.dot.test A +short)" "192.0.2.53"
+expect_eq "AAAA over DoT" "$(d a.dot.test AAAA +short)" "2001:db8::53"
+expect_eq "TXT over DoT" "$(d t.dot.test TXT +short)" '"over tls"'
+expect_eq "a large answer (30 TXT, >3 KB) over DoT, to a TCP client" \
+    "$(d big.dot.test TXT +tcp +short | wc -l)" "30"
+expect_eq "forward zone to a plain upstream beside DoT" "$(d x.plain.test A +short)" "192.0.2.1"
+expect_eq "the plain forward zone's query reached its plain upstream" "$(lh_fake_count "$PLAIN" x.plain.test)" "1"
+
+# Many distinct names at once: all answered, over one connection.
+"$LH_PY" - "$LH_ADDR" 300 >"$LH_TMP/bulk.out" <<'PY'
+import socket, sys, time, dns.message
+addr, n = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+ok = set()
+def take(r):
+    if r.answer and r.answer[0][0].address == "192.0.2.7":
+        ok.add(r.id)
+# All sent before any answer is waited for; answers already back are drained between sends so
+# that the socket's buffer never overflows.
+s.setblocking(False)
+for i in range(n):
+    q = dns.message.make_query("n%d.bulk.dot.test" % i, "A")
+    q.id = i
+    s.sendto(q.to_wire(), (addr, 53))
+    try:
+        while True:
+            take(dns.message.from_wire(s.recv(4096)))
+    except BlockingIOError:
+        pass
+s.settimeout(5)
+end = time.time() + 20
+while len(ok) < n and time.time() < end:
+    try:
+        take(dns.message.from_wire(s.recv(4096)))
+    except socket.timeout:
+        break
+print(len(ok))
+PY
+expect_eq "300 distinct names sent at once, all answered over DoT" "$(cat "$LH_TMP/bulk.out")" "300"
+stats=$(ctl stats --json)
+conns=$(echo "$stats" | "$LH_PY" -c 'import json,sys; u=json.load(sys.stdin)["upstreams"][0]["tls"]; print(u["connections"], u["handshakes"], u["reused"])')
+read -r nconn nhs nreused <<<"$conns"
+expect_eq "one TLS connection and one handshake for all of it (loophole's count)" "$nconn $nhs" "1 1"
+check "queries reused the open connection ($nreused)" test "$nreused" -ge 300
+expect_eq "one established connection to the DoT server (ss)" "$(tls_conns)" "1"
+utcp=$("${UCTL[@]}" stats_noreset 2>/dev/null | sed -n 's/^num.query.tls=//p')
+check "Unbound counted the queries as DNS over TLS ($utcp)" test "${utcp:-0}" -ge 305
+check "stats shows the TLS counters" bash -c "'$LOOPHOLE' stats --control-socket '$CTL' | grep -q 'tls: connections 1, handshakes 1'"
+lh_stop
+
+# A restarted daemon resumes nothing (a fresh process), but a second connection of the same
+# process does: close the first by restarting Unbound's side is not needed; see README.
+
+# ---- pins ----------------------------------------------------------------------------------
+lh_start --upstream "tls://$DOT#dot.test?pin-sha256=$PIN" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "the right pin: answered" "$(d a.dot.test A +short)" "192.0.2.53"
+lh_stop
+lh_start --upstream "$DOT@853#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "Unbound's ADDR@853#NAME form" "$(d a.dot.test A +short)" "192.0.2.53"
+lh_stop
+
+# ---- strict: every failure is SERVFAIL with EDE 22, never plaintext -------------------------
+strict() { # DESCRIPTION LOGPATTERN ARGS...
+    local what=$1 pat=$2
+    shift 2
+    : >"$LH_TMP/loophole.log"
+    lh_start "$@" --cache-size 0
+    expect_eq "$what: SERVFAIL" "$(dstatus s1.dot.test A)" "SERVFAIL"
+    expect_eq "$what: EDE 22" "$(ede s2.dot.test A)" "EDE: 22"
+    check "$what: the log says why" grep -q "$pat" "$LH_TMP/loophole.log"
+    lh_stop
+}
+strict "wrong name" "certificate not trusted" --upstream "tls://$DOT#wrong.test" --tls-ca "$LH_TMP/ca.pem"
+strict "untrusted CA (the system store)" "certificate not trusted" --upstream "tls://$DOT#dot.test"
+strict "another CA given" "certificate not trusted" --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/other.pem"
+strict "wrong pin" "does not match pin-sha256" --upstream "tls://$DOT#dot.test?pin-sha256=$WRONGPIN" \
+    --tls-ca "$LH_TMP/ca.pem"
+strict "refused" "connection failed" --upstream "tls://$DEAD#dot.test" --tls-ca "$LH_TMP/ca.pem"
+
+# ---- failover: a dead DoT upstream first, a live one second ---------------------------------
+lh_start --upstream "tls://$DEAD#dot.test" --upstream "tls://$DOT#dot.test" \
+    --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+for i in 1 2 3; do
+    expect_eq "failover from a dead DoT upstream to a live one ($i)" "$(d "f$i.bulk.dot.test" A +short)" "192.0.2.7"
+done
+lh_stop
+
+# ---- nothing ever left in plaintext ---------------------------------------------------------
+expect_eq "no plaintext query reached the DoT server's address" "$(lh_fake_count "$DOT")" "0"
+expect_eq "no plaintext query reached the dead DoT upstream's address" "$(lh_fake_count "$DEAD")" "0"
+
+# ---- configuration errors ------------------------------------------------------------------
+out=$("$LOOPHOLE" serve --upstream "tls://$DOT" 2>&1)
+expect_match "tls:// without a name is refused" "$out" "needs the name"
+out=$("$LOOPHOLE" serve --upstream "tls://$DOT#dot.test?pin-sha256=abc" 2>&1)
+expect_match "a malformed pin is refused" "$out" "pin-sha256=BASE64"
+lh_done
