@@ -736,7 +736,6 @@ static void tls_free(lh_transport *base)
     for (tls_pool *p = t->pools, *next; p; p = next) {
         next = p->next;
         if (p->session) SSL_SESSION_free(p->session);
-        p->s->tls_pool = NULL;
         free(p);
     }
     SSL_CTX_free(t->ctx);

@@ -39,6 +39,7 @@ server:
   tls-port: 853
   tls-service-key: "$LH_TMP/server.key"
   tls-service-pem: "$LH_TMP/server.pem"
+  tls-session-ticket-keys: "$LH_TMP/ticket.key"
   do-daemonize: no
   chroot: ""
   username: ""
@@ -64,14 +65,20 @@ remote-control:
   control-enable: yes
   control-interface: "$LH_TMP/unbound.ctl"
 U
-unbound -c "$LH_TMP/unbound-dot.conf" >"$LH_TMP/unbound-dot.out" 2>&1 &
-LH_PIDS+=($!)
+head -c 80 /dev/urandom >"$LH_TMP/ticket.key" # kept across a restart: tickets stay valid
+unbound_up() {
+    unbound -c "$LH_TMP/unbound-dot.conf" >>"$LH_TMP/unbound-dot.out" 2>&1 &
+    UPID=$!
+    LH_PIDS+=("$UPID")
+    for _ in $(seq 50); do
+        kdig @"$DOT" -p 853 +tls-ca="$LH_TMP/ca.pem" +tls-hostname=dot.test a.dot.test +short \
+            +time=1 +retry=0 2>/dev/null | grep -q 192.0.2.53 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+unbound_up
 UCTL=(unbound-control -c "$LH_TMP/unbound-dot.conf")
-for _ in $(seq 50); do
-    kdig @"$DOT" -p 853 +tls-ca="$LH_TMP/ca.pem" +tls-hostname=dot.test a.dot.test +short \
-        +time=1 +retry=0 2>/dev/null | grep -q 192.0.2.53 && break
-    sleep 0.1
-done
 check "Unbound serves DoT with the test CA (kdig)" bash -c \
     "kdig @$DOT -p 853 +tls-ca=$LH_TMP/ca.pem +tls-hostname=dot.test a.dot.test +short | grep -q 192.0.2.53"
 # The trap: anything arriving in plaintext on port 53 of the TLS upstreams is logged.
@@ -134,10 +141,16 @@ expect_eq "one established connection to the DoT server (ss)" "$(tls_conns)" "1"
 utcp=$("${UCTL[@]}" stats_noreset 2>/dev/null | sed -n 's/^num.query.tls=//p')
 check "Unbound counted the queries as DNS over TLS ($utcp)" test "${utcp:-0}" -ge 305
 check "stats shows the TLS counters" bash -c "'$LOOPHOLE' stats --control-socket '$CTL' | grep -q 'tls: connections 1, handshakes 1'"
-lh_stop
 
-# A restarted daemon resumes nothing (a fresh process), but a second connection of the same
-# process does: close the first by restarting Unbound's side is not needed; see README.
+# The server goes away with the connection idle (a restart, same ticket keys): loophole drops
+# the dead connection quietly, and the next query opens a new one, resuming the TLS session.
+kill -TERM "$UPID"
+wait "$UPID" 2>/dev/null
+unbound_up
+expect_eq "answered after the server closed the idle connection" "$(d a2.bulk.dot.test A +short)" "192.0.2.7"
+tls=$(ctl stats --json | "$LH_PY" -c 'import json,sys; u=json.load(sys.stdin)["upstreams"][0]["tls"]; print(u["connections"], u["handshakes"], u["resumed"], sum(u["failures"].values()))')
+expect_eq "a second connection, resumed (connections handshakes resumed failures)" "$tls" "2 2 1 0"
+lh_stop
 
 # ---- pins ----------------------------------------------------------------------------------
 lh_start --upstream "tls://$DOT#dot.test?pin-sha256=$PIN" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
