@@ -4,16 +4,17 @@
 set -euo pipefail
 
 LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns-dev libpcre2-dev
-               libcurl4-openssl-dev libmicrohttpd-dev)
+               libcurl4-openssl-dev libmicrohttpd-dev libssl-dev)
 # Test peers and clients: dig (dnsutils), kdig (knot-dnsutils), drill (ldnsutils), Unbound as a
 # real upstream, dnspython for scripted misbehaving upstreams, clang for the fuzz targets and
 # the sanitizer runtime, iproute2/util-linux for namespaces, curl and the Prometheus client's
 # parser to scrape and check the metrics endpoint, nftables for the leak test's intercepting
 # router (DNAT), python3-jsonschema to check leak-check --json against its schema, Knot DNS to
-# serve the signed test tree and dns-root-data for the root trust anchor (the DNSSEC tests).
+# serve the signed test tree and dns-root-data for the root trust anchor (the DNSSEC tests),
+# openssl to make the DNS over TLS test's CA.
 LH_TEST_PKGS=(dnsutils knot-dnsutils ldnsutils unbound python3-dnspython clang
               libclang-rt-14-dev iproute2 util-linux procps curl python3-prometheus-client
-              nftables python3-jsonschema knot dns-root-data)
+              nftables python3-jsonschema knot dns-root-data openssl ca-certificates)
 
 lh_install_missing() {
     local missing=()
