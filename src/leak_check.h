@@ -94,7 +94,7 @@ typedef struct addr_set {
 typedef struct leak_upstream {
     lh_sockaddr addr;
     char label[64];
-    char transport[16]; /* "plain": udp, tcp for truncated answers */
+    char transport[16]; /* "plain": udp, tcp for truncated answers; "tls": DNS over TLS */
     char zone[LH_NAME_MAX + 1];
     char source[16]; /* lh_upstream_origin_names */
 } leak_upstream;

@@ -77,8 +77,9 @@ static void daemon_parse_line(leak_configured *c, char *line)
         word_value(line, "source", c->daemon.listen_source, sizeof c->daemon.listen_source);
     } else if (sscanf(line, "upstream %63s", first) == 1 && c->nup < LEAK_UPSTREAMS_MAX) {
         leak_upstream *u = &c->up[c->nup];
-        if (lh_addr_parse(first, 53, &u->addr) != 0) return;
-        lh_addr_format(&u->addr, u->label, sizeof u->label);
+        bool tls = !strncmp(first, "tls://", 6); /* the daemon's label of a DoT upstream */
+        if (lh_addr_parse(first + (tls ? 6 : 0), tls ? 853 : 53, &u->addr) != 0) return;
+        snprintf(u->label, sizeof u->label, "%s", first);
         word_value(line, "transport", u->transport, sizeof u->transport);
         word_value(line, "zone", u->zone, sizeof u->zone);
         word_value(line, "source", u->source, sizeof u->source);
@@ -107,8 +108,10 @@ static void from_config(leak_report *r)
     for (unsigned i = 0; i < n && c->nup < LEAK_UPSTREAMS_MAX; i++) {
         leak_upstream *u = &c->up[c->nup++];
         u->addr = ups[i];
-        lh_addr_format(&u->addr, u->label, sizeof u->label);
-        snprintf(u->transport, sizeof u->transport, "plain");
+        /* The configured list keeps its order (its TLS settings line up); others are plain. */
+        const lh_upstream_tls *tls = cfg->nupstreams ? &cfg->upstream_tls[i] : NULL;
+        lh_upstream_addr_format(&u->addr, tls, u->label, sizeof u->label);
+        snprintf(u->transport, sizeof u->transport, "%s", tls && tls->on ? "tls" : "plain");
         snprintf(u->zone, sizeof u->zone, ".");
         snprintf(u->source, sizeof u->source, "%s", lh_upstream_origin_names[origin]);
     }
@@ -117,8 +120,9 @@ static void from_config(leak_report *r)
              i++) {
             leak_upstream *u = &c->up[c->nup++];
             u->addr = cfg->forward_zones[z].servers[i];
-            lh_addr_format(&u->addr, u->label, sizeof u->label);
-            snprintf(u->transport, sizeof u->transport, "plain");
+            const lh_upstream_tls *tls = &cfg->forward_zones[z].tls[i];
+            lh_upstream_addr_format(&u->addr, tls, u->label, sizeof u->label);
+            snprintf(u->transport, sizeof u->transport, "%s", tls->on ? "tls" : "plain");
             snprintf(u->zone, sizeof u->zone, "%s", cfg->forward_zones[z].zone);
             snprintf(u->source, sizeof u->source, "%s",
                      lh_upstream_origin_names[lh_origin_of(cfg->forward_zones[z].src)]);
@@ -238,8 +242,8 @@ static void judge_transport(leak_report *r)
         const leak_upstream *u = &r->conf.up[i];
         if (strcmp(u->transport, "plain")) continue;
         leak_add(r, SEV_WARN, HOP_UPSTREAM,
-                 "an encrypted upstream (DNS over TLS or HTTPS) once loophole supports one; "
-                 "until then, an upstream on a network you trust",
+                 "an encrypted upstream: upstream = tls://ADDR#AUTH-NAME (DNS over TLS, "
+                 "docs/forwarding.md)",
                  "loophole forwards to %s in plaintext (UDP, TCP): on-path networks see and can "
                  "change every forwarded name",
                  u->label);

@@ -136,8 +136,11 @@ static void paths_open(leak_report *r)
     if (a.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a.v6.sin6_addr))
         a.v6.sin6_addr = in6addr_loopback;
     leak_path_open(o, VIA_LOOPHOLE, &a);
+    /* A DNS over TLS upstream is never probed in plaintext: that would send the probe names
+     * unencrypted, the very thing it is configured to prevent. */
     for (unsigned i = 0; i < r->conf.nup; i++)
-        if (!strcmp(r->conf.up[i].zone, ".")) leak_path_open(o, VIA_UPSTREAM, &r->conf.up[i].addr);
+        if (!strcmp(r->conf.up[i].zone, ".") && !strcmp(r->conf.up[i].transport, "plain"))
+            leak_path_open(o, VIA_UPSTREAM, &r->conf.up[i].addr);
     lh_addr_parse(LEAK_UNUSED_V4, 53, &a);
     leak_path_open(o, VIA_UNUSED, &a);
     lh_addr_parse(LEAK_UNUSED_V6, 53, &a);
