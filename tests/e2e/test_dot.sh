@@ -86,35 +86,22 @@ lh_fake "$DOT" answer
 lh_fake "$DEAD" answer
 lh_fake "$PLAIN" answer
 
-tls_conns() { ss -Htn state established "dst $DOT:853" | wc -l; }
-ede() { d "$@" | grep -o 'EDE: [0-9]*' | head -1; }
-
-# ---- the good path -------------------------------------------------------------------------
-lh_start --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
-    --forward-zone "plain.test=$PLAIN"
-expect_eq "A over DoT" "$(d a.dot.test A +short)" "192.0.2.53"
-expect_eq "AAAA over DoT" "$(d a.dot.test AAAA +short)" "2001:db8::53"
-expect_eq "TXT over DoT" "$(d t.dot.test TXT +short)" '"over tls"'
-expect_eq "a large answer (30 TXT, >3 KB) over DoT, to a TCP client" \
-    "$(d big.dot.test TXT +tcp +short | wc -l)" "30"
-expect_eq "forward zone to a plain upstream beside DoT" "$(d x.plain.test A +short)" "192.0.2.1"
-expect_eq "the plain forward zone's query reached its plain upstream" "$(lh_fake_count "$PLAIN" x.plain.test)" "1"
-
-# Many distinct names at once: all answered, over one connection.
-"$LH_PY" - "$LH_ADDR" 300 >"$LH_TMP/bulk.out" <<'PY'
+# burst.py ADDR N ZONE WANT: N distinct names under ZONE sent at once; prints how many were
+# answered with the address WANT.
+cat >"$LH_TMP/burst.py" <<'PY'
 import socket, sys, time, dns.message
-addr, n = sys.argv[1], int(sys.argv[2])
+addr, n, zone, want = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
 ok = set()
 def take(r):
-    if r.answer and r.answer[0][0].address == "192.0.2.7":
+    if r.answer and r.answer[0][0].address == want:
         ok.add(r.id)
 # All sent before any answer is waited for; answers already back are drained between sends so
 # that the socket's buffer never overflows.
 s.setblocking(False)
 for i in range(n):
-    q = dns.message.make_query("n%d.bulk.dot.test" % i, "A")
+    q = dns.message.make_query("n%d.%s" % (i, zone), "A")
     q.id = i
     s.sendto(q.to_wire(), (addr, 53))
     try:
@@ -131,6 +118,22 @@ while len(ok) < n and time.time() < end:
         break
 print(len(ok))
 PY
+tls_conns() { ss -Htn state established "dst $DOT:853" | wc -l; }
+ede() { d "$@" | grep -o 'EDE: [0-9]*' | head -1; }
+
+# ---- the good path -------------------------------------------------------------------------
+lh_start --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
+    --forward-zone "plain.test=$PLAIN"
+expect_eq "A over DoT" "$(d a.dot.test A +short)" "192.0.2.53"
+expect_eq "AAAA over DoT" "$(d a.dot.test AAAA +short)" "2001:db8::53"
+expect_eq "TXT over DoT" "$(d t.dot.test TXT +short)" '"over tls"'
+expect_eq "a large answer (30 TXT, >3 KB) over DoT, to a TCP client" \
+    "$(d big.dot.test TXT +tcp +short | wc -l)" "30"
+expect_eq "forward zone to a plain upstream beside DoT" "$(d x.plain.test A +short)" "192.0.2.1"
+expect_eq "the plain forward zone's query reached its plain upstream" "$(lh_fake_count "$PLAIN" x.plain.test)" "1"
+
+# Many distinct names at once: all answered, over one connection.
+"$LH_PY" "$LH_TMP/burst.py" "$LH_ADDR" 300 bulk.dot.test 192.0.2.7 >"$LH_TMP/bulk.out"
 expect_eq "300 distinct names sent at once, all answered over DoT" "$(cat "$LH_TMP/bulk.out")" "300"
 stats=$(ctl stats --json)
 conns=$(echo "$stats" | "$LH_PY" -c 'import json,sys; u=json.load(sys.stdin)["upstreams"][0]["tls"]; print(u["connections"], u["handshakes"], u["reused"])')
@@ -185,6 +188,49 @@ for i in 1 2 3; do
     expect_eq "failover from a dead DoT upstream to a live one ($i)" "$(d "f$i.bulk.dot.test" A +short)" "192.0.2.7"
 done
 lh_stop
+
+# ---- a scripted TLS upstream: out of order, split records, a close mid-pipeline, a stall -----
+SCRIPTED=$(lh_peer 4)
+tlsup() { # MODE: tests/e2e/tlsupstream.py on $SCRIPTED:853, log $LH_TMP/tls-MODE.log
+    "$LH_PY" "$LH_SRC/tests/e2e/tlsupstream.py" "$SCRIPTED" 853 "$LH_TMP/server.pem" \
+        "$LH_TMP/server.key" "$1" "$LH_TMP/tls-$1.log" >"$LH_TMP/tls-$1.out" 2>&1 &
+    TLSUP_PID=$!
+    LH_PIDS+=("$TLSUP_PID")
+    for _ in $(seq 50); do grep -q ready "$LH_TMP/tls-$1.out" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+tlsup_stop() { kill -TERM "$TLSUP_PID" 2>/dev/null; wait "$TLSUP_PID" 2>/dev/null; }
+tls_stat() { ctl stats --json | "$LH_PY" -c "import json,sys; print(json.load(sys.stdin)['upstreams'][0]['tls']$1)"; }
+
+tlsup reorder
+lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "20 names answered in reverse order, each answer split over two TLS records" \
+    "$("$LH_PY" "$LH_TMP/burst.py" "$LH_ADDR" 20 ooo.test 192.0.2.99)" "20"
+check "the server answered several at once, reversed ($(grep batch "$LH_TMP/tls-reorder.log" | sort | uniq -c | tr '\n' ' '))" \
+    grep -qE "batch ([2-9]|[0-9]{2})" "$LH_TMP/tls-reorder.log"
+expect_eq "all over one connection" "$(grep -c '^conn' "$LH_TMP/tls-reorder.log")" "1"
+lh_stop
+tlsup_stop
+
+tlsup dropfirst
+lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "the server closes mid-pipeline: every query retried once on a new connection and answered" \
+    "$("$LH_PY" "$LH_TMP/burst.py" "$LH_ADDR" 10 drop.test 192.0.2.99)" "10"
+check "it did drop the first connection with queries in flight" grep -q dropping "$LH_TMP/tls-dropfirst.log"
+check "loophole counted the retries ($(tls_stat "['retried']"))" test "$(tls_stat "['retried']")" -ge 1
+expect_eq "no query failed for it" "$(tls_stat "['failures']['reset']")" "0"
+lh_stop
+tlsup_stop
+
+tlsup stall
+: >"$LH_TMP/loophole.log"
+lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
+    --upstream-timeout 1000
+expect_eq "a stalled handshake: SERVFAIL" "$(d stall.test A +time=8 | grep -o 'status: [A-Z]*')" "status: SERVFAIL"
+check "a stalled handshake: the log says so" grep -q "stalled" "$LH_TMP/loophole.log"
+expect_eq "a stalled handshake: counted as a timeout" "$(tls_stat "['failures']['timeout']")" "1"
+lh_stop
+tlsup_stop
 
 # ---- nothing ever left in plaintext ---------------------------------------------------------
 expect_eq "no plaintext query reached the DoT server's address" "$(lh_fake_count "$DOT")" "0"
