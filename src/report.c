@@ -568,6 +568,49 @@ static void prom_value(lh_sbuf *b, const char *name, const char *label, const ch
     lh_sbuf_printf(b, " %llu\n", v);
 }
 
+/* DNS over TLS upstreams' connection counters; nothing when there is none. */
+static void prom_tls(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } m[] = {
+        {"loophole_upstream_tls_connections_total", "TLS connections opened, per upstream.",
+         offsetof(lh_tls_counters, connections)},
+        {"loophole_upstream_tls_handshakes_total", "TLS handshakes completed, per upstream.",
+         offsetof(lh_tls_counters, handshakes)},
+        {"loophole_upstream_tls_resumed_total", "TLS handshakes that resumed a session.",
+         offsetof(lh_tls_counters, resumed)},
+        {"loophole_upstream_tls_reused_total", "Queries sent on an already open connection.",
+         offsetof(lh_tls_counters, reused)},
+        {"loophole_upstream_tls_retried_total",
+         "Queries retried after their connection closed under them.",
+         offsetof(lh_tls_counters, retried)},
+    };
+    bool any = false;
+    for (unsigned k = 0; k < g->nupstreams; k++)
+        any = any || !strncmp(upstream_label(s, k), "tls://", 6);
+    if (!any) return;
+    for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
+        prom_head(b, m[i].name, "counter", m[i].help);
+        for (unsigned k = 0; k < g->nupstreams; k++)
+            if (!strncmp(upstream_label(s, k), "tls://", 6))
+                prom_value(b, m[i].name, "upstream", upstream_label(s, k),
+                           *(const uint64_t *)((const char *)&g->up[k].tls + m[i].off));
+    }
+    prom_head(b, "loophole_upstream_tls_failures_total", "counter",
+              "DNS over TLS queries that failed, per upstream and reason.");
+    for (unsigned k = 0; k < g->nupstreams; k++) {
+        if (strncmp(upstream_label(s, k), "tls://", 6)) continue;
+        for (int r = 0; r < LH_TLS_REASONS; r++) {
+            lh_sbuf_printf(b, "loophole_upstream_tls_failures_total{upstream=");
+            prom_label(b, upstream_label(s, k));
+            lh_sbuf_printf(b, ",reason=\"%s\"} %llu\n", tls_reason_names[r],
+                           (unsigned long long)g->up[k].tls.failures[r]);
+        }
+    }
+}
+
 void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
 {
     lh_snapshot *g = gather(s);
@@ -654,6 +697,7 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
         prom_label(b, label);
         lh_sbuf_printf(b, "} %llu\n", (unsigned long long)cum);
     }
+    prom_tls(s, g, b);
     prom_head(b, "loophole_reloads_total", "counter", "Reloads, by result.");
     prom_value(b, "loophole_reloads_total", "result", "ok", st->reloads_ok);
     prom_value(b, "loophole_reloads_total", "result", "failed", st->reloads_failed);

@@ -123,7 +123,7 @@ ede() { d "$@" | grep -o 'EDE: [0-9]*' | head -1; }
 
 # ---- the good path -------------------------------------------------------------------------
 lh_start --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
-    --forward-zone "plain.test=$PLAIN"
+    --forward-zone "plain.test=$PLAIN" --metrics "$LH_ADDR:9153"
 expect_eq "A over DoT" "$(d a.dot.test A +short)" "192.0.2.53"
 expect_eq "AAAA over DoT" "$(d a.dot.test AAAA +short)" "2001:db8::53"
 expect_eq "TXT over DoT" "$(d t.dot.test TXT +short)" '"over tls"'
@@ -143,6 +143,18 @@ check "queries reused the open connection ($nreused)" test "$nreused" -ge 300
 expect_eq "one established connection to the DoT server (ss)" "$(tls_conns)" "1"
 utcp=$("${UCTL[@]}" stats_noreset 2>/dev/null | sed -n 's/^num.query.tls=//p')
 check "Unbound counted the queries as DNS over TLS ($utcp)" test "${utcp:-0}" -ge 305
+prom=$(curl -s --max-time 5 "http://$LH_ADDR:9153/metrics" | "$LH_PY" -c '
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+want = {"loophole_upstream_tls_handshakes": None, "loophole_upstream_tls_failures": 0}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for smp in fam.samples:
+        if smp.name == "loophole_upstream_tls_handshakes_total":
+            want["loophole_upstream_tls_handshakes"] = (smp.labels["upstream"], int(smp.value))
+        if smp.name == "loophole_upstream_tls_failures_total":
+            want["loophole_upstream_tls_failures"] += int(smp.value)
+print(want["loophole_upstream_tls_handshakes"], want["loophole_upstream_tls_failures"])')
+expect_eq "Prometheus: TLS handshakes and failures per upstream" "$prom" "('tls://$DOT:853', 1) 0"
 check "stats shows the TLS counters" bash -c "'$LOOPHOLE' stats --control-socket '$CTL' | grep -q 'tls: connections 1, handshakes 1'"
 
 # The server goes away with the connection idle (a restart, same ticket keys): loophole drops
