@@ -61,6 +61,10 @@ server:
 $BIG
   local-zone: "bulk.dot.test." redirect
   local-data: "bulk.dot.test. 60 IN A 192.0.2.7"
+# Never recurse past loopback: anything outside the test zones goes to a closed local port.
+stub-zone:
+  name: "."
+  stub-addr: 127.0.0.1@1
 remote-control:
   control-enable: yes
   control-interface: "$LH_TMP/unbound.ctl"
@@ -165,6 +169,7 @@ unbound_up
 expect_eq "answered after the server closed the idle connection" "$(d a2.bulk.dot.test A +short)" "192.0.2.7"
 tls=$(ctl stats --json | "$LH_PY" -c 'import json,sys; u=json.load(sys.stdin)["upstreams"][0]["tls"]; print(u["connections"], u["handshakes"], u["resumed"], sum(u["failures"].values()))')
 expect_eq "a second connection, resumed (connections handshakes resumed failures)" "$tls" "2 2 1 0"
+
 lh_stop
 
 # ---- pins ----------------------------------------------------------------------------------
