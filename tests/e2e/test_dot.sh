@@ -226,6 +226,8 @@ expect_eq "20 names answered in reverse order, each answer split over two TLS re
 check "the server answered several at once, reversed ($(grep batch "$LH_TMP/tls-reorder.log" | sort | uniq -c | tr '\n' ' '))" \
     grep -qE "batch ([2-9]|[0-9]{2})" "$LH_TMP/tls-reorder.log"
 expect_eq "all over one connection" "$(grep -c '^conn' "$LH_TMP/tls-reorder.log")" "1"
+expect_eq "every query padded to a multiple of 128 bytes (RFC 8467), as received" \
+    "$(awk '/^query/ {print ($3 % 128 == 0) ? "padded" : "unpadded " $3}' "$LH_TMP/tls-reorder.log" | sort | uniq -c | tr -s ' ')" " 20 padded"
 lh_stop
 tlsup_stop
 

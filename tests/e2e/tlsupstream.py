@@ -2,8 +2,8 @@
 """tlsupstream.py - a scripted DNS over TLS upstream for the tests, misbehaving on purpose.
 
 Usage: tlsupstream.py ADDR PORT CERT KEY MODE LOGFILE
-Answers A 192.0.2.99 for any name. Logs "conn N" for each accepted connection, "query NAME"
-for each query and "batch N" for each group of answers it sends. Modes:
+Answers A 192.0.2.99 for any name. Logs "conn N" for each accepted connection, "query NAME
+LENGTH" for each query and "batch N" for each group of answers it sends. Modes:
   reorder    collects the queries that arrive within 200 ms of each other and answers them in
              reverse order, each answer split over two TLS records
   dropfirst  closes its first connection, without answering, once 5 queries are in on it;
@@ -77,7 +77,7 @@ def serve(raw, n):
                 if wire is None:
                     return
                 q, a = answer(wire)
-                note("query %s" % q.question[0].name.to_text())
+                note("query %s %d" % (q.question[0].name.to_text(), len(wire)))
                 seen += 1
                 if mode == "dropfirst" and n == 1:
                     if seen == 5:
