@@ -51,9 +51,9 @@ static void refused(void)
 {
     lh_sockaddr a;
     lh_upstream_tls t;
-    CHECK(parse("tls://192.0.2.1", &a, &t) != 0);             /* no name: not authenticated */
+    CHECK(parse("tls://192.0.2.1", &a, &t) != 0); /* no name: not authenticated */
     CHECK(parse("tls://192.0.2.1#", &a, &t) != 0);
-    CHECK(parse("192.0.2.1@853", &a, &t) != 0);               /* Unbound's form needs the name */
+    CHECK(parse("192.0.2.1@853", &a, &t) != 0);                 /* Unbound's form needs the name */
     CHECK(parse("https://dns.example/dns-query", &a, &t) != 0); /* not (yet) a scheme we know */
     CHECK(parse("tls://dns.example#dns.example", &a, &t) != 0); /* an address, not a name */
     CHECK(parse("tls://192.0.2.1#bad_name!", &a, &t) != 0);
