@@ -204,6 +204,8 @@ void lh_dnssec_nsec3_deny(denial *d, const ldns_rr_list *n3s, const ldns_rdf *zo
                           const ldns_rdf *qname, ldns_rr_type qtype, bool nx);
 /* An NSEC covering `name` that may speak for it (not a delegation's or DNAME's above it). */
 const ldns_rr *lh_dnssec_nsec_covering(const ldns_rr_list *nsecs, const ldns_rdf *name);
+/* An NSEC covering `name` that also proves nothing exists below it (not an empty non-terminal). */
+const ldns_rr *lh_dnssec_nsec_absent(const ldns_rr_list *nsecs, const ldns_rdf *name);
 /* The NSEC3 matching (cover false) or covering `name` in a list from lh_dnssec_nsec3_usable. */
 const ldns_rr *lh_dnssec_nsec3_find(const ldns_rr_list *n3s, const ldns_rdf *name, bool cover);
 ldns_rr_list *lh_dnssec_nsec3_usable(const ldns_rr_list *all, bool *over, bool *unknown);
