@@ -339,6 +339,79 @@ static void test_keytrap(void)
     world_free(&w);
 }
 
+/* Replaces the DS c.t. response (index 1 of world_init) with these sections. */
+static void set_ds_response(world *w, ldns_rr_list *an, ldns_rr_list *auth)
+{
+    ldns_rr_list_deep_free(w->resp_rrs[1]);
+    ldns_rr_list_deep_free(w->resp_auth[1]);
+    w->resp_rrs[1] = an ? an : ldns_rr_list_new();
+    w->resp_auth[1] = auth;
+}
+
+/* Attempts that the validator already refused (review): kept as regressions. */
+static void test_downgrades(void)
+{
+    world w;
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
+             0);
+    lh_dnssec_result *res = malloc(sizeof *res);
+    uint8_t msg[4096];
+    size_t n = answer_www(&w, msg, sizeof msg, true, false);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+
+    /* The child's DS signed by the child's own key: not the parent's word. */
+    ldns_rr_list *l = ldns_rr_list_new(), *set = one(ldns_key_rr2ds(w.dnskey_c, LDNS_SHA256));
+    signed_set(l, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, l, NULL);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+
+    /* The DS stripped, with the parent's NSEC at the delegation: its bitmap lists DS, so it
+     * proves the DS exists, not that it does not (no downgrade to insecure). */
+    ldns_rr_list *auth = ldns_rr_list_new();
+    set = one(rr("t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(auth, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set = one(rr("c.t. 300 IN NSEC d.t. NS DS RRSIG NSEC"));
+    signed_set(auth, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, NULL, auth);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    /* ...and the same NSEC unsigned, or signed by the child, proves nothing either */
+    auth = ldns_rr_list_new();
+    set = one(rr("c.t. 300 IN NSEC d.t. NS RRSIG NSEC"));
+    signed_set(auth, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, NULL, auth);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    /* The genuine insecure delegation: the parent's signed NSEC without DS */
+    auth = ldns_rr_list_new();
+    set = one(rr("c.t. 300 IN NSEC d.t. NS RRSIG NSEC"));
+    signed_set(auth, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, NULL, auth);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_INSECURE);
+    CHECK_EQ(res->reason, LH_DR_INSECURE_DELEGATION);
+
+    /* A signed RRset moved to another owner: the signature covers the owner */
+    world_free(&w);
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    ldns_rr_list *an = ldns_rr_list_new();
+    set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
+    signed_set(an, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    set_owner(an, "mail.c.t.");
+    n = make_msg(msg, sizeof msg, "mail.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "mail.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(an);
+    free(res);
+    lh_dnssec_anchors_free(a);
+    world_free(&w);
+}
+
 static void test_anchor_parser(void)
 {
     char err[512];
@@ -604,6 +677,7 @@ void test_dnssec(void)
     world_free(&w);
     free(res);
     test_keytrap();
+    test_downgrades();
     CHECK_EQ(lh_dnssec_reason_ede(LH_DR_NSEC_MISSING), 12);
     CHECK_STR(lh_dnssec_verdict_name(LH_DNSSEC_BOGUS), "bogus");
 }
