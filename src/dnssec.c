@@ -1001,6 +1001,7 @@ enum lh_dnssec_verdict lh_dnssec_validate(const lh_dnssec_anchors *a, lh_dnssec_
     lh_dnssec_need need;
     while (lh_dnssec_val_run(v, &need) == LH_DNSSEC_NEED) {
         size_t n = buf ? fetch(ctx, &need, buf, 65535) : 0;
+        if (n > 65535) n = 0; /* a callback that claims more than it may write has failed */
         lh_dnssec_val_provide(v, buf, n);
     }
     free(buf);
