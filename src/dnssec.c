@@ -685,6 +685,17 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
 
 /* ---------------------------------------------------------------- pieces of the answer */
 
+/* A signer above the trust anchor that covers `owner`: the walk to it would start from no
+ * anchor (or a farther one) and call the data insecure. Under an anchor, every zone that can
+ * sign is the anchor's zone or below it, so such a signature is a forgery. */
+static bool signer_above_anchor(const lh_dnssec_val *v, const ldns_rdf *owner,
+                                const ldns_rdf *signer)
+{
+    bool nta = false;
+    const anchor *a = lh_dnssec_anchor_closest(v->anchors, owner, &nta);
+    return a && !name_at_or_below(signer, a->owner);
+}
+
 /* Marks the current piece insecure (kept if already) and lets the evaluation go on. */
 static int piece_result(lh_dnssec_val *v, int st)
 {
@@ -711,6 +722,11 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
     if (!name_at_or_below(owner, signer)) {
         st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer, "%s signed by a zone above it",
                     on);
+        goto out;
+    }
+    if (signer_above_anchor(v, owner, signer)) {
+        st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer,
+                    "%s signed by a zone above its trust anchor", on);
         goto out;
     }
     v->piece = LH_DNSSEC_SECURE;
@@ -802,6 +818,11 @@ static int check_negative(lh_dnssec_val *v, const ldns_rdf *sname, bool nx)
     if (signer && !name_at_or_below(sname, signer)) {
         st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer,
                     "denial for %s signed by an unrelated zone", sn);
+        goto out;
+    }
+    if (signer && signer_above_anchor(v, sname, signer)) {
+        st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer,
+                    "denial for %s signed by a zone above its trust anchor", sn);
         goto out;
     }
     v->piece = LH_DNSSEC_SECURE;

@@ -396,10 +396,30 @@ static void test_downgrades(void)
     CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_INSECURE);
     CHECK_EQ(res->reason, LH_DR_INSECURE_DELEGATION);
 
-    /* A signed RRset moved to another owner: the signature covers the owner */
+    /* The RRSIG replaced by one naming a signer above the trust anchor t. (here the root,
+     * which no anchor covers): the answer is in t.'s tree, so this is bogus, not insecure. */
     world_free(&w);
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
     ldns_rr_list *an = ldns_rr_list_new();
+    set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
+    signed_set(an, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    ldns_rdf_deep_free(ldns_rr_set_rdf(ldns_rr_list_rr(an, 1), ldns_dname_new_frm_str("."), 7));
+    n = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(an);
+    /* ...and the same for a denial: an NXDOMAIN whose SOA signature names the root */
+    ldns_rr_list *ns = ldns_rr_list_new();
+    set = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(ns, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    ldns_rdf_deep_free(ldns_rr_set_rdf(ldns_rr_list_rr(ns, 1), ldns_dname_new_frm_str("."), 7));
+    n = make_msg(msg, sizeof msg, "nx.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "nx.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(ns);
+
+    /* A signed RRset moved to another owner: the signature covers the owner */
+    an = ldns_rr_list_new();
     set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
     signed_set(an, set, w.kc, true);
     ldns_rr_list_deep_free(set);
