@@ -25,6 +25,16 @@
 
 #define MAX_FETCHES 64 /* DS + DNSKEY responses per validation: 127 labels would need more */
 #define MAX_CHAIN 16   /* CNAMEs followed in one answer */
+/* The bounds on signature checking (KeyTrap, CVE-2023-50387): a message can carry hundreds of
+ * RRSIGs and a zone hundreds of DNSKEYs sharing one key tag, and ldns tries every key for every
+ * signature. A real RRset has a few signatures, a real zone a few keys, and no two of them share
+ * a tag and an algorithm. The budget counts signature checks over the whole validation, replays
+ * included; a legitimate answer needs a few dozen. */
+#define MAX_SIGS_PER_RRSET 8 /* RRSIGs checked against keys for one RRset */
+#define MAX_KEYS_PER_SIG 4   /* keys with a signature's tag and algorithm tried for it */
+#define MAX_ZONE_KEYS 64     /* DNSKEYs of a zone considered at all */
+#define MAX_DS 16            /* DS records of a zone considered */
+#define MAX_VERIFICATIONS 1024
 
 /* ---------------------------------------------------------------- reasons */
 
@@ -129,6 +139,7 @@ struct lh_dnssec_val {
     uint16_t qtype;
     fetched f[MAX_FETCHES];
     unsigned nf;
+    unsigned verifications; /* signature checks so far, replays included (MAX_VERIFICATIONS) */
     bool done, waiting;
     lh_dnssec_need need;
     lh_dnssec_result res;
@@ -246,19 +257,45 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
     char owner[1025], *ts = ldns_rr_type2str(t);
     name_text(ldns_rr_owner(first), owner, sizeof owner);
     ldns_rr_list *sigs = select_rrs(sigs_from, ldns_rr_owner(first), LDNS_RR_TYPE_RRSIG, t);
+    ldns_rr_list *cand = ldns_rr_list_new();
     enum lh_dnssec_reason worst = LH_DR_RRSIGS_MISSING;
     snprintf(detail, dcap, "%.200s %s: no RRSIG", owner, ts ? ts : "?");
-    for (size_t i = 0; sigs && i < ldns_rr_list_rr_count(sigs); i++) {
+    /* the key tags, computed once: the signatures are matched against them */
+    uint16_t tags[MAX_ZONE_KEYS];
+    size_t nkeys = keys ? ldns_rr_list_rr_count(keys) : 0;
+    if (nkeys > MAX_ZONE_KEYS) nkeys = MAX_ZONE_KEYS;
+    for (size_t k = 0; k < nkeys; k++)
+        tags[k] = ldns_calc_keytag(ldns_rr_list_rr(keys, k));
+    unsigned tried = 0;
+    for (size_t i = 0; sigs && cand && i < ldns_rr_list_rr_count(sigs); i++) {
         ldns_rr *sig = ldns_rr_list_rr(sigs, i);
         uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(sig));
+        uint8_t alg = ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig));
         enum lh_dnssec_reason r;
         ldns_status s = LDNS_STATUS_OK;
         if (!name_eq(ldns_rr_rrsig_signame(sig), zone)) {
             r = LH_DR_BAD_ANSWER;
         } else {
-            ldns_rr_list *good = ldns_rr_list_new();
-            s = ldns_verify_rrsig_keylist_time(rrset, sig, keys, v->now, good);
-            ldns_rr_list_free(good);
+            ldns_rr_list_set_rr_count(cand, 0);
+            for (size_t k = 0; k < nkeys && ldns_rr_list_rr_count(cand) < MAX_KEYS_PER_SIG; k++)
+                if (tags[k] == tag && dnskey_alg(ldns_rr_list_rr(keys, k)) == alg)
+                    ldns_rr_list_push_rr(cand, ldns_rr_list_rr(keys, k));
+            size_t nc = ldns_rr_list_rr_count(cand);
+            if (nc == 0) {
+                s = LDNS_STATUS_CRYPTO_NO_MATCHING_KEYTAG_DNSKEY;
+            } else if (tried == MAX_SIGS_PER_RRSET || v->verifications + nc > MAX_VERIFICATIONS) {
+                worst = LH_DR_BOGUS_SIGNATURE;
+                snprintf(detail, dcap, "RRSIG %.150s %s: more signature checks than allowed (%s)",
+                         owner, ts ? ts : "?",
+                         tried == MAX_SIGS_PER_RRSET ? "per RRset" : "per validation");
+                break;
+            } else {
+                tried++;
+                v->verifications += (unsigned)nc;
+                ldns_rr_list *good = ldns_rr_list_new();
+                s = ldns_verify_rrsig_keylist_time(rrset, sig, cand, v->now, good);
+                ldns_rr_list_free(good);
+            }
             r = s == LDNS_STATUS_OK ? LH_DR_NONE : map_status(s);
         }
         if (r == LH_DR_NONE) {
@@ -292,6 +329,7 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
         }
     }
     ldns_rr_list_free(sigs);
+    ldns_rr_list_free(cand);
     free(ts);
     return worst;
 }
@@ -427,11 +465,14 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
         finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, name, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < ldns_rr_list_rr_count(all); i++)
+    for (size_t i = 0;
+         i < ldns_rr_list_rr_count(all) && ldns_rr_list_rr_count(usable) < MAX_ZONE_KEYS; i++)
         if (dnskey_usable(ldns_rr_list_rr(all, i)))
             ldns_rr_list_push_rr(usable, ldns_rr_list_rr(all, i));
+    size_t nds = ds ? ldns_rr_list_rr_count(ds) : 0;
+    if (nds > MAX_DS) nds = MAX_DS;
     /* Which DS or anchor keys can we use at all? (RFC 6840 5.2: none → insecure) */
-    for (size_t i = 0; ds && i < ldns_rr_list_rr_count(ds); i++) {
+    for (size_t i = 0; i < nds; i++) {
         const ldns_rr *d = ldns_rr_list_rr(ds, i);
         bool a = ldns_key_algo_supported(ldns_rdf2native_int8(ldns_rr_rdf(d, 1)));
         alg_ok = alg_ok || a;
@@ -452,12 +493,13 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
         finish(v, LH_DNSSEC_BOGUS, LH_DR_DNSKEY_MISSING, name, "no DNSKEY records at the zone");
         goto out;
     }
-    for (size_t i = 0; i < ldns_rr_list_rr_count(all); i++) {
+    for (size_t i = 0; i < ldns_rr_list_rr_count(all) && i < MAX_ZONE_KEYS; i++) {
         const ldns_rr *k = ldns_rr_list_rr(all, i);
+        uint16_t ktag = ldns_calc_keytag(k);
         bool match = false;
-        for (size_t j = 0; ds && !match && j < ldns_rr_list_rr_count(ds); j++) {
+        for (size_t j = 0; !match && j < nds; j++) {
             const ldns_rr *d = ldns_rr_list_rr(ds, j);
-            match = ldns_rdf2native_int16(ldns_rr_rdf(d, 0)) == ldns_calc_keytag(k) &&
+            match = ldns_rdf2native_int16(ldns_rr_rdf(d, 0)) == ktag &&
                     digest_supported(ldns_rdf2native_int8(ldns_rr_rdf(d, 2))) &&
                     ldns_rr_compare_ds(k, d);
         }
@@ -643,6 +685,17 @@ static int walk(lh_dnssec_val *v, const ldns_rdf *target, zone_keys *z)
 
 /* ---------------------------------------------------------------- pieces of the answer */
 
+/* A signer above the trust anchor that covers `owner`: the walk to it would start from no
+ * anchor (or a farther one) and call the data insecure. Under an anchor, every zone that can
+ * sign is the anchor's zone or below it, so such a signature is a forgery. */
+static bool signer_above_anchor(const lh_dnssec_val *v, const ldns_rdf *owner,
+                                const ldns_rdf *signer)
+{
+    bool nta = false;
+    const anchor *a = lh_dnssec_anchor_closest(v->anchors, owner, &nta);
+    return a && !name_at_or_below(signer, a->owner);
+}
+
 /* Marks the current piece insecure (kept if already) and lets the evaluation go on. */
 static int piece_result(lh_dnssec_val *v, int st)
 {
@@ -669,6 +722,11 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
     if (!name_at_or_below(owner, signer)) {
         st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer, "%s signed by a zone above it",
                     on);
+        goto out;
+    }
+    if (signer_above_anchor(v, owner, signer)) {
+        st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer,
+                    "%s signed by a zone above its trust anchor", on);
         goto out;
     }
     v->piece = LH_DNSSEC_SECURE;
@@ -708,11 +766,16 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
                                    auth, z.zone, z.keys, detail, sizeof detail)) != LH_DR_NONE) {
             st = finish(v, LH_DNSSEC_BOGUS, r, z.zone, "wildcard proof: %s", detail);
         } else if (ldns_rr_list_rr_count(nsecs)) {
-            if (lh_dnssec_nsec_covering(nsecs, owner))
-                chain_line(v, "  %s: wildcard expansion, NSEC proves the name does not exist", on);
+            /* RFC 4035 5.3.4: no closer match, i.e. the next closer name (one label below the
+             * wildcard's parent) does not exist, nor anything below it. Covering the owner
+             * alone is not enough: the owner's parent may exist and hide the wildcard. */
+            if (lh_dnssec_nsec_absent(nsecs, nc))
+                chain_line(v, "  %s: wildcard expansion, NSEC proves no closer match", on);
             else
                 st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_DENIAL, z.zone,
-                            "%s expanded from a wildcard, but no NSEC covers it", on);
+                            "%s expanded from a wildcard, but no NSEC proves that no closer "
+                            "name exists",
+                            on);
         } else if (ldns_rr_list_rr_count(n3) == 0) {
             set_insecure(v, over ? LH_DR_NSEC3_ITERATIONS : LH_DR_UNSUPPORTED_ALGORITHM, z.zone);
         } else {
@@ -755,6 +818,11 @@ static int check_negative(lh_dnssec_val *v, const ldns_rdf *sname, bool nx)
     if (signer && !name_at_or_below(sname, signer)) {
         st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer,
                     "denial for %s signed by an unrelated zone", sn);
+        goto out;
+    }
+    if (signer && signer_above_anchor(v, sname, signer)) {
+        st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, signer,
+                    "denial for %s signed by a zone above its trust anchor", sn);
         goto out;
     }
     v->piece = LH_DNSSEC_SECURE;
@@ -907,6 +975,7 @@ int lh_dnssec_val_run(lh_dnssec_val *v, lh_dnssec_need *need)
     v->res.cname_target[0] = 0;
     v->res.fetches = v->nf;
     int st = evaluate(v);
+    v->res.verifications = v->verifications;
     if (st == WAIT) {
         if (need) *need = v->need;
         return LH_DNSSEC_NEED;
@@ -953,6 +1022,7 @@ enum lh_dnssec_verdict lh_dnssec_validate(const lh_dnssec_anchors *a, lh_dnssec_
     lh_dnssec_need need;
     while (lh_dnssec_val_run(v, &need) == LH_DNSSEC_NEED) {
         size_t n = buf ? fetch(ctx, &need, buf, 65535) : 0;
+        if (n > 65535) n = 0; /* a callback that claims more than it may write has failed */
         lh_dnssec_val_provide(v, buf, n);
     }
     free(buf);

@@ -44,6 +44,21 @@ const ldns_rr *lh_dnssec_nsec_covering(const ldns_rr_list *nsecs, const ldns_rdf
     return NULL;
 }
 
+/* An NSEC proving that `name` and everything below it do not exist: it covers the name and its
+ * next name is not below it (then the name would be an empty non-terminal, which exists). */
+const ldns_rr *lh_dnssec_nsec_absent(const ldns_rr_list *nsecs, const ldns_rdf *name)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(nsecs); i++) {
+        const ldns_rr *n = ldns_rr_list_rr(nsecs, i);
+        if (!nsec_covers(n, name) || ldns_dname_is_subdomain(ldns_rr_rdf(n, 0), name)) continue;
+        if (ldns_dname_is_subdomain(name, ldns_rr_owner(n)) &&
+            bitmap_cuts_below(ldns_nsec_get_bitmap(n)))
+            continue;
+        return n;
+    }
+    return NULL;
+}
+
 static void bitmap_bits(denial *d, const ldns_rdf *bm)
 {
     d->has_ns = bm && ldns_nsec_bitmap_covers_type(bm, LDNS_RR_TYPE_NS);
@@ -81,9 +96,14 @@ void lh_dnssec_nsec_deny(denial *d, const ldns_rr_list *nsecs, const ldns_rdf *q
         }
         return;
     }
-    const ldns_rr *c = lh_dnssec_nsec_covering(nsecs, qname);
+    /* NXDOMAIN needs an NSEC whose next name is not below qname: an empty non-terminal exists */
+    const ldns_rr *c =
+        nx ? lh_dnssec_nsec_absent(nsecs, qname) : lh_dnssec_nsec_covering(nsecs, qname);
     if (!c) {
-        snprintf(d->detail, sizeof d->detail, "no NSEC covers the name");
+        snprintf(d->detail, sizeof d->detail, "%s",
+                 nx && lh_dnssec_nsec_covering(nsecs, qname)
+                     ? "the NSEC covering the name shows names below it (an empty non-terminal)"
+                     : "no NSEC covers the name");
         return;
     }
     /* An empty non-terminal: the name sorts just before names below it. */

@@ -96,6 +96,27 @@ static inline size_t min_rdfs(ldns_rr_type t)
     }
 }
 
+/* An NSEC/NSEC3 type bitmap as RFC 4034 4.1.2 has it: windows in increasing order, each 1-32
+ * bytes long, filling the field exactly. ldns 1.8.3 parses any bytes as a bitmap and
+ * ldns_nsec_bitmap_covers_type reads one byte past a field that ends in a lone window number,
+ * so records with another bitmap are ignored. NULL (no bitmap) is well formed. */
+static inline bool bitmap_wellformed(const ldns_rdf *bm)
+{
+    if (!bm) return true;
+    const uint8_t *p = ldns_rdf_data(bm);
+    size_t n = ldns_rdf_size(bm), i = 0;
+    int prev = -1;
+    if (n == 0) return false;
+    while (i < n) {
+        if (n - i < 2 || p[i] <= prev || p[i + 1] < 1 || p[i + 1] > 32 ||
+            (size_t)p[i + 1] > n - i - 2)
+            return false;
+        prev = p[i];
+        i += 2 + (size_t)p[i + 1];
+    }
+    return true;
+}
+
 /* The records of `l` with this owner (NULL: any) and type; for RRSIGs `covered` selects the type
  * they cover (0: any). A shallow list: free with ldns_rr_list_free. */
 static inline ldns_rr_list *select_rrs(const ldns_rr_list *l, const ldns_rdf *owner,
@@ -106,6 +127,9 @@ static inline ldns_rr_list *select_rrs(const ldns_rr_list *l, const ldns_rdf *ow
     for (size_t i = 0; l && i < ldns_rr_list_rr_count(l); i++) {
         ldns_rr *rr = ldns_rr_list_rr(l, i);
         if (ldns_rr_get_type(rr) != type || ldns_rr_rd_count(rr) < min_rdfs(type)) continue;
+        if ((type == LDNS_RR_TYPE_NSEC || type == LDNS_RR_TYPE_NSEC3) &&
+            !bitmap_wellformed(ldns_rr_rdf(rr, type == LDNS_RR_TYPE_NSEC ? 1 : 5)))
+            continue;
         if (owner && !name_eq(ldns_rr_owner(rr), owner)) continue;
         if (type == LDNS_RR_TYPE_RRSIG && covered &&
             ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) != covered)
@@ -204,6 +228,8 @@ void lh_dnssec_nsec3_deny(denial *d, const ldns_rr_list *n3s, const ldns_rdf *zo
                           const ldns_rdf *qname, ldns_rr_type qtype, bool nx);
 /* An NSEC covering `name` that may speak for it (not a delegation's or DNAME's above it). */
 const ldns_rr *lh_dnssec_nsec_covering(const ldns_rr_list *nsecs, const ldns_rdf *name);
+/* An NSEC covering `name` that also proves nothing exists below it (not an empty non-terminal). */
+const ldns_rr *lh_dnssec_nsec_absent(const ldns_rr_list *nsecs, const ldns_rdf *name);
 /* The NSEC3 matching (cover false) or covering `name` in a list from lh_dnssec_nsec3_usable. */
 const ldns_rr *lh_dnssec_nsec3_find(const ldns_rr_list *n3s, const ldns_rdf *name, bool cover);
 ldns_rr_list *lh_dnssec_nsec3_usable(const ldns_rr_list *all, bool *over, bool *unknown);

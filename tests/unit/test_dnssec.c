@@ -197,6 +197,241 @@ static enum lh_dnssec_verdict run(world *w, lh_dnssec_anchors *a, lh_dnssec_cach
     return lh_dnssec_validate(a, c, msg, n, wire_name(qname, q), qtype, now, fetch, w, res);
 }
 
+static void set_owner(ldns_rr_list *l, const char *owner)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
+        ldns_rdf *old = ldns_rr_owner(ldns_rr_list_rr(l, i));
+        ldns_rr_set_owner(ldns_rr_list_rr(l, i), ldns_dname_new_frm_str(owner));
+        ldns_rdf_deep_free(old);
+    }
+}
+
+/* The signed SOA of c.t. and these NSEC records (each signed by the child), as an authority
+ * section. */
+static ldns_rr_list *child_denial(world *w, const char *const *nsecs, size_t n)
+{
+    ldns_rr_list *ns = ldns_rr_list_new(),
+                 *set = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(ns, set, w->kc, true);
+    ldns_rr_list_deep_free(set);
+    for (size_t i = 0; i < n; i++) {
+        set = one(rr(nsecs[i]));
+        signed_set(ns, set, w->kc, true);
+        ldns_rr_list_deep_free(set);
+    }
+    return ns;
+}
+
+/* Proofs that look right but are not (found in review). */
+static void test_forged_proofs(world *w, lh_dnssec_anchors *a, lh_dnssec_cache *cache,
+                               lh_dnssec_result *res)
+{
+    uint8_t msg[4096];
+    /* *.c.t. A, signed (RRSIG labels 2), replayed as the answer for `owner` */
+    ldns_rr_list *an = ldns_rr_list_new(), *set = one(rr("*.c.t. 3600 IN A 192.0.2.9"));
+    signed_set(an, set, w->kc, true);
+    ldns_rr_list_deep_free(set);
+
+    /* The genuine case: the NSEC c.t. -> x.c.t. covers www.c.t., the next closer name. */
+    static const char *const apex_nsec[] = {"c.t. 300 IN NSEC x.c.t. SOA NS RRSIG NSEC DNSKEY"};
+    ldns_rr_list *ns = child_denial(w, apex_nsec, 1);
+    set_owner(an, "www.c.t.");
+    size_t n = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, ns);
+    CHECK_EQ(run(w, a, cache, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+    ldns_rr_list_deep_free(ns);
+
+    /* b.c.t. exists, so *.c.t. cannot answer a.b.c.t. (the closest encloser is b.c.t.). The
+     * NSEC b.c.t. -> d.c.t. covers a.b.c.t. but not b.c.t., the next closer name of the
+     * wildcard: RFC 4035 5.3.4 requires the proof that no closer match exists. */
+    static const char *const b_nsec[] = {"b.c.t. 300 IN NSEC d.c.t. A RRSIG NSEC"};
+    ns = child_denial(w, b_nsec, 1);
+    set_owner(an, "a.b.c.t.");
+    n = make_msg(msg, sizeof msg, "a.b.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, ns);
+    CHECK_EQ(run(w, a, cache, msg, n, "a.b.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->reason, LH_DR_BAD_DENIAL);
+    ldns_rr_list_deep_free(ns);
+
+    /* ...nor when the next closer name b.c.t. is an empty non-terminal (x.b.c.t. exists): the
+     * NSEC aa.c.t. -> x.b.c.t. covers b.c.t. by the order but b.c.t. exists. */
+    static const char *const ent_nsec[] = {"aa.c.t. 300 IN NSEC x.b.c.t. A RRSIG NSEC"};
+    ns = child_denial(w, ent_nsec, 1);
+    n = make_msg(msg, sizeof msg, "a.b.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, ns);
+    CHECK_EQ(run(w, a, cache, msg, n, "a.b.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->reason, LH_DR_BAD_DENIAL);
+
+    /* NXDOMAIN for the empty non-terminal b.c.t. with the same NSEC: the name exists (x.b.c.t.
+     * is below it), so this is a forged NXDOMAIN; NODATA is the true answer. */
+    n = make_msg(msg, sizeof msg, "b.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns);
+    CHECK_EQ(run(w, a, cache, msg, n, "b.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->reason, LH_DR_BAD_DENIAL);
+    n = make_msg(msg, sizeof msg, "b.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, NULL, ns);
+    CHECK_EQ(run(w, a, cache, msg, n, "b.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+    ldns_rr_list_deep_free(ns);
+    ldns_rr_list_deep_free(an);
+
+    /* A signed NSEC whose bitmap is one lone window byte: ldns reads past it (valgrind shows
+     * it); such a record proves nothing, here not that c.t. has no MX. */
+    ns = child_denial(w, NULL, 0);
+    ldns_rr *bad = rr("c.t. 300 IN NSEC www.c.t. SOA");
+    static const uint8_t lone[] = {0};
+    ldns_rdf_deep_free(
+        ldns_rr_set_rdf(bad, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_BITMAP, 1, lone), 1));
+    set = one(bad);
+    signed_set(ns, set, w->kc, true);
+    ldns_rr_list_deep_free(set);
+    n = make_msg(msg, sizeof msg, "c.t.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, NULL, ns);
+    CHECK_EQ(run(w, a, cache, msg, n, "c.t.", LDNS_RR_TYPE_MX, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(ns);
+}
+
+/* KeyTrap (CVE-2023-50387): a zone publishing many keys with one key tag and an answer with many
+ * signatures of that tag must not make the validator try every key with every signature. */
+static void test_keytrap(void)
+{
+    world w;
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
+             0);
+    /* 40 zone keys sharing the tag of the child's key (different key bytes, same checksum). */
+    enum { NKEYS = 40, NSIGS = 60 };
+    ldns_rr_list *keyset = one(ldns_rr_clone(w.dnskey_c));
+    uint16_t tag = ldns_calc_keytag(w.dnskey_c);
+    for (int j = 1; j < NKEYS; j++) {
+        ldns_rr *k = ldns_rr_clone(w.dnskey_c);
+        uint8_t *kd = ldns_rdf_data(ldns_rr_rdf(k, 3));
+        kd[2] = (uint8_t)(kd[2] + j);
+        /* bytes 4 and 5 of the key (the high and low halves of a checksum word) restore it */
+        for (unsigned x = 0; x < 65536 && ldns_calc_keytag(k) != tag; x++) {
+            kd[4] = (uint8_t)(x >> 8);
+            kd[5] = (uint8_t)x;
+        }
+        CHECK_EQ(ldns_calc_keytag(k), tag);
+        ldns_rr_list_push_rr(keyset, k);
+    }
+    ldns_rr_list_deep_free(w.resp_rrs[2]);
+    w.resp_rrs[2] = ldns_rr_list_new();
+    signed_set(w.resp_rrs[2], keyset, w.kc, true);
+    ldns_rr_list_deep_free(keyset);
+    /* the answer with NSIGS copies of its RRSIG, each with one byte of the signature changed */
+    ldns_rr_list *an = ldns_rr_list_new(), *set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
+    signed_set(an, set, w.kc, true);
+    ldns_rr *sig = ldns_rr_list_pop_rr(an);
+    for (int i = 0; i < NSIGS; i++) {
+        ldns_rr *s = ldns_rr_clone(sig);
+        ldns_rdf_data(ldns_rr_rdf(s, 8))[10] ^= (uint8_t)(i + 1);
+        ldns_rr_list_push_rr(an, s);
+    }
+    ldns_rr_free(sig);
+    uint8_t msg[16384];
+    size_t n = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK(n > 0);
+    lh_dnssec_result *res = malloc(sizeof *res);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    /* without bounds: 40 keys x 60 signatures = 2400 checks for the answer alone */
+    CHECK(res->verifications <= 8 * 4 + 16);
+    CHECK(res->verifications > 0);
+    ldns_rr_list_deep_free(set);
+    ldns_rr_list_deep_free(an);
+    free(res);
+    lh_dnssec_anchors_free(a);
+    world_free(&w);
+}
+
+/* Replaces the DS c.t. response (index 1 of world_init) with these sections. */
+static void set_ds_response(world *w, ldns_rr_list *an, ldns_rr_list *auth)
+{
+    ldns_rr_list_deep_free(w->resp_rrs[1]);
+    ldns_rr_list_deep_free(w->resp_auth[1]);
+    w->resp_rrs[1] = an ? an : ldns_rr_list_new();
+    w->resp_auth[1] = auth;
+}
+
+/* Attempts that the validator already refused (review): kept as regressions. */
+static void test_downgrades(void)
+{
+    world w;
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
+             0);
+    lh_dnssec_result *res = malloc(sizeof *res);
+    uint8_t msg[4096];
+    size_t n = answer_www(&w, msg, sizeof msg, true, false);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+
+    /* The child's DS signed by the child's own key: not the parent's word. */
+    ldns_rr_list *l = ldns_rr_list_new(), *set = one(ldns_key_rr2ds(w.dnskey_c, LDNS_SHA256));
+    signed_set(l, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, l, NULL);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+
+    /* The DS stripped, with the parent's NSEC at the delegation: its bitmap lists DS, so it
+     * proves the DS exists, not that it does not (no downgrade to insecure). */
+    ldns_rr_list *auth = ldns_rr_list_new();
+    set = one(rr("t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(auth, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set = one(rr("c.t. 300 IN NSEC d.t. NS DS RRSIG NSEC"));
+    signed_set(auth, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, NULL, auth);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    /* ...and the same NSEC unsigned, or signed by the child, proves nothing either */
+    auth = ldns_rr_list_new();
+    set = one(rr("c.t. 300 IN NSEC d.t. NS RRSIG NSEC"));
+    signed_set(auth, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, NULL, auth);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    /* The genuine insecure delegation: the parent's signed NSEC without DS */
+    auth = ldns_rr_list_new();
+    set = one(rr("c.t. 300 IN NSEC d.t. NS RRSIG NSEC"));
+    signed_set(auth, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, NULL, auth);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_INSECURE);
+    CHECK_EQ(res->reason, LH_DR_INSECURE_DELEGATION);
+
+    /* The RRSIG replaced by one naming a signer above the trust anchor t. (here the root,
+     * which no anchor covers): the answer is in t.'s tree, so this is bogus, not insecure. */
+    world_free(&w);
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    ldns_rr_list *an = ldns_rr_list_new();
+    set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
+    signed_set(an, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    ldns_rdf_deep_free(ldns_rr_set_rdf(ldns_rr_list_rr(an, 1), ldns_dname_new_frm_str("."), 7));
+    n = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(an);
+    /* ...and the same for a denial: an NXDOMAIN whose SOA signature names the root */
+    ldns_rr_list *ns = ldns_rr_list_new();
+    set = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(ns, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    ldns_rdf_deep_free(ldns_rr_set_rdf(ldns_rr_list_rr(ns, 1), ldns_dname_new_frm_str("."), 7));
+    n = make_msg(msg, sizeof msg, "nx.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "nx.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(ns);
+
+    /* A signed RRset moved to another owner: the signature covers the owner */
+    an = ldns_rr_list_new();
+    set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
+    signed_set(an, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    set_owner(an, "mail.c.t.");
+    n = make_msg(msg, sizeof msg, "mail.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "mail.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    ldns_rr_list_deep_free(an);
+    free(res);
+    lh_dnssec_anchors_free(a);
+    world_free(&w);
+}
+
 static void test_anchor_parser(void)
 {
     char err[512];
@@ -383,6 +618,8 @@ void test_dnssec(void)
     CHECK_EQ(res->ede, 12);
     ldns_rr_list_deep_free(an);
 
+    test_forged_proofs(&w, a, cache, res);
+
     /* A signed CNAME whose target the message does not answer (no SOA): the verdict covers the
      * CNAME and names the target; with an unsigned SOA it would be a denial without proof. */
     an = ldns_rr_list_new();
@@ -459,6 +696,8 @@ void test_dnssec(void)
     lh_dnssec_anchors_free(a);
     world_free(&w);
     free(res);
+    test_keytrap();
+    test_downgrades();
     CHECK_EQ(lh_dnssec_reason_ede(LH_DR_NSEC_MISSING), 12);
     CHECK_STR(lh_dnssec_verdict_name(LH_DNSSEC_BOGUS), "bogus");
 }
