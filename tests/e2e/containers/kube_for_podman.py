@@ -8,10 +8,15 @@ container into the first regular container (without restartPolicy and startupPro
 then does what the kubelet does for a native sidecar: start it, run its startupProbe command
 until it passes, and only then start the app containers.
 
-usage: kube_for_podman.py IN OUT UPSTREAM
-  OUT gets the rewritten manifest, with every "--upstream X" argument replaced by UPSTREAM;
-  stdout gets one line per container, in start order, tab-separated:
-  name  sidecar|app  startup-probe-command-as-json  readiness-probe-command-as-json
+Podman 4.3 also ignores the pod's securityContext.sysctls: they are printed too, for the test
+to set on the pod's network namespace as the container runtime would.
+
+usage: kube_for_podman.py IN OUT UPSTREAM IMAGE
+  OUT gets the rewritten manifest, with every "--upstream X" argument replaced by UPSTREAM and
+  the image localhost/loophole:latest by IMAGE; stdout gets tab-separated lines:
+  sysctl     NAME  VALUE
+  container  NAME  sidecar|app  startup-probe-command-as-json  readiness-probe-command-as-json
+  (containers in start order).
 """
 import json
 import sys
@@ -25,7 +30,7 @@ def probe(c, kind):
 
 
 def main():
-    src, dst, upstream = sys.argv[1:4]
+    src, dst, upstream, image = sys.argv[1:5]
     with open(src) as f:
         docs = list(yaml.safe_load_all(f))
     lines = []
@@ -33,6 +38,8 @@ def main():
         if not d or d.get("kind") != "Pod":
             continue
         spec = d["spec"]
+        for sc in (spec.get("securityContext") or {}).get("sysctls") or []:
+            lines.append(("sysctl", sc["name"], str(sc["value"])))
         sidecars = []
         for c in spec.get("initContainers", []):
             if c.get("restartPolicy") != "Always":
@@ -40,13 +47,15 @@ def main():
             sidecars.append(c)
         spec.pop("initContainers", None)
         for c in sidecars:
-            lines.append((c["name"], "sidecar", probe(c, "startupProbe"), probe(c, "readinessProbe")))
+            lines.append(("container", c["name"], "sidecar", probe(c, "startupProbe"), probe(c, "readinessProbe")))
             del c["restartPolicy"]
             c.pop("startupProbe", None)
         for c in spec["containers"]:
-            lines.append((c["name"], "app", probe(c, "startupProbe"), probe(c, "readinessProbe")))
+            lines.append(("container", c["name"], "app", probe(c, "startupProbe"), probe(c, "readinessProbe")))
         spec["containers"] = sidecars + spec["containers"]
         for c in spec["containers"]:
+            if c.get("image") == "localhost/loophole:latest":
+                c["image"] = image
             args = c.get("args") or []
             for i, a in enumerate(args[:-1]):
                 if a == "--upstream":

@@ -11,6 +11,8 @@ LHC_CONF="$LH_SRC/tests/e2e/containers/containers.conf"
 LHC_CACHE="$LH_BUILD_DIR/container-cache"
 # The Dockerfile's FROM: made here from the machine's Debian mirror, never pulled.
 LHC_BASE=docker.io/library/debian:bookworm-slim
+# Build-cache tags kept in the store between runs (see test_container.sh).
+LHC_CACHE_TAG=localhost/loophole-cache:last
 LHC_CONTAINERS=()
 LHC_PODS=()
 LHC_IMAGES=()
@@ -52,6 +54,11 @@ lhc_cleanup() {
     pm image prune -f >/dev/null 2>&1
     LHC_PODS=() LHC_CONTAINERS=() LHC_IMAGES=()
 }
+
+# quiet CMD...: CMD without its output (Podman's complaints about the missing systemd).
+quiet() { "$@" >/dev/null 2>&1; }
+# fails CMD...: CMD fails (quietly).
+fails() { ! "$@" >/dev/null 2>&1; }
 
 # lhc_mirror: the machine's Debian mirror (the one apt uses for bookworm main), or
 # $LH_DEBIAN_MIRROR.
