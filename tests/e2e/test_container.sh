@@ -111,6 +111,9 @@ if pm pod exists "$POD"; then
     lh_done
 fi
 LHC_PODS+=("$POD")
+# What kube play makes besides the pod: the ConfigMap's volume and its default network.
+LHC_VOLUMES+=(loophole-lists)
+pm network exists podman-default-kube-network || LHC_NETWORKS+=(podman-default-kube-network)
 check "podman kube play creates the pod" quiet pm kube play --start=false "$LH_TMP/pod.yaml"
 infra=$(pm pod inspect -f '{{.InfraContainerID}}' "$POD")
 pm start "$infra" >/dev/null
@@ -167,4 +170,7 @@ lhc_cleanup
 expect_eq "clean-up: no container or pod of this test is left" \
     "$(pm ps -a --format '{{.Names}}' | grep -c -e "$SIDE" -e "$POD")" "0"
 expect_eq "clean-up: the test image is gone" "$(pm images -q "$TAG" | wc -l)" "0"
+expect_eq "clean-up: no volume or network of this test is left" \
+    "$(pm volume ls -q | grep -c loophole-lists; pm network ls --format '{{.Name}}' | grep -c podman-default-kube-network)" "0
+0"
 lh_done

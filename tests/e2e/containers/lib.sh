@@ -16,6 +16,8 @@ LHC_CACHE_TAG=localhost/loophole-cache:last
 LHC_CONTAINERS=()
 LHC_PODS=()
 LHC_IMAGES=()
+LHC_VOLUMES=()
+LHC_NETWORKS=()
 
 # lhc_skip REASON: the engine cannot work on this machine; say why, report skipped.
 lhc_skip() {
@@ -42,17 +44,20 @@ lhc_init() {
     local err
     err=$(pm info 2>&1 >/dev/null) || lhc_skip "podman info fails: $err"
     trap 'lhc_cleanup; lh_cleanup' EXIT
+    trap 'exit 143' TERM INT # so that the EXIT trap cleans up on a timeout or ^C too
 }
 
-# lhc_cleanup: remove what this test made (containers, pods, images), newest first.
+# lhc_cleanup: remove what this test made (pods, containers, volumes, networks, images).
 lhc_cleanup() {
     local i
     for i in "${LHC_PODS[@]}"; do pm pod rm -f -t 0 "$i" >/dev/null 2>&1; done
     for i in "${LHC_CONTAINERS[@]}"; do pm rm -f -t 0 "$i" >/dev/null 2>&1; done
+    for i in "${LHC_VOLUMES[@]}"; do pm volume rm -f "$i" >/dev/null 2>&1; done
+    for i in "${LHC_NETWORKS[@]}"; do pm network rm -f "$i" >/dev/null 2>&1; done
     for i in "${LHC_IMAGES[@]}"; do pm rmi -f "$i" >/dev/null 2>&1; done
     # Dangling layers of this run's builds (the cached base images stay tagged).
     pm image prune -f >/dev/null 2>&1
-    LHC_PODS=() LHC_CONTAINERS=() LHC_IMAGES=()
+    LHC_PODS=() LHC_CONTAINERS=() LHC_IMAGES=() LHC_VOLUMES=() LHC_NETWORKS=()
 }
 
 # quiet CMD...: CMD without its output (Podman's complaints about the missing systemd).
