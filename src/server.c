@@ -192,8 +192,10 @@ void lh_explain_bind_error(int uv_err, const lh_sockaddr *addr, const char *prot
         snprintf(err, errlen,
                  "cannot listen on %s/%s: permission denied. Ports below 1024 need root or the "
                  "CAP_NET_BIND_SERVICE capability (e.g. 'setcap cap_net_bind_service=+ep "
-                 "/path/to/loophole'); or use an unprivileged port, e.g. --listen 127.0.0.53:5353",
-                 a, proto);
+                 "/path/to/loophole'), or in a container the network namespace's sysctl "
+                 "net.ipv4.ip_unprivileged_port_start=%u; or use an unprivileged port, e.g. "
+                 "--listen 127.0.0.53:5353",
+                 a, proto, port);
     } else if (uv_err == UV_EADDRINUSE) {
         snprintf(err, errlen,
                  "cannot listen on %s/%s: address already in use.%s Check with "
@@ -276,7 +278,13 @@ static int observability_start(lh_server *s, char *err, size_t errlen)
                 snprintf(err, errlen, "%s", why);
                 return -1;
             }
-            lh_warn("%s; running without a control socket", why);
+            /* Say what is lost: in a container with a read-only root filesystem this is the
+             * usual cause, and the daemon otherwise looks healthy. */
+            lh_warn("%s; running without a control socket: 'loophole stats', 'reload', "
+                    "'cache flush' and 'lists' will not reach this daemon (SIGHUP still "
+                    "reloads). Give it a writable directory for %s (in a container: a tmpfs or "
+                    "an emptyDir there)",
+                    why, cfg->control_socket);
         }
     }
     return 0;
