@@ -246,13 +246,37 @@ static void channel_release(lh_upstream_channel *ch)
     s->idle_tail = ch;
 }
 
+/* Does the answer carry an OPT record? Malformed: "no" (the caller then looks closer). */
+static bool answer_has_opt(const unsigned char *abuf, size_t alen)
+{
+    if (alen < LH_DNS_HEADER_LEN) return false;
+    unsigned qd = lh_rd16(abuf + 4), an = lh_rd16(abuf + 6), ns = lh_rd16(abuf + 8),
+             ar = lh_rd16(abuf + 10);
+    size_t off = LH_DNS_HEADER_LEN;
+    lh_name n;
+    for (unsigned i = 0; i < qd; i++) {
+        off = lh_name_read(abuf, alen, off, &n);
+        if (!off || off + 4 > alen) return false;
+        off += 4;
+    }
+    for (unsigned i = 0; i < an + ns + ar; i++) {
+        off = lh_name_read(abuf, alen, off, &n);
+        if (!off || off + 10 > alen) return false;
+        if (i >= an + ns && lh_rd16(abuf + off) == LH_TYPE_OPT) return true;
+        off += 10 + lh_rd16(abuf + off + 8);
+    }
+    return false;
+}
+
 /* c-ares 1.18 drops ARES_FLAG_EDNS from a whole channel after one FORMERR answer without OPT
  * (and retries without our OPT). That channel would then take answers over 512 bytes for
- * truncated ones: it is retired instead of reused. Checked only when an answer has no
- * additional record, which an EDNS answer always has. */
-static void check_edns_kept(lh_upstream_channel *ch, const unsigned char *abuf, int alen)
+ * truncated ones: it is retired instead of reused. The retry may end in an answer (which then
+ * has no OPT: it answers a question without one) or in a failure (a timeout, SERVFAIL), so
+ * both are looked at; an answer with an OPT means the channel still speaks EDNS. */
+static void check_edns_kept(lh_upstream_channel *ch, int status, const unsigned char *abuf,
+                            int alen)
 {
-    if (alen >= LH_DNS_HEADER_LEN && lh_rd16(abuf + 10) != 0) return;
+    if (status == ARES_SUCCESS && abuf && alen > 0 && answer_has_opt(abuf, (size_t)alen)) return;
     struct ares_options o;
     int mask = 0;
     if (ares_save_options(ch->ares, &o, &mask) != ARES_SUCCESS) return;
@@ -272,7 +296,9 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     void *done_arg = ch->done_arg;
     ch->done = NULL;
     if (status == ARES_EDESTRUCTION) return; /* shutting down: no more callbacks */
-    if (abuf && status == ARES_SUCCESS) check_edns_kept(ch, abuf, alen);
+    /* Only c-ares' own processing of an answer can turn EDNS off: never a failure inside
+     * ares_send (and a channel retired there would have no channel_process to destroy it). */
+    if (ch->t->dispatching) check_edns_kept(ch, status, abuf, alen);
     channel_release(ch);
     if (!done) return; /* cancelled */
     if (status == ARES_SUCCESS && abuf && alen > 0)

@@ -23,7 +23,9 @@ Modes:
   ttl        A records with TTLs chosen by the first label: "huge" 0x7fffffff, "top" 0x80000000,
              "mixed" three records with TTLs 300, 20 and 100; anything else one record, TTL 60
   size       a TXT answer (with an OPT) of the size the first label names ("s600": 600 bytes);
-             "tc..." names get TC=1 over UDP and the whole answer over TCP
+             "tc..." names get TC=1 over UDP and the whole answer over TCP; "formerr..." names
+             get FORMERR without an OPT when asked with EDNS (as a server that does not know
+             EDNS) and no answer at all when asked without
 The log line ends with the transport: "udp" or "tcp".
 """
 import os, random, re, socket, struct, sys, threading, time
@@ -105,6 +107,8 @@ def ttl_answer(data, q):
 
 def size_answer(data, q, tcp):
     label = q.question[0].name.labels[0].decode().lower()
+    if label.startswith("formerr"):
+        return raw_records(data, [], flags=0x8181) if q.edns >= 0 else None
     if label.startswith("tc") and not tcp:
         return raw_records(data, [], flags=0x8380, opt=True)
     want = int(label.lstrip("stc") or "600")
@@ -185,6 +189,8 @@ def udp_loop():
             if mode == "slow":
                 time.sleep(delay)
             wire = answer_for(q, False, data)
+            if wire is None:
+                return
             (other if mode == "wrongsrc" else s).sendto(wire, peer)
         if mode == "slow":
             threading.Thread(target=reply, daemon=True).start()
@@ -212,6 +218,8 @@ def tcp_conn(c):
             if mode == "slow":
                 time.sleep(delay)
             wire = answer_for(q, True, data)
+            if wire is None:
+                continue
             c.sendall(struct.pack("!H", len(wire)) + wire)
     except Exception:
         pass
