@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <malloc.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -723,6 +724,13 @@ static void raise_fd_limit(const lh_config *cfg)
 /* serve, or leak-server (the same listeners and lifecycle, answering from the leak zone). */
 static int cmd_serve(lh_config *cfg)
 {
+    /* A write to a TCP peer that half-closed and then reset the connection fails with EPIPE,
+     * which the kernel also raises as SIGPIPE - by default the end of the process. Any client
+     * could do that (send a question, shut its side, reset before the upstream answered). The
+     * write's error is handled (the connection is closed); the signal is not wanted. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
     raise_fd_limit(cfg);
     /* Lists are a few big blocks: keep them mmap'd, so a reload's old copy goes back to the
      * kernel when freed (glibc would otherwise raise the threshold and keep them in the heap). */
