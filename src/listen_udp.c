@@ -1,9 +1,12 @@
-/* listen_udp.c - UDP listener: recvmmsg batches into one buffer owned by the listener, answers
- * built into the server's buffer and sent with a synchronous try_send. No allocation on this
- * path unless the socket's send buffer is full, and then a bounded number of copies. */
+/* listen_udp.c - UDP listener: recvmmsg batches into one buffer owned by the listener; the
+ * answers to one batch are built into the listener's answer slots and leave together in one
+ * sendmmsg when libuv reports the end of the batch. Answers made later (forwarded questions)
+ * are sent at once with a synchronous try_send. No allocation on this path unless the socket's
+ * send buffer is full, and then a bounded number of copies through libuv's send queue. */
 #include "loophole/log.h"
 #include "loophole/server.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +21,16 @@
 struct lh_udp_listener {
     uv_udp_t handle;
     lh_server *srv;
+    int fd;
+    unsigned pending; /* answers in the slots, waiting for the end of the batch */
+    struct mmsghdr msgs[LH_UDP_BATCH];
+    struct iovec iov[LH_UDP_BATCH];
+    lh_sockaddr peers[LH_UDP_BATCH];
     uint8_t rbuf[LH_UDP_CHUNK * LH_UDP_BATCH];
+    /* One answer slot per datagram of a batch. Full-size, because a cached answer is copied
+     * whole before it is cut to the client's UDP size; only the pages an answer touches are
+     * ever resident. */
+    uint8_t ans[LH_UDP_BATCH][LH_MSG_MAX];
 };
 
 typedef struct udp_send_req {
@@ -44,16 +56,16 @@ static void on_queued_send(uv_udp_send_t *req, int status)
     free(r);
 }
 
-void lh_udp_send(lh_udp_listener *l, const uint8_t *ans, size_t len, const struct sockaddr *to)
+/* The socket is full (or libuv already queues): a copy waits in libuv's queue, bounded. */
+static void send_queued(lh_udp_listener *l, const uint8_t *ans, size_t len,
+                        const struct sockaddr *to)
 {
     lh_server *s = l->srv;
-    uv_buf_t b = uv_buf_init((char *)ans, (unsigned)len);
-    int r = uv_udp_try_send(&l->handle, &b, 1, to);
-    if (r >= 0) return;
-    if (r != UV_EAGAIN || s->udp_queued >= LH_UDP_QUEUE_MAX) {
+    if (s->udp_queued >= LH_UDP_QUEUE_MAX) {
         s->stats.send_errors++;
         return;
     }
+    uv_buf_t b;
     udp_send_req *q = malloc(sizeof *q + len);
     if (!q) {
         s->stats.send_errors++;
@@ -70,12 +82,49 @@ void lh_udp_send(lh_udp_listener *l, const uint8_t *ans, size_t len, const struc
     s->udp_queued++;
 }
 
+void lh_udp_send(lh_udp_listener *l, const uint8_t *ans, size_t len, const struct sockaddr *to)
+{
+    uv_buf_t b = uv_buf_init((char *)ans, (unsigned)len);
+    int r = uv_udp_try_send(&l->handle, &b, 1, to);
+    if (r >= 0) return;
+    if (r != UV_EAGAIN) {
+        l->srv->stats.send_errors++;
+        return;
+    }
+    send_queued(l, ans, len, to);
+}
+
+/* Sends the answers of one receive batch with as few sendmmsg calls as the socket allows.
+ * While libuv still has queued answers, new ones join its queue behind them. */
+static void flush(lh_udp_listener *l)
+{
+    unsigned n = l->pending, i = 0;
+    l->pending = 0;
+    while (i < n && !l->handle.send_queue_count) {
+        int r = sendmmsg(l->fd, l->msgs + i, n - i, 0);
+        if (r > 0) {
+            i += (unsigned)r;
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else { /* this datagram cannot go (e.g. no route to that peer): skip it */
+            l->srv->stats.send_errors++;
+            i++;
+        }
+    }
+    for (; i < n; i++)
+        send_queued(l, l->iov[i].iov_base, l->iov[i].iov_len,
+                    (const struct sockaddr *)l->msgs[i].msg_hdr.msg_name);
+}
+
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                     unsigned flags)
 {
     lh_udp_listener *l = h->data;
     lh_server *s = l->srv;
     if (nread <= 0 || !addr) { /* end of a batch, nothing read, or a socket error */
+        if (l->pending) flush(l);
         if (nread < 0) lh_debug("udp receive error: %s", uv_strerror((int)nread));
         return;
     }
@@ -87,9 +136,23 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     lh_client client = {.udp = l, .start_ns = s->qlog ? uv_hrtime() : 0};
     memcpy(&client.peer, addr,
            addr->sa_family == AF_INET6 ? sizeof client.peer.v6 : sizeof client.peer.v4);
-    size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, &client, s->out + 2,
-                                sizeof s->out - 2);
-    if (n) lh_udp_send(l, s->out + 2, n, addr);
+    /* recvmmsg batches end with a call without an address, where the answers leave together;
+     * a datagram read on its own (no recvmmsg) is answered on its own. */
+    if (!(flags & UV_UDP_MMSG_CHUNK) || l->pending == LH_UDP_BATCH) {
+        size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, &client,
+                                    s->out + 2, sizeof s->out - 2);
+        if (n) lh_udp_send(l, s->out + 2, n, addr);
+        return;
+    }
+    unsigned k = l->pending;
+    size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, &client, l->ans[k],
+                                sizeof l->ans[k]);
+    if (!n) return;
+    l->peers[k] = client.peer;
+    l->iov[k].iov_len = n;
+    l->msgs[k].msg_hdr.msg_namelen =
+        addr->sa_family == AF_INET6 ? sizeof client.peer.v6 : sizeof client.peer.v4;
+    l->pending = k + 1;
 }
 
 int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, char *err,
@@ -102,6 +165,12 @@ int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, 
     }
     l->srv = s;
     l->handle.data = l;
+    l->fd = -1;
+    for (unsigned i = 0; i < LH_UDP_BATCH; i++) {
+        l->iov[i].iov_base = l->ans[i];
+        l->msgs[i].msg_hdr =
+            (struct msghdr){.msg_name = &l->peers[i], .msg_iov = &l->iov[i], .msg_iovlen = 1};
+    }
     int r = uv_udp_init_ex(s->loop, &l->handle, (unsigned)addr->sa.sa_family | UV_UDP_RECVMMSG);
     if (r != 0) {
         free(l);
@@ -117,10 +186,13 @@ int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, 
          * while still root; otherwise what the kernel allows. */
         uv_os_fd_t fd;
         int size = LH_UDP_RCVBUF;
-        if (uv_fileno((uv_handle_t *)&l->handle, &fd) == 0 &&
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-        r = uv_udp_recv_start(&l->handle, on_alloc, on_recv);
+        r = uv_fileno((uv_handle_t *)&l->handle, &fd);
+        if (r == 0) {
+            l->fd = fd; /* batched answers are sent on it directly */
+            if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+            r = uv_udp_recv_start(&l->handle, on_alloc, on_recv);
+        }
     }
     if (r != 0) {
         lh_explain_bind_error(r, addr, "udp", err, errlen);
@@ -138,11 +210,14 @@ static void on_closed(uv_handle_t *h)
 
 void lh_udp_stop_reading(lh_udp_listener *l)
 {
-    if (l) uv_udp_recv_stop(&l->handle);
+    if (!l) return;
+    if (l->pending) flush(l); /* a batch cut short never leaves its answers behind */
+    uv_udp_recv_stop(&l->handle);
 }
 
 void lh_udp_close(lh_udp_listener *l)
 {
     if (!l) return;
+    if (l->pending) flush(l);
     uv_close((uv_handle_t *)&l->handle, on_closed);
 }
