@@ -55,7 +55,8 @@ with open(w + "/fwd.zone", "w") as f:
         f.write("h%d A 192.0.2.%d\n" % (i, i % 250 + 1))
 PY
 
-AUTH=127.0.90.10 LH=127.0.90.1 UB=127.0.90.2 DM=127.0.90.3 FL=127.0.90.4
+NET=${LH_BENCH_NET:-127.0.90} # another /24 of loopback when someone else benchmarks too
+AUTH=$NET.10 LH=$NET.1 UB=$NET.2 DM=$NET.3 FL=$NET.4
 bench_auth_conf $AUTH bench fwd.bench "$W/fwd.zone" "$W" >"$W/auth.conf"
 unbound -c "$W/auth.conf" & PIDS+=($!)
 
@@ -81,7 +82,7 @@ start() { # NAME ADDR CMD...
 }
 echo "== starting servers (Unbound with $N local-zones takes a while)" >&2
 start loophole $LH "$LH_ROOT/build-bench/loophole" --listen $LH:53 --no-hosts --allow-root \
-    --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH
+    --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH --control-socket none
 cat >"$W/unbound.conf" <<U
 server:
   interface: $UB
@@ -151,7 +152,7 @@ fi
 # Instructions per query (callgrind): counting starts after start-up and warm-up.
 cg() { # NAME MIX ARGS...
     local name=$1 mix=$2; shift 2
-    local a=127.0.90.20
+    local a=$NET.20
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.$name.$mix" \
         "$@" >"$W/cg.$name.log" 2>&1 &
     local p=$!
@@ -170,15 +171,15 @@ declare -A IR TQPS
 if [ "${LH_BENCH_CALLGRIND:-1}" = 1 ]; then
     echo "== callgrind" >&2
     for mix in blocked localhost cached; do
-        IR[loophole/$mix]=$(cg loophole $mix "$LH_ROOT/build-bench/loophole" --listen 127.0.90.20:53 \
-            --no-hosts --allow-root --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH)
+        IR[loophole/$mix]=$(cg loophole $mix "$LH_ROOT/build-bench/loophole" --listen $NET.20:53 \
+            --no-hosts --allow-root --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH --control-socket none)
     done
     if [ "$N" -le 100000 ]; then # the peers too (loading a big list under valgrind takes ages)
-        sed "s/interface: $UB/interface: 127.0.90.20/" "$W/unbound.conf" >"$W/unbound-cg.conf"
+        sed "s/interface: $UB/interface: $NET.20/" "$W/unbound.conf" >"$W/unbound-cg.conf"
         for mix in blocked localhost cached; do
             IR[unbound/$mix]=$(cg unbound $mix unbound -c "$W/unbound-cg.conf")
             IR[dnsmasq/$mix]=$(cg dnsmasq $mix dnsmasq --keep-in-foreground --no-resolv --no-hosts \
-                --listen-address=127.0.90.20 --bind-interfaces --port=53 --user=root \
+                --listen-address=$NET.20 --bind-interfaces --port=53 --user=root \
                 --addn-hosts="$W/list.hosts" --server=$AUTH --cache-size=10000)
         done
     fi
@@ -190,12 +191,12 @@ fi
 if [ "$MEASURE" = 1 ] && [ "${LH_BENCH_THREADS:-1}" = 1 ]; then
     echo "== threads" >&2
     for n in 1 2; do
-        "$LH_ROOT/build-bench/loophole" --listen 127.0.90.30:53 --threads $n --no-hosts \
+        "$LH_ROOT/build-bench/loophole" --listen $NET.30:53 --threads $n --no-hosts \
             --allow-root --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH \
             --control-socket none >"$W/threads.log" 2>&1 &
         tp=$!
-        answers 127.0.90.30 >/dev/null
-        TQPS[$n]=$(dnsperf -s 127.0.90.30 -d "$W/q-blocked" -l "$SECS" -c 8 -T 2 -q 400 2>&1 |
+        answers $NET.30 >/dev/null
+        TQPS[$n]=$(dnsperf -s $NET.30 -d "$W/q-blocked" -l "$SECS" -c 8 -T 2 -q 400 2>&1 |
             awk '/Queries per second:/ {printf "%d", $4}')
         kill $tp; wait $tp 2>/dev/null || true
     done

@@ -133,9 +133,15 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         return;
     }
     s->stats.queries_udp++;
-    lh_client client = {.udp = l, .start_ns = s->qlog ? uv_hrtime() : 0};
-    memcpy(&client.peer, addr,
-           addr->sa_family == AF_INET6 ? sizeof client.peer.v6 : sizeof client.peer.v4);
+    /* The client is filled field by field and only the peer's own bytes are copied, not a
+     * zeroed sockaddr_storage: every reader of an lh_sockaddr goes by its family. */
+    socklen_t alen =
+        addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    lh_client client;
+    client.udp = l;
+    client.tcp = NULL;
+    client.start_ns = s->qlog ? uv_hrtime() : 0;
+    memcpy(&client.peer, addr, alen);
     /* recvmmsg batches end with a call without an address, where the answers leave together;
      * a datagram read on its own (no recvmmsg) is answered on its own. */
     if (!(flags & UV_UDP_MMSG_CHUNK) || l->pending == LH_UDP_BATCH) {
@@ -148,10 +154,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     size_t n = lh_server_answer(s, (const uint8_t *)buf->base, (size_t)nread, &client, l->ans[k],
                                 sizeof l->ans[k]);
     if (!n) return;
-    l->peers[k] = client.peer;
+    memcpy(&l->peers[k], addr, alen);
     l->iov[k].iov_len = n;
-    l->msgs[k].msg_hdr.msg_namelen =
-        addr->sa_family == AF_INET6 ? sizeof client.peer.v6 : sizeof client.peer.v4;
+    l->msgs[k].msg_hdr.msg_namelen = alen;
     l->pending = k + 1;
 }
 

@@ -244,7 +244,8 @@ static int load_lists(lh_policy *p, const lh_config *cfg, char *err, size_t errl
         snprintf(err, errlen, "out of memory for the blocklists");
         return -1;
     }
-    return lh_policy_each_list(cfg, load_one_list, p, err, errlen) ? -1 : 0;
+    if (lh_policy_each_list(cfg, load_one_list, p, err, errlen)) return -1;
+    return lh_blockset_finish(&p->blocks, err, errlen);
 }
 
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
