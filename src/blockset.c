@@ -9,6 +9,7 @@
 #include "loophole/regex.h"
 
 #include <fnmatch.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,11 +33,10 @@ void lh_blockset_free(lh_blockset *b)
 {
     lh_nametree_free(&b->names);
     for (size_t i = 0; i < b->npatterns; i++) {
-        if (b->patterns[i].is_regex)
-            lh_regex_free(b->patterns[i].re);
-        else
-            free(b->patterns[i].glob);
+        if (b->patterns[i].is_regex) lh_regex_free(b->patterns[i].re);
+        free(b->patterns[i].glob);
     }
+    if (b->map) munmap(b->map, b->map_len);
     free(b->patterns);
     for (size_t i = 0; i < b->nlists; i++)
         free(b->lists[i].path);
@@ -90,6 +90,10 @@ static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
         char err[128];
         if (!(p->re = lh_regex_compile(r->pattern, err, sizeof err)))
             return 0; /* lh_list_read already reported it */
+        if (!(p->glob = strdup(r->pattern))) {
+            lh_regex_free(p->re);
+            return ADD_OOM;
+        }
     } else {
         p->value = rule_bits(r);
         if (!(p->glob = strdup(r->pattern))) return ADD_OOM;

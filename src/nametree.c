@@ -208,7 +208,7 @@ void lh_nametree_adopt(lh_nametree *t, const uint8_t *recs, size_t recs_len, con
 }
 
 const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
-                              unsigned bits, size_t nodes, size_t names)
+                              unsigned bits, size_t nodes, size_t names, size_t nlists)
 {
     if (bits < 1 || bits > 31) return "bucket count out of range";
     if (recs_len >= UINT32_MAX) return "records too large";
@@ -223,8 +223,13 @@ const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32
                 return "record crosses its bucket's end";
             uint32_t p = rd32(recs + off);
             if (p > recs_len) return "parent out of range";
+            uint8_t rb = recs[off + 5];
+            uint16_t list;
+            memcpy(&list, recs + off + 6, 2);
+            if (rb & ~0x1fu) return "unknown rule bits";
+            if (rb && list >= nlists) return "list index out of range";
             seen++;
-            named += recs[off + 5] != 0;
+            named += rb != 0;
             off += LH_NT_HDR + recs[off + 8];
         }
     }

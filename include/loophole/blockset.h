@@ -32,7 +32,7 @@ typedef struct lh_pattern_rule {
     unsigned line;
     bool is_regex;
     lh_regex *re; /* is_regex */
-    char *glob;   /* otherwise */
+    char *glob;   /* the glob, or the regex's source (for the snapshot) */
 } lh_pattern_rule;
 
 typedef struct lh_blockset {
@@ -41,6 +41,8 @@ typedef struct lh_blockset {
     size_t npatterns, cap_patterns;
     lh_list_info *lists;
     size_t nlists;
+    void *map; /* the snapshot the name tree lives in (read-only), or NULL */
+    size_t map_len;
 } lh_blockset;
 
 /* The outcome of matching one name. */

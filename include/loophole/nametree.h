@@ -62,11 +62,12 @@ int lh_nametree_freeze(lh_nametree *t);
  * checked them with lh_nametree_check. */
 void lh_nametree_adopt(lh_nametree *t, const uint8_t *recs, size_t recs_len, const uint32_t *dir,
                        unsigned bits, size_t nodes, size_t names);
-/* Checks frozen arrays from an untrusted source: every bucket's records lie inside recs and
- * end exactly at the next bucket, every parent points at a record start that comes earlier in
- * the walk from the root... Returns NULL or the reason they are unusable. */
+/* Checks frozen arrays from an untrusted source (dir holds 2^bits + 1 entries): the buckets
+ * tile the records exactly, no record crosses its bucket's end, labels are at most 63 bytes,
+ * rule bits are known ones, list indices are below `nlists`, and the counts match. What a
+ * lookup reads is then inside the arrays. Returns NULL or the reason they are unusable. */
 const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
-                              unsigned bits, size_t nodes, size_t names);
+                              unsigned bits, size_t nodes, size_t names, size_t nlists);
 /* Bytes held (heap or mapped). */
 size_t lh_nametree_bytes(const lh_nametree *t);
 

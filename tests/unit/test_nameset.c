@@ -130,9 +130,9 @@ void test_nametree(void)
 
     /* The checker accepts what freeze made and rejects damage that could misdirect reads. */
     size_t nb = (size_t)1 << t.bits;
-    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, t.nodes, t.names) == NULL);
-    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, t.nodes + 1, t.names) != NULL);
-    CHECK(lh_nametree_check(t.recs, t.recs_len - 1, t.dir, t.bits, t.nodes, t.names) != NULL);
+    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, t.nodes, t.names, 16) == NULL);
+    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, t.nodes + 1, t.names, 16) != NULL);
+    CHECK(lh_nametree_check(t.recs, t.recs_len - 1, t.dir, t.bits, t.nodes, t.names, 16) != NULL);
     uint32_t *dir = malloc((nb + 1) * sizeof *dir);
     uint8_t *recs = malloc(t.recs_len);
     memcpy(dir, t.dir, (nb + 1) * sizeof *dir);
@@ -141,10 +141,10 @@ void test_nametree(void)
     while (dir[b + 1] == dir[b]) /* the first bucket with a record */
         b++;
     dir[b + 1] += 1; /* a bucket ending inside a record */
-    CHECK(lh_nametree_check(recs, t.recs_len, dir, t.bits, t.nodes, t.names) != NULL);
+    CHECK(lh_nametree_check(recs, t.recs_len, dir, t.bits, t.nodes, t.names, 16) != NULL);
     dir[b + 1] -= 1;
     recs[dir[b] + 8] = 200; /* a label longer than 63 */
-    CHECK(lh_nametree_check(recs, t.recs_len, dir, t.bits, t.nodes, t.names) != NULL);
+    CHECK(lh_nametree_check(recs, t.recs_len, dir, t.bits, t.nodes, t.names, 16) != NULL);
     free(dir);
     free(recs);
     lh_nametree_free(&t);
@@ -153,6 +153,6 @@ void test_nametree(void)
     CHECK_EQ(lh_nametree_init(&t, 0), 0);
     CHECK_EQ(lh_nametree_freeze(&t), 0);
     CHECK_EQ(tree_find(&t, "a.example"), 0);
-    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, 0, 0) == NULL);
+    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, 0, 0, 16) == NULL);
     lh_nametree_free(&t);
 }
