@@ -5,8 +5,9 @@
 # test suite:
 #   bench/miss.sh [SECONDS] [ROUNDS]        defaults: 5 s per measurement, 3 rounds
 # Servers run pinned to CPU 0; Knot, dnsperf and tcpdump to CPU 1. Per target and round:
-#   cpu-us/miss   server utime+stime per answered query at a fixed offered rate (LH_BENCH_RATE,
-#                 default 8,000 q/s)
+#   cpu-us/miss   server utime+stime per NOERROR answer at a fixed offered rate (LH_BENCH_RATE,
+#                 default 8,000 q/s); ok% is the share of queries answered NOERROR (a server
+#                 that gives up on a slow upstream answers SERVFAIL cheaply: not a miss served)
 #   qps           unthrottled (200 queries in flight), fresh names
 #   p50/p99-us    latency at the fixed rate (dnsperf -v, every answer)
 #   up/q          upstream queries per client query (tcpdump of what reaches Knot)
@@ -119,7 +120,7 @@ sys.stdout.write(''.join('u$SEQ-%d-%x.miss.bench A\n' % (i, r.getrandbits(32)) f
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-declare -A CPU QPS P50 P99 UPQ PORTS IR
+declare -A CPU OK QPS P50 P99 UPQ PORTS IR
 measure() { # NAME ADDR ROUND
     local name=$1 addr=$2 key="$1/$3" q t0 t1 tp
     q=$(names $((RATE * SECS + 1000)))
@@ -133,9 +134,12 @@ measure() { # NAME ADDR ROUND
     sleep 0.5 # the capture drains
     kill -INT $tp
     wait $tp 2>/dev/null || true
-    local done=$(awk '/Queries completed:/ {print $3}' "$W/perf.out")
+    local done=$(awk '/Response codes:/ {for (i = 3; i < NF; i++) if ($i == "NOERROR") print $(i + 1)}' "$W/perf.out")
+    local sent=$(awk '/Queries sent:/ {print $3}' "$W/perf.out")
+    done=${done:-0}
+    OK[$key]=$(awk -v a="$done" -v b="$sent" 'BEGIN {printf "%.1f", b ? 100 * a / b : 0}')
     CPU[$key]=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v q="$done" 'BEGIN {printf "%.2f", q ? t / hz * 1e6 / q : 0}')
-    awk '/^> / {print $NF * 1e6}' "$W/perf.out" | sort -n >"$W/lat"
+    awk '/^> NOERROR / {print $NF * 1e6}' "$W/perf.out" | sort -n >"$W/lat"
     P50[$key]=$(awk '{v[NR] = $1} END {if (NR) printf "%.0f", v[int(NR * 0.50)]; else print "-"}' "$W/lat")
     P99[$key]=$(awk '{v[NR] = $1} END {if (NR) printf "%.0f", v[int(NR * 0.99)]; else print "-"}' "$W/lat")
     tcpdump -n -r "$W/up.pcap" 2>/dev/null | awk '{split($3, a, "."); print a[5]}' >"$W/ports"
@@ -184,24 +188,24 @@ if [ "${LH_BENCH_CALLGRIND:-1}" = 1 ]; then
 fi
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-printf '\n%-9s %5s %11s %8s %8s %8s %6s %9s %9s\n' target round cpu-us/miss qps p50-us p99-us up/q ports/1k Ir/miss
+printf '\n%-9s %6s %11s %6s %8s %8s %8s %6s %9s %9s\n' target round cpu-us/miss ok% qps p50-us p99-us up/q ports/1k Ir/miss
 for t in loophole unbound dnsmasq; do
     for r in $(seq "$ROUNDS"); do
         k=$t/$r
-        printf '%-9s %5s %11s %8s %8s %8s %6s %9s %9s\n' $t $r "${CPU[$k]}" "${QPS[$k]}" \
+        printf '%-9s %6s %11s %6s %8s %8s %8s %6s %9s %9s\n' $t $r "${CPU[$k]}" "${OK[$k]}" "${QPS[$k]}" \
             "${P50[$k]}" "${P99[$k]}" "${UPQ[$k]}" "${PORTS[$k]}" "${IR[$t]:--}"
     done
 done
 echo
 declare -A MED
 for t in loophole unbound dnsmasq; do
-    for m in CPU QPS P50 P99 UPQ PORTS; do
+    for m in CPU OK QPS P50 P99 UPQ PORTS; do
         declare -n arr=$m
         vals=""
         for r in $(seq "$ROUNDS"); do vals="$vals ${arr[$t/$r]}"; done
         MED[$t/$m]=$(echo "$vals" | median)
     done
-    printf '%-9s %5s %11s %8s %8s %8s %6s %9s %9s\n' $t median "${MED[$t/CPU]}" "${MED[$t/QPS]}" \
+    printf '%-9s %6s %11s %6s %8s %8s %8s %6s %9s %9s\n' $t median "${MED[$t/CPU]}" "${MED[$t/OK]}" "${MED[$t/QPS]}" \
         "${MED[$t/P50]}" "${MED[$t/P99]}" "${MED[$t/UPQ]}" "${MED[$t/PORTS]}" "${IR[$t]:--}"
 done
 echo

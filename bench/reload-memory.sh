@@ -16,7 +16,8 @@ import random; r = random.Random(7)
 with open('$W/list', 'w') as f:
     f.write(''.join('r%d-%x.reload.test\n' % (i, r.getrandbits(32)) for i in range($N)))"
 "$LH_ROOT/build-bench/loophole" --listen $A:53 --no-hosts --allow-root \
-    --resolv-conf /dev/null --fallback-upstream 127.0.0.1:1 --blocklist "$W/list" 2>"$W/log" &
+    --resolv-conf /dev/null --fallback-upstream 127.0.0.1:1 --blocklist "$W/list" \
+    --control-socket none --state-dir none 2>"$W/log" &
 P=$!
 for _ in $(seq 300); do dig @$A localhost +short +time=1 +tries=1 >/dev/null 2>&1 && break; sleep 0.1; done
 kb() { awk -v k="$1:" '$1 == k {print $2}' /proc/$P/status; }
