@@ -160,7 +160,7 @@ void lh_blockset_match(const lh_blockset *b, const lh_name *n, const uint64_t *h
      * first suffix no rule has (nothing longer can have one either). */
     const lh_nametree *t = &b->names;
     uint32_t ref = 0;
-    for (int i = (int)n->nlabels - 1; i >= 0 && t->frozen; i--) {
+    for (int i = t->frozen ? (int)n->nlabels - 1 : -1; i >= 0; i--) {
         if (!(ref = lh_nametree_child(t, ref, n, (unsigned)i, hashes[i]))) break;
         uint8_t bits = lh_nametree_bits(t, ref);
         if (!bits) continue;

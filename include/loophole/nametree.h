@@ -7,7 +7,7 @@
  * reference to its parent, so the labels that names share (the zone and the registered
  * domain of a list's million names) are stored once. Nodes are keyed by the hash of the
  * whole suffix they stand for (lh_name_hashes), grouped into 2^k buckets by the hash's top
- * bits; a bucket holds one or two nodes on average, contiguous in memory. A lookup walks
+ * bits; a bucket holds about one node on average, contiguous in memory. A lookup walks
  * the query name from the root: one bucket per label, and it stops at the first suffix no
  * rule has, so most names that are not blocked cost one or two probes, whatever the size.
  *
@@ -38,6 +38,7 @@ typedef struct lh_nametree {
     size_t recs_len;
     const uint32_t *dir; /* 2^bits + 1 record offsets: bucket b is [dir[b], dir[b + 1]) */
     unsigned bits;
+    unsigned shift;      /* 64 - bits: a hash's bucket is hash >> shift */
     size_t nodes, names; /* all nodes; nodes with rule bits */
     bool frozen;
     void *heap; /* the block recs and dir live in when not mapped */
@@ -96,7 +97,7 @@ static inline bool lh_nametree_same(const uint8_t *a, const uint8_t *b, unsigned
 static inline uint32_t lh_nametree_child(const lh_nametree *t, uint32_t parent, const lh_name *n,
                                          unsigned label, uint64_t hash)
 {
-    size_t b = (size_t)(hash >> (64 - t->bits));
+    size_t b = (size_t)(hash >> t->shift);
     const uint8_t *lab = n->wire + n->label_off[label];
     const uint8_t *p = t->recs + t->dir[b], *end = t->recs + t->dir[b + 1];
     uint8_t tag = (uint8_t)hash;
