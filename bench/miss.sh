@@ -108,14 +108,16 @@ start dnsmasq $DM dnsmasq --keep-in-foreground --no-resolv --no-hosts --listen-a
     --bind-interfaces --port=53 --user=root --server=$AUTH --cache-size=10000
 
 SEQ=0
-names() { # COUNT: a query file of COUNT names never asked before; prints its path
+# names COUNT: writes a query file of COUNT names never asked before to $Q (not a subshell: the
+# sequence number must advance).
+names() {
     SEQ=$((SEQ + 1))
+    Q="$W/q$SEQ"
     /usr/bin/python3 -c "
 import random, sys
 r = random.Random($SEQ)
-sys.stdout.write(''.join('u$SEQ-%d-%x.miss.bench A\n' % (i, r.getrandbits(32)) for i in range($1)))
-" >"$W/q$SEQ"
-    echo "$W/q$SEQ"
+sys.stdout.write(''.join('u$SEQ-%d-%x.miss.bench A\\n' % (i, r.getrandbits(32)) for i in range($1)))
+" >"$Q"
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
@@ -123,7 +125,8 @@ hz=$(getconf CLK_TCK)
 declare -A CPU OK QPS P50 P99 UPQ PORTS IR
 measure() { # NAME ADDR ROUND
     local name=$1 addr=$2 key="$1/$3" q t0 t1 tp
-    q=$(names $((RATE * SECS + 1000)))
+    names $((RATE * SECS + 1000))
+    q=$Q
     taskset -c 1 tcpdump -i lo -n -B 32768 -w "$W/up.pcap" "udp and dst host $AUTH and dst port 53" \
         >"$W/tcpdump.log" 2>&1 &
     tp=$!
@@ -145,22 +148,25 @@ measure() { # NAME ADDR ROUND
     tcpdump -n -r "$W/up.pcap" 2>/dev/null | awk '{split($3, a, "."); print a[5]}' >"$W/ports"
     UPQ[$key]=$(awk -v n="$(wc -l <"$W/ports")" -v q="$done" 'BEGIN {printf "%.2f", q ? n / q : 0}')
     PORTS[$key]=$(head -1000 "$W/ports" | sort -u | wc -l)
-    q=$(names 200000)
+    names 200000
+    q=$Q
     QPS[$key]=$(taskset -c 1 dnsperf -s "$addr" -d "$q" -l "$SECS" -c 4 -q 200 2>&1 |
         awk '/Queries per second:/ {printf "%d", $4}')
     rm -f "$q" "$W/up.pcap"
 }
 
 # Instructions per miss: callgrind, counting only 5,000 misses after start-up and warm-up.
-cg() { # NAME CMD...
+cg() { # NAME CMD... (runs in a subshell: its names get their own sequence numbers)
     local name=$1 p q ir; shift
+    SEQ=$((SEQ + 1000 * ${#name}))
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.$name" "$@" \
         >"$W/cg.$name.log" 2>&1 &
     p=$!
     answers $CG "cg-$name.miss.bench"
-    q=$(names 2000)
-    dnsperf -s $CG -d "$q" -c 1 -q 20 >/dev/null 2>&1 || true # warm-up
-    q=$(names 5000)
+    names 2000
+    dnsperf -s $CG -d "$Q" -c 1 -q 20 >/dev/null 2>&1 || true # warm-up
+    names 5000
+    q=$Q
     callgrind_control -i on $p >/dev/null 2>&1
     dnsperf -s $CG -d "$q" -c 1 -q 20 >"$W/cg.perf" 2>&1 || true
     callgrind_control -i off $p >/dev/null 2>&1
