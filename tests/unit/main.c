@@ -22,10 +22,18 @@ void test_random(void);
 void test_upstream_addr(void);
 
 static const lh_unit_test tests[] = {
-    {"wire", test_wire},     {"nameset", test_nameset}, {"nametree", test_nametree},
-    {"config", test_config}, {"policy", test_policy},   {"lists", test_lists},
-    {"cache", test_cache},   {"leak", test_leak},       {"stats", test_stats},
-    {"dnssec", test_dnssec}, {"ttl", test_ttl},         {"random", test_random},
+    {"wire", test_wire},
+    {"nameset", test_nameset},
+    {"nametree", test_nametree},
+    {"config", test_config},
+    {"policy", test_policy},
+    {"lists", test_lists},
+    {"cache", test_cache},
+    {"leak", test_leak},
+    {"stats", test_stats},
+    {"dnssec", test_dnssec},
+    {"ttl", test_ttl},
+    {"random", test_random},
     {"upstream", test_upstream_addr},
 };
 
