@@ -6,6 +6,7 @@ set -euo pipefail
 LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LH_ROOT/scripts/deps.sh"
 N=${1:-1000000}
+A=${LH_BENCH_ADDR:-127.0.90.30} # another address when someone else benchmarks too
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsutils
 lh_build "$LH_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
 W=$(mktemp -d /tmp/lh-reload-XXXXXX); chmod 755 "$W"
@@ -14,10 +15,11 @@ trap 'kill $P 2>/dev/null; wait $P 2>/dev/null; rm -rf "$W"' EXIT
 import random; r = random.Random(7)
 with open('$W/list', 'w') as f:
     f.write(''.join('r%d-%x.reload.test\n' % (i, r.getrandbits(32)) for i in range($N)))"
-"$LH_ROOT/build-bench/loophole" --listen 127.0.90.30:53 --no-hosts --allow-root \
-    --resolv-conf /dev/null --fallback-upstream 127.0.0.1:1 --blocklist "$W/list" 2>"$W/log" &
+"$LH_ROOT/build-bench/loophole" --listen $A:53 --no-hosts --allow-root \
+    --resolv-conf /dev/null --fallback-upstream 127.0.0.1:1 --blocklist "$W/list" \
+    --control-socket none --state-dir none 2>"$W/log" &
 P=$!
-for _ in $(seq 300); do dig @127.0.90.30 localhost +short +time=1 +tries=1 >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 300); do dig @$A localhost +short +time=1 +tries=1 >/dev/null 2>&1 && break; sleep 0.1; done
 kb() { awk -v k="$1:" '$1 == k {print $2}' /proc/$P/status; }
 steady=$(kb VmRSS); first_peak=$(kb VmHWM)
 echo 5 >/proc/$P/clear_refs          # reset the high-water mark to the current RSS

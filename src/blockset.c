@@ -9,24 +9,34 @@
 #include "loophole/regex.h"
 
 #include <fnmatch.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
 int lh_blockset_init(lh_blockset *b, size_t expected_names)
 {
     memset(b, 0, sizeof *b);
-    return lh_nameset_init(&b->names, expected_names);
+    return lh_nametree_init(&b->names, expected_names);
+}
+
+int lh_blockset_finish(lh_blockset *b, char *err, size_t errlen)
+{
+    if (b->names.frozen) return 0;
+    if (lh_nametree_freeze(&b->names) != 0) {
+        snprintf(err, errlen, "out of memory compiling the blocklists");
+        return -1;
+    }
+    return 0;
 }
 
 void lh_blockset_free(lh_blockset *b)
 {
-    lh_nameset_free(&b->names);
+    lh_nametree_free(&b->names);
     for (size_t i = 0; i < b->npatterns; i++) {
-        if (b->patterns[i].is_regex)
-            lh_regex_free(b->patterns[i].re);
-        else
-            free(b->patterns[i].glob);
+        if (b->patterns[i].is_regex) lh_regex_free(b->patterns[i].re);
+        free(b->patterns[i].glob);
     }
+    if (b->map) munmap(b->map, b->map_len);
     free(b->patterns);
     for (size_t i = 0; i < b->nlists; i++)
         free(b->lists[i].path);
@@ -57,12 +67,10 @@ static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
     lh_blockset *b = a->b;
     if (r->kind == LH_RULE_NAME) {
         uint64_t h[LH_LABELS_MAX];
-        bool created;
         lh_name_hashes(&r->name, h);
-        uint32_t *v = lh_nameset_upsert(&b->names, &r->name, 0, h[0], &created);
-        if (!v) return ADD_OOM;
-        *v = created ? (rule_bits(r) | a->list << LH_BS_LIST_SHIFT) : (*v | rule_bits(r));
-        return 0;
+        return lh_nametree_add(&b->names, &r->name, h, (uint8_t)rule_bits(r), (uint16_t)a->list)
+                   ? ADD_OOM
+                   : 0;
     }
     if (b->npatterns == b->cap_patterns) {
         size_t cap = b->cap_patterns ? b->cap_patterns * 2 : 16;
@@ -82,6 +90,10 @@ static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
         char err[128];
         if (!(p->re = lh_regex_compile(r->pattern, err, sizeof err)))
             return 0; /* lh_list_read already reported it */
+        if (!(p->glob = strdup(r->pattern))) {
+            lh_regex_free(p->re);
+            return ADD_OOM;
+        }
     } else {
         p->value = rule_bits(r);
         if (!(p->glob = strdup(r->pattern))) return ADD_OOM;
@@ -94,6 +106,14 @@ static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
 int lh_blockset_add_file(lh_blockset *b, const lh_list_info *info, FILE *f, char *err,
                          size_t errlen)
 {
+    if (b->names.frozen) {
+        snprintf(err, errlen, "%s: the blocklists are compiled already", info->path);
+        return -1;
+    }
+    if (b->nlists >= LH_NT_LISTS_MAX) {
+        snprintf(err, errlen, "%s: more than %d lists", info->path, LH_NT_LISTS_MAX);
+        return -1;
+    }
     lh_list_info *lists = realloc(b->lists, (b->nlists + 1) * sizeof *lists);
     if (!lists) goto oom;
     b->lists = lists;
@@ -136,20 +156,24 @@ void lh_blockset_match(const lh_blockset *b, const lh_name *n, const uint64_t *h
 {
     int block_list = -1, allow_list = -1, block_label = -1, allow_label = -1;
     bool important = false;
-    for (unsigned i = 0; i < n->nlabels; i++) {
-        const uint32_t *v = lh_nameset_find(&b->names, n, i, hashes[i]);
-        if (!v) continue;
-        uint32_t bits = *v;
+    /* From the root down: the most specific rule is the last one met, and the walk ends at the
+     * first suffix no rule has (nothing longer can have one either). */
+    const lh_nametree *t = &b->names;
+    uint32_t ref = 0;
+    for (int i = t->frozen ? (int)n->nlabels - 1 : -1; i >= 0; i--) {
+        if (!(ref = lh_nametree_child(t, ref, n, (unsigned)i, hashes[i]))) break;
+        uint8_t bits = lh_nametree_bits(t, ref);
+        if (!bits) continue;
         bool blk = bits & (i == 0 ? LH_BS_BLOCK_EXACT : LH_BS_BLOCK_SUBS);
         bool alw = bits & (i == 0 ? LH_BS_ALLOW_EXACT : LH_BS_ALLOW_SUBS);
-        if (blk && block_list < 0) {
-            block_list = (int)(bits >> LH_BS_LIST_SHIFT);
-            block_label = (int)i;
+        if (blk) {
+            block_list = lh_nametree_list(t, ref);
+            block_label = i;
+            if (bits & LH_BS_IMPORTANT) important = true;
         }
-        if (blk && (bits & LH_BS_IMPORTANT)) important = true;
-        if (alw && allow_list < 0) {
-            allow_list = (int)(bits >> LH_BS_LIST_SHIFT);
-            allow_label = (int)i;
+        if (alw) {
+            allow_list = lh_nametree_list(t, ref);
+            allow_label = i;
         }
     }
     if (b->npatterns) {

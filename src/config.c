@@ -45,6 +45,7 @@ void lh_config_defaults(lh_config *c)
     c->stale_ttl = 30;
     c->stale_window = 86400;
     c->control_socket = strdup(LH_DEFAULT_CONTROL_SOCKET);
+    c->state_dir = strdup(LH_DEFAULT_STATE_DIR);
     c->leak_retention = 600;
     c->dnssec = LH_DNSSEC_MODE_PROCESS; /* docs/dnssec.md: why not validate by default */
 }
@@ -77,6 +78,8 @@ void lh_config_free(lh_config *c)
     free(c->tls_ca);
     free(c->probe_zone);
     free(c->control_socket);
+    free(c->state_dir);
+    c->state_dir = NULL;
     free(c->control_group);
     free(c->query_log);
     free(c->leak_zone);
@@ -630,6 +633,15 @@ int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, cons
         if (key[0] == 'c' && v[0] != '/')
             return fail(err, errlen, "control-socket: '%s' is not an absolute path", v);
         return set_string(dst, v) ? fail(err, errlen, "out of memory") : 0;
+    }
+    if (!strcmp(key, "state-dir")) {
+        if (!strcmp(v, "none")) {
+            free(c->state_dir);
+            c->state_dir = NULL;
+            return 0;
+        }
+        if (v[0] != '/') return fail(err, errlen, "state-dir: '%s' is not an absolute path", v);
+        return set_string(&c->state_dir, v) ? fail(err, errlen, "out of memory") : 0;
     }
     if (!strcmp(key, "control-group"))
         return set_string(&c->control_group, v) ? fail(err, errlen, "out of memory") : 0;

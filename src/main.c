@@ -136,6 +136,9 @@ static const char usage[] =
     "                               'none' turns it off (default " LH_DEFAULT_CONTROL_SOCKET ")\n"
     "      --control-group GROUP    this group may use the control socket too (default: root\n"
     "                               only)\n"
+    "      --state-dir DIR          where the compiled list snapshot is kept, so that a restart\n"
+    "                               maps big lists instead of parsing them (default\n"
+    "                               " LH_DEFAULT_STATE_DIR "; 'none' turns it off)\n"
     "      --metrics ADDR[:PORT]    serve Prometheus metrics at http://ADDR:PORT/metrics (off)\n"
     "      --query-log PATH         JSON lines, one per answered query, to PATH or 'stdout'\n"
     "                               (off); SIGUSR1 reopens the file\n"
@@ -209,6 +212,7 @@ static const flag_def flag_defs[] = {
     {"domain-insecure", "domain-insecure", NULL},
     {"control-socket", "control-socket", NULL},
     {"control-group", "control-group", NULL},
+    {"state-dir", "state-dir", NULL},
     {"metrics", "metrics", NULL},
     {"query-log", "query-log", NULL},
     {"query-log-clients", "query-log-clients", NULL},

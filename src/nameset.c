@@ -4,26 +4,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-void lh_name_hashes(const lh_name *n, uint64_t out[LH_LABELS_MAX])
+/* One label folded into the hash of the suffix above it, 8 bytes at a time (length byte
+ * included, so "ab" + "c" and "a" + "bc" differ). Reading a whole word past the label's end
+ * stays inside the lh_name (wire[] is followed by its other fields); those bytes are masked. */
+static inline uint64_t label_hash(uint64_t h, const uint8_t *p)
 {
-    uint64_t h = LH_FNV_OFFSET;
-    out[n->nlabels] = h;
-    for (int i = (int)n->nlabels - 1; i >= 0; i--) {
-        const uint8_t *p = n->wire + n->label_off[i];
-        for (unsigned k = 0; k <= p[0]; k++) /* length byte, then the label */
-            h = (h ^ p[k]) * LH_FNV_PRIME;
-        out[i] = h;
+    unsigned rem = p[0] + 1u;
+    uint64_t x = h;
+    for (;;) {
+        uint64_t c;
+        memcpy(&c, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        c = __builtin_bswap64(c);
+#endif
+        if (rem < 8) c &= ~0ull >> (64 - rem * 8);
+        x = (x ^ c) * 0x9e3779b97f4a7c15ull;
+        x ^= x >> 32;
+        if (rem <= 8) break;
+        p += 8;
+        rem -= 8;
     }
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ull;
+    return x ^ (x >> 32);
 }
 
-/* FNV's low bits are weak; a finalizer spreads them before they pick a slot. */
-static inline size_t slot_of(uint64_t h, size_t mask)
+void lh_name_hashes(const lh_name *n, uint64_t out[LH_LABELS_MAX])
 {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return (size_t)h & mask;
+    uint64_t h = LH_NAME_HASH_SEED;
+    out[n->nlabels] = h;
+    for (int i = (int)n->nlabels - 1; i >= 0; i--)
+        out[i] = h = label_hash(h, n->wire + n->label_off[i]);
 }
+
+#define slot_of lh_nameset_slot_of
 
 static inline const uint8_t *record(const lh_nameset *s, uint32_t ref)
 {
@@ -61,13 +75,13 @@ static inline bool same_name(const uint8_t *rec, const uint8_t *wire, uint16_t l
     return rec[4] == len - 1 && memcmp(rec + 5, wire, len) == 0;
 }
 
-const uint32_t *lh_nameset_find(const lh_nameset *s, const lh_name *n, unsigned label,
-                                uint64_t hash)
+const uint32_t *lh_nameset_find_slow(const lh_nameset *s, const lh_name *n, unsigned label,
+                                     uint64_t hash, size_t slot)
 {
     const uint8_t *wire = n->wire + n->label_off[label];
     uint16_t len = lh_name_suffix_len(n, label);
     uint32_t tag = (uint32_t)(hash >> 32);
-    for (size_t i = slot_of(hash, s->mask);; i = (i + 1) & s->mask) {
+    for (size_t i = slot;; i = (i + 1) & s->mask) {
         const lh_nameset_slot *sl = &s->slots[i];
         if (!sl->ref) return NULL;
         if (sl->tag == tag) {

@@ -16,6 +16,7 @@
 #include "loophole/policy.h"
 #include "loophole/leak.h"
 #include "loophole/log.h"
+#include "loophole/snapshot.h"
 
 #include <dirent.h>
 #include <malloc.h>
@@ -238,13 +239,27 @@ static size_t expected_names(const lh_config *cfg)
     return bytes / 24 + 64;
 }
 
-static int load_lists(lh_policy *p, const lh_config *cfg, char *err, size_t errlen)
+typedef struct parse_ctx {
+    lh_policy *p;
+    const lh_config *cfg;
+} parse_ctx;
+
+static int parse_lists(void *ctx, char *err, size_t errlen)
 {
-    if (lh_blockset_init(&p->blocks, expected_names(cfg)) != 0) {
+    parse_ctx *c = ctx;
+    if (lh_blockset_init(&c->p->blocks, expected_names(c->cfg)) != 0) {
         snprintf(err, errlen, "out of memory for the blocklists");
         return -1;
     }
-    return lh_policy_each_list(cfg, load_one_list, p, err, errlen) ? -1 : 0;
+    if (lh_policy_each_list(c->cfg, load_one_list, c->p, err, errlen)) return -1;
+    return lh_blockset_finish(&c->p->blocks, err, errlen);
+}
+
+/* From the compiled snapshot in the state directory when the lists have not changed. */
+static int load_lists(lh_policy *p, const lh_config *cfg, char *err, size_t errlen)
+{
+    parse_ctx c = {.p = p, .cfg = cfg};
+    return lh_snapshot_load_lists(&p->blocks, cfg, parse_lists, &c, err, errlen);
 }
 
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)

@@ -2,6 +2,7 @@
 #include "loophole/update.h"
 #include "loophole/lists.h"
 #include "loophole/log.h"
+#include "loophole/policy.h"
 #include "loophole/upstream.h"
 
 #include <arpa/inet.h>
@@ -258,6 +259,14 @@ int lh_lists_update(const lh_config *cfg)
     for (unsigned i = 0; i < cfg->nlist_urls; i++)
         failed += update_one(cfg, &cfg->list_urls[i], tty) != 0;
     curl_global_cleanup();
+    /* Compile the lists as they are now, so that the daemon's next start or reload maps
+     * them instead of parsing them (a no-op without a state directory). */
+    if (cfg->state_dir) {
+        char err[LH_ERR_MAX];
+        lh_policy *p = lh_policy_build(cfg, err, sizeof err);
+        if (!p) fprintf(stderr, "loophole lists update: the lists do not load: %s\n", err);
+        lh_policy_free(p);
+    }
     if (failed)
         printf("%u of %u list(s) failed; send SIGHUP (systemctl reload loophole) to load the "
                "others\n",

@@ -6,9 +6,11 @@
 
 #include "loophole/lists.h"
 #include "loophole/nameset.h"
+#include "loophole/nametree.h"
 #include "loophole/regex.h"
 
-/* Bits of a name entry's value; the list index of its first rule sits above them. */
+/* Rule bits of a name (a name tree node); patterns keep the list index of their rule above
+ * them (LH_BS_LIST_SHIFT). */
 #define LH_BS_BLOCK_EXACT 0x01u
 #define LH_BS_BLOCK_SUBS 0x02u
 #define LH_BS_ALLOW_EXACT 0x04u
@@ -30,15 +32,17 @@ typedef struct lh_pattern_rule {
     unsigned line;
     bool is_regex;
     lh_regex *re; /* is_regex */
-    char *glob;   /* otherwise */
+    char *glob;   /* the glob, or the regex's source (for the snapshot) */
 } lh_pattern_rule;
 
 typedef struct lh_blockset {
-    lh_nameset names;
+    lh_nametree names; /* frozen by lh_blockset_finish */
     lh_pattern_rule *patterns;
     size_t npatterns, cap_patterns;
     lh_list_info *lists;
     size_t nlists;
+    void *map; /* the snapshot the name tree lives in (read-only), or NULL */
+    size_t map_len;
 } lh_blockset;
 
 /* The outcome of matching one name. */
@@ -56,6 +60,9 @@ void lh_blockset_free(lh_blockset *b);
  * cannot be read. */
 int lh_blockset_add_file(lh_blockset *b, const lh_list_info *info, FILE *f, char *err,
                          size_t errlen);
+/* Turns the name rules read so far into their compact lookup form; no file can be added
+ * afterwards. Returns 0, or -1 with err when memory runs out. Matching needs it. */
+int lh_blockset_finish(lh_blockset *b, char *err, size_t errlen);
 void lh_blockset_match(const lh_blockset *b, const lh_name *n, const uint64_t *hashes,
                        lh_block_match *out);
 /* Does rule `r` match `n`? Used by `loophole why` to find every rule that applies. */

@@ -19,6 +19,7 @@
 #define LH_DEFAULT_HOSTS_FILE "/etc/hosts"
 #define LH_DEFAULT_USER "nobody"
 #define LH_DEFAULT_CONTROL_SOCKET "/run/loophole/control.sock"
+#define LH_DEFAULT_STATE_DIR "/var/lib/loophole"
 #define LH_ERR_MAX 512
 
 typedef union lh_sockaddr {
@@ -161,6 +162,7 @@ typedef struct lh_config {
 
     /* Observability */
     char *control_socket; /* NULL: none */
+    char *state_dir;      /* the compiled list snapshot lives here; NULL: none */
     char *control_group;  /* NULL: root only */
     lh_sockaddr metrics;  /* Prometheus endpoint; has_metrics false: off */
     bool has_metrics;

@@ -38,7 +38,11 @@ static inline uint64_t lh_hash_bytes(uint64_t seed, const void *p, size_t n)
 }
 
 /* Hashes of every suffix of `n`: out[i] is the hash of the name starting at label i, and
- * out[n->nlabels] that of the root. Computed right to left in one pass over the name. */
+ * out[n->nlabels] that of the root. Computed right to left in one pass over the name, each
+ * label folded into the hash of its parent a word at a time. Compiled list snapshots store
+ * these hashes' layout: change LH_NAME_HASH_VERSION with the function. */
+#define LH_NAME_HASH_SEED 0x6c6f6f70686f6c65ull /* "loophole" */
+#define LH_NAME_HASH_VERSION 2
 void lh_name_hashes(const lh_name *n, uint64_t out[LH_LABELS_MAX]);
 
 int lh_nameset_init(lh_nameset *s, size_t expected);
@@ -48,9 +52,26 @@ void lh_nameset_free(lh_nameset *s);
  * NULL when memory runs out. */
 uint32_t *lh_nameset_upsert(lh_nameset *s, const lh_name *n, unsigned label, uint64_t hash,
                             bool *created);
-/* Looks up the suffix of `n` starting at `label`; returns its value or NULL. */
-const uint32_t *lh_nameset_find(const lh_nameset *s, const lh_name *n, unsigned label,
-                                uint64_t hash);
+/* Looks up the suffix of `n` starting at `label`; returns its value or NULL. Inline up to
+ * the first slot: most suffixes of most names hit an empty slot of the small sets (special
+ * zones, forward zones), and the query path asks them for every label. */
+const uint32_t *lh_nameset_find_slow(const lh_nameset *s, const lh_name *n, unsigned label,
+                                     uint64_t hash, size_t slot);
+/* FNV's low bits are weak; a finalizer spreads them before they pick a slot. */
+static inline size_t lh_nameset_slot_of(uint64_t h, size_t mask)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (size_t)h & mask;
+}
+static inline const uint32_t *lh_nameset_find(const lh_nameset *s, const lh_name *n, unsigned label,
+                                              uint64_t hash)
+{
+    size_t i = lh_nameset_slot_of(hash, s->mask);
+    if (!s->slots[i].ref) return NULL;
+    return lh_nameset_find_slow(s, n, label, hash, i);
+}
 /* Bytes of memory held. */
 size_t lh_nameset_bytes(const lh_nameset *s);
 /* Calls `fn` for every entry (order unspecified). */

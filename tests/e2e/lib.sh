@@ -54,10 +54,11 @@ lh_done() {
 }
 
 # lh_start [ARGS...]: starts loophole on $LH_ADDR:53 (plus ARGS) and waits until it answers.
+# Its state directory (the list snapshot) is the test's own, never the machine's.
 # Sets LH_PID; the log is $LH_TMP/loophole.log.
 lh_start() {
     "$LOOPHOLE" serve --listen "$LH_ADDR:53" --log-level debug "${LH_NO_UPSTREAM[@]}" \
-        --control-socket "$LH_TMP/control.sock" "$@" \
+        --control-socket "$LH_TMP/control.sock" --state-dir "$LH_TMP/state" "$@" \
         >>"$LH_TMP/loophole.log" 2>&1 &
     LH_PID=$!
     LH_PIDS+=("$LH_PID")

@@ -24,6 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lh_blockset_add_file(&b, &info, f, err, sizeof err);
         fclose(f);
     }
+    if (lh_blockset_finish(&b, err, sizeof err) != 0) {
+        lh_blockset_free(&b);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
         lh_name n;
         uint64_t h[LH_LABELS_MAX];

@@ -7,7 +7,8 @@ build=${1:?usage: run.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${LH_FUZZ_SECONDS:-60}
 passed=0 failed=0
-for t in fuzz_query fuzz_answer fuzz_config fuzz_hosts fuzz_lists fuzz_trust_anchor fuzz_dnssec; do
+for t in fuzz_query fuzz_answer fuzz_config fuzz_hosts fuzz_lists fuzz_trust_anchor fuzz_dnssec \
+    fuzz_snapshot; do
     corpus="${t#fuzz_}"
     work=$(mktemp -d)
     cp -r "$here/corpus/$corpus/." "$work/"

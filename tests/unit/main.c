@@ -9,6 +9,7 @@ unsigned lh_unit_checks, lh_unit_failures;
 
 void test_wire(void);
 void test_nameset(void);
+void test_nametree(void);
 void test_config(void);
 void test_policy(void);
 void test_lists(void);
@@ -21,10 +22,19 @@ void test_random(void);
 void test_upstream_addr(void);
 
 static const lh_unit_test tests[] = {
-    {"wire", test_wire},     {"nameset", test_nameset}, {"config", test_config},
-    {"policy", test_policy}, {"lists", test_lists},     {"cache", test_cache},
-    {"leak", test_leak},     {"stats", test_stats},     {"dnssec", test_dnssec},
-    {"ttl", test_ttl},       {"random", test_random},   {"upstream", test_upstream_addr},
+    {"wire", test_wire},
+    {"nameset", test_nameset},
+    {"nametree", test_nametree},
+    {"config", test_config},
+    {"policy", test_policy},
+    {"lists", test_lists},
+    {"cache", test_cache},
+    {"leak", test_leak},
+    {"stats", test_stats},
+    {"dnssec", test_dnssec},
+    {"ttl", test_ttl},
+    {"random", test_random},
+    {"upstream", test_upstream_addr},
 };
 
 int main(void)

@@ -139,6 +139,8 @@ static int verdict(const char *name) /* 1 blocked, -1 allowed, 0 no rule */
     lh_name n;
     uint64_t h[LH_LABELS_MAX];
     lh_block_match m;
+    char err[128];
+    CHECK_EQ(lh_blockset_finish(&set, err, sizeof err), 0); /* once; then a no-op */
     lh_name_from_text(name, strlen(name), &n);
     lh_name_hashes(&n, h);
     lh_blockset_match(&set, &n, h, &m);
@@ -193,7 +195,10 @@ static void semantics(void)
     lh_blockset_init(&set, 16);
     load("xn--bcher-kva.example\n", false, -1, LH_FMT_AUTO);
     CHECK_EQ(verdict("XN--BCHER-KVA.example"), 1);
+    lh_blockset_free(&set);
     /* an allowlist file: every rule is an allow rule, in any format */
+    lh_blockset_init(&set, 16);
+    load("xn--bcher-kva.example\n", false, -1, LH_FMT_AUTO);
     load("0.0.0.0 xn--bcher-kva.example\n", true, -1, LH_FMT_AUTO);
     CHECK_EQ(verdict("xn--bcher-kva.example"), -1);
     lh_blockset_free(&set);

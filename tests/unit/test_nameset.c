@@ -2,6 +2,9 @@
 #include "unit.h"
 
 #include "loophole/nameset.h"
+#include "loophole/nametree.h"
+
+#include <stdlib.h>
 
 #include <stdio.h>
 
@@ -67,4 +70,89 @@ void test_nameset(void)
     lh_nameset_each(&s, counts, &each);
     CHECK_EQ(each, 50001);
     lh_nameset_free(&s);
+}
+
+/* The exact name's node, walking from the root as the blockset does; 0 if a suffix is
+ * missing. */
+static uint32_t tree_find(const lh_nametree *t, const char *text)
+{
+    lh_name n;
+    uint64_t h[LH_LABELS_MAX];
+    if (name(text, &n, h) != 0) return 0;
+    uint32_t ref = 0;
+    for (int i = (int)n.nlabels - 1; i >= 0; i--)
+        if (!(ref = lh_nametree_child(t, ref, &n, (unsigned)i, h[i]))) return 0;
+    return ref;
+}
+
+static void tree_add(lh_nametree *t, const char *text, uint8_t bits, uint16_t list)
+{
+    lh_name n;
+    uint64_t h[LH_LABELS_MAX];
+    CHECK_EQ(name(text, &n, h), 0);
+    CHECK_EQ(lh_nametree_add(t, &n, h, bits, list), 0);
+}
+
+void test_nametree(void)
+{
+    lh_nametree t;
+    char text[80];
+    /* Sized for 4 names: the build index and arena grow past that. */
+    CHECK_EQ(lh_nametree_init(&t, 4), 0);
+    for (unsigned i = 0; i < 60000; i++) {
+        snprintf(text, sizeof text, "host%u.zone%u.example", i, i % 13);
+        tree_add(&t, text, (uint8_t)(1u << (i % 4)), (uint16_t)(i % 5));
+    }
+    tree_add(&t, "host7.zone7.example", 0x10, 4); /* a second rule: bits merge, list stays */
+    tree_add(&t, "zone3.example", 0x02, 9);       /* an interior node becomes a rule */
+    CHECK_EQ(lh_nametree_freeze(&t), 0);
+    CHECK(t.frozen && t.arena == NULL && t.slots == NULL);
+    CHECK_EQ(t.names, 60001);
+    CHECK_EQ(t.nodes, 60000 + 13 + 1); /* every host, every zone, "example" */
+    unsigned found = 0;
+    for (unsigned i = 0; i < 60000; i++) {
+        snprintf(text, sizeof text, "HOST%u.zone%u.example.", i, i % 13);
+        uint32_t r = tree_find(&t, text);
+        found += r && lh_nametree_bits(&t, r) == ((1u << (i % 4)) | (i == 7 ? 0x10 : 0)) &&
+                 lh_nametree_list(&t, r) == i % 5;
+    }
+    CHECK_EQ(found, 60000);
+    uint32_t r = tree_find(&t, "zone3.example");
+    CHECK(r && lh_nametree_bits(&t, r) == 0x02 && lh_nametree_list(&t, r) == 9);
+    r = tree_find(&t, "zone4.example"); /* interior: a node without rule bits */
+    CHECK(r && lh_nametree_bits(&t, r) == 0);
+    CHECK_EQ(tree_find(&t, "host1.zone2.example"), 0); /* right labels, wrong parent */
+    CHECK_EQ(tree_find(&t, "host0.zone0.example.com"), 0);
+    CHECK_EQ(tree_find(&t, "example.host0.zone0.example"), 0);
+    CHECK_EQ(tree_find(&t, "other"), 0);
+    /* Bytes per name: the label and 9 bytes, the directory's share, the shared zones. */
+    CHECK(lh_nametree_bytes(&t) < 60000u * 24);
+
+    /* The checker accepts what freeze made and rejects damage that could misdirect reads. */
+    size_t nb = (size_t)1 << t.bits;
+    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, t.nodes, t.names, 16) == NULL);
+    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, t.nodes + 1, t.names, 16) != NULL);
+    CHECK(lh_nametree_check(t.recs, t.recs_len - 1, t.dir, t.bits, t.nodes, t.names, 16) != NULL);
+    uint32_t *dir = malloc((nb + 1) * sizeof *dir);
+    uint8_t *recs = malloc(t.recs_len);
+    memcpy(dir, t.dir, (nb + 1) * sizeof *dir);
+    memcpy(recs, t.recs, t.recs_len);
+    size_t b = 0;
+    while (dir[b + 1] == dir[b]) /* the first bucket with a record */
+        b++;
+    dir[b + 1] += 1; /* a bucket ending inside a record */
+    CHECK(lh_nametree_check(recs, t.recs_len, dir, t.bits, t.nodes, t.names, 16) != NULL);
+    dir[b + 1] -= 1;
+    recs[dir[b] + 8] = 200; /* a label longer than 63 */
+    CHECK(lh_nametree_check(recs, t.recs_len, dir, t.bits, t.nodes, t.names, 16) != NULL);
+    free(dir);
+    free(recs);
+    lh_nametree_free(&t);
+
+    /* An empty tree answers nothing. */
+    CHECK_EQ(lh_nametree_init(&t, 0), 0);
+    CHECK_EQ(lh_nametree_freeze(&t), 0);
+    CHECK_EQ(tree_find(&t, "a.example"), 0);
+    CHECK(lh_nametree_check(t.recs, t.recs_len, t.dir, t.bits, 0, 0, 16) == NULL);
+    lh_nametree_free(&t);
 }
