@@ -24,7 +24,8 @@
 
 typedef struct ctl_conn {
     uv_pipe_t pipe;
-    lh_control *ctl;
+    lh_control *ctl;              /* NULL once the control socket has stopped */
+    struct ctl_conn *prev, *next; /* every open connection: the stop closes them all */
     struct ctl_conn *next_waiting;
     unsigned reloads_to_wait; /* completions before this `reload` request is answered */
     size_t used;
@@ -38,6 +39,7 @@ struct lh_control {
     gid_t gid;       /* the control group (0: root only) */
     uid_t owner_uid; /* who started the daemon (root, or a user running it unprivileged) */
     ctl_conn *waiting;
+    ctl_conn *conns;
 };
 
 typedef struct ctl_write {
@@ -48,13 +50,28 @@ typedef struct ctl_write {
 
 static void conn_free(uv_handle_t *h)
 {
-    free(h->data);
+    ctl_conn *c = h->data;
+    if (c->ctl) { /* else the stop has let go of the whole list (and maybe of ctl) */
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            c->ctl->conns = c->next;
+        if (c->next) c->next->prev = c->prev;
+    }
+    free(c);
+}
+
+/* Once only: a write cancelled by the close calls on_written, which closes too. */
+static void conn_close(ctl_conn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->pipe)) uv_close((uv_handle_t *)&c->pipe, conn_free);
 }
 
 static void on_written(uv_write_t *req, int status)
 {
+    (void)status;
     ctl_write *w = (ctl_write *)req;
-    uv_close((uv_handle_t *)&w->conn->pipe, conn_free);
+    conn_close(w->conn);
     free(w);
 }
 
@@ -65,7 +82,7 @@ static void reply(ctl_conn *c, bool ok, const char *text, size_t len)
     size_t slen = strlen(status);
     ctl_write *w = malloc(sizeof *w + slen + len);
     if (!w) {
-        uv_close((uv_handle_t *)&c->pipe, conn_free);
+        conn_close(c);
         return;
     }
     w->conn = c;
@@ -74,7 +91,7 @@ static void reply(ctl_conn *c, bool ok, const char *text, size_t len)
     uv_buf_t b = uv_buf_init(w->data, (unsigned)(slen + len));
     if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0) {
         free(w);
-        uv_close((uv_handle_t *)&c->pipe, conn_free);
+        conn_close(c);
     }
 }
 
@@ -164,7 +181,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     ctl_conn *c = st->data;
     if (nread < 0 || (nread == 0 && c->used == sizeof c->req - 1)) {
-        uv_close((uv_handle_t *)&c->pipe, conn_free);
+        conn_close(c);
         return;
     }
     c->used += (size_t)nread;
@@ -230,8 +247,11 @@ static void on_connection(uv_stream_t *server, int status)
     c->ctl = ctl;
     uv_pipe_init(ctl->srv->loop, &c->pipe, 0);
     c->pipe.data = c;
+    c->next = ctl->conns;
+    if (ctl->conns) ctl->conns->prev = c;
+    ctl->conns = c;
     if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || !peer_allowed(ctl, &c->pipe)) {
-        uv_close((uv_handle_t *)&c->pipe, conn_free);
+        conn_close(c);
         return;
     }
     uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
@@ -337,6 +357,15 @@ void lh_control_stop(lh_control *c)
         c->waiting = w->next_waiting;
         reply_text(w, false, "loophole is stopping\n");
     }
+    /* Every other connection too (one that never sent its request, one still being written
+     * to): left open it would keep the loop - and the stop - waiting on the client, and a
+     * request arriving later would reach the freed control state. The answers just queued are
+     * written first when the socket takes them (they are short). */
+    for (ctl_conn *k = c->conns; k; k = k->next) {
+        k->ctl = NULL;
+        conn_close(k);
+    }
+    c->conns = NULL;
     unlink(c->path);
     uv_close((uv_handle_t *)&c->pipe, on_listener_closed);
 }

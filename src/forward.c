@@ -273,13 +273,19 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len
 {
     const lh_policy *pol = (*f->env.policy);
     lh_name t;
-    lh_block_match bm;
-    if (!lh_policy_uncloak(pol, a, len, ai, &t, &bm)) return false;
+    lh_block_match bm = {.list = -1, .label = -1};
+    enum lh_uncloak_result r = lh_policy_uncloak(pol, a, len, ai, &t, &bm);
+    if (r == LH_UNCLOAK_CLEAN) return false;
     char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(p->name.wire, qn, sizeof qn);
-    lh_name_to_text(t.wire, tn, sizeof tn);
-    lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
-            bm.list >= 0 ? pol->blocks.lists[bm.list].path : "a pattern");
+    if (r == LH_UNCLOAK_TOO_MANY) {
+        lh_info("uncloaked: %s leads to %u names, more than the %u checked; blocked", qn,
+                ai->ntargets, LH_ANSWER_TARGETS_MAX);
+    } else {
+        lh_name_to_text(t.wire, tn, sizeof tn);
+        lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
+                bm.list >= 0 ? pol->blocks.lists[bm.list].path : "a pattern");
+    }
     lh_policy_block_verdict(pol, v, &bm);
     f->stats.uncloaked++;
     return true;

@@ -38,7 +38,9 @@ static int control_ask(leak_daemon *d, char *buf, size_t cap)
     }
     size_t used = 0;
     ssize_t n;
-    if (write(fd, "config\n", 7) == 7)
+    /* MSG_NOSIGNAL: a daemon that refuses this peer closes at once; a SIGPIPE would end the
+     * check instead of reporting it. */
+    if (send(fd, "config\n", 7, MSG_NOSIGNAL) == 7)
         while (used < cap - 1 && (n = read(fd, buf + used, cap - 1 - used)) > 0)
             used += (size_t)n;
     close(fd);

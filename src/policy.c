@@ -413,9 +413,11 @@ void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_m
     v->v6 = p->block_v6;
 }
 
-bool lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len, const lh_answer_info *ai,
-                       lh_name *target, lh_block_match *bm)
+enum lh_uncloak_result lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len,
+                                         const lh_answer_info *ai, lh_name *target,
+                                         lh_block_match *bm)
 {
+    if (ai->ntargets > LH_ANSWER_TARGETS_MAX) return LH_UNCLOAK_TOO_MANY;
     lh_target_iter it;
     lh_answer_targets_begin(ai, &it);
     while (lh_answer_targets_next(pkt, len, &it, target) > 0) {
@@ -423,9 +425,9 @@ bool lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len, const
         uint64_t h[LH_LABELS_MAX];
         lh_name_hashes(target, h);
         lh_blockset_match(&p->blocks, target, h, bm);
-        if (bm->blocked) return true;
+        if (bm->blocked) return LH_UNCLOAK_BLOCKED;
     }
-    return false;
+    return LH_UNCLOAK_CLEAN;
 }
 
 bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name)

@@ -494,11 +494,14 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
             if (answer && ((type == LH_TYPE_A && rdlen == 4 && is_private_v4(pkt + rdata)) ||
                            (type == LH_TYPE_AAAA && rdlen == 16 && is_private_v6(pkt + rdata))))
                 ai->private_address = true;
-            /* Every target must read as a name, so that walking them later cannot fail. */
+            /* The targets uncloaking reads must read as names, so that walking them later
+             * cannot fail. Past LH_ANSWER_TARGETS_MAX the answer is blocked unread: those
+             * are only counted, so they cost the scan nothing either. */
             size_t t = answer ? target_offset(type, rdata, rdlen) : 0;
             if (t) {
                 lh_name scratch;
-                if (!lh_name_read(pkt, next, t, &scratch)) return -1;
+                if (ai->ntargets < LH_ANSWER_TARGETS_MAX && !lh_name_read(pkt, next, t, &scratch))
+                    return -1;
                 ai->ntargets++;
             }
             if (authority && type == LH_TYPE_SOA) {

@@ -96,10 +96,14 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
 bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name);
 
 /* Uncloaking: is any name a scanned upstream answer leads to (CNAME targets, SVCB/HTTPS
- * target names) blocked? Every target is checked, however many the answer holds; the first
- * blocked one is returned in `target` with its match in `bm`. No allocation. */
-bool lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len, const lh_answer_info *ai,
-                       lh_name *target, lh_block_match *bm);
+ * target names) blocked? Every target is checked up to LH_ANSWER_TARGETS_MAX; the first
+ * blocked one is returned in `target` with its match in `bm`. An answer with more targets is
+ * LH_UNCLOAK_TOO_MANY, none of them read (to be blocked: its work would be unbounded by
+ * anything but the message size). No allocation. */
+enum lh_uncloak_result { LH_UNCLOAK_CLEAN = 0, LH_UNCLOAK_BLOCKED, LH_UNCLOAK_TOO_MANY };
+enum lh_uncloak_result lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len,
+                                         const lh_answer_info *ai, lh_name *target,
+                                         lh_block_match *bm);
 
 /* Turns a block match into the blocked answer's verdict (block mode, TTL, EDE 15). */
 void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);

@@ -121,6 +121,11 @@ size_t lh_wire_build_query(uint8_t *buf, size_t cap, const char *name, uint16_t 
  * followed safely. The names the answer leads to (for uncloaking) are not stored here: they
  * are walked with lh_answer_targets_begin/next, all of them, however many there are. */
 #define LH_ANSWER_RR_MAX 256 /* answers with more records are relayed but not cached */
+/* Targets uncloaking checks. Each costs what a client's question costs (a probe per label and
+ * every pattern rule); a hostile 64 KiB answer holds ~4,000, which would make one answer cost
+ * ~4,000 questions' work (tens to hundreds of ms on the loop). Real answers hold a handful;
+ * an answer with more targets than this is blocked as a whole, unread. */
+#define LH_ANSWER_TARGETS_MAX 128
 
 typedef struct lh_answer_info {
     uint16_t flags;
@@ -140,21 +145,22 @@ typedef struct lh_answer_info {
     bool private_address; /* an A/AAAA in the answer section is private, loopback or link-local */
 } lh_answer_info;
 
-/* Scans an upstream answer. Returns 0, or -1 when it is malformed anywhere (every target
- * name included). */
+/* Scans an upstream answer. Returns 0, or -1 when it is malformed anywhere (the first
+ * LH_ANSWER_TARGETS_MAX target names included; later ones are only counted). */
 int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai);
 
 /* Walks the names a scanned answer leads to: every CNAME target and every SVCB/HTTPS target
  * name of its answer section, in message order ("." targets, meaning the owner, included as
- * the root name). There is no bound on their number and no storage besides the iterator: the
- * message length bounds the work (a 64 KiB answer holds at most ~4,700 targets). */
+ * the root name). No storage besides the iterator. The scan has read the first
+ * LH_ANSWER_TARGETS_MAX as names; walk no further than that (uncloaking does not). */
 typedef struct lh_target_iter {
     size_t off;    /* the next record of the answer section */
     unsigned left; /* answer records not yet looked at */
 } lh_target_iter;
 void lh_answer_targets_begin(const lh_answer_info *ai, lh_target_iter *it);
 /* Returns 1 with the next target in `out`, 0 when there is none left, -1 if the message is
- * malformed (never for a message lh_answer_scan accepted). */
+ * malformed (never, within the first LH_ANSWER_TARGETS_MAX, for a message lh_answer_scan
+ * accepted). */
 int lh_answer_targets_next(const uint8_t *pkt, size_t len, lh_target_iter *it, lh_name *out);
 /* Reads a possibly compressed name at `off` into canonical form. Returns the offset past it
  * in the record (not past the pointer target), or 0 when malformed. */
