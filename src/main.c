@@ -728,10 +728,11 @@ static void raise_fd_limit(const lh_config *cfg)
 /* serve, or leak-server (the same listeners and lifecycle, answering from the leak zone). */
 static int cmd_serve(lh_config *cfg)
 {
-    /* A write to a TCP peer that half-closed and then reset the connection fails with EPIPE,
-     * which the kernel also raises as SIGPIPE - by default the end of the process. Any client
-     * could do that (send a question, shut its side, reset before the upstream answered). The
-     * write's error is handled (the connection is closed); the signal is not wanted. */
+    /* A write to a TCP or control peer that closed or reset its connection before its answer
+     * was written fails with EPIPE, which the kernel also raises as SIGPIPE - by default the
+     * end of the process, for everyone. Any client could do that. The write's error is handled
+     * (that connection is closed); the signal is not wanted. Set here, once, before any worker
+     * thread exists, for serve and leak-server alike. */
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, NULL);

@@ -305,11 +305,6 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
     s->loop = loop;
     s->cfg = cfg;
     s->policy = policy;
-    /* A client that closes or resets its TCP or control connection before its answer is
-     * written makes that write fail with EPIPE - and, by default, raise SIGPIPE, which
-     * would end the daemon for everyone. The write's error closes that connection instead.
-     * (The disposition is the process's: set once, before any worker thread exists.) */
-    if (!s->is_worker) signal(SIGPIPE, SIG_IGN);
     for (unsigned i = 0; i < cfg->nlisten; i++) /* only loopback can reach loopback listeners */
         s->exposed = s->exposed || !lh_addr_is_loopback(&cfg->listen[i].sa);
     if (!s->leak) {
