@@ -462,8 +462,30 @@ static void conn_handshake(tls_conn *c)
     if (!c->ntries && c->state == C_READY) uv_timer_start(&c->idle, on_idle, TLS_IDLE_MS, 0);
 }
 
-/* One framed answer: the try with its ID gets it, the original ID put back. An answer nobody
- * waits for (its try timed out or was cancelled) is dropped. */
+/* Does the answer carry the try's question (RFC 7766 section 7: QNAME without case, QTYPE,
+ * QCLASS)? An answer without a question is matched by ID alone (upstream.c then judges it).
+ * The ID alone is not enough: a try that timed out or was cancelled leaves its ID free on the
+ * connection, a new try may draw it, and the old query's late answer must not be taken for
+ * the new one's. */
+static bool answer_matches(const tls_try *tr, const uint8_t *msg, size_t len)
+{
+    const uint8_t *q = tr->buf + 2;
+    size_t qlen = tr->len - 2, qend;
+    if (lh_rd16(msg + 4) == 0) return true;
+    if (lh_rd16(q + 4) != 1 || lh_rd16(msg + 4) != 1) return lh_rd16(q + 4) == lh_rd16(msg + 4);
+    if (!(qend = skip_name(q, qlen, LH_DNS_HEADER_LEN)) || qend + 4 > qlen) return true;
+    qend += 4;
+    if (len < qend) return false;
+    for (size_t i = LH_DNS_HEADER_LEN; i < qend - 4; i++) {
+        uint8_t a = q[i], b = msg[i];
+        if (a != b && !((a | 0x20) == (b | 0x20) && (a | 0x20) >= 'a' && (a | 0x20) <= 'z'))
+            return false;
+    }
+    return memcmp(q + qend - 4, msg + qend - 4, 4) == 0;
+}
+
+/* One framed answer: the try with its ID and question gets it, the original ID put back. An
+ * answer nobody waits for (its try timed out or was cancelled) is dropped. */
 static void conn_answer(tls_conn *c, uint8_t *msg, size_t len)
 {
     if (len < LH_DNS_HEADER_LEN) return;
@@ -472,6 +494,12 @@ static void conn_answer(tls_conn *c, uint8_t *msg, size_t len)
     while (tr && !(tr->written && tr->wire_id == id))
         tr = tr->conn_next;
     if (!tr) return;
+    if (!answer_matches(tr, msg, len)) {
+        lh_debug("upstream %s: an answer with a pending query's ID but another question "
+                 "(a late answer to an earlier query): dropped",
+                 c->pool->s->label);
+        return;
+    }
     c->answers++;
     msg[0] = (uint8_t)(tr->orig_id >> 8);
     msg[1] = (uint8_t)tr->orig_id;

@@ -251,6 +251,16 @@ expect_eq "a stalled handshake: counted as a timeout" "$(tls_stat "['failures'][
 lh_stop
 tlsup_stop
 
+# RFC 7766 section 7: an answer is matched by ID and question. A late answer to an earlier
+# query whose ID a new query drew again is not the new query's answer.
+tlsup lateid
+lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "an answer with the query's ID but another question is not taken for it" \
+    "$(d late.test A +short +time=8)" "192.0.2.99"
+expect_eq "no query failed for it" "$(tls_stat "['failures']['timeout']")" "0"
+lh_stop
+tlsup_stop
+
 # ---- nothing ever left in plaintext ---------------------------------------------------------
 expect_eq "no plaintext query reached the DoT server's address" "$(lh_fake_count "$DOT")" "0"
 expect_eq "no plaintext query reached the dead DoT upstream's address" "$(lh_fake_count "$DEAD")" "0"
