@@ -57,6 +57,7 @@ struct tls_try {
     tls_try *dl_prev, *dl_next;     /* the transport's deadline list (FIFO: one timeout) */
     tls_try *free_next;
     uint64_t deadline_ms;
+    uint64_t answers_at_write; /* its connection's answer count when it was written */
     lh_try_done_cb done;
     void *arg;
     uint16_t orig_id, wire_id;
@@ -130,6 +131,7 @@ static int reason_status(enum lh_tls_reason r)
 
 static void conn_close(tls_conn *c);
 static void conn_flush(tls_conn *c);
+static void conn_lost(tls_conn *c, const char *detail);
 static void on_idle(uv_timer_t *h);
 static void pool_assign(tls_pool *p, tls_try *tr);
 
@@ -254,7 +256,18 @@ static void on_deadline(uv_timer_t *h)
     tls_try *tr;
     while (!t->shutting_down && (tr = t->dl_head) && tr->deadline_ms <= now) {
         tls_conn *c = tr->conn;
+        /* Sent on an open connection and nothing at all answered on it since: the connection
+         * is taken for dead (a server or middlebox that went silent without closing it), or
+         * every later query would join it and time out too for as long as queries keep it
+         * from going idle. Its other queries are retried on a fresh one. */
+        bool silent = c && c->state == C_READY && tr->written && c->answers == tr->answers_at_write;
         try_fail(tr, LH_TLS_R_TIMEOUT);
+        if (silent && c->state == C_READY && !t->shutting_down) {
+            lh_info("upstream %s: no answer on its TLS connection for %u ms; opening a new one",
+                    c->pool->s->label, t->timeout_ms);
+            conn_lost(c, "silent");
+            continue;
+        }
         /* A connection that never finished its handshake has stalled: drop it (its other
          * tries fail as timed out) and hold the upstream back like any failed connection. */
         if (c && c->state != C_READY && c->state != C_CLOSING) {
@@ -309,7 +322,6 @@ static int flush_raw(tls_conn *c)
 }
 
 static void conn_fail(tls_conn *c, enum lh_tls_reason why, const char *detail);
-static void conn_lost(tls_conn *c, const char *detail);
 
 /* A connection that cannot send is given up like one the server closed. */
 static void conn_flush(tls_conn *c)
@@ -324,7 +336,10 @@ static void conn_flush(tls_conn *c)
 static void conn_write_try(tls_conn *c, tls_try *tr)
 {
     ERR_clear_error();
-    if (SSL_write(c->ssl, tr->buf, (int)tr->len) == (int)tr->len) tr->written = true;
+    if (SSL_write(c->ssl, tr->buf, (int)tr->len) == (int)tr->len) {
+        tr->written = true;
+        tr->answers_at_write = c->answers;
+    }
 }
 
 static void on_handle_closed(uv_handle_t *h)

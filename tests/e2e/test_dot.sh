@@ -261,6 +261,20 @@ expect_eq "no query failed for it" "$(tls_stat "['failures']['timeout']")" "0"
 lh_stop
 tlsup_stop
 
+# A connection that goes silent without closing: the query on it times out, and the next one
+# goes to a new connection instead of joining the dead one.
+tlsup mute
+lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
+    --upstream-timeout 1000
+expect_eq "mute: the first query answered" "$(d m1.test A +short +time=8)" "192.0.2.99"
+expect_eq "mute: the second, unanswered on the open connection: SERVFAIL" \
+    "$(d m2.test A +time=8 | grep -o 'status: [A-Z]*')" "status: SERVFAIL"
+check "mute: the server did go silent" grep -q muted "$LH_TMP/tls-mute.log"
+expect_eq "mute: the third answered, on a new connection" "$(d m3.test A +short +time=8)" "192.0.2.99"
+expect_eq "mute: two connections" "$(grep -c '^conn' "$LH_TMP/tls-mute.log")" "2"
+lh_stop
+tlsup_stop
+
 # ---- nothing ever left in plaintext ---------------------------------------------------------
 expect_eq "no plaintext query reached the DoT server's address" "$(lh_fake_count "$DOT")" "0"
 expect_eq "no plaintext query reached the dead DoT upstream's address" "$(lh_fake_count "$DEAD")" "0"

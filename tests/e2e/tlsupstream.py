@@ -11,6 +11,8 @@ LENGTH" for each query and "batch N" for each group of answers it sends. Modes:
   stall      accepts TCP connections and never starts the TLS handshake
   lateid     before each answer, sends one with the same ID for another question (what a late
              answer to a timed-out query whose ID was drawn again looks like)
+  mute       answers the first query on its first connection, then reads on and never answers
+             there again (the connection stays open); answers normally on later connections
 Prints "ready" once listening.
 """
 import socket, ssl, struct, sys, threading, time
@@ -95,6 +97,9 @@ def serve(raw, n):
                         note("dropping")
                         conn.close()
                         return
+                    continue
+                if mode == "mute" and n == 1 and seen > 1:
+                    note("muted")
                     continue
                 if mode == "lateid":
                     pending.append(other_question(wire))
