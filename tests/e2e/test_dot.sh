@@ -279,6 +279,38 @@ tlsup_stop
 expect_eq "no plaintext query reached the DoT server's address" "$(lh_fake_count "$DOT")" "0"
 expect_eq "no plaintext query reached the dead DoT upstream's address" "$(lh_fake_count "$DEAD")" "0"
 
+# The list updater resolves a list's host in plain DNS: never through a DoT upstream. A UDP
+# and TCP trap on port 853 of a DoT upstream's address records anything sent there in clear.
+TRAP=$(lh_peer 5)
+cat >"$LH_TMP/trap853.py" <<'PY'
+import socket, sys, threading
+addr, logfile = sys.argv[1], sys.argv[2]
+log = open(logfile, "a", buffering=1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((addr, 853))
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind((addr, 853))
+t.listen(8)
+def tcp():
+    while True:
+        c, _ = t.accept()
+        log.write("tcp %r\n" % c.recv(512))
+        c.close()
+threading.Thread(target=tcp, daemon=True).start()
+print("ready", flush=True)
+while True:
+    log.write("udp %r\n" % u.recv(4096)[:64])
+PY
+"$LH_PY" "$LH_TMP/trap853.py" "$TRAP" "$LH_TMP/trap853.log" >"$LH_TMP/trap853.out" 2>&1 &
+LH_PIDS+=($!)
+for _ in $(seq 50); do grep -q ready "$LH_TMP/trap853.out" 2>/dev/null && break; sleep 0.1; done
+out=$("$LOOPHOLE" lists update --upstream "tls://$TRAP#dot.test" --upstream-timeout 500 \
+    --list-url "http://lists.leak.test:1/ads.txt $LH_TMP/leak-list.txt" 2>&1)
+expect_match "lists update with only DoT upstreams: a precise error" "$out" "upstreams are DNS over TLS"
+expect_eq "lists update sent nothing in plaintext to the DoT upstream's port 853" \
+    "$(grep -c . "$LH_TMP/trap853.log" 2>/dev/null || true)" "0"
+
 # ---- configuration errors ------------------------------------------------------------------
 out=$("$LOOPHOLE" serve --upstream "tls://$DOT" 2>&1)
 expect_match "tls:// without a name is refused" "$out" "needs the name"
