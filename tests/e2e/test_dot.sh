@@ -310,6 +310,10 @@ out=$("$LOOPHOLE" lists update --upstream "tls://$TRAP#dot.test" --upstream-time
 expect_match "lists update with only DoT upstreams: a precise error" "$out" "upstreams are DNS over TLS"
 expect_eq "lists update sent nothing in plaintext to the DoT upstream's port 853" \
     "$(grep -c . "$LH_TMP/trap853.log" 2>/dev/null || true)" "0"
+out=$("$LOOPHOLE" dnssec a.dot.test --upstream "tls://$TRAP#dot.test" --upstream-timeout 500 2>&1)
+expect_match "loophole dnssec with a DoT upstream: a precise error" "$out" "upstream is DNS over TLS"
+expect_eq "loophole dnssec sent nothing in plaintext to the DoT upstream's port 853" \
+    "$(grep -c . "$LH_TMP/trap853.log" 2>/dev/null || true)" "0"
 
 # ---- configuration errors ------------------------------------------------------------------
 out=$("$LOOPHOLE" serve --upstream "tls://$DOT" 2>&1)
