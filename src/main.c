@@ -525,6 +525,13 @@ static int cmd_dnssec(lh_config *cfg, const char *name_text, const char *type_te
         return 2;
     }
     lh_sockaddr up;
+    if (cfg->nupstreams && cfg->upstream_tls[0].on) {
+        /* ldns asks in plain DNS: never in clear to a server configured for DNS over TLS. */
+        fprintf(stderr, "loophole: dnssec: the upstream is DNS over TLS and this tool asks in "
+                        "plain DNS only: pass a plain --upstream ADDR\n");
+        ldns_rdf_deep_free(name);
+        return 2;
+    }
     if (cfg->nupstreams)
         up = cfg->upstreams[0];
     else if (lh_config_default_upstreams(cfg, &up, 1, src, sizeof src) == 0) {

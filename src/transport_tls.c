@@ -57,6 +57,7 @@ struct tls_try {
     tls_try *dl_prev, *dl_next;     /* the transport's deadline list (FIFO: one timeout) */
     tls_try *free_next;
     uint64_t deadline_ms;
+    uint64_t answers_at_write; /* its connection's answer count when it was written */
     lh_try_done_cb done;
     void *arg;
     uint16_t orig_id, wire_id;
@@ -130,6 +131,7 @@ static int reason_status(enum lh_tls_reason r)
 
 static void conn_close(tls_conn *c);
 static void conn_flush(tls_conn *c);
+static void conn_lost(tls_conn *c, const char *detail);
 static void on_idle(uv_timer_t *h);
 static void pool_assign(tls_pool *p, tls_try *tr);
 
@@ -254,7 +256,18 @@ static void on_deadline(uv_timer_t *h)
     tls_try *tr;
     while (!t->shutting_down && (tr = t->dl_head) && tr->deadline_ms <= now) {
         tls_conn *c = tr->conn;
+        /* Sent on an open connection and nothing at all answered on it since: the connection
+         * is taken for dead (a server or middlebox that went silent without closing it), or
+         * every later query would join it and time out too for as long as queries keep it
+         * from going idle. Its other queries are retried on a fresh one. */
+        bool silent = c && c->state == C_READY && tr->written && c->answers == tr->answers_at_write;
         try_fail(tr, LH_TLS_R_TIMEOUT);
+        if (silent && c->state == C_READY && !t->shutting_down) {
+            lh_info("upstream %s: no answer on its TLS connection for %u ms; opening a new one",
+                    c->pool->s->label, t->timeout_ms);
+            conn_lost(c, "silent");
+            continue;
+        }
         /* A connection that never finished its handshake has stalled: drop it (its other
          * tries fail as timed out) and hold the upstream back like any failed connection. */
         if (c && c->state != C_READY && c->state != C_CLOSING) {
@@ -309,7 +322,6 @@ static int flush_raw(tls_conn *c)
 }
 
 static void conn_fail(tls_conn *c, enum lh_tls_reason why, const char *detail);
-static void conn_lost(tls_conn *c, const char *detail);
 
 /* A connection that cannot send is given up like one the server closed. */
 static void conn_flush(tls_conn *c)
@@ -324,7 +336,10 @@ static void conn_flush(tls_conn *c)
 static void conn_write_try(tls_conn *c, tls_try *tr)
 {
     ERR_clear_error();
-    if (SSL_write(c->ssl, tr->buf, (int)tr->len) == (int)tr->len) tr->written = true;
+    if (SSL_write(c->ssl, tr->buf, (int)tr->len) == (int)tr->len) {
+        tr->written = true;
+        tr->answers_at_write = c->answers;
+    }
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -462,8 +477,30 @@ static void conn_handshake(tls_conn *c)
     if (!c->ntries && c->state == C_READY) uv_timer_start(&c->idle, on_idle, TLS_IDLE_MS, 0);
 }
 
-/* One framed answer: the try with its ID gets it, the original ID put back. An answer nobody
- * waits for (its try timed out or was cancelled) is dropped. */
+/* Does the answer carry the try's question (RFC 7766 section 7: QNAME without case, QTYPE,
+ * QCLASS)? An answer without a question is matched by ID alone (upstream.c then judges it).
+ * The ID alone is not enough: a try that timed out or was cancelled leaves its ID free on the
+ * connection, a new try may draw it, and the old query's late answer must not be taken for
+ * the new one's. */
+static bool answer_matches(const tls_try *tr, const uint8_t *msg, size_t len)
+{
+    const uint8_t *q = tr->buf + 2;
+    size_t qlen = tr->len - 2, qend;
+    if (lh_rd16(msg + 4) == 0) return true;
+    if (lh_rd16(q + 4) != 1 || lh_rd16(msg + 4) != 1) return lh_rd16(q + 4) == lh_rd16(msg + 4);
+    if (!(qend = skip_name(q, qlen, LH_DNS_HEADER_LEN)) || qend + 4 > qlen) return true;
+    qend += 4;
+    if (len < qend) return false;
+    for (size_t i = LH_DNS_HEADER_LEN; i < qend - 4; i++) {
+        uint8_t a = q[i], b = msg[i];
+        if (a != b && !((a | 0x20) == (b | 0x20) && (a | 0x20) >= 'a' && (a | 0x20) <= 'z'))
+            return false;
+    }
+    return memcmp(q + qend - 4, msg + qend - 4, 4) == 0;
+}
+
+/* One framed answer: the try with its ID and question gets it, the original ID put back. An
+ * answer nobody waits for (its try timed out or was cancelled) is dropped. */
 static void conn_answer(tls_conn *c, uint8_t *msg, size_t len)
 {
     if (len < LH_DNS_HEADER_LEN) return;
@@ -472,6 +509,12 @@ static void conn_answer(tls_conn *c, uint8_t *msg, size_t len)
     while (tr && !(tr->written && tr->wire_id == id))
         tr = tr->conn_next;
     if (!tr) return;
+    if (!answer_matches(tr, msg, len)) {
+        lh_debug("upstream %s: an answer with a pending query's ID but another question "
+                 "(a late answer to an earlier query): dropped",
+                 c->pool->s->label);
+        return;
+    }
     c->answers++;
     msg[0] = (uint8_t)(tr->orig_id >> 8);
     msg[1] = (uint8_t)tr->orig_id;

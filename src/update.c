@@ -31,12 +31,21 @@ static void on_host(void *arg, int status, int timeouts, struct hostent *h)
         inet_ntop(h->h_addrtype, h->h_addr_list[0], r->addr, sizeof r->addr);
 }
 
-/* Resolves `host` through the configured upstreams, IPv4 first. */
+/* Resolves `host` through the configured upstreams, IPv4 first: in plain DNS, so through the
+ * plain ones only (a DNS over TLS upstream is never asked in plaintext). -2 when every
+ * upstream is DNS over TLS. */
 static int resolve_host(const lh_config *cfg, const char *host, char *out, size_t outlen)
 {
     lh_sockaddr servers[LH_UPSTREAMS_MAX];
     char source[LH_ERR_MAX];
     unsigned n = lh_config_default_upstreams(cfg, servers, LH_UPSTREAMS_MAX, source, sizeof source);
+    if (cfg->nupstreams) { /* the configured list: its TLS settings line up with it */
+        unsigned plain = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (!cfg->upstream_tls[i].on) servers[plain++] = servers[i];
+        if (n && !plain) return -2;
+        n = plain;
+    }
     ares_channel ch;
     if (n == 0 || lh_ares_channel_new(&ch, 0, servers, n, cfg->upstream_timeout_ms, 2, NULL, NULL))
         return -1;
@@ -135,7 +144,16 @@ static int update_one(const lh_config *cfg, const lh_list_url *u, bool tty)
         inet_pton(AF_INET, host, buf) == 1 || (host[0] == '[' && strlen(host) < sizeof err);
     if (!literal) {
         char addr[INET6_ADDRSTRLEN], entry[512];
-        if (resolve_host(cfg, host, addr, sizeof addr) != 0) {
+        int rr = resolve_host(cfg, host, addr, sizeof addr);
+        if (rr == -2) {
+            snprintf(err, sizeof err,
+                     "cannot resolve %s: the upstreams are DNS over TLS and the list updater "
+                     "resolves in plain DNS only (never sent in plaintext to them); give the "
+                     "list URL by IP address",
+                     host);
+            goto out;
+        }
+        if (rr != 0) {
             snprintf(err, sizeof err, "cannot resolve %s through the upstreams", host);
             goto out;
         }

@@ -251,9 +251,69 @@ expect_eq "a stalled handshake: counted as a timeout" "$(tls_stat "['failures'][
 lh_stop
 tlsup_stop
 
+# RFC 7766 section 7: an answer is matched by ID and question. A late answer to an earlier
+# query whose ID a new query drew again is not the new query's answer.
+tlsup lateid
+lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "an answer with the query's ID but another question is not taken for it" \
+    "$(d late.test A +short +time=8)" "192.0.2.99"
+expect_eq "no query failed for it" "$(tls_stat "['failures']['timeout']")" "0"
+lh_stop
+tlsup_stop
+
+# A connection that goes silent without closing: the query on it times out, and the next one
+# goes to a new connection instead of joining the dead one.
+tlsup mute
+lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
+    --upstream-timeout 1000
+expect_eq "mute: the first query answered" "$(d m1.test A +short +time=8)" "192.0.2.99"
+expect_eq "mute: the second, unanswered on the open connection: SERVFAIL" \
+    "$(d m2.test A +time=8 | grep -o 'status: [A-Z]*')" "status: SERVFAIL"
+check "mute: the server did go silent" grep -q muted "$LH_TMP/tls-mute.log"
+expect_eq "mute: the third answered, on a new connection" "$(d m3.test A +short +time=8)" "192.0.2.99"
+expect_eq "mute: two connections" "$(grep -c '^conn' "$LH_TMP/tls-mute.log")" "2"
+lh_stop
+tlsup_stop
+
 # ---- nothing ever left in plaintext ---------------------------------------------------------
 expect_eq "no plaintext query reached the DoT server's address" "$(lh_fake_count "$DOT")" "0"
 expect_eq "no plaintext query reached the dead DoT upstream's address" "$(lh_fake_count "$DEAD")" "0"
+
+# The list updater resolves a list's host in plain DNS: never through a DoT upstream. A UDP
+# and TCP trap on port 853 of a DoT upstream's address records anything sent there in clear.
+TRAP=$(lh_peer 5)
+cat >"$LH_TMP/trap853.py" <<'PY'
+import socket, sys, threading
+addr, logfile = sys.argv[1], sys.argv[2]
+log = open(logfile, "a", buffering=1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((addr, 853))
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind((addr, 853))
+t.listen(8)
+def tcp():
+    while True:
+        c, _ = t.accept()
+        log.write("tcp %r\n" % c.recv(512))
+        c.close()
+threading.Thread(target=tcp, daemon=True).start()
+print("ready", flush=True)
+while True:
+    log.write("udp %r\n" % u.recv(4096)[:64])
+PY
+"$LH_PY" "$LH_TMP/trap853.py" "$TRAP" "$LH_TMP/trap853.log" >"$LH_TMP/trap853.out" 2>&1 &
+LH_PIDS+=($!)
+for _ in $(seq 50); do grep -q ready "$LH_TMP/trap853.out" 2>/dev/null && break; sleep 0.1; done
+out=$("$LOOPHOLE" lists update --upstream "tls://$TRAP#dot.test" --upstream-timeout 500 \
+    --list-url "http://lists.leak.test:1/ads.txt $LH_TMP/leak-list.txt" 2>&1)
+expect_match "lists update with only DoT upstreams: a precise error" "$out" "upstreams are DNS over TLS"
+expect_eq "lists update sent nothing in plaintext to the DoT upstream's port 853" \
+    "$(grep -c . "$LH_TMP/trap853.log" 2>/dev/null || true)" "0"
+out=$("$LOOPHOLE" dnssec a.dot.test --upstream "tls://$TRAP#dot.test" --upstream-timeout 500 2>&1)
+expect_match "loophole dnssec with a DoT upstream: a precise error" "$out" "upstream is DNS over TLS"
+expect_eq "loophole dnssec sent nothing in plaintext to the DoT upstream's port 853" \
+    "$(grep -c . "$LH_TMP/trap853.log" 2>/dev/null || true)" "0"
 
 # ---- configuration errors ------------------------------------------------------------------
 out=$("$LOOPHOLE" serve --upstream "tls://$DOT" 2>&1)

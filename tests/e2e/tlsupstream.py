@@ -9,6 +9,10 @@ LENGTH" for each query and "batch N" for each group of answers it sends. Modes:
   dropfirst  closes its first connection, without answering, once 5 queries are in on it;
              answers normally on later connections
   stall      accepts TCP connections and never starts the TLS handshake
+  lateid     before each answer, sends one with the same ID for another question (what a late
+             answer to a timed-out query whose ID was drawn again looks like)
+  mute       answers the first query on its first connection, then reads on and never answers
+             there again (the connection stays open); answers normally on later connections
 Prints "ready" once listening.
 """
 import socket, ssl, struct, sys, threading, time
@@ -42,6 +46,15 @@ def read_exact(conn, n):
             return None
         buf += chunk
     return buf
+
+
+def other_question(wire):
+    q = dns.message.from_wire(wire)
+    o = dns.message.make_query("late.other.test.", "A")
+    o.id = q.id
+    r = dns.message.make_response(o)
+    r.answer.append(dns.rrset.from_text("late.other.test.", 60, "IN", "A", "192.0.2.66"))
+    return r.to_wire()
 
 
 def send_split(conn, wire):
@@ -85,12 +98,17 @@ def serve(raw, n):
                         conn.close()
                         return
                     continue
+                if mode == "mute" and n == 1 and seen > 1:
+                    note("muted")
+                    continue
+                if mode == "lateid":
+                    pending.append(other_question(wire))
                 pending.append(a)
                 if mode == "reorder":
                     continue
             if pending:
                 note("batch %d" % len(pending))
-                for a in reversed(pending):
+                for a in (pending if mode == "lateid" else reversed(pending)):
                     send_split(conn, a)
                 pending = []
     except (ssl.SSLError, OSError):
