@@ -7,8 +7,7 @@
 #     names its network; listening on a non-loopback address requires allow-client;
 #  3. response-rate limiting of remote clients (and none for loopback).
 . "$(dirname "$0")/lib.sh"
-if ! ip netns add "lh-probe-$$" 2>/dev/null; then echo "SKIP: cannot create network namespaces"; exit 77; fi
-ip netns del "lh-probe-$$"
+lh_need_netns
 POD="lh-pod-$$" SRV="lh-srv-$$" CLI="lh-cli-$$"
 cleanup_ns() { for n in "$POD" "$SRV" "$CLI"; do ip netns del "$n" 2>/dev/null; done; }
 trap 'lh_cleanup; cleanup_ns' EXIT
