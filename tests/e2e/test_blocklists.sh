@@ -104,7 +104,7 @@ blocklist = $LH_TMP/more.list subdomains=yes
 block-ttl = 42
 C
 "$LOOPHOLE" serve --config "$LH_TMP/lists.conf" "${LH_NO_UPSTREAM[@]}" >>"$LH_TMP/loophole.log" 2>&1 &
-LH_PID=$!; LH_PIDS+=("$LH_PID"); lh_wait_ready "$LH_ADDR"
+LH_PID=$!; lh_track "$LH_PID"; lh_wait_ready "$LH_ADDR"
 expect_eq "no default list: doubleclick.net is not blocked" "$(dstatus doubleclick.net)" "SERVFAIL"
 expect_eq "no canaries: use-application-dns.net is forwarded" "$(dstatus use-application-dns.net)" "SERVFAIL"
 expect_eq "folder: first file" "$(d folder-one.test +short)" "127.0.0.1"

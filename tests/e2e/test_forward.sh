@@ -123,7 +123,7 @@ lh_stop
 printf 'nameserver %s\nnameserver %s\noptions edns0\n' "$LH_ADDR" "$UB" >"$LH_TMP/resolv.conf"
 "$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts --resolv-conf "$LH_TMP/resolv.conf" \
     >>"$LH_TMP/loophole.log" 2>&1 &
-LH_PID=$!; LH_PIDS+=("$LH_PID"); lh_wait_ready "$LH_ADDR"
+LH_PID=$!; lh_track "$LH_PID"; lh_wait_ready "$LH_ADDR"
 expect_match "resolv.conf minus our own address" "$(cat "$LH_TMP/loophole.log")" "upstreams: $UB:53 \(from $LH_TMP/resolv.conf, minus loophole's own address\)"
 expect_eq "and it forwards there" "$(d www.fwd.test +short)" "192.0.2.10"
 lh_stop

@@ -35,12 +35,13 @@ s = tcp_connect(a)
 f = frame(query("localhost", qid=9))
 for b in (f[:1], f[1:5], f[5:]):
     s.sendall(b)
-    time.sleep(0.1)
+    time.sleep(0.1)  # pauses well inside the 700 ms idle timeout: not a synchronisation
 r = read_frame(s)
 print("split frame:", "answered" if r and header(r)["id"] == 9 else "lost")
 s.close()
 
-# Half a length prefix, then silence: the server must hang up after the idle timeout.
+# Half a length prefix, then silence: the server must hang up after the idle timeout (700 ms),
+# not before; the upper bound (5 s) is over 3x the timer, so only a timer never armed fails it.
 s = tcp_connect(a, timeout=5)
 s.sendall(b"\x00")
 t0 = time.time()
@@ -84,7 +85,7 @@ held = [tcp_connect(a) for _ in range(20)]
 extra = [tcp_connect(a) for _ in range(5)]
 closed = 0
 for e in extra:
-    e.settimeout(2)
+    e.settimeout(10)
     try:
         if e.recv(10) == b"":
             closed += 1
@@ -93,10 +94,18 @@ for e in extra:
 print("over the cap closed:", closed, "of 5")
 for h in held + extra:
     h.close()
-time.sleep(0.3)
-s = tcp_connect(a)
-s.sendall(frame(query("localhost", qid=11)))
-r = read_frame(s)
+# The daemon notices the closes as its loop gets to them: retry (bounded) until a slot is free.
+r = None
+for _ in range(50):
+    try:
+        s = tcp_connect(a)
+        s.sendall(frame(query("localhost", qid=11)))
+        r = read_frame(s)
+    except OSError:
+        r = None
+    if r:
+        break
+    time.sleep(0.2)
 print("after the cap:", "answered" if r else "lost")
 PY
 )
@@ -104,7 +113,8 @@ echo "$out"
 expect_match "20 pipelined queries answered" "$out" "pipelined: 20 distinct answers of 20"
 expect_match "answer after half-close" "$out" "half-close: answered"
 expect_match "split frame answered" "$out" "split frame: answered"
-expect_match "stalled half frame is closed within ~0.7 s" "$out" "stalled half frame closed: True after (0\.[5-9]|1\.[0-4])"
+expect_match "stalled half frame is closed after the 700 ms idle timeout (bounded at 5 s)" "$out" "stalled half frame closed: True after (0\.[6-9]|[1-4]\.[0-9])"
+expect_match "... by the idle timer, which says so" "$(cat "$LH_TMP/loophole.log")" "tcp: closing a connection idle or stalled for 700 ms"
 expect_match "trickling client is cut off" "$out" "trickle cut off: True"
 expect_match "oversize frame closes" "$out" "oversize frame closed: True"
 expect_match "connections over the cap are closed" "$out" "over the cap closed: 5 of 5"
