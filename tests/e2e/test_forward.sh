@@ -73,7 +73,8 @@ check "negative TTL is the SOA minimum, counting down ($negttl <= 120)" test "$n
 
 # DNSSEC: DO goes upstream, RRSIGs come back; without DO, none.
 expect_match "DO: RRSIG relayed" "$(d www.fwd.test +dnssec +noall +answer)" "RRSIG\s+A 13 3 300"
-expect_eq "no DO: no RRSIG" "$(d www.fwd.test +noall +answer | grep -c RRSIG)" "0"
+expect_answer "no DO: the answer itself" "192.0.2.10" www.fwd.test
+expect_no_record "no DO: no RRSIG" "RRSIG" www.fwd.test
 expect_match "DO echoed" "$(d www.fwd.test +dnssec +noall +comments)" "flags: do;"
 
 # A large answer: truncated upstream over UDP, fetched over TCP by c-ares; the client gets
@@ -103,7 +104,7 @@ expect_eq "without rebinding protection (the default), private answers pass" "$(
 # SIGUSR2 flushes the cache: the next question goes upstream again.
 d flush.fwd.test >/dev/null; d flush.fwd.test >/dev/null
 expect_eq "cached once" "$(grep -ci "flush.fwd.test. A " "$LH_TMP/unbound-$UB.log")" "1"
-kill -USR2 "$LH_PID"; sleep 0.2
+kill -USR2 "$LH_PID"; lh_wait_log 1 "SIGUSR2: flushing the cache"
 d flush.fwd.test >/dev/null
 expect_eq "after SIGUSR2 it is asked again" "$(grep -ci "flush.fwd.test. A " "$LH_TMP/unbound-$UB.log")" "2"
 lh_stop
