@@ -129,8 +129,12 @@ expect_match "resolv.conf minus our own address" "$(cat "$LH_TMP/loophole.log")"
 expect_eq "and it forwards there" "$(d www.fwd.test +short)" "192.0.2.10"
 lh_stop
 printf 'nameserver %s\n' "$LH_ADDR" >"$LH_TMP/resolv.conf"
-out=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts --resolv-conf "$LH_TMP/resolv.conf" \
-    --fallback-upstream "$UB" 2>&1 & p=$!; sleep 0.5; kill $p; wait $p)
+"$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts --resolv-conf "$LH_TMP/resolv.conf" \
+    --fallback-upstream "$UB" >"$LH_TMP/fallback.log" 2>&1 &
+LH_PID=$!; lh_track "$LH_PID"
+lh_wait_log 1 "ready" "$LH_TMP/fallback.log"
+lh_stop
+out=$(cat "$LH_TMP/fallback.log")
 expect_match "only our own address: the fallback, said clearly" "$out" "upstreams: $UB:53 \(the fallback: .* has no nameserver but loophole's own address"
 err=$("$LOOPHOLE" --listen "$LH_ADDR:53" --no-hosts --upstream "$LH_ADDR" 2>&1)
 expect_match "forwarding to ourselves is refused" "$err" "upstream $LH_ADDR:53 is one of loophole's own listen addresses"
