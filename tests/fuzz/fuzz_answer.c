@@ -6,6 +6,22 @@
 
 #include <string.h>
 
+/* A cached answer written back to a client: it scans again, carries the client's ID and its
+ * question exactly as asked, and every TTL is within the bound (the cache's maximum, or the
+ * stale TTL for a stale answer). */
+static void check_written(const lh_msg *m, const uint8_t *out, size_t n, uint32_t max_ttl)
+{
+    if (n == 0) return;
+    lh_answer_info ai;
+    if (lh_answer_scan(out, n, &ai) != 0) __builtin_trap();
+    if (lh_rd16(out) != m->id || n < m->question_end ||
+        memcmp(out + LH_DNS_HEADER_LEN, m->pkt + LH_DNS_HEADER_LEN,
+               m->question_end - LH_DNS_HEADER_LEN) != 0)
+        __builtin_trap();
+    for (unsigned i = 0; i < ai.nttl; i++)
+        if (lh_rd32(out + ai.ttl_off[i]) > max_ttl) __builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static lh_cache cache;
@@ -35,19 +51,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t h[LH_LABELS_MAX];
     lh_name_hashes(&m.qname, h);
     lh_cache_key k = {.name = &m.qname, .name_hash = h[0], .qtype = m.qtype, .qclass = m.qclass};
-    size_t len = ai.opt_len ? ai.opt_off : size; /* as the forwarder strips the OPT */
+    /* As the forwarder strips the OPT (and what follows it): the additional count too. */
+    static uint8_t a[LH_MSG_MAX];
+    memcpy(a, data, size);
+    size_t len = ai.opt_len ? ai.opt_off : size;
     if (ai.opt_len) {
+        lh_wr16(a + 10, ai.opt_ar_index);
         unsigned n = 0;
         for (unsigned i = 0; i < ai.nttl; i++)
             if (ai.ttl_off[i] < len) ai.ttl_off[n++] = ai.ttl_off[i];
         ai.nttl = (uint16_t)n;
+        ai.opt_len = 0;
     }
-    if (lh_cache_insert(&cache, &k, data, len, &ai, 1000) == 0) {
+    /* KNOWN DEFECT, reported (tests/fuzz/known/answer-pointer-into-ttl*): a compression
+     * pointer may lead to labels that cover a TTL field, so rewriting TTLs changes a name (a
+     * CNAME target is checked for uncloaking before, and another one reaches the client after).
+     * Until lh_answer_scan rejects such pointers, the written-answer check skips those inputs
+     * (found crudely: any byte pair that looks like a pointer); everything else is checked. */
+    bool pointer_into_ttl = false;
+    for (size_t i = LH_DNS_HEADER_LEN; i + 1 < len && !pointer_into_ttl; i++) {
+        if ((a[i] & 0xc0) != 0xc0) continue;
+        size_t t = lh_rd16(a + i) & 0x3fff, steps = 0;
+        while (t < len && steps++ < 128 && !pointer_into_ttl) {
+            size_t l = a[t], span = (l & 0xc0) == 0xc0 ? 2 : l + 1;
+            for (unsigned j = 0; j < ai.nttl; j++)
+                if (t < (size_t)ai.ttl_off[j] + 4 && t + span > ai.ttl_off[j])
+                    pointer_into_ttl = true;
+            if (l == 0 || (l & 0xc0)) break;
+            t += span;
+        }
+    }
+    if (lh_cache_insert(&cache, &k, a, len, &ai, 1000) == 0 && !pointer_into_ttl) {
         const lh_cache_entry *e;
         if (lh_cache_lookup(&cache, &k, 5000, false, &e) == LH_CACHE_FRESH)
-            lh_cache_write(e, &m, 5000, false, 0, out, sizeof out);
+            check_written(&m, out, lh_cache_write(e, &m, 5000, false, 0, out, sizeof out), 86400);
         if (lh_cache_lookup(&cache, &k, 1000 + 90000000, true, &e) == LH_CACHE_STALE)
-            lh_cache_write(e, &m, 1000 + 90000000, true, 30, out, sizeof out);
+            check_written(&m, out,
+                          lh_cache_write(e, &m, 1000 + 90000000, true, 30, out, sizeof out), 30);
     }
     return 0;
 }
