@@ -117,6 +117,7 @@ static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uin
                       .name_hash = name_hash,
                       .list = v ? v->list : -1,
                       .match_label = v ? v->match_label : -1,
+                      .match_name = v ? v->match_name : NULL,
                       .upstream = upstream,
                       .answer = n ? answer : NULL,
                       .answer_len = n,
@@ -284,6 +285,7 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const lh_answer_info *ai, lh
         lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
                 bm.list >= 0 ? pol->blocks.lists[bm.list].path : "a pattern");
         lh_policy_block_verdict(pol, v, &bm);
+        v->match_name = t; /* the query log names the rule on the target, not the question */
         f->stats.uncloaked++;
         return true;
     }

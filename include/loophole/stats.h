@@ -33,6 +33,8 @@ typedef struct lh_query_end {
     int list;              /* the block/allow list that decided, or -1 */
     const char *list_path; /* its path, or NULL */
     int match_label;       /* label of qname where a name rule matched, or -1 */
+    const lh_name *match_name; /* the name match_label indexes; NULL: qname (a CNAME or SVCB
+                                  target when the block was found by uncloaking) */
     const char *upstream;  /* "192.0.2.1:53" for FORWARDED, or NULL */
     const uint8_t *answer; /* the answer sent (NULL: none) */
     size_t answer_len;

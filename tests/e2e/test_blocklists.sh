@@ -85,6 +85,20 @@ expect_match "why: localhost" "$("$LOOPHOLE" why foo.localhost --no-hosts)" "the
 expect_match "why: unlisted" "$("$LOOPHOLE" why unlisted.test --no-hosts)" "forwarded upstream"
 "$LOOPHOLE" why "bad..name" >/dev/null 2>&1
 expect_eq "why: an invalid name exits 2" "$?" "2"
+out=$("$LOOPHOLE" why vip2.vip.test --no-hosts --no-default-blocklist --allowlist "$LH_TMP/allow.list")
+expect_match "why: an allow rule alone does not claim to override anything" "$out" "^vip2.vip.test A: forwarded upstream \(an allow rule matches; no block rule does\)"
+mkdir -p "$LH_TMP/lists2"; cp "$LH_TMP/block.adblock" "$LH_TMP/lists2/ads.txt"
+out=$("$LOOPHOLE" why ads.test --no-hosts --blocklist "$LH_TMP/lists2/")
+expect_match "why: a folder given with a trailing slash names its files with one slash" "$out" "block $LH_TMP/lists2/ads.txt:2: "
+expect_no_match "... never two" "$out" "lists2//"
+# check-config: a malformed list line (a regex too long or too large among them) is an error
+# there, file:line; serve skips it with a warning ("Broken lines" below).
+{ echo "^ok[0-9]+\.rx\.test$"; printf '^%01100d$\n' 0; echo '((a{255}){255}){255}'; } >"$LH_TMP/rx.list"
+err=$("$LOOPHOLE" check-config --no-hosts --blocklist "$LH_TMP/rx.list format=regex" 2>&1 >/dev/null)
+expect_eq "check-config: a bad regex exits 1" "$?" "1"
+expect_match "... the first one named file:line, and the rest counted" "$err" "$LH_TMP/rx.list:2: regular expression too long \(and 1 more malformed line\(s\)\)"
+err=$("$LOOPHOLE" check-config --no-hosts --blocklist "$LH_TMP/rx.list format=regex" 2>&1)
+expect_match "... a regex that compiles too large is reported with its line" "$err" "rx.list:3: invalid regular expression .*too large"
 lh_stop
 
 # Block modes

@@ -35,6 +35,30 @@ err=$("$LOOPHOLE" check-config --hosts-file /nonexistent/hosts 2>&1)
 expect_eq "check-config checks the hosts file" "$?" "1"
 expect_match "names the hosts file" "$err" "/nonexistent/hosts: cannot open hosts file"
 check "the shipped example config is valid" "$LOOPHOLE" check-config --config "$LH_SRC/docs/loophole.conf.example" --no-hosts
+# check-config refuses what serve would refuse: the user to switch to.
+err=$("$LOOPHOLE" check-config --no-hosts --user no-such-user-lh 2>&1)
+expect_eq "check-config: a user that does not exist exits 1" "$?" "1"
+expect_match "... and says so" "$err" "user 'no-such-user-lh' does not exist"
+err=$("$LOOPHOLE" check-config --no-hosts --user root 2>&1)
+expect_eq "check-config: user root without --allow-root exits 1" "$?" "1"
+expect_match "... and says how to mean it" "$err" "user 'root' is root: pass --allow-root"
+check "check-config: --allow-root is accepted" "$LOOPHOLE" check-config --no-hosts --allow-root
+printf 'allow-root = yes\n' >"$LH_TMP/root.conf"
+check "... and allow-root = yes in a file" "$LOOPHOLE" check-config --no-hosts --config "$LH_TMP/root.conf"
+# A config file that cannot be read: exit 1, as for any file the configuration names.
+err=$("$LOOPHOLE" check-config --config "$LH_TMP/none.conf" 2>&1)
+expect_eq "a missing --config file exits 1" "$?" "1"
+expect_eq "... and names it" "$err" "$LH_TMP/none.conf: cannot open: No such file or directory"
+# Errors that involve two settings name the file:line of each.
+printf '# budget\nupstream-timeout = 3000\nlog-level = info\nquery-budget = 2000\n' >"$LH_TMP/two.conf"
+err=$("$LOOPHOLE" check-config --no-hosts --config "$LH_TMP/two.conf" 2>&1)
+expect_eq "two settings in conflict: exit 2" "$?" "2"
+expect_eq "... file:line of both" "$err" "loophole: $LH_TMP/two.conf:4: query-budget (2000 ms) is shorter than upstream-timeout (3000 ms) (upstream-timeout: $LH_TMP/two.conf:2)"
+err=$("$LOOPHOLE" check-config --no-hosts --config "$LH_TMP/two.conf" --query-budget 1000 2>&1)
+expect_eq "... a flag is named as the flag" "$err" "loophole: --query-budget: query-budget (1000 ms) is shorter than upstream-timeout (3000 ms) (upstream-timeout: $LH_TMP/two.conf:2)"
+printf 'hosts-file = none\n\nlisten = 192.0.2.1:53\n' >"$LH_TMP/listen.conf"
+err=$("$LOOPHOLE" check-config --config "$LH_TMP/listen.conf" 2>&1)
+expect_match "a non-loopback listen line is named with its line" "$err" "^loophole: $LH_TMP/listen.conf:3: listening on 192.0.2.1:53, which is not a loopback address.*\(allow-client: the default\)$"
 
 # Flags override the file: the file says hosts-file = none, the flag gives one.
 echo "10.0.0.99 flagged.test" >"$LH_TMP/hosts"
@@ -49,6 +73,9 @@ if [ "$(id -u)" = 0 ]; then
     err=$("$LOOPHOLE" --listen "$(lh_peer 1):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --user no-such-user-lh 2>&1)
     expect_eq "an unknown --user exits 1" "$?" "1"
     expect_match "... and says how to create one" "$err" "user 'no-such-user-lh' does not exist: create it"
+    err=$("$LOOPHOLE" --listen "$(lh_peer 1):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --user root 2>&1)
+    expect_eq "--user root without --allow-root exits 1 (root is not a user to switch to)" "$?" "1"
+    expect_match "... and says so" "$err" "user 'root' is root: pass --allow-root"
     "$LOOPHOLE" --listen "$(lh_peer 2):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --allow-root >"$LH_TMP/root.log" 2>&1 &
     rp=$!; lh_track "$rp"
     lh_wait_log 1 "ready" "$LH_TMP/root.log"

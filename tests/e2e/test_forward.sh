@@ -31,7 +31,7 @@ check "the test zone is signed" test -s "$LH_TMP/fwd.test.db.signed"
 lh_unbound "$UB" "$LH_TMP/fwd.test.db.signed" fwd.test.
 lh_fake "$FAKE" answer
 echo '||tracker.test^' >"$LH_TMP/block.list"
-lh_start --no-hosts --upstream "$UB" --blocklist "$LH_TMP/block.list" \
+lh_start --no-hosts --upstream "$UB" --blocklist "$LH_TMP/block.list" --query-log "$LH_TMP/query.log" \
     --forward-zone "other.test=$FAKE" --forward-zone "168.192.in-addr.arpa=$FAKE" \
     --forward-zone "fwd.test=$UB" --forward-zone "x.fwd.test=$FAKE"
 
@@ -90,6 +90,18 @@ expect_match "the log says which CNAME matched" "$(cat "$LH_TMP/loophole.log")" 
 out=$(d svccloak.fwd.test HTTPS +noall +comments +answer)
 expect_match "HTTPS target uncloaking: the blocked answer (NODATA, EDE 15)" "$out" "status: NOERROR.*ANSWER: 0.*EDE: 15"
 expect_match "the log names the HTTPS target" "$(cat "$LH_TMP/loophole.log")" "uncloaked: svccloak.fwd.test leads to shop.tracker.test"
+# The query log names the rule that matched the target, as the daemon's log does, not a part
+# of the queried name.
+lh_wait_for 10 grep -q '"name":"svccloak.fwd.test"' "$LH_TMP/query.log"
+rules=$("$LH_PY" -c '
+import json, sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e.get("name") in ("cloaked.fwd.test", "svccloak.fwd.test") and e["outcome"] == "blocked":
+        print(e["name"], e.get("rule"), e.get("list", "").endswith("block.list"))
+' "$LH_TMP/query.log" | sort -u | paste -sd' ')
+expect_eq "query log: the rule of a block found through a CNAME or HTTPS target" "$rules" \
+    "cloaked.fwd.test tracker.test True svccloak.fwd.test tracker.test True"
 
 # Forward zones, and a private reverse zone opted out of local NXDOMAIN.
 expect_eq "forward zone goes to its own upstream" "$(d a.b.other.test +short)" "192.0.2.1"

@@ -68,6 +68,10 @@ expect_eq "... the latency histogram counts the one upstream answer" "$(sed -n 3
 expect_match "... exposition format headers" "$scrape" "# TYPE loophole_queries_total counter"
 expect_eq "... other paths: 404" "$(curl -s -o /dev/null -w '%{http_code}' "http://$METRICS/other")" "404"
 expect_eq "... content type" "$(curl -s -o /dev/null -w '%{content_type}' "http://$METRICS/metrics")" "text/plain; version=0.0.4; charset=utf-8"
+# Every metric the endpoint exposes is in the docs' metrics table.
+for name in $(grep -oE '^# TYPE [a-z_]+' <<<"$scrape" | awk '{print $3}'); do
+    check "docs/observability.md lists $name" grep -q "\`$name" "$LH_SRC/docs/observability.md"
+done
 
 # The query log, written off the loop: wait (bounded) until the 11 lines of 127.0.0.9 are there.
 _logged() { [ "$(grep -c '"client":"127.0.0.9"' "$1" 2>/dev/null)" -ge "$2" ]; }
@@ -120,6 +124,13 @@ expect_eq "... another user is refused (exit 2)" "$rc" "2"
 expect_match "... with the reason" "$out" "Permission denied"
 out=$(ctl frobnicate 2>&1); rc=$?
 expect_eq "an unknown command" "$rc" "2"
+# Type names as the docs give them: ANY, not TYPE255.
+q localhost ANY
+_any() { ctl stats --json | grep -q '"ANY":[1-9]'; }
+lh_wait_for 10 _any
+expect_match "stats --json counts ANY by its name" "$(ctl stats --json)" '"ANY":[1-9]'
+expect_no_match "... never TYPE255" "$(ctl stats --json; ctl stats)" "TYPE255"
+expect_match "the metrics too" "$(curl -s --max-time 5 "http://$METRICS/metrics")" 'loophole_queries_by_type_total\{type="ANY"\} [1-9]' 
 lh_stop
 
 # Hashed clients.
