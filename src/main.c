@@ -359,8 +359,8 @@ static int why_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
                                                      : "the name and below";
     if (w->shown++ < 20)
         fprintf(w->out, "  %-5s %s:%u: %s\n        (%s rule, %s format, matches %s%s)\n",
-               r->allow ? "allow" : "block", info->path, line, text, kinds[r->kind],
-               lh_list_format_name(r->format), scope, r->important ? ", $important" : "");
+                r->allow ? "allow" : "block", info->path, line, text, kinds[r->kind],
+                lh_list_format_name(r->format), scope, r->important ? ", $important" : "");
     return 0;
 }
 
@@ -438,9 +438,9 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
     fclose(w.out);
     char *tname = ldns_rr_type2str(type);
     printf("%s %s: %s%s\n", text, tname, origin_text(&v),
-           !v.allowed       ? ""
-           : w.blocks       ? " (an allow rule overrides the block rules)"
-                            : " (an allow rule matches; no block rule does)");
+           !v.allowed ? ""
+           : w.blocks ? " (an allow rule overrides the block rules)"
+                      : " (an allow rule matches; no block rule does)");
     free(tname);
     if (v.kind == LH_VERDICT_LOCAL || v.kind == LH_VERDICT_REFUSED) {
         size_t n = lh_answer_build(&m, &v, out, sizeof out, LH_MSG_MAX, 1232);

@@ -116,9 +116,9 @@ typedef struct lh_config {
     enum lh_config_source listen_src;
 
     enum lh_log_level log_level;
-    char *user;       /* started as root: switch to this user after binding */
-    bool allow_root;  /* keep running as root (the user is not switched to) */
-    char *hosts_file; /* NULL: no hosts file */
+    char *user;             /* started as root: switch to this user after binding */
+    bool allow_root;        /* keep running as root (the user is not switched to) */
+    char *hosts_file;       /* NULL: no hosts file */
     uint16_t edns_udp_size; /* our cap for UDP answers */
     uint32_t local_ttl;     /* TTL of local answers and their negative answers */
     uint32_t tcp_idle_timeout_ms;

@@ -15,11 +15,12 @@ void test_lists(void);
 void test_cache(void);
 void test_leak(void);
 void test_stats(void);
+void test_settings(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},     {"nameset", test_nameset}, {"config", test_config},
     {"policy", test_policy}, {"lists", test_lists},     {"cache", test_cache},
-    {"leak", test_leak},     {"stats", test_stats},
+    {"leak", test_leak},     {"stats", test_stats},     {"settings", test_settings},
 };
 
 int main(void)
