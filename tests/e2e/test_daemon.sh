@@ -73,7 +73,8 @@ if [ "$(id -u)" = 0 ]; then
     err=$("$LOOPHOLE" --listen "$(lh_peer 1):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --user no-such-user-lh 2>&1)
     expect_eq "an unknown --user exits 1" "$?" "1"
     expect_match "... and says how to create one" "$err" "user 'no-such-user-lh' does not exist: create it"
-    err=$("$LOOPHOLE" --listen "$(lh_peer 1):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --user root 2>&1)
+    # (bounded: a daemon that accepts it would serve on)
+    err=$(timeout 20 "$LOOPHOLE" --listen "$(lh_peer 1):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --user root 2>&1)
     expect_eq "--user root without --allow-root exits 1 (root is not a user to switch to)" "$?" "1"
     expect_match "... and says so" "$err" "user 'root' is root: pass --allow-root"
     "$LOOPHOLE" --listen "$(lh_peer 2):53" --no-hosts "${LH_NO_UPSTREAM[@]}" --allow-root >"$LH_TMP/root.log" 2>&1 &
