@@ -29,7 +29,8 @@ run_ctest() {
         # The reason lh_skip wrote; else the test's own "SKIP:" line from ctest's log.
         reason=$(cat "$skipdir/$name" 2>/dev/null ||
             awk -v n="$name" '$2 == "Testing:" && $3 == n { on = 1; next }
-                 on && /^<end of output>/ { exit } on && /SKIP/ { print; exit }' \
+                 on && /^Output:/ { out = 1; next } out && /^<end of output>/ { exit }
+                 out && /^SKIP/ { print; exit }' \
                 "$build/Testing/Temporary/LastTest.log")
         [ -n "$reason" ] || reason="no reason given (exit 77 without a SKIP: line)"
         why=""
