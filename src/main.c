@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <malloc.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -625,6 +626,10 @@ static int cmd_serve(lh_config *cfg)
 
 int main(int argc, char **argv)
 {
+    /* A peer that has gone (a TCP client that pipelined queries and closed, a `loophole
+     * reload` that timed out) must cost one write EPIPE, not the process: libuv leaves
+     * SIGPIPE to the application, and its default action kills the daemon. */
+    signal(SIGPIPE, SIG_IGN);
     const char *cmd = "serve";
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];

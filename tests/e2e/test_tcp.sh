@@ -120,4 +120,27 @@ expect_match "oversize frame closes" "$out" "oversize frame closed: True"
 expect_match "connections over the cap are closed" "$out" "over the cap closed: 5 of 5"
 expect_match "service resumes after the cap" "$out" "after the cap: answered"
 check "still serving" lh_alive
+lh_stop
+
+# Clients that pipeline two queries for forwarded names and close at once (FIN): the daemon
+# answers the half-closed connection, and its second write meets a closed socket (EPIPE). That
+# must not kill it (SIGPIPE). A slow fake upstream makes sure the answers come after the close.
+UP=$(lh_peer 1)
+lh_fake "$UP" slow 300
+lh_start --no-hosts --upstream "$UP"
+$LH_PY - "$LH_ADDR" "$LH_SRC/tests/e2e" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from dnsclient import *
+for i in range(5):
+    s = tcp_connect(sys.argv[1])
+    s.sendall(frame(query("a%d.gone.test" % i, qid=i)) + frame(query("b%d.gone.test" % i, qid=100 + i)))
+    s.close()
+PY
+_asked() { [ "$(lh_fake_count "$UP" "gone.test")" -ge 10 ]; }
+check "the upstream was asked all ten questions" lh_wait_for 30 _asked
+# Wait until the daemon has handled the ten answers (or died trying): its counters say so.
+_answered() { kill -0 "$LH_PID" 2>/dev/null || return 0; [ "$(lh_stat 's["outcomes"].get("forwarded", 0)' 2>/dev/null)" -ge 10 ] 2>/dev/null; }
+lh_wait_for 30 _answered
+check "still serving after clients closed before their answers" lh_alive
 lh_done
