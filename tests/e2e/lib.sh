@@ -9,8 +9,18 @@ LH_PY=/usr/bin/python3 # Debian's python, which can import python3-dnspython
 LH_TEST=$(basename "$0" .sh)
 LH_TMP=$(mktemp -d "/tmp/lh-$LH_TEST-XXXXXX")
 chmod 755 "$LH_TMP" # the daemon drops to 'nobody' and must still read its lists on reload
-_sum=$(printf '%s' "$LH_TEST" | cksum | cut -d' ' -f1)
-LH_ADDR="127.53.$(( _sum % 250 + 1 )).$(( (_sum / 250) % 250 + 1 ))"
+# The last byte is the test's place among tests/e2e/test_*.sh (unique within a checkout); the
+# third comes from the checkout and the binary, so that the same test run from two checkouts
+# (or builds) on one machine at once does not talk to the other's daemon.
+_sum=$(printf '%s %s' "$LH_SRC" "$LOOPHOLE" | cksum | cut -d' ' -f1)
+_idx=0 _i=0
+for _f in "$LH_SRC"/tests/e2e/test_*.sh; do
+    _i=$((_i + 1)); [ "$(basename "$_f" .sh)" = "$LH_TEST" ] && _idx=$_i
+done
+if [ "$_idx" -eq 0 ] || [ "$_idx" -gt 250 ]; then # not one of the suite's scripts
+    _idx=$(( $(printf '%s' "$LH_TEST" | cksum | cut -d' ' -f1) % 250 + 1 ))
+fi
+LH_ADDR="127.53.$(( _sum % 250 + 1 )).$_idx"
 # lh_peer N: the Nth peer address of this test (upstreams, other daemons): 127.(53+N).X.Y
 lh_peer() { echo "127.$((53 + $1)).${LH_ADDR#127.53.}"; }
 LH_PIDS=()
@@ -115,12 +125,21 @@ lh_done() {
 # lh_start [ARGS...]: starts loophole on $LH_ADDR:53 (plus ARGS) and waits until it answers.
 # Sets LH_PID; the log is $LH_TMP/loophole.log.
 lh_start() {
+    local ready_before; ready_before=$(lh_log_count ': ready')
     "$LOOPHOLE" serve --listen "$LH_ADDR:53" --log-level debug "${LH_NO_UPSTREAM[@]}" \
         --control-socket "$LH_TMP/control.sock" "$@" \
         >>"$LH_TMP/loophole.log" 2>&1 &
     LH_PID=$!
     lh_track "$LH_PID"
-    lh_wait_ready "$LH_ADDR"
+    lh_wait_ready "$LH_ADDR" || return 1
+    # An answer alone could come from someone else's daemon on the address: ours says "ready".
+    _lh_ours() { [ "$(lh_log_count ': ready')" -gt "$ready_before" ] || ! kill -0 "$LH_PID" 2>/dev/null; }
+    lh_wait_for 60 _lh_ours
+    if ! kill -0 "$LH_PID" 2>/dev/null; then
+        echo "loophole exited at start-up; log:" >&2; tail -20 "$LH_TMP/loophole.log" >&2
+        not_ok "loophole started on $LH_ADDR"
+        return 1
+    fi
 }
 
 # lh_wait_ready ADDR: waits for a daemon to answer localhost there (up to 60 s: a big list
