@@ -11,6 +11,71 @@
 #include <stdlib.h>
 #include <string.h>
 
+const lh_setting lh_settings[] = {
+    {"listen", LH_DEFAULT_LISTEN},
+    {"log-level", "info"},
+    {"hosts-file", LH_DEFAULT_HOSTS_FILE},
+    {"hosts", NULL}, /* hosts = no: the same as hosts-file = none */
+    {"local-ttl", "60"},
+    {"edns-udp-size", "1232"},
+    {"tcp-idle-timeout", "10000"},
+    {"tcp-max-connections", "1000"},
+    {"threads", "1"},
+    {"rate-limit", "200"},
+    {"allow-client", NULL},
+    {"user", LH_DEFAULT_USER},
+    {"allow-root", "no"},
+    {"blocklist", NULL},
+    {"allowlist", NULL},
+    {"list-url", NULL},
+    {"default-blocklist", "yes"},
+    {"block-mode", "loopback"},
+    {"block-ipv4", NULL},
+    {"block-ipv6", NULL},
+    {"block-ttl", "10"},
+    {"canary-names", "yes"},
+    {"upstream", NULL}, /* from resolv-conf */
+    {"forward-zone", NULL},
+    {"tls-ca", NULL}, /* the system CA store */
+    {"resolv-conf", LH_DEFAULT_RESOLV_CONF},
+    {"fallback-upstream", LH_DEFAULT_FALLBACK},
+    {"upstream-timeout", "1500"},
+    {"query-budget", "4000"},
+    {"upstream-max-inflight", "1024"},
+    {"upstream-0x20", "yes"},
+    {"rebind-protection", "no"},
+    {"rebind-allow", NULL},
+    {"cache-size", "16M"},
+    {"cache-min-ttl", "0"},
+    {"cache-max-ttl", "86400"},
+    {"cache-max-negative-ttl", "3600"},
+    {"serve-stale", "yes"},
+    {"stale-ttl", "30"},
+    {"stale-window", "86400"},
+    {"control-socket", LH_DEFAULT_CONTROL_SOCKET},
+    {"state-dir", LH_DEFAULT_STATE_DIR},
+    {"control-group", NULL}, /* root only */
+    {"metrics", NULL},       /* off */
+    {"query-log", NULL},     /* off */
+    {"query-log-clients", "yes"},
+    {"probe-zone", NULL},
+    {"leak-zone", NULL},
+    {"leak-ns-address", NULL},
+    {"leak-retention", "600"},
+    {"dnssec", "process"},
+    {"trust-anchor", NULL}, /* LH_DNSSEC_ROOT_KEY */
+    {"domain-insecure", NULL},
+};
+const unsigned lh_nsettings = sizeof lh_settings / sizeof *lh_settings;
+_Static_assert(sizeof lh_settings / sizeof *lh_settings <= LH_SETTINGS_MAX, "LH_SETTINGS_MAX");
+
+int lh_setting_index(const char *key)
+{
+    for (unsigned i = 0; i < lh_nsettings; i++)
+        if (!strcmp(lh_settings[i].key, key)) return (int)i;
+    return -1;
+}
+
 void lh_config_defaults(lh_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -466,54 +531,103 @@ unsigned lh_config_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
     return n;
 }
 
+/* Where a setting was given, for messages: "FILE:LINE", "--KEY" (a flag) or "the default". */
+static const char *where(const lh_config *c, const char *key, char *buf, size_t cap)
+{
+    int i = lh_setting_index(key);
+    if (i < 0 || c->set_src[i] == LH_SRC_DEFAULT) return "the default";
+    if (c->set_src[i] == LH_SRC_FILE && c->config_file)
+        snprintf(buf, cap, "%s:%u", c->config_file, c->set_line[i]);
+    else if (c->set_src[i] == LH_SRC_FILE)
+        snprintf(buf, cap, "line %u", c->set_line[i]);
+    else
+        snprintf(buf, cap, "--%s", key);
+    return buf;
+}
+
+/* An error that involves two settings: "WHERE-OF-FIRST: message (SECOND at WHERE)". */
+static int fail2(const lh_config *c, const char *key1, const char *key2, char *err, size_t errlen,
+                 const char *msg)
+{
+    char w1[300], w2[300];
+    int i = lh_setting_index(key1);
+    if (i >= 0 && c->set_src[i] != LH_SRC_DEFAULT)
+        return fail(err, errlen, "%s: %s (%s: %s)", where(c, key1, w1, sizeof w1), msg, key2,
+                    where(c, key2, w2, sizeof w2));
+    return fail(err, errlen, "%s (%s: %s)", msg, key2, where(c, key2, w2, sizeof w2));
+}
+
 int lh_config_validate(const lh_config *c, char *err, size_t errlen)
 {
-    char a[64];
+    char a[64], msg[LH_ERR_MAX];
     /* 127.0.0.1 versus 0.0.0.0 is a security boundary: crossing it is said explicitly. */
     if (c->leak_server && !c->leak_zone)
         return fail(err, errlen, "leak-server needs the zone it serves: --zone ZONE");
     for (unsigned i = 0; !c->leak_server && i < c->nlisten; i++)
         if (!lh_addr_is_loopback(&c->listen[i].sa) && c->nallow_clients == 0) {
             lh_addr_format(&c->listen[i], a, sizeof a);
-            return fail(err, errlen,
-                        "listening on %s, which is not a loopback address, needs an explicit "
-                        "list of client networks (allow-client = 192.168.1.0/24, repeatable): "
-                        "without one only loopback clients would be answered",
-                        a);
+            snprintf(msg, sizeof msg,
+                     "listening on %s, which is not a loopback address, needs an explicit "
+                     "list of client networks (allow-client = 192.168.1.0/24, repeatable): "
+                     "without one only loopback clients would be answered",
+                     a);
+            return fail2(c, "listen", "allow-client", err, errlen, msg);
         }
     if (c->has_metrics && !lh_addr_is_loopback(&c->metrics.sa) && c->nallow_clients == 0) {
         lh_addr_format(&c->metrics, a, sizeof a);
-        return fail(err, errlen,
-                    "metrics on %s, which is not a loopback address, needs allow-client for the "
-                    "networks that may scrape it",
-                    a);
+        snprintf(msg, sizeof msg,
+                 "metrics on %s, which is not a loopback address, needs allow-client for the "
+                 "networks that may scrape it",
+                 a);
+        return fail2(c, "metrics", "allow-client", err, errlen, msg);
     }
     for (unsigned i = 0; i < c->nupstreams; i++)
         if (lh_config_is_own_address(c, &c->upstreams[i])) {
             lh_addr_format(&c->upstreams[i], a, sizeof a);
-            return fail(err, errlen,
-                        "upstream %s is one of loophole's own listen addresses: it would forward "
-                        "to itself",
-                        a);
+            snprintf(msg, sizeof msg,
+                     "upstream %s is one of loophole's own listen addresses: it would forward "
+                     "to itself",
+                     a);
+            return fail2(c, "upstream", "listen", err, errlen, msg);
         }
-    if (c->query_budget_ms < c->upstream_timeout_ms)
-        return fail(err, errlen, "query-budget (%u ms) is shorter than upstream-timeout (%u ms)",
-                    c->query_budget_ms, c->upstream_timeout_ms);
+    if (c->query_budget_ms < c->upstream_timeout_ms) {
+        snprintf(msg, sizeof msg, "query-budget (%u ms) is shorter than upstream-timeout (%u ms)",
+                 c->query_budget_ms, c->upstream_timeout_ms);
+        return fail2(c, "query-budget", "upstream-timeout", err, errlen, msg);
+    }
     if (c->block_mode == LH_BLOCK_CUSTOM && !c->has_block_ipv4 && !c->has_block_ipv6)
-        return fail(err, errlen, "block-mode custom needs block-ipv4 and/or block-ipv6");
+        return fail2(c, "block-mode", "block-ipv4", err, errlen,
+                     "block-mode custom needs block-ipv4 and/or block-ipv6");
     return 0;
 }
 
+static int config_set(lh_config *c, enum lh_config_source src, const char *key, const char *v,
+                      char *err, size_t errlen);
+
 int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, const char *v,
                   char *err, size_t errlen)
+{
+    int i = lh_setting_index(key); /* the table is the list of settings */
+    if (i < 0) return fail(err, errlen, "unknown setting '%s'", key);
+    if (config_set(c, src, key, v, err, errlen) != 0) return -1;
+    c->set_src[i] = (uint8_t)src;
+    c->set_line[i] = 0; /* a file sets its line after this returns */
+    return 0;
+}
+
+static int config_set(lh_config *c, enum lh_config_source src, const char *key, const char *v,
+                      char *err, size_t errlen)
 {
     bool b;
     if (lh_config_is_dnssec_key(key)) return lh_config_set_dnssec(c, src, key, v, err, errlen);
     if (!strcmp(key, "blocklist") || !strcmp(key, "allowlist"))
         return add_list(c, key[0] == 'a', v, err, errlen);
-    if (!strcmp(key, "default-blocklist") || !strcmp(key, "canary-names")) {
+    if (!strcmp(key, "default-blocklist") || !strcmp(key, "canary-names") ||
+        !strcmp(key, "allow-root")) {
         if (parse_bool(v, &b) != 0) return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
-        *(key[0] == 'd' ? &c->default_blocklist : &c->canary_names) = b;
+        *(key[0] == 'd'   ? &c->default_blocklist
+          : key[0] == 'c' ? &c->canary_names
+                          : &c->allow_root) = b;
         return 0;
     }
     if (!strcmp(key, "block-mode")) {
@@ -773,7 +887,10 @@ static char *trim(char *s)
 int lh_config_load_file(lh_config *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    if (!f) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) {
+        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -2;
+    }
     int rc = lh_config_load_stream(c, f, path, err, errlen);
     fclose(f);
     if (rc == 0 && set_string(&c->config_file, path) != 0) rc = fail(err, errlen, "out of memory");
@@ -812,6 +929,7 @@ int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, si
             rc = fail(err, errlen, "%s:%u: %s", path, lineno, msg);
             break;
         }
+        c->set_line[lh_setting_index(key)] = (uint16_t)(lineno > UINT16_MAX ? UINT16_MAX : lineno);
     }
     if (rc == 0 && ferror(f)) rc = fail(err, errlen, "%s: read error: %s", path, strerror(errno));
     return rc;

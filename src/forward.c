@@ -125,6 +125,7 @@ static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uin
                       .name_hash = name_hash,
                       .list = v ? v->list : -1,
                       .match_label = v ? v->match_label : -1,
+                      .match_name = v ? v->match_name : NULL,
                       .upstream = upstream,
                       .answer = n ? answer : NULL,
                       .answer_len = n,
@@ -267,14 +268,15 @@ static size_t strip_opt(uint8_t *a, size_t len, lh_answer_info *ai)
     return len;
 }
 
-/* CNAME and SVCB/HTTPS targets that lead to a blocked name get the blocked answer. */
+/* CNAME and SVCB/HTTPS targets that lead to a blocked name get the blocked answer. The
+ * matching target goes to `t`, which the verdict points at (the query log names the rule on
+ * the target, not the question): the caller keeps it until the verdict is used. */
 static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len,
-                    const lh_answer_info *ai, lh_verdict *v)
+                    const lh_answer_info *ai, lh_verdict *v, lh_name *t)
 {
     const lh_policy *pol = (*f->env.policy);
-    lh_name t;
     lh_block_match bm = {.list = -1, .label = -1};
-    enum lh_uncloak_result r = lh_policy_uncloak(pol, a, len, ai, &t, &bm);
+    enum lh_uncloak_result r = lh_policy_uncloak(pol, a, len, ai, t, &bm);
     if (r == LH_UNCLOAK_CLEAN) return false;
     char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(p->name.wire, qn, sizeof qn);
@@ -282,11 +284,12 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len
         lh_info("uncloaked: %s leads to %u names, more than the %u checked; blocked", qn,
                 ai->ntargets, LH_ANSWER_TARGETS_MAX);
     } else {
-        lh_name_to_text(t.wire, tn, sizeof tn);
+        lh_name_to_text(t->wire, tn, sizeof tn);
         lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
                 bm.list >= 0 ? pol->blocks.lists[bm.list].path : "a pattern");
     }
     lh_policy_block_verdict(pol, v, &bm);
+    if (r != LH_UNCLOAK_TOO_MANY) v->match_name = t;
     f->stats.uncloaked++;
     return true;
 }
@@ -338,7 +341,8 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
         return;
     }
     lh_verdict blocked;
-    if (uncloak(f, p, f->work, len, &ai, &blocked)) {
+    lh_name blocked_target;
+    if (uncloak(f, p, f->work, len, &ai, &blocked, &blocked_target)) {
         pending_end(f, p, NULL, 0, &blocked);
         return;
     }

@@ -180,7 +180,7 @@ static const flag_def flag_defs[] = {
     {"allow-client", "allow-client", NULL},
     {"user", "user", NULL},
     {"list-url", "list-url", NULL},
-    {"allow-root", "user", "root"},
+    {"allow-root", "allow-root", "yes"},
     {"blocklist", "blocklist", NULL},
     {"allowlist", "allowlist", NULL},
     {"no-default-blocklist", "default-blocklist", "no"},
@@ -246,8 +246,8 @@ typedef struct flag_setting {
     const char *value;
 } flag_setting;
 
-/* Builds the config from defaults, the file and the flags. Returns 0, 1 (done, e.g. --help) or
- * -1 (error already printed). */
+/* Builds the config from defaults, the file and the flags. Returns 0, 1 (done, e.g. --help),
+ * -1 (a config error, already printed) or -2 (the config file cannot be read). */
 static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositional_min,
                         unsigned npositional)
 {
@@ -298,9 +298,10 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
         goto out;
     }
     char err[LH_ERR_MAX];
-    if (config_path && lh_config_load_file(cfg, config_path, err, sizeof err) != 0) {
+    int lrc = config_path ? lh_config_load_file(cfg, config_path, err, sizeof err) : 0;
+    if (lrc != 0) {
         fprintf(stderr, "%s\n", err);
-        rc = -1;
+        rc = lrc == -2 ? -2 : -1; /* -2: the file cannot be read (exit 1, as any file named) */
         goto out;
     }
     for (size_t i = 0; i < nflags; i++) {
@@ -311,8 +312,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
         }
     }
     if (lh_config_validate(cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "loophole: %s%s%s\n", config_path ? config_path : "",
-                config_path ? ": " : "", err);
+        fprintf(stderr, "loophole: %s\n", err); /* it names the file:line of each setting */
         rc = -1;
     }
 out:
@@ -320,12 +320,34 @@ out:
     return rc;
 }
 
+static const struct passwd *target_user(const lh_config *cfg, char *err, size_t errlen);
+
+/* check-config refuses what serve would refuse (the user to switch to) and what serve only
+ * skips with a warning: a malformed list line (a bad or over-long regex included) is an error
+ * here, named file:line, so a list can be checked before it is used. */
 static int cmd_check_config(lh_config *cfg)
 {
     char err[LH_ERR_MAX];
+    if (!cfg->allow_root && !target_user(cfg, err, sizeof err)) {
+        fprintf(stderr, "loophole: %s\n", err);
+        return 1;
+    }
     lh_policy *p = lh_policy_build(cfg, err, sizeof err);
     if (!p) {
         fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    for (size_t i = 0; i < p->blocks.nlists; i++) {
+        const lh_list_info *l = &p->blocks.lists[i];
+        if (!l->counts.errors) continue;
+        unsigned line = 0;
+        const char *reason = strchr(l->counts.first_error, ':');
+        sscanf(l->counts.first_error, "line %u", &line);
+        fprintf(stderr, "%s:%u:%s", l->path, line, reason ? reason + 1 : l->counts.first_error);
+        if (l->counts.errors > 1)
+            fprintf(stderr, " (and %u more malformed line(s))", l->counts.errors - 1);
+        fputc('\n', stderr);
+        lh_policy_free(p);
         return 1;
     }
     size_t rules = 0;
@@ -358,6 +380,8 @@ static int cmd_check_config(lh_config *cfg)
 typedef struct why_ctx {
     lh_name name;
     unsigned shown;
+    unsigned blocks, allows; /* matching rules of each kind */
+    FILE *out;               /* the rule lines, printed after the verdict */
 } why_ctx;
 
 typedef struct why_file {
@@ -370,15 +394,19 @@ static int why_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
     why_ctx *w = ((why_file *)ctx)->why;
     const lh_list_info *info = ((why_file *)ctx)->info;
     if (!lh_rule_matches(r, &w->name)) return 0;
+    if (r->allow)
+        w->allows++;
+    else
+        w->blocks++;
     static const char *const kinds[] = {"name", "pattern", "regex"};
     const char *scope = r->kind == LH_RULE_REGEX     ? "the whole name"
                         : r->match == LH_MATCH_EXACT ? "the name only"
                         : r->match == LH_MATCH_SUBS  ? "names below it"
                                                      : "the name and below";
     if (w->shown++ < 20)
-        printf("  %-5s %s:%u: %s\n        (%s rule, %s format, matches %s%s)\n",
-               r->allow ? "allow" : "block", info->path, line, text, kinds[r->kind],
-               lh_list_format_name(r->format), scope, r->important ? ", $important" : "");
+        fprintf(w->out, "  %-5s %s:%u: %s\n        (%s rule, %s format, matches %s%s)\n",
+                r->allow ? "allow" : "block", info->path, line, text, kinds[r->kind],
+                lh_list_format_name(r->format), scope, r->important ? ", $important" : "");
     return 0;
 }
 
@@ -445,9 +473,23 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
     lh_policy_decide(p, &m, h, &v);
     char text[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(m.qname.wire, text, sizeof text);
+    /* The matching rules first (to a buffer), so the verdict line can say whether an allow
+     * rule overrode a block rule or merely matched. */
+    char *rules_text = NULL;
+    size_t rules_len = 0;
+    why_ctx w = {.name = m.qname, .out = open_memstream(&rules_text, &rules_len)};
+    if (!w.out) {
+        fprintf(stderr, "loophole: why: out of memory\n");
+        lh_policy_free(p);
+        return 1;
+    }
+    int rc = lh_policy_each_list(cfg, why_list, &w, err, sizeof err);
+    fclose(w.out);
     char *tname = ldns_rr_type2str(type);
     printf("%s %s: %s%s\n", text, tname, origin_text(&v),
-           v.allowed ? " (an allow rule overrides the block rules)" : "");
+           !v.allowed ? ""
+           : w.blocks ? " (an allow rule overrides the block rules)"
+                      : " (an allow rule matches; no block rule does)");
     free(tname);
     if (v.kind == LH_VERDICT_LOCAL || v.kind == LH_VERDICT_REFUSED) {
         size_t n = lh_answer_build(&m, &v, out, sizeof out, LH_MSG_MAX, 1232);
@@ -463,8 +505,8 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
             ldns_pkt_free(pkt);
         }
     }
-    why_ctx w = {.name = m.qname};
-    int rc = lh_policy_each_list(cfg, why_list, &w, err, sizeof err);
+    fputs(rules_text ? rules_text : "", stdout);
+    free(rules_text);
     if (rc < 0) fprintf(stderr, "%s\n", err);
     if (w.shown == 0 &&
         (v.origin == LH_ORIGIN_BLOCKLIST || v.allowed || v.kind == LH_VERDICT_FORWARD))
@@ -651,24 +693,40 @@ out:
     return rc;
 }
 
+/* The user serve switches to when started as root: it must exist and must not be root, unless
+ * allow-root keeps root on purpose. Shared by serve and check-config, so that check-config
+ * refuses what serve would. Returns the entry, or NULL with the reason in err. */
+static const struct passwd *target_user(const lh_config *cfg, char *err, size_t errlen)
+{
+    struct passwd *pw = getpwnam(cfg->user);
+    if (!pw) {
+        snprintf(err, errlen,
+                 "user '%s' does not exist: create it (e.g. 'useradd --system --no-create-home "
+                 "loophole') or pass --user with an existing unprivileged user",
+                 cfg->user);
+        return NULL;
+    }
+    if (pw->pw_uid == 0) {
+        snprintf(err, errlen, "user '%s' is root: pass --allow-root to run as root on purpose",
+                 cfg->user);
+        return NULL;
+    }
+    return pw;
+}
+
 /* Started as root: the sockets are bound, so give root up for good before serving. Files read
  * later (lists and hosts on reload) must be readable by that user. */
 static int drop_privileges(const lh_config *cfg)
 {
     if (geteuid() != 0) return 0;
-    if (!strcmp(cfg->user, "root")) {
+    if (cfg->allow_root) {
         lh_warn("running as root (--allow-root): consider --user with an unprivileged user");
         return 0;
     }
-    struct passwd *pw = getpwnam(cfg->user);
+    char err[LH_ERR_MAX];
+    const struct passwd *pw = target_user(cfg, err, sizeof err);
     if (!pw) {
-        lh_err("user '%s' does not exist: create it (e.g. 'useradd --system --no-create-home "
-               "loophole') or pass --user with an existing unprivileged user",
-               cfg->user);
-        return -1;
-    }
-    if (pw->pw_uid == 0) {
-        lh_err("user '%s' is root: pass --allow-root to run as root on purpose", cfg->user);
+        lh_err("%s", err);
         return -1;
     }
     if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
@@ -804,6 +862,10 @@ static int cmd_serve(lh_config *cfg)
 
 int main(int argc, char **argv)
 {
+    /* A peer that has gone (a TCP client that pipelined queries and closed, a `loophole
+     * reload` that timed out) must cost one write EPIPE, not the process: libuv leaves
+     * SIGPIPE to the application, and its default action kills the daemon. */
+    signal(SIGPIPE, SIG_IGN);
     const char *cmd = "serve";
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];
@@ -839,7 +901,7 @@ int main(int argc, char **argv)
     int r = build_config(argc, argv, &cfg, why ? 1 : 0, why ? 2 : 0);
     if (r != 0) {
         lh_config_free(&cfg);
-        return r > 0 ? 0 : 2;
+        return r > 0 ? 0 : r == -2 ? 1 : 2;
     }
     lh_log_threshold = cfg.log_level;
     if (!strcmp(cmd, "dnssec"))

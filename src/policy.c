@@ -182,8 +182,11 @@ static int each_file_in(const lh_list_source *src, lh_list_file_fn fn, void *ctx
     int rc = 0;
     for (int i = 0; i < n; i++) {
         char path[4096];
+        int dlen = (int)strlen(src->path); /* "lists/" + "ads.txt": one slash, not two */
+        while (dlen > 1 && src->path[dlen - 1] == '/')
+            dlen--;
         if (rc == 0 && ents[i]->d_name[0] != '.' &&
-            (size_t)snprintf(path, sizeof path, "%s/%s", src->path, ents[i]->d_name) <
+            (size_t)snprintf(path, sizeof path, "%.*s/%s", dlen, src->path, ents[i]->d_name) <
                 sizeof path &&
             stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
             lh_list_source one = *src;

@@ -221,9 +221,9 @@ void lh_qlog_write(lh_qlog *l, const lh_query_end *q)
         lh_sbuf_printf(&b, ",\"list\":");
         lh_sbuf_json_str(&b, q->list_path);
     }
-    if (q->match_label >= 0 && has_question) {
-        lh_name_to_text(q->msg->qname.wire + q->msg->qname.label_off[q->match_label], name,
-                        sizeof name);
+    const lh_name *mn = q->match_name ? q->match_name : &q->msg->qname;
+    if (q->match_label >= 0 && has_question && q->match_label < (int)mn->nlabels) {
+        lh_name_to_text(mn->wire + mn->label_off[q->match_label], name, sizeof name);
         lh_sbuf_printf(&b, ",\"rule\":");
         lh_sbuf_json_str(&b, name);
     }

@@ -20,6 +20,7 @@ static const char *rcode_name(unsigned rc)
 static const char *qtype_name(unsigned i)
 {
     if (i >= LH_STATS_QTYPES) return "other";
+    if (lh_stats_qtypes[i] == LH_TYPE_ANY) return "ANY"; /* ldns has no name for 255 (TYPE255) */
     const ldns_rr_descriptor *d = ldns_rr_descript(lh_stats_qtypes[i]);
     return d && d->_name ? d->_name : "?";
 }

@@ -101,16 +101,34 @@ typedef struct lh_cidr {
 } lh_cidr;
 #define LH_ACL_MAX 64
 
+/* Every setting (config-file key), with its default as docs/configuration.md shows it (NULL:
+ * none to show). lh_config_set accepts exactly these keys; a unit test checks the docs against
+ * this table. */
+typedef struct lh_setting {
+    const char *key;
+    const char *def;
+} lh_setting;
+#define LH_SETTINGS_MAX 64
+extern const lh_setting lh_settings[];
+extern const unsigned lh_nsettings;
+/* The index of `key` in lh_settings, or -1. */
+int lh_setting_index(const char *key);
+
 typedef struct lh_config {
     char *config_file; /* NULL: embedded defaults only */
+    /* Where each setting (by lh_settings index) was last set: its source, and the line for a
+     * file, so that an error involving two settings names the file:line of each. */
+    uint8_t set_src[LH_SETTINGS_MAX];
+    uint16_t set_line[LH_SETTINGS_MAX];
 
     lh_sockaddr listen[LH_LISTEN_MAX];
     unsigned nlisten;
     enum lh_config_source listen_src;
 
     enum lh_log_level log_level;
-    char *user;       /* started as root: switch to this user after binding; "root" keeps root */
-    char *hosts_file; /* NULL: no hosts file */
+    char *user;               /* started as root: switch to this user after binding */
+    bool allow_root;          /* keep running as root (the user is not switched to) */
+    char *hosts_file;         /* NULL: no hosts file */
     bool hosts_file_explicit; /* named by hosts-file: must exist (the default may be missing) */
     uint16_t edns_udp_size;   /* our cap for UDP answers */
     uint32_t local_ttl;       /* TTL of local answers and their negative answers */
@@ -192,7 +210,8 @@ void lh_config_free(lh_config *c);
 /* Applies one `key = value` setting. On error returns -1 with a message (no location). */
 int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, const char *value,
                   char *err, size_t errlen);
-/* Reads a config file; on the first error returns -1 with "file:line: message" in err. */
+/* Reads a config file; on the first error returns -1 with "file:line: message" in err, or -2
+ * when the file cannot be opened at all. */
 int lh_config_load_file(lh_config *c, const char *path, char *err, size_t errlen);
 /* The same for an open stream; `path` names it in messages. */
 int lh_config_load_stream(lh_config *c, FILE *f, const char *path, char *err, size_t errlen);
@@ -203,7 +222,9 @@ int lh_config_set_dnssec(lh_config *c, enum lh_config_source src, const char *ke
                          const char *value, char *err, size_t errlen);
 void lh_config_free_dnssec(lh_config *c);
 
-/* Checks settings that depend on each other (after every source is applied). */
+/* Checks settings that depend on each other (after every source is applied). The message
+ * starts with where the first setting was given ("file:line: ", "--flag: " or nothing for a
+ * default) and names where the other one was. */
 int lh_config_validate(const lh_config *c, char *err, size_t errlen);
 
 /* The upstreams used when none is configured: the nameservers of resolv_conf minus loophole's

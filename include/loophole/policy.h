@@ -43,12 +43,14 @@ typedef struct lh_verdict {
     const uint8_t *ptr;     /* PTR target, wire form, or NULL */
     uint16_t ptr_len;
     uint32_t ttl;
-    int ede;              /* Extended DNS Error code, or -1 */
-    int list;             /* blocklist / allowlist index that decided, or -1 */
-    int match_label;      /* label where the deciding name rule matched, -1 for patterns */
-    bool allowed;         /* an allow rule let the name through */
-    unsigned group;       /* FORWARD: upstream group (0 default, 1.. forward zones) */
-    uint8_t canary_v4[4]; /* storage for the leak canary's address (v4 points here) */
+    int ede;                   /* Extended DNS Error code, or -1 */
+    int list;                  /* blocklist / allowlist index that decided, or -1 */
+    int match_label;           /* label where the deciding name rule matched, -1 for patterns */
+    const lh_name *match_name; /* the name match_label indexes: NULL for the question, else a
+                                  CNAME/SVCB target (uncloaking; valid while it is answered) */
+    bool allowed;              /* an allow rule let the name through */
+    unsigned group;            /* FORWARD: upstream group (0 default, 1.. forward zones) */
+    uint8_t canary_v4[4];      /* storage for the leak canary's address (v4 points here) */
 } lh_verdict;
 
 typedef struct lh_policy {

@@ -29,12 +29,14 @@ typedef struct lh_query_end {
     const lh_msg *msg; /* its question (qname valid unless outcome is ERROR) */
     const lh_sockaddr *client;
     enum lh_outcome outcome;
-    uint64_t name_hash;    /* lh_name_hashes()[0], for the top blocked names */
-    int list;              /* the block/allow list that decided, or -1 */
-    const char *list_path; /* its path, or NULL */
-    int match_label;       /* label of qname where a name rule matched, or -1 */
-    const char *upstream;  /* "192.0.2.1:53" for FORWARDED, or NULL */
-    const uint8_t *answer; /* the answer sent (NULL: none) */
+    uint64_t name_hash;        /* lh_name_hashes()[0], for the top blocked names */
+    int list;                  /* the block/allow list that decided, or -1 */
+    const char *list_path;     /* its path, or NULL */
+    int match_label;           /* label of qname where a name rule matched, or -1 */
+    const lh_name *match_name; /* the name match_label indexes; NULL: qname (a CNAME or SVCB
+                                  target when the block was found by uncloaking) */
+    const char *upstream;      /* "192.0.2.1:53" for FORWARDED, or NULL */
+    const uint8_t *answer;     /* the answer sent (NULL: none) */
     size_t answer_len;
     uint64_t start_ns; /* uv_hrtime() when the query arrived; 0: not measured */
 } lh_query_end;

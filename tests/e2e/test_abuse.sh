@@ -35,7 +35,8 @@ def count_alive():  # observes only: closing here would free slots for the backl
         except OSError:
             pass            # reset by the server, or never connected
     return alive
-for _ in range(40):
+# Polled, bounded at 60 s: on a busy machine the daemon gets to the backlog slowly.
+for _ in range(120):
     time.sleep(0.5)
     alive = count_alive()
     if alive <= 250:
@@ -52,8 +53,16 @@ r = udp(a, query("localhost", qid=1))
 print("udp during idle conns", "ok" if r and header(r)["an"] == 1 else "FAIL")
 for s in conns:
     s.close()
-time.sleep(0.5)
-c = tcp_connect(a); c.sendall(frame(query("localhost", qid=2))); r = read_frame(c)
+# The daemon frees the slots as its loop reads the closes: retry (bounded) until one is free.
+r = None
+for _ in range(50):
+    try:
+        c = tcp_connect(a); c.sendall(frame(query("localhost", qid=2))); r = read_frame(c)
+    except OSError:
+        r = None
+    if r:
+        break
+    time.sleep(0.2)
 print("tcp after release", "ok" if r and header(r)["id"] == 2 else "FAIL")
 # A UDP flood, bounded: 200,000 packets as fast as one socket sends them (mixed valid/junk).
 f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); f.setblocking(False)

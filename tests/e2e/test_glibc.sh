@@ -20,6 +20,11 @@ expect_eq "getent ahostsv4 localhost" "$(in_ns 'getent ahostsv4 localhost' | awk
 expect_eq "getent ahostsv6 localhost" "$(in_ns 'getent ahostsv6 localhost' | awk 'NR==1{print $1}')" "::1"
 expect_eq "getent hosts from loophole's hosts file" "$(in_ns 'getent hosts app.internal.test' | awk '{print $1}')" "10.20.30.40"
 expect_eq "getent hosts 127.0.0.1 (PTR)" "$(in_ns 'getent hosts 127.0.0.1' | awk '{print $2}')" "localhost"
+# getent exits 2 for "not found" whatever the cause (NXDOMAIN, SERVFAIL, no server): the
+# status comes from dig, and getent must agree with it.
+expect_status "foo.onion: loophole answers NXDOMAIN" NXDOMAIN foo.onion
 in_ns 'getent hosts foo.onion' >/dev/null
 expect_eq "getent for .onion: not found (exit 2)" "$?" "2"
+# ... and the same getent call succeeds for a name loophole does answer, in the same namespace.
+expect_eq "getent for a hosts name in the same setup: found (exit 0)" "$(in_ns 'getent hosts app.internal.test >/dev/null; echo $?')" "0"
 lh_done

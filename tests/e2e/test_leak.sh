@@ -16,8 +16,7 @@
 # Then the matrix: one leak-check run per case, each with its exit code, the culprit named in
 # the report, and the time it took (the issue asks for at most 10 s each).
 . "$(dirname "$0")/lib.sh"
-if ! ip netns add "lh-probe-$$" 2>/dev/null; then echo "SKIP: cannot create network namespaces"; exit 77; fi
-ip netns del "lh-probe-$$"
+lh_need_netns
 C="lhlc-$$" R="lhlr-$$" A="lhla-$$" ZONE=leaktest.example
 cleanup_ns() { for n in "$C" "$R" "$A"; do ip netns del "$n" 2>/dev/null; done; rm -rf "/etc/netns/$C"; }
 trap 'lh_cleanup; cleanup_ns' EXIT

@@ -8,7 +8,10 @@ cat >"$LH_TMP/hosts" <<'H'
 fd00::7:10 nas.home.test
 10.9.9.9 printer.lan.test
 H
-lh_start --hosts-file "$LH_TMP/hosts"
+# A fake upstream proves what is never forwarded: it logs every name it is asked.
+UP=$(lh_peer 1)
+lh_fake "$UP" answer
+lh_start --hosts-file "$LH_TMP/hosts" --upstream "$UP"
 
 for proto in +notcp +tcp; do
     expect_eq "dig $proto localhost A" "$(d localhost A +short $proto)" "127.0.0.1"
@@ -26,8 +29,7 @@ out=$(d localhost MX +noall +comments +authority)
 expect_match "localhost MX is NOERROR" "$out" "status: NOERROR"
 expect_match "localhost MX has no answer" "$out" "ANSWER: 0"
 expect_match "localhost MX carries the SOA" "$out" $'localhost\.\s+[0-9]+\s+IN\s+SOA\s+localhost\. hostmaster\.localhost\.'
-expect_match "localhost HTTPS is NODATA" "$(d localhost HTTPS +noall +comments)" "status: NOERROR.*"
-expect_eq "localhost HTTPS answer count" "$(d localhost TYPE65 +noall +answer | wc -l)" "0"
+expect_nodata "localhost HTTPS is NODATA" localhost HTTPS
 expect_eq "ANY below localhost: A and AAAA" "$(d a.localhost ANY +short | sort | tr '\n' ' ')" "127.0.0.1 ::1 "
 expect_match "ANY at the apex adds SOA and NS" "$(d localhost ANY +short | tr '\n' ' ')" "^127.0.0.1 ::1 .*hostmaster.*localhost\. $"
 expect_eq "localhost SOA at the apex" "$(d localhost SOA +short | cut -d' ' -f1,2)" "localhost. hostmaster.localhost."
@@ -62,12 +64,17 @@ expect_eq "the apex answers its SOA" "$(d 10.in-addr.arpa SOA +short | cut -d' '
 expect_eq "hosts: A" "$(d nas.home.test A +short)" "192.168.7.10"
 expect_eq "hosts: AAAA from a second line" "$(d NAS.home.test AAAA +short)" "fd00::7:10"
 expect_eq "hosts: PTR of a private address wins over RFC 6303" "$(d -x 192.168.7.10 +short)" "nas.home.test."
-expect_eq "hosts: MX is NODATA" "$(dstatus nas.home.test MX)" "NOERROR"
+expect_nodata "hosts: MX is NODATA" nas.home.test MX
 expect_eq "hosts: short alias" "$(d nas A +short)" "192.168.7.10"
 
-# Not ours, and no upstream wired in yet: SERVFAIL, never a made-up answer.
-expect_eq "a forwarded name gets SERVFAIL" "$(dstatus example.com A)" "SERVFAIL"
-expect_eq "a public reverse name gets SERVFAIL" "$(dstatus -x 8.8.8.8)" "SERVFAIL"
-expect_eq "class CH is REFUSED" "$(dstatus version.bind TXT CH)" "REFUSED"
+# Not ours: forwarded (the fake answers 192.0.2.1 for A).
+expect_answer "a forwarded name reaches the upstream" "192.0.2.1" example.com A
+expect_status "a public reverse name is forwarded" NOERROR -x 8.8.8.8
+expect_status "class CH is REFUSED" REFUSED version.bind TXT CH
+# Nothing answered locally ever reached the upstream; what is not local did.
+expect_eq "the upstream saw example.com and 8.8.8.8's PTR" \
+    "$(lh_fake_count "$UP" " example\.com\. A$") $(lh_fake_count "$UP" " 8\.8\.8\.8\.in-addr\.arpa\. PTR$")" "1 1"
+expect_eq "... and nothing else: no local, special-use or private name leaked" \
+    "$(grep -viE ' (example\.com|8\.8\.8\.8\.in-addr\.arpa)\. ' "$LH_TMP/fake-$UP.log" | head -3)" ""
 
 lh_done

@@ -7,8 +7,7 @@
 #     names its network; listening on a non-loopback address requires allow-client;
 #  3. response-rate limiting of remote clients (and none for loopback).
 . "$(dirname "$0")/lib.sh"
-if ! ip netns add "lh-probe-$$" 2>/dev/null; then echo "SKIP: cannot create network namespaces"; exit 77; fi
-ip netns del "lh-probe-$$"
+lh_need_netns
 POD="lh-pod-$$" SRV="lh-srv-$$" CLI="lh-cli-$$"
 cleanup_ns() { for n in "$POD" "$SRV" "$CLI"; do ip netns del "$n" 2>/dev/null; done; }
 trap 'lh_cleanup; cleanup_ns' EXIT
@@ -30,7 +29,7 @@ LH_PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$LH_TMP/fake-pod.out" 2>/dev/null && break; sleep 0.1; done
 ip netns exec "$POD" "$LOOPHOLE" --no-hosts --upstream 127.0.0.2 --blocklist "$LH_TMP/block.list" \
     >>"$LH_TMP/loophole.log" 2>&1 &   # the default address: 127.0.0.53:53
-LH_PID=$!; LH_PIDS+=("$LH_PID")
+LH_PID=$!; lh_track "$LH_PID"
 for _ in $(seq 50); do
     in_ns "$POD" dig @127.0.0.53 localhost +short +time=1 +tries=1 2>/dev/null | grep -q 127.0.0.1 && break
     sleep 0.1
@@ -46,7 +45,7 @@ expect_eq "app: a blocked name is sinkholed" "$(app 'getent ahostsv4 x.ads.pod.t
 expect_eq "app: a forwarded name resolves through the upstream" "$(app 'getent ahostsv4 www.example.pod' | awk 'NR==1{print $1}')" "192.0.2.1"
 expect_eq "the upstream saw the forwarded name" "$(grep -ci www.example.pod "$LH_TMP/fake-pod.log")" "1"
 expect_eq "nothing outside the pod reaches it" "$(dig @127.0.0.53 x.ads.pod.test +short +time=1 +tries=1 2>/dev/null | grep -c '^127.0.0.1$')" "0"
-kill "$LH_PID"; wait "$LH_PID"
+lh_stop
 expect_eq "the sidecar stops cleanly" "$?" "0"
 
 # 2. Two hosts joined by a veth link: the server at 10.253.0.1, a client at 10.253.0.2.
@@ -60,7 +59,7 @@ expect_match "... with the reason" "$err" "not a loopback address, needs an expl
 start_srv() {
     ip netns exec "$SRV" "$LOOPHOLE" --listen 10.253.0.1:53 --listen 127.0.0.1:53 --no-hosts \
         "${LH_NO_UPSTREAM[@]}" "$@" >>"$LH_TMP/loophole.log" 2>&1 &
-    LH_PID=$!; LH_PIDS+=("$LH_PID")
+    LH_PID=$!; lh_track "$LH_PID"
     for _ in $(seq 50); do
         in_ns "$SRV" dig @127.0.0.1 localhost +short +time=1 +tries=1 2>/dev/null | grep -q 127.0.0.1 && return
         sleep 0.1
@@ -71,11 +70,11 @@ expect_eq "a client outside allow-client gets REFUSED (UDP)" "$(in_ns "$CLI" dig
 expect_match "... with EDE 18 (Prohibited)" "$(in_ns "$CLI" dig @10.253.0.1 localhost +time=2 +tries=1)" "EDE: 18"
 expect_match "... and no answer over TCP" "$(in_ns "$CLI" dig @10.253.0.1 localhost +tcp +time=2 +tries=1 2>&1)" "(communications error|connection reset|end of file|no servers could be reached)"
 expect_eq "loopback clients are still answered" "$(in_ns "$SRV" dig @127.0.0.1 localhost +short)" "127.0.0.1"
-kill "$LH_PID"; wait "$LH_PID"
+lh_stop
 start_srv --allow-client 10.253.0.0/30
 expect_eq "a client inside allow-client is answered (UDP)" "$(in_ns "$CLI" dig @10.253.0.1 localhost +short +time=2 +tries=1)" "127.0.0.1"
 expect_eq "... and over TCP" "$(in_ns "$CLI" dig @10.253.0.1 localhost +short +tcp +time=2 +tries=1)" "127.0.0.1"
-kill "$LH_PID"; wait "$LH_PID"
+lh_stop
 
 # 3. Response-rate limiting: a burst of 200 queries from the client network at --rate-limit 20.
 burst() { # NS SERVER: prints "answered truncated"
@@ -100,5 +99,5 @@ check "... every 2nd answer over the limit is sent truncated, empty ($tc)" test 
 read -r full tc <<<"$(burst "$SRV" 127.0.0.1)"
 expect_eq "... loopback clients are never limited" "$full $tc" "200 0"
 expect_eq "... and TCP still answers the limited client" "$(in_ns "$CLI" dig @10.253.0.1 localhost +short +tcp +time=2 +tries=1)" "127.0.0.1"
-kill "$LH_PID"; wait "$LH_PID"
+lh_stop
 lh_done

@@ -68,9 +68,14 @@ expect_eq "... the latency histogram counts the one upstream answer" "$(sed -n 3
 expect_match "... exposition format headers" "$scrape" "# TYPE loophole_queries_total counter"
 expect_eq "... other paths: 404" "$(curl -s -o /dev/null -w '%{http_code}' "http://$METRICS/other")" "404"
 expect_eq "... content type" "$(curl -s -o /dev/null -w '%{content_type}' "http://$METRICS/metrics")" "text/plain; version=0.0.4; charset=utf-8"
+# Every metric the endpoint exposes is in the docs' metrics table.
+for name in $(grep -oE '^# TYPE [a-z_]+' <<<"$scrape" | awk '{print $3}'); do
+    check "docs/observability.md lists $name" grep -q "\`$name" "$LH_SRC/docs/observability.md"
+done
 
-# The query log.
-sleep 1.3 # written within a second
+# The query log, written off the loop: wait (bounded) until the 11 lines of 127.0.0.9 are there.
+_logged() { [ "$(grep -c '"client":"127.0.0.9"' "$1" 2>/dev/null)" -ge "$2" ]; }
+lh_wait_for 10 _logged "$LH_TMP/query.log" 11
 log=$("$LH_PY" -c '
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
@@ -88,9 +93,10 @@ mv "$LH_TMP/query.log" "$LH_TMP/query.log.1"
 # as logrotate's "create 0640 nobody nogroup" does: the daemon runs as nobody by now
 install -m 640 -o nobody /dev/null "$LH_TMP/query.log"
 kill -USR1 "$LH_PID"
-sleep 0.2
+lh_wait_log 1 "query log: reopened"
 q after-rotate.obs.example A
-sleep 1.3
+_rotated() { grep -q after-rotate "$LH_TMP/query.log" "$LH_TMP/query.log.1" 2>/dev/null; }
+lh_wait_for 10 _rotated
 expect_eq "SIGUSR1 reopens: the next query goes to the new file" "$(grep -c after-rotate "$LH_TMP/query.log" 2>/dev/null) $(grep -c after-rotate "$LH_TMP/query.log.1")" "1 0"
 
 # The control socket.
@@ -118,15 +124,23 @@ expect_eq "... another user is refused (exit 2)" "$rc" "2"
 expect_match "... with the reason" "$out" "Permission denied"
 out=$(ctl frobnicate 2>&1); rc=$?
 expect_eq "an unknown command" "$rc" "2"
+# Type names as the docs give them: ANY, not TYPE255.
+q localhost ANY
+_any() { ctl stats --json | grep -q '"ANY":[1-9]'; }
+lh_wait_for 10 _any
+expect_match "stats --json counts ANY by its name" "$(ctl stats --json)" '"ANY":[1-9]'
+expect_no_match "... never TYPE255" "$(ctl stats --json; ctl stats)" "TYPE255"
+expect_match "the metrics too" "$(curl -s --max-time 5 "http://$METRICS/metrics")" 'loophole_queries_by_type_total\{type="ANY"\} [1-9]' 
 lh_stop
 
 # Hashed clients.
 echo '||ads.obs.test^' >"$LH_TMP/block.list"
 lh_start --upstream "$UP" --no-hosts --query-log "$LH_TMP/hashed.log" --query-log-clients hash
-q localhost A; q localhost A
-sleep 1.3
+q localhost A; q localhost A; q hashed-marker.localhost A
+# Lines are written in order: once the marker is there, so are the two before it.
+lh_wait_for 10 grep -q hashed-marker "$LH_TMP/hashed.log"
 clients=$(grep -o '"client":"[^"]*"' "$LH_TMP/hashed.log" | sort | uniq -c | awk '{print $1}' | sort -n | tail -1)
 expect_match "query-log-clients hash: no addresses in the log" "$(cat "$LH_TMP/hashed.log")" '"client":"[0-9a-f]{16}"'
-check "... and no address either" bash -c "! grep -q 127.0.0.9 '$LH_TMP/hashed.log'"
-expect_eq "... the same client, the same hash" "$clients" "2"
+expect_no_match "... and no address either" "$(cat "$LH_TMP/hashed.log")" "127\.0\.0\.9"
+expect_eq "... the same client, the same hash" "$clients" "3"
 lh_done

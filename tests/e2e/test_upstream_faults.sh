@@ -29,24 +29,19 @@ echo '||blocked.test^' >"$LH_TMP/block.list"
 lh_start --no-hosts --upstream "$HEALTHY" --upstream-timeout 500 --query-budget 1500 \
     --blocklist "$LH_TMP/block.list" --no-serve-stale "${zones[@]}"
 
-# All faulty zones at once, timing each client.
+# All faulty zones at once. Each client's time is bounded at 3x the 1.5 s budget the daemon
+# arms: a client that waits for more than that shows a budget not kept, not a busy machine.
 clients=()
 for m in "${modes[@]}"; do
-    ( s=$(date +%s%N); st=$(dstatus "q.$m.test" +time=5); e=$(( ($(date +%s%N) - s) / 1000000 ))
+    ( s=$(date +%s%N); st=$(dstatus "q.$m.test" +time=10); e=$(( ($(date +%s%N) - s) / 1000000 ))
       echo "$st $e" >"$LH_TMP/r-$m" ) &
     clients+=($!)
 done
-sleep 0.2
-t0=$(date +%s%N)
-expect_eq "localhost answered while upstreams hang" "$(d localhost +short)" "127.0.0.1"
-expect_eq "blocked names answered while upstreams hang" "$(d x.blocked.test +short)" "127.0.0.1"
-local_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-check "local answers stay fast during the faults (${local_ms} ms)" test "$local_ms" -lt 500
 wait "${clients[@]}"
 for m in "${modes[@]}"; do
     read -r st ms <"$LH_TMP/r-$m"
     expect_eq "$m: SERVFAIL" "$st" "SERVFAIL"
-    check "$m: within the 1.5 s budget ($ms ms)" test "$ms" -lt 2200
+    check "$m: within 3x the 1.5 s budget ($ms ms)" test "$ms" -lt 4500
 done
 # Failover: the faulty server first, the healthy one second.
 for m in "${modes[@]}"; do
@@ -58,10 +53,28 @@ expect_match "... and TC=1 for a UDP client that allows 1232 bytes" "$(d q.big.t
 expect_match "a 0x20 mismatch is reported as possible spoofing" "$(cat "$LH_TMP/loophole.log")" "does not echo the question as sent \(0x20 case\)"
 expect_eq "the blackhole saw the query (it was asked)" "$(lh_fake_count "${ADDR_OF[blackhole]}" q.blackhole.test)" "1"
 expect_match "a server failing repeatedly is tried last" "$( for k in 1 2 3; do d "r$k.fo-blackhole.test" +short >/dev/null; done; cat "$LH_TMP/loophole.log")" "upstream ${ADDR_OF[blackhole]}:53: 3 failures in a row"
-s=$(date +%s%N); d r9.fo-blackhole.test +short >/dev/null; ms=$(( ($(date +%s%N) - s) / 1000000 ))
-check "then the healthy server is asked first (${ms} ms)" test "$ms" -lt 400
+expect_answer "then the healthy server answers first" "192.0.2.1" r9.fo-blackhole.test
+expect_eq "... and the failing server is not asked at all" "$(lh_fake_count "${ADDR_OF[blackhole]}" r9.fo-blackhole.test)" "0"
 check "still serving" lh_alive
 lh_stop
+
+# Local and blocked answers do not wait for upstreams: with questions hanging at a blackhole
+# (a 30 s budget, so they stay pending however slow the machine), localhost and a blocked name
+# are answered, and the hanging clients are still waiting when they are.
+HANG=$(lh_peer 27)
+lh_fake "$HANG" blackhole
+lh_start --no-hosts --upstream "$HANG" --upstream-timeout 30000 --query-budget 30000 \
+    --blocklist "$LH_TMP/block.list" --no-serve-stale
+hang=()
+for i in 1 2 3 4 5; do ( dstatus "h$i.hang.test" +time=40 >"$LH_TMP/hang-$i" ) & hang+=($!); done
+_asked() { [ "$(lh_fake_count "$HANG" "hang.test")" -ge 5 ]; }
+check "five questions are in flight at the blackhole" lh_wait_for 30 _asked
+expect_answer "localhost answered while upstream questions hang" "127.0.0.1" localhost
+expect_answer "a blocked name answered while upstream questions hang" "127.0.0.1" x.blocked.test
+expect_eq "... and the hanging clients are still waiting" "$(cat "$LH_TMP"/hang-* | tr -d '\n')" ""
+lh_stop # answers the hanging questions with SERVFAIL
+wait "${hang[@]}"
+expect_eq "stop answers what still hangs with SERVFAIL" "$(cat "$LH_TMP"/hang-* | sort -u)" "SERVFAIL"
 
 # Source ports: 1,000 upstream queries leave from at least 900 different ports.
 SPREAD=$(lh_peer 21)
@@ -143,9 +156,9 @@ U
 lh_unbound_start "$LH_TMP/loop.conf" "$LOOP" localhost
 lh_start --no-hosts --upstream "$LOOP" --upstream-timeout 500 --query-budget 1500
 s=$(date +%s%N)
-expect_eq "a forwarding loop ends in SERVFAIL" "$(dstatus abcdefghijkl.loop.test +time=5)" "SERVFAIL"
+expect_eq "a forwarding loop ends in SERVFAIL" "$(dstatus abcdefghijkl.loop.test +time=10)" "SERVFAIL"
 ms=$(( ($(date +%s%N) - s) / 1000000 ))
-check "within the budget (${ms} ms)" test "$ms" -lt 2200
+check "within 3x the 1.5 s budget (${ms} ms)" test "$ms" -lt 4500
 sleep 0.5
 n=$(grep -ci "abcdefghijkl.loop.test" "$LH_TMP/unbound-loop.log")
 check "no storm: Unbound saw $n queries for the name" test "$n" -le 10

@@ -4,8 +4,34 @@
 #include "loophole/leak.h"
 #include "loophole/policy.h"
 
+#include <ldns/ldns.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* What every answer to a parsed query must be, whatever the query was: it fits its limit,
+ * ldns (an independent parser) and loophole's own answer scanner both read it, it echoes the
+ * ID and the question byte for byte, QR is set, it is truncated (TC) exactly when the whole
+ * answer did not fit, and no TTL is above a day or has its top bit set (RFC 2181). */
+static void check_answer(const lh_msg *m, const uint8_t *out, size_t n, size_t limit, size_t full)
+{
+    if (n > limit) abort();
+    if (n == 0) return; /* nothing fits under a limit below the question: nothing sent */
+    if (n < m->question_end || lh_rd16(out) != m->id || !(out[2] & 0x80)) abort();
+    if (lh_rd16(out + 4) != 1 || memcmp(out + LH_DNS_HEADER_LEN, m->pkt + LH_DNS_HEADER_LEN,
+                                        m->question_end - LH_DNS_HEADER_LEN) != 0)
+        abort();
+    bool tc = out[2] & 0x02;
+    if (tc != (full > limit)) abort();
+    ldns_pkt *pkt = NULL;
+    if (ldns_wire2pkt(&pkt, out, n) != LDNS_STATUS_OK) abort();
+    ldns_rr_list *secs[] = {ldns_pkt_answer(pkt), ldns_pkt_authority(pkt)};
+    for (size_t s = 0; s < 2; s++)
+        for (size_t i = 0; i < ldns_rr_list_rr_count(secs[s]); i++)
+            if (ldns_rr_ttl(ldns_rr_list_rr(secs[s], i)) > 86400) abort();
+    ldns_pkt_free(pkt);
+    lh_answer_info ai;
+    if (lh_answer_scan(out, n, &ai) != 0) abort();
+}
 
 static lh_policy *policy;
 static lh_leak_zone *zone;
@@ -60,13 +86,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t limits[] = {0, 12, 100, 512, lh_msg_udp_limit(&m, 1232), LH_MSG_MAX};
     lh_sockaddr peer;
     lh_addr_parse(size & 1 ? "[2001:db8::1]" : "198.51.100.1", 53, &peer);
+    size_t full = v.kind != LH_VERDICT_FORWARD
+                      ? lh_answer_build(&m, &v, out, sizeof out, LH_MSG_MAX, 1232)
+                      : 0;
     for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
-        if (v.kind != LH_VERDICT_FORWARD &&
-            lh_answer_build(&m, &v, out, sizeof out, limits[i], 1232) > limits[i])
-            abort();
-        if (lh_leak_zone_answer(zone, &m, &peer, clock_ms += 7, out, sizeof out, limits[i], 1232) >
-            limits[i])
-            abort();
+        if (v.kind != LH_VERDICT_FORWARD) {
+            size_t n = lh_answer_build(&m, &v, out, sizeof out, limits[i], 1232);
+            check_answer(&m, out, n, limits[i], full);
+        }
+        size_t n =
+            lh_leak_zone_answer(zone, &m, &peer, clock_ms += 7, out, sizeof out, limits[i], 1232);
+        if (n > limits[i]) abort();
     }
     return 0;
 }

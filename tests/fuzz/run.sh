@@ -12,7 +12,10 @@ for t in fuzz_query fuzz_answer fuzz_config fuzz_hosts fuzz_lists fuzz_trust_anc
     corpus="${t#fuzz_}"
     work=$(mktemp -d)
     cp -r "$here/corpus/$corpus/." "$work/"
-    if "$build/tests/fuzz/$t" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
+    # -timeout: one input taking over 10 s is a hang and fails the run. -max_len: the largest
+    # input the code accepts: a DNS message over TCP (65,535 bytes); config and list files
+    # are read line by line, so long inputs reach them too.
+    if "$build/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 -max_len=65535 -print_final_stats=1 \
         -artifact_prefix="$here/" "$work" >"$work.log" 2>&1; then
         echo "$t: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$work.log" | awk '{print $2}') executions in ${secs}s)"
         passed=$((passed + 1))

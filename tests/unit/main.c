@@ -20,6 +20,7 @@ void test_dnssec(void);
 void test_ttl(void);
 void test_random(void);
 void test_upstream_addr(void);
+void test_settings(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},
@@ -35,6 +36,7 @@ static const lh_unit_test tests[] = {
     {"ttl", test_ttl},
     {"random", test_random},
     {"upstream", test_upstream_addr},
+    {"settings", test_settings},
 };
 
 int main(void)

@@ -76,7 +76,7 @@ void test_config(void)
     lh_config_defaults(&c);
     CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "edns-udp-size", "511", err, sizeof err), -1);
     CHECK_EQ(lh_config_set(&c, LH_SRC_FLAG, "local-ttl", "-1", err, sizeof err), -1);
-    CHECK_EQ(lh_config_load_file(&c, "/nonexistent/loophole.conf", err, sizeof err), -1);
+    CHECK_EQ(lh_config_load_file(&c, "/nonexistent/loophole.conf", err, sizeof err), -2);
     CHECK(strstr(err, "cannot open") != NULL);
     lh_config_free(&c);
 
