@@ -63,7 +63,7 @@ run_ctest "$LH_ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 
 echo "== fuzz targets (bounded)"
 lh_build "$LH_ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DLH_FUZZ=ON -DCMAKE_C_COMPILER=clang
-LH_FUZZ_SECONDS=${LH_FUZZ_SECONDS:-60} "$LH_ROOT/tests/fuzz/run.sh" "$LH_ROOT/build-fuzz"
+LH_FUZZ_SECONDS=${LH_FUZZ_SECONDS:-30} "$LH_ROOT/tests/fuzz/run.sh" "$LH_ROOT/build-fuzz"
 
 echo "== whole suite: $(( $(date +%s) - t_start )) s"
 if [ "$unexpected" -ne 0 ]; then
