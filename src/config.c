@@ -113,6 +113,7 @@ void lh_config_defaults(lh_config *c)
     c->state_dir = strdup(LH_DEFAULT_STATE_DIR);
     c->leak_retention = 600;
     c->dnssec = LH_DNSSEC_MODE_PROCESS; /* docs/dnssec.md: why not validate by default */
+    c->recent_queries = -1;
 }
 
 void lh_config_free(lh_config *c)
@@ -869,6 +870,28 @@ static int config_set(lh_config *c, enum lh_config_source src, const char *key, 
             return fail(err, errlen, "tcp-max-connections: '%s' is not a number from 1 to 100000",
                         v);
         c->tcp_max_connections = (uint32_t)n;
+        return 0;
+    }
+    if (!strcmp(key, "http")) {
+        if (!strcmp(v, "none")) {
+            c->has_http = false;
+            return 0;
+        }
+        if (lh_addr_parse(v, LH_DEFAULT_HTTP_PORT, &c->http) != 0)
+            return fail(err, errlen, "http: '%s' is not ADDR[:PORT] (e.g. 127.0.0.1:%d)", v,
+                        LH_DEFAULT_HTTP_PORT);
+        if (!lh_addr_is_loopback(&c->http.sa))
+            return fail(err, errlen,
+                        "http: '%s' is not a loopback address: the dashboard is for this machine "
+                        "only (reach it from elsewhere through an SSH tunnel)",
+                        v);
+        c->has_http = true;
+        return 0;
+    }
+    if (!strcmp(key, "recent-queries")) {
+        if (parse_uint(v, 0, 1000000, &n))
+            return fail(err, errlen, "recent-queries: '%s' is not a number from 0 to 1000000", v);
+        c->recent_queries = (int)n;
         return 0;
     }
     return fail(err, errlen, "unknown setting '%s'", key);

@@ -1,8 +1,10 @@
 /* control.c - see control.h. Requests are rare and small: each connection gets a malloc'd
  * answer; nothing here is on the query path. */
 #include "loophole/control.h"
+#include "loophole/dashboard.h"
 #include "loophole/log.h"
 #include "loophole/report.h"
+#include "loophole/runtime.h"
 #include "loophole/server.h"
 
 #include <errno.h>
@@ -16,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define CTL_REQUEST_MAX 128
+#define CTL_REQUEST_MAX 1024 /* "allow NAME", a recent-queries cursor per loop */
 #define CTL_ANSWER_MAX (512 * 1024)
 #define CTL_CLIENT_TIMEOUT_S 30 /* a reload of a million names takes a few seconds */
 #define CTL_REFUSED_HINT                                                                           \
@@ -114,6 +116,22 @@ static void reply_report(ctl_conn *c, void (*render)(const lh_server *, lh_sbuf 
     free(buf);
 }
 
+/* The runtime commands (runtime.c). Returns false when `cmd` is not one of them. */
+static bool runtime_command(ctl_conn *c, lh_runtime *rt, const char *cmd)
+{
+    char *buf = malloc(CTL_ANSWER_MAX);
+    if (!buf) {
+        reply_text(c, false, "out of memory\n");
+        return true;
+    }
+    lh_sbuf b;
+    lh_sbuf_init(&b, buf, CTL_ANSWER_MAX);
+    int rc = lh_runtime_command(rt, cmd, &b);
+    if (rc >= 0) reply(c, rc == 0 && !b.overflow, buf, b.len);
+    free(buf);
+    return rc >= 0;
+}
+
 static void run_command(ctl_conn *c, const char *cmd)
 {
     lh_server *s = c->ctl->srv;
@@ -143,10 +161,17 @@ static void run_command(ctl_conn *c, const char *cmd)
         c->ctl->waiting = c;
         lh_info("control: reload requested");
         lh_server_reload(s);
+    } else if (!strcmp(cmd, "dashboard")) {
+        char text[512];
+        bool ok = lh_dashboard_url(s->dashboard, text, sizeof text) == 0;
+        reply_text(c, ok, text);
+    } else if (s->rt && runtime_command(c, s->rt, cmd)) {
+        /* pause, resume, allow, block, unlist, recent: answered */
     } else {
         reply_text(c, false,
                    "unknown command; known: stats, stats json, lists, lists json, config, "
-                   "config json, reload, cache flush\n");
+                   "config json, reload, cache flush, pause, resume, allow, block, unlist, "
+                   "recent, dashboard\n");
     }
 }
 
@@ -374,6 +399,17 @@ void lh_control_stop(lh_control *c)
 
 int lh_control_call(const char *path, const char *command)
 {
+    char *body;
+    bool ok;
+    int rc = lh_control_fetch(path, command, &body, &ok);
+    if (rc) return rc;
+    fputs(body, ok ? stdout : stderr);
+    free(body);
+    return ok ? 0 : 1;
+}
+
+int lh_control_fetch(const char *path, const char *command, char **body_out, bool *ok_out)
+{
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     if (!path) {
         fprintf(stderr, "loophole: control-socket is off (none): nothing to talk to\n");
@@ -422,10 +458,10 @@ int lh_control_call(const char *path, const char *command)
         return 2;
     }
     buf[used] = 0;
-    bool ok = !strncmp(buf, "ok\n", 3);
+    *ok_out = !strncmp(buf, "ok\n", 3);
     char *body = strchr(buf, '\n');
     body = body ? body + 1 : buf;
-    fputs(body, ok ? stdout : stderr);
-    free(buf);
-    return ok ? 0 : 1;
+    memmove(buf, body, strlen(body) + 1);
+    *body_out = buf;
+    return 0;
 }

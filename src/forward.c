@@ -1,6 +1,8 @@
 /* forward.c - see forward.h. */
 #include "loophole/forward.h"
 #include "loophole/log.h"
+#include "loophole/runtime.h"
+#include "loophole/server.h"
 #include "loophole/ttl.h"
 
 #include <stdlib.h>
@@ -276,7 +278,9 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len
 {
     const lh_policy *pol = (*f->env.policy);
     lh_block_match bm = {.list = -1, .label = -1};
-    enum lh_uncloak_result r = lh_policy_uncloak(pol, a, len, ai, t, &bm);
+    if (lh_runtime_paused(f->srv->rt, f->srv->loop)) return false; /* blocking is off */
+    enum lh_uncloak_result r =
+        lh_policy_uncloak_at(pol, lh_runtime_overlay(f->srv->rt), a, len, ai, t, &bm);
     if (r == LH_UNCLOAK_CLEAN) return false;
     char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(p->name.wire, qn, sizeof qn);
@@ -286,7 +290,9 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len
     } else {
         lh_name_to_text(t->wire, tn, sizeof tn);
         lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
-                bm.list >= 0 ? pol->blocks.lists[bm.list].path : "a pattern");
+                bm.list >= 0                 ? pol->blocks.lists[bm.list].path
+                : bm.list == LH_LIST_RUNTIME ? "a runtime rule"
+                                             : "a pattern");
     }
     lh_policy_block_verdict(pol, v, &bm);
     if (r != LH_UNCLOAK_TOO_MANY) v->match_name = t;

@@ -4,6 +4,7 @@
 #include "loophole/dnssec_config.h"
 #include "loophole/leak.h"
 #include "loophole/log.h"
+#include "loophole/overlay.h"
 #include "loophole/policy.h"
 #include "loophole/server.h"
 #include "loophole/update.h"
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <ldns/ldns.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,8 @@ static const char usage[] =
     "       loophole health [--config FILE] [--listen ADDR[:PORT]]\n"
     "       loophole lists update [--config FILE]\n"
     "       loophole stats [--json] | reload | cache flush | lists [--json]\n"
+    "       loophole pause [DURATION] | resume | tail [--blocked] | dashboard\n"
+    "       loophole allow|block NAME [--subdomains] | unlist NAME\n"
     "       loophole leak-check [--json] [--probe-zone ZONE] [--config FILE] [OPTIONS]\n"
     "       loophole leak-server --zone ZONE --listen ADDR[:PORT] [--ns-address ADDR]\n"
     "       loophole --help | --version\n"
@@ -47,7 +51,12 @@ static const char usage[] =
     "it answers 127.0.0.1 within two seconds. 'lists update'\n"
     "downloads every list-url (conditional requests, atomic replace, old file kept on failure).\n"
     "'stats', 'reload', 'cache flush' and 'lists' talk to the running daemon through its\n"
-    "control socket (exit 0 ok, 1 the daemon reported an error, 2 no daemon reachable).\n"
+    "control socket (exit 0 ok, 1 the daemon reported an error, 2 no daemon reachable), as do\n"
+    "the runtime commands: 'pause' turns blocking off for DURATION (30s, 5m, 1h; default 5m;\n"
+    "0 until 'resume'; a restart ends it); 'allow' and 'block' add a rule for NAME (and with\n"
+    "--subdomains every name below it) that wins over the lists at once, and 'unlist' removes\n"
+    "it (kept in STATE-DIR/runtime.list across restarts); 'tail' follows the recent queries\n"
+    "(recent-queries or http must be on); 'dashboard' prints the web dashboard's URL.\n"
     "'leak-check' asks the running daemon (control socket) what it listens on and forwards to,\n"
     "compares the resolvers this machine is configured to use with those observed answering\n"
     "it, and with --probe-zone tests for DNS interception; exit 0 no leak, 1 leak, 2 could not\n"
@@ -137,12 +146,18 @@ static const char usage[] =
     "      --control-group GROUP    this group may use the control socket too (default: root\n"
     "                               only)\n"
     "      --state-dir DIR          where the compiled list snapshot is kept, so that a restart\n"
-    "                               maps big lists instead of parsing them (default\n"
-    "                               " LH_DEFAULT_STATE_DIR "; 'none' turns it off)\n"
+    "                               maps big lists instead of parsing them, and the runtime\n"
+    "                               rules (loophole allow/block) (default\n"
+    "                               " LH_DEFAULT_STATE_DIR "; 'none' turns both off)\n"
     "      --metrics ADDR[:PORT]    serve Prometheus metrics at http://ADDR:PORT/metrics (off)\n"
     "      --query-log PATH         JSON lines, one per answered query, to PATH or 'stdout'\n"
     "                               (off); SIGUSR1 reopens the file\n"
-    "      --query-log-clients MODE yes (the client address, default), no, or hash\n"
+    "      --query-log-clients MODE yes (the client address, default), no, or hash; also\n"
+    "                               how 'tail' and the dashboard show clients\n"
+    "      --http ADDR[:PORT]       serve the dashboard at http://ADDR:PORT/ (loopback only;\n"
+    "                               port " "5380 if none; off by default: docs/dashboard.md)\n"
+    "      --recent-queries N       keep the last N queries of each loop in memory for 'tail'\n"
+    "                               and the dashboard (default 1000 with --http, else 0: off)\n"
     "\n"
     "Leak check and leak server:\n"
     "      --json                   leak-check: the report as one JSON object\n"
@@ -216,6 +231,8 @@ static const flag_def flag_defs[] = {
     {"metrics", "metrics", NULL},
     {"query-log", "query-log", NULL},
     {"query-log-clients", "query-log-clients", NULL},
+    {"http", "http", NULL},
+    {"recent-queries", "recent-queries", NULL},
     {"probe-zone", "probe-zone", NULL},
     {"zone", "leak-zone", NULL},
     {"ns-address", "leak-ns-address", NULL},
@@ -231,6 +248,8 @@ static void make_long_opts(struct option *o)
     o[n++] = (struct option){"help", no_argument, NULL, 'h'};
     o[n++] = (struct option){"version", no_argument, NULL, 'V'};
     o[n++] = (struct option){"json", no_argument, NULL, 'j'};
+    o[n++] = (struct option){"subdomains", no_argument, NULL, 's'};
+    o[n++] = (struct option){"blocked", no_argument, NULL, 'b'};
     for (size_t i = 0; i < NFLAGS; i++)
         o[n++] =
             (struct option){flag_defs[i].flag, flag_defs[i].fixed ? no_argument : required_argument,
@@ -238,7 +257,9 @@ static void make_long_opts(struct option *o)
     o[n] = (struct option){NULL, 0, NULL, 0};
 }
 
-static bool opt_json; /* --json: the only flag that is not a config key */
+static bool opt_json;       /* --json, --subdomains, --blocked: the flags that are not */
+static bool opt_subdomains; /* config keys */
+static bool opt_blocked;
 
 /* Flags are collected first and applied after the config file, so that they override it. */
 typedef struct flag_setting {
@@ -252,7 +273,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
                         unsigned npositional)
 {
     flag_setting *flags = calloc((size_t)argc + 1, sizeof *flags);
-    struct option long_opts[NFLAGS + 5];
+    struct option long_opts[NFLAGS + 7];
     const char *config_path = NULL;
     size_t nflags = 0;
     int opt, rc = 0;
@@ -273,8 +294,8 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
             config_path = optarg;
             continue;
         }
-        if (opt == 'j') {
-            opt_json = true;
+        if (opt == 'j' || opt == 's' || opt == 'b') {
+            *(opt == 'j' ? &opt_json : opt == 's' ? &opt_subdomains : &opt_blocked) = true;
             continue;
         }
         if (opt == 'l') opt = FLAG_BASE; /* -l is --listen, the first entry */
@@ -443,6 +464,33 @@ static const char *origin_text(const lh_verdict *v)
     }
 }
 
+/* The runtime rules the daemon would read at start (state-dir/runtime.list), or NULL. */
+static lh_overlay *why_runtime_rules(const lh_config *cfg)
+{
+    if (!cfg->state_dir) return NULL;
+    char path[4096], err[LH_ERR_MAX];
+    snprintf(path, sizeof path, "%s/runtime.list", cfg->state_dir);
+    lh_overlay *o = lh_overlay_load(path, err, sizeof err);
+    if (!o) printf("  (runtime rules not read: %s)\n", err);
+    return o;
+}
+
+/* The runtime rule deciding the name, as file:line: it comes before every list rule. */
+static void why_runtime(const lh_config *cfg, const lh_overlay *o, const lh_name *n)
+{
+    uint64_t h[LH_LABELS_MAX];
+    lh_block_match bm;
+    size_t i;
+    lh_name_hashes(n, h);
+    if (!o || !lh_overlay_match(o, n, h, &bm, &i)) return;
+    char text[LH_NAME_MAX * 4 + 8];
+    lh_overlay_rule_text(&o->rules[i], text, sizeof text);
+    printf("  %-5s %s/runtime.list:%u: %s\n        (runtime rule from 'loophole %s', checked "
+           "before the lists: it decides)\n",
+           o->rules[i].allow ? "allow" : "block", cfg->state_dir, o->rules[i].line, text,
+           o->rules[i].allow ? "allow" : "block");
+}
+
 /* loophole why NAME [TYPE]: the verdict from the same config the daemon would use, the answer
  * it would send (printed by ldns), and every list rule that matches, with file:line. */
 static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
@@ -470,7 +518,8 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
     uint64_t h[LH_LABELS_MAX];
     lh_verdict v;
     lh_name_hashes(&m.qname, h);
-    lh_policy_decide(p, &m, h, &v);
+    lh_overlay *ov = why_runtime_rules(cfg);
+    lh_policy_decide_at(p, ov, false, &m, h, &v);
     char text[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(m.qname.wire, text, sizeof text);
     /* The matching rules first (to a buffer), so the verdict line can say whether an allow
@@ -480,6 +529,7 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
     why_ctx w = {.name = m.qname, .out = open_memstream(&rules_text, &rules_len)};
     if (!w.out) {
         fprintf(stderr, "loophole: why: out of memory\n");
+        lh_overlay_unref(ov);
         lh_policy_free(p);
         return 1;
     }
@@ -505,6 +555,9 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
             ldns_pkt_free(pkt);
         }
     }
+    if (v.origin == LH_ORIGIN_BLOCKLIST || v.kind == LH_VERDICT_FORWARD)
+        why_runtime(cfg, ov, &m.qname); /* it comes before every list rule */
+    lh_overlay_unref(ov);
     fputs(rules_text ? rules_text : "", stdout);
     free(rules_text);
     if (rc < 0) fprintf(stderr, "%s\n", err);
@@ -691,6 +744,84 @@ out:
     lh_dnssec_anchors_free(anchors);
     ldns_rdf_deep_free(name);
     return rc;
+
+/* "30s", "5m", "1h", "90" (seconds), "0" (until resumed). -1 if it is none of them. */
+static long long parse_duration(const char *t)
+{
+    char *e;
+    errno = 0;
+    long long v = strtoll(t, &e, 10);
+    if (errno || e == t || v < 0) return -1;
+    long long mult = !*e || !strcmp(e, "s") ? 1 : !strcmp(e, "m") ? 60 : !strcmp(e, "h") ? 3600 : 0;
+    if (!mult || v > 7 * 86400 / mult) return -1;
+    return v * mult;
+}
+
+/* pause, resume, allow, block, unlist, dashboard: one request each to the running daemon. */
+static int cmd_runtime(const lh_config *cfg, const char *cmd, const char *arg)
+{
+    char req[1024];
+    if (!strcmp(cmd, "pause")) {
+        long long secs = arg ? parse_duration(arg) : 300;
+        if (secs < 0) {
+            fprintf(stderr, "loophole: pause: '%s' is not a duration like 30s, 5m, 1h or 0 "
+                            "(until resumed), at most 7 days\n",
+                    arg);
+            return 2;
+        }
+        snprintf(req, sizeof req, "pause %lld", secs);
+    } else if (arg) {
+        snprintf(req, sizeof req, "%s %s%s", cmd, arg, opt_subdomains ? " subdomains" : "");
+    } else {
+        snprintf(req, sizeof req, "%s", cmd);
+    }
+    if (opt_subdomains && (strcmp(cmd, "allow") && strcmp(cmd, "block"))) {
+        fprintf(stderr, "loophole: --subdomains goes with allow and block\n");
+        return 2;
+    }
+    return lh_control_call(cfg->control_socket, req);
+}
+
+static volatile sig_atomic_t tail_stop;
+static void on_tail_signal(int sig)
+{
+    tail_stop = 1;
+}
+
+/* loophole tail [--blocked]: the last queries, then new ones as they come (polled twice a
+ * second with a per-loop cursor, so nothing is shown twice or skipped unless the ring
+ * wrapped between two polls). */
+static int cmd_tail(const lh_config *cfg)
+{
+    char req[1024], cursor[900] = "";
+    signal(SIGINT, on_tail_signal);
+    signal(SIGTERM, on_tail_signal);
+    signal(SIGPIPE, on_tail_signal);
+    bool first = true;
+    while (!tail_stop) {
+        snprintf(req, sizeof req, "recent%s%s%s", opt_blocked ? " blocked" : "",
+                 first ? "" : " from ", cursor);
+        char *body;
+        bool ok;
+        int rc = lh_control_fetch(cfg->control_socket, req, &body, &ok);
+        if (rc) return first ? rc : 0; /* the daemon stopped */
+        if (!ok) {
+            fputs(body, stderr);
+            free(body);
+            return 1;
+        }
+        char *nl = strchr(body, '\n');
+        if (!strncmp(body, "cursor ", 7) && nl) {
+            snprintf(cursor, sizeof cursor, "%.*s", (int)(nl - body - 7), body + 7);
+            fputs(nl + 1, stdout);
+            fflush(stdout);
+        }
+        free(body);
+        first = false;
+        struct timespec ts = {.tv_nsec = 500 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 /* The user serve switches to when started as root: it must exist and must not be root, unless
@@ -791,7 +922,7 @@ static void raise_fd_limit(const lh_config *cfg)
 }
 
 /* serve, or leak-server (the same listeners and lifecycle, answering from the leak zone). */
-static int cmd_serve(lh_config *cfg)
+static int cmd_serve(lh_config *cfg, char **argv)
 {
     /* A write to a TCP or control peer that closed or reset its connection before its answer
      * was written fails with EPIPE, which the kernel also raises as SIGPIPE - by default the
@@ -829,6 +960,7 @@ static int cmd_serve(lh_config *cfg)
     }
     s->leak = zone;
     s->nloops = zone ? 1 : cfg->threads;
+    s->argv = argv + 1; /* the options, for the dashboard's `loophole leak-check` */
     int rc = 0;
     if (lh_server_start(s, loop, cfg, policy, err, sizeof err) != 0) {
         lh_err("%s", err);
@@ -885,9 +1017,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "loophole: 'cache' takes 'flush'. Try 'loophole --help'.\n");
         return 2;
     }
-    static const char *const commands[] = {"serve",  "check-config", "health",      "lists-update",
-                                           "why",    "leak-check",   "leak-server", "stats",
-                                           "reload", "cache-flush",  "lists",       "dnssec"};
+    static const char *const commands[] = {
+        "serve",  "check-config", "health", "lists-update", "why",   "leak-check", "leak-server",
+        "stats",  "reload",       "cache-flush", "lists",   "dnssec", "pause",     "resume",
+        "allow",  "block",        "unlist", "tail",         "dashboard"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known = known || !strcmp(cmd, commands[i]);
@@ -898,7 +1031,9 @@ int main(int argc, char **argv)
     lh_config cfg;
     lh_config_defaults(&cfg);
     cfg.leak_server = !strcmp(cmd, "leak-server");
-    int r = build_config(argc, argv, &cfg, why ? 1 : 0, why ? 2 : 0);
+    bool named = !strcmp(cmd, "allow") || !strcmp(cmd, "block") || !strcmp(cmd, "unlist");
+    bool pause = !strcmp(cmd, "pause");
+    int r = build_config(argc, argv, &cfg, why || named ? 1 : 0, why ? 2 : named || pause ? 1 : 0);
     if (r != 0) {
         lh_config_free(&cfg);
         return r > 0 ? 0 : r == -2 ? 1 : 2;
@@ -917,12 +1052,16 @@ int main(int argc, char **argv)
                             opt_json ? (cmd[0] == 's' ? "stats json" : "lists json") : cmd);
     else if (!strcmp(cmd, "reload") || !strcmp(cmd, "cache-flush"))
         r = lh_control_call(cfg.control_socket, cmd[0] == 'r' ? "reload" : "cache flush");
+    else if (named || pause || !strcmp(cmd, "resume") || !strcmp(cmd, "dashboard"))
+        r = cmd_runtime(&cfg, cmd, optind < argc ? argv[optind] : NULL);
+    else if (!strcmp(cmd, "tail"))
+        r = cmd_tail(&cfg);
     else if (!strcmp(cmd, "leak-check"))
         r = lh_leak_check(&cfg, opt_json);
     else if (!strcmp(cmd, "check-config"))
         r = cmd_check_config(&cfg);
     else
-        r = cmd_serve(&cfg); /* serve, leak-server */
+        r = cmd_serve(&cfg, argv); /* serve, leak-server */
     lh_config_free(&cfg);
     return r;
 }

@@ -9,13 +9,15 @@
  *   4. <nonce>.canary.loophole.test         -> A derived from the name (the leak check's)
  *   5. the hosts file (names and reverse)   -> its addresses / PTR
  *   6. canary names (DoH, Private Relay)    -> NXDOMAIN, or NODATA for resolver.arpa
- *   7. block/allow lists                    -> the block mode's answer, EDE 15
+ *   7. runtime rules, then block/allow lists -> the block mode's answer, EDE 15 (while
+ *      blocking is paused, a block is forwarded instead)
  *   8. forward zones (longest wins)         -> forward to the zone's upstreams
  *   9. special-use zones (RFC 6761/6303/7686) -> NXDOMAIN+SOA (apex: SOA/NS, NODATA)
  *   10. everything else                      -> forward to the default upstreams */
 #include "loophole/policy.h"
 #include "loophole/leak.h"
 #include "loophole/log.h"
+#include "loophole/overlay.h"
 #include "loophole/snapshot.h"
 
 #include <dirent.h>
@@ -420,6 +422,14 @@ enum lh_uncloak_result lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt,
                                          const lh_answer_info *ai, lh_name *target,
                                          lh_block_match *bm)
 {
+    return lh_policy_uncloak_at(p, NULL, pkt, len, ai, target, bm);
+}
+
+enum lh_uncloak_result lh_policy_uncloak_at(const lh_policy *p, const lh_overlay *ov,
+                                            const uint8_t *pkt, size_t len,
+                                            const lh_answer_info *ai, lh_name *target,
+                                            lh_block_match *bm)
+{
     if (ai->ntargets > LH_ANSWER_TARGETS_MAX) return LH_UNCLOAK_TOO_MANY;
     lh_target_iter it;
     lh_answer_targets_begin(ai, &it);
@@ -427,7 +437,7 @@ enum lh_uncloak_result lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt,
         if (target->nlabels == 0) continue; /* "." in SVCB: the owner itself */
         uint64_t h[LH_LABELS_MAX];
         lh_name_hashes(target, h);
-        lh_blockset_match(&p->blocks, target, h, bm);
+        lh_policy_block_match(p, ov, target, h, bm); /* runtime rules first */
         if (bm->blocked) return LH_UNCLOAK_BLOCKED;
     }
     return LH_UNCLOAK_CLEAN;
@@ -468,6 +478,19 @@ static int meta_type_rcode(uint16_t qtype)
 }
 
 void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v)
+{
+    lh_policy_decide_at(p, NULL, false, m, hashes, v);
+}
+
+void lh_policy_block_match(const lh_policy *p, const lh_overlay *ov, const lh_name *n,
+                           const uint64_t *hashes, lh_block_match *bm)
+{
+    if (!ov || !lh_overlay_match(ov, n, hashes, bm, NULL))
+        lh_blockset_match(&p->blocks, n, hashes, bm);
+}
+
+void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, const lh_msg *m,
+                         const uint64_t *hashes, lh_verdict *v)
 {
     memset(v, 0, sizeof *v);
     v->ede = -1;
@@ -537,7 +560,11 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
         return;
     }
     lh_block_match bm;
-    lh_blockset_match(&p->blocks, &m->qname, hashes, &bm);
+    lh_policy_block_match(p, ov, &m->qname, hashes, &bm);
+    if (bm.blocked && paused) { /* blocking is off for now; everything else stays */
+        v->paused = true;
+        bm.blocked = bm.allowed = false;
+    }
     if (bm.blocked) {
         lh_policy_block_verdict(p, v, &bm);
         return;

@@ -1,6 +1,7 @@
 /* report.c - see report.h. */
 #include "loophole/report.h"
 #include "loophole/querylog.h"
+#include "loophole/runtime.h"
 #include "loophole/server.h"
 
 #include <ldns/ldns.h>
@@ -331,6 +332,7 @@ static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     char when[32];
     iso_time(st->started_unix, when, sizeof when);
     lh_sbuf_printf(b, "loophole %s, running since %s\n\n", LH_VERSION, when);
+    lh_runtime_report(s->rt, b, false);
     lh_sbuf_printf(b,
                    "queries     %llu (udp %llu, tcp %llu); dropped %llu; rate-limited %llu "
                    "dropped, %llu truncated\n",
@@ -475,7 +477,9 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     top_json(b, &st->top_blocked, false);
     lh_sbuf_printf(b, ",\"top_clients\":");
     top_json(b, &st->top_clients, true);
-    lh_sbuf_printf(b, ",\"query_log_dropped\":%llu}\n", (unsigned long long)g->qlog_dropped);
+    lh_sbuf_printf(b, ",\"query_log_dropped\":%llu,", (unsigned long long)g->qlog_dropped);
+    lh_runtime_report(s->rt, b, true);
+    lh_sbuf_printf(b, "}\n");
 }
 
 void lh_report_stats(const lh_server *s, lh_sbuf *b, bool json)
@@ -525,13 +529,16 @@ void lh_report_lists(const lh_server *s, lh_sbuf *b, bool json)
     }
     size_t hosts = p && p->has_hosts ? p->hosts.nentries : 0;
     if (json) {
-        lh_sbuf_printf(b, "],\"hosts_file\":");
+        lh_sbuf_printf(b, "],\"runtime\":");
+        lh_runtime_report_rules(s->rt, b, true);
+        lh_sbuf_printf(b, ",\"hosts_file\":");
         lh_sbuf_json_str(b, s->cfg->hosts_file ? s->cfg->hosts_file : "");
         lh_sbuf_printf(b, ",\"hosts_names\":%zu}\n", hosts);
     } else {
         if (!n) lh_sbuf_printf(b, "no lists loaded\n");
         if (s->cfg->hosts_file)
             lh_sbuf_printf(b, "hosts file %s: %zu names\n", s->cfg->hosts_file, hosts);
+        if (s->rt) lh_runtime_report_rules(s->rt, b, false);
     }
 }
 
@@ -710,6 +717,22 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
                st->last_reload_unix ? st->last_reload_ok : 1);
     prom_head(b, "loophole_start_timestamp_seconds", "gauge", "When loophole started.");
     prom_value(b, "loophole_start_timestamp_seconds", NULL, NULL, st->started_unix);
+    if (s->rt) {
+        uint64_t left = lh_runtime_pause_left(s->rt);
+        prom_head(b, "loophole_blocking_paused", "gauge",
+                  "1 while blocking is paused (loophole pause), else 0.");
+        prom_value(b, "loophole_blocking_paused", NULL, NULL, left != 0);
+        prom_head(b, "loophole_blocking_pause_remaining_seconds", "gauge",
+                  "Seconds of pause left (-1: until resumed; 0: not paused).");
+        if (left == LH_PAUSE_FOREVER)
+            lh_sbuf_printf(b, "loophole_blocking_pause_remaining_seconds -1\n");
+        else
+            prom_value(b, "loophole_blocking_pause_remaining_seconds", NULL, NULL,
+                       (left + 999) / 1000);
+        prom_head(b, "loophole_runtime_rules", "gauge",
+                  "Runtime rules (loophole allow/block), checked before the lists.");
+        prom_value(b, "loophole_runtime_rules", NULL, NULL, s->rt->rules ? s->rt->rules->nrules : 0);
+    }
     prom_head(b, "loophole_tcp_connections", "gauge", "Open TCP connections.");
     prom_value(b, "loophole_tcp_connections", NULL, NULL, g->tcp_connections);
     prom_head(b, "loophole_query_log_dropped_total", "counter",

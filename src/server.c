@@ -2,7 +2,10 @@
 #include "loophole/server.h"
 #include "loophole/control.h"
 #include "loophole/log.h"
+#include "loophole/dashboard.h"
 #include "loophole/metrics.h"
+#include "loophole/recent.h"
+#include "loophole/runtime.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,9 +24,12 @@
 void lh_server_query_done(lh_server *s, lh_query_end *q)
 {
     lh_stats_record(&s->stats, q);
+    if (s->recent) lh_recent_push(s->recent, q, uv_now(s->loop));
     if (!s->qlog) return;
     if (q->list >= 0 && s->policy && (size_t)q->list < s->policy->blocks.nlists)
         q->list_path = s->policy->blocks.lists[q->list].path; /* only the log shows it */
+    else if (q->list == LH_LIST_RUNTIME && s->rt)
+        q->list_path = s->rt->path ? s->rt->path : "runtime rules";
     lh_qlog_write(s->qlog, q);
 }
 
@@ -99,7 +105,8 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     uint64_t hashes[LH_LABELS_MAX];
     lh_verdict v;
     lh_name_hashes(&m.qname, hashes);
-    lh_policy_decide(s->policy, &m, hashes, &v);
+    lh_policy_decide_at(s->policy, lh_runtime_overlay(s->rt), lh_runtime_paused(s->rt, uv_now(s->loop)),
+                        &m, hashes, &v);
     q.name_hash = hashes[0];
     q.list = v.list;
     q.match_label = v.match_label;
@@ -268,7 +275,20 @@ static int observability_start(lh_server *s, char *err, size_t errlen)
         !(s->qlog = lh_qlog_open(s->loop, cfg->query_log,
                                  (enum lh_qlog_clients)cfg->query_log_clients, err, errlen)))
         return -1;
+    int recent = cfg->recent_queries >= 0 ? cfg->recent_queries
+                 : cfg->has_http          ? LH_RECENT_DEFAULT
+                                          : 0;
+    if (recent > 0 && !(s->recent = lh_recent_new((size_t)recent,
+                                                  cfg->query_log_clients != LH_QLOG_CLIENT_NONE,
+                                                  uv_now(s->loop)))) {
+        snprintf(err, errlen, "out of memory for %d recent queries", recent);
+        return -1;
+    }
     if (s->is_worker) return 0; /* the rest belongs to the main loop */
+    if (!(s->rt = lh_runtime_start(s, err, errlen))) return -1;
+    s->rt->rings[0] = s->recent;
+    s->rt->nrings = s->recent ? lh_server_loops(s) : 0;
+    if (cfg->has_http && !(s->dashboard = lh_dashboard_start(s, err, errlen))) return -1;
     if (cfg->has_metrics && !(s->metrics = lh_metrics_start(s, err, errlen))) return -1;
     if (cfg->control_socket) {
         char why[LH_ERR_MAX];
@@ -295,8 +315,11 @@ static void observability_stop(lh_server *s)
 {
     lh_control_stop(s->control);
     lh_metrics_stop(s->metrics);
+    lh_dashboard_stop(s->dashboard);
+    lh_runtime_stop(s->rt);
     s->control = NULL;
     s->metrics = NULL;
+    s->dashboard = NULL;
 }
 
 int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_policy *policy,
@@ -423,6 +446,12 @@ void lh_server_free(lh_server *s)
     lh_policy_free(s->reload_result);
     lh_ratelimit_free(&s->rrl);
     s->policy = s->reload_result = NULL;
+    lh_recent_free(s->recent);
+    s->recent = NULL;
+    if (!s->is_worker) { /* every loop has ended: nothing reads the runtime rules any more */
+        lh_runtime_free(s->rt);
+        s->rt = NULL;
+    }
 }
 
 static void reload_work(uv_work_t *req)

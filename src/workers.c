@@ -11,6 +11,7 @@
  * requested (never woken again after that) -> its loop ends -> joined and freed by the main
  * thread after the main loop has ended. */
 #include "loophole/log.h"
+#include "loophole/runtime.h"
 #include "loophole/server.h"
 
 #include <stdlib.h>
@@ -56,6 +57,7 @@ static void on_wake(uv_async_t *a)
     w->next_policy = NULL;
     w->flush = w->reopen = false;
     uv_mutex_unlock(&w->lock);
+    lh_runtime_quiescent(s->rt, s->loop_index); /* between queries: see runtime.h */
     if (p) {
         lh_policy *old = s->policy;
         s->policy = p;
@@ -78,6 +80,8 @@ static void worker_main(void *arg)
     lh_server *m = w->main_srv;
     w->srv->nloops = m->nloops;
     w->srv->is_worker = true;
+    w->srv->rt = m->rt;
+    w->srv->loop_index = (unsigned)(w - m->workers) + 1;
     lh_policy_ref(m->policy);
     w->start_rc = lh_server_start(w->srv, &w->loop, m->cfg, m->policy, w->err, sizeof w->err);
     if (w->start_rc == 0) {
@@ -87,6 +91,8 @@ static void worker_main(void *arg)
         w->publish.data = w;
         uv_timer_start(&w->publish, on_publish, LH_SNAPSHOT_MS, LH_SNAPSHOT_MS);
     }
+    if (w->start_rc == 0 && m->rt && w->srv->loop_index < LH_LOOPS_MAX)
+        m->rt->rings[w->srv->loop_index] = w->srv->recent; /* read after the semaphore */
     uv_sem_post(&w->ready);
     if (w->start_rc == 0) uv_run(&w->loop, UV_RUN_DEFAULT);
     lh_server_free(w->srv);
@@ -166,6 +172,11 @@ void lh_workers_flush_cache(lh_server *m)
 void lh_workers_reopen_log(lh_server *m)
 {
     WORKER_EACH(m, w) request(w, &w->reopen);
+}
+
+void lh_workers_wake(lh_server *m)
+{
+    WORKER_EACH(m, w) uv_async_send(&w->wake);
 }
 
 void lh_workers_stop(lh_server *m)

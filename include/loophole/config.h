@@ -20,6 +20,7 @@
 #define LH_DEFAULT_USER "nobody"
 #define LH_DEFAULT_CONTROL_SOCKET "/run/loophole/control.sock"
 #define LH_DEFAULT_STATE_DIR "/var/lib/loophole"
+#define LH_DEFAULT_HTTP_PORT 5380
 #define LH_ERR_MAX 512
 
 typedef union lh_sockaddr {
@@ -180,7 +181,7 @@ typedef struct lh_config {
 
     /* Observability */
     char *control_socket; /* NULL: none */
-    char *state_dir;      /* the compiled list snapshot lives here; NULL: none */
+    char *state_dir;      /* the compiled list snapshot and runtime.list live here; NULL: none */
     char *control_group;  /* NULL: root only */
     lh_sockaddr metrics;  /* Prometheus endpoint; has_metrics false: off */
     bool has_metrics;
@@ -203,6 +204,11 @@ typedef struct lh_config {
     unsigned nleak_ns;
     enum lh_config_source leak_ns_src;
     uint32_t leak_retention; /* leak-server: seconds a label's resolvers are remembered */
+
+    /* Runtime control and the dashboard (runtime.h, dashboard.h) */
+    lh_sockaddr http;    /* the dashboard; has_http false: off */
+    bool has_http;
+    int recent_queries;  /* queries kept per loop for tail/dashboard; -1: 1000 with http, else 0 */
 } lh_config;
 
 void lh_config_defaults(lh_config *c);

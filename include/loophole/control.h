@@ -23,5 +23,8 @@ void lh_control_reload_done(lh_control *c, bool ok, const char *message);
  * stderr for errors). Returns the exit code: 0 ok, 1 the daemon reported an error, 2 no
  * daemon to talk to. */
 int lh_control_call(const char *path, const char *command);
+/* The same without printing: *body (malloc'd, the caller frees it) gets the answer's text and
+ * *ok its status. Returns 0, or 2 (no daemon to talk to, already said on stderr). */
+int lh_control_fetch(const char *path, const char *command, char **body, bool *ok);
 
 #endif

@@ -49,6 +49,7 @@ typedef struct lh_verdict {
     const lh_name *match_name; /* the name match_label indexes: NULL for the question, else a
                                   CNAME/SVCB target (uncloaking; valid while it is answered) */
     bool allowed;              /* an allow rule let the name through */
+    bool paused;               /* a block rule matched, but blocking is paused: forwarded */
     unsigned group;            /* FORWARD: upstream group (0 default, 1.. forward zones) */
     uint8_t canary_v4[4];      /* storage for the leak canary's address (v4 points here) */
 } lh_verdict;
@@ -93,6 +94,14 @@ void lh_policy_free(lh_policy *p);
 void lh_policy_ref(lh_policy *p);
 /* Decides for a parsed question; `hashes` are its suffix hashes (lh_name_hashes). */
 void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashes, lh_verdict *v);
+/* The same with the runtime state (runtime.h): the runtime rules `ov` (NULL: none) are
+ * checked before the lists, and with `paused` a block becomes a forward (v->paused). */
+typedef struct lh_overlay lh_overlay;
+void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, const lh_msg *m,
+                         const uint64_t *hashes, lh_verdict *v);
+/* The block decision alone (runtime rules, then the lists), for CNAME/SVCB targets. */
+void lh_policy_block_match(const lh_policy *p, const lh_overlay *ov, const lh_name *n,
+                           const uint64_t *hashes, lh_block_match *bm);
 
 /* May `name` resolve to private addresses (rebind-allow domains and everything below)? */
 bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name);
@@ -106,6 +115,11 @@ enum lh_uncloak_result { LH_UNCLOAK_CLEAN = 0, LH_UNCLOAK_BLOCKED, LH_UNCLOAK_TO
 enum lh_uncloak_result lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len,
                                          const lh_answer_info *ai, lh_name *target,
                                          lh_block_match *bm);
+/* The same with the runtime rules (NULL: none) checked before the lists. */
+enum lh_uncloak_result lh_policy_uncloak_at(const lh_policy *p, const lh_overlay *ov,
+                                            const uint8_t *pkt, size_t len,
+                                            const lh_answer_info *ai, lh_name *target,
+                                            lh_block_match *bm);
 
 /* Turns a block match into the blocked answer's verdict (block mode, TTL, EDE 15). */
 void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);

@@ -19,6 +19,9 @@ typedef struct lh_tcp_listener lh_tcp_listener;
 typedef struct lh_control lh_control;
 typedef struct lh_metrics lh_metrics;
 typedef struct lh_worker lh_worker;
+typedef struct lh_runtime lh_runtime;
+typedef struct lh_recent lh_recent;
+typedef struct lh_dashboard lh_dashboard;
 
 /* A copy of one loop's counters (and cache and upstream figures), for the reports: workers
  * publish theirs every LH_SNAPSHOT_MS under a lock; the main loop adds them to its own. */
@@ -76,6 +79,12 @@ typedef struct lh_server {
     lh_qlog *qlog;       /* NULL: no query log */
     lh_control *control; /* NULL: no control socket */
     lh_metrics *metrics; /* NULL: no metrics endpoint */
+    lh_runtime *rt;      /* runtime rules and pause: the main loop's, shared by every loop */
+    lh_recent *recent;   /* this loop's recent queries; NULL: not kept */
+    lh_dashboard *dashboard; /* NULL: no dashboard (main loop only) */
+    unsigned loop_index;     /* 0: the main loop; workers 1.. */
+    char *const *argv;       /* main loop: the command line's options (the dashboard runs
+                                `loophole leak-check` with them); may be NULL */
     uv_signal_t sig_usr1;
     /* Answers are built here, never allocated: two bytes of room for the TCP length prefix. */
     uint8_t out[2 + LH_MSG_MAX];
@@ -135,6 +144,7 @@ int lh_workers_start(lh_server *main_srv, char *err, size_t errlen);
 void lh_workers_set_policy(lh_server *main_srv, lh_policy *p); /* each takes a reference */
 void lh_workers_flush_cache(lh_server *main_srv);
 void lh_workers_reopen_log(lh_server *main_srv);
+void lh_workers_wake(lh_server *main_srv); /* each passes a quiescent point (runtime.h) */
 void lh_workers_stop(lh_server *main_srv);
 void lh_workers_join(lh_server *main_srv); /* after the main loop has ended */
 /* Adds every worker's last published figures to `out` (the main loop's own, collected with
