@@ -866,7 +866,8 @@ void lh_dashboard_stop(lh_dashboard *d)
 {
     if (!d) return;
     d->stopping = true;
-    unlink(d->token_path);
+    /* The token file stays (privileges are gone by now): it names a dead token, replaced at
+     * the next start; systemd's RuntimeDirectory removes it with the directory. */
     while (d->suspended) /* MHD must not be stopped with suspended connections */
         finish(d->suspended, MHD_HTTP_SERVICE_UNAVAILABLE, strdup("{\"error\":\"stopping\"}"), 20);
     d->leak_waiters = NULL;

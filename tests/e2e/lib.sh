@@ -123,7 +123,8 @@ lh_done() {
 }
 
 # lh_start [ARGS...]: starts loophole on $LH_ADDR:53 (plus ARGS) and waits until it answers.
-# Its state directory (the list snapshot) is the test's own, never the machine's.
+# Its state directory (the list snapshot, the runtime rules of loophole allow/block) is the
+# test's own, never the machine's.
 # Sets LH_PID; the log is $LH_TMP/loophole.log.
 lh_start() {
     local ready_before; ready_before=$(lh_log_count ': ready')

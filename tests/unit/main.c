@@ -21,6 +21,8 @@ void test_ttl(void);
 void test_random(void);
 void test_upstream_addr(void);
 void test_settings(void);
+void test_overlay(void);
+void test_recent(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},
@@ -37,6 +39,8 @@ static const lh_unit_test tests[] = {
     {"random", test_random},
     {"upstream", test_upstream_addr},
     {"settings", test_settings},
+    {"overlay", test_overlay},
+    {"recent", test_recent},
 };
 
 int main(void)
