@@ -118,11 +118,11 @@
     const answered = Object.values(o).reduce((a, b) => a + b, 0);
     $("kpi-total").textContent = fmt(total);
     $("kpi-blocked").textContent = fmt(o.blocked);
-    $("kpi-blocked-share").textContent = pct(o.blocked, answered) + " of answered queries";
+    $("kpi-blocked-share").textContent = pct(o.blocked, answered) + " of answers";
     if (s.cache) {
       const looked = s.cache.hits + s.cache.misses;
       $("kpi-cache").textContent = pct(s.cache.hits, looked);
-      $("kpi-cache-sub").textContent = fmt(s.cache.entries) + " entries";
+      $("kpi-cache-sub").textContent = fmt(s.cache.entries) + (s.cache.entries === 1 ? " entry" : " entries");
     } else {
       $("kpi-cache").textContent = "off";
       $("kpi-cache-sub").textContent = "";
@@ -144,7 +144,7 @@
     $("kpi-upstream").textContent = answers ? (sum / answers / 1000).toFixed(1) + " ms" : "–";
     $("kpi-upstream-sub").textContent = !ups.length ? "none configured"
       : failing ? failing + " of " + ups.length + " failing"
-      : answers ? "mean latency · " + ups.length + " healthy" : ups.length + " · no answers yet";
+      : answers ? ups.length + " of " + ups.length + " healthy" : ups.length + " · no answers yet";
   }
 
   // Health: what changed since the last poll when there was traffic, else the totals.
@@ -244,7 +244,11 @@
     return span;
   }
 
+  // A name a runtime rule allows gets a mark instead of a button.
   function allowButton(name, text) {
+    const rules = (last && last.runtime && last.runtime.rules) || [];
+    if (rules.some((r) => r.name === name && r.action === "allow"))
+      return el("span", { class: "allowed-mark", text: "allowed" });
     return el("button", { type: "button", class: "small", text: text || "Allow",
       onclick: (e) => act("allow", { name }, e.target) });
   }
@@ -280,7 +284,7 @@
     fill($("upstreams").tBodies[0], ups.map((u) => {
       const h = health(u);
       return el("tr", null,
-        el("td", null, el("span", { class: "mono", text: u.server }),
+        el("td", { class: "name" }, el("span", { class: "mono", text: u.server }),
           el("div", { class: "health h-" + h.replace(" ", "-"), text: h })),
         el("td", { class: "num", text: fmt(u.answers) }),
         el("td", { class: "num", text: fmt(u.failures) }),
