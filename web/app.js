@@ -329,7 +329,8 @@
         el("td", { text: q.type }),
         el("td", null, el("span", { class: "outcome o-" + q.outcome, text: q.outcome })),
         el("td", { class: "name muted", text: by, title: q.list || "" }),
-        el("td", { class: "num" }, q.name ? (blocked ? allowButton(q.name)
+        // Local answers (localhost, hosts file, special names) come before any rule.
+        el("td", { class: "num" }, q.name && !["local", "refused", "error"].includes(q.outcome) ? (blocked ? allowButton(q.name)
           : el("button", { type: "button", class: "small", text: "Block",
               onclick: (e) => act("block", { name: q.name }, e.target) })) : null));
     });

@@ -4,6 +4,7 @@ test_dashboard.sh. One phase per run (a restart happens between them):
 
   dashboard_browser.py first URL ADDR SHOTS LOOPHOLE CTL EXPECT_TOTAL
   dashboard_browser.py after-restart URL ADDR SHOTS LOOPHOLE CTL ATTACKER_URL
+  dashboard_browser.py leak URL ADDR SHOTS LOOPHOLE CTL EXPECTED_EXIT
 
 Prints "ok - ..." / "FAIL - ..." lines (counted by the shell script) and exits 0.
 Waits are conditions on the page (WebDriverWait), never fixed sleeps."""
@@ -211,11 +212,31 @@ def after_restart(d, attacker):
     ok(not stats()["blocking"]["paused"], "... and nothing was paused (a form-like post: Origin refused)", res)
 
 
+def leak(d, expected_exit):
+    d.get(url)
+    WebDriverWait(d, WAIT).until(lambda _: d.execute_script("return document.body.getAttribute('data-polls')"))
+    click(d, "#btn-leak")
+    WebDriverWait(d, WAIT).until(lambda _: text(d, "#leak-verdict"))
+    verdicts = {"0": "No leak found", "1": "Leak: some DNS questions bypass loophole", "2": "Could not tell"}
+    ok(text(d, "#leak-verdict") == verdicts.get(expected_exit),
+       "leak check from the page: the verdict of 'loophole leak-check' (exit %s)" % expected_exit,
+       text(d, "#leak-verdict"))
+    raw = json.loads(d.execute_script("return document.getElementById('leak-raw').textContent"))
+    ok(raw.get("exit_code") == int(expected_exit) and "configured" in raw,
+       "... and its whole report", str(raw)[:200])
+    ok(count(d, "#leak-findings li") == len(raw.get("findings", [])) > 0, "... its findings listed")
+    errs = console_errors(d)
+    ok(not errs, "no console error", errs)
+    shoot(d, "dashboard-leak-check-1280x800", 1280, 800)
+
+
 d = browser(os.path.join(shots, "chrome-" + phase))
 d.set_window_size(1280, 800)
 try:
     if phase == "first":
         first_phase(d, sys.argv[7])
+    elif phase == "leak":
+        leak(d, sys.argv[7])
     else:
         after_restart(d, sys.argv[7])
 except Exception as e:  # a broken page must fail the test, with what went wrong

@@ -40,9 +40,28 @@ echo '<!doctype html><title>elsewhere</title><p>another site' >"$LH_TMP/attacker
 LH_PIDS+=($!)
 for _ in $(seq 50); do curl -s -o /dev/null "http://$ATTACKER:8080/" && break; sleep 0.1; done
 browse after-restart "$(url)" "$LH_ADDR" "$SHOTS" "$LOOPHOLE" "$CTL" "http://$ATTACKER:8080/"
+lh_stop
+
+# The leak check from the page runs `loophole leak-check --json` as a child of the daemon. Its
+# glibc probe must not reach the machine's resolver: the daemon runs in a mount namespace
+# whose resolv.conf names loophole itself (as on a machine that uses it).
+echo "nameserver $LH_ADDR" >"$LH_TMP/resolv.conf"
+echo "hosts: files dns" >"$LH_TMP/nsswitch.conf"
+private() {
+    unshare -m bash -c "mount --bind '$LH_TMP/resolv.conf' /etc/resolv.conf &&
+        mount --bind '$LH_TMP/nsswitch.conf' /etc/nsswitch.conf && exec \"\$@\"" bash "$@"
+}
+private "$LOOPHOLE" serve --listen "$LH_ADDR:53" --control-socket "$CTL" --state-dir "$LH_TMP/state" \
+    --log-level debug "${ARGS[@]}" >>"$LH_TMP/loophole.log" 2>&1 &
+LH_PID=$!
+LH_PIDS+=("$LH_PID")
+lh_wait_ready "$LH_ADDR"
+private "$LOOPHOLE" leak-check --json --listen "$LH_ADDR:53" "${ARGS[@]}" >"$LH_TMP/leak.json"
+expected=$?
+browse leak "$(url)" "$LH_ADDR" "$SHOTS" "$LOOPHOLE" "$CTL" "$expected"
 LH_PASS=$((LH_PASS + $(cat "$LH_TMP"/browser-*.out | grep -c '^ok ')))
 LH_FAIL=$((LH_FAIL + $(cat "$LH_TMP"/browser-*.out | grep -c '^FAIL ')))
-if [ "$(cat "$LH_TMP"/browser-*.out | grep -c '^ok ')" -lt 30 ]; then
+if [ "$(cat "$LH_TMP"/browser-*.out | grep -c '^ok ')" -lt 36 ]; then
     not_ok "the browser runs did not get through (stderr below)"
     tail -n 20 "$LH_TMP"/browser-*.err
 fi
