@@ -11,7 +11,8 @@ LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns
 # parser to scrape and check the metrics endpoint, nftables for the leak test's intercepting
 # router (DNAT), python3-jsonschema to check leak-check --json against its schema, Knot DNS to
 # serve the signed test tree and dns-root-data for the root trust anchor (the DNSSEC tests),
-# openssl to make the DNS over TLS test's CA.
+# openssl to make the DNS over TLS test's CA; Chromium, its WebDriver and Selenium to drive
+# the dashboard in a real (headless) browser.
 # The container tests (test_container.sh, test_systemd_unit.sh): Podman with runc (crun 1.8
 # refuses the hybrid cgroup layout of these machines) and the CNI plugins, catatonit for the
 # pods' pause image, debootstrap to make the base images from the Debian mirror (no registry is
@@ -19,7 +20,8 @@ LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns
 LH_TEST_PKGS=(dnsutils knot-dnsutils ldnsutils unbound python3-dnspython clang
               libclang-rt-14-dev iproute2 util-linux procps curl python3-prometheus-client
               nftables python3-jsonschema knot dns-root-data openssl ca-certificates
-              podman runc containernetworking-plugins catatonit debootstrap python3-yaml)
+              podman runc containernetworking-plugins catatonit debootstrap python3-yaml
+              chromium chromium-driver python3-selenium)
 
 lh_install_missing() {
     local missing=()

@@ -155,7 +155,7 @@ static const char usage[] =
     "      --query-log-clients MODE yes (the client address, default), no, or hash; also\n"
     "                               how 'tail' and the dashboard show clients\n"
     "      --http ADDR[:PORT]       serve the dashboard at http://ADDR:PORT/ (loopback only;\n"
-    "                               port " "5380 if none; off by default: docs/dashboard.md)\n"
+    "                               port 5380 if none; off by default: docs/dashboard.md)\n"
     "      --recent-queries N       keep the last N queries of each loop in memory for 'tail'\n"
     "                               and the dashboard (default 1000 with --http, else 0: off)\n"
     "\n"
@@ -173,7 +173,7 @@ static const char usage[] =
     "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the lists and the hosts file;\n"
     "SIGUSR2 flushes the cache; SIGUSR1 reopens the query log.\n"
     "Documentation: README.md and docs/ (configuration, blocklists, forwarding,\n"
-    "system-resolver, leak-check, observability, reliability, dnssec).\n";
+    "system-resolver, leak-check, observability, dashboard, reliability, dnssec).\n";
 
 /* Every flag is a config key of the same name, except the "no-" switches, which set a key to
  * a fixed value. One table drives getopt and the mapping. */

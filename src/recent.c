@@ -67,7 +67,7 @@ void lh_recent_push(lh_recent *r, const lh_query_end *q, uint64_t now_ms)
             addr_words = 2;
         }
     }
-    size_t len = q->outcome != LH_OUTCOME_ERROR || q->msg->qname.len ? q->msg->qname.len : 0;
+    size_t len = q->msg->qname.len;
     e->name_len = (uint8_t)len;
     memcpy(e->name, q->msg->qname.wire, len);
     /* Only the words that hold data: the fixed part, the address, the name. */

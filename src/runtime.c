@@ -97,8 +97,18 @@ lh_runtime *lh_runtime_start(lh_server *s, char *err, size_t errlen)
     if (getrandom(&rt->salt, sizeof rt->salt, 0) != sizeof rt->salt) rt->salt = uv_hrtime();
     lh_overlay *o = NULL;
     char why[LH_ERR_MAX];
-    if (cfg->state_dir) {
-        if (make_state_dir(cfg, err, errlen) != 0) goto fail;
+    bool persist = cfg->state_dir != NULL;
+    if (persist && make_state_dir(cfg, why, sizeof why) != 0) {
+        /* The default needs root (/var/lib): without it loophole still serves, as with the
+         * control socket; a state-dir that was asked for must work. */
+        if (strcmp(cfg->state_dir, LH_DEFAULT_STATE_DIR)) {
+            snprintf(err, errlen, "%s", why);
+            goto fail;
+        }
+        lh_warn("%s; runtime rules are kept in memory only", why);
+        persist = false;
+    }
+    if (persist) {
         size_t n = strlen(cfg->state_dir) + sizeof "/runtime.list";
         if (!(rt->path = malloc(n))) goto oom;
         snprintf(rt->path, n, "%s/runtime.list", cfg->state_dir);
