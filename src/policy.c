@@ -482,11 +482,18 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
     lh_policy_decide_at(p, NULL, false, m, hashes, v);
 }
 
-void lh_policy_block_match(const lh_policy *p, const lh_overlay *ov, const lh_name *n,
-                           const uint64_t *hashes, lh_block_match *bm)
+/* Runtime rules first, then the lists (inlined into the decision: it is on every query). */
+static inline void block_match(const lh_policy *p, const lh_overlay *ov, const lh_name *n,
+                               const uint64_t *hashes, lh_block_match *bm)
 {
     if (!ov || !lh_overlay_match(ov, n, hashes, bm, NULL))
         lh_blockset_match(&p->blocks, n, hashes, bm);
+}
+
+void lh_policy_block_match(const lh_policy *p, const lh_overlay *ov, const lh_name *n,
+                           const uint64_t *hashes, lh_block_match *bm)
+{
+    block_match(p, ov, n, hashes, bm);
 }
 
 void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, const lh_msg *m,
@@ -560,7 +567,7 @@ void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, 
         return;
     }
     lh_block_match bm;
-    lh_policy_block_match(p, ov, &m->qname, hashes, &bm);
+    block_match(p, ov, &m->qname, hashes, &bm);
     if (bm.blocked && paused) { /* blocking is off for now; everything else stays */
         v->paused = true;
         bm.blocked = bm.allowed = false;

@@ -105,7 +105,7 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     uint64_t hashes[LH_LABELS_MAX];
     lh_verdict v;
     lh_name_hashes(&m.qname, hashes);
-    lh_policy_decide_at(s->policy, lh_runtime_overlay(s->rt), lh_runtime_paused(s->rt, uv_now(s->loop)),
+    lh_policy_decide_at(s->policy, lh_runtime_overlay(s->rt), lh_runtime_paused(s->rt, s->loop),
                         &m, hashes, &v);
     q.name_hash = hashes[0];
     q.list = v.list;

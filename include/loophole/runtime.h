@@ -62,12 +62,13 @@ static inline const lh_overlay *lh_runtime_overlay(const lh_runtime *rt)
 {
     return rt ? atomic_load_explicit(&((lh_runtime *)rt)->overlay, memory_order_acquire) : NULL;
 }
-/* Is blocking paused at `now_ms` (the calling loop's uv_now)? */
-static inline bool lh_runtime_paused(const lh_runtime *rt, uint64_t now_ms)
+/* Is blocking paused, by the clock of `loop` (the caller's)? The clock is read only while a
+ * pause is set: the query path pays one load otherwise. */
+static inline bool lh_runtime_paused(const lh_runtime *rt, const uv_loop_t *loop)
 {
     uint64_t until =
         rt ? atomic_load_explicit(&((lh_runtime *)rt)->pause_until, memory_order_relaxed) : 0;
-    return until && now_ms < until;
+    return until && uv_now(loop) < until;
 }
 /* A worker loop (1..) woke up: it holds no overlay pointer from before. */
 void lh_runtime_quiescent(lh_runtime *rt, unsigned loop);
