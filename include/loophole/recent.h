@@ -8,7 +8,7 @@
  * sequence with a release store; a reader loads the sequence (acquire), copies the words
  * (relaxed), fences (acquire) and reloads the sequence: a record torn by a concurrent write
  * is seen as such and skipped. The writer never waits and never writes outside its ring.
- * Cost: about 60 instructions a query (bench/recent.sh measures it). */
+ * Cost: under 100 instructions a query (bench/recent.sh measures it). */
 #ifndef LH_RECENT_H
 #define LH_RECENT_H
 
@@ -16,7 +16,7 @@
 
 #include <stdatomic.h>
 
-/* One query as the ring keeps it. Addresses are stored as received; the privacy setting
+/* One query as a reader gets it. Addresses are stored as received; the privacy setting
  * (query-log-clients) is applied when they are shown (`no` stores none at all). */
 typedef struct lh_recent_rec {
     uint64_t time_ms; /* Unix time in milliseconds */
@@ -28,24 +28,20 @@ typedef struct lh_recent_rec {
     uint8_t family;     /* 0 (no address), 4 or 6 */
     uint8_t name_len;   /* wire bytes of name, root label included; 0: no question */
     uint8_t has_rcode;
-    uint8_t pad[2];
     uint8_t addr[16];
     uint8_t name[256]; /* wire form */
 } lh_recent_rec;
 
-#define LH_RECENT_WORDS (sizeof(lh_recent_rec) / 8)
-#define LH_RECENT_FIXED_WORDS (offsetof(lh_recent_rec, name) / 8)
-_Static_assert(sizeof(lh_recent_rec) % 8 == 0 && offsetof(lh_recent_rec, name) % 8 == 0,
-               "recent record layout");
-
+/* A slot: the record packed into words (recent.c says how), written by relaxed atomic stores
+ * between two stores of its sequence number. */
+#define LH_RECENT_NAME_WORDS 32 /* 256 bytes */
 typedef struct lh_recent_slot {
     atomic_uint_fast64_t seq; /* 2*pos+1 while being written, 2*pos+2 when done */
-    _Atomic uint64_t w[LH_RECENT_WORDS];
+    _Atomic uint64_t w[5 + LH_RECENT_NAME_WORDS];
 } lh_recent_slot;
 
 typedef struct lh_recent {
     size_t mask;                    /* slots - 1 (a power of two) */
-    uint64_t head;                  /* writer only: records written */
     atomic_uint_fast64_t published; /* head, for readers */
     int64_t unix_offset_ms;         /* Unix time = uv_now + this */
     bool keep_address;

@@ -120,6 +120,26 @@ void test_recent(void)
     CHECK_EQ(lh_recent_read(r, 20, out, pos, 16, &end), 0); /* nothing new */
     lh_recent_free(r);
 
+    /* names longer than the four words stored inline, up to the longest (255 bytes) */
+    r = lh_recent_new(4, true, 0);
+    char longest[300] = "";
+    for (int i = 0; i < 4; i++) /* 4 labels of 62 + 1: 252 + root = 253 wire bytes */
+        strcat(longest, i ? ".aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                          : "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    strcat(longest, ".c");
+    const char *names[] = {"thirty-three-bytes-long.example", longest, "x.y"};
+    for (int i = 0; i < 3; i++) {
+        make(&x, names[i], "127.0.0.1", LH_OUTCOME_LOCAL);
+        lh_recent_push(r, &x.e, 5);
+    }
+    CHECK_EQ(lh_recent_read(r, 0, out, pos, 16, &end), 3);
+    for (int i = 0; i < 3; i++) {
+        text_of(&out[i], name, sizeof name);
+        CHECK_STR(name, names[i]);
+    }
+    CHECK_EQ(out[1].name_len, 255);
+    lh_recent_free(r);
+
     /* query-log-clients = no: no address is stored at all */
     r = lh_recent_new(4, false, 0);
     make(&x, "private.example", "192.0.2.9", LH_OUTCOME_CACHED);
