@@ -20,7 +20,7 @@ printf '||ads.dash.test^\nthis line is not a rule\n' >"$LH_TMP/block.list"
 lh_fake "$UP" answer
 ARGS=(--upstream "$UP" --no-default-blocklist --no-hosts --blocklist "$LH_TMP/block.list"
       --http "$LH_ADDR:5380")
-lh_start "${ARGS[@]}"
+lh_start "${ARGS[@]}" || { not_ok "loophole did not start"; lh_done; }
 url() { "$LOOPHOLE" dashboard --control-socket "$CTL" | head -1; }
 q() { dig @"$LH_ADDR" -b 127.0.0.9 +time=2 +tries=1 "$@" >/dev/null; }
 before=$("$LOOPHOLE" stats --json --control-socket "$CTL" | "$LH_PY" -c 'import json,sys; print(json.load(sys.stdin)["queries"]["total"])')
@@ -47,16 +47,18 @@ lh_stop
 # whose resolv.conf names loophole itself (as on a machine that uses it).
 echo "nameserver $LH_ADDR" >"$LH_TMP/resolv.conf"
 echo "hosts: files dns" >"$LH_TMP/nsswitch.conf"
-private() {
-    unshare -m bash -c "mount --bind '$LH_TMP/resolv.conf' /etc/resolv.conf &&
-        mount --bind '$LH_TMP/nsswitch.conf' /etc/nsswitch.conf && exec \"\$@\"" bash "$@"
-}
-private "$LOOPHOLE" serve --listen "$LH_ADDR:53" --control-socket "$CTL" --state-dir "$LH_TMP/state" \
-    --log-level debug "${ARGS[@]}" >>"$LH_TMP/loophole.log" 2>&1 &
+PRIVATE=(unshare -m bash -c "mount --bind '$LH_TMP/resolv.conf' /etc/resolv.conf &&
+    mount --bind '$LH_TMP/nsswitch.conf' /etc/nsswitch.conf && exec \"\$@\"" bash)
+# Started by unshare itself, never through a function: $! of a backgrounded function is a
+# subshell, and killing it would leave the daemon running. unshare and bash exec, so $! is
+# the daemon.
+"${PRIVATE[@]}" "$LOOPHOLE" serve --listen "$LH_ADDR:53" --control-socket "$CTL" \
+    --state-dir "$LH_TMP/state" --log-level debug "${ARGS[@]}" >>"$LH_TMP/loophole.log" 2>&1 &
 LH_PID=$!
 LH_PIDS+=("$LH_PID")
 lh_wait_ready "$LH_ADDR"
-private "$LOOPHOLE" leak-check --json --listen "$LH_ADDR:53" "${ARGS[@]}" >"$LH_TMP/leak.json"
+"${PRIVATE[@]}" "$LOOPHOLE" leak-check --json --listen "$LH_ADDR:53" --control-socket "$CTL" \
+    "${ARGS[@]}" >"$LH_TMP/leak.json"
 expected=$?
 browse leak "$(url)" "$LH_ADDR" "$SHOTS" "$LOOPHOLE" "$CTL" "$expected"
 LH_PASS=$((LH_PASS + $(cat "$LH_TMP"/browser-*.out | grep -c '^ok ')))
