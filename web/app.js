@@ -64,7 +64,7 @@
     if (button) button.disabled = true;
     try {
       const r = await api(path, body || {});
-      if (r.message) toast(r.message);
+      if (r.message) toast(r.message.replace(/ \(runtime rule, [^)]*\)$/, " (runtime rule)"));
       await refresh();
       return r;
     } catch (e) {

@@ -85,6 +85,8 @@ def console_errors(d):
 
 
 def shoot(d, name, width, height):
+    # The page as it stays: after the last action's message has gone.
+    WebDriverWait(d, WAIT).until(lambda _: d.execute_script("return document.getElementById('toast').hidden"))
     d.set_window_size(width, height)
     WebDriverWait(d, WAIT).until(lambda _: d.execute_script("return document.readyState") == "complete")
     d.execute_script("window.scrollTo(0, 0)")
