@@ -744,6 +744,7 @@ out:
     lh_dnssec_anchors_free(anchors);
     ldns_rdf_deep_free(name);
     return rc;
+}
 
 /* "30s", "5m", "1h", "90" (seconds), "0" (until resumed). -1 if it is none of them. */
 static long long parse_duration(const char *t)
