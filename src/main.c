@@ -765,8 +765,9 @@ static int cmd_runtime(const lh_config *cfg, const char *cmd, const char *arg)
     if (!strcmp(cmd, "pause")) {
         long long secs = arg ? parse_duration(arg) : 300;
         if (secs < 0) {
-            fprintf(stderr, "loophole: pause: '%s' is not a duration like 30s, 5m, 1h or 0 "
-                            "(until resumed), at most 7 days\n",
+            fprintf(stderr,
+                    "loophole: pause: '%s' is not a duration like 30s, 5m, 1h or 0 "
+                    "(until resumed), at most 7 days\n",
                     arg);
             return 2;
         }
@@ -1018,10 +1019,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "loophole: 'cache' takes 'flush'. Try 'loophole --help'.\n");
         return 2;
     }
-    static const char *const commands[] = {
-        "serve",  "check-config", "health", "lists-update", "why",   "leak-check", "leak-server",
-        "stats",  "reload",       "cache-flush", "lists",   "dnssec", "pause",     "resume",
-        "allow",  "block",        "unlist", "tail",         "dashboard"};
+    static const char *const commands[] = {"serve",  "check-config", "health",      "lists-update",
+                                           "why",    "leak-check",   "leak-server", "stats",
+                                           "reload", "cache-flush",  "lists",       "dnssec",
+                                           "pause",  "resume",       "allow",       "block",
+                                           "unlist", "tail",         "dashboard"};
     bool known = false;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known = known || !strcmp(cmd, commands[i]);

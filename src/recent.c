@@ -34,9 +34,9 @@ void lh_recent_free(lh_recent *r)
     free(r);
 }
 
-/* A slot's words: 0 the loop's clock (uv_now); 1 latency | qtype << 32 | outcome << 48 | rcode << 56;
- * 2 list (16 bits) | match label (8) << 16 | family << 24 | name length << 32 | has rcode << 40;
- * 3-4 the address; 5.. the name's wire bytes. Packed with shifts, so the layout is the same on
+/* A slot's words: 0 the loop's clock (uv_now); 1 latency | qtype << 32 | outcome << 48 | rcode <<
+ * 56; 2 list (16 bits) | match label (8) << 16 | family << 24 | name length << 32 | has rcode <<
+ * 40; 3-4 the address; 5.. the name's wire bytes. Packed with shifts, so the layout is the same on
  * every byte order, and built in registers: the record is never assembled on the stack. */
 #define W_NAME 5
 
@@ -62,8 +62,8 @@ void lh_recent_push(lh_recent *r, const lh_query_end *q, uint64_t now_ms)
     uint64_t latency = q->start_ns ? (uint32_t)((uv_hrtime() - q->start_ns) / 1000) : 0;
     bool has_rcode = q->answer != NULL; /* an answer sent is at least a 12-byte header */
     uint64_t rcode = has_rcode ? q->answer[3] & 0xf : 0;
-    uint64_t w1 = latency | (uint64_t)q->msg->qtype << 32 | (uint64_t)(uint8_t)q->outcome << 48 |
-                  rcode << 56;
+    uint64_t w1 =
+        latency | (uint64_t)q->msg->qtype << 32 | (uint64_t)(uint8_t)q->outcome << 48 | rcode << 56;
     uint64_t w2 = (uint64_t)(uint16_t)q->list | (uint64_t)(uint8_t)q->match_label << 16 |
                   (uint64_t)len << 32 | (uint64_t)has_rcode << 40;
     uint64_t a0 = 0, a1 = 0;

@@ -731,7 +731,8 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
                        (left + 999) / 1000);
         prom_head(b, "loophole_runtime_rules", "gauge",
                   "Runtime rules (loophole allow/block), checked before the lists.");
-        prom_value(b, "loophole_runtime_rules", NULL, NULL, s->rt->rules ? s->rt->rules->nrules : 0);
+        prom_value(b, "loophole_runtime_rules", NULL, NULL,
+                   s->rt->rules ? s->rt->rules->nrules : 0);
     }
     prom_head(b, "loophole_tcp_connections", "gauge", "Open TCP connections.");
     prom_value(b, "loophole_tcp_connections", NULL, NULL, g->tcp_connections);

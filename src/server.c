@@ -105,8 +105,8 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     uint64_t hashes[LH_LABELS_MAX];
     lh_verdict v;
     lh_name_hashes(&m.qname, hashes);
-    lh_policy_decide_at(s->policy, lh_runtime_overlay(s->rt), lh_runtime_paused(s->rt, s->loop),
-                        &m, hashes, &v);
+    lh_policy_decide_at(s->policy, lh_runtime_overlay(s->rt), lh_runtime_paused(s->rt, s->loop), &m,
+                        hashes, &v);
     q.name_hash = hashes[0];
     q.list = v.list;
     q.match_label = v.match_label;
@@ -278,9 +278,9 @@ static int observability_start(lh_server *s, char *err, size_t errlen)
     int recent = cfg->recent_queries >= 0 ? cfg->recent_queries
                  : cfg->has_http          ? LH_RECENT_DEFAULT
                                           : 0;
-    if (recent > 0 && !(s->recent = lh_recent_new((size_t)recent,
-                                                  cfg->query_log_clients != LH_QLOG_CLIENT_NONE,
-                                                  uv_now(s->loop)))) {
+    if (recent > 0 &&
+        !(s->recent = lh_recent_new((size_t)recent, cfg->query_log_clients != LH_QLOG_CLIENT_NONE,
+                                    uv_now(s->loop)))) {
         snprintf(err, errlen, "out of memory for %d recent queries", recent);
         return -1;
     }

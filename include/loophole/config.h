@@ -206,9 +206,9 @@ typedef struct lh_config {
     uint32_t leak_retention; /* leak-server: seconds a label's resolvers are remembered */
 
     /* Runtime control and the dashboard (runtime.h, dashboard.h) */
-    lh_sockaddr http;    /* the dashboard; has_http false: off */
+    lh_sockaddr http; /* the dashboard; has_http false: off */
     bool has_http;
-    int recent_queries;  /* queries kept per loop for tail/dashboard; -1: 1000 with http, else 0 */
+    int recent_queries; /* queries kept per loop for tail/dashboard; -1: 1000 with http, else 0 */
 } lh_config;
 
 void lh_config_defaults(lh_config *c);

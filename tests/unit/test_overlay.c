@@ -55,17 +55,17 @@ void test_overlay(void)
     lh_overlay *o = lh_overlay_new();
     CHECK(o && o->nrules == 0);
     CHECK_STR(decide(o, "ads.example", NULL), "none");
-    o = with(o, "ADS.example.", false, false, true); /* block ads.example and below */
+    o = with(o, "ADS.example.", false, false, true);   /* block ads.example and below */
     o = with(o, "ok.ads.example", false, true, false); /* allow that one name only */
-    o = with(o, "exact.test", false, false, false);   /* block the name only */
+    o = with(o, "exact.test", false, false, false);    /* block the name only */
     CHECK_EQ(o->nrules, 3);
     int label = -1;
     CHECK_STR(decide(o, "ads.example", &label), "block");
     CHECK_EQ(label, 0);
     CHECK_STR(decide(o, "x.y.ads.example", &label), "block");
     CHECK_EQ(label, 2);
-    CHECK_STR(decide(o, "ok.ads.example", NULL), "allow");        /* most specific wins */
-    CHECK_STR(decide(o, "below.ok.ads.example", NULL), "block");  /* exact allow: not below */
+    CHECK_STR(decide(o, "ok.ads.example", NULL), "allow");       /* most specific wins */
+    CHECK_STR(decide(o, "below.ok.ads.example", NULL), "block"); /* exact allow: not below */
     CHECK_STR(decide(o, "exact.test", NULL), "block");
     CHECK_STR(decide(o, "sub.exact.test", NULL), "none");
     CHECK_STR(decide(o, "notads.example", NULL), "none");

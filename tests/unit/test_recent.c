@@ -59,8 +59,8 @@ static void reader(void *arg)
             text_of(&out[i], name, sizeof name);
             uint32_t k = out[i].time_ms == 0 ? 0 : (uint32_t)(out[i].time_ms - 1000);
             snprintf(want, sizeof want, "k%u.race.test", k);
-            uint32_t a = (uint32_t)out[i].addr[1] << 16 | (uint32_t)out[i].addr[2] << 8 |
-                         out[i].addr[3];
+            uint32_t a =
+                (uint32_t)out[i].addr[1] << 16 | (uint32_t)out[i].addr[2] << 8 | out[i].addr[3];
             if (strcmp(name, want) || a != (k & 0xffffff) || pos[i] != k) rc->torn++;
             rc->seen++;
         }
