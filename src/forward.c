@@ -278,9 +278,10 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len
 {
     const lh_policy *pol = (*f->env.policy);
     lh_block_match bm = {.list = -1, .label = -1};
-    if (lh_runtime_paused(f->srv->rt, f->srv->loop)) return false; /* blocking is off */
+    const lh_runtime *rt = f->env.rt ? *f->env.rt : NULL;
+    if (lh_runtime_paused(rt, f->env.loop)) return false; /* blocking is off */
     enum lh_uncloak_result r =
-        lh_policy_uncloak_at(pol, lh_runtime_overlay(f->srv->rt), a, len, ai, t, &bm);
+        lh_policy_uncloak_at(pol, lh_runtime_overlay(rt), a, len, ai, t, &bm);
     if (r == LH_UNCLOAK_CLEAN) return false;
     char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(p->name.wire, qn, sizeof qn);

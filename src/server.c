@@ -164,6 +164,7 @@ static int forwarder_start(lh_server *s, char *err, size_t errlen)
     lh_forward_env env = {.loop = s->loop,
                           .cfg = s->cfg,
                           .policy = &s->policy,
+                          .rt = &s->rt,
                           .loops = lh_server_loops(s),
                           .ctx = s,
                           .send = fwd_send,

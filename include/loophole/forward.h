@@ -29,12 +29,15 @@ typedef struct lh_client {
     uint64_t start_ns; /* uv_hrtime() on arrival when the query log wants latencies, else 0 */
 } lh_client;
 
+typedef struct lh_runtime lh_runtime;
+
 /* What the forwarder answers through and reads: the daemon's server (server.c) or the
  * scenario runner. The forwarder owns no listener and no server state; it calls these. */
 typedef struct lh_forward_env {
     uv_loop_t *loop;
     const lh_config *cfg;
     lh_policy *const *policy; /* the current policy, replaced whole on reload */
+    lh_runtime *const *rt;    /* runtime rules and pause (runtime.h); NULL: none */
     unsigned loops;           /* event loops sharing the bounds */
     void *ctx;
     /* Delivers an answer to `c` (`len` 0: the query ends unanswered). `answer` has two
