@@ -58,6 +58,8 @@ const lh_setting lh_settings[] = {
     {"metrics", NULL},       /* off */
     {"query-log", NULL},     /* off */
     {"query-log-clients", "yes"},
+    {"http", NULL},           /* off: docs/dashboard.md */
+    {"recent-queries", NULL}, /* 1000 with http, else 0 */
     {"probe-zone", NULL},
     {"leak-zone", NULL},
     {"leak-ns-address", NULL},
