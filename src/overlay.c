@@ -142,6 +142,19 @@ lh_overlay *lh_overlay_with(const lh_overlay *o, const char *name, bool remove, 
     lh_name n;
     size_t len = strlen(name);
     if (len && name[len - 1] == '.') len--;
+    /* Only what the file can carry back: a '^', '|', '$' or '#' would be adblock syntax when
+     * runtime.list is read at the next start, and a byte the text form writes as \DDD would
+     * come back as a backslash and digits; either way a different rule than the one shown. */
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.')) {
+            snprintf(err, errlen,
+                     "'%s' is not a valid domain name (letters, digits, '-', '_' and dots only)",
+                     name);
+            return NULL;
+        }
+    }
     if (len == 0 || lh_name_from_text(name, len, &n) != 0 || n.nlabels == 0) {
         snprintf(err, errlen, "'%s' is not a valid domain name", name);
         return NULL;

@@ -83,6 +83,20 @@ void test_overlay(void)
     CHECK(lh_overlay_with(o, "bad..name", false, true, false, err, sizeof err) == NULL);
     CHECK(strstr(err, "not a valid domain name") != NULL);
     CHECK(lh_overlay_with(o, "", false, true, false, err, sizeof err) == NULL);
+    /* names the file cannot carry back as the same rule (a queried name, offered by the
+     * dashboard's allow button, is attacker-chosen text): refused, not saved */
+    static const char *const unsafe[] = {
+        "tracker.example^", "a|b.example",     "x.example$important",
+        "a#b.example",      "a\\046b.example", "caf\xc3\xa9.example",
+        "a b.example",      "a/b.example",     "@@x.example"};
+    for (size_t i = 0; i < sizeof unsafe / sizeof *unsafe; i++) {
+        err[0] = 0;
+        CHECK(lh_overlay_with(o, unsafe[i], false, true, true, err, sizeof err) == NULL);
+        CHECK(strstr(err, "not a valid domain name") != NULL);
+    }
+    o = with(o, "_dmarc.under_score-ok.example", false, false, false); /* '_' and '-' are fine */
+    CHECK_EQ(o->nrules, 3);
+    o = with(o, "_dmarc.under_score-ok.example", true, false, false);
 
     /* the file: adblock syntax, each rule's line number as written */
     char path[] = "/tmp/lh-overlay-XXXXXX";
