@@ -652,8 +652,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->done) { /* a suspended request resumed with its answer */
-        enum MHD_Result ok =
-            respond(conn, r->status, json_type, r->answer ? r->answer : "", r->answer_len, true);
+        /* No answer (strdup failed): an empty body, never answer_len bytes of "". */
+        enum MHD_Result ok = respond(conn, r->status, json_type, r->answer ? r->answer : "",
+                                     r->answer ? r->answer_len : 0, true);
         free(r->answer);
         r->answer = NULL;
         return ok;
@@ -816,8 +817,9 @@ lh_dashboard *lh_dashboard_start(lh_server *s, char *err, size_t errlen)
         ntohs(cfg->http.sa.sa_family == AF_INET6 ? cfg->http.v6.sin6_port : cfg->http.v4.sin_port);
     snprintf(d->hosts[0], sizeof d->hosts[0], "%s", where);
     snprintf(d->hosts[1], sizeof d->hosts[1], "localhost:%u", port);
-    if (port == 80)
-        snprintf(d->hosts[2], sizeof d->hosts[2], "%.*s", (int)strcspn(where, ":"), where);
+    if (port == 80) /* the address without ":80"; the last colon, since "[::1]:80" has others */
+        snprintf(d->hosts[2], sizeof d->hosts[2], "%.*s", (int)(strrchr(where, ':') - where),
+                 where);
     for (int i = 0; i < DASH_HOSTS; i++)
         if (d->hosts[i][0]) snprintf(d->origins[i], sizeof d->origins[i], "http://%s", d->hosts[i]);
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
