@@ -159,5 +159,15 @@ check "the page has no inline script or handler" bash -c "! curl -s '$U/' | grep
 expect_eq "an unknown path: 404" "$(code "$U/etc/passwd")" "404"
 big=$(head -c 5000 /dev/zero | tr '\0' a)
 expect_eq "a body over 2 KiB: 413" "$(code -H "X-Loophole-Token: $TOK" -d "name=$big" "$U/api/allow")" "413"
+expect_eq "Origin null (sandboxed frame, file:): 403" "$(code -H "X-Loophole-Token: $TOK" -H 'Origin: null' -d seconds=60 "$U/api/pause")" "403"
+expect_eq "Host with a trailing dot: 421" "$(code -H 'Host: localhost.:5380' "$U/")" "421"
+expect_eq "an absolute-form target is no API path: 404" "$(code -H "X-Loophole-Token: $TOK" --request-target "http://$HTTP/api/state" "$U/")" "404"
+expect_eq "a text/plain body (a form's enctype): 415" "$(code -H "X-Loophole-Token: $TOK" -H 'Content-Type: text/plain' -d 'name=x.rt.test' "$U/api/block")" "415"
+# A queried name is attacker-chosen and the page offers it to the allow button: a name that
+# runtime.list would read back as another rule (or drop) is refused, nothing is written.
+before=$(ctl lists | grep -cE '^  line [0-9]+: ' || true)
+expect_eq "allow a name with adblock syntax in it: 400" "$(code -H "X-Loophole-Token: $TOK" -d 'name=ads.rt.test%5E%24important' "$U/api/allow")" "400"
+expect_match "... with the reason" "$(cat "$LH_TMP/body")" "not a valid domain name"
+expect_eq "... and no rule was added" "$(ctl lists | grep -cE '^  line [0-9]+: ' || true)" "$before"
 check "the daemon still answers" lh_alive
 lh_done
