@@ -210,7 +210,13 @@ int lh_overlay_save(const lh_overlay *o, const char *path, char *err, size_t err
         return -1;
     }
     /* The names someone allowed or blocked say something about them: not for every user. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+    /* A new file, never one found there (a leftover, or one someone else made to be renamed
+     * over runtime.list with their ownership). */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot replace %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         if (fd >= 0) close(fd);

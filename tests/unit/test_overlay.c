@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Which runtime rule decides `name`: "allow", "block" or "none", and at which label. */
@@ -101,7 +102,23 @@ void test_overlay(void)
     /* the file: adblock syntax, each rule's line number as written */
     char path[] = "/tmp/lh-overlay-XXXXXX";
     close(mkstemp(path));
+    /* a runtime.list.tmp found there (here with a second link, as a hard link someone made
+     * would be) is replaced, never written into and renamed over runtime.list */
+    char stale[300], keep[300];
+    snprintf(stale, sizeof stale, "%s.tmp", path);
+    snprintf(keep, sizeof keep, "%s.keep", path);
+    FILE *sf = fopen(stale, "w");
+    CHECK(sf != NULL);
+    fclose(sf);
+    CHECK_EQ(link(stale, keep), 0);
     CHECK_EQ(lh_overlay_save(o, path, err, sizeof err), 0);
+    struct stat st_keep, st_saved;
+    CHECK_EQ(stat(path, &st_saved), 0);
+    CHECK_EQ(stat(keep, &st_keep), 0);
+    CHECK(st_saved.st_ino != st_keep.st_ino);
+    CHECK_EQ(st_keep.st_size, 0);
+    CHECK(access(stale, F_OK) != 0);
+    unlink(keep);
     lh_overlay *back = lh_overlay_load(path, err, sizeof err);
     CHECK(back != NULL && err[0] == 0);
     CHECK_EQ(back->nrules, 2);
