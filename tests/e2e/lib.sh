@@ -225,7 +225,11 @@ lh_wait_for() {
     done
 }
 # lh_log_count PATTERN [FILE]: lines of the daemon log (or FILE) matching PATTERN (ERE).
-lh_log_count() { grep -cE -- "$1" "${2:-$LH_TMP/loophole.log}" 2>/dev/null || true; }
+lh_log_count() {
+    local n
+    n=$(grep -cE -- "$1" "${2:-$LH_TMP/loophole.log}" 2>/dev/null)
+    echo "${n:-0}" # 0 when the log does not exist yet (not "", which no test can compare)
+}
 # lh_wait_log N PATTERN [FILE]: waits (up to 30 s) until the log holds N lines matching PATTERN.
 lh_wait_log() {
     _lh_log_ge() { [ "$(lh_log_count "$2" "${3:-}")" -ge "$1" ]; }
