@@ -76,11 +76,11 @@ typedef struct lh_server {
     bool exposed;     /* a listener non-loopback clients can reach: ACL and RRL apply */
     lh_ratelimit rrl; /* answer rate limit for non-loopback UDP clients */
     bool rrl_on;
-    lh_qlog *qlog;       /* NULL: no query log */
-    lh_control *control; /* NULL: no control socket */
-    lh_metrics *metrics; /* NULL: no metrics endpoint */
-    lh_runtime *rt;      /* runtime rules and pause: the main loop's, shared by every loop */
-    lh_recent *recent;   /* this loop's recent queries; NULL: not kept */
+    lh_qlog *qlog;           /* NULL: no query log */
+    lh_control *control;     /* NULL: no control socket */
+    lh_metrics *metrics;     /* NULL: no metrics endpoint */
+    lh_runtime *rt;          /* runtime rules and pause: the main loop's, shared by every loop */
+    lh_recent *recent;       /* this loop's recent queries; NULL: not kept */
     lh_dashboard *dashboard; /* NULL: no dashboard (main loop only) */
     unsigned loop_index;     /* 0: the main loop; workers 1.. */
     char *const *argv;       /* main loop: the command line's options (the dashboard runs
