@@ -82,14 +82,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool pointer_into_ttl = false;
     for (size_t i = LH_DNS_HEADER_LEN; i + 1 < len && !pointer_into_ttl; i++) {
         if ((work[i] & 0xc0) != 0xc0) continue;
-        size_t t = lh_rd16(work + i) & 0x3fff, steps = 0;
-        while (t < len && steps++ < 128 && !pointer_into_ttl) {
-            size_t l = work[t], span = (l & 0xc0) == 0xc0 ? 2 : l + 1;
+        size_t at = lh_rd16(work + i) & 0x3fff, steps = 0;
+        while (at < len && steps++ < 128 && !pointer_into_ttl) {
+            size_t l = work[at], span = (l & 0xc0) == 0xc0 ? 2 : l + 1;
             for (unsigned j = 0; j < ai.nttl; j++)
-                if (t < (size_t)ai.ttl_off[j] + 4 && t + span > ai.ttl_off[j])
+                if (at < (size_t)ai.ttl_off[j] + 4 && at + span > ai.ttl_off[j])
                     pointer_into_ttl = true;
             if (l == 0 || (l & 0xc0)) break;
-            t += span;
+            at += span;
         }
     }
     const lh_ttl_limits tl = {.min_ttl = 5, .max_ttl = 86400, .max_negative_ttl = 3600};
