@@ -14,7 +14,11 @@ static size_t normalise(const uint8_t *data, size_t size, char *out, size_t cap)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
-        const char *hash = memchr(p, '#', (size_t)(le - p));
+        /* A comment starts at a '#' that begins the line or follows a blank (a '#' inside a
+         * value is part of it: tls://ADDR#NAME). */
+        const char *hash = NULL;
+        for (const char *h = p; h < le && !hash; h++)
+            if (*h == '#' && (h == p || h[-1] == ' ' || h[-1] == '\t')) hash = h;
         const char *e = hash ? hash : le;
         const char *eq = memchr(p, '=', (size_t)(e - p));
         if (eq) {

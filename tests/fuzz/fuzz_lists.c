@@ -27,6 +27,9 @@ static int round_trip(void *ctx, const lh_rule *r, unsigned line, const char *te
     size_t len = strlen(name);
     if (len && name[len - 1] == '.') name[--len] = 0;
     if (!len) return 0; /* the root */
+    /* A name that looks like an IPv4 address is accepted from a hosts line but refused as a
+     * plain domain on purpose (a list of addresses is not a list of names). */
+    if (strspn(name, "0123456789.") == len) return 0;
     /* Written back in the format it was read as (hosts and plain domains as a plain domain,
      * adblock as ||name^): the formats differ on purpose in what they ignore (a hosts file's
      * own ip6-* names). */
