@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The accepted lines, normalised: comment cut, key and value trimmed. */
+/* The accepted lines, normalised: comment cut, key and value trimmed, written as key=value
+ * (no blank before the value: a value that starts with '#', as in "key =#x", stays a value). */
 static size_t normalise(const uint8_t *data, size_t size, char *out, size_t cap)
 {
     size_t n = 0;
@@ -32,7 +33,7 @@ static size_t normalise(const uint8_t *data, size_t size, char *out, size_t cap)
             while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\r'))
                 ve--;
             int w =
-                snprintf(out + n, cap - n, "%.*s = %.*s\n", (int)(ke - ks), ks, (int)(ve - vs), vs);
+                snprintf(out + n, cap - n, "%.*s=%.*s\n", (int)(ke - ks), ks, (int)(ve - vs), vs);
             if (w < 0 || (size_t)w >= cap - n) return 0;
             n += (size_t)w;
         }
