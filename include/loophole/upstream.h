@@ -39,20 +39,25 @@ enum lh_tls_reason {
     LH_TLS_R_RESET,       /* the connection closed with the query in flight (after its retry) */
     LH_TLS_R_BACKOFF,     /* not tried: the upstream failed moments ago (reconnect back-off) */
     LH_TLS_R_OTHER,       /* out of memory, a query too large, a malformed answer */
+    LH_TLS_R_HTTP,        /* DNS over HTTPS: a status other than 200, or not a DNS message */
     LH_TLS_REASONS
 };
 typedef struct lh_tls_counters {
     uint64_t connections, handshakes, resumed, reused, retried;
+    uint64_t http_errors; /* DNS over HTTPS: answers with a status other than 200 */
     uint64_t failures[LH_TLS_REASONS];
 } lh_tls_counters;
 
 typedef struct lh_upstream_server {
     lh_sockaddr addr;
-    lh_upstream_tls tls; /* tls.on: DNS over TLS (transport_tls.c), else plain DNS */
+    lh_upstream_tls tls; /* tls.on: DNS over TLS (transport_tls.c), with tls.https DNS over
+                            HTTPS (transport_https.c), else plain DNS */
     lh_tls_counters tls_stats;
-    void *tls_pool; /* the TLS transport's connections to it */
-    char label[64]; /* "192.0.2.1:53", "tls://192.0.2.1:853" */
-    unsigned index; /* within its group: the scenario tests name servers by it */
+    void *tls_pool;  /* the TLS transport's connections to it */
+    void *doh_host;  /* the HTTPS transport's settings for it (URL, where to connect, pin) */
+    char label[128]; /* "192.0.2.1:53", "tls://192.0.2.1:853", "https://dns.example/dns-query" */
+    unsigned doh_inflight; /* the HTTPS transport's transfers to it */
+    unsigned index;        /* within its group: the scenario tests name servers by it */
     unsigned consecutive_failures;
     uint64_t down_until_ms; /* tried last until then */
     uint64_t queries, answers, failures;
@@ -155,8 +160,15 @@ bool lh_transport_tls_owns(const lh_transport *t, const lh_try *try_);
  * `block` bytes, adding an OPT record when it has none. Returns the new length, or 0 when the
  * message is malformed, has its OPT record before another, or would not fit in `cap`. */
 size_t lh_edns_pad(uint8_t *msg, size_t len, size_t cap, unsigned block);
-/* The transport for a config: c-ares alone, or c-ares and TLS side by side (each server goes
- * to the one its tls.on says) when any upstream is DNS over TLS. */
+/* DNS over HTTPS (RFC 8484) through libcurl's multi interface on the loop: HTTP/2 streams on
+ * reused connections to server->tls.auth_name at server->addr (never looked up), POST or GET
+ * of application/dns-message, `ca_file` NULL: the system store. NULL with `err` set. */
+lh_transport *lh_transport_https_new(uv_loop_t *loop, unsigned timeout_ms, const char *ca_file,
+                                     unsigned max_tries, char *err, size_t errlen);
+const lh_transport_ops *lh_transport_https_ops(void);
+bool lh_transport_https_owns(const lh_transport *t, const lh_try *try_);
+/* The transport for a config: c-ares alone, or c-ares with TLS and/or HTTPS side by side (each
+ * server goes to the one its tls.on and tls.https say) when any upstream is encrypted. */
 lh_transport *lh_transport_for_config(uv_loop_t *loop, const lh_config *cfg, unsigned max_inflight,
                                       char *err, size_t errlen);
 

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -59,20 +60,141 @@ static int pin_parse(const char *text, uint8_t out[32])
     return n == 32 ? 0 : -1;
 }
 
+/* A bare IP address (IPv6 with or without brackets) into `addr` with `port`; -1 otherwise. */
+static int ip_literal(const char *text, uint16_t port, lh_sockaddr *addr)
+{
+    char ip[INET6_ADDRSTRLEN];
+    size_t n = strlen(text);
+    if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+        text++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof ip) return -1;
+    memcpy(ip, text, n);
+    ip[n] = 0;
+    struct in6_addr a6;
+    struct in_addr a4;
+    memset(addr, 0, sizeof *addr);
+    if (inet_pton(AF_INET, ip, &a4) == 1) {
+        addr->v4.sin_family = AF_INET;
+        addr->v4.sin_port = htons(port);
+        addr->v4.sin_addr = a4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &a6) == 1) {
+        addr->v6.sin6_family = AF_INET6;
+        addr->v6.sin6_port = htons(port);
+        addr->v6.sin6_addr = a6;
+        return 0;
+    }
+    return -1;
+}
+
+/* A URL path as a DoH server takes it: printable ASCII without spaces, quotes or '#'. */
+static bool doh_path_ok(const char *p)
+{
+    if (p[0] != '/' || strlen(p) >= LH_DOH_PATH_MAX) return false;
+    for (; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '#' || *p == '\\') return false;
+    return true;
+}
+
+/* https://HOST[:PORT][/PATH][@ADDR][?OPTIONS] (see upstream_addr.h). */
+static int parse_https(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls, char *err,
+                       size_t errlen)
+{
+    char buf[512];
+    strcpy(buf, text); /* the caller checked the length */
+    char *a = buf + 8;
+    tls->on = tls->https = true;
+    char *opts = strchr(a, '?');
+    if (opts) *opts++ = 0;
+    char *at = strrchr(a, '@');
+    if (at) *at++ = 0;
+    char *slash = strchr(a, '/');
+    snprintf(tls->doh_path, sizeof tls->doh_path, "%s", slash ? slash : "/dns-query");
+    if (slash) *slash = 0;
+    if (!doh_path_ok(tls->doh_path))
+        return fail(err, errlen, "'%s': '%s' is not a URL path", text, slash ? slash : "");
+    /* HOST[:PORT], HOST an IPv6 literal in brackets */
+    char *host = a, *port_text = NULL;
+    if (*a == '[') {
+        char *close = strchr(a, ']');
+        if (!close) return fail(err, errlen, "'%s': unclosed '[' in the host", text);
+        host = a + 1;
+        *close = 0;
+        if (close[1] == ':')
+            port_text = close + 2;
+        else if (close[1])
+            return fail(err, errlen, "'%s': junk after the host's ']'", text);
+    } else if ((port_text = strchr(a, ':'))) {
+        *port_text++ = 0;
+    }
+    uint16_t port = LH_DOH_PORT;
+    if (port_text) {
+        char *e;
+        unsigned long p = strtoul(port_text, &e, 10);
+        if (!*port_text || *e || p == 0 || p > 65535)
+            return fail(err, errlen, "'%s': '%s' is not a port", text, port_text);
+        port = (uint16_t)p;
+    }
+    if (!*host) return fail(err, errlen, "'%s': no host", text);
+    if (strlen(host) >= LH_AUTH_NAME_MAX)
+        return fail(err, errlen, "'%s': the host name is too long", text);
+    bool host_is_ip = ip_literal(host, port, addr) == 0;
+    if (!host_is_ip && (!auth_name_ok(host) || strchr(host, ':')))
+        return fail(err, errlen, "'%s': '%s' is not a host name or an IP address", text, host);
+    strcpy(tls->auth_name, host);
+    if (at) {
+        if (ip_literal(at, port, addr) != 0)
+            return fail(err, errlen,
+                        "'%s': '%s' is not an IP address (the address to reach %s at; its port "
+                        "is the URL's)",
+                        text, at, host);
+    } else if (!host_is_ip) {
+        return fail(err, errlen,
+                    "'%s': DNS over HTTPS needs the address to reach %s at, so that finding it "
+                    "never takes a plaintext lookup: https://%s%s@ADDR",
+                    text, host, host, tls->doh_path);
+    }
+    for (char *o = opts, *next; o && *o; o = next) {
+        next = strchr(o, '&');
+        if (next) *next++ = 0;
+        if (!strncmp(o, "pin-sha256=", 11)) {
+            if (pin_parse(o + 11, tls->pin) != 0)
+                return fail(err, errlen,
+                            "'%s': expected pin-sha256=BASE64 (the SHA-256 of the server's "
+                            "SubjectPublicKeyInfo, 44 base64 characters)",
+                            text);
+            tls->has_pin = true;
+        } else if (!strcasecmp(o, "method=get")) {
+            tls->doh_get = true;
+        } else if (!strcasecmp(o, "method=post")) {
+            tls->doh_get = false;
+        } else {
+            return fail(err, errlen,
+                        "'%s': unknown option '%s' (pin-sha256=BASE64, method=get, method=post)",
+                        text, o);
+        }
+    }
+    return 0;
+}
+
 int lh_upstream_addr_parse(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls, char *err,
                            size_t errlen)
 {
     memset(tls, 0, sizeof *tls);
     char buf[512];
     if (strlen(text) >= sizeof buf) return fail(err, errlen, "'%.40s...' is too long", text);
+    if (!strncmp(text, "https://", 8)) return parse_https(text, addr, tls, err, errlen);
     strcpy(buf, text);
     char *a = buf;
     bool scheme = !strncmp(a, "tls://", 6);
     if (scheme) a += 6;
     if (strstr(text, "://") && !scheme)
         return fail(err, errlen,
-                    "'%s': unknown scheme (tls://ADDR[:PORT]#NAME for DNS over TLS, or plain "
-                    "ADDR[:PORT])",
+                    "'%s': unknown scheme (tls://ADDR[:PORT]#NAME for DNS over TLS, "
+                    "https://HOST/PATH@ADDR for DNS over HTTPS, or plain ADDR[:PORT])",
                     text);
     char *query = strchr(a, '?');
     if (query) *query++ = 0;
@@ -125,6 +247,15 @@ void lh_upstream_addr_format(const lh_sockaddr *addr, const lh_upstream_tls *tls
                              size_t cap)
 {
     char a[64];
+    if (tls && tls->https) {
+        uint16_t port =
+            ntohs(addr->sa.sa_family == AF_INET6 ? addr->v6.sin6_port : addr->v4.sin_port);
+        bool v6 = strchr(tls->auth_name, ':') != NULL;
+        snprintf(a, sizeof a, ":%u", port);
+        snprintf(out, cap, "https://%s%s%s%s%s", v6 ? "[" : "", tls->auth_name, v6 ? "]" : "",
+                 port == LH_DOH_PORT ? "" : a, tls->doh_path);
+        return;
+    }
     lh_addr_format(addr, a, sizeof a);
     snprintf(out, cap, "%s%s", tls && tls->on ? "tls://" : "", a);
 }

@@ -136,7 +136,7 @@ static const char *upstream_label(const lh_server *s, unsigned k)
  * can read and change it. Encrypted transports (DoT, DoH) will name themselves here. */
 static const char *upstream_transport(const lh_upstream_server *u)
 {
-    return u->tls.on ? "tls" : "plain";
+    return u->tls.https ? "https" : u->tls.on ? "tls" : "plain";
 }
 
 static const char *upstream_origin(const lh_server *s, unsigned group)
@@ -229,7 +229,7 @@ void lh_report_config(const lh_server *s, lh_sbuf *b, bool json)
 static const char *const tls_reason_names[LH_TLS_REASONS] = {
     [LH_TLS_R_CONNECT] = "connect",     [LH_TLS_R_CERT] = "cert",       [LH_TLS_R_PIN] = "pin",
     [LH_TLS_R_HANDSHAKE] = "handshake", [LH_TLS_R_TIMEOUT] = "timeout", [LH_TLS_R_RESET] = "reset",
-    [LH_TLS_R_BACKOFF] = "backoff",     [LH_TLS_R_OTHER] = "other",
+    [LH_TLS_R_BACKOFF] = "backoff",     [LH_TLS_R_OTHER] = "other",     [LH_TLS_R_HTTP] = "http",
 };
 
 /* A DNS over TLS upstream's connection figures, under its line. */
@@ -237,10 +237,10 @@ static void tls_text(lh_sbuf *b, const lh_tls_counters *t)
 {
     lh_sbuf_printf(b,
                    "  %-24s tls: connections %llu, handshakes %llu, resumed %llu, reused %llu, "
-                   "retried %llu; failures",
+                   "retried %llu, http errors %llu; failures",
                    "", (unsigned long long)t->connections, (unsigned long long)t->handshakes,
                    (unsigned long long)t->resumed, (unsigned long long)t->reused,
-                   (unsigned long long)t->retried);
+                   (unsigned long long)t->retried, (unsigned long long)t->http_errors);
     for (int r = 0; r < LH_TLS_REASONS; r++)
         lh_sbuf_printf(b, " %s %llu", tls_reason_names[r], (unsigned long long)t->failures[r]);
     lh_sbuf_printf(b, "\n");
@@ -250,10 +250,10 @@ static void tls_json(lh_sbuf *b, const lh_tls_counters *t)
 {
     lh_sbuf_printf(b,
                    ",\"tls\":{\"connections\":%llu,\"handshakes\":%llu,\"resumed\":%llu,"
-                   "\"reused\":%llu,\"retried\":%llu,\"failures\":{",
+                   "\"reused\":%llu,\"retried\":%llu,\"http_errors\":%llu,\"failures\":{",
                    (unsigned long long)t->connections, (unsigned long long)t->handshakes,
                    (unsigned long long)t->resumed, (unsigned long long)t->reused,
-                   (unsigned long long)t->retried);
+                   (unsigned long long)t->retried, (unsigned long long)t->http_errors);
     for (int r = 0; r < LH_TLS_REASONS; r++)
         lh_sbuf_printf(b, "%s\"%s\":%llu", r ? "," : "", tls_reason_names[r],
                        (unsigned long long)t->failures[r]);
@@ -576,7 +576,13 @@ static void prom_value(lh_sbuf *b, const char *name, const char *label, const ch
     lh_sbuf_printf(b, " %llu\n", v);
 }
 
-/* DNS over TLS upstreams' connection counters; nothing when there is none. */
+/* An encrypted upstream's label: DNS over TLS or DNS over HTTPS. */
+static bool encrypted_label(const char *l)
+{
+    return !strncmp(l, "tls://", 6) || !strncmp(l, "https://", 8);
+}
+
+/* DNS over TLS and HTTPS upstreams' connection counters; nothing when there is none. */
 static void prom_tls(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
 {
     static const struct {
@@ -594,22 +600,25 @@ static void prom_tls(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
         {"loophole_upstream_tls_retried_total",
          "Queries retried after their connection closed under them.",
          offsetof(lh_tls_counters, retried)},
+        {"loophole_upstream_http_errors_total",
+         "DNS over HTTPS answers with an HTTP status other than 200.",
+         offsetof(lh_tls_counters, http_errors)},
     };
     bool any = false;
     for (unsigned k = 0; k < g->nupstreams; k++)
-        any = any || !strncmp(upstream_label(s, k), "tls://", 6);
+        any = any || encrypted_label(upstream_label(s, k));
     if (!any) return;
     for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
         prom_head(b, m[i].name, "counter", m[i].help);
         for (unsigned k = 0; k < g->nupstreams; k++)
-            if (!strncmp(upstream_label(s, k), "tls://", 6))
+            if (encrypted_label(upstream_label(s, k)))
                 prom_value(b, m[i].name, "upstream", upstream_label(s, k),
                            *(const uint64_t *)((const char *)&g->up[k].tls + m[i].off));
     }
     prom_head(b, "loophole_upstream_tls_failures_total", "counter",
               "DNS over TLS queries that failed, per upstream and reason.");
     for (unsigned k = 0; k < g->nupstreams; k++) {
-        if (strncmp(upstream_label(s, k), "tls://", 6)) continue;
+        if (!encrypted_label(upstream_label(s, k))) continue;
         for (int r = 0; r < LH_TLS_REASONS; r++) {
             lh_sbuf_printf(b, "loophole_upstream_tls_failures_total{upstream=");
             prom_label(b, upstream_label(s, k));

@@ -1,5 +1,6 @@
 /* test_upstream_addr.c - the upstream syntax of every transport (plain, tls://, Unbound's
- * ADDR@PORT#NAME, the pin) and the EDNS padding of DNS over TLS queries (RFC 7830/8467). */
+ * ADDR@PORT#NAME, the pin, https:// with its bootstrap address and options) and the EDNS padding of
+ * DNS over TLS queries (RFC 7830/8467). */
 #include "querybuf.h"
 #include "unit.h"
 
@@ -8,6 +9,7 @@
 #include "loophole/upstream_addr.h"
 
 #include <arpa/inet.h>
+#include <string.h>
 
 static int parse(const char *text, lh_sockaddr *a, lh_upstream_tls *t)
 {
@@ -54,12 +56,88 @@ static void refused(void)
     CHECK(parse("tls://192.0.2.1", &a, &t) != 0); /* no name: not authenticated */
     CHECK(parse("tls://192.0.2.1#", &a, &t) != 0);
     CHECK(parse("192.0.2.1@853", &a, &t) != 0);                 /* Unbound's form needs the name */
-    CHECK(parse("https://dns.example/dns-query", &a, &t) != 0); /* not (yet) a scheme we know */
+    CHECK(parse("https://dns.example/dns-query", &a, &t) != 0); /* no bootstrap address */
+    CHECK(parse("ftp://192.0.2.1", &a, &t) != 0);
     CHECK(parse("tls://dns.example#dns.example", &a, &t) != 0); /* an address, not a name */
     CHECK(parse("tls://192.0.2.1#bad_name!", &a, &t) != 0);
     CHECK(parse("tls://192.0.2.1#n.example?pin-sha256=abc", &a, &t) != 0);
     CHECK(parse("192.0.2.1?pin-sha256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", &a, &t) != 0);
     CHECK(parse("192.0.2.1:53@853#n.example", &a, &t) != 0);
+}
+
+/* DNS over HTTPS: https://HOST[:PORT][/PATH][@ADDR][?OPTIONS] */
+static void https_forms(void)
+{
+    lh_sockaddr a;
+    lh_upstream_tls t;
+    char label[160], ip[64];
+    CHECK_EQ(parse("https://dns.example/dns-query@192.0.2.1", &a, &t), 0);
+    CHECK(t.on && t.https && !t.doh_get && !t.has_pin);
+    CHECK_STR(t.auth_name, "dns.example");
+    CHECK_STR(t.doh_path, "/dns-query");
+    CHECK_EQ(a.sa.sa_family, AF_INET);
+    CHECK_EQ(ntohs(a.v4.sin_port), 443);
+    inet_ntop(AF_INET, &a.v4.sin_addr, ip, sizeof ip);
+    CHECK_STR(ip, "192.0.2.1");
+    lh_upstream_addr_format(&a, &t, label, sizeof label);
+    CHECK_STR(label, "https://dns.example/dns-query");
+    /* A port, another path, IPv6 bootstrap with and without brackets, GET and a pin. */
+    CHECK_EQ(parse("https://dns.example:8443/resolve@[2001:db8::1]?method=get&pin-sha256="
+                   "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+                   &a, &t),
+             0);
+    CHECK(t.doh_get && t.has_pin);
+    CHECK_EQ(t.pin[0], 0xe3);
+    CHECK_STR(t.doh_path, "/resolve");
+    CHECK_EQ(a.sa.sa_family, AF_INET6);
+    CHECK_EQ(ntohs(a.v6.sin6_port), 8443);
+    lh_upstream_addr_format(&a, &t, label, sizeof label);
+    CHECK_STR(label, "https://dns.example:8443/resolve");
+    CHECK_EQ(parse("https://dns.example/dns-query@2001:db8::2?method=POST", &a, &t), 0);
+    CHECK(!t.doh_get);
+    CHECK_EQ(a.sa.sa_family, AF_INET6);
+    /* No path: /dns-query (RFC 8484's example, what the big resolvers use). */
+    CHECK_EQ(parse("https://dns.example@192.0.2.1", &a, &t), 0);
+    CHECK_STR(t.doh_path, "/dns-query");
+    CHECK_STR(t.auth_name, "dns.example");
+    /* The host an IP literal: no bootstrap needed; the certificate is checked for the IP. */
+    CHECK_EQ(parse("https://192.0.2.9/dns-query", &a, &t), 0);
+    CHECK_STR(t.auth_name, "192.0.2.9");
+    inet_ntop(AF_INET, &a.v4.sin_addr, ip, sizeof ip);
+    CHECK_STR(ip, "192.0.2.9");
+    CHECK_EQ(parse("https://[2001:db8::53]:444/q", &a, &t), 0);
+    CHECK_STR(t.auth_name, "2001:db8::53");
+    CHECK_EQ(ntohs(a.v6.sin6_port), 444);
+    lh_upstream_addr_format(&a, &t, label, sizeof label);
+    CHECK_STR(label, "https://[2001:db8::53]:444/q");
+    /* The bootstrap wins over the literal when both are given. */
+    CHECK_EQ(parse("https://192.0.2.9/dns-query@192.0.2.10", &a, &t), 0);
+    inet_ntop(AF_INET, &a.v4.sin_addr, ip, sizeof ip);
+    CHECK_STR(ip, "192.0.2.10");
+}
+
+static void https_refused(void)
+{
+    lh_sockaddr a;
+    lh_upstream_tls t;
+    char err[LH_ERR_MAX];
+    CHECK(lh_upstream_addr_parse("https://dns.example/dns-query", &a, &t, err, sizeof err) != 0);
+    CHECK(strstr(err, "needs the address to reach dns.example") != NULL);
+    CHECK(parse("https://dns.example/dns-query@dns.other", &a, &t) != 0);    /* not an address */
+    CHECK(parse("https://dns.example/dns-query@192.0.2.1:53", &a, &t) != 0); /* port: URL's */
+    CHECK(parse("https://dns.example/dns-query@[2001:db8::1]:53", &a, &t) != 0);
+    CHECK(parse("https://dns.example:0/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://dns.example:99999/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://dns.example:/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https:///q@192.0.2.1", &a, &t) != 0);          /* no host */
+    CHECK(parse("https://bad_host!/q@192.0.2.1", &a, &t) != 0); /* not a host name */
+    CHECK(parse("https://[2001:db8::1/q", &a, &t) != 0);        /* unclosed bracket */
+    CHECK(parse("https://[2001:db8::1]x/q", &a, &t) != 0);
+    CHECK(parse("https://dns.example/a b@192.0.2.1", &a, &t) != 0); /* a space in the path */
+    CHECK(parse("https://dns.example/q@192.0.2.1?pin-sha256=abc", &a, &t) != 0);
+    CHECK(parse("https://dns.example/q@192.0.2.1?method=put", &a, &t) != 0);
+    CHECK(parse("https://dns.example/q@192.0.2.1?dns=AAAB", &a, &t) != 0); /* not ours */
+    CHECK(parse("https://dns.example/q@", &a, &t) != 0);
 }
 
 static void padding(void)
@@ -93,5 +171,7 @@ void test_upstream_addr(void)
 {
     forms();
     refused();
+    https_forms();
+    https_refused();
     padding();
 }

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# DNS over HTTPS upstreams (RFC 8484) against a real Unbound serving DoH over HTTP/2 with a
+# throw-away CA made here: answers of every type, a large answer, many names at once as streams
+# of one connection, the strict profile (wrong name, untrusted CA, wrong pin, an HTTP error, a
+# wrong content type, an oversized or short body: SERVFAIL with EDE 22, and never a plaintext
+# query: a port-53 listener on the same address records any), failover from a dead DoH upstream
+# to a live one, GET, a mixed list and a forward zone, and the bootstrap address rule.
+. "$(dirname "$0")/lib.sh"
+command -v openssl >/dev/null && command -v unbound >/dev/null || { echo "needs openssl, unbound"; exit 77; }
+DOH=$(lh_peer 1)      # Unbound on :443 (DoH), the plaintext trap on :53
+DEAD=$(lh_peer 2)     # nothing on :443: connection refused; a plaintext trap on :53
+PLAIN=$(lh_peer 3)    # a plain upstream for the forward zone
+SCRIPTED=$(lh_peer 4) # tests/e2e/dohupstream.py on :443, a plaintext trap on :53
+CTL="$LH_TMP/control.sock"
+ctl() { "$LOOPHOLE" "$@" --control-socket "$CTL"; }
+
+# ---- a throw-away CA, the server's certificate for doh.test, and a CA nobody trusts ----------
+cd "$LH_TMP" || exit 1
+ossl() { openssl "$@" >>"$LH_TMP/openssl.out" 2>&1 || { cat "$LH_TMP/openssl.out"; exit 1; }; }
+ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+    -days 2 -subj "/CN=loophole test CA"
+ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key \
+    -out other.pem -days 2 -subj "/CN=an untrusted CA"
+ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+    -subj "/CN=doh.test"
+printf 'subjectAltName=DNS:doh.test,IP:%s,IP:%s\nextendedKeyUsage=serverAuth\n' "$DOH" "$SCRIPTED" >server.ext
+ossl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+    -extfile server.ext
+chmod 644 ./*.pem ./*.key
+PIN=$(openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | base64)
+WRONGPIN=$(openssl x509 -in other.pem -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | base64)
+
+# ---- Unbound as the DoH server ---------------------------------------------------------------
+BIG=""
+for i in $(seq 30); do BIG+="  local-data: 'big.doh.test. 60 IN TXT \"$(printf 'x%.0s' $(seq 100))-$i\"'"$'\n'; done
+cat >"$LH_TMP/unbound-doh.conf" <<U
+server:
+  interface: $DOH@443
+  https-port: 443
+  http-endpoint: "/dns-query"
+  http-notls-downstream: no
+  tls-service-key: "$LH_TMP/server.key"
+  tls-service-pem: "$LH_TMP/server.pem"
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$LH_TMP"
+  pidfile: ""
+  use-syslog: no
+  logfile: "$LH_TMP/unbound-doh.log"
+  log-queries: yes
+  verbosity: 1
+  module-config: "iterator"
+  access-control: 127.0.0.0/8 allow
+  incoming-num-tcp: 64
+  http-max-streams: 1000
+  extended-statistics: yes
+  local-zone: "doh.test." static
+  local-data: "a.doh.test. 60 IN A 192.0.2.53"
+  local-data: "a.doh.test. 60 IN AAAA 2001:db8::53"
+  local-data: 't.doh.test. 60 IN TXT "over https"'
+$BIG
+  local-zone: "bulk.doh.test." redirect
+  local-data: "bulk.doh.test. 60 IN A 192.0.2.7"
+# Never recurse past loopback: anything outside the test zones goes to a closed local port.
+stub-zone:
+  name: "."
+  stub-addr: 127.0.0.1@1
+remote-control:
+  control-enable: yes
+  control-interface: "$LH_TMP/unbound.ctl"
+U
+unbound -c "$LH_TMP/unbound-doh.conf" >>"$LH_TMP/unbound-doh.out" 2>&1 &
+LH_PIDS+=($!)
+_doh_up() {
+    kdig @"$DOH" -p 443 +https=/dns-query +tls-ca="$LH_TMP/ca.pem" +tls-hostname=doh.test \
+        a.doh.test +short +time=1 +retry=0 2>/dev/null | grep -q 192.0.2.53
+}
+lh_wait_for 30 _doh_up
+check "Unbound serves DoH with the test CA (kdig +https)" _doh_up
+UCTL=(unbound-control -c "$LH_TMP/unbound-doh.conf")
+# The trap: anything arriving in plaintext on port 53 of the DoH upstreams is logged.
+lh_fake "$DOH" answer
+lh_fake "$DEAD" answer
+lh_fake "$PLAIN" answer
+lh_fake "$SCRIPTED" answer
+
+# burst.py ADDR N ZONE WANT: N distinct names under ZONE sent at once; prints how many were
+# answered with the address WANT.
+cat >"$LH_TMP/burst.py" <<'PY'
+import socket, sys, time, dns.message
+addr, n, zone, want = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+ok = set()
+def take(r):
+    if r.answer and r.answer[0][0].address == want:
+        ok.add(r.id)
+s.setblocking(False)
+for i in range(n):
+    q = dns.message.make_query("n%d.%s" % (i, zone), "A")
+    q.id = i
+    s.sendto(q.to_wire(), (addr, 53))
+    try:
+        while True:
+            take(dns.message.from_wire(s.recv(4096)))
+    except BlockingIOError:
+        pass
+s.settimeout(5)
+end = time.time() + 20
+while len(ok) < n and time.time() < end:
+    try:
+        take(dns.message.from_wire(s.recv(4096)))
+    except socket.timeout:
+        break
+print(len(ok))
+PY
+doh_conns() { ss -Htn state established "dst $DOH:443" | wc -l; }
+ede() { d "$@" | grep -o 'EDE: [0-9]*' | head -1; }
+up0() { ctl stats --json | "$LH_PY" -c "import json,sys; print(json.load(sys.stdin)['upstreams'][0]$1)"; }
+
+# ---- the good path -------------------------------------------------------------------------
+URL="https://doh.test/dns-query@$DOH"
+lh_start --upstream "$URL" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
+    --forward-zone "plain.test=$PLAIN" --metrics "$LH_ADDR:9153"
+check "the log names the DoH upstream" grep -q "upstreams: https://doh.test/dns-query" "$LH_TMP/loophole.log"
+expect_eq "A over DoH" "$(d a.doh.test A +short)" "192.0.2.53"
+expect_eq "AAAA over DoH" "$(d a.doh.test AAAA +short)" "2001:db8::53"
+expect_eq "TXT over DoH" "$(d t.doh.test TXT +short)" '"over https"'
+expect_eq "a large answer (30 TXT, >3 KB) over DoH, to a TCP client" \
+    "$(d big.doh.test TXT +tcp +short | wc -l)" "30"
+expect_eq "forward zone to a plain upstream beside DoH" "$(d x.plain.test A +short)" "192.0.2.1"
+expect_eq "the plain forward zone's query reached its plain upstream" "$(lh_fake_count "$PLAIN" x.plain.test)" "1"
+expect_eq "stats names the transport" "$(up0 "['transport']")" "https"
+
+"$LH_PY" "$LH_TMP/burst.py" "$LH_ADDR" 300 bulk.doh.test 192.0.2.7 >"$LH_TMP/bulk.out"
+expect_eq "300 distinct names sent at once, all answered over DoH" "$(cat "$LH_TMP/bulk.out")" "300"
+tls=$(ctl stats --json | "$LH_PY" -c 'import json,sys; u=json.load(sys.stdin)["upstreams"][0]["tls"]; print(u["connections"], u["handshakes"], u["reused"], u["http_errors"], sum(u["failures"].values()))')
+read -r nconn nhs nreused nhttp nfail <<<"$tls"
+expect_eq "one connection and one handshake for all of it (loophole's count)" "$nconn $nhs" "1 1"
+check "queries went as streams of the open connection ($nreused)" test "$nreused" -ge 300
+expect_eq "no HTTP error, no failure" "$nhttp $nfail" "0 0"
+expect_eq "one established connection to the DoH server (ss)" "$(doh_conns)" "1"
+uq=$("${UCTL[@]}" stats_noreset 2>/dev/null | sed -n 's/^num.query.https=//p')
+check "Unbound counted the queries as DNS over HTTPS ($uq)" test "${uq:-0}" -ge 305
+prom=$(curl -s --max-time 5 "http://$LH_ADDR:9153/metrics" | "$LH_PY" -c '
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+hs, fails = None, 0
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for smp in fam.samples:
+        if smp.name == "loophole_upstream_tls_handshakes_total":
+            hs = (smp.labels["upstream"], int(smp.value))
+        if smp.name == "loophole_upstream_tls_failures_total":
+            fails += int(smp.value)
+print(hs, fails)')
+expect_eq "Prometheus: handshakes and failures of the DoH upstream" "$prom" "('https://doh.test/dns-query', 1) 0"
+check "stats shows the connection counters" bash -c "'$LOOPHOLE' stats --control-socket '$CTL' | grep -q 'tls: connections 1, handshakes 1'"
+lh_stop
+
+# ---- forms: a pin, the host as an IP literal, GET, a forward zone over DoH ------------------
+lh_start --upstream "https://doh.test/dns-query@$DOH?pin-sha256=$PIN" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "the right pin: answered" "$(d a.doh.test A +short)" "192.0.2.53"
+lh_stop
+lh_start --upstream "https://$DOH/dns-query" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "the host as an IP literal, no bootstrap address needed" "$(d a.doh.test A +short)" "192.0.2.53"
+lh_stop
+lh_start --upstream "https://doh.test/dns-query@$DOH?method=get" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "GET: answered" "$(d a.doh.test A +short)" "192.0.2.53"
+lh_stop
+lh_start --upstream "$PLAIN" --forward-zone "doh.test=$URL" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "a forward zone over DoH beside a plain default upstream" "$(d a.doh.test A +short)" "192.0.2.53"
+expect_eq "and the rest to the plain one" "$(d y.other.test A +short)" "192.0.2.1"
+lh_stop
+
+# ---- the scripted server: what goes on the wire, GET and POST ------------------------------
+dohup() { # MODE: tests/e2e/dohupstream.py on $SCRIPTED:443, log $LH_TMP/doh-MODE.log
+    "$LH_PY" "$LH_SRC/tests/e2e/dohupstream.py" "$SCRIPTED" 443 "$LH_TMP/server.pem" \
+        "$LH_TMP/server.key" "$1" "$LH_TMP/doh-$1.log" >"$LH_TMP/doh-$1.out" 2>&1 &
+    DOHUP_PID=$!
+    LH_PIDS+=("$DOHUP_PID")
+    lh_wait_for 30 grep -q ready "$LH_TMP/doh-$1.out"
+}
+dohup_stop() { kill -TERM "$DOHUP_PID" 2>/dev/null; wait "$DOHUP_PID" 2>/dev/null; }
+SURL="https://doh.test/q@$SCRIPTED"
+dohup ok
+lh_start --upstream "$SURL" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "POST to an HTTP/1.1 server: answered" "$(d p1.test A +short)" "192.0.2.99"
+lh_stop
+lh_start --upstream "$SURL?method=get" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "GET to an HTTP/1.1 server: answered" "$(d g1.test A +short)" "192.0.2.99"
+lh_stop
+dohup_stop
+expect_eq "POST: the path, application/dns-message both ways, ID 0" \
+    "$(grep ' POST ' "$LH_TMP/doh-ok.log" | awk '{print $3, $4, $5, $7}')" \
+    "/q application/dns-message application/dns-message 0"
+expect_eq "GET: dns= decoded to a query with ID 0, Accept application/dns-message" \
+    "$(grep ' GET ' "$LH_TMP/doh-ok.log" | awk '{print $3, $5, $7}')" "/q application/dns-message 0"
+expect_eq "every query padded to a multiple of 128 bytes (RFC 8467), as received" \
+    "$(awk '/^req/ {print ($6 % 128 == 0) ? "padded" : "unpadded " $6}' "$LH_TMP/doh-ok.log" | sort | uniq -c | tr -s ' ')" " 2 padded"
+
+# ---- strict: every failure is SERVFAIL with EDE 22, never plaintext -------------------------
+strict() { # DESCRIPTION LOGPATTERN ARGS...
+    local what=$1 pat=$2
+    shift 2
+    : >"$LH_TMP/loophole.log"
+    lh_start "$@" --cache-size 0
+    expect_eq "$what: SERVFAIL" "$(dstatus s1.doh.test A)" "SERVFAIL"
+    expect_eq "$what: EDE 22" "$(ede s2.doh.test A)" "EDE: 22"
+    check "$what: the log says why" grep -q "$pat" "$LH_TMP/loophole.log"
+    lh_stop
+}
+strict "wrong name" "certificate not trusted" --upstream "https://wrong.test/dns-query@$DOH" --tls-ca "$LH_TMP/ca.pem"
+strict "untrusted CA (the system store)" "certificate not trusted" --upstream "$URL"
+strict "another CA given" "certificate not trusted" --upstream "$URL" --tls-ca "$LH_TMP/other.pem"
+strict "wrong pin" "does not match pin-sha256" --upstream "$URL?pin-sha256=$WRONGPIN" --tls-ca "$LH_TMP/ca.pem"
+strict "refused" "connection failed" --upstream "https://doh.test/dns-query@$DEAD" --tls-ca "$LH_TMP/ca.pem"
+strict "a wrong path (HTTP 404 or 400)" "HTTP status 4" --upstream "https://doh.test/nope@$DOH" --tls-ca "$LH_TMP/ca.pem"
+for m in status ctype big short; do
+    dohup $m
+    case $m in
+    status) pat="HTTP status 500" ;; ctype) pat="content type 'text/plain'" ;;
+    big) pat="answer over 65535" ;; short) pat="answer too short" ;;
+    esac
+    strict "scripted server, $m" "$pat" --upstream "$SURL" --tls-ca "$LH_TMP/ca.pem"
+    dohup_stop
+done
+
+# ---- failover: a dead DoH upstream first, a live one second ---------------------------------
+lh_start --upstream "https://doh.test/dns-query@$DEAD" --upstream "$URL" \
+    --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+for i in 1 2 3; do
+    expect_eq "failover from a dead DoH upstream to a live one ($i)" "$(d "f$i.bulk.doh.test" A +short)" "192.0.2.7"
+done
+lh_stop
+
+# ---- nothing ever left in plaintext ---------------------------------------------------------
+expect_eq "no plaintext query reached the DoH server's address" "$(lh_fake_count "$DOH")" "0"
+expect_eq "no plaintext query reached the dead DoH upstream's address" "$(lh_fake_count "$DEAD")" "0"
+expect_eq "no plaintext query reached the scripted server's address" "$(lh_fake_count "$SCRIPTED")" "0"
+
+# ---- configuration errors ------------------------------------------------------------------
+printf 'upstream = https://doh.test/dns-query\n' >"$LH_TMP/nobootstrap.conf"
+out=$("$LOOPHOLE" check-config --config "$LH_TMP/nobootstrap.conf" 2>&1)
+expect_match "https:// without a bootstrap address is refused, with file:line" "$out" "nobootstrap.conf:1: .*needs the address to reach doh.test"
+out=$("$LOOPHOLE" serve --upstream "https://doh.test/dns-query@doh.example" 2>&1)
+expect_match "a bootstrap that is not an IP address is refused" "$out" "is not an IP address"
+out=$("$LOOPHOLE" serve --upstream "https://doh.test/dns-query@$DOH?pin-sha256=abc" 2>&1)
+expect_match "a malformed pin is refused" "$out" "pin-sha256=BASE64"
+out=$("$LOOPHOLE" serve --upstream "https://doh.test/dns-query@$DOH?method=put" 2>&1)
+expect_match "an unknown option is refused" "$out" "unknown option 'method=put'"
+lh_done
