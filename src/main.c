@@ -111,8 +111,12 @@ static const char usage[] =
     "      --upstream tls://ADDR[:PORT]#NAME[?pin-sha256=BASE64]\n"
     "                               DNS over TLS (port 853), the certificate checked against\n"
     "                               NAME; also ADDR@PORT#NAME. Strict: never plaintext\n"
-    "      --tls-ca FILE            trust this CA file for DNS over TLS instead of the system\n"
-    "                               store (/etc/ssl/certs)\n"
+    "      --upstream https://HOST[:PORT][/PATH]@ADDR[?pin-sha256=BASE64&method=get]\n"
+    "                               DNS over HTTPS (RFC 8484, HTTP/2, POST by default) to HOST\n"
+    "                               at ADDR, never looked up (ADDR may be left out only when\n"
+    "                               HOST is an IP); e.g. https://dns.google/dns-query@8.8.8.8\n"
+    "      --tls-ca FILE            trust this CA file for DNS over TLS/HTTPS instead of the\n"
+    "                               system store (/etc/ssl/certs)\n"
     "      --forward-zone ZONE=ADDR[:PORT][,ADDR...]\n"
     "                               send ZONE and below to its own upstreams; repeatable\n"
     "      --resolv-conf FILE       where default upstreams come from (" LH_DEFAULT_RESOLV_CONF
@@ -622,8 +626,9 @@ static int cmd_dnssec(lh_config *cfg, const char *name_text, const char *type_te
     lh_sockaddr up;
     if (cfg->nupstreams && cfg->upstream_tls[0].on) {
         /* ldns asks in plain DNS: never in clear to a server configured for DNS over TLS. */
-        fprintf(stderr, "loophole: dnssec: the upstream is DNS over TLS and this tool asks in "
-                        "plain DNS only: pass a plain --upstream ADDR\n");
+        fprintf(stderr,
+                "loophole: dnssec: the upstream is DNS over TLS or HTTPS and this tool asks in "
+                "plain DNS only: pass a plain --upstream ADDR\n");
         ldns_rdf_deep_free(name);
         return 2;
     }

@@ -146,11 +146,12 @@ static int update_one(const lh_config *cfg, const lh_list_url *u, bool tty)
         char addr[INET6_ADDRSTRLEN], entry[512];
         int rr = resolve_host(cfg, host, addr, sizeof addr);
         if (rr == -2) {
-            snprintf(err, sizeof err,
-                     "cannot resolve %s: the upstreams are DNS over TLS and the list updater "
-                     "resolves in plain DNS only (never sent in plaintext to them); give the "
-                     "list URL by IP address",
-                     host);
+            snprintf(
+                err, sizeof err,
+                "cannot resolve %s: the upstreams are DNS over TLS or HTTPS and the list updater "
+                "resolves in plain DNS only (never sent in plaintext to them); give the "
+                "list URL by IP address",
+                host);
             goto out;
         }
         if (rr != 0) {

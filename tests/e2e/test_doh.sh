@@ -72,13 +72,17 @@ remote-control:
   control-enable: yes
   control-interface: "$LH_TMP/unbound.ctl"
 U
-unbound -c "$LH_TMP/unbound-doh.conf" >>"$LH_TMP/unbound-doh.out" 2>&1 &
-LH_PIDS+=($!)
+unbound_up() {
+    unbound -c "$LH_TMP/unbound-doh.conf" >>"$LH_TMP/unbound-doh.out" 2>&1 &
+    UPID=$!
+    LH_PIDS+=("$UPID")
+    lh_wait_for 30 _doh_up
+}
 _doh_up() {
     kdig @"$DOH" -p 443 +https=/dns-query +tls-ca="$LH_TMP/ca.pem" +tls-hostname=doh.test \
         a.doh.test +short +time=1 +retry=0 2>/dev/null | grep -q 192.0.2.53
 }
-lh_wait_for 30 _doh_up
+unbound_up
 check "Unbound serves DoH with the test CA (kdig +https)" _doh_up
 UCTL=(unbound-control -c "$LH_TMP/unbound-doh.conf")
 # The trap: anything arriving in plaintext on port 53 of the DoH upstreams is logged.
@@ -158,6 +162,15 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
 print(hs, fails)')
 expect_eq "Prometheus: handshakes and failures of the DoH upstream" "$prom" "('https://doh.test/dns-query', 1) 0"
 check "stats shows the connection counters" bash -c "'$LOOPHOLE' stats --control-socket '$CTL' | grep -q 'tls: connections 1, handshakes 1'"
+
+# The server goes away with the connection idle (a restart): the next query finds the old
+# connection dead and opens a new one, with no failure.
+kill -TERM "$UPID"
+wait "$UPID" 2>/dev/null
+unbound_up
+expect_eq "answered after the server closed the idle connection" "$(d a2.bulk.doh.test A +short)" "192.0.2.7"
+expect_eq "a second connection, no failure (connections failures)" \
+    "$(lh_stat "'%d %d' % (s['upstreams'][0]['tls']['connections'], sum(s['upstreams'][0]['tls']['failures'].values()))")" "2 0"
 lh_stop
 
 # ---- forms: a pin, the host as an IP literal, GET, a forward zone over DoH ------------------
@@ -240,6 +253,14 @@ lh_stop
 expect_eq "no plaintext query reached the DoH server's address" "$(lh_fake_count "$DOH")" "0"
 expect_eq "no plaintext query reached the dead DoH upstream's address" "$(lh_fake_count "$DEAD")" "0"
 expect_eq "no plaintext query reached the scripted server's address" "$(lh_fake_count "$SCRIPTED")" "0"
+
+# The tools that ask in plain DNS refuse a DoH upstream instead of asking it in clear.
+out=$("$LOOPHOLE" lists update --upstream "https://doh.test/dns-query@$SCRIPTED" --upstream-timeout 500 \
+    --list-url "http://lists.leak.test:1/ads.txt $LH_TMP/leak-list.txt" 2>&1)
+expect_match "lists update with only DoH upstreams: a precise error" "$out" "upstreams are DNS over TLS or HTTPS"
+out=$("$LOOPHOLE" dnssec a.doh.test --upstream "https://doh.test/dns-query@$SCRIPTED" --upstream-timeout 500 2>&1)
+expect_match "loophole dnssec with a DoH upstream: a precise error" "$out" "upstream is DNS over TLS or HTTPS"
+expect_eq "neither sent anything in plaintext to the DoH upstream's address" "$(lh_fake_count "$SCRIPTED")" "0"
 
 # ---- configuration errors ------------------------------------------------------------------
 printf 'upstream = https://doh.test/dns-query\n' >"$LH_TMP/nobootstrap.conf"
