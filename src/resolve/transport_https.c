@@ -592,9 +592,8 @@ static void https_free(lh_transport *base)
         if (t->slab[i].easy) curl_easy_cleanup(t->slab[i].easy);
         free(t->slab[i].body);
     }
-    for (doh_host *h = t->hosts, *next; h; h = next) {
+    for (doh_host *h = t->hosts, *next; h; h = next) { /* its server may be gone already */
         next = h->next;
-        h->s->doh_host = NULL;
         curl_slist_free_all(h->connect_to);
         free(h);
     }
