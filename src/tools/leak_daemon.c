@@ -113,7 +113,10 @@ static void from_config(leak_report *r)
         /* The configured list keeps its order (its TLS settings line up); others are plain. */
         const lh_upstream_tls *tls = cfg->nupstreams ? &cfg->upstream_tls[i] : NULL;
         lh_upstream_addr_format(&u->addr, tls, u->label, sizeof u->label);
-        snprintf(u->transport, sizeof u->transport, "%s", tls && tls->on ? "tls" : "plain");
+        snprintf(u->transport, sizeof u->transport, "%s",
+                 tls && tls->https ? "https"
+                 : tls && tls->on  ? "tls"
+                                   : "plain");
         snprintf(u->zone, sizeof u->zone, ".");
         snprintf(u->source, sizeof u->source, "%s", lh_upstream_origin_names[origin]);
     }
@@ -124,7 +127,10 @@ static void from_config(leak_report *r)
             u->addr = cfg->forward_zones[z].servers[i];
             const lh_upstream_tls *tls = &cfg->forward_zones[z].tls[i];
             lh_upstream_addr_format(&u->addr, tls, u->label, sizeof u->label);
-            snprintf(u->transport, sizeof u->transport, "%s", tls->on ? "tls" : "plain");
+            snprintf(u->transport, sizeof u->transport, "%s",
+                     tls->https ? "https"
+                     : tls->on  ? "tls"
+                                : "plain");
             snprintf(u->zone, sizeof u->zone, "%s", cfg->forward_zones[z].zone);
             snprintf(u->source, sizeof u->source, "%s",
                      lh_upstream_origin_names[lh_origin_of(cfg->forward_zones[z].src)]);
