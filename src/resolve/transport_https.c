@@ -217,6 +217,8 @@ static void on_idle(uv_timer_t *h)
     if (t->inflight || !t->multi) return;
     curl_multi_cleanup(t->multi);
     t->multi = NULL;
+    while (t->watches) /* none should be left (libcurl closed its sockets); never a stale one */
+        watch_close(t->watches);
     uv_timer_stop(&t->timer);
     lh_debug("DNS over HTTPS: idle for %u ms, connections closed", DOH_IDLE_MS);
 }
