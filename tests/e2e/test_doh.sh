@@ -188,6 +188,29 @@ expect_eq "a forward zone over DoH beside a plain default upstream" "$(d a.doh.t
 expect_eq "and the rest to the plain one" "$(d y.other.test A +short)" "192.0.2.1"
 lh_stop
 
+# ---- HOST is never looked up: the daemon runs where the system resolver is a trap -----------
+RTRAP=$(lh_peer 5)
+lh_fake "$RTRAP" answer
+echo "nameserver $RTRAP" >"$LH_TMP/resolv.conf"
+echo "hosts: files dns" >"$LH_TMP/nsswitch.conf"
+PRIVATE=(unshare -m bash -c "mount --bind '$LH_TMP/resolv.conf' /etc/resolv.conf &&
+    mount --bind '$LH_TMP/nsswitch.conf' /etc/nsswitch.conf && exec \"\$@\"" bash)
+# The control: a lookup made in that namespace does reach the trap.
+"${PRIVATE[@]}" getent hosts control.doh.test >/dev/null
+check "control: a host lookup in the daemon's namespace reaches the trap" \
+    test "$(lh_fake_count "$RTRAP" ' control\.doh\.test')" -ge 1
+# unshare and bash exec, so $! is the daemon.
+"${PRIVATE[@]}" "$LOOPHOLE" serve --listen "$LH_ADDR:53" --log-level debug --resolv-conf /dev/null \
+    --fallback-upstream 127.0.0.1:1 --control-socket "$CTL" --state-dir "$LH_TMP/state" \
+    --upstream "$URL" --upstream "https://doh.test:8443/other@$DEAD" --tls-ca "$LH_TMP/ca.pem" \
+    --cache-size 0 >>"$LH_TMP/loophole.log" 2>&1 &
+LH_PID=$!
+lh_track "$LH_PID"
+lh_wait_ready "$LH_ADDR"
+expect_eq "answered over DoH with a trap for a system resolver" "$(d r1.bulk.doh.test A +short)" "192.0.2.7"
+expect_eq "the DoH host name was never looked up" "$(lh_fake_count "$RTRAP" ' doh\.test')" "0"
+lh_stop
+
 # ---- the scripted server: what goes on the wire, GET and POST ------------------------------
 dohup() { # MODE: tests/e2e/dohupstream.py on $SCRIPTED:443, log $LH_TMP/doh-MODE.log
     "$LH_PY" "$LH_SRC/tests/e2e/dohupstream.py" "$SCRIPTED" 443 "$LH_TMP/server.pem" \
