@@ -7,12 +7,14 @@ query as received: from the POST body or GET's dns= parameter). Modes:
   ctype   a DNS answer with Content-Type text/plain
   big     a body of 70000 bytes (more than any DNS message)
   short   a body of 5 bytes
+  stall   the request read, and no answer ever
 Prints "ready" once listening."""
 import base64
 import http.server
 import socketserver
 import ssl
 import sys
+import time
 import urllib.parse
 
 import dns.message
@@ -48,6 +50,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.command, urllib.parse.urlparse(self.path).path,
             self.headers.get("Content-Type", "-"), self.headers.get("Accept", "-"), len(wire),
             int.from_bytes(wire[:2], "big") if len(wire) >= 2 else -1))
+        if mode == "stall":
+            log.write("stalled\n")
+            time.sleep(3600)
         if mode == "status":
             return self.reply(500, "text/plain", b"no")
         if mode == "big":

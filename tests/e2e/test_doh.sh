@@ -264,6 +264,18 @@ for m in status ctype big short; do
     dohup_stop
 done
 
+# A server that takes the request and never answers: the try times out (libcurl's own timer on
+# the loop), counted as such; SERVFAIL well within the client's wait.
+dohup stall
+: >"$LH_TMP/loophole.log"
+lh_start --upstream "$SURL" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 --upstream-timeout 1000
+expect_eq "a stalled server: SERVFAIL" "$(d stall.test A +time=8 | grep -o 'status: [A-Z]*')" "status: SERVFAIL"
+check "a stalled server: it did take the request" grep -q stalled "$LH_TMP/doh-stall.log"
+check "a stalled server: the log says so" grep -q "timed out" "$LH_TMP/loophole.log"
+expect_eq "a stalled server: counted as a timeout" "$(up0 "['tls']['failures']['timeout']")" "1"
+lh_stop
+dohup_stop
+
 # ---- failover: a dead DoH upstream first, a live one second ---------------------------------
 lh_start --upstream "https://doh.test/dns-query@$DEAD" --upstream "$URL" \
     --tls-ca "$LH_TMP/ca.pem" --cache-size 0
