@@ -112,6 +112,9 @@ static int parse_https(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls
     char *at = strrchr(a, '@');
     if (at) *at++ = 0;
     char *slash = strchr(a, '/');
+    if (slash && strlen(slash) >= LH_DOH_PATH_MAX)
+        return fail(err, errlen, "'%.60s...': the path is longer than %d characters", text,
+                    LH_DOH_PATH_MAX - 1);
     snprintf(tls->doh_path, sizeof tls->doh_path, "%s", slash ? slash : "/dns-query");
     if (slash) *slash = 0;
     if (!doh_path_ok(tls->doh_path))

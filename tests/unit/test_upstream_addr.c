@@ -138,6 +138,10 @@ static void https_refused(void)
     CHECK(parse("https://dns.example/q@192.0.2.1?method=put", &a, &t) != 0);
     CHECK(parse("https://dns.example/q@192.0.2.1?dns=AAAB", &a, &t) != 0); /* not ours */
     CHECK(parse("https://dns.example/q@", &a, &t) != 0);
+    char longpath[400] = "https://dns.example/";
+    memset(longpath + strlen(longpath), 'p', 300);
+    strcat(longpath, "@192.0.2.1");
+    CHECK(parse(longpath, &a, &t) != 0); /* never cut short */
 }
 
 static void padding(void)
