@@ -11,8 +11,8 @@ LH_BUILD_PKGS=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libldns
 # parser to scrape and check the metrics endpoint, nftables for the leak test's intercepting
 # router (DNAT), python3-jsonschema to check leak-check --json against its schema, Knot DNS to
 # serve the signed test tree and dns-root-data for the root trust anchor (the DNSSEC tests),
-# openssl to make the DNS over TLS test's CA; Chromium, its WebDriver and Selenium to drive
-# the dashboard in a real (headless) browser.
+# openssl to make the DNS over TLS and HTTPS tests' CA (Unbound serves both with it);
+# Chromium, its WebDriver and Selenium to drive the dashboard in a real (headless) browser.
 # The container tests (test_container.sh, test_systemd_unit.sh): Podman with runc (crun 1.8
 # refuses the hybrid cgroup layout of these machines) and the CNI plugins, catatonit for the
 # pods' pause image, debootstrap to make the base images from the Debian mirror (no registry is
