@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DNS over HTTPS upstreams (RFC 8484) against a real Unbound serving DoH over HTTP/2 with a
-# throw-away CA made here: answers of every type, a large answer, many names at once as streams
+# throw-away CA made here: A, AAAA, TXT and HTTPS answers, a large answer, many names at once as streams
 # of one connection, the strict profile (wrong name, untrusted CA, wrong pin, an HTTP error, a
 # wrong content type, an oversized or short body: SERVFAIL with EDE 22, and never a plaintext
 # query: a port-53 listener on the same address records any), failover from a dead DoH upstream
@@ -61,6 +61,7 @@ server:
   local-data: "a.doh.test. 60 IN A 192.0.2.53"
   local-data: "a.doh.test. 60 IN AAAA 2001:db8::53"
   local-data: 't.doh.test. 60 IN TXT "over https"'
+  local-data: 'h.doh.test. 60 IN HTTPS 1 . alpn="h2"'
 $BIG
   local-zone: "bulk.doh.test." redirect
   local-data: "bulk.doh.test. 60 IN A 192.0.2.7"
@@ -133,6 +134,7 @@ check "the log names the DoH upstream" grep -q "upstreams: https://doh.test/dns-
 expect_eq "A over DoH" "$(d a.doh.test A +short)" "192.0.2.53"
 expect_eq "AAAA over DoH" "$(d a.doh.test AAAA +short)" "2001:db8::53"
 expect_eq "TXT over DoH" "$(d t.doh.test TXT +short)" '"over https"'
+expect_eq "HTTPS over DoH" "$(d h.doh.test HTTPS +short)" '1 . alpn="h2"'
 expect_eq "a large answer (30 TXT, >3 KB) over DoH, to a TCP client" \
     "$(d big.doh.test TXT +tcp +short | wc -l)" "30"
 expect_eq "forward zone to a plain upstream beside DoH" "$(d x.plain.test A +short)" "192.0.2.1"
@@ -182,6 +184,10 @@ expect_eq "the host as an IP literal, no bootstrap address needed" "$(d a.doh.te
 lh_stop
 lh_start --upstream "https://doh.test/dns-query@$DOH?method=get" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
 expect_eq "GET: answered" "$(d a.doh.test A +short)" "192.0.2.53"
+lh_stop
+lh_start --upstream "$URL" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 --threads 2
+expect_eq "two worker loops, each with its own DoH transport: 100 names at once, all answered" \
+    "$("$LH_PY" "$LH_TMP/burst.py" "$LH_ADDR" 100 bulk.doh.test 192.0.2.7)" "100"
 lh_stop
 lh_start --upstream "$PLAIN" --forward-zone "doh.test=$URL" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
 expect_eq "a forward zone over DoH beside a plain default upstream" "$(d a.doh.test A +short)" "192.0.2.53"
