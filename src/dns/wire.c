@@ -447,8 +447,101 @@ static size_t target_offset(uint16_t type, size_t rdata, uint16_t rdlen)
     return 0;
 }
 
+/* Where a compression pointer may lead: the start of a label of a name read earlier in the
+ * message (question, owner names, and the names inside the RDATA of the types that carry one).
+ * A pointer anywhere else - into a TTL, an RDATA length, the middle of a label - makes a name
+ * out of bytes that are not a name; rewriting those bytes (TTL aging does) would then change
+ * a name after it was checked. Pointers carry 14 bits, so only the first 16 KiB can be a
+ * target. A bitmap on the stack: no allocation, cleared only as far as the message reaches. */
+#define LH_PTR_TARGETS (1u << 14)
+typedef struct name_marks {
+    uint8_t bits[LH_PTR_TARGETS / 8];
+} name_marks;
+
+static inline bool is_marked(const name_marks *nm, size_t off)
+{
+    return off < LH_PTR_TARGETS && (nm->bits[off >> 3] >> (off & 7) & 1);
+}
+
+/* Checks the name at `off` (within `limit`) and, when `keep`, marks its labels as targets for
+ * later names. Every pointer in it must lead to a marked label start before the name itself;
+ * then the rest of the chain was checked when that earlier name was read. Returns the offset
+ * past the name, or 0. */
+static size_t scan_name(const uint8_t *pkt, size_t limit, size_t off, name_marks *nm, bool keep)
+{
+    uint16_t starts[LH_NAME_MAX];
+    unsigned n = 0;
+    const size_t begin = off;
+    size_t end;
+    for (;;) {
+        if (off >= limit) return 0;
+        uint8_t l = pkt[off];
+        if ((l & 0xc0) == 0xc0) {
+            if (off + 1 >= limit) return 0;
+            size_t target = (size_t)(l & 0x3f) << 8 | pkt[off + 1];
+            if (target >= begin || !is_marked(nm, target)) return 0;
+            end = off + 2;
+            break;
+        }
+        if (l > 63) return 0;
+        starts[n++] = (uint16_t)(off < LH_PTR_TARGETS ? off : 0);
+        if (l == 0) {
+            end = off + 1;
+            break;
+        }
+        off += 1u + l;
+        if (off - begin > LH_NAME_MAX - 1) return 0;
+    }
+    /* The whole name, pointers followed, must still fit LH_NAME_MAX. */
+    if (skip_name(pkt, limit, begin) != end) return 0;
+    if (keep)
+        for (unsigned i = 0; i < n; i++)
+            if (starts[i]) nm->bits[starts[i] >> 3] |= (uint8_t)(1u << (starts[i] & 7));
+    return end;
+}
+
+/* The names inside a record's RDATA that other names may be compressed against (RFC 1035's
+ * types, and the targets loophole reads): marked when they read as names; others ignored. */
+static void mark_rdata_names(const uint8_t *pkt, uint16_t type, size_t rdata, size_t next,
+                             name_marks *nm)
+{
+    size_t p = 0;
+    unsigned count = 1;
+    switch (type) {
+    case LH_TYPE_NS:
+    case LH_TYPE_CNAME:
+    case LH_TYPE_PTR:
+    case 39: /* DNAME */
+        p = rdata;
+        break;
+    case LH_TYPE_SOA:
+    case 14: /* MINFO */
+    case 17: /* RP */
+        p = rdata;
+        count = 2;
+        break;
+    case LH_TYPE_MX:
+    case 18: /* AFSDB */
+    case 21: /* RT */
+    case 36: /* KX */
+    case LH_TYPE_SVCB:
+    case LH_TYPE_HTTPS:
+        p = rdata + 2;
+        break;
+    case 33: /* SRV */
+        p = rdata + 6;
+        break;
+    default:
+        return;
+    }
+    while (count-- && p && p < next)
+        p = scan_name(pkt, next, p, nm, true);
+}
+
 int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
 {
+    name_marks nm;
+    memset(nm.bits, 0, ((len < LH_PTR_TARGETS ? len : LH_PTR_TARGETS) + 7) / 8);
     memset(ai, 0, offsetof(lh_answer_info, ttl_off));
     ai->ntargets = 0;
     ai->too_many_rrs = false;
@@ -465,16 +558,18 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
     ai->ar = lh_rd16(pkt + 10);
     size_t off = LH_DNS_HEADER_LEN;
     for (unsigned i = 0; i < qd; i++) {
-        off = skip_name(pkt, len, off);
+        off = scan_name(pkt, len, off, &nm, true);
         if (!off || off + 4 > len) return -1;
         off += 4;
     }
     ai->question_end = off;
     unsigned total = (unsigned)ai->an + ai->ns + ai->ar;
     for (unsigned i = 0; i < total; i++) {
-        size_t rr = skip_name(pkt, len, off);
+        /* Not an OPT's owner as a target: the forwarder may strip the OPT record. */
+        size_t rr = scan_name(pkt, len, off, &nm, false);
         if (!rr || rr + 10 > len) return -1;
         uint16_t type = lh_rd16(pkt + rr), rdlen = lh_rd16(pkt + rr + 8);
+        if (type != LH_TYPE_OPT) scan_name(pkt, len, off, &nm, true);
         uint32_t ttl = lh_rd32(pkt + rr + 4);
         size_t rdata = rr + 10, next = rdata + rdlen;
         if (next > len) return -1;
@@ -500,19 +595,21 @@ int lh_answer_scan(const uint8_t *pkt, size_t len, lh_answer_info *ai)
             size_t t = answer ? target_offset(type, rdata, rdlen) : 0;
             if (t) {
                 lh_name scratch;
-                if (ai->ntargets < LH_ANSWER_TARGETS_MAX && !lh_name_read(pkt, next, t, &scratch))
+                if (ai->ntargets < LH_ANSWER_TARGETS_MAX &&
+                    (!scan_name(pkt, next, t, &nm, true) || !lh_name_read(pkt, next, t, &scratch)))
                     return -1;
                 ai->ntargets++;
             }
             if (authority && type == LH_TYPE_SOA) {
-                size_t p = skip_name(pkt, next, rdata);
-                p = p ? skip_name(pkt, next, p) : 0;
+                size_t p = scan_name(pkt, next, rdata, &nm, true);
+                p = p ? scan_name(pkt, next, p, &nm, true) : 0;
                 if (!p || p + 20 != next) return -1;
                 uint32_t minimum = lh_rd32(pkt + p + 16);
                 ai->has_soa = true;
                 ai->negative_ttl = ttl < minimum ? ttl : minimum;
             }
         }
+        if (type != LH_TYPE_OPT) mark_rdata_names(pkt, type, rdata, next, &nm);
         off = next;
     }
     return 0;

@@ -53,6 +53,63 @@ static lh_cache_key key_for(lh_msg *m, uint64_t *hashes)
                           .flags = 0};
 }
 
+/* An answer section of raw records after a question for `name` A: each record given as
+ * bytes (owner name included) appended as is. */
+static size_t answer_of(uint8_t *b, const char *name, const uint8_t *rrs, size_t rrs_len,
+                        unsigned an)
+{
+    size_t len = qb_query(b, name, LH_TYPE_A, 0, false);
+    lh_wr16(b + 2, LH_FLAG_QR | LH_FLAG_RD | LH_FLAG_RA);
+    lh_wr16(b + 6, (uint16_t)an);
+    memcpy(b + len, rrs, rrs_len);
+    return len + rrs_len;
+}
+
+/* Compression pointers lead only to the start of a label of a name read earlier: never into
+ * a TTL, an RDATA length or the middle of a label (tests/fuzz/corpus/fuzz_answer/
+ * answer-pointer-into-ttl*), and never into the header. Real compression still scans: against
+ * the question, a CNAME target, an MX exchange, the SOA's own MNAME. */
+static void test_scan_pointers(void)
+{
+    uint8_t a[512];
+    lh_answer_info ai;
+    /* Question "www.example.com" at 12..28 (labels at 12, 16, 24, 28); records from 33, the
+     * first one's TTL at 39, RDLENGTH at 43, RDATA at 45. */
+    /* CNAME www -> cdn.net (RDATA at 45), then cdn.net A: owner points at the CNAME target. */
+    static const uint8_t cname_ok[] = {0xc0, 0x0c, 0,   5, 0,   1,   0,   0,   0,    60, 0, 9, 3,
+                                       'c',  'd',  'n', 3, 'n', 'e', 't', 0,   0xc0, 45, 0, 1, 0,
+                                       1,    0,    0,   0, 60,  0,   4,   192, 0,    2,  1};
+    CHECK_EQ(lh_answer_scan(a, answer_of(a, "www.example.com", cname_ok, sizeof cname_ok, 2), &ai),
+             0);
+    CHECK_EQ(ai.ntargets, 1);
+    /* The same, the A record's owner pointing at "net" inside the target: a label start. */
+    uint8_t rr[sizeof cname_ok];
+    memcpy(rr, cname_ok, sizeof rr);
+    rr[22] = 49;
+    CHECK_EQ(lh_answer_scan(a, answer_of(a, "www.example.com", rr, sizeof rr, 2), &ai), 0);
+    /* Into the middle of a label ("dn"), into the CNAME's TTL (39), its RDLENGTH (43), its
+     * type (35), the header (2), and forward to itself: all refused. */
+    static const uint8_t bad[] = {46, 39, 43, 35, 2, 54};
+    for (unsigned i = 0; i < sizeof bad; i++) {
+        rr[22] = bad[i];
+        CHECK_EQ(lh_answer_scan(a, answer_of(a, "www.example.com", rr, sizeof rr, 2), &ai), -1);
+    }
+    /* The CNAME target itself pointing into the record's own TTL (the fuzzer's find). */
+    static const uint8_t target_in_ttl[] = {0xc0, 0x0c, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xc0, 39};
+    CHECK_EQ(lh_answer_scan(
+                 a, answer_of(a, "www.example.com", target_in_ttl, sizeof target_in_ttl, 1), &ai),
+             -1);
+    /* MX with its exchange's A record in the answer: the owner points into the MX RDATA. */
+    static const uint8_t mx_ok[] = {0xc0, 0x0c, 0,  15, 0, 1, 0, 0, 0, 60, 0, 7, 0,   10, 2, 'm',
+                                    'x',  0xc0, 24, /* mx.com */
+                                    0xc0, 47,   0,  1,  0, 1, 0, 0, 0, 60, 0, 4, 192, 0,  2, 1};
+    CHECK_EQ(lh_answer_scan(a, answer_of(a, "www.example.com", mx_ok, sizeof mx_ok, 2), &ai), 0);
+    /* The question's own name cannot be compressed: nothing earlier is a name. */
+    size_t n = qb_query(a, "x", LH_TYPE_A, 0, false);
+    a[12] = 0xc0, a[13] = 12;
+    CHECK_EQ(lh_answer_scan(a, n, &ai), -1);
+}
+
 void test_cache(void)
 {
     uint8_t a[1024], q[512], out[1024];
@@ -71,6 +128,7 @@ void test_cache(void)
     alen = make_answer(a, "nx.example.com", LH_RCODE_NXDOMAIN, 0, 0, true, 3600, 900);
     CHECK_EQ(lh_answer_scan(a, alen, &ai), 0);
     CHECK(ai.has_soa && ai.negative_ttl == 900);
+    test_scan_pointers();
 
     lh_cache c;
     lh_cache_limits lim = {.max_bytes = 1 << 20,
