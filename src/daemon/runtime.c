@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ldns/ldns.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -18,7 +19,10 @@
 #include <unistd.h>
 
 /* The state directory, owned by the user loophole will run as, so that the daemon can still
- * replace runtime.list after it has dropped root. */
+ * replace runtime.list after it has dropped root. Changed through a descriptor opened with
+ * O_NOFOLLOW, never by path: a state directory that is a symbolic link (or is swapped for one
+ * between the check and the change) would otherwise hand its target - any directory root can
+ * reach - to that user. Such a directory is refused with the reason. */
 static int make_state_dir(const lh_config *cfg, char *err, size_t errlen)
 {
     const char *dir = cfg->state_dir;
@@ -26,15 +30,29 @@ static int make_state_dir(const lh_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "state-dir: cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        struct stat st;
+        if (errno == ELOOP || (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)))
+            snprintf(err, errlen,
+                     "state-dir: %s is a symbolic link; refusing it (loophole changes the owner "
+                     "of its state directory): give the real directory",
+                     dir);
+        else
+            snprintf(err, errlen, "state-dir: cannot open %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
     if (geteuid() == 0 && strcmp(cfg->user, "root")) {
         struct passwd *pw = getpwnam(cfg->user);
-        if (pw && chown(dir, pw->pw_uid, pw->pw_gid) != 0) {
+        if (pw && fchown(fd, pw->pw_uid, pw->pw_gid) != 0) {
             snprintf(err, errlen, "state-dir: cannot give %s to user %s: %s", dir, cfg->user,
                      strerror(errno));
-            return -1;
+            rc = -1;
         }
     }
-    return 0;
+    close(fd);
+    return rc;
 }
 
 /* Publishes `o` (its reference moves to the runtime) and retires the previous rules. */

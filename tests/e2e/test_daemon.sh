@@ -84,6 +84,15 @@ if [ "$(id -u)" = 0 ]; then
     expect_match "... with a warning" "$(cat "$LH_TMP/root.log")" "running as root \(--allow-root\)"
     lh_stop "$rp"
     expect_eq "... and stops with exit 0" "$?" "0"
+    # A state directory that is a symbolic link is refused, and its target keeps its owner
+    # (it used to be chowned to the daemon's user through the link).
+    mkdir -m 0700 "$LH_TMP/victim"
+    ln -s "$LH_TMP/victim" "$LH_TMP/state-link"
+    err=$(timeout 20 "$LOOPHOLE" --listen "$(lh_peer 2):53" --no-hosts "${LH_NO_UPSTREAM[@]}" \
+        --state-dir "$LH_TMP/state-link" --control-socket none 2>&1)
+    expect_eq "a symlinked --state-dir exits 1" "$?" "1"
+    expect_match "... and says why" "$err" "state-dir: $LH_TMP/state-link is a symbolic link; refusing it"
+    expect_eq "... its target still belongs to root" "$(stat -c %U "$LH_TMP/victim")" "root"
 fi
 
 # health: exit 0 only when the daemon answers.
