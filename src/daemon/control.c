@@ -21,6 +21,14 @@
 #define CTL_REQUEST_MAX 1024 /* "allow NAME", a recent-queries cursor per loop */
 #define CTL_ANSWER_MAX (512 * 1024)
 #define CTL_CLIENT_TIMEOUT_S 30 /* a reload of a million names takes a few seconds */
+/* Connections are bounded in count and in idle time: each holds a descriptor, which the
+ * listeners need for TCP clients, and only a client that says nothing could hold one for
+ * ever. 10 s is long for a request the CLI sends at once, short enough that idle connections
+ * do not pile up; at the limit the oldest one still waiting for its request is closed, so
+ * that an administrator always gets in. */
+#define CTL_CONNS_MAX 32
+#define CTL_IDLE_TIMEOUT_MS 10000
+#define CTL_SWEEP_MS 1000
 #define CTL_REFUSED_HINT                                                                           \
     " (it answers only root, the user who started it and control-group members)"
 
@@ -30,6 +38,8 @@ typedef struct ctl_conn {
     struct ctl_conn *prev, *next; /* every open connection: the stop closes them all */
     struct ctl_conn *next_waiting;
     unsigned reloads_to_wait; /* completions before this `reload` request is answered */
+    uint64_t deadline;        /* loop time (ms) it is closed at; 0: a request in progress */
+    bool reading;             /* still waiting for its request line */
     size_t used;
     char req[CTL_REQUEST_MAX];
 } ctl_conn;
@@ -42,6 +52,9 @@ struct lh_control {
     uid_t owner_uid; /* who started the daemon (root, or a user running it unprivileged) */
     ctl_conn *waiting;
     ctl_conn *conns;
+    unsigned nconns;       /* in `conns` */
+    uv_timer_t sweep;      /* closes connections past their deadline; runs while any is open */
+    unsigned open_handles; /* pipe and sweep: `c` is freed when both have closed */
 };
 
 typedef struct ctl_write {
@@ -59,6 +72,7 @@ static void conn_free(uv_handle_t *h)
         else
             c->ctl->conns = c->next;
         if (c->next) c->next->prev = c->prev;
+        c->ctl->nconns--;
     }
     free(c);
 }
@@ -88,6 +102,9 @@ static void reply(ctl_conn *c, bool ok, const char *text, size_t len)
         return;
     }
     w->conn = c;
+    c->reading = false;
+    /* A client that does not read its answer must not hold the connection either. */
+    c->deadline = uv_now(c->pipe.loop) + CTL_IDLE_TIMEOUT_MS;
     memcpy(w->data, status, slen);
     memcpy(w->data + slen, text, len);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)(slen + len));
@@ -215,12 +232,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (!nl) {
         if (c->used == sizeof c->req - 1) {
             uv_read_stop(st);
+            c->reading = false;
             reply_text(c, false, "request too long\n");
         }
         return;
     }
     *nl = 0;
     uv_read_stop(st);
+    c->reading = false;
+    c->deadline = 0; /* answered at once, or when the reload it waits for finishes */
     run_command(c, c->req);
 }
 
@@ -263,19 +283,51 @@ static bool peer_allowed(lh_control *ctl, uv_pipe_t *p)
     return cred.gid == ctl->gid || user_in_group(cred.uid, ctl->gid);
 }
 
+static void on_sweep(uv_timer_t *t)
+{
+    lh_control *ctl = t->data;
+    uint64_t now = uv_now(t->loop);
+    for (ctl_conn *k = ctl->conns; k; k = k->next)
+        if (k->deadline && now >= k->deadline && !uv_is_closing((uv_handle_t *)&k->pipe)) {
+            lh_debug("control: closing a connection idle for %d s", CTL_IDLE_TIMEOUT_MS / 1000);
+            conn_close(k);
+        }
+    if (!ctl->conns) uv_timer_stop(t);
+}
+
+/* At the limit: closes the connection that has waited longest for its request line (the
+ * list is newest first). Returns false when every connection is busy with a request. */
+static bool evict_idle(lh_control *ctl)
+{
+    ctl_conn *oldest = NULL;
+    for (ctl_conn *k = ctl->conns; k; k = k->next)
+        if (k->reading && !uv_is_closing((uv_handle_t *)&k->pipe)) oldest = k;
+    if (!oldest) return false;
+    lh_debug("control: %u connections open; closing the oldest idle one", ctl->nconns);
+    conn_close(oldest);
+    return true;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     lh_control *ctl = server->data;
     if (status < 0) return;
     ctl_conn *c = calloc(1, sizeof *c);
     if (!c) return;
+    /* Counted from here until its close completes: closing ones still hold a descriptor. */
+    bool full = ctl->nconns >= CTL_CONNS_MAX && !evict_idle(ctl);
     c->ctl = ctl;
     uv_pipe_init(ctl->srv->loop, &c->pipe, 0);
     c->pipe.data = c;
     c->next = ctl->conns;
     if (ctl->conns) ctl->conns->prev = c;
     ctl->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || !peer_allowed(ctl, &c->pipe)) {
+    ctl->nconns++;
+    c->reading = true;
+    c->deadline = uv_now(ctl->srv->loop) + CTL_IDLE_TIMEOUT_MS;
+    if (!uv_is_active((uv_handle_t *)&ctl->sweep))
+        uv_timer_start(&ctl->sweep, on_sweep, CTL_SWEEP_MS, CTL_SWEEP_MS);
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || full || !peer_allowed(ctl, &c->pipe)) {
         conn_close(c);
         return;
     }
@@ -355,9 +407,13 @@ lh_control *lh_control_start(lh_server *s, char *err, size_t errlen)
     if (r != 0) {
         snprintf(err, errlen, "control-socket %s: %s", c->path, uv_strerror(r));
         unlink(c->path);
+        c->open_handles = 1;
         uv_close((uv_handle_t *)&c->pipe, on_listener_closed); /* frees c */
         return NULL;
     }
+    uv_timer_init(s->loop, &c->sweep);
+    c->sweep.data = c;
+    c->open_handles = 2;
     lh_info("control socket %s (mode 0660, group %s)", c->path,
             cfg->control_group ? cfg->control_group : "root");
     return c;
@@ -367,9 +423,11 @@ fail:
     return NULL;
 }
 
+/* For the listener and the sweep timer: the second one closed frees the control state. */
 static void on_listener_closed(uv_handle_t *h)
 {
     lh_control *c = h->data;
+    if (--c->open_handles) return;
     free(c->path);
     free(c);
 }
@@ -391,7 +449,9 @@ void lh_control_stop(lh_control *c)
         conn_close(k);
     }
     c->conns = NULL;
+    c->nconns = 0;
     unlink(c->path);
+    uv_close((uv_handle_t *)&c->sweep, on_listener_closed);
     uv_close((uv_handle_t *)&c->pipe, on_listener_closed);
 }
 
