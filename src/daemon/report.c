@@ -745,6 +745,22 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
     }
     prom_head(b, "loophole_tcp_connections", "gauge", "Open TCP connections.");
     prom_value(b, "loophole_tcp_connections", NULL, NULL, g->tcp_connections);
+    prom_head(b, "loophole_tcp_accepted_total", "counter", "TCP connections accepted.");
+    prom_value(b, "loophole_tcp_accepted_total", NULL, NULL, st->tcp_accepted);
+    prom_head(b, "loophole_tcp_refused_total", "counter",
+              "TCP connections closed at once: the table full and every connection busy, or "
+              "stopping.");
+    prom_value(b, "loophole_tcp_refused_total", NULL, NULL, st->tcp_rejected);
+    prom_head(b, "loophole_tcp_closed_total", "counter",
+              "TCP connections the daemon closed, by reason: evicted (idle longest, to make "
+              "room for a client within its share), idle (tcp-idle-timeout), oversize (a frame "
+              "longer than a query can be).");
+    prom_value(b, "loophole_tcp_closed_total", "reason", "evicted", st->tcp_evicted);
+    prom_value(b, "loophole_tcp_closed_total", "reason", "idle", st->tcp_idle_closed);
+    prom_value(b, "loophole_tcp_closed_total", "reason", "oversize", st->tcp_oversize);
+    prom_head(b, "loophole_tcp_empty_frames_total", "counter",
+              "TCP frames of length 0 (no query; not counted as activity).");
+    prom_value(b, "loophole_tcp_empty_frames_total", NULL, NULL, st->tcp_empty_frames);
     prom_head(b, "loophole_query_log_dropped_total", "counter",
               "Query log lines dropped because the disk did not keep up.");
     prom_value(b, "loophole_query_log_dropped_total", NULL, NULL, g->qlog_dropped);

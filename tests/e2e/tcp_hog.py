@@ -2,7 +2,8 @@
 """tcp_hog.py - a client that tries to hold every TCP slot of a DNS server (for the tests).
 
 Usage: tcp_hog.py SERVER SOURCE COUNT STATUSFILE DONEFILE
-Opens COUNT connections from the address SOURCE to SERVER:53 and sends a 2-byte empty frame
+Opens COUNT connections from the address SOURCE (or from each of a comma-separated list of
+addresses in turn; IPv4 or IPv6, as SERVER is) to SERVER:53 and sends a 2-byte empty frame
 (length 0: no query) on each, again every 0.2 s, as long as DONEFILE does not exist (at most
 180 s). Writes "opened N" and then, once per round, "round K open N" to STATUSFILE (a
 connection counts as open until the server closes it). Standard library only; bounded in
@@ -15,10 +16,12 @@ soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 256), hard))
 status = open(status_path, "a", buffering=1)
 
+family = socket.AF_INET6 if ":" in server else socket.AF_INET
+sources = source.split(",")
 conns = []
-for _ in range(count):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((source, 0))
+for i in range(count):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind((sources[i % len(sources)], 0))
     s.setblocking(False)
     r = s.connect_ex((server, 53))
     if r not in (0, errno.EINPROGRESS):
