@@ -42,9 +42,9 @@ static const char usage[] =
     "\n"
     "A local sinkhole DNS resolver. 'serve' (the default) answers DNS over UDP and TCP in the\n"
     "foreground, logging to stderr. 'check-config' validates the configuration and the files it\n"
-    "names, printing file:line: message for the first error. 'why' tells, without a running\n"
-    "daemon, how NAME would be answered with this configuration and which list rules\n"
-    "(file:line) match it. 'dnssec' asks the upstream for NAME (DO+CD) and validates the\n"
+    "names (STATE-DIR/runtime.list included), printing file:line: message for the first error.\n"
+    "'why' tells, without a running daemon, how NAME would be answered with this configuration\n"
+    "and which list rules (file:line) match it. 'dnssec' asks the upstream for NAME (DO+CD) and validates the\n"
     "answer itself, printing the chain trust anchor -> DS -> DNSKEY -> RRSIG and the verdict;\n"
     "exit 0 secure, 1 bogus, 2 indeterminate or error, 3 insecure (docs/dnssec.md). 'health'\n"
     "asks the running daemon (at the first listen address) for localhost and exits 0 only when\n"
@@ -391,13 +391,37 @@ static int cmd_check_config(lh_config *cfg)
         nanchors = lh_dnssec_anchors_count(a);
         lh_dnssec_anchors_free(a);
     }
-    char dnssec_text[64] = "";
+    /* The runtime rules the daemon would read (loophole allow/block, or edited by hand): a
+     * line serve would skip at start, and refuse at a reload, is an error here. */
+    size_t nruntime = 0;
+    if (cfg->state_dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/runtime.list", cfg->state_dir);
+        /* Checked by someone else than the daemon's user (the default needs root): said. */
+        err[0] = 0;
+        lh_overlay *o =
+            access(path, R_OK) != 0 && errno == EACCES
+                ? (fprintf(stderr, "loophole: %s: not checked: %s\n", path, strerror(errno)),
+                   lh_overlay_new())
+                : lh_overlay_load(path, err, sizeof err);
+        if (!o || err[0]) {
+            fprintf(stderr, "loophole: runtime rules: %s\n", err);
+            lh_overlay_unref(o);
+            lh_policy_free(p);
+            return 1;
+        }
+        nruntime = o->nrules;
+        lh_overlay_unref(o);
+    }
+    char extra_text[96] = "";
+    if (nruntime) snprintf(extra_text, sizeof extra_text, ", %zu runtime rule(s)", nruntime);
     if (nanchors)
-        snprintf(dnssec_text, sizeof dnssec_text, ", %zu trust anchor record(s)", nanchors);
+        snprintf(extra_text + strlen(extra_text), sizeof extra_text - strlen(extra_text),
+                 ", %zu trust anchor record(s)", nanchors);
     printf("%s: OK (%u listen address(es), %zu list(s) with %zu rules%s%s%s%s)\n",
            cfg->config_file ? cfg->config_file : "defaults", cfg->nlisten, p->blocks.nlists, rules,
            p->has_hosts ? ", hosts file readable" : "", p->hosts_missing ? ", no hosts file: " : "",
-           p->hosts_missing ? cfg->hosts_file : "", dnssec_text);
+           p->hosts_missing ? cfg->hosts_file : "", extra_text);
     lh_policy_free(p);
     return 0;
 }

@@ -47,6 +47,11 @@ typedef struct lh_runtime {
     lh_recent *rings[LH_LOOPS_MAX]; /* each loop's recent queries (index 0: the main loop) */
     unsigned nrings;
     uint64_t salt; /* hashes client addresses when query-log-clients = hash */
+    /* runtime.list as a reload read it on the pool thread, applied on the loop after. */
+    lh_overlay *reread;   /* NULL: unreadable (reason in reread_err) */
+    char reread_err[512]; /* also the first line that is not a rule */
+    uint64_t reread_gen;  /* `gen` when it was read: a rule set since wins */
+    bool reread_done;
 } lh_runtime;
 
 /* Main loop, before privileges are dropped: creates the state directory (owned by the user
@@ -72,6 +77,13 @@ static inline bool lh_runtime_paused(const lh_runtime *rt, const uv_loop_t *loop
 }
 /* A worker loop (1..) woke up: it holds no overlay pointer from before. */
 void lh_runtime_quiescent(lh_runtime *rt, unsigned loop);
+
+/* SIGHUP and `reload` read runtime.list again (a person may have edited it): read on the
+ * reload's pool thread (lh_runtime_reread), applied on the loop after (lh_runtime_reread_apply).
+ * A file with a line that is not a rule loophole can apply is not applied: the running rules
+ * stay, and msg gets "path:line: reason". Returns 0 (applied, or nothing to read) or -1. */
+void lh_runtime_reread(lh_runtime *rt);
+int lh_runtime_reread_apply(lh_runtime *rt, char *msg, size_t msglen);
 
 /* Pauses blocking for `seconds` (0: until resumed). */
 void lh_runtime_pause(lh_runtime *rt, uint64_t seconds, char *msg, size_t msglen);

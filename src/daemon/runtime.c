@@ -159,9 +159,44 @@ void lh_runtime_stop(lh_runtime *rt)
     uv_close((uv_handle_t *)&rt->pause_timer, NULL);
 }
 
+void lh_runtime_reread(lh_runtime *rt)
+{
+    rt->reread_done = false;
+    lh_overlay_unref(rt->reread); /* a read whose reload was cancelled */
+    rt->reread = NULL;
+    if (!rt->path) return; /* not persisted: the rules in memory are the only copy */
+    rt->reread_gen = atomic_load_explicit(&rt->gen, memory_order_acquire);
+    rt->reread = lh_overlay_load(rt->path, rt->reread_err, sizeof rt->reread_err);
+    rt->reread_done = true;
+}
+
+int lh_runtime_reread_apply(lh_runtime *rt, char *msg, size_t msglen)
+{
+    if (!rt->reread_done) return 0;
+    rt->reread_done = false;
+    lh_overlay *o = rt->reread;
+    rt->reread = NULL;
+    if (!o || rt->reread_err[0]) {
+        snprintf(msg, msglen, "runtime rules: %s; the running ones kept (%zu)", rt->reread_err,
+                 rt->rules ? rt->rules->nrules : (size_t)0);
+        lh_overlay_unref(o);
+        return -1;
+    }
+    /* loophole allow/block since the read wrote the file and published a newer set. */
+    if (atomic_load_explicit(&rt->gen, memory_order_acquire) != rt->reread_gen) {
+        lh_overlay_unref(o);
+        return 0;
+    }
+    if (o->nrules || (rt->rules && rt->rules->nrules))
+        lh_info("runtime rules: %zu from %s", o->nrules, rt->path);
+    publish(rt, o);
+    return 0;
+}
+
 void lh_runtime_free(lh_runtime *rt)
 {
     if (!rt) return;
+    lh_overlay_unref(rt->reread);
     for (size_t i = 0; i < rt->nretired; i++) /* every loop has ended */
         lh_overlay_unref(rt->retired[i].o);
     free(rt->retired);

@@ -463,6 +463,7 @@ static void reload_work(uv_work_t *req)
      * background work). */
     setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     s->reload_result = lh_policy_build(s->cfg, s->reload_err, sizeof s->reload_err);
+    if (s->rt) lh_runtime_reread(s->rt);
 }
 
 static void reload_done(uv_work_t *req, int status)
@@ -472,6 +473,12 @@ static void reload_done(uv_work_t *req, int status)
     char msg[LH_ERR_MAX];
     s->reloading = false;
     st->last_reload_unix = (uint64_t)time(NULL);
+    /* runtime.list first: a broken line there fails the reload (its rules stay as they ran)
+     * even when the lists themselves were swapped in, so that `loophole reload` says so. */
+    char rules_err[LH_ERR_MAX];
+    bool rules_ok =
+        status != 0 || !s->rt || lh_runtime_reread_apply(s->rt, rules_err, sizeof rules_err) == 0;
+    if (!rules_ok) lh_err("reload: %s", rules_err);
     if (status == 0 && s->reload_result) {
         lh_policy *old = s->policy;
         /* The start-up warned about a missing default hosts file; say only what changed. */
@@ -490,9 +497,16 @@ static void reload_done(uv_work_t *req, int status)
                  s->policy->blocks.nlists, rules,
                  s->policy->has_hosts ? s->policy->hosts.nentries : (size_t)0);
         lh_info("reload: done (%s)", msg);
-        st->reloads_ok++;
-        st->last_reload_ok = true;
-        st->last_reload_error[0] = 0;
+        if (rules_ok) {
+            st->reloads_ok++;
+            st->last_reload_ok = true;
+            st->last_reload_error[0] = 0;
+        } else {
+            snprintf(msg, sizeof msg, "%.400s; the lists were reloaded", rules_err);
+            st->reloads_failed++;
+            st->last_reload_ok = false;
+            snprintf(st->last_reload_error, sizeof st->last_reload_error, "%s", msg);
+        }
         memset(st->blocked_by_list, 0, sizeof st->blocked_by_list); /* list indices changed */
         lh_workers_set_policy(s, s->policy);
     } else {

@@ -89,6 +89,37 @@ expect_match "... and the verdict is forwarded" "$(head -1 <<<"$why")" "forwarde
 ctl reload >/dev/null
 expect_eq "a reload keeps the runtime rules" "$(a ok.ads.rt.test) $(a x.tracker.rt.example)" "192.0.2.1 127.0.0.1"
 expect_match "loophole lists shows them with their lines" "$(ctl lists)" "line $line: allow +ok.ads.rt.test"
+# runtime.list edited by hand: checked by check-config, read again on SIGHUP; a line that is
+# not a rule names itself as file:line and the running rules stay.
+RL="$LH_TMP/state/runtime.list"
+CC=(check-config --state-dir "$LH_TMP/state" --no-default-blocklist --no-hosts --blocklist "$LH_TMP/block.list" --allow-root)
+expect_match "check-config counts the runtime rules" "$("$LOOPHOLE" "${CC[@]}")" "OK \(.*, 2 runtime rule\(s\)\)"
+cp "$RL" "$LH_TMP/runtime.good"
+echo '||hand.rt.example^' >>"$RL"
+echo 'not a rule at all' >>"$RL"
+bad=$(wc -l <"$RL")
+err=$("$LOOPHOLE" "${CC[@]}" 2>&1); rc=$?
+expect_eq "check-config: a broken runtime.list line exits 1" "$rc" "1"
+expect_match "... named as file:line" "$err" "runtime rules: $RL:$bad: "
+failed_before=$(lh_log_count "reload: runtime rules: $RL:$bad: ")
+kill -HUP "$LH_PID"
+check "SIGHUP: the broken line is logged as file:line" lh_wait_log $((failed_before + 1)) "reload: runtime rules: $RL:$bad: .*running ones kept \(2\)"
+expect_eq "... the running rules stay, the hand-added one is not applied" \
+    "$(a ok.ads.rt.test) $(a x.tracker.rt.example) $(a hand.rt.example)" "192.0.2.1 127.0.0.1 192.0.2.1"
+expect_match "... stats show the reload failed, with the reason" "$(ctl stats)" "runtime.list:$bad"
+out=$(ctl reload 2>&1); rc=$?
+expect_eq "loophole reload: exit 1" "$rc" "1"
+expect_match "... with file:line" "$out" "runtime rules: $RL:$bad: .*the lists were reloaded"
+sed -i '$d' "$RL" # the broken line gone: the hand-added rule applies at the next SIGHUP
+ok_before=$(lh_log_count "runtime rules: 3 from $RL")
+kill -HUP "$LH_PID"
+check "SIGHUP: the corrected file is read" lh_wait_log $((ok_before + 1)) "runtime rules: 3 from $RL"
+expect_eq "... its new rule applies, in every loop" "$(burst hand.rt.example 20)" "127.0.0.1:20"
+expect_eq "... and the others still do" "$(a ok.ads.rt.test) $(a x.tracker.rt.example)" "192.0.2.1 127.0.0.1"
+cp "$LH_TMP/runtime.good" "$RL"
+out=$(ctl reload); rc=$?
+expect_eq "back as it was: loophole reload exit 0" "$rc" "0"
+expect_eq "... the hand-added rule gone" "$(a hand.rt.example)" "192.0.2.1"
 lh_stop
 lh_start "${ARGS[@]}"
 expect_eq "a restart keeps them (read from state-dir)" "$(a ok.ads.rt.test) $(a x.tracker.rt.example)" "192.0.2.1 127.0.0.1"
