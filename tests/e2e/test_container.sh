@@ -27,7 +27,7 @@ echo "# base image ready after $((SECONDS - t0)) s"
 t1=$SECONDS
 # The build stage first, tagged as cache: it keeps the layer with the -dev packages, so a later
 # run only recompiles (the tag moves to each new build; what it leaves is pruned at clean-up).
-if ! pm build --format docker --pull=never -q --target build -t "$LHC_CACHE_TAG-build" \
+if ! pmb -q --target build -t "$LHC_CACHE_TAG-build" \
         -f "$LH_SRC/docker/Dockerfile" "$LH_SRC" >"$LH_TMP/build.log" 2>&1 ||
     ! lhc_build "$TAG" "$LH_SRC/docker/Dockerfile" "$LH_SRC" >>"$LH_TMP/build.log" 2>&1; then
     tail -30 "$LH_TMP/build.log"

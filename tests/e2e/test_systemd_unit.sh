@@ -10,16 +10,15 @@
 . "$LH_SRC/tests/e2e/containers/lib.sh"
 lhc_init
 LH_MAX_EXPOSURE=${LH_MAX_EXPOSURE:-2.0}
-IMG="$LHC_CACHE_TAG-systemd"
 SD="lh-systemd-$$"
 UPSTREAM=127.0.0.2
 
 t0=$SECONDS
 if ! lhc_base_image; then not_ok "the base image ($LHC_BASE) can be made"; lh_done; fi
-# Only systemd and the runtime libraries: nothing of this tree, so it stays cached as a tag.
-if ! pm build --format docker --pull=never -q -t "$IMG" \
-        -f "$LH_SRC/tests/e2e/containers/systemd.Containerfile" "$LH_SRC/tests/e2e/containers" \
-        >"$LH_TMP/build.log" 2>&1; then
+# Only systemd and the runtime libraries: nothing of this tree, so it is a fixture, kept
+# machine-wide (containers/lib.sh). The unit and the binary under test are copied in below.
+if ! IMG=$(lhc_fixture_image systemd "$LH_SRC/tests/e2e/containers/systemd.Containerfile" \
+        "$LH_SRC/tests/e2e/containers" 2>"$LH_TMP/build.log"); then
     tail -30 "$LH_TMP/build.log"
     not_ok "the systemd image builds"
     lh_done
