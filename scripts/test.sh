@@ -49,11 +49,15 @@ run_ctest() {
     return "$rc"
 }
 
-echo "== build (RelWithDebInfo) and test"
+# stage NAME: prints how long the previous stage took (CI's log then shows where time goes).
+t_stage=$t_start
+stage() { local now; now=$(date +%s); echo "== ($((now - t_stage)) s) $1"; t_stage=$now; }
+
+stage "build (RelWithDebInfo) and test"
 lh_build "$LH_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_ctest "$LH_ROOT/build"
 
-echo "== build (ASan+UBSan) and test"
+stage "build (ASan+UBSan) and test"
 lh_build "$LH_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DLH_SANITIZE=ON \
     -DCMAKE_C_COMPILER=clang
 # Not the tests labelled "container" again: they test the image's own build and the systemd
@@ -61,11 +65,11 @@ lh_build "$LH_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DLH_SANITIZE=ON \
 run_ctest "$LH_ROOT/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 -- -LE container
 
-echo "== fuzz targets (bounded)"
+stage "fuzz targets (bounded)"
 lh_build "$LH_ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DLH_FUZZ=ON -DCMAKE_C_COMPILER=clang
 LH_FUZZ_SECONDS=${LH_FUZZ_SECONDS:-30} "$LH_ROOT/tests/fuzz/run.sh" "$LH_ROOT/build-fuzz"
 
-echo "== whole suite: $(( $(date +%s) - t_start )) s"
+stage "whole suite: $(( $(date +%s) - t_start )) s"
 if [ "$unexpected" -ne 0 ]; then
     echo "FAILED: $unexpected skip(s) not declared expected for this machine (see above; declare" \
          "one in $expected as 'TEST-NAME REASON' only if this machine truly cannot run it)"
