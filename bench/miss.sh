@@ -12,24 +12,20 @@
 #   p50/p99-us    latency at the fixed rate (dnsperf -v, every answer)
 #   up/q          upstream queries per client query (tcpdump of what reaches Knot)
 #   ports/1k      distinct source ports among the first 1,000 upstream queries
+#   sock/q        socket(2) calls per NOERROR answer (strace -c over 20,000 fresh names at the
+#                 fixed rate after 5,000 of warm-up; a pass of its own: tracing slows the server)
 #   Ir/miss       callgrind instructions per miss (5,000 fresh names after a warm-up)
 # Then the medians over the rounds. Loopback only; LH_BENCH_NET picks the /24 (127.0.92).
 set -euo pipefail
 LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LH_ROOT/scripts/deps.sh"
+. "$LH_ROOT/bench/lib.sh"
 SECS=${1:-5}
 ROUNDS=${2:-3}
 RATE=${LH_BENCH_RATE:-8000}
 NET=${LH_BENCH_NET:-127.0.92}
-lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf dnsmasq unbound knot valgrind dnsutils tcpdump
-W=$(mktemp -d /tmp/lh-miss-XXXXXX)
-chmod 755 "$W"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
-trap cleanup EXIT
-
-echo "== build (Release)" >&2
-lh_build "$LH_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
+lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf dnsmasq unbound knot valgrind dnsutils tcpdump strace
+bench_setup miss
 
 AUTH=$NET.10 LH=$NET.1 UB=$NET.2 DM=$NET.3 CG=$NET.20
 mkdir -p "$W/knot"
@@ -72,27 +68,7 @@ answers() { # ADDR NAME: waits until ADDR answers NAME
 }
 answers "$AUTH" warm.miss.bench
 
-cat >"$W/unbound.conf" <<U
-server:
-  interface: $UB
-  num-threads: 1
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  use-syslog: no
-  directory: "$W"
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  local-zone: "bench." nodefault
-  module-config: "iterator"
-stub-zone:
-  name: "."
-  stub-addr: 127.0.0.1@1
-forward-zone:
-  name: "miss.bench."
-  forward-addr: $AUTH
-U
+bench_unbound_conf $UB "$W" miss.bench $AUTH >"$W/unbound.conf"
 declare -A PID
 start() { # NAME ADDR CMD...
     local name=$1 addr=$2; shift 2
@@ -177,12 +153,33 @@ cg() { # NAME CMD... (runs in a subshell: its names get their own sequence numbe
     awk -v ir="$ir" '/Queries completed:/ {printf "%d", $3 ? ir / $3 : 0}' "$W/cg.perf"
 }
 
+declare -A SOCK
+sockets() { # NAME ADDR
+    local name=$1 addr=$2 sp calls done
+    names 5000
+    taskset -c 1 dnsperf -s "$addr" -d "$Q" -c 4 -Q "$RATE" >/dev/null 2>&1 || true
+    names 20000
+    taskset -c 1 strace -f -qq -c -e trace=socket -o "$W/strace.$name" -p "${PID[$name]}" &
+    sp=$!
+    sleep 1 # attached (a bench, not a test: nothing asserts on it)
+    taskset -c 1 dnsperf -s "$addr" -d "$Q" -c 4 -Q "$RATE" >"$W/sock.perf" 2>&1 || true
+    kill -INT $sp
+    wait $sp 2>/dev/null || true
+    calls=$(awk '$NF == "socket" {print $4}' "$W/strace.$name")
+    done=$(awk '/Response codes:/ {for (i = 3; i < NF; i++) if ($i == "NOERROR") print $(i + 1)}' "$W/sock.perf")
+    awk -v c="${calls:-0}" -v q="${done:-0}" 'BEGIN {printf "%.3f", q ? c / q : 0}'
+}
+
 for r in $(seq "$ROUNDS"); do
     echo "== round $r ($SECS s each)" >&2
     measure loophole $LH $r
     measure unbound $UB $r
     measure dnsmasq $DM $r
 done
+echo "== sockets per query (strace)" >&2
+SOCK[loophole]=$(sockets loophole $LH)
+SOCK[unbound]=$(sockets unbound $UB)
+SOCK[dnsmasq]=$(sockets dnsmasq $DM)
 if [ "${LH_BENCH_CALLGRIND:-1}" = 1 ]; then
     echo "== callgrind" >&2
     IR[loophole]=$(cg loophole "$LH_ROOT/build-bench/loophole" --listen $CG:53 --no-hosts \
@@ -194,12 +191,12 @@ if [ "${LH_BENCH_CALLGRIND:-1}" = 1 ]; then
 fi
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-printf '\n%-9s %6s %11s %6s %8s %8s %8s %6s %9s %9s\n' target round cpu-us/miss ok% qps p50-us p99-us up/q ports/1k Ir/miss
+printf '\n%-9s %6s %11s %6s %8s %8s %8s %6s %9s %7s %9s\n' target round cpu-us/miss ok% qps p50-us p99-us up/q ports/1k sock/q Ir/miss
 for t in loophole unbound dnsmasq; do
     for r in $(seq "$ROUNDS"); do
         k=$t/$r
-        printf '%-9s %6s %11s %6s %8s %8s %8s %6s %9s %9s\n' $t $r "${CPU[$k]}" "${OK[$k]}" "${QPS[$k]}" \
-            "${P50[$k]}" "${P99[$k]}" "${UPQ[$k]}" "${PORTS[$k]}" "${IR[$t]:--}"
+        printf '%-9s %6s %11s %6s %8s %8s %8s %6s %9s %7s %9s\n' $t $r "${CPU[$k]}" "${OK[$k]}" "${QPS[$k]}" \
+            "${P50[$k]}" "${P99[$k]}" "${UPQ[$k]}" "${PORTS[$k]}" "${SOCK[$t]:--}" "${IR[$t]:--}"
     done
 done
 echo
@@ -211,8 +208,8 @@ for t in loophole unbound dnsmasq; do
         for r in $(seq "$ROUNDS"); do vals="$vals ${arr[$t/$r]}"; done
         MED[$t/$m]=$(echo "$vals" | median)
     done
-    printf '%-9s %6s %11s %6s %8s %8s %8s %6s %9s %9s\n' $t median "${MED[$t/CPU]}" "${MED[$t/OK]}" "${MED[$t/QPS]}" \
-        "${MED[$t/P50]}" "${MED[$t/P99]}" "${MED[$t/UPQ]}" "${MED[$t/PORTS]}" "${IR[$t]:--}"
+    printf '%-9s %6s %11s %6s %8s %8s %8s %6s %9s %7s %9s\n' $t median "${MED[$t/CPU]}" "${MED[$t/OK]}" "${MED[$t/QPS]}" \
+        "${MED[$t/P50]}" "${MED[$t/P99]}" "${MED[$t/UPQ]}" "${MED[$t/PORTS]}" "${SOCK[$t]:--}" "${IR[$t]:--}"
 done
 echo
 for peer in unbound dnsmasq; do

@@ -15,14 +15,7 @@ RATE=${LH_BENCH_RATE:-20000}        # offered rate for the CPU-per-query figure
 CG_QUERIES=${LH_BENCH_CG_QUERIES:-20000}
 MEASURE=${LH_BENCH_MEASURE:-1} # 0: instruction counts only (they do not depend on load)
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf dnsmasq unbound valgrind dnsutils
-W=$(mktemp -d /tmp/lh-bench-XXXXXX)
-chmod 755 "$W"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
-trap cleanup EXIT
-
-echo "== build (Release)" >&2
-lh_build "$LH_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
+bench_setup bench
 cc -O2 -o "$W/floor" "$LH_ROOT/bench/floor.c"
 
 echo "== inputs: $N names" >&2
@@ -85,28 +78,7 @@ LH_CMD=("$LH_ROOT/build-bench/loophole" --listen $LH:53 --no-hosts --allow-root 
     --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH --control-socket none \
     --state-dir "$W/state")
 start loophole $LH "${LH_CMD[@]}"
-cat >"$W/unbound.conf" <<U
-server:
-  interface: $UB
-  num-threads: 1
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  use-syslog: no
-  directory: "$W"
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  local-zone: "bench." nodefault
-  module-config: "iterator"
-include: "$W/unbound-zones.conf"
-stub-zone:
-  name: "."
-  stub-addr: 127.0.0.1@1
-forward-zone:
-  name: "fwd.bench."
-  forward-addr: $AUTH
-U
+bench_unbound_conf $UB "$W" fwd.bench $AUTH "$W/unbound-zones.conf" >"$W/unbound.conf"
 if [ "$MEASURE" = 1 ]; then # the peers and the floor: only for the timed measurements
 start unbound $UB unbound -c "$W/unbound.conf"
 start dnsmasq $DM dnsmasq --keep-in-foreground --no-resolv --no-hosts --listen-address=$DM \
