@@ -19,8 +19,12 @@
  *   u8  len      label length
  *   label bytes
  * A build appends records in insertion order with the suffix hash's top 32 bits in front,
- * indexed by a growable open-addressing table; lh_nametree_freeze regroups them by bucket,
- * rewrites the parent references and frees the build state. */
+ * into one of 256 arenas chosen by the hash's top 8 bits, indexed by a growable
+ * open-addressing table; lh_nametree_freeze regroups them by bucket, rewrites the parent
+ * references and frees the build state. The arenas are what keeps a reload's peak down: a
+ * bucket's records all come from one arena, so the freeze fills the frozen block arena by
+ * arena, front to back, and unmaps each arena as soon as it is copied; the build records and
+ * the frozen copy are never both whole in memory. */
 #ifndef LH_NAMETREE_H
 #define LH_NAMETREE_H
 
@@ -31,6 +35,7 @@
 
 #define LH_NT_HDR 9u          /* frozen record bytes before the label */
 #define LH_NT_LISTS_MAX 65535 /* lists a tree can tell apart (u16) */
+#define LH_NT_ARENAS 256u     /* build arenas, by the suffix hash's top 8 bits */
 
 typedef struct lh_nametree {
     /* Frozen form: valid once frozen; may point into a read-only mapping. */
@@ -42,10 +47,11 @@ typedef struct lh_nametree {
     size_t nodes, names; /* all nodes; nodes with rule bits */
     bool frozen;
     void *heap; /* the block recs and dir live in when not mapped */
-    /* Build state (NULL once frozen). */
-    uint8_t *arena; /* u32 hash top bits, then a frozen-layout record */
-    size_t arena_len, arena_cap;
-    uint32_t *slots; /* arena offset + 1, 0 empty */
+    /* Build state (NULL once frozen). A build reference is (arena << 24) | (offset + 1). */
+    struct lh_nametree_arena *arenas; /* LH_NT_ARENAS of them: u32 hash top bits, then a
+                                         frozen-layout record */
+    size_t arena_len;                 /* bytes in all of them */
+    uint32_t *slots;                  /* arena offset + 1, 0 empty */
     size_t mask;
 } lh_nametree;
 

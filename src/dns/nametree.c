@@ -2,6 +2,7 @@
 #include "loophole/nametree.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define BUILD_HDR 4u /* the suffix hash's top 32 bits, in front of a build record */
 
@@ -31,28 +32,49 @@ static size_t table_size(size_t expected)
     return n;
 }
 
+/* One build arena. Mapped directly (not malloc'd): unmapping it at the freeze hands its pages
+ * back at once, whatever malloc's thresholds have become. */
+struct lh_nametree_arena {
+    uint8_t *buf;
+    size_t len, cap;
+};
+
+#define ARENA_SHIFT 24u /* a reference's arena index sits above a 24-bit offset + 1 */
+#define ARENA_MAX (((size_t)1 << ARENA_SHIFT) - 1)
+
+static inline uint8_t *build_rec(const lh_nametree *t, uint32_t ref)
+{
+    return t->arenas[ref >> ARENA_SHIFT].buf + (ref & ARENA_MAX) - 1;
+}
+
+static void arenas_free(lh_nametree *t)
+{
+    if (!t->arenas) return;
+    for (unsigned g = 0; g < LH_NT_ARENAS; g++)
+        if (t->arenas[g].buf) munmap(t->arenas[g].buf, t->arenas[g].cap);
+    free(t->arenas);
+    t->arenas = NULL;
+}
+
 int lh_nametree_init(lh_nametree *t, size_t expected_names)
 {
     memset(t, 0, sizeof *t);
     /* A name adds about one node (its own label) once the lists' zones exist. */
     size_t n = table_size(expected_names + 16);
     t->slots = calloc(n, sizeof *t->slots);
-    if (!t->slots) return -1;
-    t->mask = n - 1;
-    t->arena_cap = expected_names * 28 + 256;
-    t->arena = malloc(t->arena_cap);
-    if (!t->arena) {
-        free(t->slots);
-        t->slots = NULL;
+    t->arenas = calloc(LH_NT_ARENAS, sizeof *t->arenas);
+    if (!t->slots || !t->arenas) {
+        lh_nametree_free(t);
         return -1;
     }
+    t->mask = n - 1;
     return 0;
 }
 
 void lh_nametree_free(lh_nametree *t)
 {
     free(t->slots);
-    free(t->arena);
+    arenas_free(t);
     free(t->heap);
     memset(t, 0, sizeof *t);
 }
@@ -65,7 +87,7 @@ static int grow_index(lh_nametree *t)
     for (size_t i = 0; i <= t->mask; i++) {
         uint32_t ref = t->slots[i];
         if (!ref) continue;
-        size_t j = build_slot(rd32(t->arena + ref - 1), n - 1);
+        size_t j = build_slot(rd32(build_rec(t, ref)), n - 1);
         while (slots[j])
             j = (j + 1) & (n - 1);
         slots[j] = ref;
@@ -76,8 +98,24 @@ static int grow_index(lh_nametree *t)
     return 0;
 }
 
+/* Room for `need` more bytes in arena `a`; false when memory (or the 24-bit offset) runs out. */
+static bool arena_room(struct lh_nametree_arena *a, size_t need)
+{
+    if (a->len + need <= a->cap) return true;
+    size_t cap = a->cap ? a->cap * 2 : 64 * 1024;
+    while (cap < a->len + need)
+        cap *= 2;
+    if (a->len + need > ARENA_MAX) return false;
+    void *m = a->buf ? mremap(a->buf, a->cap, cap, MREMAP_MAYMOVE)
+                     : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return false;
+    a->buf = m;
+    a->cap = cap;
+    return true;
+}
+
 /* The build node for the suffix of `n` at `label` under `parent`, created if new. Returns its
- * reference (arena offset + 1), 0 when memory runs out. */
+ * reference, 0 when memory runs out. */
 static uint32_t build_node(lh_nametree *t, uint32_t parent, const lh_name *n, unsigned label,
                            uint64_t hash)
 {
@@ -87,28 +125,24 @@ static uint32_t build_node(lh_nametree *t, uint32_t parent, const lh_name *n, un
     for (;; i = (i + 1) & t->mask) {
         uint32_t ref = t->slots[i];
         if (!ref) break;
-        const uint8_t *r = t->arena + ref - 1;
+        const uint8_t *r = build_rec(t, ref);
         if (rd32(r) == hi && rd32(r + 4) == parent && r[4 + 8] == lab[0] &&
             !memcmp(r + 4 + 9, lab + 1, lab[0]))
             return ref;
     }
     size_t need = BUILD_HDR + LH_NT_HDR + lab[0];
-    if (t->arena_len + need > t->arena_cap) {
-        size_t cap = t->arena_cap * 2 + need;
-        if (cap >= UINT32_MAX) return 0; /* references are 32 bits */
-        uint8_t *a = realloc(t->arena, cap);
-        if (!a) return 0;
-        t->arena = a;
-        t->arena_cap = cap;
-    }
-    uint8_t *r = t->arena + t->arena_len;
+    unsigned g = hi >> (32 - 8);
+    struct lh_nametree_arena *a = &t->arenas[g];
+    if (!arena_room(a, need)) return 0;
+    uint8_t *r = a->buf + a->len;
     wr32(r, hi);
     wr32(r + 4, parent);
     r[4 + 4] = (uint8_t)hash;
     r[4 + 5] = 0;
     r[4 + 6] = r[4 + 7] = 0;
     memcpy(r + 4 + 8, lab, 1u + lab[0]);
-    uint32_t ref = (uint32_t)t->arena_len + 1;
+    uint32_t ref = (uint32_t)g << ARENA_SHIFT | (uint32_t)(a->len + 1);
+    a->len += need;
     t->arena_len += need;
     t->slots[i] = ref;
     t->nodes++;
@@ -123,7 +157,7 @@ int lh_nametree_add(lh_nametree *t, const lh_name *n, const uint64_t *h, uint8_t
     for (int i = (int)n->nlabels - 1; i >= 0; i--)
         if (!(ref = build_node(t, ref, n, (unsigned)i, h[i]))) return -1;
     if (!ref) return 0; /* the root: no rule can name it */
-    uint8_t *r = t->arena + ref - 1 + BUILD_HDR;
+    uint8_t *r = build_rec(t, ref) + BUILD_HDR;
     if (!r[5]) {
         memcpy(r + 6, &list, 2);
         t->names++;
@@ -132,10 +166,25 @@ int lh_nametree_add(lh_nametree *t, const lh_name *n, const uint64_t *h, uint8_t
     return 0;
 }
 
+/* Every build record in arena order: `body` runs with the record, its size without the build
+ * header bound to `sz`. */
+#define EACH_REC(t, r, sz, body)                                                                   \
+    for (unsigned g_ = 0; g_ < LH_NT_ARENAS; g_++)                                                 \
+        for (size_t o_ = 0; o_ < (t)->arenas[g_].len;) {                                           \
+            uint8_t *r = (t)->arenas[g_].buf + o_;                                                 \
+            size_t sz = LH_NT_HDR + r[4 + 8];                                                      \
+            body;                                                                                  \
+            o_ += BUILD_HDR + sz;                                                                  \
+        }
+
 int lh_nametree_freeze(lh_nametree *t)
 {
     free(t->slots);
     t->slots = NULL;
+    if (t->arena_len >= UINT32_MAX) { /* frozen offsets are 32 bits */
+        lh_nametree_free(t);
+        return -1;
+    }
     /* 2^bits buckets, at least 2/3 of the nodes: 0.67 to 1.33 nodes a bucket, so a lookup
      * costs the same at 1,000 names as at 5 million (a directory entry is 4 bytes: 3 to 6 a
      * node). */
@@ -154,39 +203,42 @@ int lh_nametree_freeze(lh_nametree *t)
     uint32_t *dir = (uint32_t *)heap;
     uint8_t *recs = heap + dir_bytes;
     memset(dir, 0, dir_bytes);
-    memset(recs + recs_len, 0, LH_NT_PAD);
     unsigned shift = 32 - bits;
     /* Bytes per bucket, then each bucket's start. */
-    for (size_t off = 0; off < t->arena_len;) {
-        const uint8_t *r = t->arena + off;
-        size_t sz = LH_NT_HDR + r[4 + 8];
-        dir[(rd32(r) >> shift) + 1] += (uint32_t)sz;
-        off += BUILD_HDR + sz;
-    }
+    EACH_REC(t, r, sz, dir[(rd32(r) >> shift) + 1] += (uint32_t)sz);
     for (size_t b = 0; b < nb; b++)
         dir[b + 1] += dir[b];
-    /* Place every record; its build header now remembers where it went. dir[b] advances to
-     * the end of bucket b (the start of b + 1) and is shifted back afterwards. */
-    for (size_t off = 0; off < t->arena_len;) {
-        uint8_t *r = t->arena + off;
-        size_t sz = LH_NT_HDR + r[4 + 8];
+    /* Every record's place; its build header now remembers it. dir[b] advances to the end of
+     * bucket b (the start of b + 1) and is shifted back afterwards. */
+    EACH_REC(t, r, sz, {
         uint32_t b = rd32(r) >> shift;
-        uint32_t at = dir[b];
-        memcpy(recs + at, r + BUILD_HDR, sz);
+        wr32(r, dir[b]);
         dir[b] += (uint32_t)sz;
-        wr32(r, at);
-        off += BUILD_HDR + sz;
-    }
+    });
     memmove(dir + 1, dir, nb * sizeof *dir);
     dir[0] = 0;
-    /* Parents: build references into frozen ones. */
-    for (size_t off = 0; off < recs_len; off += LH_NT_HDR + recs[off + 8]) {
-        uint32_t p = rd32(recs + off);
-        if (p) wr32(recs + off, rd32(t->arena + p - 1) + 1);
+    /* Parents: build references into frozen ones, while every arena is still there. */
+    EACH_REC(t, r, sz, {
+        uint32_t p = rd32(r + 4);
+        if (p) wr32(r + 4, rd32(build_rec(t, p)) + 1);
+    });
+    /* Copy, arena by arena: an arena's records fill the next stretch of the frozen block (the
+     * arenas are ordered as the buckets are), and the arena goes as soon as it is copied. */
+    for (unsigned g = 0; g < LH_NT_ARENAS; g++) {
+        struct lh_nametree_arena *a = &t->arenas[g];
+        for (size_t off = 0; off < a->len;) {
+            const uint8_t *r = a->buf + off;
+            size_t sz = LH_NT_HDR + r[4 + 8];
+            memcpy(recs + rd32(r), r + BUILD_HDR, sz);
+            off += BUILD_HDR + sz;
+        }
+        if (a->buf) munmap(a->buf, a->cap);
+        a->buf = NULL;
+        a->len = a->cap = 0;
     }
-    free(t->arena);
-    t->arena = NULL;
-    t->arena_len = t->arena_cap = 0;
+    memset(recs + recs_len, 0, LH_NT_PAD);
+    arenas_free(t);
+    t->arena_len = 0;
     t->heap = heap;
     t->recs = recs;
     t->recs_len = recs_len;
@@ -243,6 +295,11 @@ const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32
 
 size_t lh_nametree_bytes(const lh_nametree *t)
 {
-    if (!t->frozen) return t->arena_cap + (t->slots ? (t->mask + 1) * sizeof *t->slots : 0);
+    if (!t->frozen) {
+        size_t n = t->slots ? (t->mask + 1) * sizeof *t->slots : 0;
+        for (unsigned g = 0; t->arenas && g < LH_NT_ARENAS; g++)
+            n += t->arenas[g].cap;
+        return n;
+    }
     return t->recs_len + (((size_t)1 << t->bits) + 1) * sizeof(uint32_t);
 }

@@ -106,7 +106,7 @@ void test_nametree(void)
     tree_add(&t, "host7.zone7.example", 0x10, 4); /* a second rule: bits merge, list stays */
     tree_add(&t, "zone3.example", 0x02, 9);       /* an interior node becomes a rule */
     CHECK_EQ(lh_nametree_freeze(&t), 0);
-    CHECK(t.frozen && t.arena == NULL && t.slots == NULL);
+    CHECK(t.frozen && t.arenas == NULL && t.slots == NULL);
     CHECK_EQ(t.names, 60001);
     CHECK_EQ(t.nodes, 60000 + 13 + 1); /* every host, every zone, "example" */
     unsigned found = 0;
