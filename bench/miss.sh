@@ -12,8 +12,8 @@
 #   p50/p99-us    latency at the fixed rate (dnsperf -v, every answer)
 #   up/q          upstream queries per client query (tcpdump of what reaches Knot)
 #   ports/1k      distinct source ports among the first 1,000 upstream queries
-#   sock/q        socket(2) calls per NOERROR answer (strace -c over 20,000 fresh names at the
-#                 fixed rate after 5,000 of warm-up; a pass of its own: tracing slows the server)
+#   sock/q        socket(2) calls per NOERROR answer at the fixed rate (perf stat counting the
+#                 syscalls:sys_enter_socket tracepoint in the kernel: no slow-down, unlike strace)
 #   Ir/miss       callgrind instructions per miss (5,000 fresh names after a warm-up)
 # Then the medians over the rounds. Loopback only; LH_BENCH_NET picks the /24 (127.0.92).
 set -euo pipefail
@@ -24,7 +24,7 @@ SECS=${1:-5}
 ROUNDS=${2:-3}
 RATE=${LH_BENCH_RATE:-8000}
 NET=${LH_BENCH_NET:-127.0.92}
-lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf dnsmasq unbound knot valgrind dnsutils tcpdump strace
+lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf dnsmasq unbound knot valgrind dnsutils tcpdump linux-perf
 bench_setup miss
 
 AUTH=$NET.10 LH=$NET.1 UB=$NET.2 DM=$NET.3 CG=$NET.20
@@ -98,18 +98,22 @@ sys.stdout.write(''.join('u$SEQ-%d-%x.miss.bench A\\n' % (i, r.getrandbits(32)) 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-declare -A CPU OK QPS P50 P99 UPQ PORTS IR
+declare -A CPU OK QPS P50 P99 UPQ PORTS SOCK IR
 measure() { # NAME ADDR ROUND
-    local name=$1 addr=$2 key="$1/$3" q t0 t1 tp
+    local name=$1 addr=$2 key="$1/$3" q t0 t1 tp sp
     names $((RATE * SECS + 1000))
     q=$Q
     taskset -c 1 tcpdump -i lo -n -B 32768 -w "$W/up.pcap" "udp and dst host $AUTH and dst port 53" \
         >"$W/tcpdump.log" 2>&1 &
     tp=$!
     for _ in $(seq 100); do grep -q listening "$W/tcpdump.log" && break; sleep 0.05; done
+    perf stat -x, -e syscalls:sys_enter_socket -p "${PID[$name]}" -o "$W/sock.stat" &
+    sp=$!
     t0=$(cpu_ticks "${PID[$name]}")
     taskset -c 1 dnsperf -s "$addr" -d "$q" -l "$SECS" -Q "$RATE" -c 4 -v >"$W/perf.out" 2>&1 || true
     t1=$(cpu_ticks "${PID[$name]}")
+    kill -INT $sp
+    wait $sp 2>/dev/null || true
     sleep 0.5 # the capture drains
     kill -INT $tp
     wait $tp 2>/dev/null || true
@@ -124,6 +128,7 @@ measure() { # NAME ADDR ROUND
     tcpdump -n -r "$W/up.pcap" 2>/dev/null | awk '{split($3, a, "."); print a[5]}' >"$W/ports"
     UPQ[$key]=$(awk -v n="$(wc -l <"$W/ports")" -v q="$done" 'BEGIN {printf "%.2f", q ? n / q : 0}')
     PORTS[$key]=$(head -1000 "$W/ports" | sort -u | wc -l)
+    SOCK[$key]=$(awk -F, -v q="$done" '/sys_enter_socket/ {n = $1} END {printf "%.3f", q ? n / q : 0}' "$W/sock.stat")
     names 200000
     q=$Q
     QPS[$key]=$(taskset -c 1 dnsperf -s "$addr" -d "$q" -l "$SECS" -c 4 -q 200 2>&1 |
@@ -153,33 +158,12 @@ cg() { # NAME CMD... (runs in a subshell: its names get their own sequence numbe
     awk -v ir="$ir" '/Queries completed:/ {printf "%d", $3 ? ir / $3 : 0}' "$W/cg.perf"
 }
 
-declare -A SOCK
-sockets() { # NAME ADDR
-    local name=$1 addr=$2 sp calls done
-    names 5000
-    taskset -c 1 dnsperf -s "$addr" -d "$Q" -c 4 -Q "$RATE" >/dev/null 2>&1 || true
-    names 20000
-    taskset -c 1 strace -f -qq -c -e trace=socket -o "$W/strace.$name" -p "${PID[$name]}" &
-    sp=$!
-    sleep 1 # attached (a bench, not a test: nothing asserts on it)
-    taskset -c 1 dnsperf -s "$addr" -d "$Q" -c 4 -Q "$RATE" >"$W/sock.perf" 2>&1 || true
-    kill -INT $sp
-    wait $sp 2>/dev/null || true
-    calls=$(awk '$NF == "socket" {print $4}' "$W/strace.$name")
-    done=$(awk '/Response codes:/ {for (i = 3; i < NF; i++) if ($i == "NOERROR") print $(i + 1)}' "$W/sock.perf")
-    awk -v c="${calls:-0}" -v q="${done:-0}" 'BEGIN {printf "%.3f", q ? c / q : 0}'
-}
-
 for r in $(seq "$ROUNDS"); do
     echo "== round $r ($SECS s each)" >&2
     measure loophole $LH $r
     measure unbound $UB $r
     measure dnsmasq $DM $r
 done
-echo "== sockets per query (strace)" >&2
-SOCK[loophole]=$(sockets loophole $LH)
-SOCK[unbound]=$(sockets unbound $UB)
-SOCK[dnsmasq]=$(sockets dnsmasq $DM)
 if [ "${LH_BENCH_CALLGRIND:-1}" = 1 ]; then
     echo "== callgrind" >&2
     IR[loophole]=$(cg loophole "$LH_ROOT/build-bench/loophole" --listen $CG:53 --no-hosts \
@@ -196,20 +180,20 @@ for t in loophole unbound dnsmasq; do
     for r in $(seq "$ROUNDS"); do
         k=$t/$r
         printf '%-9s %6s %11s %6s %8s %8s %8s %6s %9s %7s %9s\n' $t $r "${CPU[$k]}" "${OK[$k]}" "${QPS[$k]}" \
-            "${P50[$k]}" "${P99[$k]}" "${UPQ[$k]}" "${PORTS[$k]}" "${SOCK[$t]:--}" "${IR[$t]:--}"
+            "${P50[$k]}" "${P99[$k]}" "${UPQ[$k]}" "${PORTS[$k]}" "${SOCK[$k]}" "${IR[$t]:--}"
     done
 done
 echo
 declare -A MED
 for t in loophole unbound dnsmasq; do
-    for m in CPU OK QPS P50 P99 UPQ PORTS; do
+    for m in CPU OK QPS P50 P99 UPQ PORTS SOCK; do
         declare -n arr=$m
         vals=""
         for r in $(seq "$ROUNDS"); do vals="$vals ${arr[$t/$r]}"; done
         MED[$t/$m]=$(echo "$vals" | median)
     done
     printf '%-9s %6s %11s %6s %8s %8s %8s %6s %9s %7s %9s\n' $t median "${MED[$t/CPU]}" "${MED[$t/OK]}" "${MED[$t/QPS]}" \
-        "${MED[$t/P50]}" "${MED[$t/P99]}" "${MED[$t/UPQ]}" "${MED[$t/PORTS]}" "${SOCK[$t]:--}" "${IR[$t]:--}"
+        "${MED[$t/P50]}" "${MED[$t/P99]}" "${MED[$t/UPQ]}" "${MED[$t/PORTS]}" "${MED[$t/SOCK]}" "${IR[$t]:--}"
 done
 echo
 for peer in unbound dnsmasq; do
