@@ -19,12 +19,12 @@ with open('$W/list', 'w') as f:
     --resolv-conf /dev/null --fallback-upstream 127.0.0.1:1 --blocklist "$W/list" \
     --control-socket none --state-dir none 2>"$W/log" &
 P=$!
-for _ in $(seq 300); do dig @$A localhost +short +time=1 +tries=1 >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 6000); do dig @$A localhost +short +time=1 +tries=1 >/dev/null 2>&1 && break; sleep 0.1; done
 kb() { awk -v k="$1:" '$1 == k {print $2}' /proc/$P/status; }
 steady=$(kb VmRSS); first_peak=$(kb VmHWM)
 echo 5 >/proc/$P/clear_refs          # reset the high-water mark to the current RSS
 kill -HUP $P
-for _ in $(seq 300); do grep -q "reload: done" "$W/log" && break; sleep 0.1; done
+for _ in $(seq 6000); do grep -q "reload: done" "$W/log" && break; sleep 0.1; done # 5M names: minutes on a loaded machine
 peak=$(kb VmHWM); after=$(kb VmRSS)
 awk -v n=$N -v s=$steady -v f=$first_peak -v p=$peak -v a=$after 'BEGIN {
     printf "names %d: steady RSS %.1f MiB (start-up peak %.1f MiB); reload peak %.1f MiB = %.2fx steady; after reload %.1f MiB\n",
