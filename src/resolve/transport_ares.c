@@ -25,6 +25,8 @@
 #include "loophole/wire.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -382,8 +384,14 @@ static void pools_free(ares_transport *t)
 static ares_socket_t sf_socket(int af, int type, int protocol, void *data)
 {
     lh_upstream_channel *ch = data;
-    if (type != SOCK_DGRAM || ch->ps)
-        return socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    if (type != SOCK_DGRAM || ch->ps) {
+        int fd = socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+        /* c-ares sets TCP_NODELAY only on sockets it opened itself. */
+        int one = 1;
+        if (fd >= 0 && type == SOCK_STREAM)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return fd;
+    }
     pool_sock *ps = pool_take(ch->pool);
     if (!ps) return ARES_SOCKET_BAD;
     ps->owner = ch;
