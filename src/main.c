@@ -382,7 +382,7 @@ static int cmd_check_config(lh_config *cfg)
     /* The trust anchors are read only when something will use them: validate mode, or files
      * named explicitly (a typo there should not wait until validation is switched on). */
     size_t nanchors = 0;
-    if (cfg->dnssec == LH_DNSSEC_MODE_VALIDATE || cfg->ntrust_anchors) {
+    if (cfg->dnssec >= LH_DNSSEC_MODE_VALIDATE || cfg->ntrust_anchors) {
         lh_dnssec_anchors *a = lh_dnssec_anchors_from_config(cfg, err, sizeof err);
         if (!a) {
             fprintf(stderr, "%s\n", err);

@@ -167,7 +167,8 @@ static int start(scenario *sc)
         return -1;
     }
     sc->fake = fake_transport_new(&sc->clock, sc->cfg.upstream_timeout_ms);
-    lh_forward_seams seams = {.clock = &sc->clock, .transport = &sc->fake->base};
+    lh_forward_seams seams = {
+        .clock = &sc->clock, .transport = &sc->fake->base, .no_dnssec_probe = true};
     lh_forward_env env = {.loop = &sc->loop,
                           .cfg = &sc->cfg,
                           .policy = &sc->srv.policy,
