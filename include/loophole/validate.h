@@ -15,8 +15,11 @@
 
 #define LH_SIGNED_ZONES 1024 /* zones remembered as signed (4-way buckets, oldest replaced) */
 #define LH_DNSSEC_PROBE_S 3600 /* the stripping probe runs at start and then this often */
+/* ... and again, at most this often, when an answer comes without its signatures */
+#define LH_DNSSEC_REPROBE_S 60
 
-/* What the last probe of the root's DNSKEY RRset (asked with DO+CD) found. */
+/* What the last probe found: the DNSKEY RRset of the root (or, validating with other trust
+ * anchors, of the highest anchor's zone), asked with DO+CD through the default upstreams. */
 enum lh_dnssec_path {
     LH_DNSSEC_PATH_UNKNOWN = 0, /* not asked yet, or no usable answer */
     LH_DNSSEC_PATH_CARRIES,     /* DNSKEY and RRSIG came back */
@@ -31,6 +34,7 @@ typedef struct lh_validator {
     uint64_t signed_zones[LH_SIGNED_ZONES]; /* hashes of zone names (lower case); 0: empty */
     unsigned signed_next;                   /* round robin within a bucket */
     enum lh_dnssec_path path;
+    uint64_t reprobe_at_ms; /* when an unsigned answer last caused a probe (forwarder's clock) */
     uint64_t probes, probes_stripped, downgraded, subqueries;
 } lh_validator;
 
@@ -54,7 +58,7 @@ bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname);
  * misses only. */
 size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, uint16_t qtype);
 
-/* Reads the answer to the probe (". DNSKEY" with DO+CD). */
+/* Reads the answer to the probe (ZONE DNSKEY with DO+CD). */
 enum lh_dnssec_path lh_dnssec_probe_read(const uint8_t *msg, size_t len);
 
 #endif

@@ -456,6 +456,16 @@ static void validation_done(lh_forwarder *f, lh_pending *p)
                     qn, p->key.qtype, r->zone[0] ? r->zone : "its zone");
         }
     }
+    /* Signatures missing where they were due: maybe the path began to strip. Ask again now
+     * rather than in an hour (bounded: once a minute). */
+    uint64_t now = lh_clock_now(f->clock);
+    if (v == LH_DNSSEC_V_BOGUS && missing_data(r->reason) && f->probe_on && !f->probe_req &&
+        f->val.path != LH_DNSSEC_PATH_STRIPS &&
+        (!f->val.reprobe_at_ms ||
+         now - f->val.reprobe_at_ms >= (uint64_t)LH_DNSSEC_REPROBE_S * 1000)) {
+        f->val.reprobe_at_ms = now;
+        lh_timer_start(&f->probe_timer, 0);
+    }
     p->dnssec = (uint8_t)v;
     p->dnssec_reason = (uint8_t)r->reason;
     if (v == LH_DNSSEC_V_BOGUS || v == LH_DNSSEC_V_INDETERMINATE)
@@ -613,13 +623,18 @@ static void on_probe(void *arg, int status, const uint8_t *answer, size_t len,
     lh_timer_start(&f->probe_timer, (uint64_t)LH_DNSSEC_PROBE_S * 1000);
 }
 
-/* ". DNSKEY" with DO+CD through the default upstreams (docs/dnssec.md: stripping). */
+/* The DNSKEY RRset of the trust anchor's zone (the root; the highest anchor when validating
+ * with others) with DO+CD through the default upstreams (docs/dnssec.md: stripping). */
 static void probe_start(lh_timer *t)
 {
     lh_forwarder *f = t->data;
     if (f->probe_req || !f->probe_on) return;
     lh_dnssec_need root = {.name = {0}, .name_len = 1, .type = LH_TYPE_DNSKEY};
-    uint8_t q[LH_DNS_HEADER_LEN + 1 + 4 + 11];
+    if (f->val.anchors) {
+        size_t n = lh_dnssec_anchors_zone(f->val.anchors, root.name, sizeof root.name);
+        if (n) root.name_len = n;
+    }
+    uint8_t q[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11];
     size_t qlen = build_subquery(f, &root, q);
     f->probe_req = lh_upstream_send(&f->upstream, 0, q, qlen, on_probe, f);
     if (!f->probe_req) lh_timer_start(&f->probe_timer, (uint64_t)LH_DNSSEC_PROBE_S * 1000);

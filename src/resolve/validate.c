@@ -142,9 +142,11 @@ enum lh_dnssec_path lh_dnssec_probe_read(const uint8_t *msg, size_t len)
     if (ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK) return LH_DNSSEC_PATH_UNKNOWN;
     bool key = false, sig = false;
     ldns_rr_list *an = ldns_pkt_answer(p);
-    for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
+    ldns_rr_list *q = ldns_pkt_question(p);
+    ldns_rdf *zone = ldns_rr_list_rr_count(q) ? ldns_rr_owner(ldns_rr_list_rr(q, 0)) : NULL;
+    for (size_t i = 0; zone && i < ldns_rr_list_rr_count(an); i++) {
         ldns_rr *rr = ldns_rr_list_rr(an, i);
-        if (ldns_dname_label_count(ldns_rr_owner(rr)) != 0u) continue;
+        if (ldns_dname_compare(ldns_rr_owner(rr), zone) != 0) continue;
         if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_DNSKEY) key = true;
         if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG && ldns_rr_rrsig_typecovered(rr) &&
             ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) == LDNS_RR_TYPE_DNSKEY)
