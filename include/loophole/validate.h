@@ -49,8 +49,12 @@ static inline bool lh_validator_on(const lh_validator *v)
 
 /* Remembers `zone` (presentation form, as in lh_dnssec_result.zone) as signed. */
 void lh_validator_note_signed(lh_validator *v, const char *zone);
-/* Is `qname` (wire form) at or below a zone remembered as signed? */
-bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname);
+/* Remembers every zone that signed records of `msg` (a secure answer: the signatures held). */
+void lh_validator_note_signers(lh_validator *v, const uint8_t *msg, size_t len);
+/* Is `qname` (wire form) at or below a zone remembered as signed? That zone (the closest) goes
+ * to `zone`. */
+bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone,
+                               size_t cap);
 
 /* Removes the RRSIG, NSEC and NSEC3 records a client that did not set DO must not get
  * (RFC 4035 3.2.1), except of the type asked for. `msg` has no OPT record. Returns the new

@@ -242,6 +242,10 @@ static void config_text(const lh_server *s, lh_sbuf *b)
         lh_sbuf_printf(b, "upstream %s transport=%s zone=%s source=%s\n", u->label,
                        upstream_transport(u), upstream_zone(s, g), upstream_origin(s, g));
     if (s->fwd_ready) lh_sbuf_printf(b, "upstreams-from %s\n", s->fwd.upstream.source);
+    lh_snapshot *all = gather(s); /* the probe of every loop: one that saw stripping says so */
+    lh_sbuf_printf(b, "dnssec %s path=%s\n", dnssec_mode_names[cfg->dnssec],
+                   lh_dnssec_path_names[all ? all->dnssec_path : LH_DNSSEC_PATH_UNKNOWN]);
+    free(all);
 }
 
 /* The same facts as JSON: also part of `stats --json`. */

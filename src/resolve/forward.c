@@ -444,16 +444,17 @@ static void validation_done(lh_forwarder *f, lh_pending *p)
                                                     : LH_DNSSEC_V_INDETERMINATE;
     char qn[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(p->name.wire, qn, sizeof qn);
-    if (v == LH_DNSSEC_V_SECURE) lh_validator_note_signed(&f->val, r->zone);
+    if (v == LH_DNSSEC_V_SECURE) lh_validator_note_signers(&f->val, p->held, p->held_len);
     if (v == LH_DNSSEC_V_BOGUS && f->val.mode == LH_DNSSEC_MODE_DOWNGRADE &&
         f->val.path == LH_DNSSEC_PATH_STRIPS && missing_data(r->reason)) {
-        if (!lh_validator_under_signed(&f->val, p->name.wire)) {
+        char seen[LH_NAME_MAX * 4 + 2];
+        if (!lh_validator_under_signed(&f->val, p->name.wire, seen, sizeof seen)) {
             v = LH_DNSSEC_V_INSECURE; /* the path strips, and this zone was never seen signed */
             f->val.downgraded++;
         } else {
             lh_warn("dnssec: %s type %u: the path strips DNSSEC, but %s was seen signed: "
                     "not downgraded",
-                    qn, p->key.qtype, r->zone[0] ? r->zone : "its zone");
+                    qn, p->key.qtype, seen);
         }
     }
     /* Signatures missing where they were due: maybe the path began to strip. Ask again now

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <ldns/ldns.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,7 +73,25 @@ void lh_validator_note_signed(lh_validator *v, const char *zone)
     b[v->signed_next++ % WAYS] = h; /* a full bucket: replace in turn */
 }
 
-bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname)
+void lh_validator_note_signers(lh_validator *v, const uint8_t *msg, size_t len)
+{
+    ldns_pkt *p = NULL;
+    if (ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK) return;
+    ldns_rr_list *secs[2] = {ldns_pkt_answer(p), ldns_pkt_authority(p)};
+    for (unsigned k = 0; k < 2; k++)
+        for (size_t i = 0; i < ldns_rr_list_rr_count(secs[k]); i++) {
+            ldns_rr *rr = ldns_rr_list_rr(secs[k], i);
+            ldns_rdf *signer = ldns_rr_rrsig_signame(rr);
+            if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_RRSIG || !signer) continue;
+            char *text = ldns_rdf2str(signer);
+            if (text) lh_validator_note_signed(v, text);
+            free(text);
+        }
+    ldns_pkt_free(p);
+}
+
+bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone,
+                               size_t cap)
 {
     char text[LDNS_MAX_DOMAINLEN * 4 + 2];
     size_t n = 0;
@@ -83,11 +102,13 @@ bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname)
         text[n++] = '.';
     }
     text[n] = 0;
-    if (signed_has(v, zone_hash(".", 1))) return true; /* the root */
     for (size_t i = 0; i < n; i++)
-        if (i == 0 || text[i - 1] == '.')
-            if (signed_has(v, zone_hash(text + i, n - i))) return true;
-    return false;
+        if ((i == 0 || text[i - 1] == '.') && signed_has(v, zone_hash(text + i, n - i))) {
+            snprintf(zone, cap, "%s", text + i);
+            return true;
+        }
+    snprintf(zone, cap, ".");
+    return signed_has(v, zone_hash(".", 1)); /* the root */
 }
 
 static bool dnssec_type(ldns_rr_type t)
