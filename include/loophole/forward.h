@@ -82,7 +82,7 @@ typedef struct lh_forwarder {
     uint64_t last_loop_log_ms, last_waiters_log_ms;
     lh_forward_stats stats;
     /* DNSSEC: the validator's state, and the stripping probe (". DNSKEY" with DO+CD at start
-     * and every LH_DNSSEC_PROBE_S; one at a time) unless dnssec = off. */
+     * and every LH_DNSSEC_PROBE_S; one at a time) in the validating modes. */
     lh_validator val;
     lh_timer probe_timer;
     lh_upstream_req *probe_req;

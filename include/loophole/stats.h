@@ -94,10 +94,10 @@ typedef struct lh_counters {
     uint64_t tcp_evicted;      /* closed, idle longest, to make room (table full, or share) */
     uint64_t tcp_empty_frames; /* 2-byte frames of length 0: no query, no activity */
     uint64_t outcomes[LH_OUTCOME_COUNT];
-    uint64_t qtypes[LH_STATS_QTYPES + 1];         /* last: other */
-    uint64_t rcodes[16];                          /* of answers sent (the header's 4 bits) */
-    uint64_t blocked_by_list[LH_STATS_LISTS_MAX]; /* since the last reload */
-    uint64_t dnssec[LH_DNSSEC_V_COUNT];           /* answers by verdict ([0]: not validated) */
+    uint64_t qtypes[LH_STATS_QTYPES + 1];           /* last: other */
+    uint64_t rcodes[16];                            /* of answers sent (the header's 4 bits) */
+    uint64_t blocked_by_list[LH_STATS_LISTS_MAX];   /* since the last reload */
+    uint64_t dnssec[LH_DNSSEC_V_COUNT];             /* answers by verdict ([0]: not validated) */
     uint64_t dnssec_bogus[LH_STATS_DNSSEC_REASONS]; /* bogus answers by reason */
     lh_top top_blocked, top_clients;
     /* Most queries come from the client before: its entry is counted without hashing. */

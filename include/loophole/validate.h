@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LH_SIGNED_ZONES 1024 /* zones remembered as signed (4-way buckets, oldest replaced) */
+#define LH_SIGNED_ZONES 1024   /* zones remembered as signed (4-way buckets, oldest replaced) */
 #define LH_DNSSEC_PROBE_S 3600 /* the stripping probe runs at start and then this often */
 /* ... and again, at most this often, when an answer comes without its signatures */
 #define LH_DNSSEC_REPROBE_S 60
@@ -53,8 +53,7 @@ void lh_validator_note_signed(lh_validator *v, const char *zone);
 void lh_validator_note_signers(lh_validator *v, const uint8_t *msg, size_t len);
 /* Is `qname` (wire form) at or below a zone remembered as signed? That zone (the closest) goes
  * to `zone`. */
-bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone,
-                               size_t cap);
+bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone, size_t cap);
 
 /* Removes the RRSIG, NSEC and NSEC3 records a client that did not set DO must not get
  * (RFC 4035 3.2.1), except of the type asked for. `msg` has no OPT record. Returns the new

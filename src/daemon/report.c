@@ -738,8 +738,7 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
                    lh_dnssec_reason_key((enum lh_dnssec_reason)r), st->dnssec_bogus[r]);
     prom_head(b, "loophole_dnssec_stripping", "gauge",
               "1 when the last probe found the upstream path stripping DNSSEC.");
-    prom_value(b, "loophole_dnssec_stripping", NULL, NULL,
-               g->dnssec_path == LH_DNSSEC_PATH_STRIPS);
+    prom_value(b, "loophole_dnssec_stripping", NULL, NULL, g->dnssec_path == LH_DNSSEC_PATH_STRIPS);
     prom_head(b, "loophole_dnssec_subqueries_total", "counter",
               "DS and DNSKEY queries sent upstream for validation.");
     prom_value(b, "loophole_dnssec_subqueries_total", NULL, NULL, g->dnssec_subqueries);

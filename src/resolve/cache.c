@@ -133,7 +133,8 @@ int lh_cache_insert(lh_cache *c, const lh_cache_key *key, const uint8_t *answer,
 }
 
 int lh_cache_insert_dnssec(lh_cache *c, const lh_cache_key *key, const uint8_t *answer, size_t len,
-                           const lh_answer_info *ai, uint64_t now_ms, unsigned dnssec, unsigned reason)
+                           const lh_answer_info *ai, uint64_t now_ms, unsigned dnssec,
+                           unsigned reason)
 {
     uint32_t ttl;
     if (ai->too_many_rrs || ai->flags & LH_FLAG_TC || len > UINT16_MAX) return 1;

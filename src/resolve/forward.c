@@ -51,8 +51,8 @@ struct lh_pending {
     uint8_t *held;
     size_t held_len;
     uint8_t dnssec, dnssec_reason;
-    bool ad;              /* the answer may carry AD (to clients that set DO or AD) */
-    bool trusted_answer;  /* it came from a trusted upstream (dnssec = process) */
+    bool ad;             /* the answer may carry AD (to clients that set DO or AD) */
+    bool trusted_answer; /* it came from a trusted upstream (dnssec = process) */
     uint8_t query[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11]; /* as sent upstream */
 };
 
@@ -124,7 +124,10 @@ int lh_forward_init(lh_forwarder *f, const lh_forward_env *env, const lh_forward
     lh_timer_init(f->clock, &f->deadline_timer, on_deadline, f);
     if (lh_validator_init(&f->val, cfg, err, errlen) != 0) return -1;
     lh_timer_init(f->clock, &f->probe_timer, probe_start, f);
-    if (cfg->dnssec != LH_DNSSEC_MODE_OFF && !(seams && seams->no_dnssec_probe)) {
+    /* The probe runs in the validating modes only: in off and process nothing depends on it,
+     * and an upstream that refuses or times out on it would count a failure against its
+     * health (docs/dnssec.md). */
+    if (lh_validator_on(&f->val) && !(seams && seams->no_dnssec_probe)) {
         f->probe_on = true;
         lh_timer_start(&f->probe_timer, 0); /* on the loop's first pass */
     }
@@ -516,8 +519,8 @@ static size_t build_subquery(lh_forwarder *f, const lh_dnssec_need *need, uint8_
     lh_wr16(q + o, need->type);
     lh_wr16(q + o + 2, 1 /* IN */);
     o += 4;
-    static const uint8_t opt[11] = {0, 0, 41, LH_UPSTREAM_EDNS_SIZE >> 8,
-                                    LH_UPSTREAM_EDNS_SIZE & 0xff, 0, 0, 0x80, 0, 0, 0};
+    static const uint8_t opt[11] = {
+        0, 0, 41, LH_UPSTREAM_EDNS_SIZE >> 8, LH_UPSTREAM_EDNS_SIZE & 0xff, 0, 0, 0x80, 0, 0, 0};
     memcpy(q + o, opt, sizeof opt);
     return o + sizeof opt;
 }
@@ -614,8 +617,7 @@ static void on_probe(void *arg, int status, const uint8_t *answer, size_t len,
         lh_warn("dnssec: the upstream path strips DNSSEC: the root's DNSKEY came from %s "
                 "without RRSIG (%s)",
                 server->label,
-                f->val.mode == LH_DNSSEC_MODE_VALIDATE
-                    ? "signed names will fail to validate"
+                f->val.mode == LH_DNSSEC_MODE_VALIDATE ? "signed names will fail to validate"
                 : f->val.mode == LH_DNSSEC_MODE_DOWNGRADE
                     ? "unsigned answers are relayed as insecure, except for zones seen signed"
                     : "AD from upstreams is meaningless on this path");

@@ -90,8 +90,7 @@ void lh_validator_note_signers(lh_validator *v, const uint8_t *msg, size_t len)
     ldns_pkt_free(p);
 }
 
-bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone,
-                               size_t cap)
+bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone, size_t cap)
 {
     char text[LDNS_MAX_DOMAINLEN * 4 + 2];
     size_t n = 0;

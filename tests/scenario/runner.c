@@ -506,9 +506,9 @@ static void do_try_flags(scenario *sc, char **w, int n)
     int dobit = lh_rd16(ft->query + 10) && o + 11 <= ft->len ? (ft->query[o + 7] & 0x80) != 0 : -1;
     bool cd = lh_rd16(ft->query + 2) & LH_FLAG_CD;
     for (int i = 1; i < n; i++) {
-        if (!strcmp(w[i], "do") ? dobit != 1
+        if (!strcmp(w[i], "do")     ? dobit != 1
             : !strcmp(w[i], "nodo") ? dobit == 1
-            : !strcmp(w[i], "cd") ? !cd
+            : !strcmp(w[i], "cd")   ? !cd
             : !strcmp(w[i], "nocd") ? cd
                                     : (fail(sc, "try-flags: unknown flag %s", w[i]), false))
             fail(sc, "try-flags: the try does not have %s", w[i]);
