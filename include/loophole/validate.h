@@ -56,10 +56,10 @@ void lh_validator_note_signers(lh_validator *v, const uint8_t *msg, size_t len);
 bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone, size_t cap);
 
 /* Removes the RRSIG, NSEC and NSEC3 records a client that did not set DO must not get
- * (RFC 4035 3.2.1), except of the type asked for. `msg` has no OPT record. Returns the new
- * length (at most `len`), or 0 when the message cannot be parsed. Allocates (ldns): cache
- * misses only. */
-size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, uint16_t qtype);
+ * (RFC 4035 3.2.1), except of the type asked for. `msg` (len bytes in a buffer of cap) has no
+ * OPT record. Returns the new length, or 0 when the message cannot be parsed or the rewrite
+ * does not fit. Allocates (ldns): cache misses only. */
+size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, size_t cap, uint16_t qtype);
 
 /* Reads the answer to the probe (ZONE DNSKEY with DO+CD). */
 enum lh_dnssec_path lh_dnssec_probe_read(const uint8_t *msg, size_t len);

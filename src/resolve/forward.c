@@ -193,6 +193,14 @@ static void answer_servfail(lh_forwarder *f, const lh_pending *p, lh_waiter *w)
             LH_OUTCOME_FAILED, NULL);
 }
 
+/* AD (RFC 6840 5.7): only when loophole vouches for the answer and the client showed it
+ * understands it by setting DO or AD. */
+static void set_ad(uint8_t *a, bool vouched, const lh_msg *m)
+{
+    bool ad = vouched && (m->edns_do || (m->flags & LH_FLAG_AD));
+    lh_wr16(a + 2, (uint16_t)((lh_rd16(a + 2) & ~LH_FLAG_AD) | (ad ? LH_FLAG_AD : 0)));
+}
+
 /* A failed question: each waiter gets a stale answer when one is kept, else SERVFAIL. */
 static void answer_failed(lh_forwarder *f, lh_pending *p, lh_waiter *w)
 {
@@ -205,6 +213,7 @@ static void answer_failed(lh_forwarder *f, lh_pending *p, lh_waiter *w)
         size_t n =
             lh_cache_write(e, &w->msg, now, true, f->env.cfg->stale_ttl, f->out + 2, LH_MSG_MAX);
         if (n) {
+            set_ad(f->out + 2, lh_rd16(f->out + 2) & LH_FLAG_AD, &w->msg);
             send_to(f, p, w, finish_for(f, w, n, LH_EDE_STALE), LH_OUTCOME_STALE, NULL);
             f->stats.stale_served++;
             return;
@@ -232,14 +241,6 @@ static void pending_unlink(lh_forwarder *f, lh_pending *p)
     else
         f->dl_tail = p->dl_prev;
     f->npending--;
-}
-
-/* AD (RFC 6840 5.7): only when loophole vouches for the answer and the client showed it
- * understands it by setting DO or AD. */
-static void set_ad(uint8_t *a, bool vouched, const lh_msg *m)
-{
-    bool ad = vouched && (m->edns_do || (m->flags & LH_FLAG_AD));
-    lh_wr16(a + 2, (uint16_t)((lh_rd16(a + 2) & ~LH_FLAG_AD) | (ad ? LH_FLAG_AD : 0)));
 }
 
 /* Ends a pending question: `answer` (len bytes, OPT removed) for everyone, or failure. */
@@ -369,7 +370,7 @@ static void relay(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t 
     /* A client that did not set DO gets no RRSIG/NSEC/NSEC3 it did not ask for: in the
      * validate modes the upstream was asked with DO whatever the client set. */
     if (lh_validator_on(&f->val) && !(p->key.flags & LH_CACHE_DO)) {
-        size_t n = lh_dnssec_strip_records(f->work, len, p->key.qtype);
+        size_t n = lh_dnssec_strip_records(f->work, len, sizeof f->work, p->key.qtype);
         if (!n || lh_answer_scan(f->work, n, ai) != 0) {
             lh_warn("upstream %s: malformed answer dropped", label);
             f->stats.bad_answers++;

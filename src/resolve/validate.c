@@ -128,7 +128,7 @@ static void strip_list(ldns_rr_list *l, uint16_t qtype)
     ldns_rr_list_set_rr_count(l, k);
 }
 
-size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, uint16_t qtype)
+size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, size_t cap, uint16_t qtype)
 {
     ldns_pkt *p = NULL;
     if (ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK) return 0;
@@ -143,8 +143,9 @@ size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, uint16_t qtype)
     if ((size_t)ldns_pkt_ancount(p) + ldns_pkt_nscount(p) + ldns_pkt_arcount(p) != before) {
         uint8_t *w = NULL;
         size_t wlen = 0;
-        /* ldns writes the question as it parsed it (0x20 case kept) and compresses names. */
-        if (ldns_pkt2wire(&w, p, &wlen) == LDNS_STATUS_OK && wlen <= len) {
+        /* ldns writes the question as it parsed it (0x20 case kept) and compresses names
+         * its own way: the result may even be a little longer than the original. */
+        if (ldns_pkt2wire(&w, p, &wlen) == LDNS_STATUS_OK && wlen <= cap) {
             memcpy(msg, w, wlen);
             out = wlen;
         } else {
