@@ -372,7 +372,8 @@ static void relay(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t 
     if (lh_validator_on(&f->val) && !(p->key.flags & LH_CACHE_DO)) {
         size_t n = lh_dnssec_strip_records(f->work, len, sizeof f->work, p->key.qtype);
         if (!n || lh_answer_scan(f->work, n, ai) != 0) {
-            lh_warn("upstream %s: malformed answer dropped", label);
+            lh_warn("upstream %s: malformed answer dropped (DNSSEC records could not be removed)",
+                    label);
             f->stats.bad_answers++;
             f->stats.failed++;
             pending_end(f, p, NULL, 0, NULL);
@@ -382,7 +383,7 @@ static void relay(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t 
     }
     /* Every forwarded answer's TTLs, cached or not: clamped, top bit read as 0, one per RRset. */
     if (lh_ttl_normalise(f->work, len, ai, &f->ttl_limits) != 0) {
-        lh_warn("upstream %s: malformed answer dropped", label);
+        lh_warn("upstream %s: malformed answer dropped (TTLs)", label);
         f->stats.bad_answers++;
         f->stats.failed++;
         pending_end(f, p, NULL, 0, NULL);
