@@ -129,7 +129,7 @@ cg() {
     local q
     q=$(sed -n 's/.*Queries completed: *\([0-9]*\).*/\1/p' "$W/perf.$target.$mix")
     local ir
-    ir=$(cat "$out"* | awk '/^totals:/ {s += $2} END {print s + 0}')
+    ir=$(cat "$out"* | awk '/^totals:/ {s += $2} END {printf "%.0f", s}')
     rm -f "$out"*
     printf "%-18s %-5s %9s %12d\n" "$target" "$mix" "${q:-0}" $((ir / ${q:-1}))
 }
