@@ -140,7 +140,7 @@ static const char usage[] =
     "\n"
     "DNSSEC (docs/dnssec.md):\n"
     "      --dnssec MODE            off (clear AD), process (default: keep AD only from a\n"
-    "                               loopback or DNS over TLS upstream), validate (loophole\n"
+    "                               loopback, DoT or DoH upstream), validate (loophole\n"
     "                               validates: SERVFAIL + EDE for bogus answers) or\n"
     "                               allow-downgrade (validate; on a path that strips DNSSEC,\n"
     "                               unsigned answers pass as insecure except in zones seen\n"

@@ -565,7 +565,8 @@ static void validation_start(lh_forwarder *f, lh_pending *p, const uint8_t *answ
 }
 
 /* dnssec = process keeps an upstream's AD only from an upstream whose path cannot be forged:
- * one on loopback (a local validating resolver) or reached over authenticated DNS over TLS. */
+ * one on loopback (a local validating resolver) or reached over authenticated DNS over TLS or HTTPS
+ * (tls.on). */
 static bool upstream_trusted(const lh_upstream_server *s)
 {
     return s->tls.on || lh_addr_is_loopback(&s->addr.sa);
