@@ -139,7 +139,12 @@ static const char usage[] =
     "      --stale-window SECONDS   how long past expiry entries may be served (default 86400)\n"
     "\n"
     "DNSSEC (docs/dnssec.md):\n"
-    "      --dnssec MODE            off, process (default: relay the upstream's AD) or validate\n"
+    "      --dnssec MODE            off (clear AD), process (default: keep AD only from a\n"
+    "                               loopback, DoT or DoH upstream), validate (loophole\n"
+    "                               validates: SERVFAIL + EDE for bogus answers) or\n"
+    "                               allow-downgrade (validate; on a path that strips DNSSEC,\n"
+    "                               unsigned answers pass as insecure except in zones seen\n"
+    "                               signed)\n"
     "      --trust-anchor FILE      DS or DNSKEY records to trust; repeatable (default\n"
     "                               /usr/share/dns/root.key, from dns-root-data)\n"
     "      --domain-insecure NAME   a negative trust anchor: NAME and below are not validated;\n"
@@ -382,7 +387,7 @@ static int cmd_check_config(lh_config *cfg)
     /* The trust anchors are read only when something will use them: validate mode, or files
      * named explicitly (a typo there should not wait until validation is switched on). */
     size_t nanchors = 0;
-    if (cfg->dnssec == LH_DNSSEC_MODE_VALIDATE || cfg->ntrust_anchors) {
+    if (cfg->dnssec >= LH_DNSSEC_MODE_VALIDATE || cfg->ntrust_anchors) {
         lh_dnssec_anchors *a = lh_dnssec_anchors_from_config(cfg, err, sizeof err);
         if (!a) {
             fprintf(stderr, "%s\n", err);

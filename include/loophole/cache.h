@@ -51,6 +51,24 @@ void lh_cache_flush(lh_cache *c);
 int lh_cache_insert(lh_cache *c, const lh_cache_key *key, const uint8_t *answer, size_t len,
                     const lh_answer_info *ai, uint64_t now_ms);
 
+/* The DNSSEC verdict stored with an answer (dnssec = validate), so that a hit costs no crypto.
+ * NONE: not validated (another mode, or the client set CD). */
+enum {
+    LH_CACHE_DNSSEC_NONE = 0,
+    LH_CACHE_DNSSEC_SECURE,
+    LH_CACHE_DNSSEC_INSECURE,
+    LH_CACHE_DNSSEC_BOGUS,
+    LH_CACHE_DNSSEC_INDETERMINATE,
+};
+#define LH_CACHE_BOGUS_TTL 60 /* seconds a bogus answer is kept (answered SERVFAIL from it) */
+/* lh_cache_insert with the answer's verdict and its reason (a byte the cache keeps for the
+ * caller). A bogus answer is kept at most LH_CACHE_BOGUS_TTL seconds. */
+int lh_cache_insert_dnssec(lh_cache *c, const lh_cache_key *key, const uint8_t *answer, size_t len,
+                           const lh_answer_info *ai, uint64_t now_ms, unsigned dnssec,
+                           unsigned reason);
+/* The verdict stored with an entry (LH_CACHE_DNSSEC_*) and its reason. */
+unsigned lh_cache_entry_dnssec(const lh_cache_entry *e, unsigned *reason);
+
 enum lh_cache_result { LH_CACHE_MISS = 0, LH_CACHE_FRESH, LH_CACHE_STALE };
 /* Looks up `key`. FRESH and STALE return the entry; STALE only when `want_stale`. */
 enum lh_cache_result lh_cache_lookup(lh_cache *c, const lh_cache_key *key, uint64_t now_ms,

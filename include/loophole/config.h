@@ -87,11 +87,14 @@ static inline enum lh_upstream_origin lh_origin_of(enum lh_config_source src)
     return src == LH_SRC_FLAG ? LH_ORIGIN_FLAG : LH_ORIGIN_FILE;
 }
 
-/* dnssec = off | process | validate (docs/dnssec.md) */
+/* dnssec = off | process | validate | allow-downgrade (docs/dnssec.md) */
 enum lh_dnssec_mode {
     LH_DNSSEC_MODE_OFF = 0,  /* relay answers, clear AD */
-    LH_DNSSEC_MODE_PROCESS,  /* relay answers and the upstream's AD (the default) */
+    LH_DNSSEC_MODE_PROCESS,  /* relay answers; AD only from trusted upstreams (the default) */
     LH_DNSSEC_MODE_VALIDATE, /* loophole validates with its trust anchors */
+    /* validate, but on a path found stripping DNSSEC, answers missing their signatures are
+     * relayed as insecure - except for zones seen signed, which stay bogus */
+    LH_DNSSEC_MODE_DOWNGRADE,
 };
 
 /* A client network allowed to query: ADDR/PREFIX. */

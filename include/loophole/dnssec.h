@@ -58,6 +58,9 @@ enum lh_dnssec_reason {
 /* The EDE INFO-CODE for a reason (RFC 8914 §4, 27 from RFC 9276), or -1 if none fits. */
 int lh_dnssec_reason_ede(enum lh_dnssec_reason r);
 const char *lh_dnssec_reason_text(enum lh_dnssec_reason r);
+/* A short key for counters and metrics labels: "signature_expired". */
+const char *lh_dnssec_reason_key(enum lh_dnssec_reason r);
+#define LH_DNSSEC_REASONS (LH_DR_MALFORMED + 1)
 const char *lh_dnssec_verdict_name(enum lh_dnssec_verdict v);
 
 /* ---- Trust anchors: DS or DNSKEY records from files, and negative trust anchors ---- */
@@ -75,6 +78,9 @@ int lh_dnssec_anchors_load_text(lh_dnssec_anchors *a, const char *text, size_t l
 int lh_dnssec_anchors_add_insecure(lh_dnssec_anchors *a, const char *name, char *err,
                                    size_t errlen);
 size_t lh_dnssec_anchors_count(const lh_dnssec_anchors *a); /* DS + DNSKEY records */
+/* The owner (wire form) of the highest trust anchor - the root with Debian's root.key - into
+ * out; its length, 0 when there is none or it does not fit. */
+size_t lh_dnssec_anchors_zone(const lh_dnssec_anchors *a, uint8_t *out, size_t cap);
 
 /* ---- Cache of validated DNSKEY RRsets and proven zone-cut facts ---- */
 typedef struct lh_dnssec_cache lh_dnssec_cache;

@@ -14,6 +14,7 @@
 #include "loophole/random.h"
 #include "loophole/ttl.h"
 #include "loophole/upstream.h"
+#include "loophole/validate.h"
 
 typedef struct lh_pending lh_pending;
 typedef struct lh_udp_listener lh_udp_listener;
@@ -57,6 +58,7 @@ typedef struct lh_forward_env {
 typedef struct lh_forward_seams {
     lh_clock *clock;
     lh_transport *transport; /* owned by the forwarder from lh_forward_init on */
+    bool no_dnssec_probe;    /* no stripping probe (a scenario scripts every upstream try) */
 } lh_forward_seams;
 
 typedef struct lh_forward_stats {
@@ -79,6 +81,12 @@ typedef struct lh_forwarder {
     lh_ttl_limits ttl_limits;
     uint64_t last_loop_log_ms, last_waiters_log_ms;
     lh_forward_stats stats;
+    /* DNSSEC: the validator's state, and the stripping probe (". DNSKEY" with DO+CD at start
+     * and every LH_DNSSEC_PROBE_S; one at a time) in the validating modes. */
+    lh_validator val;
+    lh_timer probe_timer;
+    lh_upstream_req *probe_req;
+    bool probe_on;
     uint8_t work[LH_MSG_MAX];    /* an upstream answer being checked and trimmed */
     uint8_t out[2 + LH_MSG_MAX]; /* answers to waiters are built here (2: a TCP prefix) */
 } lh_forwarder;

@@ -41,6 +41,9 @@ typedef struct lh_snapshot {
     lh_upstream_figures up[LH_SNAPSHOT_UPSTREAMS];
     uint64_t qlog_dropped;
     unsigned tcp_connections;
+    /* DNSSEC (forward.h's lh_validator): the worst path any loop's probe found, its figures */
+    unsigned dnssec_path; /* enum lh_dnssec_path */
+    uint64_t dnssec_probes, dnssec_probes_stripped, dnssec_downgraded, dnssec_subqueries;
 } lh_snapshot;
 
 typedef struct lh_server {

@@ -39,7 +39,22 @@ typedef struct lh_query_end {
     const uint8_t *answer;     /* the answer sent (NULL: none) */
     size_t answer_len;
     uint64_t start_ns; /* uv_hrtime() when the query arrived; 0: not measured */
+    /* dnssec = validate: the answer's verdict (LH_DNSSEC_V_*; NONE: not validated) and, for
+     * bogus, its reason (enum lh_dnssec_reason of dnssec.h). */
+    uint8_t dnssec, dnssec_reason;
 } lh_query_end;
+
+/* The verdicts as counted (the order of cache.h's LH_CACHE_DNSSEC_* and the query log). */
+enum {
+    LH_DNSSEC_V_NONE = 0,
+    LH_DNSSEC_V_SECURE,
+    LH_DNSSEC_V_INSECURE,
+    LH_DNSSEC_V_BOGUS,
+    LH_DNSSEC_V_INDETERMINATE,
+    LH_DNSSEC_V_COUNT
+};
+extern const char *const lh_dnssec_v_names[LH_DNSSEC_V_COUNT];
+#define LH_STATS_DNSSEC_REASONS 32 /* bogus answers by reason: indexes of enum lh_dnssec_reason */
 
 #define LH_TOP_BUCKETS 64 /* top-N tables: buckets of LH_TOP_WAYS entries */
 #define LH_TOP_WAYS 4
@@ -79,9 +94,11 @@ typedef struct lh_counters {
     uint64_t tcp_evicted;      /* closed, idle longest, to make room (table full, or share) */
     uint64_t tcp_empty_frames; /* 2-byte frames of length 0: no query, no activity */
     uint64_t outcomes[LH_OUTCOME_COUNT];
-    uint64_t qtypes[LH_STATS_QTYPES + 1];         /* last: other */
-    uint64_t rcodes[16];                          /* of answers sent (the header's 4 bits) */
-    uint64_t blocked_by_list[LH_STATS_LISTS_MAX]; /* since the last reload */
+    uint64_t qtypes[LH_STATS_QTYPES + 1];           /* last: other */
+    uint64_t rcodes[16];                            /* of answers sent (the header's 4 bits) */
+    uint64_t blocked_by_list[LH_STATS_LISTS_MAX];   /* since the last reload */
+    uint64_t dnssec[LH_DNSSEC_V_COUNT];             /* answers by verdict ([0]: not validated) */
+    uint64_t dnssec_bogus[LH_STATS_DNSSEC_REASONS]; /* bogus answers by reason */
     lh_top top_blocked, top_clients;
     /* Most queries come from the client before: its entry is counted without hashing. */
     lh_sockaddr last_client;

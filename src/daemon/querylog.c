@@ -4,6 +4,7 @@
  *    "latency_us":14}
  * ("upstream" for forwarded answers). */
 #include "loophole/querylog.h"
+#include "loophole/dnssec.h"
 #include "loophole/log.h"
 #include "loophole/nameset.h"
 #include "loophole/sbuf.h"
@@ -228,6 +229,12 @@ void lh_qlog_write(lh_qlog *l, const lh_query_end *q)
         lh_sbuf_json_str(&b, name);
     }
     if (q->upstream) lh_sbuf_printf(&b, ",\"upstream\":\"%s\"", q->upstream);
+    if (q->dnssec && q->dnssec < LH_DNSSEC_V_COUNT) {
+        lh_sbuf_printf(&b, ",\"dnssec\":\"%s\"", lh_dnssec_v_names[q->dnssec]);
+        if (q->dnssec == LH_DNSSEC_V_BOGUS || q->dnssec == LH_DNSSEC_V_INDETERMINATE)
+            lh_sbuf_printf(&b, ",\"dnssec_reason\":\"%s\"",
+                           lh_dnssec_reason_key((enum lh_dnssec_reason)q->dnssec_reason));
+    }
     if (q->answer) {
         const ldns_lookup_table *rc = ldns_lookup_by_id(ldns_rcodes, q->answer[3] & 0xf);
         lh_sbuf_printf(&b, ",\"rcode\":\"%s\"", rc && rc->name ? rc->name : "?");

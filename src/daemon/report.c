@@ -1,5 +1,6 @@
 /* report.c - see report.h. */
 #include "loophole/report.h"
+#include "loophole/dnssec.h"
 #include "loophole/querylog.h"
 #include "loophole/runtime.h"
 #include "loophole/server.h"
@@ -71,6 +72,14 @@ void lh_server_collect(const lh_server *s, lh_snapshot *out)
     }
     out->qlog_dropped = s->qlog ? lh_qlog_dropped(s->qlog) : 0;
     out->tcp_connections = s->nconns;
+    if (s->fwd_ready) {
+        const lh_validator *v = &s->fwd.val;
+        out->dnssec_path = v->path;
+        out->dnssec_probes = v->probes;
+        out->dnssec_probes_stripped = v->probes_stripped;
+        out->dnssec_downgraded = v->downgraded;
+        out->dnssec_subqueries = v->subqueries;
+    }
 }
 
 /* Every counter of lh_counters before the top tables is a uint64_t that adds up across loops;
@@ -99,6 +108,59 @@ void lh_snapshot_add(lh_snapshot *a, const lh_snapshot *b)
                 sizeof a->up[k] / sizeof(uint64_t));
     a->qlog_dropped += b->qlog_dropped;
     a->tcp_connections += b->tcp_connections;
+    /* strips > carries > unknown: one loop that saw stripping is enough to say so */
+    if (b->dnssec_path == LH_DNSSEC_PATH_STRIPS || a->dnssec_path == LH_DNSSEC_PATH_UNKNOWN)
+        a->dnssec_path = b->dnssec_path;
+    a->dnssec_probes += b->dnssec_probes;
+    a->dnssec_probes_stripped += b->dnssec_probes_stripped;
+    a->dnssec_downgraded += b->dnssec_downgraded;
+    a->dnssec_subqueries += b->dnssec_subqueries;
+}
+
+static const char *const dnssec_mode_names[] = {"off", "process", "validate", "allow-downgrade"};
+
+/* One line: the mode, the verdicts, bogus by reason, and what the path probe found. */
+static void dnssec_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
+{
+    const lh_counters *st = &g->c;
+    lh_sbuf_printf(b, "dnssec      %s; path %s", dnssec_mode_names[s->cfg->dnssec],
+                   g->dnssec_path == LH_DNSSEC_PATH_STRIPS ? "STRIPS DNSSEC"
+                                                           : lh_dnssec_path_names[g->dnssec_path]);
+    for (unsigned i = 1; i < LH_DNSSEC_V_COUNT; i++)
+        lh_sbuf_printf(b, "; %s %llu", lh_dnssec_v_names[i], (unsigned long long)st->dnssec[i]);
+    for (unsigned r = 0; r < LH_DNSSEC_REASONS && r < LH_STATS_DNSSEC_REASONS; r++)
+        if (st->dnssec_bogus[r])
+            lh_sbuf_printf(b, " (%s %llu)", lh_dnssec_reason_key((enum lh_dnssec_reason)r),
+                           (unsigned long long)st->dnssec_bogus[r]);
+    lh_sbuf_printf(b, "; downgraded %llu; DS/DNSKEY queries %llu; probes %llu, %llu stripped\n",
+                   (unsigned long long)g->dnssec_downgraded,
+                   (unsigned long long)g->dnssec_subqueries, (unsigned long long)g->dnssec_probes,
+                   (unsigned long long)g->dnssec_probes_stripped);
+}
+
+static void dnssec_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
+{
+    const lh_counters *st = &g->c;
+    lh_sbuf_printf(b, "\"dnssec\":{\"mode\":\"%s\",\"path\":\"%s\",\"stripping\":%s",
+                   dnssec_mode_names[s->cfg->dnssec], lh_dnssec_path_names[g->dnssec_path],
+                   g->dnssec_path == LH_DNSSEC_PATH_STRIPS ? "true" : "false");
+    for (unsigned i = 1; i < LH_DNSSEC_V_COUNT; i++)
+        lh_sbuf_printf(b, ",\"%s\":%llu", lh_dnssec_v_names[i], (unsigned long long)st->dnssec[i]);
+    lh_sbuf_printf(b, ",\"bogus_by_reason\":{");
+    bool first = true;
+    for (unsigned r = 0; r < LH_DNSSEC_REASONS && r < LH_STATS_DNSSEC_REASONS; r++) {
+        if (!st->dnssec_bogus[r]) continue;
+        lh_sbuf_printf(b, "%s\"%s\":%llu", first ? "" : ",",
+                       lh_dnssec_reason_key((enum lh_dnssec_reason)r),
+                       (unsigned long long)st->dnssec_bogus[r]);
+        first = false;
+    }
+    lh_sbuf_printf(b,
+                   "},\"downgraded\":%llu,\"subqueries\":%llu,\"probes\":%llu,"
+                   "\"probes_stripped\":%llu}",
+                   (unsigned long long)g->dnssec_downgraded,
+                   (unsigned long long)g->dnssec_subqueries, (unsigned long long)g->dnssec_probes,
+                   (unsigned long long)g->dnssec_probes_stripped);
 }
 
 /* The figures of every loop: the main loop's own, read now, and each worker's last copy. */
@@ -180,6 +242,10 @@ static void config_text(const lh_server *s, lh_sbuf *b)
         lh_sbuf_printf(b, "upstream %s transport=%s zone=%s source=%s\n", u->label,
                        upstream_transport(u), upstream_zone(s, g), upstream_origin(s, g));
     if (s->fwd_ready) lh_sbuf_printf(b, "upstreams-from %s\n", s->fwd.upstream.source);
+    lh_snapshot *all = gather(s); /* the probe of every loop: one that saw stripping says so */
+    lh_sbuf_printf(b, "dnssec %s path=%s\n", dnssec_mode_names[cfg->dnssec],
+                   lh_dnssec_path_names[all ? all->dnssec_path : LH_DNSSEC_PATH_UNKNOWN]);
+    free(all);
 }
 
 /* The same facts as JSON: also part of `stats --json`. */
@@ -372,6 +438,7 @@ static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     } else {
         lh_sbuf_printf(b, "cache       off\n");
     }
+    dnssec_text(s, g, b);
     stats_text_paths(s, g, b);
     lh_sbuf_printf(b, "blocked by list (since the last reload)\n");
     for (size_t i = 0; s->policy && i < s->policy->blocks.nlists && i < LH_STATS_LISTS_MAX; i++)
@@ -422,6 +489,8 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
         first = false;
     }
     lh_sbuf_printf(b, "},");
+    dnssec_json(s, g, b);
+    lh_sbuf_printf(b, ",");
     config_json_fields(s, b);
     lh_sbuf_printf(b, ",\"cache\":");
     if (g->cache_on) {
@@ -657,6 +726,22 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
     for (unsigned i = 0; i < 16; i++)
         if (rcode_name(i))
             prom_value(b, "loophole_responses_total", "rcode", rcode_name(i), st->rcodes[i]);
+    prom_head(b, "loophole_dnssec_answers_total", "counter",
+              "Answers validated (dnssec = validate), by verdict.");
+    for (unsigned i = 1; i < LH_DNSSEC_V_COUNT; i++)
+        prom_value(b, "loophole_dnssec_answers_total", "verdict", lh_dnssec_v_names[i],
+                   st->dnssec[i]);
+    prom_head(b, "loophole_dnssec_bogus_total", "counter", "Bogus answers, by reason.");
+    for (unsigned r = LH_DR_BOGUS_SIGNATURE; r < LH_DNSSEC_REASONS && r < LH_STATS_DNSSEC_REASONS;
+         r++)
+        prom_value(b, "loophole_dnssec_bogus_total", "reason",
+                   lh_dnssec_reason_key((enum lh_dnssec_reason)r), st->dnssec_bogus[r]);
+    prom_head(b, "loophole_dnssec_stripping", "gauge",
+              "1 when the last probe found the upstream path stripping DNSSEC.");
+    prom_value(b, "loophole_dnssec_stripping", NULL, NULL, g->dnssec_path == LH_DNSSEC_PATH_STRIPS);
+    prom_head(b, "loophole_dnssec_subqueries_total", "counter",
+              "DS and DNSKEY queries sent upstream for validation.");
+    prom_value(b, "loophole_dnssec_subqueries_total", NULL, NULL, g->dnssec_subqueries);
     prom_head(b, "loophole_blocked_total", "counter",
               "Blocked answers by the list that blocked them, since the last reload.");
     for (size_t i = 0; s->policy && i < s->policy->blocks.nlists && i < LH_STATS_LISTS_MAX; i++)

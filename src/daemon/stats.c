@@ -9,6 +9,9 @@
 const char *const lh_outcome_names[LH_OUTCOME_COUNT] = {"local", "blocked", "cached",  "forwarded",
                                                         "stale", "failed",  "refused", "error"};
 
+const char *const lh_dnssec_v_names[LH_DNSSEC_V_COUNT] = {"none", "secure", "insecure", "bogus",
+                                                          "indeterminate"};
+
 const uint16_t lh_stats_qtypes[LH_STATS_QTYPES] = {
     LH_TYPE_A,   LH_TYPE_AAAA, LH_TYPE_HTTPS,   LH_TYPE_SVCB,  LH_TYPE_PTR,
     LH_TYPE_TXT, LH_TYPE_MX,   33 /* SRV */,    LH_TYPE_CNAME, LH_TYPE_NS,
@@ -137,6 +140,11 @@ void lh_stats_record(lh_counters *s, const lh_query_end *q)
 {
     s->outcomes[q->outcome]++;
     if (q->answer && q->answer_len >= 4) s->rcodes[q->answer[3] & 0xf]++;
+    if (q->dnssec && q->dnssec < LH_DNSSEC_V_COUNT) {
+        s->dnssec[q->dnssec]++;
+        if (q->dnssec == LH_DNSSEC_V_BOGUS && q->dnssec_reason < LH_STATS_DNSSEC_REASONS)
+            s->dnssec_bogus[q->dnssec_reason]++;
+    }
     if (q->outcome != LH_OUTCOME_ERROR) s->qtypes[lh_stats_qtype_index(q->msg->qtype)]++;
     if (q->outcome == LH_OUTCOME_BLOCKED) {
         if (q->list >= 0 && q->list < LH_STATS_LISTS_MAX) s->blocked_by_list[q->list]++;

@@ -71,6 +71,31 @@ int lh_dnssec_reason_ede(enum lh_dnssec_reason r)
     }
 }
 
+const char *lh_dnssec_reason_key(enum lh_dnssec_reason r)
+{
+    static const char *const keys[] = {"none",
+                                       "no_anchor",
+                                       "negative_anchor",
+                                       "insecure_delegation",
+                                       "unsupported_algorithm",
+                                       "unsupported_digest",
+                                       "nsec3_iterations",
+                                       "nsec3_optout",
+                                       "bogus_signature",
+                                       "signature_expired",
+                                       "signature_not_yet_valid",
+                                       "dnskey_missing",
+                                       "rrsigs_missing",
+                                       "no_zone_key",
+                                       "nsec_missing",
+                                       "bad_denial",
+                                       "bad_answer",
+                                       "fetch_failed",
+                                       "malformed"};
+    _Static_assert(sizeof keys / sizeof *keys == LH_DR_MALFORMED + 1, "one key per reason");
+    return (unsigned)r < sizeof keys / sizeof *keys ? keys[r] : "unknown";
+}
+
 const char *lh_dnssec_reason_text(enum lh_dnssec_reason r)
 {
     switch (r) {

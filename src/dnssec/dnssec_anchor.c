@@ -31,6 +31,19 @@ size_t lh_dnssec_anchors_count(const lh_dnssec_anchors *a)
     return a ? a->nrecords : 0;
 }
 
+size_t lh_dnssec_anchors_zone(const lh_dnssec_anchors *a, uint8_t *out, size_t cap)
+{
+    if (!a || !a->n) return 0;
+    const anchor *best = &a->v[0];
+    for (size_t i = 1; i < a->n; i++) /* the highest: the root when it is one of them */
+        if (ldns_dname_label_count(a->v[i].owner) < ldns_dname_label_count(best->owner))
+            best = &a->v[i];
+    size_t n = ldns_rdf_size(best->owner);
+    if (n > cap) return 0;
+    memcpy(out, ldns_rdf_data(best->owner), n);
+    return n;
+}
+
 static anchor *anchor_for_owner(lh_dnssec_anchors *a, const ldns_rdf *owner)
 {
     for (size_t i = 0; i < a->n; i++)

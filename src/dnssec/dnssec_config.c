@@ -42,13 +42,13 @@ int lh_config_set_dnssec(lh_config *c, enum lh_config_source src, const char *ke
                          char *err, size_t errlen)
 {
     if (!strcmp(key, "dnssec")) {
-        static const char *const modes[] = {"off", "process", "validate"};
-        for (unsigned i = 0; i < 3; i++)
+        static const char *const modes[] = {"off", "process", "validate", "allow-downgrade"};
+        for (unsigned i = 0; i < 4; i++)
             if (!strcmp(v, modes[i])) {
                 c->dnssec = (enum lh_dnssec_mode)i;
                 return 0;
             }
-        snprintf(err, errlen, "dnssec: '%s' is not off, process or validate", v);
+        snprintf(err, errlen, "dnssec: '%s' is not off, process, validate or allow-downgrade", v);
         return -1;
     }
     if (!strcmp(key, "trust-anchor")) {

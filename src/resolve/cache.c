@@ -18,6 +18,8 @@ struct lh_cache_entry {
     uint8_t name_len;
     uint16_t nttl;
     uint16_t len;
+    uint8_t dnssec;   /* LH_CACHE_DNSSEC_*: the verdict stored with the answer */
+    uint8_t reason;   /* the verdict's reason (the forwarder's numbering) */
     uint32_t ttl_cap; /* a served TTL never exceeds the clamped TTL */
     uint8_t data[];   /* name | ttl offsets | answer */
 };
@@ -127,6 +129,13 @@ static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
 int lh_cache_insert(lh_cache *c, const lh_cache_key *key, const uint8_t *answer, size_t len,
                     const lh_answer_info *ai, uint64_t now_ms)
 {
+    return lh_cache_insert_dnssec(c, key, answer, len, ai, now_ms, LH_CACHE_DNSSEC_NONE, 0);
+}
+
+int lh_cache_insert_dnssec(lh_cache *c, const lh_cache_key *key, const uint8_t *answer, size_t len,
+                           const lh_answer_info *ai, uint64_t now_ms, unsigned dnssec,
+                           unsigned reason)
+{
     uint32_t ttl;
     if (ai->too_many_rrs || ai->flags & LH_FLAG_TC || len > UINT16_MAX) return 1;
     if (ai->rcode == LH_RCODE_NOERROR && ai->an > 0) {
@@ -139,6 +148,9 @@ int lh_cache_insert(lh_cache *c, const lh_cache_key *key, const uint8_t *answer,
     } else {
         return 1; /* SERVFAIL, REFUSED, ...: never cached */
     }
+    /* A bogus answer is kept briefly (Unbound's val-bogus-ttl): long enough that a flood of
+     * the same name costs no crypto, short enough that a repaired zone is seen soon. */
+    if (dnssec == LH_CACHE_DNSSEC_BOGUS && ttl > LH_CACHE_BOGUS_TTL) ttl = LH_CACHE_BOGUS_TTL;
     if (ttl == 0) return 1;
     size_t name_pad = (key->name->len + 1u) & ~1u;
     size_t size = sizeof(lh_cache_entry) + name_pad + ai->nttl * 2u + len;
@@ -160,6 +172,8 @@ int lh_cache_insert(lh_cache *c, const lh_cache_key *key, const uint8_t *answer,
     e->name_len = (uint8_t)key->name->len;
     e->nttl = ai->nttl;
     e->len = (uint16_t)len;
+    e->dnssec = (uint8_t)dnssec;
+    e->reason = (uint8_t)reason;
     e->stored_ms = now_ms;
     e->expires_ms = now_ms + (uint64_t)ttl * 1000;
     e->ttl_cap = ttl;
@@ -225,4 +239,10 @@ size_t lh_cache_write(const lh_cache_entry *e, const lh_msg *m, uint64_t now_ms,
         lh_wr32(out + offs[i], ttl);
     }
     return e->len;
+}
+
+unsigned lh_cache_entry_dnssec(const lh_cache_entry *e, unsigned *reason)
+{
+    *reason = e->reason;
+    return e->dnssec;
 }

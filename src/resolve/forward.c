@@ -1,5 +1,6 @@
 /* forward.c - see forward.h. */
 #include "loophole/forward.h"
+#include "loophole/dnssec.h"
 #include "loophole/log.h"
 #include "loophole/runtime.h"
 #include "loophole/server.h"
@@ -17,6 +18,11 @@
 #define LH_EDE_STALE 3         /* RFC 8914: Stale Answer */
 #define LH_EDE_NO_REACHABLE 22 /* RFC 8914: No Reachable Authority */
 #define LH_LOOP_MIN_LETTERS 8  /* 0x20 bits needed before a case match means "our own query" */
+#define LH_TYPE_DNSKEY 48
+
+_Static_assert((int)LH_CACHE_DNSSEC_BOGUS == (int)LH_DNSSEC_V_BOGUS &&
+                   (int)LH_CACHE_DNSSEC_INDETERMINATE == (int)LH_DNSSEC_V_INDETERMINATE,
+               "cache.h and stats.h number the verdicts alike");
 
 typedef struct lh_waiter {
     struct lh_waiter *next;
@@ -38,6 +44,15 @@ struct lh_pending {
     lh_waiter *waiters;
     unsigned nwaiters;
     size_t qlen, question_end;
+    /* dnssec = validate: the validation under way (its DS/DNSKEY sub-queries go out one at a
+     * time as p->req, within the question's deadline), the answer it judges, and the verdict
+     * (LH_DNSSEC_V_*) with its reason once known. */
+    lh_dnssec_val *val;
+    uint8_t *held;
+    size_t held_len;
+    uint8_t dnssec, dnssec_reason;
+    bool ad;             /* the answer may carry AD (to clients that set DO or AD) */
+    bool trusted_answer; /* it came from a trusted upstream (dnssec = process) */
     uint8_t query[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11]; /* as sent upstream */
 };
 
@@ -59,6 +74,7 @@ static lh_pending *pending_find(lh_forwarder *f, const lh_cache_key *k, uint64_t
 }
 
 static void on_deadline(lh_timer *t);
+static void probe_start(lh_timer *t);
 
 int lh_forward_init(lh_forwarder *f, const lh_forward_env *env, const lh_forward_seams *seams,
                     char *err, size_t errlen)
@@ -106,6 +122,15 @@ int lh_forward_init(lh_forwarder *f, const lh_forward_env *env, const lh_forward
                          seams ? seams->transport : NULL, err, errlen) != 0)
         return -1;
     lh_timer_init(f->clock, &f->deadline_timer, on_deadline, f);
+    if (lh_validator_init(&f->val, cfg, err, errlen) != 0) return -1;
+    lh_timer_init(f->clock, &f->probe_timer, probe_start, f);
+    /* The probe runs in the validating modes only: in off and process nothing depends on it,
+     * and an upstream that refuses or times out on it would count a failure against its
+     * health (docs/dnssec.md). */
+    if (lh_validator_on(&f->val) && !(seams && seams->no_dnssec_probe)) {
+        f->probe_on = true;
+        lh_timer_start(&f->probe_timer, 0); /* on the loop's first pass */
+    }
     return 0;
 }
 
@@ -119,7 +144,7 @@ static size_t client_limit(const lh_forwarder *f, const lh_waiter *w)
 /* Accounts for a query answered by the forwarder (outcome, list of a blocked verdict). */
 static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uint64_t name_hash,
                        enum lh_outcome outcome, const lh_verdict *v, const char *upstream,
-                       const uint8_t *answer, size_t n)
+                       const uint8_t *answer, size_t n, unsigned dnssec, unsigned reason)
 {
     lh_query_end q = {.msg = m,
                       .client = &c->peer,
@@ -131,7 +156,9 @@ static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uin
                       .upstream = upstream,
                       .answer = n ? answer : NULL,
                       .answer_len = n,
-                      .start_ns = c->start_ns};
+                      .start_ns = c->start_ns,
+                      .dnssec = (uint8_t)dnssec,
+                      .dnssec_reason = (uint8_t)reason};
     f->env.query_done(f->env.ctx, &q);
 }
 
@@ -140,8 +167,10 @@ static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uin
 static void send_to(lh_forwarder *f, const lh_pending *p, lh_waiter *w, size_t n,
                     enum lh_outcome outcome, const lh_verdict *v)
 {
+    bool judged = outcome == LH_OUTCOME_FORWARDED || (v && v->kind == LH_VERDICT_REFUSED);
     query_done(f, &w->msg, &w->client, p->key.name_hash, outcome, v,
-               outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL, f->out + 2, n);
+               outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL, f->out + 2, n,
+               judged ? p->dnssec : LH_DNSSEC_V_NONE, p->dnssec_reason);
     f->env.send(f->env.ctx, &w->client, f->out + 2, n);
     f->env.release(f->env.ctx, &w->client);
 }
@@ -164,16 +193,27 @@ static void answer_servfail(lh_forwarder *f, const lh_pending *p, lh_waiter *w)
             LH_OUTCOME_FAILED, NULL);
 }
 
+/* AD (RFC 6840 5.7): only when loophole vouches for the answer and the client showed it
+ * understands it by setting DO or AD. */
+static void set_ad(uint8_t *a, bool vouched, const lh_msg *m)
+{
+    bool ad = vouched && (m->edns_do || (m->flags & LH_FLAG_AD));
+    lh_wr16(a + 2, (uint16_t)((lh_rd16(a + 2) & ~LH_FLAG_AD) | (ad ? LH_FLAG_AD : 0)));
+}
+
 /* A failed question: each waiter gets a stale answer when one is kept, else SERVFAIL. */
 static void answer_failed(lh_forwarder *f, lh_pending *p, lh_waiter *w)
 {
     const lh_cache_entry *e;
     uint64_t now = lh_clock_now(f->clock);
+    unsigned reason;
     if (f->cache_on && f->env.cfg->serve_stale &&
-        lh_cache_lookup(&f->cache, &p->key, now, true, &e) != LH_CACHE_MISS) {
+        lh_cache_lookup(&f->cache, &p->key, now, true, &e) != LH_CACHE_MISS &&
+        lh_cache_entry_dnssec(e, &reason) != LH_CACHE_DNSSEC_BOGUS) {
         size_t n =
             lh_cache_write(e, &w->msg, now, true, f->env.cfg->stale_ttl, f->out + 2, LH_MSG_MAX);
         if (n) {
+            set_ad(f->out + 2, lh_rd16(f->out + 2) & LH_FLAG_AD, &w->msg);
             send_to(f, p, w, finish_for(f, w, n, LH_EDE_STALE), LH_OUTCOME_STALE, NULL);
             f->stats.stale_served++;
             return;
@@ -210,6 +250,8 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
     bool head = f->dl_head == p;
     pending_unlink(f, p);
     if (p->req) lh_upstream_cancel(p->req);
+    if (p->val) lh_dnssec_val_free(p->val);
+    free(p->held);
     for (lh_waiter *w = p->waiters, *next; w; w = next) {
         next = w->next;
         if (blocked) {
@@ -221,6 +263,7 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
         } else if (answer && len >= w->msg.question_end) {
             memcpy(f->out + 2, answer, len);
             lh_answer_patch_for_client(f->out + 2, &w->msg);
+            set_ad(f->out + 2, p->ad, &w->msg);
             send_to(f, p, w, finish_for(f, w, len, -1), LH_OUTCOME_FORWARDED, NULL);
         } else {
             answer_failed(f, p, w);
@@ -308,6 +351,227 @@ static const lh_verdict rebind_refused_verdict = {.kind = LH_VERDICT_REFUSED,
                                                   .list = -1,
                                                   .match_label = -1};
 
+/* A bogus or indeterminate answer: SERVFAIL with the EDE of the reason (RFC 8914). */
+static void dnssec_fail_verdict(lh_verdict *v, unsigned reason)
+{
+    *v = rebind_refused_verdict;
+    v->ede = lh_dnssec_reason_ede((enum lh_dnssec_reason)reason);
+    if (v->ede < 0) v->ede = 6; /* DNSSEC Bogus */
+}
+
+/* The rest of an answer's way once its DNSSEC verdict is known (or none is needed): checks,
+ * TTLs, rebinding and uncloaking, the cache, the waiters. `answer` was scanned into `ai`. */
+static void relay(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t len,
+                  lh_answer_info *ai, const char *label)
+{
+    memcpy(f->work, answer, len);
+    len = strip_opt(f->work, len, ai);
+    bool validated = p->dnssec != LH_DNSSEC_V_NONE;
+    /* A client that did not set DO gets no RRSIG/NSEC/NSEC3 it did not ask for: in the
+     * validate modes the upstream was asked with DO whatever the client set. */
+    if (lh_validator_on(&f->val) && !(p->key.flags & LH_CACHE_DO)) {
+        size_t n = lh_dnssec_strip_records(f->work, len, sizeof f->work, p->key.qtype);
+        if (!n || lh_answer_scan(f->work, n, ai) != 0) {
+            lh_warn("upstream %s: malformed answer dropped (DNSSEC records could not be removed)",
+                    label);
+            f->stats.bad_answers++;
+            f->stats.failed++;
+            pending_end(f, p, NULL, 0, NULL);
+            return;
+        }
+        len = n;
+    }
+    /* Every forwarded answer's TTLs, cached or not: clamped, top bit read as 0, one per RRset. */
+    if (lh_ttl_normalise(f->work, len, ai, &f->ttl_limits) != 0) {
+        lh_warn("upstream %s: malformed answer dropped (TTLs)", label);
+        f->stats.bad_answers++;
+        f->stats.failed++;
+        pending_end(f, p, NULL, 0, NULL);
+        return;
+    }
+    uint64_t now = lh_clock_now(f->clock);
+    if (p->dnssec == LH_DNSSEC_V_BOGUS || p->dnssec == LH_DNSSEC_V_INDETERMINATE) {
+        lh_verdict fail;
+        dnssec_fail_verdict(&fail, p->dnssec_reason);
+        /* Bogus is kept (briefly) so that repeating the question costs no crypto; an
+         * indeterminate verdict (a lookup failed) is not: the next try may succeed. */
+        if (f->cache_on && p->dnssec == LH_DNSSEC_V_BOGUS)
+            lh_cache_insert_dnssec(&f->cache, &p->key, f->work, len, ai, now, p->dnssec,
+                                   p->dnssec_reason);
+        pending_end(f, p, NULL, 0, &fail);
+        return;
+    }
+    if (ai->private_address && f->env.cfg->rebind_protection && p->group == 0 &&
+        !lh_policy_rebind_allowed((*f->env.policy), &p->name)) {
+        char qn[LH_NAME_MAX * 4 + 1];
+        lh_name_to_text(p->name.wire, qn, sizeof qn);
+        lh_warn("rebinding protection: %s from %s resolves to a private address; refused", qn,
+                label);
+        f->stats.rebind_refused++;
+        pending_end(f, p, NULL, 0, &rebind_refused_verdict);
+        return;
+    }
+    lh_verdict blocked;
+    lh_name blocked_target;
+    if (uncloak(f, p, f->work, len, ai, &blocked, &blocked_target)) {
+        pending_end(f, p, NULL, 0, &blocked);
+        return;
+    }
+    /* The AD bit kept with the answer says whether loophole vouches for it: validated secure,
+     * or (dnssec = process) set by a trusted upstream. Each client then gets it only if it
+     * set DO or AD. */
+    p->ad = validated ? p->dnssec == LH_DNSSEC_V_SECURE
+                      : f->env.cfg->dnssec == LH_DNSSEC_MODE_PROCESS && p->trusted_answer &&
+                            (ai->flags & LH_FLAG_AD);
+    lh_wr16(f->work + 2,
+            (uint16_t)((lh_rd16(f->work + 2) & ~LH_FLAG_AD) | (p->ad ? LH_FLAG_AD : 0)));
+    if (f->cache_on)
+        lh_cache_insert_dnssec(&f->cache, &p->key, f->work, len, ai, now, p->dnssec,
+                               p->dnssec_reason);
+    pending_end(f, p, f->work, len, NULL);
+}
+
+/* --- DNSSEC validation of a forwarded answer ------------------------------------------- */
+
+/* Only data missing, which a path that strips DNSSEC causes (allow-downgrade relaxes these). */
+static bool missing_data(unsigned reason)
+{
+    return reason == LH_DR_RRSIGS_MISSING || reason == LH_DR_DNSKEY_MISSING ||
+           reason == LH_DR_NSEC_MISSING;
+}
+
+static void validation_done(lh_forwarder *f, lh_pending *p)
+{
+    const lh_dnssec_result *r = lh_dnssec_val_result(p->val);
+    unsigned v = r->verdict == LH_DNSSEC_SECURE     ? LH_DNSSEC_V_SECURE
+                 : r->verdict == LH_DNSSEC_INSECURE ? LH_DNSSEC_V_INSECURE
+                 : r->verdict == LH_DNSSEC_BOGUS    ? LH_DNSSEC_V_BOGUS
+                                                    : LH_DNSSEC_V_INDETERMINATE;
+    char qn[LH_NAME_MAX * 4 + 1];
+    lh_name_to_text(p->name.wire, qn, sizeof qn);
+    if (v == LH_DNSSEC_V_SECURE) lh_validator_note_signers(&f->val, p->held, p->held_len);
+    if (v == LH_DNSSEC_V_BOGUS && f->val.mode == LH_DNSSEC_MODE_DOWNGRADE &&
+        f->val.path == LH_DNSSEC_PATH_STRIPS && missing_data(r->reason)) {
+        char seen[LH_NAME_MAX * 4 + 2];
+        if (!lh_validator_under_signed(&f->val, p->name.wire, seen, sizeof seen)) {
+            v = LH_DNSSEC_V_INSECURE; /* the path strips, and this zone was never seen signed */
+            f->val.downgraded++;
+        } else {
+            lh_warn("dnssec: %s type %u: the path strips DNSSEC, but %s was seen signed: "
+                    "not downgraded",
+                    qn, p->key.qtype, seen);
+        }
+    }
+    /* Signatures missing where they were due: maybe the path began to strip. Ask again now
+     * rather than in an hour (bounded: once a minute). */
+    uint64_t now = lh_clock_now(f->clock);
+    if (v == LH_DNSSEC_V_BOGUS && missing_data(r->reason) && f->probe_on && !f->probe_req &&
+        f->val.path != LH_DNSSEC_PATH_STRIPS &&
+        (!f->val.reprobe_at_ms ||
+         now - f->val.reprobe_at_ms >= (uint64_t)LH_DNSSEC_REPROBE_S * 1000)) {
+        f->val.reprobe_at_ms = now;
+        lh_timer_start(&f->probe_timer, 0);
+    }
+    p->dnssec = (uint8_t)v;
+    p->dnssec_reason = (uint8_t)r->reason;
+    if (v == LH_DNSSEC_V_BOGUS || v == LH_DNSSEC_V_INDETERMINATE)
+        lh_warn("dnssec: %s type %u is %s in zone %s: %s (EDE %d)%s%s", qn, p->key.qtype,
+                lh_dnssec_verdict_name(r->verdict), r->zone[0] ? r->zone : "?",
+                lh_dnssec_reason_text(r->reason), r->ede, r->detail[0] ? "; " : "", r->detail);
+    lh_dnssec_val_free(p->val);
+    p->val = NULL;
+    uint8_t *held = p->held;
+    size_t len = p->held_len;
+    p->held = NULL;
+    lh_answer_info ai;
+    if (lh_answer_scan(held, len, &ai) != 0) { /* scanned before: cannot fail */
+        free(held);
+        pending_end(f, p, NULL, 0, NULL);
+        return;
+    }
+    relay(f, p, held, len, &ai, p->upstream);
+    free(held);
+}
+
+static void validation_step(lh_forwarder *f, lh_pending *p);
+
+static void on_subquery(void *arg, int status, const uint8_t *answer, size_t len,
+                        const lh_upstream_server *server)
+{
+    (void)server;
+    lh_pending *p = arg;
+    p->req = NULL;
+    if (status != 0) len = 0;
+    lh_dnssec_val_provide(p->val, answer, len);
+    validation_step(p->f, p);
+}
+
+/* A DS or DNSKEY question as the validator needs it: RD, CD (the upstream hands over what it
+ * has without judging it), DO, the name in random case (the same 0x20 check as any answer). */
+static size_t build_subquery(lh_forwarder *f, const lh_dnssec_need *need, uint8_t *q)
+{
+    memset(q, 0, LH_DNS_HEADER_LEN);
+    lh_wr16(q + 2, LH_FLAG_RD | LH_FLAG_CD);
+    lh_wr16(q + 4, 1);
+    lh_wr16(q + 10, 1);
+    uint8_t *n = q + LH_DNS_HEADER_LEN;
+    memcpy(n, need->name, need->name_len);
+    if (f->env.cfg->upstream_0x20) lh_random_case(&f->rng, n, need->name_len);
+    size_t o = LH_DNS_HEADER_LEN + need->name_len;
+    lh_wr16(q + o, need->type);
+    lh_wr16(q + o + 2, 1 /* IN */);
+    o += 4;
+    static const uint8_t opt[11] = {
+        0, 0, 41, LH_UPSTREAM_EDNS_SIZE >> 8, LH_UPSTREAM_EDNS_SIZE & 0xff, 0, 0, 0x80, 0, 0, 0};
+    memcpy(q + o, opt, sizeof opt);
+    return o + sizeof opt;
+}
+
+/* Runs the validation until it needs a DS/DNSKEY RRset (asked upstream; the answer resumes it)
+ * or has its verdict. The validator bounds the lookups (64) and the signature checks; the
+ * question's deadline bounds the time: past it the pending ends as any other. */
+static void validation_step(lh_forwarder *f, lh_pending *p)
+{
+    lh_dnssec_need need;
+    while (lh_dnssec_val_run(p->val, &need) == LH_DNSSEC_NEED) {
+        uint8_t q[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11];
+        size_t qlen = build_subquery(f, &need, q);
+        p->req = lh_upstream_send(&f->upstream, p->group, q, qlen, on_subquery, p);
+        if (p->req) {
+            f->val.subqueries++;
+            return;
+        }
+        lh_dnssec_val_provide(p->val, NULL, 0); /* over the in-flight bound: indeterminate */
+    }
+    validation_done(f, p);
+}
+
+static void validation_start(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t len)
+{
+    p->held = malloc(len);
+    if (p->held) {
+        memcpy(p->held, answer, len);
+        p->held_len = len;
+        p->val = lh_dnssec_val_new(f->val.anchors, f->val.keys, answer, len, p->name.wire,
+                                   p->key.qtype, (time_t)lh_clock_unix(f->clock));
+    }
+    if (!p->val) {
+        lh_warn("dnssec: out of memory for a validation");
+        f->stats.failed++;
+        pending_end(f, p, NULL, 0, NULL);
+        return;
+    }
+    validation_step(f, p);
+}
+
+/* dnssec = process keeps an upstream's AD only from an upstream whose path cannot be forged:
+ * one on loopback (a local validating resolver) or reached over authenticated DNS over TLS or HTTPS
+ * (tls.on). */
+static bool upstream_trusted(const lh_upstream_server *s)
+{
+    return s->tls.on || lh_addr_is_loopback(&s->addr.sa);
+}
+
 static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len,
                         const lh_upstream_server *server)
 {
@@ -327,34 +591,59 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
     }
     f->stats.answered++;
     p->upstream = server->label;
-    memcpy(f->work, answer, len);
-    len = strip_opt(f->work, len, &ai);
-    /* Every forwarded answer's TTLs, cached or not: clamped, top bit read as 0, one per RRset. */
-    if (lh_ttl_normalise(f->work, len, &ai, &f->ttl_limits) != 0) {
-        lh_warn("upstream %s: malformed answer dropped", server->label);
-        f->stats.bad_answers++;
-        f->stats.failed++;
-        pending_end(f, p, NULL, 0, NULL);
+    p->trusted_answer = upstream_trusted(server);
+    /* Validate modes: the answer is judged before anything else looks at it, unless the client
+     * set CD (it gets the answer unvalidated, under its own cache key). SERVFAIL and the like
+     * carry nothing to judge. */
+    if (lh_validator_on(&f->val) && !(p->key.flags & LH_CACHE_CD) &&
+        (ai.rcode == LH_RCODE_NOERROR || ai.rcode == LH_RCODE_NXDOMAIN)) {
+        validation_start(f, p, answer, len);
         return;
     }
-    if (ai.private_address && f->env.cfg->rebind_protection && p->group == 0 &&
-        !lh_policy_rebind_allowed((*f->env.policy), &p->name)) {
-        char qn[LH_NAME_MAX * 4 + 1];
-        lh_name_to_text(p->name.wire, qn, sizeof qn);
-        lh_warn("rebinding protection: %s from %s resolves to a private address; refused", qn,
-                server->label);
-        f->stats.rebind_refused++;
-        pending_end(f, p, NULL, 0, &rebind_refused_verdict);
-        return;
+    relay(f, p, answer, len, &ai, server->label);
+}
+
+/* --- the stripping probe ------------------------------------------------------------------ */
+
+static void on_probe(void *arg, int status, const uint8_t *answer, size_t len,
+                     const lh_upstream_server *server)
+{
+    lh_forwarder *f = arg;
+    f->probe_req = NULL;
+    enum lh_dnssec_path was = f->val.path;
+    enum lh_dnssec_path now =
+        status == 0 ? lh_dnssec_probe_read(answer, len) : LH_DNSSEC_PATH_UNKNOWN;
+    f->val.probes++;
+    if (now == LH_DNSSEC_PATH_STRIPS) f->val.probes_stripped++;
+    if (now != LH_DNSSEC_PATH_UNKNOWN) f->val.path = now;
+    if (now == LH_DNSSEC_PATH_STRIPS && was != now)
+        lh_warn("dnssec: the upstream path strips DNSSEC: the root's DNSKEY came from %s "
+                "without RRSIG (%s)",
+                server->label,
+                f->val.mode == LH_DNSSEC_MODE_VALIDATE ? "signed names will fail to validate"
+                : f->val.mode == LH_DNSSEC_MODE_DOWNGRADE
+                    ? "unsigned answers are relayed as insecure, except for zones seen signed"
+                    : "AD from upstreams is meaningless on this path");
+    else if (now == LH_DNSSEC_PATH_CARRIES && was == LH_DNSSEC_PATH_STRIPS)
+        lh_info("dnssec: the upstream path carries DNSSEC again");
+    lh_timer_start(&f->probe_timer, (uint64_t)LH_DNSSEC_PROBE_S * 1000);
+}
+
+/* The DNSKEY RRset of the trust anchor's zone (the root; the highest anchor when validating
+ * with others) with DO+CD through the default upstreams (docs/dnssec.md: stripping). */
+static void probe_start(lh_timer *t)
+{
+    lh_forwarder *f = t->data;
+    if (f->probe_req || !f->probe_on) return;
+    lh_dnssec_need root = {.name = {0}, .name_len = 1, .type = LH_TYPE_DNSKEY};
+    if (f->val.anchors) {
+        size_t n = lh_dnssec_anchors_zone(f->val.anchors, root.name, sizeof root.name);
+        if (n) root.name_len = n;
     }
-    lh_verdict blocked;
-    lh_name blocked_target;
-    if (uncloak(f, p, f->work, len, &ai, &blocked, &blocked_target)) {
-        pending_end(f, p, NULL, 0, &blocked);
-        return;
-    }
-    if (f->cache_on) lh_cache_insert(&f->cache, &p->key, f->work, len, &ai, lh_clock_now(f->clock));
-    pending_end(f, p, f->work, len, NULL);
+    uint8_t q[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11];
+    size_t qlen = build_subquery(f, &root, q);
+    f->probe_req = lh_upstream_send(&f->upstream, 0, q, qlen, on_probe, f);
+    if (!f->probe_req) lh_timer_start(&f->probe_timer, (uint64_t)LH_DNSSEC_PROBE_S * 1000);
 }
 
 /* The question as loophole asks it: the client's RD/CD/AD, the name in random case (0x20),
@@ -362,7 +651,11 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
 static size_t build_query(lh_forwarder *f, const lh_msg *m, uint8_t *q)
 {
     memset(q, 0, LH_DNS_HEADER_LEN);
-    lh_wr16(q + 2, m->flags & (LH_FLAG_RD | LH_FLAG_CD | LH_FLAG_AD));
+    uint16_t flags = m->flags & (LH_FLAG_RD | LH_FLAG_CD | LH_FLAG_AD);
+    /* Validating, loophole asks with CD so that the upstream hands over bogus data too: the
+     * verdict and its EDE are loophole's own. */
+    if (lh_validator_on(&f->val)) flags = (uint16_t)((flags & ~LH_FLAG_AD) | LH_FLAG_CD);
+    lh_wr16(q + 2, flags);
     lh_wr16(q + 4, 1);
     lh_wr16(q + 10, 1);
     uint8_t *n = q + LH_DNS_HEADER_LEN;
@@ -377,7 +670,7 @@ static size_t build_query(lh_forwarder *f, const lh_msg *m, uint8_t *q)
     lh_wr16(q + o + 3, LH_UPSTREAM_EDNS_SIZE);
     q[o + 5] = 0;
     q[o + 6] = 0;
-    q[o + 7] = m->edns_do ? 0x80 : 0;
+    q[o + 7] = m->edns_do || lh_validator_on(&f->val) ? 0x80 : 0; /* validating: always DO */
     q[o + 8] = 0;
     lh_wr16(q + o + 9, 0);
     return o + 11;
@@ -440,7 +733,7 @@ static size_t servfail_now(lh_forwarder *f, const lh_msg *m, const lh_client *c,
                            uint8_t *out, size_t cap, size_t limit)
 {
     size_t n = lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, f->env.cfg->edns_udp_size);
-    query_done(f, m, c, name_hash, LH_OUTCOME_FAILED, NULL, NULL, out, n);
+    query_done(f, m, c, name_hash, LH_OUTCOME_FAILED, NULL, NULL, out, n, LH_DNSSEC_V_NONE, 0);
     return n;
 }
 
@@ -459,10 +752,21 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
         size_t n = lh_cache_write(e, m, now, false, 0, out, cap);
         if (n) {
             f->stats.cache_hits++;
+            unsigned reason;
+            unsigned dv = lh_cache_entry_dnssec(e, &reason);
             lh_writer w;
-            lh_writer_resume(&w, out, cap, n);
-            n = lh_writer_finish(&w, m, limit, f->env.cfg->edns_udp_size, -1);
-            query_done(f, m, c, name_hash, LH_OUTCOME_CACHED, NULL, NULL, out, n);
+            int ede = -1;
+            if (dv == LH_CACHE_DNSSEC_BOGUS) { /* the verdict kept: SERVFAIL without crypto */
+                lh_verdict fail;
+                dnssec_fail_verdict(&fail, reason);
+                ede = fail.ede;
+                lh_writer_begin(&w, out, cap, m, LH_RCODE_SERVFAIL, false);
+            } else {
+                set_ad(out, lh_rd16(out + 2) & LH_FLAG_AD, m);
+                lh_writer_resume(&w, out, cap, n);
+            }
+            n = lh_writer_finish(&w, m, limit, f->env.cfg->edns_udp_size, ede);
+            query_done(f, m, c, name_hash, LH_OUTCOME_CACHED, NULL, NULL, out, n, dv, reason);
             return n;
         }
     }
@@ -540,13 +844,18 @@ void lh_forward_flush_cache(lh_forwarder *f)
 void lh_forward_shutdown(lh_forwarder *f)
 {
     lh_forward_fail_all(f);
+    f->probe_on = false;
+    if (f->probe_req) lh_upstream_cancel(f->probe_req);
+    f->probe_req = NULL;
     lh_upstream_shutdown(&f->upstream);
     lh_timer_close(&f->deadline_timer, NULL);
+    lh_timer_close(&f->probe_timer, NULL);
 }
 
 void lh_forward_free(lh_forwarder *f)
 {
     lh_upstream_free(&f->upstream);
+    lh_validator_free(&f->val);
     if (f->cache_on) lh_cache_free(&f->cache);
     free(f->table);
     f->table = NULL;

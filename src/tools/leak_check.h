@@ -108,6 +108,7 @@ typedef struct leak_daemon {
     char config_file[1024];
     char listen_source[16];
     char compared_with[1100]; /* what its settings were compared with; empty: nothing */
+    char dnssec_mode[24], dnssec_path[16]; /* `dnssec MODE path=...`; "" from older daemons */
 } leak_daemon;
 
 /* What loophole runs and what the system is set up to use. */

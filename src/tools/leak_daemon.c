@@ -72,6 +72,8 @@ static void daemon_parse_line(leak_configured *c, char *line)
     if (!strncmp(line, "config-file ", 12)) {
         if (strcmp(line + 12, "-"))
             snprintf(c->daemon.config_file, sizeof c->daemon.config_file, "%s", line + 12);
+    } else if (sscanf(line, "dnssec %23s", c->daemon.dnssec_mode) == 1) {
+        word_value(line, "path", c->daemon.dnssec_path, sizeof c->daemon.dnssec_path);
     } else if (!strncmp(line, "upstreams-from ", 15)) {
         snprintf(c->upstream_source, sizeof c->upstream_source, "%s", line + 15);
     } else if (sscanf(line, "listen %63s", first) == 1 && c->nlisten < LH_LISTEN_MAX) {
@@ -284,6 +286,18 @@ void leak_daemon_collect(leak_report *r)
                      "the running loophole (pid %ld) was asked for its listen addresses and "
                      "upstreams%s%s",
                      d->pid, d->compared_with[0] ? "; they match " : "", d->compared_with);
+        /* The daemon's probe (docs/dnssec.md): the DNSKEY of the root, or of the highest trust
+         * anchor's zone, came back without RRSIG through its upstreams. */
+        if (!strcmp(d->dnssec_path, "strips"))
+            leak_add(r, SEV_WARN, HOP_UPSTREAM,
+                     "use an upstream path that carries DNSSEC (an encrypted upstream, or a "
+                     "resolver that does not strip records); docs/dnssec.md",
+                     "the upstream path strips DNSSEC: the running loophole (dnssec = %s) got "
+                     "the trust anchor zone's DNSKEY without RRSIG, so forged answers cannot be "
+                     "told from real ones%s",
+                     d->dnssec_mode,
+                     !strcmp(d->dnssec_mode, "validate") ? " and signed names fail to validate"
+                                                         : "");
     } else {
         c->nlisten = c->nup = 0;
         from_config(r);

@@ -2,16 +2,17 @@
 """dnssec_proxy.py - a man in the middle for the DNSSEC tests: relays queries to an
 authoritative server and tampers with some answers the way a lying path would.
 
-Usage: dnssec_proxy.py LISTEN_ADDR UPSTREAM_ADDR [strip]
+Usage: dnssec_proxy.py LISTEN_ADDR UPSTREAM_ADDR [strip | strip-if FILE]
 Serves UDP and TCP on LISTEN_ADDR:53, prints "ready" once listening. With "strip", every RRSIG of
-every answer is removed (a path that strips DNSSEC). Otherwise, rules by the first label of the
+every answer is removed (a path that strips DNSSEC); with "strip-if FILE", the same while FILE
+exists (a path that starts stripping). Otherwise, rules by the first label of the
 question:
   forged...  NXDOMAIN with the parent's SOA and nothing else (no NSEC, no RRSIG): a forged
              denial of a name that exists
   nosig...   the real answer with every RRSIG removed (a DNSSEC-stripping path)
 Everything else is relayed unchanged.
 """
-import socket, struct, sys, threading
+import os, socket, struct, sys, threading
 
 import dns.message
 import dns.query
@@ -19,7 +20,8 @@ import dns.rcode
 import dns.rdatatype
 
 listen, upstream = sys.argv[1], sys.argv[2]
-strip_all = len(sys.argv) > 3 and sys.argv[3] == "strip"
+strip_always = len(sys.argv) > 3 and sys.argv[3] == "strip"
+strip_flag = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "strip-if" else None
 
 
 def relay(q):
@@ -27,6 +29,7 @@ def relay(q):
 
 
 def answer(wire):
+    strip_all = strip_always or (strip_flag is not None and os.path.exists(strip_flag))
     q = dns.message.from_wire(wire)
     name = q.question[0].name
     first = name.labels[0].decode(errors="replace").lower() if name.labels else ""

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# test_dnssec.sh - `loophole dnssec` against a signed tree built at test time (dnssec_tree.sh),
-# served by Knot DNS on loopback behind a tampering proxy (dnssec_proxy.py), with Unbound as a
-# validating resolver on the same path and the same trust anchor: every verdict is checked
-# against the expected one and against Unbound's, and the table is printed.
+# test_dnssec.sh - `loophole dnssec` and the daemon with `dnssec = validate` against a signed
+# tree built at test time (dnssec_tree.sh), served by Knot DNS on loopback behind a tampering
+# proxy (dnssec_proxy.py), with Unbound as a validating resolver on the same path and the same
+# trust anchor: every verdict of the tool and of the daemon (asked with dig +dnssec: AD, rcode,
+# EDE) is checked against the expected one and against Unbound's, and the table is printed.
+# The daemon forwards to a non-validating Unbound (iterator only) in front of the same proxy,
+# as a validating loophole would sit behind an ordinary recursive resolver.
 . "$(dirname "$0")/lib.sh"
 for t in knotd kdig ldns-keygen ldns-signzone unbound; do
     command -v "$t" >/dev/null || { echo "skip: $t is not installed (scripts/deps.sh)"; exit 77; }
@@ -72,8 +75,24 @@ forward-zone:
 U
 lh_unbound_start "$LH_TMP/unbound.conf" "$UB" lhtest. || { not_ok "unbound did not start"; lh_done; }
 
+# The daemon's upstream: a plain recursive Unbound (no validation) in front of the same proxy.
+PLAIN=$(lh_peer 5)
+cat >"$LH_TMP/plain.conf" <<U
+$(lh_unbound_head "$PLAIN" plain)
+  do-not-query-localhost: no
+  qname-minimisation: no
+  access-control: 127.0.0.0/8 allow
+forward-zone:
+  name: "lhtest."
+  forward-addr: $PROXY@53
+U
+lh_unbound_start "$LH_TMP/plain.conf" "$PLAIN" lhtest. || { not_ok "plain unbound did not start"; lh_done; }
+lh_start --no-hosts --upstream "$PLAIN" --dnssec validate --trust-anchor "$T/anchor.ds" \
+    --query-log "$LH_TMP/query.log" || lh_done
+
 TABLE=$LH_TMP/table
-printf '%-24s %-5s %-9s %-34s | %-24s %s\n' NAME TYPE EXPECTED "LOOPHOLE (EDE)" "UNBOUND (rcode, EDE)" AGREE >"$TABLE"
+printf '%-24s %-5s %-9s %-20s | %-28s | %-28s %s\n' NAME TYPE EXPECTED "TOOL (EDE)" \
+    "DAEMON (rcode, EDE)" "UNBOUND (rcode, EDE)" AGREE >"$TABLE"
 
 verdict_of_rc() { case $1 in 0) echo secure ;; 1) echo bogus ;; 3) echo insecure ;; *) echo indeterminate ;; esac; }
 
@@ -95,22 +114,43 @@ case_() {
     expect_eq "$name $type: verdict and EDE" "$lv/${le:--}" "$want/$want_ede"
     expect_eq "$name $type: exit code says $lv" "$(verdict_of_rc $rc)" "${lv:-indeterminate}"
     [ "$lv/${le:--}" == "$want/$want_ede" ] || echo "$out" | sed 's/^/    /'
-    local uv="-" utext="-" agree="n/a"
+    local uv="-" utext="-" dtext="-" agree="n/a"
     if [ "$compare" = yes ]; then
-        local dg st ue
-        dg=$(dig @"$UB" "$name" "$type" +dnssec +time=15 +tries=1 2>&1)
-        st=$(sed -n 's/.*status: \([A-Z]*\).*/\1/p' <<<"$dg" | head -1)
-        ue=$(sed -n 's/^; EDE: \([0-9]*\).*/\1/p' <<<"$dg" | head -1)
-        if [ "$st" = SERVFAIL ]; then uv=bogus
-        elif grep -qE '^;; flags:[a-z ]* ad[ ;]' <<<"$dg"; then uv=secure
-        elif [ -n "$st" ]; then uv=insecure
-        else uv=indeterminate; fi
-        utext="$uv ($st, EDE ${ue:--})"
-        agree=$([ "$uv" = "$lv" ] && echo yes || echo NO)
+        ask "$UB" "$name" "$type"
+        uv=$ASK_V ue=$ASK_EDE utext="$ASK_V ($ASK_ST, EDE ${ASK_EDE:--})"
         expect_eq "$name $type: Unbound agrees" "$uv" "$lv"
+        # The daemon, asked as a validating client would (DO), and the verdict it implies.
+        ask "$LH_ADDR" "$name" "$type"
+        dtext="$ASK_V ($ASK_ST, EDE ${ASK_EDE:--})"
+        expect_eq "$name $type: the daemon's verdict" "$ASK_V" "$want"
+        if [ "$want" = bogus ]; then
+            expect_eq "$name $type: the daemon's EDE" "${ASK_EDE:--}" "$want_ede"
+        fi
+        agree=$([ "$uv" = "$lv" ] && [ "$ASK_V" = "$uv" ] && echo yes || echo NO)
+        expect_eq "$name $type: the daemon agrees with Unbound" "$ASK_V" "$uv"
     fi
-    printf '%-24s %-5s %-9s %-34s | %-24s %s\n' "$name" "$type" "$want" "$lv (EDE ${le:--})" \
-        "$utext" "$agree" >>"$TABLE"
+    printf '%-24s %-5s %-9s %-20s | %-28s | %-28s %s\n' "$name" "$type" "$want" \
+        "$lv (EDE ${le:--})" "$dtext" "$utext" "$agree" >>"$TABLE"
+}
+
+log_more() { [ "$(lh_log_count "$1")" -gt "$2" ]; }
+lh_stat_true() { [ "$(lh_stat "$1")" = True ]; }
+
+# ask SERVER NAME TYPE [dig options]: sets ASK_ST (rcode), ASK_EDE, ASK_AD (1/0), ASK_OUT and
+# ASK_V, the verdict a validating resolver's answer implies: SERVFAIL bogus, AD secure, else
+# insecure (no answer at all: indeterminate).
+ask() {
+    local server=$1 name=$2 type=$3
+    shift 3
+    ASK_OUT=$(dig @"$server" "$name" "$type" +dnssec +time=15 +tries=1 "$@" 2>&1)
+    ASK_ST=$(sed -n 's/.*status: \([A-Z]*\).*/\1/p' <<<"$ASK_OUT" | head -1)
+    ASK_EDE=$(sed -n 's/^; EDE: \([0-9]*\).*/\1/p' <<<"$ASK_OUT" | head -1)
+    ASK_AD=0
+    grep -qE '^;; flags:[a-z ]* ad[ ;]' <<<"$ASK_OUT" && ASK_AD=1
+    if [ "$ASK_ST" = SERVFAIL ]; then ASK_V=bogus
+    elif [ $ASK_AD = 1 ]; then ASK_V=secure
+    elif [ -n "$ASK_ST" ]; then ASK_V=insecure
+    else ASK_V=indeterminate; fi
 }
 
 # secure answers, NSEC parent and NSEC3 child
@@ -172,6 +212,114 @@ expect_match "the chain is printed from the anchor to the RRSIG" "$out" \
 echo "x" >"$LH_TMP/bad.anchor"
 out=$("$LOOPHOLE" dnssec www.lhtest --upstream "$PROXY" --trust-anchor "$LH_TMP/bad.anchor" 2>&1)
 expect_match "a broken trust-anchor file is reported with file:line" "$out" "bad.anchor:[0-9]+: "
+
+# ---- the daemon beyond the table ----
+# A cache hit keeps the verdict: AD again, no DS/DNSKEY query, and the query log says so.
+subq() { lh_stat 's["dnssec"]["subqueries"]'; }
+before=$(subq)
+ask "$LH_ADDR" www.sec.lhtest A
+expect_eq "a cached secure answer keeps AD" "$ASK_AD/$ASK_ST" "1/NOERROR"
+expect_eq "a cache hit asks no DS/DNSKEY" "$(subq)" "$before"
+lh_wait_for 30 grep -q '"name":"www.sec.lhtest","type":"A","outcome":"cached".*"dnssec":"secure"' "$LH_TMP/query.log"
+expect_match "the query log has the verdict of a cache hit" "$(grep -c . "$LH_TMP/query.log") $(cat "$LH_TMP/query.log")" \
+    '"name":"www\.sec\.lhtest","type":"A","outcome":"cached".*"dnssec":"secure"'
+expect_match "the query log has the verdict of a forwarded answer" "$(cat "$LH_TMP/query.log")" \
+    '"name":"www\.unsigned\.lhtest","type":"A","outcome":"forwarded".*"dnssec":"insecure"'
+expect_match "the query log names a bogus answer's reason" "$(cat "$LH_TMP/query.log")" \
+    '"name":"www\.expired\.lhtest".*"dnssec":"bogus","dnssec_reason":"signature_expired"'
+# A bogus answer is kept too: SERVFAIL with its EDE from the cache.
+ask "$LH_ADDR" www.expired.lhtest A
+expect_eq "a cached bogus answer: SERVFAIL, EDE 7" "$ASK_ST/$ASK_EDE" "SERVFAIL/7"
+# AD only for clients that set DO or AD (RFC 6840 5.7); no RRSIG for a client without DO.
+out=$(dig @"$LH_ADDR" www.lhtest A +nodnssec +noadflag +time=10 +tries=1)
+expect_no_match "no DO, no AD: no AD flag" "$(grep '^;; flags' <<<"$out")" ' ad'
+expect_no_match "no DO: no RRSIG" "$out" 'RRSIG'
+expect_match "no DO: the address" "$out" '192\.0\.2\.'
+out=$(dig @"$LH_ADDR" www.lhtest A +nodnssec +adflag +time=10 +tries=1)
+expect_match "AD set by the client without DO: AD" "$(grep '^;; flags' <<<"$out")" ' ad'
+ask "$LH_ADDR" www.lhtest A
+expect_match "DO: the RRSIG comes along" "$ASK_OUT" 'RRSIG'
+# CD: the unvalidated answer, for expired and forged data alike, without AD.
+ask "$LH_ADDR" www.expired.lhtest A +cd
+expect_eq "CD: a bogus name's answer passes, without AD" "$ASK_ST/$ASK_AD" "NOERROR/0"
+expect_match "CD: the record is there" "$ASK_OUT" 'www\.expired\.lhtest\..*IN[[:space:]]+A'
+ask "$LH_ADDR" www.expired.lhtest A
+expect_eq "without CD again: still SERVFAIL (the CD answer is cached apart)" "$ASK_ST" SERVFAIL
+ask "$LH_ADDR" www.tampered.lhtest A +cd
+ask "$LH_ADDR" www.tampered.lhtest A +cd
+expect_eq "CD twice (the second from the cache): NOERROR" "$ASK_ST" NOERROR
+# kdig and drill as clients: the AD bit and the EDE as they print them
+if command -v kdig >/dev/null; then
+    out=$(kdig @"$LH_ADDR" www.sec.lhtest A +dnssec +timeout=10 +retry=0)
+    expect_match "kdig sees AD" "$out" '[Ff]lags:[a-z ]* ad'
+    out=$(kdig @"$LH_ADDR" www.future.lhtest A +dnssec +timeout=10 +retry=0)
+    expect_match "kdig sees SERVFAIL with EDE 8" "$out" 'SERVFAIL.*|EDE: 8'
+fi
+if command -v drill >/dev/null; then
+    out=$(drill -D www.lhtest A @"$LH_ADDR")
+    expect_match "drill sees AD" "$out" 'flags:[a-z ]* ad'
+fi
+# The counters: stats (text and JSON) and the metrics
+st=$("$LOOPHOLE" stats --control-socket "$LH_TMP/control.sock")
+expect_match "stats: the dnssec line" "$st" 'dnssec +validate; path [a-z]+; secure [1-9][0-9]*; insecure [1-9][0-9]*; bogus [1-9][0-9]*'
+expect_match "stats: bogus by reason" "$st" '\(signature_expired [0-9]+\)'
+expect_eq "JSON stats: bogus with an expired signature counted" \
+    "$(lh_stat 's["dnssec"]["bogus_by_reason"]["signature_expired"] >= 2')" True
+expect_eq "the path carries DNSSEC as far as the probe saw (the tree has no root)" \
+    "$(lh_stat 's["dnssec"]["stripping"]')" False
+lh_scan_logs
+expect_match "a bogus answer's log line names the zone and the reason" \
+    "$(cat "$LH_TMP/loophole.log")" 'dnssec: www\.tampered\.lhtest type 1 is bogus in zone tampered\.lhtest\.: signature does not verify \(EDE 6\)'
+lh_stop
+
+# ---- a path that strips DNSSEC: detected at start, every signed name bogus ----
+strips_before=$(lh_log_count 'the upstream path strips DNSSEC')
+lh_start --no-hosts --upstream "$STRIP" --dnssec validate --trust-anchor "$T/anchor.ds" || lh_done
+lh_wait_for 30 log_more 'the upstream path strips DNSSEC' "$strips_before"
+expect_match "stripping detected at start: the log" "$(cat "$LH_TMP/loophole.log")" \
+    "dnssec: the upstream path strips DNSSEC: the root's DNSKEY came from $STRIP:53 without RRSIG"
+expect_eq "stripping: the stats flag" "$(lh_stat 's["dnssec"]["stripping"]')" True
+st=$("$LOOPHOLE" stats --control-socket "$LH_TMP/control.sock")
+expect_match "stripping: the stats line" "$st" 'path STRIPS DNSSEC'
+ask "$LH_ADDR" www.lhtest A
+expect_eq "validate on a stripping path: a signed name is SERVFAIL, EDE 10" "$ASK_ST/$ASK_EDE" SERVFAIL/10
+out=$("$LOOPHOLE" leak-check --control-socket "$LH_TMP/control.sock" 2>&1)
+expect_match "the leak check reports the stripping path" "$out" 'strips DNSSEC'
+lh_stop
+
+# ---- allow-downgrade: a path that starts stripping; zones seen signed are not downgraded ----
+FLAG=$LH_TMP/strip-now
+SOMETIMES=$(lh_peer 6)
+"$LH_PY" "$LH_SRC/tests/e2e/dnssec_proxy.py" "$SOMETIMES" "$KNOT" strip-if "$FLAG" >"$LH_TMP/sometimes.out" 2>&1 &
+LH_PIDS+=($!)
+lh_wait_for 30 grep -q ready "$LH_TMP/sometimes.out"
+lh_start --no-hosts --upstream "$SOMETIMES" --dnssec allow-downgrade --trust-anchor "$T/anchor.ds" || lh_done
+lh_wait_for 30 lh_stat_true 's["dnssec"]["probes"] >= 1'
+expect_eq "allow-downgrade: the path carries DNSSEC at start" "$(lh_stat 's["dnssec"]["path"]')" carries
+ask "$LH_ADDR" www.sec.lhtest A
+expect_eq "allow-downgrade, clean path: secure" "$ASK_V" secure
+# Knot's own answers (no resolver in between), rewritten without DNSSEC records for a client
+# without DO: ldns compresses them differently, and the rewrite may be longer than the original.
+out=$(dig @"$LH_ADDR" www.sec.lhtest A +nodnssec +time=10 +tries=1)
+expect_match "straight from Knot, no DO: the address, no RRSIG" "$(grep -v RRSIG <<<"$out")" 'www\.sec\.lhtest\..*192\.0\.2\.'
+expect_no_match "straight from Knot, no DO: no RRSIG" "$out" 'RRSIG'
+out=$(dig @"$LH_ADDR" x.wild.sec.lhtest TXT +nodnssec +time=10 +tries=1)
+expect_match "straight from Knot, no DO, NSEC3 wildcard: the TXT" "$out" 'x\.wild\.sec\.lhtest\..*TXT'
+expect_no_match "straight from Knot, no DO, NSEC3 wildcard: no NSEC3" "$out" 'NSEC3'
+touch "$FLAG"
+strips_before=$(lh_log_count 'the upstream path strips DNSSEC')
+ask "$LH_ADDR" txt.lhtest TXT
+expect_eq "the path starts stripping: the first unsigned answer is bogus (EDE 10)" "$ASK_ST/$ASK_EDE" SERVFAIL/10
+lh_wait_for 30 log_more 'the upstream path strips DNSSEC' "$strips_before"
+expect_eq "the unsigned answer made loophole probe again: strips" "$(lh_stat 's["dnssec"]["path"]')" strips
+ask "$LH_ADDR" www.lhtest AAAA
+expect_eq "a zone never seen signed is downgraded: insecure, no AD" "$ASK_V/$ASK_ST" insecure/NOERROR
+ask "$LH_ADDR" txt.sec.lhtest TXT
+expect_eq "a zone seen signed is not downgraded: SERVFAIL, EDE 10" "$ASK_ST/$ASK_EDE" SERVFAIL/10
+expect_match "... and the log says why" "$(cat "$LH_TMP/loophole.log")" \
+    'txt\.sec\.lhtest type 16: the path strips DNSSEC, but sec\.lhtest\. was seen signed'
+expect_eq "downgraded answers are counted" "$(lh_stat 's["dnssec"]["downgraded"] >= 1')" True
+lh_stop
 
 echo
 cat "$TABLE"

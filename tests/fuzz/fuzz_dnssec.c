@@ -4,8 +4,11 @@
  * frames run out the lookup fails. The seeds in corpus/dnssec are real exchanges with the tree
  * of tests/e2e/dnssec_tree.sh (answer, then DNSKEY/DS responses in the order asked); the anchor
  * and the clock below are that tree's, so the seeds validate and the fuzzer starts from
- * verified signatures and real NSEC/NSEC3 proofs. */
+ * verified signatures and real NSEC/NSEC3 proofs. The answer also goes through what the daemon
+ * does with it besides validating (validate.c): the rewrite without DNSSEC records for a client
+ * without DO, and the stripping probe's reading. */
 #include "loophole/dnssec.h"
+#include "loophole/validate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         i += msg[i] + 1u;
     if (n > 12 && i < n && i - 12 < 255 && msg[i] == 0) memcpy(qname, msg + 12, i - 12 + 1);
     uint16_t qtype = n > i + 2 ? (uint16_t)(msg[i + 1] << 8 | msg[i + 2]) : 1;
+    if (n && n <= 65535) {
+        static uint8_t copy[65535];
+        memcpy(copy, msg, n);
+        size_t stripped = lh_dnssec_strip_records(copy, n, sizeof copy, qtype);
+        if (stripped > sizeof copy) __builtin_trap();
+        (void)lh_dnssec_probe_read(msg, n);
+    }
     /* A cache per input: which lookups are asked for depends on it, and inputs must replay. */
     lh_dnssec_cache *cache = lh_dnssec_cache_new(32);
     lh_dnssec_val *v = lh_dnssec_val_new(anchors, cache, msg, n, qname, qtype, SEED_TIME);

@@ -4,7 +4,8 @@
  * sleeps; a scenario takes milliseconds.
  *
  * A scenario is a plain-text file, one step per line ('#' starts a comment):
- *   config KEY VALUE            a setting (as in loophole.conf), before the first query
+ *   config KEY VALUE            a setting (as in loophole.conf), before the first query (a
+ *                               relative trust-anchor file is found beside the scenario)
  *   block NAME                  NAME and the names below it are on a blocklist
  *   query NAME TYPE [do] [cd] [noedns] [times N]   a client asks (N clients: N queries);
  *                               answers are queued as they come
@@ -14,14 +15,18 @@
  *   mixed-case                  the current try's name has upper-case letters (0x20)
  *   query-echo                  the current try's question, as sent, comes back as a client
  *                               query (an upstream forwarding to loophole)
- *   reply RCODE                 answers the current try: the question echoed byte for byte,
+ *   try-flags FLAG...           the current try's question has these: do, nodo (the OPT's DO
+ *                               bit), cd, nocd
+ *   reply RCODE [ad]            answers the current try: the question echoed byte for byte,
+ *                               AD set when `ad` is given,
  *     rr SECTION TEXT           then records (SECTION: an, ns, ar; TEXT as in a zone file)
  *   end
  *   reply-lowercase RCODE ... end   the same, the question echoed in lower case
  *   reply-garbage               a message whose records run past its end
  *   silence                     the current try gets nothing (it times out as time passes)
  *   time MS                     the clock moves forward MS milliseconds, timers firing
- *   answer RCODE [ede N] [noede] [tc] [times N]   the oldest client answer(s) not checked yet:
+ *   answer RCODE [ede N] [noede] [tc] [ad] [noad] [times N]   the oldest client answer(s) not
+ *                               checked yet:
  *                               rcode,
  *     rr SECTION TEXT           Extended DNS Error, and the records of each section named
  *   end                         (with no rr line: an empty answer section)
@@ -167,7 +172,8 @@ static int start(scenario *sc)
         return -1;
     }
     sc->fake = fake_transport_new(&sc->clock, sc->cfg.upstream_timeout_ms);
-    lh_forward_seams seams = {.clock = &sc->clock, .transport = &sc->fake->base};
+    lh_forward_seams seams = {
+        .clock = &sc->clock, .transport = &sc->fake->base, .no_dnssec_probe = true};
     lh_forward_env env = {.loop = &sc->loop,
                           .cfg = &sc->cfg,
                           .policy = &sc->srv.policy,
@@ -448,8 +454,9 @@ static void do_reply(scenario *sc, FILE *f, char **w, int n, bool lowercase)
     uint8_t buf[4096];
     size_t ql = wire_name_len(ft->query + 12, ft->len - 12) + 4;
     memcpy(buf, ft->query, 12 + ql);
+    bool ad = n > 2 && !strcmp(w[2], "ad");
     lh_wr16(buf + 2, (uint16_t)(LH_FLAG_QR | LH_FLAG_RA | (lh_rd16(ft->query + 2) & LH_FLAG_RD) |
-                                (unsigned)rcode));
+                                (ad ? LH_FLAG_AD : 0) | (unsigned)rcode));
     lh_wr16(buf + 4, 1);
     if (lowercase)
         for (size_t i = 12; i < 12 + ql - 4; i++)
@@ -485,6 +492,27 @@ static void do_reply(scenario *sc, FILE *f, char **w, int n, bool lowercase)
     free_rrs(&t);
     fake_reply(ft, buf, o);
     settle(sc);
+}
+
+/* The DO bit of the current try's OPT record (-1: no OPT) and its CD bit. */
+static void do_try_flags(scenario *sc, char **w, int n)
+{
+    fake_try *ft = sc->current;
+    if (!ft) {
+        fail(sc, "try-flags: no current try");
+        return;
+    }
+    size_t o = 12 + wire_name_len(ft->query + 12, ft->len - 12) + 4;
+    int dobit = lh_rd16(ft->query + 10) && o + 11 <= ft->len ? (ft->query[o + 7] & 0x80) != 0 : -1;
+    bool cd = lh_rd16(ft->query + 2) & LH_FLAG_CD;
+    for (int i = 1; i < n; i++) {
+        if (!strcmp(w[i], "do")     ? dobit != 1
+            : !strcmp(w[i], "nodo") ? dobit == 1
+            : !strcmp(w[i], "cd")   ? !cd
+            : !strcmp(w[i], "nocd") ? cd
+                                    : (fail(sc, "try-flags: unknown flag %s", w[i]), false))
+            fail(sc, "try-flags: the try does not have %s", w[i]);
+    }
 }
 
 static void do_garbage(scenario *sc)
@@ -599,6 +627,10 @@ static void check_answer(scenario *sc, rrset_text *tp, char **w, int n)
             if (ede_of(ca->bytes, ca->len, p) >= 0) fail(sc, "answer has an EDE");
         } else if (!strcmp(w[i], "tc")) {
             if (!ldns_pkt_tc(p)) fail(sc, "answer without TC");
+        } else if (!strcmp(w[i], "ad")) {
+            if (!ldns_pkt_ad(p)) fail(sc, "answer without AD");
+        } else if (!strcmp(w[i], "noad")) {
+            if (ldns_pkt_ad(p)) fail(sc, "answer with AD");
         } else {
             fail(sc, "answer: unknown flag %s", w[i]);
         }
@@ -662,7 +694,14 @@ static bool run(const char *path)
         if (!strcmp(w[0], "config") && n >= 3) {
             if (sc->started) fail(sc, "config: before the first query");
             size_t l = strlen(sc->cfg_text);
-            snprintf(sc->cfg_text + l, sizeof sc->cfg_text - l, "%s = %s\n", w[1], w[2]);
+            if (!strcmp(w[1], "trust-anchor") && w[2][0] != '/') {
+                const char *slash = strrchr(sc->path, '/');
+                int dir = slash ? (int)(slash - sc->path) + 1 : 0;
+                snprintf(sc->cfg_text + l, sizeof sc->cfg_text - l, "%s = %.*s%s\n", w[1], dir,
+                         sc->path, w[2]);
+            } else {
+                snprintf(sc->cfg_text + l, sizeof sc->cfg_text - l, "%s = %s\n", w[1], w[2]);
+            }
         } else if (!strcmp(w[0], "block") && n == 2) {
             do_block(sc, w[1]);
         } else if (!strcmp(w[0], "query")) {
@@ -679,6 +718,8 @@ static bool run(const char *path)
             do_reply(sc, f, w, n, true);
         } else if (!strcmp(w[0], "reply-garbage")) {
             do_garbage(sc);
+        } else if (!strcmp(w[0], "try-flags")) {
+            do_try_flags(sc, w, n);
         } else if (!strcmp(w[0], "silence")) {
             sc->current = NULL;
         } else if (!strcmp(w[0], "time") && n == 2) {

@@ -467,8 +467,10 @@ static void test_settings(const char *anchor_text)
     CHECK_EQ(c.dnssec, LH_DNSSEC_MODE_PROCESS);
     CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "dnssec", "validate", err, sizeof err), 0);
     CHECK_EQ(c.dnssec, LH_DNSSEC_MODE_VALIDATE);
+    CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "dnssec", "allow-downgrade", err, sizeof err), 0);
+    CHECK_EQ(c.dnssec, LH_DNSSEC_MODE_DOWNGRADE);
     CHECK(lh_config_set(&c, LH_SRC_FILE, "dnssec", "yes", err, sizeof err) != 0);
-    CHECK(strstr(err, "off, process or validate") != NULL);
+    CHECK(strstr(err, "off, process, validate or allow-downgrade") != NULL);
     CHECK(lh_config_set(&c, LH_SRC_FILE, "domain-insecure", "a..b", err, sizeof err) != 0);
     CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "domain-insecure", "corp.example", err, sizeof err), 0);
     CHECK_EQ(lh_config_set(&c, LH_SRC_FILE, "trust-anchor", "/nonexistent", err, sizeof err), 0);

@@ -1,0 +1,182 @@
+/* validate.c - see validate.h. */
+#include "loophole/validate.h"
+#include "loophole/dnssec_config.h"
+
+#include <ctype.h>
+#include <ldns/ldns.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_CACHE_ENTRIES 4096 /* DNSKEY RRsets and zone-cut facts per loop */
+
+const char *const lh_dnssec_path_names[3] = {"unknown", "carries", "strips"};
+
+int lh_validator_init(lh_validator *v, const lh_config *cfg, char *err, size_t errlen)
+{
+    memset(v, 0, sizeof *v);
+    v->mode = cfg->dnssec;
+    if (cfg->dnssec < LH_DNSSEC_MODE_VALIDATE) return 0;
+    v->anchors = lh_dnssec_anchors_from_config(cfg, err, errlen);
+    if (!v->anchors) return -1;
+    v->keys = lh_dnssec_cache_new(KEY_CACHE_ENTRIES);
+    if (!v->keys) {
+        lh_dnssec_anchors_free(v->anchors);
+        v->anchors = NULL;
+        snprintf(err, errlen, "out of memory for the DNSSEC key cache");
+        return -1;
+    }
+    return 0;
+}
+
+void lh_validator_free(lh_validator *v)
+{
+    if (v->keys) lh_dnssec_cache_free(v->keys);
+    if (v->anchors) lh_dnssec_anchors_free(v->anchors);
+    v->keys = NULL;
+    v->anchors = NULL;
+}
+
+/* FNV-1a over the name in lower case, without its final dot; never 0 (0 marks a free slot). */
+static uint64_t zone_hash(const char *text, size_t len)
+{
+    while (len && text[len - 1] == '.')
+        len--;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)tolower((unsigned char)text[i]);
+        h *= 0x100000001b3ull;
+    }
+    return h ? h : 1;
+}
+
+#define WAYS 4
+static bool signed_has(const lh_validator *v, uint64_t h)
+{
+    const uint64_t *b = &v->signed_zones[(h % (LH_SIGNED_ZONES / WAYS)) * WAYS];
+    for (unsigned i = 0; i < WAYS; i++)
+        if (b[i] == h) return true;
+    return false;
+}
+
+void lh_validator_note_signed(lh_validator *v, const char *zone)
+{
+    if (!zone[0]) return;
+    uint64_t h = zone_hash(zone, strlen(zone));
+    if (signed_has(v, h)) return;
+    uint64_t *b = &v->signed_zones[(h % (LH_SIGNED_ZONES / WAYS)) * WAYS];
+    for (unsigned i = 0; i < WAYS; i++)
+        if (!b[i]) {
+            b[i] = h;
+            return;
+        }
+    b[v->signed_next++ % WAYS] = h; /* a full bucket: replace in turn */
+}
+
+void lh_validator_note_signers(lh_validator *v, const uint8_t *msg, size_t len)
+{
+    ldns_pkt *p = NULL;
+    if (ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK) return;
+    ldns_rr_list *secs[2] = {ldns_pkt_answer(p), ldns_pkt_authority(p)};
+    for (unsigned k = 0; k < 2; k++)
+        for (size_t i = 0; i < ldns_rr_list_rr_count(secs[k]); i++) {
+            ldns_rr *rr = ldns_rr_list_rr(secs[k], i);
+            ldns_rdf *signer = ldns_rr_rrsig_signame(rr);
+            if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_RRSIG || !signer) continue;
+            char *text = ldns_rdf2str(signer);
+            if (text) lh_validator_note_signed(v, text);
+            free(text);
+        }
+    ldns_pkt_free(p);
+}
+
+bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone, size_t cap)
+{
+    char text[LDNS_MAX_DOMAINLEN * 4 + 2];
+    size_t n = 0;
+    /* Labels joined with dots (no escaping: a dot inside a label makes a name nobody signs). */
+    for (const uint8_t *p = qname; *p && n + *p + 2 < sizeof text; p += *p + 1) {
+        memcpy(text + n, p + 1, *p);
+        n += *p;
+        text[n++] = '.';
+    }
+    text[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((i == 0 || text[i - 1] == '.') && signed_has(v, zone_hash(text + i, n - i))) {
+            snprintf(zone, cap, "%s", text + i);
+            return true;
+        }
+    snprintf(zone, cap, ".");
+    return signed_has(v, zone_hash(".", 1)); /* the root */
+}
+
+static bool dnssec_type(ldns_rr_type t)
+{
+    return t == LDNS_RR_TYPE_RRSIG || t == LDNS_RR_TYPE_NSEC || t == LDNS_RR_TYPE_NSEC3;
+}
+
+static void strip_list(ldns_rr_list *l, uint16_t qtype)
+{
+    size_t k = 0, n = ldns_rr_list_rr_count(l);
+    for (size_t i = 0; i < n; i++) {
+        ldns_rr *rr = ldns_rr_list_rr(l, i);
+        if (dnssec_type(ldns_rr_get_type(rr)) && ldns_rr_get_type(rr) != qtype)
+            ldns_rr_free(rr);
+        else
+            ldns_rr_list_set_rr(l, rr, k++);
+    }
+    ldns_rr_list_set_rr_count(l, k);
+}
+
+size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, size_t cap, uint16_t qtype)
+{
+    ldns_pkt *p = NULL;
+    if (ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK) return 0;
+    size_t before = (size_t)ldns_pkt_ancount(p) + ldns_pkt_nscount(p) + ldns_pkt_arcount(p);
+    strip_list(ldns_pkt_answer(p), qtype);
+    strip_list(ldns_pkt_authority(p), qtype);
+    strip_list(ldns_pkt_additional(p), qtype);
+    ldns_pkt_set_ancount(p, ldns_rr_list_rr_count(ldns_pkt_answer(p)));
+    ldns_pkt_set_nscount(p, ldns_rr_list_rr_count(ldns_pkt_authority(p)));
+    ldns_pkt_set_arcount(p, ldns_rr_list_rr_count(ldns_pkt_additional(p)));
+    size_t out = len;
+    if ((size_t)ldns_pkt_ancount(p) + ldns_pkt_nscount(p) + ldns_pkt_arcount(p) != before) {
+        uint8_t *w = NULL;
+        size_t wlen = 0;
+        /* ldns writes the question as it parsed it (0x20 case kept) and compresses names
+         * its own way: the result may even be a little longer than the original. */
+        if (ldns_pkt2wire(&w, p, &wlen) == LDNS_STATUS_OK && wlen <= cap) {
+            memcpy(msg, w, wlen);
+            out = wlen;
+        } else {
+            out = 0;
+        }
+        free(w);
+    }
+    ldns_pkt_free(p);
+    return out;
+}
+
+enum lh_dnssec_path lh_dnssec_probe_read(const uint8_t *msg, size_t len)
+{
+    ldns_pkt *p = NULL;
+    if (ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK) return LH_DNSSEC_PATH_UNKNOWN;
+    bool key = false, sig = false;
+    ldns_rr_list *an = ldns_pkt_answer(p);
+    ldns_rr_list *q = ldns_pkt_question(p);
+    ldns_rdf *zone = ldns_rr_list_rr_count(q) ? ldns_rr_owner(ldns_rr_list_rr(q, 0)) : NULL;
+    for (size_t i = 0; zone && i < ldns_rr_list_rr_count(an); i++) {
+        ldns_rr *rr = ldns_rr_list_rr(an, i);
+        if (ldns_dname_compare(ldns_rr_owner(rr), zone) != 0) continue;
+        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_DNSKEY) key = true;
+        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_RRSIG && ldns_rr_rrsig_typecovered(rr) &&
+            ldns_rdf2rr_type(ldns_rr_rrsig_typecovered(rr)) == LDNS_RR_TYPE_DNSKEY)
+            sig = true;
+    }
+    enum lh_dnssec_path r = ldns_pkt_get_rcode(p) != LDNS_RCODE_NOERROR || !key
+                                ? LH_DNSSEC_PATH_UNKNOWN
+                            : sig ? LH_DNSSEC_PATH_CARRIES
+                                  : LH_DNSSEC_PATH_STRIPS;
+    ldns_pkt_free(p);
+    return r;
+}
