@@ -2,7 +2,7 @@
  *   {"time":"2026-11-29T03:10:00.123Z","client":"127.0.0.1","name":"ads.example","type":"A",
  *    "outcome":"blocked","list":"/etc/loophole/ads.txt","rule":"ads.example","rcode":"NOERROR",
  *    "latency_us":14}
- * ("upstream" for forwarded answers). */
+ * ("upstream" and "transport" for forwarded answers). */
 #include "loophole/querylog.h"
 #include "loophole/log.h"
 #include "loophole/nameset.h"
@@ -228,6 +228,7 @@ void lh_qlog_write(lh_qlog *l, const lh_query_end *q)
         lh_sbuf_json_str(&b, name);
     }
     if (q->upstream) lh_sbuf_printf(&b, ",\"upstream\":\"%s\"", q->upstream);
+    if (q->transport) lh_sbuf_printf(&b, ",\"transport\":\"%s\"", q->transport);
     if (q->answer) {
         const ldns_lookup_table *rc = ldns_lookup_by_id(ldns_rcodes, q->answer[3] & 0xf);
         lh_sbuf_printf(&b, ",\"rcode\":\"%s\"", rc && rc->name ? rc->name : "?");
