@@ -37,7 +37,7 @@
 #include <string.h>
 
 #define TLS_CONNS_MAX 4        /* connections per upstream */
-#define TLS_PIPELINE_MAX 512   /* queries in flight on one connection */
+#define TLS_PIPELINE_MAX 1024  /* queries in flight on one connection (IDs unique on it) */
 #define TLS_IDLE_MS 10000      /* an idle connection is closed after this */
 #define TLS_BACKOFF_MIN_MS 250 /* after a failed connection: doubled per failure in a row */
 #define TLS_BACKOFF_MAX_MS 30000
