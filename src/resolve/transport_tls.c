@@ -102,7 +102,10 @@ struct tls_pool {
     unsigned nconns;
     SSL_SESSION *session; /* to resume with */
     unsigned fail_streak;
-    uint64_t hold_until_ms; /* back-off: no new connection before then */
+    uint64_t hold_until_ms;         /* back-off: no new connection before then */
+    enum lh_tls_reason hold_reason; /* why: a try failed by the back-off reports it (its EDE) */
+    unsigned timeouts_unsaid;       /* timed out since the last log line about it */
+    uint64_t timeouts_said_ms;
 };
 
 struct tls_transport {
@@ -246,15 +249,21 @@ static void try_release(tls_transport *t, tls_try *tr)
     t->free_tries = tr;
 }
 
-/* Ends a try with a failure: counted, released, then reported (the callback may do anything). */
-static void try_fail(tls_try *tr, enum lh_tls_reason why)
+/* Ends a try with a failure counted as `counted` and reported as `why`: released, then
+ * reported (the callback may do anything). */
+static void try_fail_as(tls_try *tr, enum lh_tls_reason counted, enum lh_tls_reason why)
 {
     tls_transport *t = tr->pool->t;
     lh_try_done_cb done = tr->done;
     void *arg = tr->arg;
-    tr->pool->s->tls_stats.failures[why]++;
+    tr->pool->s->tls_stats.failures[counted]++;
     try_release(t, tr);
     if (done) done(arg, reason_status(why), NULL, 0);
+}
+
+static void try_fail(tls_try *tr, enum lh_tls_reason why)
+{
+    try_fail_as(tr, why, why);
 }
 
 static void on_deadline(uv_timer_t *h)
@@ -262,17 +271,17 @@ static void on_deadline(uv_timer_t *h)
     tls_transport *t = h->data;
     uint64_t now = now_ms(t);
     tls_try *tr;
-    tls_pool *timed_out = NULL; /* one log line per pass and upstream, not one per query */
-    unsigned ntimed_out = 0;
     while (!t->shutting_down && (tr = t->dl_head) && tr->deadline_ms <= now) {
         tls_conn *c = tr->conn;
-        if (timed_out && timed_out != tr->pool) {
-            lh_warn("upstream %s: %u queries timed out (no answer within %u ms)",
-                    timed_out->s->label, ntimed_out, t->timeout_ms);
-            ntimed_out = 0;
+        /* Said at most once a second per upstream, with the count since the last time. */
+        tls_pool *tp = tr->pool;
+        tp->timeouts_unsaid++;
+        if (!tp->timeouts_said_ms || now - tp->timeouts_said_ms >= 1000) {
+            lh_warn("upstream %s: %u queries timed out (no answer within %u ms)", tp->s->label,
+                    tp->timeouts_unsaid, t->timeout_ms);
+            tp->timeouts_unsaid = 0;
+            tp->timeouts_said_ms = now;
         }
-        timed_out = tr->pool;
-        ntimed_out++;
         /* Sent on an open connection and nothing at all answered on it since: the connection
          * is taken for dead (a server or middlebox that went silent without closing it), or
          * every later query would join it and time out too for as long as queries keep it
@@ -298,14 +307,12 @@ static void on_deadline(uv_timer_t *h)
             p->fail_streak++;
             uint64_t hold = TLS_BACKOFF_MIN_MS << (p->fail_streak < 8 ? p->fail_streak - 1 : 7);
             p->hold_until_ms = now_ms(t) + (hold < TLS_BACKOFF_MAX_MS ? hold : TLS_BACKOFF_MAX_MS);
+            p->hold_reason = LH_TLS_R_TIMEOUT;
             conn_close(c);
             while (c->head && !t->shutting_down)
                 try_fail(c->head, LH_TLS_R_TIMEOUT);
         }
     }
-    if (timed_out && !t->shutting_down)
-        lh_warn("upstream %s: %u queries timed out (no answer within %u ms)", timed_out->s->label,
-                ntimed_out, t->timeout_ms);
     if (!t->shutting_down && t->dl_head)
         uv_timer_start(&t->timer, on_deadline, t->dl_head->deadline_ms - now + 1, 0);
 }
@@ -412,6 +419,7 @@ static void conn_fail(tls_conn *c, enum lh_tls_reason why, const char *detail)
     uint64_t hold = TLS_BACKOFF_MIN_MS << (p->fail_streak < 8 ? p->fail_streak - 1 : 7);
     if (hold > TLS_BACKOFF_MAX_MS) hold = TLS_BACKOFF_MAX_MS;
     p->hold_until_ms = now_ms(t) + hold;
+    p->hold_reason = why;
     lh_warn("upstream %s (%s): %s%s%s; its queries fail (SERVFAIL unless another upstream "
             "answers), never sent in plaintext; next connection in %llu ms",
             p->s->label, p->s->tls.auth_name, reason_text[why], detail ? ": " : "",
@@ -432,12 +440,14 @@ static void conn_lost(tls_conn *c, const char *detail)
                 p->s->label, c->ntries, detail);
     conn_close(c); /* first: the retries must go to another connection */
     tls_try *tr;
+    unsigned failed = 0;
     while ((tr = c->head) && !t->shutting_down) {
         conn_unlink_try(tr);
         if (tr->retried || tr->deadline_ms <= now_ms(t)) {
-            lh_warn("upstream %s: connection reset with a query in flight that was already "
-                    "retried or out of time (%s); it fails",
-                    p->s->label, detail);
+            if (!failed++)
+                lh_warn("upstream %s: connection reset with queries in flight that were "
+                        "already retried or are out of time (%s); they fail",
+                        p->s->label, detail);
             try_fail(tr, LH_TLS_R_RESET);
         } else {
             tr->retried = true;
@@ -678,7 +688,9 @@ static void pool_assign(tls_pool *p, tls_try *tr)
             return;
         }
         if (p->hold_until_ms > now_ms(t)) {
-            try_fail(tr, LH_TLS_R_BACKOFF);
+            /* Counted as back-off, reported as the failure that started it: a client gets the
+             * same EDE (certificate: 23, refused: 22) whether its query came before or after. */
+            try_fail_as(tr, LH_TLS_R_BACKOFF, p->hold_reason);
             return;
         }
         if (!(c = conn_open(p))) {
