@@ -21,7 +21,7 @@ LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LH_ROOT/scripts/deps.sh"
 ROUNDS=${1:-3}
 RATE=${LH_BENCH_RATE:-2000}
-NET=${LH_BENCH_NET:-127.0.93}
+NET=${LH_BENCH_NET:-127.0.197}
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf unbound stubby dnsutils tcpdump openssl
 W=$(mktemp -d /tmp/lh-dot-XXXXXX)
 chmod 755 "$W"
@@ -145,7 +145,7 @@ start() { # NAME ADDR CMD...
     taskset -c 0 "$@" >"$W/$name.log" 2>&1 &
     PID[$name]=$!
     PIDS+=($!)
-    answers "$addr" "start-$name.miss.bench"
+    answers "$addr" "start-$name.miss.bench" || { tail -n 20 "$W/$name.log" "$W/dot-server.log" >&2; exit 1; }
 }
 LHARGS=(--no-hosts --allow-root --no-default-blocklist --control-socket none --state-dir none
     --cache-size 0)
