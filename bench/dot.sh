@@ -218,20 +218,6 @@ for r in $(seq "$ROUNDS"); do
     TCP50+=("$(pct "$W/lat" 0.50)")
 done
 
-# loophole's memory per idle TLS connection: 32 forward zones, each naming the DoT server as
-# its own upstream entry (its own pool, so its own connection); RSS after one warm query, then
-# after one query per zone (all 32 connections open and idle, well within the 10 s idle close).
-ZARGS=()
-for i in $(seq 0 32); do ZARGS+=(--forward-zone "z$i.miss.bench=tls://$DOT#dot.bench"); done
-start mem $MEM "$LH_ROOT/build-bench/loophole" --listen $MEM:53 "${LHARGS[@]}" \
-    --upstream "tls://$DOT#dot.bench" --tls-ca "$W/ca.pem" "${ZARGS[@]}"
-answers $MEM a.z0.miss.bench
-rss() { awk '/^VmRSS:/ {print $2}' "/proc/${PID[mem]}/status"; }
-rss0=$(rss)
-for i in $(seq 1 32); do answers $MEM "a.z$i.miss.bench"; done
-rss1=$(rss)
-conns=$(ss -Htn state established "dst $DOT:853" | wc -l)
-
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 printf '\n%-13s %6s %11s %6s %7s %7s %7s\n' target round cpu-us/miss ok% hs/10k p50-us p99-us
 for t in $TARGETS; do
@@ -262,5 +248,21 @@ for peer in unbound stubby; do
 done
 awk -v a="${MED[loophole/P50]}" -v b="$tcp50" \
     'BEGIN {printf "loophole DoT p50 - direct TCP p50: %+.0f us (warm connection, one query at a time)\n", a - b}'
+
+# loophole's memory per idle TLS connection: 32 forward zones, each naming the DoT server as
+# its own upstream entry (its own pool, so its own connection); RSS after one warm query, then
+# after one query per zone (all 32 connections open and idle, well within the 10 s idle close).
+ZARGS=()
+for i in $(seq 0 32); do ZARGS+=(--forward-zone "z$i.miss.bench=tls://$DOT#dot.bench"); done
+start mem $MEM "$LH_ROOT/build-bench/loophole" --listen $MEM:53 "${LHARGS[@]}" \
+    --upstream "tls://$DOT#dot.bench" --tls-ca "$W/ca.pem" "${ZARGS[@]}"
+answers $MEM a.z0.miss.bench
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/${PID[mem]}/status"; }
+rss0=$(rss)
+for i in $(seq 1 32); do answers $MEM "a.z$i.miss.bench"; done
+rss1=$(rss)
+conns=$(ss -Htn state established "dst $DOT:853" | wc -l)
+kill "${PID[mem]}"
 awk -v a="$rss0" -v b="$rss1" -v c="$conns" \
     'BEGIN {printf "loophole memory per idle TLS connection: %.1f KiB (RSS %d -> %d KiB over %d open connections, 32 added)\n", (b - a) / 32, a, b, c}'
+
