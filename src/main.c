@@ -118,6 +118,10 @@ static const char usage[] =
     "                               HOST is an IP); e.g. https://dns.google/dns-query@8.8.8.8\n"
     "      --tls-ca FILE            trust this CA file for DNS over TLS/HTTPS instead of the\n"
     "                               system store (/etc/ssl/certs)\n"
+    "      --tls-mode strict|opportunistic\n"
+    "                               strict (default): a failed encrypted upstream gives\n"
+    "                               SERVFAIL; opportunistic: plain DNS to the same address\n"
+    "                               instead (not private: stats and leak-check say so)\n"
     "      --forward-zone ZONE=ADDR[:PORT][,ADDR...]\n"
     "                               send ZONE and below to its own upstreams; repeatable\n"
     "      --resolv-conf FILE       where default upstreams come from (" LH_DEFAULT_RESOLV_CONF
@@ -216,6 +220,7 @@ static const flag_def flag_defs[] = {
     {"no-canary-names", "canary-names", "no"},
     {"upstream", "upstream", NULL},
     {"tls-ca", "tls-ca", NULL},
+    {"tls-mode", "tls-mode", NULL},
     {"forward-zone", "forward-zone", NULL},
     {"fallback-upstream", "fallback-upstream", NULL},
     {"resolv-conf", "resolv-conf", NULL},

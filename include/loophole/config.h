@@ -160,6 +160,10 @@ typedef struct lh_config {
     lh_upstream_tls upstream_tls[LH_UPSTREAMS_MAX]; /* each upstream's transport */
     unsigned nupstreams;
     char *tls_ca; /* DNS over TLS: trust this CA file instead of the system store; NULL: system */
+    /* tls-mode (RFC 8310 usage profiles): false, strict: an encrypted upstream that fails gives
+     * SERVFAIL; true, opportunistic: its failed try is repeated in plain DNS to the same address
+     * (port 53), and every report calls the upstream not private. */
+    bool tls_opportunistic;
     enum lh_config_source upstreams_src;
     lh_sockaddr fallback[LH_UPSTREAMS_MAX];
     unsigned nfallback;

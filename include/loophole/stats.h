@@ -36,6 +36,7 @@ typedef struct lh_query_end {
     const lh_name *match_name; /* the name match_label indexes; NULL: qname (a CNAME or SVCB
                                   target when the block was found by uncloaking) */
     const char *upstream;      /* "192.0.2.1:53" for FORWARDED, or NULL */
+    const char *transport;     /* how the upstream answered ("plain", "tls"), or NULL */
     const uint8_t *answer;     /* the answer sent (NULL: none) */
     size_t answer_len;
     uint64_t start_ns; /* uv_hrtime() when the query arrived; 0: not measured */

@@ -42,10 +42,23 @@ enum lh_tls_reason {
     LH_TLS_R_HTTP,        /* DNS over HTTPS: a status other than 200, or not a DNS message */
     LH_TLS_REASONS
 };
+/* Queries carried by one connection, counted when it closes: 1, 2-10, 11-100, 101-1000,
+ * 1001-10000, more. */
+#define LH_CONN_QUERIES_BUCKETS 6
+extern const unsigned lh_conn_queries_bounds[LH_CONN_QUERIES_BUCKETS - 1];
+unsigned lh_conn_queries_bucket(uint64_t queries);
+/* An encrypted upstream's connection figures. The names are the transport's business only
+ * where they say so (failures by lh_tls_reason); DNS over HTTPS fills the same fields. Every
+ * field is a uint64_t that adds up across loops (lh_snapshot_add sums them). */
 typedef struct lh_tls_counters {
     uint64_t connections, handshakes, resumed, reused, retried;
     uint64_t http_errors; /* DNS over HTTPS: answers with a status other than 200 */
     uint64_t failures[LH_TLS_REASONS];
+    uint64_t fallbacks; /* tls-mode opportunistic: tries repeated in plain DNS */
+    uint64_t handshake_latency[LH_LATENCY_BUCKETS]; /* connect + handshake, by time taken */
+    uint64_t handshake_latency_sum_ns;
+    uint64_t conn_queries[LH_CONN_QUERIES_BUCKETS]; /* closed connections by queries carried */
+    uint64_t conn_queries_sum;                      /* queries over the closed connections */
 } lh_tls_counters;
 
 typedef struct lh_upstream_server {
@@ -57,7 +70,12 @@ typedef struct lh_upstream_server {
     void *doh_host;  /* the HTTPS transport's settings for it (URL, where to connect, pin) */
     char label[128]; /* "192.0.2.1:53", "tls://192.0.2.1:853", "https://dns.example/dns-query" */
     unsigned doh_inflight; /* the HTTPS transport's transfers to it */
-    unsigned index;        /* within its group: the scenario tests name servers by it */
+    /* tls-mode opportunistic: the plain DNS server (same address, port 53) a failed encrypted
+     * try is repeated at; NULL in strict mode and for plain upstreams. Not in the group's list:
+     * its own figures are not reported, the encrypted server counts `fallbacks`. */
+    struct lh_upstream_server *fallback;
+    bool fallback_logged; /* said once until the encrypted transport answers again */
+    unsigned index;       /* within its group: the scenario tests name servers by it */
     unsigned consecutive_failures;
     uint64_t down_until_ms; /* tried last until then */
     uint64_t queries, answers, failures;
@@ -93,6 +111,10 @@ typedef struct lh_transport_ops {
     void (*shutdown)(lh_transport *t);
     /* After the loop has run the close callbacks. */
     void (*free)(lh_transport *t);
+    /* The Extended DNS Error (RFC 8914) for a failed try's status: 22 (No Reachable Authority)
+     * when the server could not be reached (refused, timed out), 23 (Network Error) when
+     * talking to it went wrong (certificate, reset). NULL: always 22. */
+    int (*ede)(int status);
 } lh_transport_ops;
 
 struct lh_transport {
@@ -135,6 +157,16 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_
  * at once (no route, no file descriptor) is handled on the next loop pass. */
 lh_upstream_req *lh_upstream_send(lh_upstream *u, unsigned group, const uint8_t *query, size_t len,
                                   lh_upstream_cb cb, void *arg);
+/* The EDE code (RFC 8914) for a failed request's status: 22 or 23, see lh_transport_ops. */
+int lh_upstream_ede(const lh_upstream *u, int status);
+/* The EDE for an encrypted transport's failure reason: 22 for connect, timeout and back-off,
+ * 23 for the rest (both transports' statuses are -(BASE + reason)). */
+int lh_tls_reason_ede(enum lh_tls_reason r);
+/* How a server is reached, as every report names it: "plain" (UDP, TCP), "tls", "https". */
+const char *lh_upstream_transport_name(const lh_upstream_server *s);
+/* Does nothing this server is asked cross the network in plaintext? False for plain servers
+ * and for encrypted ones in tls-mode opportunistic. */
+bool lh_upstream_private(const lh_upstream_server *s);
 /* The callback will not be called; the request is gone when this returns. */
 void lh_upstream_cancel(lh_upstream_req *r);
 /* Cancels everything and closes every channel and handle (asynchronously). No callback runs

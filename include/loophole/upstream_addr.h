@@ -32,9 +32,14 @@ typedef struct lh_upstream_tls {
     bool doh_get;                   /* GET with ?dns= instead of POST */
     char doh_path[LH_DOH_PATH_MAX]; /* "/dns-query" */
     bool has_pin;
-    char auth_name[LH_AUTH_NAME_MAX]; /* checked against the certificate; also sent as SNI */
+    char auth_name[LH_AUTH_NAME_MAX]; /* checked against the certificate; also sent as SNI
+                                         unless it is an IP address */
     uint8_t pin[32];                  /* SHA-256 of the SubjectPublicKeyInfo */
 } lh_upstream_tls;
+
+/* Is the authentication name an IPv4 or IPv6 address (checked against the certificate's IP
+ * address entries, and sent without SNI)? */
+bool lh_auth_name_is_ip(const char *name);
 
 /* Parses one upstream in any of the forms above into its address and TLS settings. Returns 0,
  * or -1 with a message that says what is wrong with `text`. */

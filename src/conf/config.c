@@ -37,6 +37,7 @@ const lh_setting lh_settings[] = {
     {"upstream", NULL}, /* from resolv-conf */
     {"forward-zone", NULL},
     {"tls-ca", NULL}, /* the system CA store */
+    {"tls-mode", "strict"},
     {"resolv-conf", LH_DEFAULT_RESOLV_CONF},
     {"fallback-upstream", LH_DEFAULT_FALLBACK},
     {"upstream-timeout", "1500"},
@@ -731,6 +732,15 @@ static int config_set(lh_config *c, enum lh_config_source src, const char *key, 
     if (!strcmp(key, "tls-ca")) {
         if (!*v) return fail(err, errlen, "tls-ca: needs a file of PEM certificates");
         return set_string(&c->tls_ca, v) ? fail(err, errlen, "out of memory") : 0;
+    }
+    if (!strcmp(key, "tls-mode")) {
+        if (strcmp(v, "strict") && strcmp(v, "opportunistic"))
+            return fail(err, errlen,
+                        "tls-mode: '%s' is not strict (encrypted and authenticated, or SERVFAIL) "
+                        "or opportunistic (plain DNS when the encrypted try fails)",
+                        v);
+        c->tls_opportunistic = !strcmp(v, "opportunistic");
+        return 0;
     }
     if (!strcmp(key, "fallback-upstream"))
         return add_addr(c->fallback, &c->nfallback, &c->fallback_src, src, key, v, err, errlen);

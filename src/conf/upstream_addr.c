@@ -20,10 +20,18 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+bool lh_auth_name_is_ip(const char *n)
+{
+    uint8_t a[16];
+    return inet_pton(AF_INET, n, a) == 1 || inet_pton(AF_INET6, n, a) == 1;
+}
+
 /* A host name as certificates carry it: letters, digits, '-', '.', a leading "*." never (the
- * name we check is the server's, not a pattern). */
+ * name we check is the server's, not a pattern); or an IP address, checked against the
+ * certificate's IP address entries (tls://1.1.1.1#1.1.1.1). */
 static bool auth_name_ok(const char *n)
 {
+    if (lh_auth_name_is_ip(n)) return true;
     size_t len = strlen(n);
     if (len == 0 || len >= LH_AUTH_NAME_MAX || n[0] == '.' || n[0] == '-') return false;
     for (const char *p = n; *p; p++)
@@ -216,7 +224,7 @@ int lh_upstream_addr_parse(const char *text, lh_sockaddr *addr, lh_upstream_tls 
                     text);
     if (tls->on) {
         if (!auth_name_ok(hash))
-            return fail(err, errlen, "'%s': '%s' is not a host name", text, hash);
+            return fail(err, errlen, "'%s': '%s' is not a host name or an IP address", text, hash);
         strcpy(tls->auth_name, hash);
     }
     uint16_t port = tls->on ? LH_DOT_PORT : 53;

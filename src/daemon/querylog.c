@@ -2,7 +2,7 @@
  *   {"time":"2026-11-29T03:10:00.123Z","client":"127.0.0.1","name":"ads.example","type":"A",
  *    "outcome":"blocked","list":"/etc/loophole/ads.txt","rule":"ads.example","rcode":"NOERROR",
  *    "latency_us":14}
- * ("upstream" for forwarded answers). */
+ * ("upstream" and "transport" for forwarded answers). */
 #include "loophole/querylog.h"
 #include "loophole/dnssec.h"
 #include "loophole/log.h"
@@ -229,6 +229,7 @@ void lh_qlog_write(lh_qlog *l, const lh_query_end *q)
         lh_sbuf_json_str(&b, name);
     }
     if (q->upstream) lh_sbuf_printf(&b, ",\"upstream\":\"%s\"", q->upstream);
+    if (q->transport) lh_sbuf_printf(&b, ",\"transport\":\"%s\"", q->transport);
     if (q->dnssec && q->dnssec < LH_DNSSEC_V_COUNT) {
         lh_sbuf_printf(&b, ",\"dnssec\":\"%s\"", lh_dnssec_v_names[q->dnssec]);
         if (q->dnssec == LH_DNSSEC_V_BOGUS || q->dnssec == LH_DNSSEC_V_INDETERMINATE)

@@ -194,11 +194,16 @@ static const char *upstream_label(const lh_server *s, unsigned k)
     return u ? u->label : "?";
 }
 
-/* Every upstream today is plain DNS over UDP, with TCP for truncated answers: on-path networks
- * can read and change it. Encrypted transports (DoT, DoH) will name themselves here. */
 static const char *upstream_transport(const lh_upstream_server *u)
 {
-    return u->tls.https ? "https" : u->tls.on ? "tls" : "plain";
+    return lh_upstream_transport_name(u);
+}
+
+/* "private": nothing asked of it crosses the network in plaintext; "opportunistic": encrypted
+ * when that works, plain DNS when not (tls-mode); "plain": never encrypted. */
+static const char *upstream_privacy(const lh_upstream_server *u)
+{
+    return lh_upstream_private(u) ? "private" : u->fallback ? "opportunistic" : "plain";
 }
 
 static const char *upstream_origin(const lh_server *s, unsigned group)
@@ -239,8 +244,9 @@ static void config_text(const lh_server *s, lh_sbuf *b)
     unsigned g;
     const lh_upstream_server *u;
     for (unsigned k = 0; (u = upstream_at(s, k, &g)); k++)
-        lh_sbuf_printf(b, "upstream %s transport=%s zone=%s source=%s\n", u->label,
-                       upstream_transport(u), upstream_zone(s, g), upstream_origin(s, g));
+        lh_sbuf_printf(b, "upstream %s transport=%s zone=%s source=%s privacy=%s\n", u->label,
+                       upstream_transport(u), upstream_zone(s, g), upstream_origin(s, g),
+                       upstream_privacy(u));
     if (s->fwd_ready) lh_sbuf_printf(b, "upstreams-from %s\n", s->fwd.upstream.source);
     lh_snapshot *all = gather(s); /* the probe of every loop: one that saw stripping says so */
     lh_sbuf_printf(b, "dnssec %s path=%s\n", dnssec_mode_names[cfg->dnssec],
@@ -285,7 +291,9 @@ void lh_report_config(const lh_server *s, lh_sbuf *b, bool json)
         lh_sbuf_printf(b, "%s{\"server\":\"%s\",\"transport\":\"%s\",\"zone\":", k ? "," : "",
                        u->label, upstream_transport(u));
         lh_sbuf_json_str(b, upstream_zone(s, g));
-        lh_sbuf_printf(b, ",\"source\":\"%s\"}", upstream_origin(s, g));
+        lh_sbuf_printf(b, ",\"source\":\"%s\",\"privacy\":\"%s\",\"private\":%s}",
+                       upstream_origin(s, g), upstream_privacy(u),
+                       lh_upstream_private(u) ? "true" : "false");
     }
     lh_sbuf_printf(b, "]}\n");
 }
@@ -298,9 +306,18 @@ static const char *const tls_reason_names[LH_TLS_REASONS] = {
     [LH_TLS_R_BACKOFF] = "backoff",     [LH_TLS_R_OTHER] = "other",     [LH_TLS_R_HTTP] = "http",
 };
 
-/* A DNS over TLS upstream's connection figures, under its line. */
+static uint64_t sum_u64(const uint64_t *v, unsigned n)
+{
+    uint64_t t = 0;
+    for (unsigned i = 0; i < n; i++)
+        t += v[i];
+    return t;
+}
+
+/* An encrypted upstream's connection figures, under its line. */
 static void tls_text(lh_sbuf *b, const lh_tls_counters *t)
 {
+    uint64_t closed = sum_u64(t->conn_queries, LH_CONN_QUERIES_BUCKETS);
     lh_sbuf_printf(b,
                    "  %-24s tls: connections %llu, handshakes %llu, resumed %llu, reused %llu, "
                    "retried %llu, http errors %llu; failures",
@@ -309,7 +326,25 @@ static void tls_text(lh_sbuf *b, const lh_tls_counters *t)
                    (unsigned long long)t->retried, (unsigned long long)t->http_errors);
     for (int r = 0; r < LH_TLS_REASONS; r++)
         lh_sbuf_printf(b, " %s %llu", tls_reason_names[r], (unsigned long long)t->failures[r]);
-    lh_sbuf_printf(b, "\n");
+    lh_sbuf_printf(
+        b,
+        "\n  %-24s      handshake mean %.1f ms; %llu closed connections, %.1f queries "
+        "each (1: %llu, 2-10: %llu, 11-100: %llu, 101-1000: %llu, 1001-10000: %llu, "
+        "more: %llu); plain fallbacks %llu\n",
+        "", t->handshakes ? (double)t->handshake_latency_sum_ns / 1e6 / (double)t->handshakes : 0.0,
+        (unsigned long long)closed, closed ? (double)t->conn_queries_sum / (double)closed : 0.0,
+        (unsigned long long)t->conn_queries[0], (unsigned long long)t->conn_queries[1],
+        (unsigned long long)t->conn_queries[2], (unsigned long long)t->conn_queries[3],
+        (unsigned long long)t->conn_queries[4], (unsigned long long)t->conn_queries[5],
+        (unsigned long long)t->fallbacks);
+}
+
+static void u64_array_json(lh_sbuf *b, const uint64_t *v, unsigned n)
+{
+    lh_sbuf_putc(b, '[');
+    for (unsigned i = 0; i < n; i++)
+        lh_sbuf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)v[i]);
+    lh_sbuf_putc(b, ']');
 }
 
 static void tls_json(lh_sbuf *b, const lh_tls_counters *t)
@@ -323,7 +358,16 @@ static void tls_json(lh_sbuf *b, const lh_tls_counters *t)
     for (int r = 0; r < LH_TLS_REASONS; r++)
         lh_sbuf_printf(b, "%s\"%s\":%llu", r ? "," : "", tls_reason_names[r],
                        (unsigned long long)t->failures[r]);
-    lh_sbuf_printf(b, "}}");
+    lh_sbuf_printf(b,
+                   "},\"fallbacks\":%llu,\"handshake_latency_sum_us\":%llu,"
+                   "\"handshake_latency_buckets\":",
+                   (unsigned long long)t->fallbacks,
+                   (unsigned long long)(t->handshake_latency_sum_ns / 1000));
+    u64_array_json(b, t->handshake_latency, LH_LATENCY_BUCKETS);
+    lh_sbuf_printf(b, ",\"conn_queries_sum\":%llu,\"conn_queries_buckets\":",
+                   (unsigned long long)t->conn_queries_sum);
+    u64_array_json(b, t->conn_queries, LH_CONN_QUERIES_BUCKETS);
+    lh_sbuf_printf(b, "}");
 }
 
 static void top_entry_text(const lh_top_entry *e, bool address, char *out, size_t cap)
@@ -382,7 +426,8 @@ static void stats_text_paths(const lh_server *s, const lh_snapshot *g, lh_sbuf *
         const lh_upstream_server *u = upstream_at(s, k, &grp);
         if (!u) break;
         char where[96];
-        snprintf(where, sizeof where, "%s%s%s, %s", upstream_transport(u), grp ? " for " : "",
+        snprintf(where, sizeof where, "%s%s%s%s, %s", upstream_transport(u),
+                 u->fallback ? " (opportunistic: not private)" : "", grp ? " for " : "",
                  grp ? upstream_zone(s, grp) : "", upstream_origin(s, grp));
         lh_sbuf_printf(b, "  %-24s %s; queries %llu, answers %llu, failures %llu, mean %.1f ms\n",
                        u->label, where, (unsigned long long)f->queries,
@@ -514,6 +559,8 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
         lh_sbuf_printf(b, "%s{\"server\":\"%s\",\"transport\":\"%s\",\"zone\":", first ? "" : ",",
                        up->label, upstream_transport(up));
         lh_sbuf_json_str(b, upstream_zone(s, grp));
+        lh_sbuf_printf(b, ",\"privacy\":\"%s\",\"private\":%s", upstream_privacy(up),
+                       lh_upstream_private(up) ? "true" : "false");
         lh_sbuf_printf(b,
                        ",\"source\":\"%s\",\"queries\":%llu,\"answers\":%llu,\"failures\":%llu,"
                        "\"latency_sum_us\":%llu,\"latency_buckets\":[",
@@ -645,13 +692,35 @@ static void prom_value(lh_sbuf *b, const char *name, const char *label, const ch
     lh_sbuf_printf(b, " %llu\n", v);
 }
 
-/* An encrypted upstream's label: DNS over TLS or DNS over HTTPS. */
-static bool encrypted_label(const char *l)
+static bool upstream_encrypted(const lh_server *s, unsigned k)
 {
-    return !strncmp(l, "tls://", 6) || !strncmp(l, "https://", 8);
+    unsigned grp;
+    const lh_upstream_server *u = upstream_at(s, k, &grp);
+    return u && u->tls.on;
 }
 
-/* DNS over TLS and HTTPS upstreams' connection counters; nothing when there is none. */
+/* One upstream's histogram lines: `n` buckets, the last +Inf, bounds[] in the metric's unit. */
+static void prom_histogram(lh_sbuf *b, const char *name, const char *label, const uint64_t *v,
+                           unsigned n, const double *bounds, double sum)
+{
+    uint64_t cum = 0;
+    for (unsigned j = 0; j < n; j++) {
+        cum += v[j];
+        lh_sbuf_printf(b, "%s_bucket{upstream=", name);
+        prom_label(b, label);
+        if (j < n - 1)
+            lh_sbuf_printf(b, ",le=\"%g\"} %llu\n", bounds[j], (unsigned long long)cum);
+        else
+            lh_sbuf_printf(b, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    lh_sbuf_printf(b, "%s_sum{upstream=", name);
+    prom_label(b, label);
+    lh_sbuf_printf(b, "} %.6f\n%s_count{upstream=", sum, name);
+    prom_label(b, label);
+    lh_sbuf_printf(b, "} %llu\n", (unsigned long long)cum);
+}
+
+/* Encrypted upstreams' connection counters; nothing when there is none. */
 static void prom_tls(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
 {
     static const struct {
@@ -672,22 +741,25 @@ static void prom_tls(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
         {"loophole_upstream_http_errors_total",
          "DNS over HTTPS answers with an HTTP status other than 200.",
          offsetof(lh_tls_counters, http_errors)},
+        {"loophole_upstream_fallbacks_total",
+         "tls-mode opportunistic: failed encrypted tries repeated in plain DNS.",
+         offsetof(lh_tls_counters, fallbacks)},
     };
     bool any = false;
     for (unsigned k = 0; k < g->nupstreams; k++)
-        any = any || encrypted_label(upstream_label(s, k));
+        any = any || upstream_encrypted(s, k);
     if (!any) return;
     for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
         prom_head(b, m[i].name, "counter", m[i].help);
         for (unsigned k = 0; k < g->nupstreams; k++)
-            if (encrypted_label(upstream_label(s, k)))
+            if (upstream_encrypted(s, k))
                 prom_value(b, m[i].name, "upstream", upstream_label(s, k),
                            *(const uint64_t *)((const char *)&g->up[k].tls + m[i].off));
     }
     prom_head(b, "loophole_upstream_tls_failures_total", "counter",
               "DNS over TLS queries that failed, per upstream and reason.");
     for (unsigned k = 0; k < g->nupstreams; k++) {
-        if (!encrypted_label(upstream_label(s, k))) continue;
+        if (!upstream_encrypted(s, k)) continue;
         for (int r = 0; r < LH_TLS_REASONS; r++) {
             lh_sbuf_printf(b, "loophole_upstream_tls_failures_total{upstream=");
             prom_label(b, upstream_label(s, k));
@@ -695,6 +767,23 @@ static void prom_tls(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
                            (unsigned long long)g->up[k].tls.failures[r]);
         }
     }
+    prom_head(b, "loophole_upstream_handshake_seconds", "histogram",
+              "Time from connect to a completed TLS handshake, per encrypted upstream.");
+    for (unsigned k = 0; k < g->nupstreams; k++)
+        if (upstream_encrypted(s, k))
+            prom_histogram(b, "loophole_upstream_handshake_seconds", upstream_label(s, k),
+                           g->up[k].tls.handshake_latency, LH_LATENCY_BUCKETS, lh_latency_bounds,
+                           (double)g->up[k].tls.handshake_latency_sum_ns / 1e9);
+    double qb[LH_CONN_QUERIES_BUCKETS - 1];
+    for (unsigned j = 0; j < LH_CONN_QUERIES_BUCKETS - 1; j++)
+        qb[j] = lh_conn_queries_bounds[j];
+    prom_head(b, "loophole_upstream_connection_queries", "histogram",
+              "Queries carried by each closed connection, per encrypted upstream.");
+    for (unsigned k = 0; k < g->nupstreams; k++)
+        if (upstream_encrypted(s, k))
+            prom_histogram(b, "loophole_upstream_connection_queries", upstream_label(s, k),
+                           g->up[k].tls.conn_queries, LH_CONN_QUERIES_BUCKETS, qb,
+                           (double)g->up[k].tls.conn_queries_sum);
 }
 
 void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
@@ -776,6 +865,15 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
     for (unsigned k = 0; k < g->nupstreams; k++)
         prom_value(b, "loophole_upstream_failures_total", "upstream", upstream_label(s, k),
                    g->up[k].failures);
+    prom_head(b, "loophole_upstream_private", "gauge",
+              "1: nothing sent to this upstream crosses the network in plaintext (strict "
+              "DNS over TLS); 0: plain DNS, or tls-mode opportunistic.");
+    for (unsigned k = 0; k < g->nupstreams; k++) {
+        unsigned grp;
+        const lh_upstream_server *u = upstream_at(s, k, &grp);
+        prom_value(b, "loophole_upstream_private", "upstream", upstream_label(s, k),
+                   u && lh_upstream_private(u));
+    }
     prom_head(b, "loophole_upstream_latency_seconds", "histogram",
               "Time to an upstream's answer, per upstream.");
     for (unsigned k = 0; k < g->nupstreams; k++) {

@@ -40,7 +40,9 @@ struct lh_pending {
     lh_name name;
     unsigned group; /* 0: default upstreams; forward zones are trusted with private answers */
     lh_upstream_req *req;
-    const char *upstream; /* the label of the server that answered */
+    const char *upstream;  /* the label of the server that answered */
+    const char *transport; /* how it answered: "plain", "tls" (lh_upstream_transport_name) */
+    int ede;               /* a failure's Extended DNS Error (RFC 8914); 0: 22 */
     lh_waiter *waiters;
     unsigned nwaiters;
     size_t qlen, question_end;
@@ -144,7 +146,8 @@ static size_t client_limit(const lh_forwarder *f, const lh_waiter *w)
 /* Accounts for a query answered by the forwarder (outcome, list of a blocked verdict). */
 static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uint64_t name_hash,
                        enum lh_outcome outcome, const lh_verdict *v, const char *upstream,
-                       const uint8_t *answer, size_t n, unsigned dnssec, unsigned reason)
+                       const char *transport, const uint8_t *answer, size_t n, unsigned dnssec,
+                       unsigned reason)
 {
     lh_query_end q = {.msg = m,
                       .client = &c->peer,
@@ -154,6 +157,7 @@ static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uin
                       .match_label = v ? v->match_label : -1,
                       .match_name = v ? v->match_name : NULL,
                       .upstream = upstream,
+                      .transport = transport,
                       .answer = n ? answer : NULL,
                       .answer_len = n,
                       .start_ns = c->start_ns,
@@ -169,7 +173,8 @@ static void send_to(lh_forwarder *f, const lh_pending *p, lh_waiter *w, size_t n
 {
     bool judged = outcome == LH_OUTCOME_FORWARDED || (v && v->kind == LH_VERDICT_REFUSED);
     query_done(f, &w->msg, &w->client, p->key.name_hash, outcome, v,
-               outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL, f->out + 2, n,
+               outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL,
+               outcome == LH_OUTCOME_FORWARDED ? p->transport : NULL, f->out + 2, n,
                judged ? p->dnssec : LH_DNSSEC_V_NONE, p->dnssec_reason);
     f->env.send(f->env.ctx, &w->client, f->out + 2, n);
     f->env.release(f->env.ctx, &w->client);
@@ -189,7 +194,7 @@ static void answer_servfail(lh_forwarder *f, const lh_pending *p, lh_waiter *w)
     lh_writer_begin(&wr, f->out + 2, LH_MSG_MAX, &w->msg, LH_RCODE_SERVFAIL, false);
     send_to(f, p, w,
             lh_writer_finish(&wr, &w->msg, client_limit(f, w), f->env.cfg->edns_udp_size,
-                             LH_EDE_NO_REACHABLE),
+                             p->ede ? p->ede : LH_EDE_NO_REACHABLE),
             LH_OUTCOME_FAILED, NULL);
 }
 
@@ -586,11 +591,13 @@ static void on_upstream(void *arg, int status, const uint8_t *answer, size_t len
     }
     if (status != 0) {
         f->stats.failed++;
+        p->ede = lh_upstream_ede(&f->upstream, status);
         pending_end(f, p, NULL, 0, NULL);
         return;
     }
     f->stats.answered++;
     p->upstream = server->label;
+    p->transport = lh_upstream_transport_name(server);
     p->trusted_answer = upstream_trusted(server);
     /* Validate modes: the answer is judged before anything else looks at it, unless the client
      * set CD (it gets the answer unvalidated, under its own cache key). SERVFAIL and the like
@@ -733,7 +740,8 @@ static size_t servfail_now(lh_forwarder *f, const lh_msg *m, const lh_client *c,
                            uint8_t *out, size_t cap, size_t limit)
 {
     size_t n = lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, f->env.cfg->edns_udp_size);
-    query_done(f, m, c, name_hash, LH_OUTCOME_FAILED, NULL, NULL, out, n, LH_DNSSEC_V_NONE, 0);
+    query_done(f, m, c, name_hash, LH_OUTCOME_FAILED, NULL, NULL, NULL, out, n, LH_DNSSEC_V_NONE,
+               0);
     return n;
 }
 
@@ -766,7 +774,8 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
                 lh_writer_resume(&w, out, cap, n);
             }
             n = lh_writer_finish(&w, m, limit, f->env.cfg->edns_udp_size, ede);
-            query_done(f, m, c, name_hash, LH_OUTCOME_CACHED, NULL, NULL, out, n, dv, reason);
+            query_done(f, m, c, name_hash, LH_OUTCOME_CACHED, NULL, NULL, NULL, out, n, dv,
+                       reason);
             return n;
         }
     }

@@ -38,6 +38,14 @@ static const char *mux_strerror(int status)
                              : ares_strerror(-status);
 }
 
+/* The same ranges: each encrypted transport's status is -(its base + lh_tls_reason). */
+static int mux_ede(int status)
+{
+    if (status <= -3000) return lh_tls_reason_ede((enum lh_tls_reason)(-status - 3000));
+    if (status <= -2000) return lh_tls_reason_ede((enum lh_tls_reason)(-status - 2000));
+    return 22;
+}
+
 static void mux_shutdown(lh_transport *base)
 {
     mux_transport *m = (mux_transport *)base;
@@ -62,6 +70,7 @@ static const lh_transport_ops mux_ops = {
     .strerror = mux_strerror,
     .shutdown = mux_shutdown,
     .free = mux_free,
+    .ede = mux_ede,
 };
 
 /* Does any upstream use DNS over TLS (https false) or DNS over HTTPS (https true)? */

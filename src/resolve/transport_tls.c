@@ -37,13 +37,14 @@
 #include <string.h>
 
 #define TLS_CONNS_MAX 4        /* connections per upstream */
-#define TLS_PIPELINE_MAX 512   /* queries in flight on one connection */
+#define TLS_PIPELINE_MAX 1024  /* queries in flight on one connection (IDs unique on it) */
 #define TLS_IDLE_MS 10000      /* an idle connection is closed after this */
 #define TLS_BACKOFF_MIN_MS 250 /* after a failed connection: doubled per failure in a row */
 #define TLS_BACKOFF_MAX_MS 30000
 #define TLS_QUERY_MAX 1024 /* a framed, padded query: ours are far below (one question) */
 #define TLS_PAD_BLOCK 128  /* RFC 8467: pad queries to a multiple of 128 bytes */
 #define TLS_STATUS_BASE 2000
+#define TLS_WRITE_MAX 16384 /* bytes handed to one uv_write (what the write BIO holds waits) */
 
 typedef struct tls_transport tls_transport;
 typedef struct tls_pool tls_pool;
@@ -72,6 +73,8 @@ struct tls_conn {
     uv_tcp_t tcp;
     uv_timer_t idle;
     uv_connect_t connect_req;
+    uv_write_t write_req; /* one write at a time, from wdata; the rest waits in the BIO */
+    bool writing;
     tls_pool *pool;
     tls_conn *next;
     SSL *ssl;
@@ -80,10 +83,15 @@ struct tls_conn {
     tls_try *head, *tail;
     unsigned ntries;
     uint64_t answers;
+    uint64_t queries;   /* written on it, for the queries-per-connection histogram */
+    uint64_t opened_ms; /* when the TCP connect started (a stalled handshake is older) */
+    uint64_t opened_ns; /* the same, for the handshake latency */
+    bool was_ready;     /* its handshake completed */
     unsigned open_handles;
     int connect_err; /* uv_tcp_connect failed at once: reported once a try has joined */
     size_t rlen;
     uint8_t rbuf[2 + 65535]; /* one framed answer at most, plus the start of the next */
+    uint8_t wdata[TLS_WRITE_MAX];
 };
 
 struct tls_pool {
@@ -94,7 +102,10 @@ struct tls_pool {
     unsigned nconns;
     SSL_SESSION *session; /* to resume with */
     unsigned fail_streak;
-    uint64_t hold_until_ms; /* back-off: no new connection before then */
+    uint64_t hold_until_ms;         /* back-off: no new connection before then */
+    enum lh_tls_reason hold_reason; /* why: a try failed by the back-off reports it (its EDE) */
+    unsigned timeouts_unsaid;       /* timed out since the last log line about it */
+    uint64_t timeouts_said_ms;
 };
 
 struct tls_transport {
@@ -238,15 +249,21 @@ static void try_release(tls_transport *t, tls_try *tr)
     t->free_tries = tr;
 }
 
-/* Ends a try with a failure: counted, released, then reported (the callback may do anything). */
-static void try_fail(tls_try *tr, enum lh_tls_reason why)
+/* Ends a try with a failure counted as `counted` and reported as `why`: released, then
+ * reported (the callback may do anything). */
+static void try_fail_as(tls_try *tr, enum lh_tls_reason counted, enum lh_tls_reason why)
 {
     tls_transport *t = tr->pool->t;
     lh_try_done_cb done = tr->done;
     void *arg = tr->arg;
-    tr->pool->s->tls_stats.failures[why]++;
+    tr->pool->s->tls_stats.failures[counted]++;
     try_release(t, tr);
     if (done) done(arg, reason_status(why), NULL, 0);
+}
+
+static void try_fail(tls_try *tr, enum lh_tls_reason why)
+{
+    try_fail_as(tr, why, why);
 }
 
 static void on_deadline(uv_timer_t *h)
@@ -256,6 +273,15 @@ static void on_deadline(uv_timer_t *h)
     tls_try *tr;
     while (!t->shutting_down && (tr = t->dl_head) && tr->deadline_ms <= now) {
         tls_conn *c = tr->conn;
+        /* Said at most once a second per upstream, with the count since the last time. */
+        tls_pool *tp = tr->pool;
+        tp->timeouts_unsaid++;
+        if (!tp->timeouts_said_ms || now - tp->timeouts_said_ms >= 1000) {
+            lh_warn("upstream %s: %u queries timed out (no answer within %u ms)", tp->s->label,
+                    tp->timeouts_unsaid, t->timeout_ms);
+            tp->timeouts_unsaid = 0;
+            tp->timeouts_said_ms = now;
+        }
         /* Sent on an open connection and nothing at all answered on it since: the connection
          * is taken for dead (a server or middlebox that went silent without closing it), or
          * every later query would join it and time out too for as long as queries keep it
@@ -268,9 +294,12 @@ static void on_deadline(uv_timer_t *h)
             conn_lost(c, "silent");
             continue;
         }
-        /* A connection that never finished its handshake has stalled: drop it (its other
-         * tries fail as timed out) and hold the upstream back like any failed connection. */
-        if (c && c->state != C_READY && c->state != C_CLOSING) {
+        /* A connection that has not finished its handshake within a whole timeout has stalled:
+         * drop it (its other tries fail as timed out) and hold the upstream back like any failed
+         * connection. Only a whole timeout: a retried query keeps its first deadline and may
+         * run out moments after it joined a fresh connection, which has not stalled. */
+        if (c && c->state != C_READY && c->state != C_CLOSING &&
+            now - c->opened_ms >= t->timeout_ms) {
             lh_warn("upstream %s (%s): connection or TLS handshake stalled; queries to it fail "
                     "(never sent in plaintext)",
                     c->pool->s->label, c->pool->s->tls.auth_name);
@@ -278,6 +307,7 @@ static void on_deadline(uv_timer_t *h)
             p->fail_streak++;
             uint64_t hold = TLS_BACKOFF_MIN_MS << (p->fail_streak < 8 ? p->fail_streak - 1 : 7);
             p->hold_until_ms = now_ms(t) + (hold < TLS_BACKOFF_MAX_MS ? hold : TLS_BACKOFF_MAX_MS);
+            p->hold_reason = LH_TLS_R_TIMEOUT;
             conn_close(c);
             while (c->head && !t->shutting_down)
                 try_fail(c->head, LH_TLS_R_TIMEOUT);
@@ -289,39 +319,32 @@ static void on_deadline(uv_timer_t *h)
 
 /* ---- connections ------------------------------------------------------------------------- */
 
-typedef struct write_req {
-    uv_write_t req;
-    uint8_t data[];
-} write_req;
+static void conn_fail(tls_conn *c, enum lh_tls_reason why, const char *detail);
+static int flush_raw(tls_conn *c);
 
+/* The write is done: what OpenSSL produced meanwhile goes next. After uv_close, libuv ends a
+ * pending write with UV_ECANCELED before the close callbacks, so `c` is still there. */
 static void on_written(uv_write_t *req, int status)
 {
-    (void)status; /* a failed write shows up as a read error or a timeout */
-    free(req);
+    tls_conn *c = req->data;
+    c->writing = false;
+    if (status < 0 || c->state == C_CLOSING) return; /* shows up as a read error or a timeout */
+    conn_flush(c);
 }
 
-/* Sends whatever OpenSSL has put into the write BIO; -1 when it cannot. */
+/* Sends what OpenSSL has put into the write BIO through the connection's one write request,
+ * without allocating: when a write is in flight, the bytes wait in the BIO for on_written.
+ * -1 when it cannot send. */
 static int flush_raw(tls_conn *c)
 {
-    size_t n;
-    while ((n = BIO_ctrl_pending(c->wbio)) > 0) {
-        write_req *w = malloc(sizeof *w + n);
-        if (!w) return -1;
-        int got = BIO_read(c->wbio, w->data, (int)n);
-        if (got <= 0) {
-            free(w);
-            return -1;
-        }
-        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)got);
-        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-            free(w);
-            return -1;
-        }
-    }
+    if (c->writing || BIO_ctrl_pending(c->wbio) == 0) return 0;
+    int got = BIO_read(c->wbio, c->wdata, (int)sizeof c->wdata);
+    if (got <= 0) return -1;
+    uv_buf_t b = uv_buf_init((char *)c->wdata, (unsigned)got);
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) return -1;
+    c->writing = true;
     return 0;
 }
-
-static void conn_fail(tls_conn *c, enum lh_tls_reason why, const char *detail);
 
 /* A connection that cannot send is given up like one the server closed. */
 static void conn_flush(tls_conn *c)
@@ -337,6 +360,7 @@ static void conn_write_try(tls_conn *c, tls_try *tr)
 {
     ERR_clear_error();
     if (SSL_write(c->ssl, tr->buf, (int)tr->len) == (int)tr->len) {
+        c->queries++;
         tr->written = true;
         tr->answers_at_write = c->answers;
     }
@@ -366,6 +390,8 @@ static void conn_close(tls_conn *c)
         p->nconns--;
     }
     c->state = C_CLOSING;
+    if (c->was_ready) p->s->tls_stats.conn_queries[lh_conn_queries_bucket(c->queries)]++;
+    if (c->was_ready) p->s->tls_stats.conn_queries_sum += c->queries;
     uv_timer_stop(&c->idle);
     if (was_ready) { /* a close_notify, on a best effort (libuv writes at once when it can) */
         ERR_clear_error();
@@ -393,6 +419,7 @@ static void conn_fail(tls_conn *c, enum lh_tls_reason why, const char *detail)
     uint64_t hold = TLS_BACKOFF_MIN_MS << (p->fail_streak < 8 ? p->fail_streak - 1 : 7);
     if (hold > TLS_BACKOFF_MAX_MS) hold = TLS_BACKOFF_MAX_MS;
     p->hold_until_ms = now_ms(t) + hold;
+    p->hold_reason = why;
     lh_warn("upstream %s (%s): %s%s%s; its queries fail (SERVFAIL unless another upstream "
             "answers), never sent in plaintext; next connection in %llu ms",
             p->s->label, p->s->tls.auth_name, reason_text[why], detail ? ": " : "",
@@ -413,9 +440,14 @@ static void conn_lost(tls_conn *c, const char *detail)
                 p->s->label, c->ntries, detail);
     conn_close(c); /* first: the retries must go to another connection */
     tls_try *tr;
+    unsigned failed = 0;
     while ((tr = c->head) && !t->shutting_down) {
         conn_unlink_try(tr);
         if (tr->retried || tr->deadline_ms <= now_ms(t)) {
+            if (!failed++)
+                lh_warn("upstream %s: connection reset with queries in flight that were "
+                        "already retried or are out of time (%s); they fail",
+                        p->s->label, detail);
             try_fail(tr, LH_TLS_R_RESET);
         } else {
             tr->retried = true;
@@ -464,11 +496,15 @@ static void conn_handshake(tls_conn *c)
         conn_fail(c, LH_TLS_R_PIN, NULL);
         return;
     }
+    uint64_t took = uv_hrtime() - c->opened_ns;
     s->tls_stats.handshakes++;
+    s->tls_stats.handshake_latency[lh_latency_bucket(took)]++;
+    s->tls_stats.handshake_latency_sum_ns += took;
     if (SSL_session_reused(c->ssl)) s->tls_stats.resumed++;
     c->pool->fail_streak = 0;
     c->pool->hold_until_ms = 0;
     c->state = C_READY;
+    c->was_ready = true;
     lh_debug("upstream %s: TLS %s up%s", s->label, SSL_get_version(c->ssl),
              SSL_session_reused(c->ssl) ? " (resumed)" : "");
     for (tls_try *tr = c->head; tr; tr = tr->conn_next)
@@ -602,8 +638,14 @@ static tls_conn *conn_open(tls_pool *p)
     c->ssl = SSL_new(t->ctx);
     c->rbio = BIO_new(BIO_s_mem());
     c->wbio = BIO_new(BIO_s_mem());
-    if (!c->ssl || !c->rbio || !c->wbio || !SSL_set_tlsext_host_name(c->ssl, s->tls.auth_name) ||
-        !SSL_set1_host(c->ssl, s->tls.auth_name)) {
+    /* An IP address as the authentication name is checked against the certificate's IP
+     * address SANs, and sent as no SNI (RFC 6066 section 3: literal addresses are not). */
+    bool ip_name = lh_auth_name_is_ip(s->tls.auth_name);
+    bool named = c->ssl && (ip_name ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl),
+                                                                    s->tls.auth_name) == 1
+                                    : SSL_set_tlsext_host_name(c->ssl, s->tls.auth_name) &&
+                                          SSL_set1_host(c->ssl, s->tls.auth_name));
+    if (!c->ssl || !c->rbio || !c->wbio || !named) {
         BIO_free(c->rbio);
         BIO_free(c->wbio);
         SSL_free(c->ssl);
@@ -618,7 +660,9 @@ static tls_conn *conn_open(tls_pool *p)
     SSL_set_connect_state(c->ssl);
     uv_tcp_init(t->loop, &c->tcp);
     uv_timer_init(t->loop, &c->idle);
-    c->tcp.data = c->idle.data = c->connect_req.data = c;
+    c->tcp.data = c->idle.data = c->connect_req.data = c->write_req.data = c;
+    c->opened_ms = now_ms(t);
+    c->opened_ns = uv_hrtime();
     c->open_handles = 2;
     t->open_conns++;
     c->next = p->conns;
@@ -644,7 +688,9 @@ static void pool_assign(tls_pool *p, tls_try *tr)
             return;
         }
         if (p->hold_until_ms > now_ms(t)) {
-            try_fail(tr, LH_TLS_R_BACKOFF);
+            /* Counted as back-off, reported as the failure that started it: a client gets the
+             * same EDE (certificate: 23, refused: 22) whether its query came before or after. */
+            try_fail_as(tr, LH_TLS_R_BACKOFF, p->hold_reason);
             return;
         }
         if (!(c = conn_open(p))) {
@@ -760,6 +806,12 @@ static const char *tls_status_text(int status)
     return r >= 0 && r < LH_TLS_REASONS ? reason_text[r] : "DNS over TLS failure";
 }
 
+/* RFC 8914: 22 when the server could not be reached, 23 when talking to it went wrong. */
+static int tls_ede(int status)
+{
+    return lh_tls_reason_ede((enum lh_tls_reason)(-status - TLS_STATUS_BASE));
+}
+
 static void tls_shutdown(lh_transport *base)
 {
     tls_transport *t = (tls_transport *)base;
@@ -793,6 +845,7 @@ static const lh_transport_ops tls_ops = {
     .strerror = tls_status_text,
     .shutdown = tls_shutdown,
     .free = tls_free,
+    .ede = tls_ede,
 };
 
 /* A new session (TLS 1.3: a ticket after the handshake) replaces the upstream's last one. */
@@ -826,6 +879,9 @@ lh_transport *lh_transport_tls_new(uv_loop_t *loop, unsigned timeout_ms, const c
     t->ctx = SSL_CTX_new(TLS_client_method());
     if (!t->ctx) goto tls_err;
     SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION); /* RFC 8310: TLS 1.2 or later */
+    /* A TLS 1.2 server asking to renegotiate gets an alert: nothing here needs it, and it is
+     * a handshake in the middle of a pipelined stream that the state machine does not expect. */
+    SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
     int ok = ca_file ? SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL)
                      : SSL_CTX_set_default_verify_paths(t->ctx);

@@ -11,6 +11,7 @@
 #include "loophole/log.h"
 #include "loophole/wire.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,22 @@ static void req_finish(lh_upstream_req *r, int status, const uint8_t *answer, si
 
 static void on_try_done(void *arg, int status, const uint8_t *answer, size_t len);
 
+/* Starts a try at `s`; false when it could not even start (no channel). */
+static bool try_start(lh_upstream_req *r, lh_upstream_server *s)
+{
+    lh_upstream *u = r->u;
+    r->server = s;
+    r->sent_ns = uv_hrtime();
+    r->done_early = false;
+    u->in_start = true;
+    lh_try *t = u->transport->ops->start(u->transport, s, r->query, r->len, on_try_done, r);
+    u->in_start = false;
+    if (!t) return false;
+    s->queries++;
+    r->try_ = r->done_early ? NULL : t;
+    return true;
+}
+
 /* Starts a try at the next server; returns false when there is none left to try. */
 static bool try_next(lh_upstream_req *r)
 {
@@ -91,19 +108,23 @@ static bool try_next(lh_upstream_req *r)
     int i;
     while (!u->shutting_down && (i = pick_server(u, r)) >= 0) {
         r->tried |= 1u << i;
-        lh_upstream_server *s = &u->groups[r->group].servers[i];
-        r->server = s;
-        r->sent_ns = uv_hrtime();
-        r->done_early = false;
-        u->in_start = true;
-        lh_try *t = u->transport->ops->start(u->transport, s, r->query, r->len, on_try_done, r);
-        u->in_start = false;
-        if (!t) continue; /* could not even start (no channel): the next server */
-        s->queries++;
-        r->try_ = r->done_early ? NULL : t;
-        return true;
+        if (try_start(r, &u->groups[r->group].servers[i])) return true;
     }
     return false;
+}
+
+/* tls-mode opportunistic (RFC 8310 section 5): the encrypted try at `s` failed, so the same
+ * question goes to the same address in plain DNS. Said once per run of fallbacks. */
+static bool try_fallback(lh_upstream_req *r, lh_upstream_server *s, const char *why)
+{
+    if (!s->fallback || r->u->shutting_down) return false;
+    s->tls_stats.fallbacks++;
+    if (!s->fallback_logged)
+        lh_warn("upstream %s: %s; tls-mode is opportunistic, so the query goes to %s in "
+                "plaintext (not private)",
+                s->label, why, s->fallback->label);
+    s->fallback_logged = true;
+    return try_start(r, s->fallback);
 }
 
 /* A try failed: the server's health, then the next server or the end. */
@@ -123,7 +144,8 @@ static void try_failed(lh_upstream_req *r, int status)
     } else {
         lh_debug("upstream %s: %s", s->label, why);
     }
-    if (!try_next(r)) req_finish(r, -1, NULL, 0);
+    if (try_fallback(r, s, why) || try_next(r)) return;
+    req_finish(r, status, NULL, 0);
 }
 
 /* One at a time from the queue's head: a callback may cancel or shut down anything, queued
@@ -198,6 +220,7 @@ static void on_try_done(void *arg, int status, const uint8_t *answer, size_t len
         s->latency_sum_ns += took;
         s->consecutive_failures = 0;
         s->down_until_ms = 0;
+        s->fallback_logged = false;
         req_finish(r, 0, answer, len);
         return;
     }
@@ -274,20 +297,71 @@ void lh_upstream_free(lh_upstream *u)
     u->transport = NULL;
 }
 
+/* The servers of a group; with `opportunistic`, each encrypted one gets its plain fallback in
+ * the second half of the same array (servers[nservers + i], outside the group's list). */
 static int group_set(lh_upstream_group *g, const lh_sockaddr *addrs, const lh_upstream_tls *tls,
-                     unsigned n)
+                     unsigned n, bool opportunistic)
 {
-    g->servers = calloc(n ? n : 1, sizeof *g->servers);
+    g->servers = calloc(n ? 2 * n : 1, sizeof *g->servers);
     if (!g->servers) return -1;
     g->nservers = n < LH_GROUP_SERVERS_MAX ? n : LH_GROUP_SERVERS_MAX;
     for (unsigned i = 0; i < g->nservers; i++) {
-        g->servers[i].addr = addrs[i];
-        g->servers[i].index = i;
-        if (tls) g->servers[i].tls = tls[i];
-        lh_upstream_addr_format(&addrs[i], tls ? &tls[i] : NULL, g->servers[i].label,
-                                sizeof g->servers[i].label);
+        lh_upstream_server *s = &g->servers[i];
+        s->addr = addrs[i];
+        s->index = i;
+        if (tls) s->tls = tls[i];
+        lh_upstream_addr_format(&addrs[i], tls ? &tls[i] : NULL, s->label, sizeof s->label);
+        if (!opportunistic || !s->tls.on) continue;
+        lh_upstream_server *p = &g->servers[g->nservers + i];
+        p->addr = addrs[i];
+        if (p->addr.sa.sa_family == AF_INET6)
+            p->addr.v6.sin6_port = htons(53);
+        else
+            p->addr.v4.sin_port = htons(53);
+        p->index = i;
+        lh_upstream_addr_format(&p->addr, NULL, p->label, sizeof p->label);
+        s->fallback = p;
     }
     return 0;
+}
+
+const unsigned lh_conn_queries_bounds[LH_CONN_QUERIES_BUCKETS - 1] = {1, 10, 100, 1000, 10000};
+
+unsigned lh_conn_queries_bucket(uint64_t queries)
+{
+    unsigned i = 0;
+    while (i < LH_CONN_QUERIES_BUCKETS - 1 && queries > lh_conn_queries_bounds[i])
+        i++;
+    return i;
+}
+
+int lh_tls_reason_ede(enum lh_tls_reason r)
+{
+    switch (r) {
+    case LH_TLS_R_CONNECT:
+    case LH_TLS_R_TIMEOUT:
+    case LH_TLS_R_BACKOFF:
+        return 22; /* No Reachable Authority */
+    default:
+        return 23; /* Network Error: certificate, pin, handshake, reset, HTTP */
+    }
+}
+
+int lh_upstream_ede(const lh_upstream *u, int status)
+{
+    if (status == LH_STATUS_NO_ECHO) return 23; /* what came back was not the answer */
+    if (status == LH_STATUS_NOT_STARTED || !u->transport || !u->transport->ops->ede) return 22;
+    return u->transport->ops->ede(status);
+}
+
+const char *lh_upstream_transport_name(const lh_upstream_server *s)
+{
+    return s->tls.https ? "https" : s->tls.on ? "tls" : "plain";
+}
+
+bool lh_upstream_private(const lh_upstream_server *s)
+{
+    return s->tls.on && !s->fallback;
 }
 
 int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_config *cfg,
@@ -317,7 +391,8 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_
     /* The configured list keeps its order, so its TLS settings line up; resolv.conf's and the
      * fallback's upstreams are plain. */
     const lh_upstream_tls *tls = cfg->nupstreams ? cfg->upstream_tls : NULL;
-    if (!u->groups || group_set(&u->groups[0], addrs, tls, n) != 0) goto oom;
+    if (!u->groups || group_set(&u->groups[0], addrs, tls, n, cfg->tls_opportunistic) != 0)
+        goto oom;
     u->groups[0].origin = origin;
     snprintf(u->source, sizeof u->source, "%s", source);
     char list[LH_ERR_MAX] = "";
@@ -327,7 +402,9 @@ int lh_upstream_init(lh_upstream *u, uv_loop_t *loop, lh_clock *clock, const lh_
     lh_info("upstreams: %s (%s)", list, source);
     for (unsigned z = 0; z < cfg->nforward_zones; z++) {
         const lh_forward_zone *fz = &cfg->forward_zones[z];
-        if (group_set(&u->groups[z + 1], fz->servers, fz->tls, fz->nservers) != 0) goto oom;
+        if (group_set(&u->groups[z + 1], fz->servers, fz->tls, fz->nservers,
+                      cfg->tls_opportunistic) != 0)
+            goto oom;
         u->groups[z + 1].origin = lh_origin_of(fz->src);
         lh_info("forward zone %s: %u upstream(s), first %s", fz->zone, fz->nservers,
                 u->groups[z + 1].servers[0].label);

@@ -97,6 +97,9 @@ typedef struct leak_upstream {
     char transport[16]; /* "plain": udp, tcp for truncated answers; "tls": DNS over TLS */
     char zone[LH_NAME_MAX + 1];
     char source[16]; /* lh_upstream_origin_names */
+    /* "private" (strict encrypted), "opportunistic" (encrypted, plain DNS when that fails:
+     * tls-mode), "plain"; empty from a daemon too old to say (then the transport decides) */
+    char privacy[16];
 } leak_upstream;
 
 /* What the running daemon said through its control socket. */

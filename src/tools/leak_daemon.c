@@ -87,6 +87,7 @@ static void daemon_parse_line(leak_configured *c, char *line)
         word_value(line, "transport", u->transport, sizeof u->transport);
         word_value(line, "zone", u->zone, sizeof u->zone);
         word_value(line, "source", u->source, sizeof u->source);
+        word_value(line, "privacy", u->privacy, sizeof u->privacy);
         c->nup++;
     }
 }
@@ -119,6 +120,10 @@ static void from_config(leak_report *r)
                  tls && tls->https ? "https"
                  : tls && tls->on  ? "tls"
                                    : "plain");
+        snprintf(u->privacy, sizeof u->privacy, "%s",
+                 !(tls && tls->on)        ? "plain"
+                 : cfg->tls_opportunistic ? "opportunistic"
+                                          : "private");
         snprintf(u->zone, sizeof u->zone, ".");
         snprintf(u->source, sizeof u->source, "%s", lh_upstream_origin_names[origin]);
     }
@@ -133,6 +138,10 @@ static void from_config(leak_report *r)
                      tls->https ? "https"
                      : tls->on  ? "tls"
                                 : "plain");
+            snprintf(u->privacy, sizeof u->privacy, "%s",
+                     !tls->on                 ? "plain"
+                     : cfg->tls_opportunistic ? "opportunistic"
+                                              : "private");
             snprintf(u->zone, sizeof u->zone, "%s", cfg->forward_zones[z].zone);
             snprintf(u->source, sizeof u->source, "%s",
                      lh_upstream_origin_names[lh_origin_of(cfg->forward_zones[z].src)]);
@@ -250,6 +259,16 @@ static void judge_transport(leak_report *r)
 {
     for (unsigned i = 0; i < r->conf.nup; i++) {
         const leak_upstream *u = &r->conf.up[i];
+        if (!strcmp(u->privacy, "opportunistic")) {
+            leak_add(r, SEV_WARN, HOP_UPSTREAM,
+                     "tls-mode = strict (the default): a failed encrypted try then gives "
+                     "SERVFAIL instead of plain DNS (docs/forwarding.md)",
+                     "loophole forwards to %s with tls-mode opportunistic: not private, any "
+                     "failed or blocked TLS connection sends the name in plaintext to port 53 "
+                     "where on-path networks see and can change it",
+                     u->label);
+            continue;
+        }
         if (strcmp(u->transport, "plain")) continue;
         leak_add(r, SEV_WARN, HOP_UPSTREAM,
                  "an encrypted upstream: upstream = tls://ADDR#AUTH-NAME (DNS over TLS, "

@@ -2,7 +2,7 @@
 # DNS over HTTPS upstreams (RFC 8484) against a real Unbound serving DoH over HTTP/2 with a
 # throw-away CA made here: A, AAAA, TXT and HTTPS answers, a large answer, many names at once as streams
 # of one connection, the strict profile (wrong name, untrusted CA, wrong pin, an HTTP error, a
-# wrong content type, an oversized or short body: SERVFAIL with EDE 22, and never a plaintext
+# wrong content type, an oversized or short body: SERVFAIL with EDE 23 (refused: 22), and never a plaintext
 # query: a port-53 listener on the same address records any), failover from a dead DoH upstream
 # to a live one, GET, a mixed list and a forward zone, and the bootstrap address rule.
 . "$(dirname "$0")/lib.sh"
@@ -243,14 +243,16 @@ expect_eq "GET: dns= decoded to a query with ID 0, Accept application/dns-messag
 expect_eq "every query padded to a multiple of 128 bytes (RFC 8467), as received" \
     "$(awk '/^req/ {print ($6 % 128 == 0) ? "padded" : "unpadded " $6}' "$LH_TMP/doh-ok.log" | sort | uniq -c | tr -s ' ')" " 2 padded"
 
-# ---- strict: every failure is SERVFAIL with EDE 22, never plaintext -------------------------
-strict() { # DESCRIPTION LOGPATTERN ARGS...
-    local what=$1 pat=$2
+# ---- strict: every failure is SERVFAIL with an EDE, never plaintext -------------------------
+# RFC 8914: 22 (No Reachable Authority) when the server could not be reached, 23 (Network
+# Error) when talking to it went wrong (certificate, pin, HTTP, a bad answer).
+strict() { # DESCRIPTION LOGPATTERN ARGS... (EDE 23 unless EDE=22 is set)
+    local what=$1 pat=$2 code=${EDE:-23}
     shift 2
     : >"$LH_TMP/loophole.log"
     lh_start "$@" --cache-size 0
     expect_eq "$what: SERVFAIL" "$(dstatus s1.doh.test A)" "SERVFAIL"
-    expect_eq "$what: EDE 22" "$(ede s2.doh.test A)" "EDE: 22"
+    expect_eq "$what: EDE $code" "$(ede s2.doh.test A)" "EDE: $code"
     check "$what: the log says why" grep -q "$pat" "$LH_TMP/loophole.log"
     lh_stop
 }
@@ -258,7 +260,7 @@ strict "wrong name" "certificate not trusted" --upstream "https://wrong.test/dns
 strict "untrusted CA (the system store)" "certificate not trusted" --upstream "$URL"
 strict "another CA given" "certificate not trusted" --upstream "$URL" --tls-ca "$LH_TMP/other.pem"
 strict "wrong pin" "does not match pin-sha256" --upstream "$URL?pin-sha256=$WRONGPIN" --tls-ca "$LH_TMP/ca.pem"
-strict "refused" "connection failed" --upstream "https://doh.test/dns-query@$DEAD" --tls-ca "$LH_TMP/ca.pem"
+EDE=22 strict "refused" "connection failed" --upstream "https://doh.test/dns-query@$DEAD" --tls-ca "$LH_TMP/ca.pem"
 strict "a wrong path (HTTP 404 or 400)" "HTTP status 4" --upstream "https://doh.test/nope@$DOH" --tls-ca "$LH_TMP/ca.pem"
 for m in status ctype big short; do
     dohup $m

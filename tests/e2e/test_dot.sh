@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # DNS over TLS upstreams against a real Unbound serving DoT with a throw-away CA made here:
 # answers of every type forwarded over TLS, a large answer, many names in flight over one
-# connection, the strict profile (wrong name, untrusted CA, wrong pin: SERVFAIL with EDE 22,
-# and never a plaintext query: a port-53 listener on the same address records any), failover
-# from a dead DoT upstream to a live one, a mixed list and a forward zone with both transports.
+# connection (1,000 names, one connection, one handshake), the strict profile (wrong name,
+# untrusted CA, expired certificate, wrong pin: SERVFAIL with EDE 23; refused or stalled: EDE 22;
+# and never a plaintext query: a port-53 listener on the same address records any), an IP
+# address as the authentication name, failover from a dead DoT upstream to a live one, a mixed
+# list and a forward zone with both transports, the query log's transport field, and
+# tls-mode opportunistic: plain DNS to port 53 after a failed TLS try, reported as not private.
 . "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null && command -v unbound >/dev/null || { echo "needs openssl, unbound"; exit 77; }
 DOT=$(lh_peer 1)   # Unbound on :853 (TLS), the plaintext trap on :53
@@ -21,8 +24,11 @@ ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.
     -out other.pem -days 2 -subj "/CN=an untrusted CA"
 ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
     -subj "/CN=dot.test"
-printf 'subjectAltName=DNS:dot.test\nextendedKeyUsage=serverAuth\n' >server.ext
+printf 'subjectAltName=DNS:dot.test,IP:%s\nextendedKeyUsage=serverAuth\n' "$DOT" >server.ext
 ossl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+    -extfile server.ext
+# The same key and name, expired: valid until yesterday (OpenSSL 3.0 takes a negative -days).
+ossl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out expired.pem -days -1 \
     -extfile server.ext
 chmod 644 ./*.pem ./*.key
 PIN=$(openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform der |
@@ -127,7 +133,7 @@ ede() { d "$@" | grep -o 'EDE: [0-9]*' | head -1; }
 
 # ---- the good path -------------------------------------------------------------------------
 lh_start --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
-    --forward-zone "plain.test=$PLAIN" --metrics "$LH_ADDR:9153"
+    --forward-zone "plain.test=$PLAIN" --metrics "$LH_ADDR:9153" --query-log "$LH_TMP/q1.log"
 expect_eq "A over DoT" "$(d a.dot.test A +short)" "192.0.2.53"
 expect_eq "AAAA over DoT" "$(d a.dot.test AAAA +short)" "2001:db8::53"
 expect_eq "TXT over DoT" "$(d t.dot.test TXT +short)" '"over tls"'
@@ -136,17 +142,28 @@ expect_eq "a large answer (30 TXT, >3 KB) over DoT, to a TCP client" \
 expect_eq "forward zone to a plain upstream beside DoT" "$(d x.plain.test A +short)" "192.0.2.1"
 expect_eq "the plain forward zone's query reached its plain upstream" "$(lh_fake_count "$PLAIN" x.plain.test)" "1"
 
-# Many distinct names at once: all answered, over one connection.
-"$LH_PY" "$LH_TMP/burst.py" "$LH_ADDR" 300 bulk.dot.test 192.0.2.7 >"$LH_TMP/bulk.out"
-expect_eq "300 distinct names sent at once, all answered over DoT" "$(cat "$LH_TMP/bulk.out")" "300"
+# The query log says how each forwarded answer came (the log is written by the thread pool:
+# waited for, bounded).
+lh_wait_for 10 grep -q '"name":"t.dot.test"' "$LH_TMP/q1.log"
+expect_match "query log: a DoT answer says transport tls" \
+    "$(grep '"name":"t.dot.test"' "$LH_TMP/q1.log")" '"upstream":"tls://[0-9.]+:853","transport":"tls"'
+lh_wait_for 10 grep -q '"name":"x.plain.test"' "$LH_TMP/q1.log"
+expect_match "query log: the plain forward zone's answer says transport plain" \
+    "$(grep '"name":"x.plain.test"' "$LH_TMP/q1.log")" '"transport":"plain"'
+
+# 1,000 distinct names at once: all answered, over one connection.
+"$LH_PY" "$LH_TMP/burst.py" "$LH_ADDR" 1000 bulk.dot.test 192.0.2.7 >"$LH_TMP/bulk.out"
+expect_eq "1,000 distinct names sent at once, all answered over DoT" "$(cat "$LH_TMP/bulk.out")" "1000"
 stats=$(ctl stats --json)
 conns=$(echo "$stats" | "$LH_PY" -c 'import json,sys; u=json.load(sys.stdin)["upstreams"][0]["tls"]; print(u["connections"], u["handshakes"], u["reused"])')
 read -r nconn nhs nreused <<<"$conns"
 expect_eq "one TLS connection and one handshake for all of it (loophole's count)" "$nconn $nhs" "1 1"
-check "queries reused the open connection ($nreused)" test "$nreused" -ge 300
+check "queries reused the open connection ($nreused)" test "$nreused" -ge 1000
 expect_eq "one established connection to the DoT server (ss)" "$(tls_conns)" "1"
 utcp=$("${UCTL[@]}" stats_noreset 2>/dev/null | sed -n 's/^num.query.tls=//p')
-check "Unbound counted the queries as DNS over TLS ($utcp)" test "${utcp:-0}" -ge 305
+check "Unbound counted the queries as DNS over TLS ($utcp)" test "${utcp:-0}" -ge 1005
+ujson=$(ctl stats --json | "$LH_PY" -c 'import json,sys; u=json.load(sys.stdin)["upstreams"][0]; print(u["privacy"], u["private"], sum(u["tls"]["handshake_latency_buckets"]))')
+expect_eq "stats --json: strict DoT is private, one handshake timed" "$ujson" "private True 1"
 prom=$(curl -s --max-time 5 "http://$LH_ADDR:9153/metrics" | "$LH_PY" -c '
 import sys
 from prometheus_client.parser import text_string_to_metric_families
@@ -180,23 +197,32 @@ lh_start --upstream "$DOT@853#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
 expect_eq "Unbound's ADDR@853#NAME form" "$(d a.dot.test A +short)" "192.0.2.53"
 lh_stop
 
-# ---- strict: every failure is SERVFAIL with EDE 22, never plaintext -------------------------
-strict() { # DESCRIPTION LOGPATTERN ARGS...
-    local what=$1 pat=$2
-    shift 2
+# ---- an IP address as the authentication name: the certificate's IP SAN -------------------
+lh_start --upstream "tls://$DOT#$DOT" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+expect_eq "tls://ADDR#ADDR: the IP address SAN verified, answered" "$(d a.dot.test A +short)" "192.0.2.53"
+lh_stop
+
+# ---- strict: every failure is SERVFAIL with an EDE, never plaintext -------------------------
+# RFC 8914: 22 (No Reachable Authority) when the server could not be reached, 23 (Network
+# Error) when talking to it went wrong.
+strict() { # DESCRIPTION EDE LOGPATTERN ARGS...
+    local what=$1 code=$2 pat=$3
+    shift 3
     : >"$LH_TMP/loophole.log"
     lh_start "$@" --cache-size 0
     expect_eq "$what: SERVFAIL" "$(dstatus s1.dot.test A)" "SERVFAIL"
-    expect_eq "$what: EDE 22" "$(ede s2.dot.test A)" "EDE: 22"
+    expect_eq "$what: EDE $code" "$(ede s2.dot.test A)" "EDE: $code"
     check "$what: the log says why" grep -q "$pat" "$LH_TMP/loophole.log"
     lh_stop
 }
-strict "wrong name" "certificate not trusted" --upstream "tls://$DOT#wrong.test" --tls-ca "$LH_TMP/ca.pem"
-strict "untrusted CA (the system store)" "certificate not trusted" --upstream "tls://$DOT#dot.test"
-strict "another CA given" "certificate not trusted" --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/other.pem"
-strict "wrong pin" "does not match pin-sha256" --upstream "tls://$DOT#dot.test?pin-sha256=$WRONGPIN" \
+strict "wrong name" 23 "certificate not trusted" --upstream "tls://$DOT#wrong.test" --tls-ca "$LH_TMP/ca.pem"
+strict "wrong IP address as the name" 23 "certificate not trusted" --upstream "tls://$DOT#127.0.0.1" \
     --tls-ca "$LH_TMP/ca.pem"
-strict "refused" "connection failed" --upstream "tls://$DEAD#dot.test" --tls-ca "$LH_TMP/ca.pem"
+strict "untrusted CA (the system store)" 23 "certificate not trusted" --upstream "tls://$DOT#dot.test"
+strict "another CA given" 23 "certificate not trusted" --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/other.pem"
+strict "wrong pin" 23 "does not match pin-sha256" --upstream "tls://$DOT#dot.test?pin-sha256=$WRONGPIN" \
+    --tls-ca "$LH_TMP/ca.pem"
+strict "refused" 22 "connection failed: connection refused" --upstream "tls://$DEAD#dot.test" --tls-ca "$LH_TMP/ca.pem"
 
 # ---- failover: a dead DoT upstream first, a live one second ---------------------------------
 lh_start --upstream "tls://$DEAD#dot.test" --upstream "tls://$DOT#dot.test" \
@@ -208,8 +234,9 @@ lh_stop
 
 # ---- a scripted TLS upstream: out of order, split records, a close mid-pipeline, a stall -----
 SCRIPTED=$(lh_peer 4)
+lh_fake "$SCRIPTED" answer # the plaintext trap on its port 53
 tlsup() { # MODE: tests/e2e/tlsupstream.py on $SCRIPTED:853, log $LH_TMP/tls-MODE.log
-    "$LH_PY" "$LH_SRC/tests/e2e/tlsupstream.py" "$SCRIPTED" 853 "$LH_TMP/server.pem" \
+    "$LH_PY" "$LH_SRC/tests/e2e/tlsupstream.py" "$SCRIPTED" 853 "$LH_TMP/${TLSUP_CERT:-server.pem}" \
         "$LH_TMP/server.key" "$1" "$LH_TMP/tls-$1.log" >"$LH_TMP/tls-$1.out" 2>&1 &
     TLSUP_PID=$!
     LH_PIDS+=("$TLSUP_PID")
@@ -245,7 +272,9 @@ tlsup stall
 : >"$LH_TMP/loophole.log"
 lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
     --upstream-timeout 1000
-expect_eq "a stalled handshake: SERVFAIL" "$(d stall.test A +time=8 | grep -o 'status: [A-Z]*')" "status: SERVFAIL"
+out=$(d stall.test A +time=8)
+expect_eq "a stalled handshake: SERVFAIL" "$(grep -o 'status: [A-Z]*' <<<"$out")" "status: SERVFAIL"
+expect_eq "a stalled handshake: EDE 22 (not reached)" "$(grep -o 'EDE: [0-9]*' <<<"$out")" "EDE: 22"
 check "a stalled handshake: the log says so" grep -q "stalled" "$LH_TMP/loophole.log"
 expect_eq "a stalled handshake: counted as a timeout" "$(tls_stat "['failures']['timeout']")" "1"
 lh_stop
@@ -274,6 +303,19 @@ expect_eq "mute: the third answered, on a new connection" "$(d m3.test A +short 
 expect_eq "mute: two connections" "$(grep -c '^conn' "$LH_TMP/tls-mute.log")" "2"
 lh_stop
 tlsup_stop
+
+# An expired certificate: SERVFAIL, EDE 23, the log names it, and nothing goes in plaintext.
+TLSUP_CERT=expired.pem tlsup reorder
+: >"$LH_TMP/loophole.log"
+lh_start --upstream "tls://$SCRIPTED#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
+out=$(d e1.test A +time=8)
+expect_eq "an expired certificate: SERVFAIL" "$(grep -o 'status: [A-Z]*' <<<"$out")" "status: SERVFAIL"
+expect_eq "an expired certificate: EDE 23" "$(grep -o 'EDE: [0-9]*' <<<"$out")" "EDE: 23"
+check "an expired certificate: the log says so" grep -q "certificate has expired" "$LH_TMP/loophole.log"
+expect_eq "an expired certificate: counted as cert" "$(tls_stat "['failures']['cert']")" "1"
+lh_stop
+tlsup_stop
+expect_eq "no plaintext query reached the scripted upstreams' address" "$(lh_fake_count "$SCRIPTED")" "0"
 
 # ---- nothing ever left in plaintext ---------------------------------------------------------
 expect_eq "no plaintext query reached the DoT server's address" "$(lh_fake_count "$DOT")" "0"
@@ -314,6 +356,29 @@ out=$("$LOOPHOLE" dnssec a.dot.test --upstream "tls://$TRAP#dot.test" --upstream
 expect_match "loophole dnssec with a DoT upstream: a precise error" "$out" "upstream is DNS over TLS"
 expect_eq "loophole dnssec sent nothing in plaintext to the DoT upstream's port 853" \
     "$(grep -c . "$LH_TMP/trap853.log" 2>/dev/null || true)" "0"
+
+# ---- tls-mode opportunistic: plain DNS after a failed TLS try, and said so ------------------
+# The dead upstream refuses TLS; its port 53 (the fake) answers 192.0.2.1 in plaintext.
+: >"$LH_TMP/loophole.log"
+lh_start --upstream "tls://$DEAD#dot.test" --tls-mode opportunistic --tls-ca "$LH_TMP/ca.pem" \
+    --cache-size 0 --metrics "$LH_ADDR:9153" --query-log "$LH_TMP/q2.log"
+expect_eq "opportunistic: answered by plain DNS at the same address" "$(d o1.dot.test A +short)" "192.0.2.1"
+expect_eq "opportunistic: a second one too" "$(d o2.dot.test A +short)" "192.0.2.1"
+expect_eq "opportunistic: the queries did go to port 53 in plaintext" "$(lh_fake_count "$DEAD" 'o[12]\.dot\.test')" "2"
+check "opportunistic: the log says plaintext, not private" grep -q "plaintext (not private)" "$LH_TMP/loophole.log"
+ujson=$(ctl stats --json | "$LH_PY" -c 'import json,sys; u=json.load(sys.stdin)["upstreams"][0]; print(u["privacy"], u["private"], u["tls"]["fallbacks"], u["tls"]["failures"]["connect"] + u["tls"]["failures"]["backoff"])')
+expect_eq "stats --json: opportunistic, not private, 2 fallbacks after 2 failed TLS tries" "$ujson" "opportunistic False 2 2"
+check "stats: the upstream line says not private" bash -c "'$LOOPHOLE' stats --control-socket '$CTL' | grep -q 'tls (opportunistic: not private)'"
+expect_match "metrics: loophole_upstream_private 0" "$(curl -s --max-time 5 "http://$LH_ADDR:9153/metrics")" \
+    "loophole_upstream_private\{upstream=\"tls://$DEAD:853\"\} 0"
+lh_wait_for 10 grep -q '"name":"o1.dot.test"' "$LH_TMP/q2.log"
+expect_match "query log: the fallback answer says plain, from port 53" \
+    "$(grep '"name":"o1.dot.test"' "$LH_TMP/q2.log")" "\"upstream\":\"$DEAD:53\",\"transport\":\"plain\""
+leak=$("$LOOPHOLE" leak-check --listen "$LH_ADDR:53" --control-socket "$CTL" --upstream-timeout 300 2>&1)
+expect_match "leak-check: opportunistic is a WARN, not private" "$leak" "WARN.*tls-mode opportunistic: not private"
+lh_stop
+out=$("$LOOPHOLE" serve --tls-mode sometimes 2>&1)
+expect_match "an unknown tls-mode is refused" "$out" "tls-mode: 'sometimes' is not strict"
 
 # ---- configuration errors ------------------------------------------------------------------
 out=$("$LOOPHOLE" serve --upstream "tls://$DOT" 2>&1)

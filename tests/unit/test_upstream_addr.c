@@ -170,10 +170,44 @@ static void padding(void)
     CHECK_EQ(lh_edns_pad(b, 5, sizeof b, 128), 0);
 }
 
+/* An IP address as the authentication name (the certificate's IP address SAN is checked). */
+static void ip_auth_names(void)
+{
+    lh_sockaddr a;
+    lh_upstream_tls t;
+    CHECK_EQ(parse("tls://1.1.1.1#1.1.1.1", &a, &t), 0);
+    CHECK(t.on);
+    CHECK_STR(t.auth_name, "1.1.1.1");
+    CHECK(lh_auth_name_is_ip(t.auth_name));
+    CHECK_EQ(parse("tls://[2606:4700::1111]:853#2606:4700::1111", &a, &t), 0);
+    CHECK_STR(t.auth_name, "2606:4700::1111");
+    CHECK(lh_auth_name_is_ip(t.auth_name));
+    CHECK_EQ(parse("2606:4700::1111@853#2606:4700::1111", &a, &t), 0);
+    CHECK_EQ(ntohs(a.v6.sin6_port), 853);
+    CHECK(!lh_auth_name_is_ip("dns.example"));
+    CHECK(!lh_auth_name_is_ip("1.1.1"));
+    CHECK(parse("tls://1.1.1.1#1.1.1.1.1:", &a, &t) != 0); /* neither a name nor an address */
+}
+
+/* Closed connections by the queries they carried: 1, 2-10, 11-100, 101-1000, 1001-10000, more. */
+static void conn_queries_buckets(void)
+{
+    CHECK_EQ(lh_conn_queries_bucket(0), 0);
+    CHECK_EQ(lh_conn_queries_bucket(1), 0);
+    CHECK_EQ(lh_conn_queries_bucket(2), 1);
+    CHECK_EQ(lh_conn_queries_bucket(10), 1);
+    CHECK_EQ(lh_conn_queries_bucket(11), 2);
+    CHECK_EQ(lh_conn_queries_bucket(1000), 3);
+    CHECK_EQ(lh_conn_queries_bucket(10000), 4);
+    CHECK_EQ(lh_conn_queries_bucket(10001), 5);
+}
+
 void test_upstream_addr(void);
 void test_upstream_addr(void)
 {
     forms();
+    ip_auth_names();
+    conn_queries_buckets();
     refused();
     https_forms();
     https_refused();
