@@ -142,6 +142,17 @@ static void https_refused(void)
     memset(longpath + strlen(longpath), 'p', 300);
     strcat(longpath, "@192.0.2.1");
     CHECK(parse(longpath, &a, &t) != 0); /* never cut short */
+    /* A host that URL parsers (libcurl's among them) read as an IPv4 number: libcurl connects
+     * to that number, not to @ADDR (CURLOPT_CONNECT_TO no longer matches the normalised host). */
+    CHECK(lh_upstream_addr_parse("https://2130706433/q@192.0.2.1", &a, &t, err, sizeof err) != 0);
+    CHECK(strstr(err, "IPv4 address") != NULL);
+    CHECK(parse("https://127.1/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://0x7f.1/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://dns.0X1F/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://dns.example.53./q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://192.0.2.9./q", &a, &t) != 0);
+    CHECK_EQ(parse("https://dns.example.0xz/q@192.0.2.1", &a, &t), 0); /* not a number */
+    CHECK_EQ(parse("https://1.dns.example/q@192.0.2.1", &a, &t), 0);   /* only the last label */
 }
 
 static void padding(void)
