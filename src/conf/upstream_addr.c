@@ -173,7 +173,14 @@ static int parse_https(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls
                     "'%s': '%s' would be read as an IPv4 address; write the address in dotted "
                     "form (a.b.c.d) or use a host name",
                     text, host);
-    strcpy(tls->auth_name, host);
+    if (host_is_ip) /* as libcurl writes it (2001:DB8:0::1 -> 2001:db8::1): CURLOPT_CONNECT_TO
+                       matches that form only, and a mismatch would skip @ADDR */
+        inet_ntop(addr->sa.sa_family,
+                  addr->sa.sa_family == AF_INET6 ? (void *)&addr->v6.sin6_addr
+                                                 : (void *)&addr->v4.sin_addr,
+                  tls->auth_name, LH_AUTH_NAME_MAX);
+    else
+        strcpy(tls->auth_name, host);
     if (at) {
         if (ip_literal(at, port, addr) != 0)
             return fail(err, errlen,

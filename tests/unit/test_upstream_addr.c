@@ -114,6 +114,13 @@ static void https_forms(void)
     CHECK_EQ(parse("https://192.0.2.9/dns-query@192.0.2.10", &a, &t), 0);
     inet_ntop(AF_INET, &a.v4.sin_addr, ip, sizeof ip);
     CHECK_STR(ip, "192.0.2.10");
+    /* An IPv6 host in another spelling is kept as libcurl writes it (canonical): the
+     * CURLOPT_CONNECT_TO pattern must match libcurl's form of the host, or it connects to the
+     * URL's literal instead of @ADDR. */
+    CHECK_EQ(parse("https://[2001:DB8:0::53]/q@[2001:db8::99]", &a, &t), 0);
+    CHECK_STR(t.auth_name, "2001:db8::53");
+    inet_ntop(AF_INET6, &a.v6.sin6_addr, ip, sizeof ip);
+    CHECK_STR(ip, "2001:db8::99");
 }
 
 static void https_refused(void)
