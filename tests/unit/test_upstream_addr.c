@@ -160,6 +160,17 @@ static void https_refused(void)
     CHECK(parse("https://192.0.2.9./q", &a, &t) != 0);
     CHECK_EQ(parse("https://dns.example.0xz/q@192.0.2.1", &a, &t), 0); /* not a number */
     CHECK_EQ(parse("https://1.dns.example/q@192.0.2.1", &a, &t), 0);   /* only the last label */
+    /* Odd forms: no host, port 0, a scoped IPv6 literal, spaces; an '@' in the path. */
+    CHECK(parse("https://@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://h:0/", &a, &t) != 0);
+    CHECK(parse("https://[fe80::1%25eth0]/q", &a, &t) != 0);
+    CHECK(parse("https://dns example/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://dns.example/q @192.0.2.1", &a, &t) != 0);
+    CHECK_EQ(parse("https://[::1]:443/p@::1", &a, &t), 0);
+    CHECK_STR(t.auth_name, "::1");
+    CHECK_STR(t.doh_path, "/p");
+    CHECK_EQ(parse("https://dns.example/a@b/q@192.0.2.1", &a, &t), 0); /* the last '@' */
+    CHECK_STR(t.doh_path, "/a@b/q");
 }
 
 static void padding(void)
