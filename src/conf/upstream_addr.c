@@ -98,6 +98,27 @@ static int ip_literal(const char *text, uint16_t port, lh_sockaddr *addr)
     return -1;
 }
 
+/* Does the host end in a number, as the URL standard and libcurl read it (the last label, a
+ * trailing dot aside, all digits or 0x and hex digits)? Such a host is taken as an IPv4 address
+ * ("127.1", "2130706433", "0x7f.1"): libcurl would connect to that number instead of @ADDR,
+ * since CURLOPT_CONNECT_TO matches the host only as it was written. */
+static bool ends_in_number(const char *host)
+{
+    size_t n = strlen(host);
+    if (n && host[n - 1] == '.') n--;
+    size_t start = n;
+    while (start > 0 && host[start - 1] != '.')
+        start--;
+    if (start == n) return false;
+    const char *l = host + start;
+    size_t len = n - start, i = 0;
+    bool hex = len >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X');
+    if (hex) i = 2;
+    for (; i < len; i++)
+        if (hex ? !isxdigit((unsigned char)l[i]) : !isdigit((unsigned char)l[i])) return false;
+    return true;
+}
+
 /* A URL path as a DoH server takes it: printable ASCII without spaces, quotes or '#'. */
 static bool doh_path_ok(const char *p)
 {
@@ -155,7 +176,19 @@ static int parse_https(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls
     bool host_is_ip = ip_literal(host, port, addr) == 0;
     if (!host_is_ip && (!auth_name_ok(host) || strchr(host, ':')))
         return fail(err, errlen, "'%s': '%s' is not a host name or an IP address", text, host);
-    strcpy(tls->auth_name, host);
+    if (!host_is_ip && ends_in_number(host))
+        return fail(err, errlen,
+                    "'%s': '%s' would be read as an IPv4 address; write the address in dotted "
+                    "form (a.b.c.d) or use a host name",
+                    text, host);
+    if (host_is_ip) /* as libcurl writes it (2001:DB8:0::1 -> 2001:db8::1): CURLOPT_CONNECT_TO
+                       matches that form only, and a mismatch would skip @ADDR */
+        inet_ntop(addr->sa.sa_family,
+                  addr->sa.sa_family == AF_INET6 ? (void *)&addr->v6.sin6_addr
+                                                 : (void *)&addr->v4.sin_addr,
+                  tls->auth_name, LH_AUTH_NAME_MAX);
+    else
+        strcpy(tls->auth_name, host);
     if (at) {
         if (ip_literal(at, port, addr) != 0)
             return fail(err, errlen,

@@ -8,8 +8,16 @@ query as received: from the POST body or GET's dns= parameter). Modes:
   big     a body of 70000 bytes (more than any DNS message)
   short   a body of 5 bytes
   stall   the request read, and no answer ever
+  close   a good answer, then the connection closed (Connection: close) after every response
+  reset   every other request: headers and half the body, then the connection reset (RST);
+          the others answered as in ok
+  wrongq  a well-formed answer to another question (www.other.test)
+  bighdr  a good body after one response header line of 150 KB
 Prints "ready" once listening."""
 import base64
+import itertools
+import socket
+import struct
 import http.server
 import socketserver
 import ssl
@@ -22,6 +30,7 @@ import dns.rrset
 
 addr, port, cert, key, mode, logfile = sys.argv[1:7]
 log = open(logfile, "a", buffering=1)
+counter = itertools.count()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -60,9 +69,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "short":
             return self.reply(200, "application/dns-message", b"\0" * 5)
         q = dns.message.from_wire(wire)
+        if mode == "wrongq":
+            q = dns.message.make_query("www.other.test", "A")
+            q.id = 0
         r = dns.message.make_response(q)
         r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A", "192.0.2.99"))
         body = r.to_wire()
+        if mode == "reset" and next(counter) % 2 == 0:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/dns-message")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            raw = self.connection  # an SSL socket: RST on close, no close_notify
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.wfile.close()
+            self.rfile.close()
+            raw.close()
+            self.close_connection = True
+            return
+        if mode == "bighdr":
+            self.send_response(200)
+            self.send_header("X-Filler", "x" * 150000)
+            self.send_header("Content-Type", "application/dns-message")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if mode == "close":
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Type", "application/dns-message")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self.reply(200, "text/plain" if mode == "ctype" else "application/dns-message", body)
 
     do_GET = handle_one

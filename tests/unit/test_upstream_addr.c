@@ -114,6 +114,13 @@ static void https_forms(void)
     CHECK_EQ(parse("https://192.0.2.9/dns-query@192.0.2.10", &a, &t), 0);
     inet_ntop(AF_INET, &a.v4.sin_addr, ip, sizeof ip);
     CHECK_STR(ip, "192.0.2.10");
+    /* An IPv6 host in another spelling is kept as libcurl writes it (canonical): the
+     * CURLOPT_CONNECT_TO pattern must match libcurl's form of the host, or it connects to the
+     * URL's literal instead of @ADDR. */
+    CHECK_EQ(parse("https://[2001:DB8:0::53]/q@[2001:db8::99]", &a, &t), 0);
+    CHECK_STR(t.auth_name, "2001:db8::53");
+    inet_ntop(AF_INET6, &a.v6.sin6_addr, ip, sizeof ip);
+    CHECK_STR(ip, "2001:db8::99");
 }
 
 static void https_refused(void)
@@ -142,6 +149,28 @@ static void https_refused(void)
     memset(longpath + strlen(longpath), 'p', 300);
     strcat(longpath, "@192.0.2.1");
     CHECK(parse(longpath, &a, &t) != 0); /* never cut short */
+    /* A host that URL parsers (libcurl's among them) read as an IPv4 number: libcurl connects
+     * to that number, not to @ADDR (CURLOPT_CONNECT_TO no longer matches the normalised host). */
+    CHECK(lh_upstream_addr_parse("https://2130706433/q@192.0.2.1", &a, &t, err, sizeof err) != 0);
+    CHECK(strstr(err, "IPv4 address") != NULL);
+    CHECK(parse("https://127.1/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://0x7f.1/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://dns.0X1F/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://dns.example.53./q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://192.0.2.9./q", &a, &t) != 0);
+    CHECK_EQ(parse("https://dns.example.0xz/q@192.0.2.1", &a, &t), 0); /* not a number */
+    CHECK_EQ(parse("https://1.dns.example/q@192.0.2.1", &a, &t), 0);   /* only the last label */
+    /* Odd forms: no host, port 0, a scoped IPv6 literal, spaces; an '@' in the path. */
+    CHECK(parse("https://@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://h:0/", &a, &t) != 0);
+    CHECK(parse("https://[fe80::1%25eth0]/q", &a, &t) != 0);
+    CHECK(parse("https://dns example/q@192.0.2.1", &a, &t) != 0);
+    CHECK(parse("https://dns.example/q @192.0.2.1", &a, &t) != 0);
+    CHECK_EQ(parse("https://[::1]:443/p@::1", &a, &t), 0);
+    CHECK_STR(t.auth_name, "::1");
+    CHECK_STR(t.doh_path, "/p");
+    CHECK_EQ(parse("https://dns.example/a@b/q@192.0.2.1", &a, &t), 0); /* the last '@' */
+    CHECK_STR(t.doh_path, "/a@b/q");
 }
 
 static void padding(void)
