@@ -205,6 +205,12 @@ static void on_try_done(void *arg, int status, const uint8_t *answer, size_t len
     /* The transport matched what it could (c-ares: ID, source, the question without case);
      * loophole wants the question back byte for byte (0x20). A mismatch may be spoofed: it
      * counts as a failure. */
+    if (status == 0 && (len < LH_DNS_HEADER_LEN || !(lh_rd16(answer + 2) & LH_FLAG_QR))) {
+        /* A message without QR is a query, not an answer (a reflector, or an upstream echoing
+         * what it got): taking it would relay an empty NOERROR. */
+        lh_warn("upstream %s: a message without the QR bit came back: dropped", s->label);
+        status = LH_STATUS_NO_ECHO;
+    }
     if (status == 0 && (len < r->question_end || lh_rd16(answer + 4) != 1 ||
                         memcmp(answer + LH_DNS_HEADER_LEN, r->query + LH_DNS_HEADER_LEN,
                                r->question_end - LH_DNS_HEADER_LEN) != 0)) {

@@ -23,6 +23,7 @@
  *   end
  *   reply-lowercase RCODE ... end   the same, the question echoed in lower case
  *   reply-garbage               a message whose records run past its end
+ *   reply-query                 the current try's own query sent back unchanged (QR clear)
  *   silence                     the current try gets nothing (it times out as time passes)
  *   time MS                     the clock moves forward MS milliseconds, timers firing
  *   answer RCODE [ede N] [noede] [tc] [ad] [noad] [times N]   the oldest client answer(s) not
@@ -537,6 +538,20 @@ static void do_garbage(scenario *sc)
     settle(sc);
 }
 
+static void do_reply_query(scenario *sc)
+{
+    fake_try *ft = sc->current;
+    sc->current = NULL;
+    if (!ft) {
+        fail(sc, "reply-query: no current try");
+        return;
+    }
+    uint8_t buf[LH_MSG_MAX];
+    memcpy(buf, ft->query, ft->len);
+    fake_reply(ft, buf, ft->len);
+    settle(sc);
+}
+
 static int ede_of(const uint8_t *a, size_t len, ldns_pkt *p)
 {
     (void)a;
@@ -716,6 +731,8 @@ static bool run(const char *path)
             do_reply(sc, f, w, n, false);
         } else if (!strcmp(w[0], "reply-lowercase")) {
             do_reply(sc, f, w, n, true);
+        } else if (!strcmp(w[0], "reply-query")) {
+            do_reply_query(sc);
         } else if (!strcmp(w[0], "reply-garbage")) {
             do_garbage(sc);
         } else if (!strcmp(w[0], "try-flags")) {
