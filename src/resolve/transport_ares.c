@@ -28,7 +28,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,17 @@ typedef struct ares_transport ares_transport;
 #define POOL_BIND_TRIES 8
 
 typedef struct sock_pool sock_pool;
+
+/* The descriptor limit is the process's, while every event loop (--threads) has its own
+ * transport, every transport a pool per server (upstreams and forward-zone servers), and a
+ * reload briefly keeps the old transport beside the new one: a per-server capacity alone would
+ * let the pools hold threads x servers x an eighth of the limit, leaving no descriptor for TCP
+ * clients, the control socket or list downloads. So all the pools of the process together
+ * keep at most a quarter of the limit (pool_budget); past it, a try reuses an idle socket of
+ * its server and a returned socket is closed. Lent sockets count too (a try with no idle
+ * socket still gets a new one: those are bounded by the queries in flight). */
+static atomic_uint pool_sockets; /* pooled sockets open, idle or lent, in the whole process */
+static atomic_uint pool_budget;  /* set from the limit when a transport is made */
 
 typedef struct pool_sock {
     uv_poll_t poll;
@@ -219,6 +232,7 @@ static void on_pool_sock_closed(uv_handle_t *h)
 static void pool_sock_close(pool_sock *ps)
 {
     ps->pool->total--;
+    atomic_fetch_sub(&pool_sockets, 1);
     uv_close((uv_handle_t *)&ps->poll, on_pool_sock_closed);
 }
 
@@ -291,6 +305,7 @@ static pool_sock *pool_sock_open(sock_pool *p)
     ps->poll.data = ps;
     uv_poll_start(&ps->poll, UV_READABLE, on_pool_sock_poll);
     p->total++;
+    atomic_fetch_add(&pool_sockets, 1);
     t->sockets_opened++;
     return ps;
 }
@@ -320,7 +335,8 @@ static pool_sock *pool_take(sock_pool *p)
     while (p->nidle && pool_sock_worn(p->idle[p->head], now))
         pool_sock_close(pool_pop(p, 0));
     for (;;) {
-        if (p->total < t->pool_cap || !p->nidle) {
+        if ((p->total < t->pool_cap && atomic_load(&pool_sockets) < atomic_load(&pool_budget)) ||
+            !p->nidle) {
             pool_sock *ps = pool_sock_open(p);
             if (ps || !p->nidle) return ps;
             /* Out of descriptors, say: an idle socket will do. */
@@ -338,6 +354,7 @@ static void pool_give_back(pool_sock *ps)
     ares_transport *t = p->t;
     ps->owner = NULL;
     if (t->shutting_down || p->total > t->pool_cap || p->nidle >= t->pool_cap ||
+        atomic_load(&pool_sockets) > atomic_load(&pool_budget) ||
         pool_sock_worn(ps, uv_now(t->loop))) {
         pool_sock_close(ps);
         return;
@@ -719,12 +736,18 @@ lh_transport *lh_transport_ares_new(uv_loop_t *loop, unsigned timeout_ms)
     t->loop = loop;
     t->timeout_ms = timeout_ms;
     lh_random_init(&t->rnd);
-    /* The pool may keep an eighth of the descriptors per server (1,024 from a limit of 8,192). */
+    /* The pool may keep an eighth of the descriptors per server (1,024 from a limit of 8,192),
+     * and all pools of the process together a quarter of them (see pool_sockets). */
     t->pool_cap = POOL_MAX;
+    unsigned budget = UINT_MAX;
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur / 8 < t->pool_cap)
-        t->pool_cap = rl.rlim_cur / 8 > POOL_MIN ? (unsigned)(rl.rlim_cur / 8) : POOL_MIN;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        if (rl.rlim_cur / 8 < t->pool_cap)
+            t->pool_cap = rl.rlim_cur / 8 > POOL_MIN ? (unsigned)(rl.rlim_cur / 8) : POOL_MIN;
+        if (rl.rlim_cur / 4 < budget)
+            budget = rl.rlim_cur / 4 > POOL_MIN ? (unsigned)(rl.rlim_cur / 4) : POOL_MIN;
+    }
+    atomic_store(&pool_budget, budget);
     t->port_lo = 32768, t->port_hi = 60999; /* Linux's default */
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
     unsigned lo, hi;

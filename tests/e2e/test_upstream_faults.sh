@@ -170,4 +170,59 @@ n=$(grep -ci "abcdefghijkl.loop.test" "$LH_TMP/unbound-loop.log")
 check "no storm: Unbound saw $n queries for the name" test "$n" -le 10
 expect_match "the loop is logged" "$(cat "$LH_TMP/loophole.log")" "forwarding loop: an upstream sent loophole's own query back"
 check "still serving" lh_alive
+lh_stop
+
+# The socket pools' descriptor budget: every loop (--threads) has a pool per server, so a
+# per-server capacity alone (an eighth of the limit) would let 6 servers x 2 loops hold far
+# more than the process may open. With a limit of 256, all pools together keep at most a
+# quarter (64) once the queries are answered, whatever the number of servers and loops.
+ZONES=$(lh_peer 28)
+"$LH_PY" - "$ZONES" >"$LH_TMP/zones.out" 2>&1 <<'PY' &
+import select, socket, sys
+socks = []
+for port in range(5301, 5307):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[1], port))
+    socks.append(s)
+print("ready", flush=True)
+while True:
+    for s in select.select(socks, [], [])[0]:
+        q, peer = s.recvfrom(4096)
+        if len(q) >= 12: # the question back: NOERROR, no data
+            s.sendto(q[:2] + bytes([0x81, 0x80]) + q[4:], peer)
+PY
+LH_PIDS+=($!)
+lh_wait_for 30 grep -q ready "$LH_TMP/zones.out"
+printf '#!/bin/sh\nulimit -n 256 && exec "%s" "$@"\n' "$LOOPHOLE" >"$LH_TMP/fd256.sh"
+chmod +x "$LH_TMP/fd256.sh"
+zones=()
+for i in 1 2 3 4 5 6; do zones+=(--forward-zone "z$i.pool.test=$ZONES:530$i"); done
+LOOPHOLE="$LH_TMP/fd256.sh" lh_start --no-hosts --threads 2 --upstream "$ZONES:5301" \
+    "${zones[@]}" --cache-size 0
+check "pool budget: the daemon runs with 256 descriptors" grep -Eq "^Max open files +256 " "/proc/$LH_PID/limits"
+got=$("$LH_PY" - "$LH_ADDR" "$LH_SRC/tests/e2e" <<'PY'
+import socket, sys
+sys.path.insert(0, sys.argv[2])
+from dnsclient import *
+addr = sys.argv[1]
+ok = 0
+for z in range(1, 7):
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(20)]
+    for rnd in range(4): # 80 names per zone, 20 at a time from 20 ports (both loops)
+        for i, u in enumerate(socks):
+            u.settimeout(8)
+            u.sendto(query("n%d-%d.z%d.pool.test" % (rnd, i, z), qid=i), (addr, 53))
+        for u in socks:
+            try:
+                if header(u.recv(4096))["rcode"] == 0: ok += 1
+            except Exception:
+                pass
+print(ok)
+PY
+)
+expect_eq "pool budget: 480 names over 6 zone servers answered" "$got" "480"
+pooled=$(ss -Hunp "dst $ZONES" | grep -c "pid=$LH_PID,")
+check "pool budget: $pooled pooled sockets held, at most 64 (a quarter of 256)" test "$pooled" -le 64
+check "pool budget: still serving over TCP" bash -c "dig @$LH_ADDR +tcp +time=2 +tries=1 localhost +short | grep -qx 127.0.0.1"
+lh_stop
 lh_done
