@@ -572,7 +572,7 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
         lh_policy_free(p);
         return 1;
     }
-    int rc = lh_policy_each_list(cfg, why_list, &w, err, sizeof err);
+    int rc = lh_blockset_each_file(cfg, why_list, &w, err, sizeof err);
     fclose(w.out);
     char *tname = ldns_rr_type2str(type);
     printf("%s %s: %s%s\n", text, tname, origin_text(&v),

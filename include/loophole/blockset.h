@@ -4,6 +4,7 @@
 #ifndef LH_BLOCKSET_H
 #define LH_BLOCKSET_H
 
+#include "loophole/config.h"
 #include "loophole/lists.h"
 #include "loophole/nameset.h"
 #include "loophole/nametree.h"
@@ -67,5 +68,19 @@ void lh_blockset_match(const lh_blockset *b, const lh_name *n, const uint64_t *h
                        lh_block_match *out);
 /* Does rule `r` match `n`? Used by `loophole why` to find every rule that applies. */
 bool lh_rule_matches(const lh_rule *r, const lh_name *n);
+
+/* The built-in default list (generated from blocklists/default.list). */
+extern const unsigned char lh_default_list[];
+extern const size_t lh_default_list_len;
+#define LH_DEFAULT_LIST_NAME "blocklists/default.list (built in)"
+
+/* The list files of a config: opens list `i` of its sources's sources as expanded into files: calls
+ * `fn` for every file (a folder is expanded into its regular, non-hidden files in name order), with
+ * the default list first when enabled. Used by the policy build and by `loophole why`. Returns 0,
+ * the first non-zero result of fn, or -1 with err when a file or folder cannot be read. */
+typedef int (*lh_list_file_fn)(void *ctx, const lh_list_info *info, FILE *f, char *err,
+                               size_t errlen);
+int lh_blockset_each_file(const lh_config *cfg, lh_list_file_fn fn, void *ctx, char *err,
+                          size_t errlen);
 
 #endif

@@ -4,6 +4,7 @@
 #define LH_CONFIG_H
 
 #include "loophole/log.h"
+#include "loophole/sockaddr.h"
 #include "loophole/upstream_addr.h"
 
 #include <netinet/in.h>
@@ -22,13 +23,6 @@
 #define LH_DEFAULT_STATE_DIR "/var/lib/loophole"
 #define LH_DEFAULT_HTTP_PORT 5380
 #define LH_ERR_MAX 512
-
-typedef union lh_sockaddr {
-    struct sockaddr sa;
-    struct sockaddr_in v4;
-    struct sockaddr_in6 v6;
-    struct sockaddr_storage ss;
-} lh_sockaddr;
 
 /* Where a setting came from: a later source replaces a list set by an earlier one instead of
  * appending to it (a --listen flag replaces the file's listen lines). */
@@ -251,16 +245,8 @@ unsigned lh_config_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
                              size_t source_len, enum lh_upstream_origin *origin);
 /* May this client query? Loopback always; others only inside an allow-client network. */
 bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa);
-bool lh_addr_is_loopback(const struct sockaddr *sa);
-/* The address bytes of an IPv4 or IPv6 socket address; returns 4 or 16. */
-size_t lh_addr_bytes(const struct sockaddr *sa, const uint8_t **bytes);
 
 /* Is `a` one of loophole's own listen addresses (same address and port)? */
 bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a);
-
-/* Parses "ADDR", "ADDR:PORT", "[V6]:PORT" or a bare IPv6 address; `default_port` when none. */
-int lh_addr_parse(const char *text, uint16_t default_port, lh_sockaddr *out);
-/* Formats as "1.2.3.4:53" or "[::1]:53". */
-void lh_addr_format(const lh_sockaddr *a, char *out, size_t cap);
 
 #endif

@@ -4,24 +4,12 @@
 #ifndef LH_LEAK_H
 #define LH_LEAK_H
 
+#include "loophole/canary.h"
 #include "loophole/config.h"
 #include "loophole/wire.h"
 
 #include <stdbool.h>
 #include <stdint.h>
-
-/* `<nonce>.canary.loophole.test A` is answered by loophole itself with an address derived from
- * the name, so the check can tell loophole's answer from anybody else's. */
-#define LH_LEAK_CANARY_ZONE "canary.loophole.test"
-
-/* The canary's A record for a name whose full-name hash (lh_name_hashes()[0]) is `h`. */
-static inline void lh_leak_canary_v4(uint64_t h, uint8_t out[4])
-{
-    out[0] = 127;
-    out[1] = (uint8_t)(h >> 8) | 0x80; /* 127.128.0.0/9: never 127.0.0.1 */
-    out[2] = (uint8_t)(h >> 16);
-    out[3] = (uint8_t)(h >> 24);
-}
 
 /* The leak server's zone: answers `<label>.ZONE` with the address of the resolver that asked,
  * remembers per label which resolvers asked (bounded, expiring), and answers

@@ -71,17 +71,6 @@ typedef struct lh_policy {
     uint16_t block_n4, block_n6;
 } lh_policy;
 
-/* The built-in default list (generated from blocklists/default.list). */
-extern const unsigned char lh_default_list[];
-extern const size_t lh_default_list_len;
-#define LH_DEFAULT_LIST_NAME "blocklists/default.list (built in)"
-
-/* Opens list `i` of the config's sources as expanded into files: calls `fn` for every file
- * (a folder is expanded into its regular, non-hidden files in name order), with the default
- * list first when enabled. Used by the policy build and by `loophole why`. Returns 0, the
- * first non-zero result of fn, or -1 with err when a file or folder cannot be read. */
-typedef int (*lh_list_file_fn)(void *ctx, const lh_list_info *info, FILE *f, char *err,
-                               size_t errlen);
 int lh_policy_each_list(const lh_config *cfg, lh_list_file_fn fn, void *ctx, char *err,
                         size_t errlen);
 

@@ -13,11 +13,11 @@
 #ifndef LH_UPSTREAM_ADDR_H
 #define LH_UPSTREAM_ADDR_H
 
+#include "loophole/sockaddr.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-union lh_sockaddr;
 
 #define LH_DOT_PORT 853
 #define LH_AUTH_NAME_MAX 254 /* a host name in text, with its terminating zero */

@@ -8,7 +8,11 @@
 
 #include "loophole/regex.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fnmatch.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,4 +225,78 @@ bool lh_rule_matches(const lh_rule *r, const lh_name *n)
     bool m = re && lh_regex_match(re, text, len);
     lh_regex_free(re);
     return m;
+}
+
+/* --- the list files a config names ------------------------------------------------------- */
+
+static int each_file_in(const lh_list_source *src, lh_list_file_fn fn, void *ctx, char *err,
+                        size_t errlen)
+{
+    lh_list_info info = {.path = src->path,
+                         .allow = src->allow,
+                         .format = (enum lh_list_format)src->format,
+                         .subdomains = src->subdomains};
+    struct stat st;
+    if (stat(src->path, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read %s: %s", src->path,
+                 src->allow ? "allowlist" : "blocklist", strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        FILE *f = fopen(src->path, "r");
+        if (!f) {
+            snprintf(err, errlen, "%s: cannot open %s: %s", src->path,
+                     src->allow ? "allowlist" : "blocklist", strerror(errno));
+            return -1;
+        }
+        int rc = fn(ctx, &info, f, err, errlen);
+        fclose(f);
+        return rc;
+    }
+    struct dirent **ents;
+    int n = scandir(src->path, &ents, NULL, alphasort);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: cannot read folder: %s", src->path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        int dlen = (int)strlen(src->path); /* "lists/" + "ads.txt": one slash, not two */
+        while (dlen > 1 && src->path[dlen - 1] == '/')
+            dlen--;
+        if (rc == 0 && ents[i]->d_name[0] != '.' &&
+            (size_t)snprintf(path, sizeof path, "%.*s/%s", dlen, src->path, ents[i]->d_name) <
+                sizeof path &&
+            stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            lh_list_source one = *src;
+            one.path = path;
+            rc = each_file_in(&one, fn, ctx, err, errlen);
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return rc;
+}
+
+int lh_blockset_each_file(const lh_config *cfg, lh_list_file_fn fn, void *ctx, char *err,
+                          size_t errlen)
+{
+    if (cfg->default_blocklist) {
+        FILE *f = fmemopen((void *)lh_default_list, lh_default_list_len, "r");
+        if (!f) {
+            snprintf(err, errlen, "cannot open the built-in list: %s", strerror(errno));
+            return -1;
+        }
+        lh_list_info info = {
+            .path = LH_DEFAULT_LIST_NAME, .format = LH_FMT_ADBLOCK, .subdomains = -1};
+        int rc = fn(ctx, &info, f, err, errlen);
+        fclose(f);
+        if (rc) return rc;
+    }
+    for (unsigned i = 0; i < cfg->nlists; i++) {
+        int rc = each_file_in(&cfg->lists[i], fn, ctx, err, errlen);
+        if (rc) return rc;
+    }
+    return 0;
 }

@@ -12,7 +12,7 @@
 #include "loophole/snapshot.h"
 #include "loophole/log.h"
 #include "loophole/nameset.h"
-#include "loophole/policy.h"
+#include "loophole/blockset.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,7 +113,7 @@ static int fingerprint_file(void *ctx, const lh_list_info *info, FILE *f, char *
 int lh_snapshot_sources(const lh_config *cfg, uint64_t *out, char *err, size_t errlen)
 {
     uint64_t h = hash_bytes((const uint8_t *)"sources", 7, LH_SNAPSHOT_FORMAT);
-    if (lh_policy_each_list(cfg, fingerprint_file, &h, err, errlen) != 0) return -1;
+    if (lh_blockset_each_file(cfg, fingerprint_file, &h, err, errlen) != 0) return -1;
     *out = h;
     return 0;
 }

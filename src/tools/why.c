@@ -115,7 +115,7 @@ void lh_why_json(const lh_config *cfg, const lh_policy *p, const char *runtime_r
     lh_sbuf_printf(out, ",\"rules\":[");
     why_ctx w = {.name = m.qname, .out = out};
     char err[LH_ERR_MAX] = "";
-    int rc = lh_policy_each_list(cfg, on_list, &w, err, sizeof err);
+    int rc = lh_blockset_each_file(cfg, on_list, &w, err, sizeof err);
     lh_sbuf_printf(
         out, "],\"more\":%u,\"error\":", w.shown > WHY_RULES_SHOWN ? w.shown - WHY_RULES_SHOWN : 0);
     if (rc < 0)
