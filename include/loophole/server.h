@@ -48,6 +48,7 @@ typedef struct lh_snapshot {
 
 typedef struct lh_server {
     uv_loop_t *loop;
+    lh_clock clock; /* the loop's: the rate limit's seconds */
     const lh_config *cfg;
     lh_policy *policy;  /* current snapshot; replaced whole on reload */
     lh_leak_zone *leak; /* set before start: the leak server, no policy and no forwarding */

@@ -1,6 +1,6 @@
 /* ratelimit.c - see ratelimit.h. */
 #include "loophole/ratelimit.h"
-#include "loophole/config.h"
+#include "loophole/sockaddr.h"
 #include "loophole/nameset.h"
 
 #include <netinet/in.h>
@@ -15,8 +15,8 @@ struct lh_ratelimit_slot {
     uint64_t second;
 };
 
-int lh_ratelimit_init(lh_ratelimit *r, size_t slots, uint32_t per_second, uint8_t prefix4,
-                      uint8_t prefix6)
+int lh_ratelimit_init(lh_ratelimit *r, const lh_clock *clock, size_t slots, uint32_t per_second,
+                      uint8_t prefix4, uint8_t prefix6)
 {
     size_t n = 64;
     while (n < slots)
@@ -25,6 +25,7 @@ int lh_ratelimit_init(lh_ratelimit *r, size_t slots, uint32_t per_second, uint8_
     r->slots = calloc(n, sizeof *r->slots);
     if (!r->slots) return -1;
     r->mask = n - 1;
+    r->clock = clock;
     r->per_second = per_second;
     r->prefix4 = prefix4 > 32 ? 32 : prefix4;
     r->prefix6 = prefix6 > 128 ? 128 : prefix6;
@@ -38,8 +39,13 @@ void lh_ratelimit_free(lh_ratelimit *r)
     r->slots = NULL;
 }
 
-bool lh_ratelimit_allow(lh_ratelimit *r, const struct sockaddr *sa, uint64_t now_ms,
-                        uint32_t *count)
+bool lh_ratelimit_allow(lh_ratelimit *r, const struct sockaddr *sa, uint32_t *count)
+{
+    return lh_ratelimit_allow_at(r, sa, lh_clock_now(r->clock), count);
+}
+
+bool lh_ratelimit_allow_at(lh_ratelimit *r, const struct sockaddr *sa, uint64_t now_ms,
+                           uint32_t *count)
 {
     uint8_t net[16] = {0};
     const uint8_t *addr;

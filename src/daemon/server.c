@@ -83,7 +83,7 @@ size_t lh_server_answer(lh_server *s, const uint8_t *pkt, size_t len, const lh_c
     }
     if (client->udp && s->rrl_on && !lh_addr_is_loopback(&client->peer.sa)) {
         uint32_t count;
-        if (!lh_ratelimit_allow(&s->rrl, &client->peer.sa, uv_now(s->loop), &count)) {
+        if (!lh_ratelimit_allow(&s->rrl, &client->peer.sa, &count)) {
             /* Over the limit: no amplification. A real client behind a busy network still
              * gets every 2nd answer as an empty TC=1 one, and retries over TCP. */
             if ((count - s->rrl.per_second) % LH_RRL_SLIP) {
@@ -258,7 +258,7 @@ static int rrl_start(lh_server *s, char *err, size_t errlen)
     if (!s->exposed || !cfg->rate_limit) return 0;
     unsigned loops = lh_server_loops(s); /* a client may be spread over the loops */
     uint32_t share = (cfg->rate_limit + loops - 1) / loops;
-    if (lh_ratelimit_init(&s->rrl, LH_RRL_SLOTS, share, 24, 56) != 0) {
+    if (lh_ratelimit_init(&s->rrl, &s->clock, LH_RRL_SLOTS, share, 24, 56) != 0) {
         snprintf(err, errlen, "out of memory for the rate limit");
         return -1;
     }
@@ -327,6 +327,7 @@ int lh_server_start(lh_server *s, uv_loop_t *loop, const lh_config *cfg, lh_poli
                     char *err, size_t errlen)
 {
     s->loop = loop;
+    lh_clock_init_loop(&s->clock, loop);
     s->cfg = cfg;
     s->policy = policy;
     for (unsigned i = 0; i < cfg->nlisten; i++) /* only loopback can reach loopback listeners */

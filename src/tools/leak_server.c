@@ -84,7 +84,8 @@ lh_leak_zone *lh_leak_zone_new(const lh_config *cfg, char *err, size_t errlen)
     z->labels = calloc(LEAK_LABEL_SLOTS, sizeof *z->labels);
     if (!z->labels) goto oom;
     if (cfg->rate_limit) {
-        if (lh_ratelimit_init(&z->rates, LEAK_RATE_SLOTS, cfg->rate_limit, 32, 128) != 0) goto oom;
+        if (lh_ratelimit_init(&z->rates, NULL, LEAK_RATE_SLOTS, cfg->rate_limit, 32, 128) != 0)
+            goto oom;
         z->rate_limited = true;
     }
     return z;
@@ -214,7 +215,7 @@ size_t lh_leak_zone_answer(lh_leak_zone *z, const lh_msg *m, const lh_sockaddr *
     leak_addr resolver;
     uint32_t count;
     addr_from_sockaddr(peer, &resolver);
-    if (z->rate_limited && !lh_ratelimit_allow(&z->rates, &peer->sa, now_ms, &count)) {
+    if (z->rate_limited && !lh_ratelimit_allow_at(&z->rates, &peer->sa, now_ms, &count)) {
         z->stats.rate_limited++;
         return 0;
     }

@@ -23,6 +23,7 @@ void test_upstream_addr(void);
 void test_settings(void);
 void test_overlay(void);
 void test_recent(void);
+void test_ratelimit(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},
@@ -41,6 +42,7 @@ static const lh_unit_test tests[] = {
     {"settings", test_settings},
     {"overlay", test_overlay},
     {"recent", test_recent},
+    {"ratelimit", test_ratelimit},
 };
 
 int main(void)
