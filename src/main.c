@@ -6,8 +6,9 @@
 #include "loophole/log.h"
 #include "loophole/overlay.h"
 #include "loophole/policy.h"
-#include "loophole/server.h"
+#include "loophole/daemon.h"
 #include "loophole/update.h"
+#include "loophole/why.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -963,6 +964,72 @@ static void raise_fd_limit(const lh_config *cfg)
                 (unsigned long)rl.rlim_max, cfg->tcp_max_connections);
 }
 
+/* leak-server: the leak zone behind the listeners. */
+static int serve_leak_zone(lh_config *cfg, uv_loop_t *loop)
+{
+    char err[LH_ERR_MAX];
+    lh_leak_zone *zone = lh_leak_zone_new(cfg, err, sizeof err);
+    lh_leak_server *s = zone ? lh_leak_server_start(loop, cfg, zone, err, sizeof err) : NULL;
+    int rc = 0;
+    if (!s) {
+        lh_err("%s", err);
+        rc = 1;
+    } else if (drop_privileges(cfg) != 0) {
+        rc = 1;
+    } else {
+        lh_info("ready: leak server for %s", cfg->leak_zone);
+        uv_run(loop, UV_RUN_DEFAULT);
+        const lh_leak_stats *ls = lh_leak_zone_stats(zone);
+        lh_info("leak server: %llu answered, %llu refused, %llu rate-limited, %llu labels "
+                "evicted",
+                (unsigned long long)ls->answered, (unsigned long long)ls->refused,
+                (unsigned long long)ls->rate_limited, (unsigned long long)ls->labels_evicted);
+        lh_info("stopped");
+    }
+    lh_leak_server_free(s);
+    lh_leak_zone_free(zone);
+    return rc;
+}
+
+/* serve: the main loop (and its workers) answering from the policy. */
+static int serve_resolver(lh_config *cfg, char **argv, uv_loop_t *loop)
+{
+    char err[LH_ERR_MAX];
+    lh_policy *policy = lh_policy_build(cfg, err, sizeof err);
+    if (!policy) {
+        lh_err("%s", err);
+        return 1;
+    }
+    if (policy->hosts_missing)
+        lh_warn("%s does not exist: serving without a hosts file (SIGHUP reads it once it does)",
+                cfg->hosts_file);
+    lh_daemon *d = calloc(1, sizeof *d);
+    if (!d) {
+        lh_err("out of memory");
+        lh_policy_free(policy);
+        return 1;
+    }
+    d->admin.argv = argv + 1; /* the options, for the dashboard's `loophole leak-check` */
+    d->admin.explain = lh_why_json;
+    int rc = 0;
+    if (lh_daemon_start(d, loop, cfg, policy, err, sizeof err) != 0) {
+        lh_err("%s", err);
+        rc = 1;
+    } else if (drop_privileges(cfg) != 0) {
+        rc = 1;
+        lh_daemon_stop(d);
+        uv_run(loop, UV_RUN_DEFAULT);
+    } else {
+        lh_info("ready (hosts file: %s%s)", cfg->hosts_file ? cfg->hosts_file : "none",
+                d->srv.policy && d->srv.policy->hosts_missing ? ", not there yet" : "");
+        uv_run(loop, UV_RUN_DEFAULT);
+        lh_info("stopped");
+    }
+    lh_daemon_free(d);
+    free(d);
+    return rc;
+}
+
 /* serve, or leak-server (the same listeners and lifecycle, answering from the leak zone). */
 static int cmd_serve(lh_config *cfg, char **argv)
 {
@@ -978,58 +1045,8 @@ static int cmd_serve(lh_config *cfg, char **argv)
     /* Lists are a few big blocks: keep them mmap'd, so a reload's old copy goes back to the
      * kernel when freed (glibc would otherwise raise the threshold and keep them in the heap). */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    char err[LH_ERR_MAX];
-    lh_policy *policy = NULL;
-    lh_leak_zone *zone = NULL;
-    if (cfg->leak_server)
-        zone = lh_leak_zone_new(cfg, err, sizeof err);
-    else
-        policy = lh_policy_build(cfg, err, sizeof err);
-    if (!policy && !zone) {
-        lh_err("%s", err);
-        return 1;
-    }
-    if (policy && policy->hosts_missing)
-        lh_warn("%s does not exist: serving without a hosts file (SIGHUP reads it once it does)",
-                cfg->hosts_file);
     uv_loop_t *loop = uv_default_loop();
-    lh_server *s = calloc(1, sizeof *s);
-    if (!s) {
-        lh_err("out of memory");
-        lh_policy_free(policy);
-        lh_leak_zone_free(zone);
-        return 1;
-    }
-    s->leak = zone;
-    s->nloops = zone ? 1 : cfg->threads;
-    s->argv = argv + 1; /* the options, for the dashboard's `loophole leak-check` */
-    int rc = 0;
-    if (lh_server_start(s, loop, cfg, policy, err, sizeof err) != 0) {
-        lh_err("%s", err);
-        rc = 1;
-    } else if (drop_privileges(cfg) != 0) {
-        rc = 1;
-        lh_server_stop(s);
-        uv_run(loop, UV_RUN_DEFAULT);
-    } else {
-        if (zone)
-            lh_info("ready: leak server for %s", cfg->leak_zone);
-        else
-            lh_info("ready (hosts file: %s%s)", cfg->hosts_file ? cfg->hosts_file : "none",
-                    s->policy && s->policy->hosts_missing ? ", not there yet" : "");
-        uv_run(loop, UV_RUN_DEFAULT);
-        if (zone) {
-            const lh_leak_stats *ls = lh_leak_zone_stats(zone);
-            lh_info("leak server: %llu answered, %llu refused, %llu rate-limited, %llu labels "
-                    "evicted",
-                    (unsigned long long)ls->answered, (unsigned long long)ls->refused,
-                    (unsigned long long)ls->rate_limited, (unsigned long long)ls->labels_evicted);
-        }
-        lh_info("stopped");
-    }
-    lh_server_free(s);
-    lh_leak_zone_free(zone);
-    free(s);
+    int rc = cfg->leak_server ? serve_leak_zone(cfg, loop) : serve_resolver(cfg, argv, loop);
     uv_loop_close(loop);
     return rc;
 }

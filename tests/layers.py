@@ -15,7 +15,7 @@ import sys
 
 LAYERS = ["base", "dns", "conf", "policy", "dnssec", "resolve", "daemon", "tools"]
 # Headers that front several .c files of one layer, with that layer.
-HEADER_ONLY = {"leak": "tools", "canary": "policy"}
+HEADER_ONLY = {"leak": "tools", "canary": "policy", "reply": "base"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"(?:loophole/)?([A-Za-z0-9_]+)\.h"', re.M)
 
 

@@ -9,11 +9,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef struct lh_server lh_server;
+typedef struct lh_admin lh_admin;
 typedef struct lh_control lh_control;
 
 /* Creates the socket (and its directory) before privileges are dropped. */
-lh_control *lh_control_start(lh_server *s, char *err, size_t errlen);
+lh_control *lh_control_start(lh_admin *a, char *err, size_t errlen);
 /* Stops accepting, answers waiting requests with an error and removes the socket file. */
 void lh_control_stop(lh_control *c);
 /* A reload finished: answers the `reload` requests waiting for it. */

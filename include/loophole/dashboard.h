@@ -15,11 +15,11 @@
 
 #include <stddef.h>
 
-typedef struct lh_server lh_server;
+typedef struct lh_admin lh_admin;
 typedef struct lh_dashboard lh_dashboard;
 
 /* Binds cfg->http and writes the token file (before privileges are dropped). */
-lh_dashboard *lh_dashboard_start(lh_server *s, char *err, size_t errlen);
+lh_dashboard *lh_dashboard_start(lh_admin *a, char *err, size_t errlen);
 /* Closes the listener (waiting requests are dropped), the timers and the leak-check child. */
 void lh_dashboard_stop(lh_dashboard *d);
 /* The ready URL with the token (`loophole dashboard`); -1 with a reason when it is off. */

@@ -10,43 +10,27 @@
 #define LH_FORWARD_H
 
 #include "loophole/cache.h"
+#include "loophole/overlay.h"
 #include "loophole/policy.h"
 #include "loophole/random.h"
+#include "loophole/reply.h"
 #include "loophole/ttl.h"
 #include "loophole/upstream.h"
 #include "loophole/validate.h"
 
 typedef struct lh_pending lh_pending;
-typedef struct lh_udp_listener lh_udp_listener;
-typedef struct lh_tcp_conn lh_tcp_conn;
 
-/* Who asked: a UDP peer through a listener or a TCP connection (the daemon), or a client of
- * the scenario tests. The forwarder only carries it back to lh_forward_env.send. */
-typedef struct lh_client {
-    lh_udp_listener *udp; /* set for datagram clients: their size limit applies */
-    lh_sockaddr peer;
-    lh_tcp_conn *tcp;
-    void *ctx;         /* for other kinds of client */
-    uint64_t start_ns; /* uv_hrtime() on arrival when the query log wants latencies, else 0 */
-} lh_client;
-
-typedef struct lh_runtime lh_runtime;
-
-/* What the forwarder answers through and reads: the daemon's server (server.c) or the
- * scenario runner. The forwarder owns no listener and no server state; it calls these. */
+/* What the forwarder reads and reports to: the daemon's server (server.c) or the scenario
+ * runner. Answers go to each query's own reply handle (reply.h); the forwarder owns no
+ * listener and no server state. */
 typedef struct lh_forward_env {
     uv_loop_t *loop;
     const lh_config *cfg;
     lh_policy *const *policy; /* the current policy, replaced whole on reload */
-    lh_runtime *const *rt;    /* runtime rules and pause (runtime.h); NULL: none */
-    unsigned loops;           /* event loops sharing the bounds */
+    /* runtime rules and pause (owned by runtime.c); NULL, or *live NULL: none */
+    const lh_overlay_live *const *live;
+    unsigned loops; /* event loops sharing the bounds */
     void *ctx;
-    /* Delivers an answer to `c` (`len` 0: the query ends unanswered). `answer` has two
-     * writable bytes before it, room for a TCP length prefix. */
-    void (*send)(void *ctx, const lh_client *c, uint8_t *answer, size_t len);
-    /* `c` waits for an answer: keep it alive until release. */
-    void (*hold)(void *ctx, const lh_client *c);
-    void (*release)(void *ctx, const lh_client *c);
     /* Every query the forwarder answers ends here once: counters, the query log. */
     void (*query_done)(void *ctx, lh_query_end *q);
     /* No question is pending any more (a graceful stop waits for this). */
@@ -94,9 +78,10 @@ typedef struct lh_forwarder {
 int lh_forward_init(lh_forwarder *f, const lh_forward_env *env, const lh_forward_seams *seams,
                     char *err, size_t errlen);
 /* Answers `m` from the cache into out (returns the length) or sends it upstream and returns 0:
- * the client is answered later. `limit` is the client's size limit. */
+ * the client is answered later through its reply handle `r` (copied; held until then).
+ * `limit` is the client's size limit. */
 size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, unsigned group,
-                        const lh_client *c, uint8_t *out, size_t cap, size_t limit);
+                        const lh_reply *r, uint8_t *out, size_t cap, size_t limit);
 /* Questions waiting for upstreams. */
 static inline unsigned lh_forward_pending(const lh_forwarder *f)
 {

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 /* The leak server's zone: answers `<label>.ZONE` with the address of the resolver that asked,
  * remembers per label which resolvers asked (bounded, expiring), and answers
@@ -23,6 +24,15 @@ void lh_leak_zone_free(lh_leak_zone *z);
 size_t lh_leak_zone_answer(lh_leak_zone *z, const lh_msg *m, const lh_sockaddr *peer,
                            uint64_t now_ms, uint8_t *out, size_t cap, size_t limit,
                            uint16_t our_udp_size);
+
+/* The leak server's role (`loophole leak-server`): the zone behind the shared listeners
+ * (listener.h), stopped by SIGTERM/SIGINT. No policy, no forwarding, no control socket.
+ * Start binds (before privileges are dropped); stop is graceful; free after the loop ended. */
+typedef struct lh_leak_server lh_leak_server;
+lh_leak_server *lh_leak_server_start(uv_loop_t *loop, const lh_config *cfg, lh_leak_zone *zone,
+                                     char *err, size_t errlen);
+void lh_leak_server_stop(lh_leak_server *s);
+void lh_leak_server_free(lh_leak_server *s);
 
 /* Counters of the leak server, for its log line at exit. */
 typedef struct lh_leak_stats {

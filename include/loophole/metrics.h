@@ -6,11 +6,11 @@
 
 #include <stddef.h>
 
-typedef struct lh_server lh_server;
+typedef struct lh_admin lh_admin;
 typedef struct lh_metrics lh_metrics;
 
 /* Binds cfg->metrics (before privileges are dropped). NULL with err on failure. */
-lh_metrics *lh_metrics_start(lh_server *s, char *err, size_t errlen);
+lh_metrics *lh_metrics_start(lh_admin *a, char *err, size_t errlen);
 /* Closes the listener and connections; freed once the loop has closed its handles. */
 void lh_metrics_stop(lh_metrics *m);
 

@@ -14,6 +14,7 @@
 #include "loophole/nameset.h"
 
 #include <stdatomic.h>
+#include <uv.h>
 
 /* The list index a runtime rule reports in verdicts and query ends (no list of the policy). */
 #define LH_LIST_RUNTIME (-2)
@@ -55,5 +56,30 @@ bool lh_overlay_match(const lh_overlay *o, const lh_name *n, const uint64_t *has
                       lh_block_match *out, size_t *rule);
 /* The rule as written in the file ("@@||name^"). */
 void lh_overlay_rule_text(const lh_overlay_rule *r, char *out, size_t cap);
+
+/* The runtime rules and the pause as every loop's query path reads them. runtime.c owns and
+ * writes them (see runtime.h for the sharing rules between loops); the resolver only reads:
+ * the overlay is published by an atomic pointer store (release) and loaded once per decision
+ * (acquire); the pause is one deadline on the loops' shared monotonic clock, read relaxed. */
+typedef struct lh_overlay_live {
+    _Atomic(lh_overlay *) overlay;    /* NULL when there is no rule */
+    atomic_uint_fast64_t pause_until; /* uv_now ms; 0: not paused */
+} lh_overlay_live;
+
+#define LH_PAUSE_FOREVER UINT64_MAX /* pause_until: until resumed */
+
+/* The overlay a query uses (NULL: no runtime rule). */
+static inline const lh_overlay *lh_overlay_live_rules(const lh_overlay_live *l)
+{
+    return l ? atomic_load_explicit(&((lh_overlay_live *)l)->overlay, memory_order_acquire) : NULL;
+}
+/* Is blocking paused, by the clock of `loop` (the caller's)? The clock is read only while a
+ * pause is set: the query path pays one load otherwise. */
+static inline bool lh_overlay_live_paused(const lh_overlay_live *l, const uv_loop_t *loop)
+{
+    uint64_t until =
+        l ? atomic_load_explicit(&((lh_overlay_live *)l)->pause_until, memory_order_relaxed) : 0;
+    return until && uv_now(loop) < until;
+}
 
 #endif

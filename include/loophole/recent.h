@@ -16,6 +16,8 @@
 
 #include <stdatomic.h>
 
+#define LH_RECENT_DEFAULT 1000 /* recent queries kept per loop when the dashboard is on */
+
 /* One query as a reader gets it. Addresses are stored as received; the privacy setting
  * (query-log-clients) is applied when they are shown (`no` stores none at all). */
 typedef struct lh_recent_rec {

@@ -18,12 +18,10 @@
 
 #include <uv.h>
 
-typedef struct lh_server lh_server;
+typedef struct lh_admin lh_admin;
 
-#define LH_LOOPS_MAX 64             /* threads at most (config) */
-#define LH_PAUSE_FOREVER UINT64_MAX /* pause_until: until resumed */
+#define LH_LOOPS_MAX 64 /* threads at most (config) */
 #define LH_PAUSE_DEFAULT_S 300
-#define LH_RECENT_DEFAULT 1000 /* recent queries kept per loop when the dashboard is on */
 
 typedef struct lh_runtime_retired {
     lh_overlay *o;
@@ -31,12 +29,11 @@ typedef struct lh_runtime_retired {
 } lh_runtime_retired;
 
 typedef struct lh_runtime {
-    _Atomic(lh_overlay *) overlay;           /* what queries see; NULL when there is no rule */
-    atomic_uint_fast64_t pause_until;        /* uv_now ms; 0: not paused */
+    lh_overlay_live live;                    /* what queries see: the rules and the pause */
     atomic_uint_fast64_t gen;                /* overlay swaps */
     atomic_uint_fast64_t seen[LH_LOOPS_MAX]; /* per worker loop: gen at its last wake-up */
     /* Main loop only from here. */
-    lh_server *srv;
+    lh_admin *admin;
     lh_overlay *rules; /* the current rules (one reference), possibly empty */
     char *path;        /* <state-dir>/runtime.list; NULL: not persisted */
     lh_runtime_retired *retired;
@@ -56,25 +53,12 @@ typedef struct lh_runtime {
 
 /* Main loop, before privileges are dropped: creates the state directory (owned by the user
  * loophole runs as) and reads the runtime rules. NULL with err on failure. */
-lh_runtime *lh_runtime_start(lh_server *s, char *err, size_t errlen);
+lh_runtime *lh_runtime_start(lh_admin *a, char *err, size_t errlen);
 /* Closes the pause timer (the loop is stopping). */
 void lh_runtime_stop(lh_runtime *rt);
 /* After every loop has ended. */
 void lh_runtime_free(lh_runtime *rt);
 
-/* The overlay a query uses (NULL: no runtime rule). */
-static inline const lh_overlay *lh_runtime_overlay(const lh_runtime *rt)
-{
-    return rt ? atomic_load_explicit(&((lh_runtime *)rt)->overlay, memory_order_acquire) : NULL;
-}
-/* Is blocking paused, by the clock of `loop` (the caller's)? The clock is read only while a
- * pause is set: the query path pays one load otherwise. */
-static inline bool lh_runtime_paused(const lh_runtime *rt, const uv_loop_t *loop)
-{
-    uint64_t until =
-        rt ? atomic_load_explicit(&((lh_runtime *)rt)->pause_until, memory_order_relaxed) : 0;
-    return until && uv_now(loop) < until;
-}
 /* A worker loop (1..) woke up: it holds no overlay pointer from before. */
 void lh_runtime_quiescent(lh_runtime *rt, unsigned loop);
 

@@ -5,7 +5,7 @@
 #include "loophole/log.h"
 #include "loophole/report.h"
 #include "loophole/runtime.h"
-#include "loophole/server.h"
+#include "loophole/admin.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -46,7 +46,7 @@ typedef struct ctl_conn {
 
 struct lh_control {
     uv_pipe_t pipe;
-    lh_server *srv;
+    lh_admin *admin;
     char *path;
     gid_t gid;       /* the control group (0: root only) */
     uid_t owner_uid; /* who started the daemon (root, or a user running it unprivileged) */
@@ -119,7 +119,7 @@ static void reply_text(ctl_conn *c, bool ok, const char *text)
     reply(c, ok, text, strlen(text));
 }
 
-static void reply_report(ctl_conn *c, void (*render)(const lh_server *, lh_sbuf *, bool), bool json)
+static void reply_report(ctl_conn *c, void (*render)(const lh_admin *, lh_sbuf *, bool), bool json)
 {
     char *buf = malloc(CTL_ANSWER_MAX);
     if (!buf) {
@@ -128,7 +128,7 @@ static void reply_report(ctl_conn *c, void (*render)(const lh_server *, lh_sbuf 
     }
     lh_sbuf b;
     lh_sbuf_init(&b, buf, CTL_ANSWER_MAX);
-    render(c->ctl->srv, &b, json);
+    render(c->ctl->admin, &b, json);
     reply(c, !b.overflow, b.overflow ? "answer too large\n" : buf, b.overflow ? 16 : b.len);
     free(buf);
 }
@@ -151,7 +151,8 @@ static bool runtime_command(ctl_conn *c, lh_runtime *rt, const char *cmd)
 
 static void run_command(ctl_conn *c, const char *cmd)
 {
-    lh_server *s = c->ctl->srv;
+    lh_admin *a = c->ctl->admin;
+    lh_server *s = a->srv;
     if (!strcmp(cmd, "stats") || !strcmp(cmd, "stats json")) {
         reply_report(c, lh_report_stats, cmd[5] != 0);
     } else if (!strcmp(cmd, "lists") || !strcmp(cmd, "lists json")) {
@@ -163,26 +164,26 @@ static void run_command(ctl_conn *c, const char *cmd)
         snprintf(text, sizeof text, "cache flushed (%zu entries%s)\n",
                  s->fwd_ready ? s->fwd.cache.count : (size_t)0,
                  lh_server_loops(s) > 1 ? " in the first loop; every loop flushed" : "");
-        lh_server_flush_cache(s);
+        lh_admin_flush_cache(a);
         lh_info("control: cache flushed");
         reply_text(c, true, text);
     } else if (!strcmp(cmd, "reload")) {
-        if (s->leak || s->stopping) {
+        if (s->stopping) {
             reply_text(c, false, "nothing to reload\n");
             return;
         }
         /* A build already running may have read the files before they changed: wait for
          * the one after it. */
-        c->reloads_to_wait = s->reloading ? 2 : 1;
+        c->reloads_to_wait = a->reloading ? 2 : 1;
         c->next_waiting = c->ctl->waiting;
         c->ctl->waiting = c;
         lh_info("control: reload requested");
-        lh_server_reload(s);
+        lh_admin_reload(a);
     } else if (!strcmp(cmd, "dashboard")) {
         char text[512];
-        bool ok = lh_dashboard_url(s->dashboard, text, sizeof text) == 0;
+        bool ok = lh_dashboard_url(a->dashboard, text, sizeof text) == 0;
         reply_text(c, ok, text);
-    } else if (s->rt && runtime_command(c, s->rt, cmd)) {
+    } else if (a->rt && runtime_command(c, a->rt, cmd)) {
         /* pause, resume, allow, block, unlist, recent: answered */
     } else {
         reply_text(c, false,
@@ -317,14 +318,14 @@ static void on_connection(uv_stream_t *server, int status)
     /* Counted from here until its close completes: closing ones still hold a descriptor. */
     bool full = ctl->nconns >= CTL_CONNS_MAX && !evict_idle(ctl);
     c->ctl = ctl;
-    uv_pipe_init(ctl->srv->loop, &c->pipe, 0);
+    uv_pipe_init(ctl->admin->srv->loop, &c->pipe, 0);
     c->pipe.data = c;
     c->next = ctl->conns;
     if (ctl->conns) ctl->conns->prev = c;
     ctl->conns = c;
     ctl->nconns++;
     c->reading = true;
-    c->deadline = uv_now(ctl->srv->loop) + CTL_IDLE_TIMEOUT_MS;
+    c->deadline = uv_now(ctl->admin->srv->loop) + CTL_IDLE_TIMEOUT_MS;
     if (!uv_is_active((uv_handle_t *)&ctl->sweep))
         uv_timer_start(&ctl->sweep, on_sweep, CTL_SWEEP_MS, CTL_SWEEP_MS);
     if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || full || !peer_allowed(ctl, &c->pipe)) {
@@ -361,8 +362,9 @@ static int clear_stale_socket(const char *path, char *err, size_t errlen)
 
 static void on_listener_closed(uv_handle_t *h);
 
-lh_control *lh_control_start(lh_server *s, char *err, size_t errlen)
+lh_control *lh_control_start(lh_admin *a, char *err, size_t errlen)
 {
+    const lh_server *s = a->srv;
     const lh_config *cfg = s->cfg;
     lh_control *c = calloc(1, sizeof *c);
     if (!c || !(c->path = strdup(cfg->control_socket))) {
@@ -370,7 +372,7 @@ lh_control *lh_control_start(lh_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    c->srv = s;
+    c->admin = a;
     c->owner_uid = geteuid();
     if (cfg->control_group) {
         struct group *g = getgrnam(cfg->control_group);

@@ -8,8 +8,7 @@
 #include "loophole/log.h"
 #include "loophole/report.h"
 #include "loophole/runtime.h"
-#include "loophole/server.h"
-#include "loophole/why.h"
+#include "loophole/admin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +39,8 @@ static const char *const series_names[H_SERIES] = {"local", "blocked", "cached",
 typedef struct dash_req dash_req;
 
 struct lh_dashboard {
-    lh_server *srv;
+    lh_admin *admin;
+    lh_server *srv; /* admin->srv */
     struct MHD_Daemon *mhd;
     uv_poll_t poll;
     uv_timer_t timer, sampler;
@@ -83,6 +83,7 @@ struct dash_req {
     dash_req *next_suspended;
     /* why, on the thread pool */
     const lh_config *cfg;
+    lh_explain_fn explain;
     uv_work_t work;
     lh_policy *policy;
     char name[LH_NAME_MAX * 4 + 1];
@@ -216,8 +217,7 @@ static void sample(lh_dashboard *d)
 {
     lh_snapshot *g = malloc(sizeof *g);
     if (!g) return;
-    lh_server_collect(d->srv, g);
-    lh_workers_add_snapshots(d->srv, g);
+    lh_admin_gather(d->admin, g);
     const uint64_t *o = g->c.outcomes;
     uint64_t now[H_SERIES] = {
         [H_LOCAL] = o[LH_OUTCOME_LOCAL],
@@ -293,11 +293,11 @@ static enum MHD_Result serve_state(lh_dashboard *d, struct MHD_Connection *conn)
     lh_sbuf_init(&b, d->buf, DASH_BUF);
     lh_sbuf_printf(&b, "{\"version\":\"%s\",\"now\":%llu,\"stats\":", LH_VERSION,
                    (unsigned long long)time(NULL));
-    lh_report_stats(d->srv, &b, true);
+    lh_report_stats(d->admin, &b, true);
     lh_sbuf_printf(&b, ",\"lists\":");
     lists_json(d, &b);
     lh_sbuf_printf(&b, ",\"runtime\":");
-    lh_runtime_report_rules(d->srv->rt, &b, true);
+    lh_runtime_report_rules(d->admin->rt, &b, true);
     lh_sbuf_printf(&b, ",\"history\":");
     history_json(d, &b);
     lh_sbuf_printf(&b, ",\"leak_check\":");
@@ -356,8 +356,8 @@ static void why_work(uv_work_t *w)
     if (!out) return;
     lh_sbuf b;
     lh_sbuf_init(&b, out, DASH_BUF / 4);
-    lh_why_json(r->cfg, r->policy, r->runtime_rule[0] ? r->runtime_rule : NULL, r->paused, r->name,
-                r->type, &b);
+    r->explain(r->cfg, r->policy, r->runtime_rule[0] ? r->runtime_rule : NULL, r->paused, r->name,
+               r->type, &b);
     r->answer = out;
     r->answer_len = b.overflow ? 0 : b.len;
 }
@@ -404,13 +404,16 @@ static void runtime_rule_text(const lh_runtime *rt, const char *name, char *out,
 static enum MHD_Result start_why(dash_req *r)
 {
     lh_dashboard *d = r->d;
+    if (!d->admin->explain)
+        return refuse(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "why: not available here");
     if (!form_field(r->body, "name", r->name, sizeof r->name) || !r->name[0])
         return refuse(r->conn, MHD_HTTP_BAD_REQUEST, "why: give a name");
     if (!form_field(r->body, "type", r->type, sizeof r->type) || !r->type[0])
         snprintf(r->type, sizeof r->type, "A");
-    runtime_rule_text(d->srv->rt, r->name, r->runtime_rule, sizeof r->runtime_rule);
-    r->paused = d->srv->rt && lh_runtime_pause_left(d->srv->rt) != 0;
+    runtime_rule_text(d->admin->rt, r->name, r->runtime_rule, sizeof r->runtime_rule);
+    r->paused = d->admin->rt && lh_runtime_pause_left(d->admin->rt) != 0;
     r->cfg = d->srv->cfg;
+    r->explain = d->admin->explain;
     r->policy = d->srv->policy;
     lh_policy_ref(r->policy); /* a reload may replace it meanwhile */
     r->work.data = r;
@@ -521,7 +524,7 @@ static enum MHD_Result start_leak_check(dash_req *r)
         args[n++] = "/proc/self/exe";
         args[n++] = "leak-check";
         args[n++] = "--json";
-        for (char *const *a = d->srv->argv; a && *a && n < 254; a++)
+        for (char *const *a = d->admin->argv; a && *a && n < 254; a++)
             if (strcmp(*a, "--json")) args[n++] = *a;
         args[n] = NULL;
         if (!(d->leak_buf = malloc(DASH_LEAK_OUT + 1)))
@@ -573,7 +576,7 @@ static enum MHD_Result start_leak_check(dash_req *r)
 static enum MHD_Result action(dash_req *r, const char *what)
 {
     lh_dashboard *d = r->d;
-    lh_server *s = d->srv;
+    lh_admin *s = d->admin;
     char msg[LH_ERR_MAX + 64], name[LH_NAME_MAX * 4 + 1], v[32];
     if (!strcmp(what, "pause")) {
         unsigned long long secs = LH_PAUSE_DEFAULT_S;
@@ -602,12 +605,12 @@ static enum MHD_Result action(dash_req *r, const char *what)
     }
     if (!strcmp(what, "reload")) {
         lh_info("dashboard: reload requested");
-        lh_server_reload(s);
+        lh_admin_reload(s);
         return ok_message(r->conn, "reloading the lists and the hosts file");
     }
     if (!strcmp(what, "flush")) {
         lh_info("dashboard: cache flushed");
-        lh_server_flush_cache(s);
+        lh_admin_flush_cache(s);
         return ok_message(r->conn, "cache flushed in every loop");
     }
     if (!strcmp(what, "recent")) {
@@ -800,8 +803,9 @@ static int write_token(lh_dashboard *d, const lh_config *cfg, char *err, size_t 
     return 0;
 }
 
-lh_dashboard *lh_dashboard_start(lh_server *s, char *err, size_t errlen)
+lh_dashboard *lh_dashboard_start(lh_admin *a, char *err, size_t errlen)
 {
+    lh_server *s = a->srv;
     const lh_config *cfg = s->cfg;
     char where[64];
     lh_addr_format(&cfg->http, where, sizeof where);
@@ -811,6 +815,7 @@ lh_dashboard *lh_dashboard_start(lh_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory for the dashboard");
         return NULL;
     }
+    d->admin = a;
     d->srv = s;
     if (write_token(d, cfg, err, errlen) != 0) goto fail;
     unsigned port =

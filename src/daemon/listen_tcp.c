@@ -16,7 +16,7 @@
  * handles closed -> freed in the last close callback. Answers already written are flushed
  * before a graceful close. */
 #include "loophole/log.h"
-#include "loophole/server.h"
+#include "loophole/listener.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +29,13 @@
 
 struct lh_tcp_listener {
     uv_tcp_t handle;
-    lh_server *srv;
+    lh_listeners *ls;
 };
 
 struct lh_tcp_conn {
     uv_tcp_t tcp;
     uv_timer_t idle;
-    lh_server *srv;
+    lh_listeners *ls;
     lh_tcp_conn *prev, *next;
     lh_sockaddr peer;
     size_t used;          /* bytes buffered in buf */
@@ -60,14 +60,14 @@ static void conn_on_handle_closed(uv_handle_t *h)
     if (--c->handles_open == 0 && c->holds == 0) free(c);
 }
 
-void lh_tcp_hold(lh_tcp_conn *c)
+static void tcp_hold(lh_tcp_conn *c)
 {
     c->holds++;
 }
 
 static void conn_close(lh_tcp_conn *c);
 
-void lh_tcp_release(lh_tcp_conn *c)
+static void tcp_release(lh_tcp_conn *c)
 {
     c->holds--;
     if (c->closing) {
@@ -77,14 +77,9 @@ void lh_tcp_release(lh_tcp_conn *c)
     }
 }
 
-bool lh_tcp_is_open(const lh_tcp_conn *c)
-{
-    return !c->closing;
-}
-
 static void conn_unlink(lh_tcp_conn *c)
 {
-    lh_server *s = c->srv;
+    lh_listeners *s = c->ls;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -98,7 +93,7 @@ static void conn_unlink(lh_tcp_conn *c)
 
 static void conn_push_front(lh_tcp_conn *c)
 {
-    lh_server *s = c->srv;
+    lh_listeners *s = c->ls;
     c->prev = NULL;
     c->next = s->conns;
     if (s->conns)
@@ -111,7 +106,7 @@ static void conn_push_front(lh_tcp_conn *c)
 /* A complete query: the connection is the most recently active one. */
 static void conn_touch(lh_tcp_conn *c)
 {
-    if (c->srv->conns == c) return;
+    if (c->ls->conns == c) return;
     conn_unlink(c);
     conn_push_front(c);
 }
@@ -120,7 +115,7 @@ static void conn_close(lh_tcp_conn *c)
 {
     if (c->closing) return;
     c->closing = true;
-    lh_server *s = c->srv;
+    lh_listeners *s = c->ls;
     conn_unlink(c);
     s->nconns--;
     uv_close((uv_handle_t *)&c->idle, conn_on_handle_closed);
@@ -149,7 +144,7 @@ static void on_write(uv_write_t *req, int status)
 }
 
 /* Sends one framed answer: synchronously when the socket takes it, else a bounded copy. */
-void lh_tcp_send(lh_tcp_conn *c, const uint8_t *frame, size_t len)
+static void tcp_send(lh_tcp_conn *c, const uint8_t *frame, size_t len)
 {
     size_t done = 0;
     if (c->writes == 0) { /* keep order: only write directly when nothing is queued */
@@ -191,9 +186,9 @@ static void on_idle(uv_timer_t *t)
     lh_tcp_conn *c = t->data;
     if (c->holds) /* answers still to come: not idle (RFC 7766 6.2.3) */
         return;
-    c->srv->stats.tcp_idle_closed++;
+    c->ls->stats->tcp_idle_closed++;
     lh_debug("tcp: closing a connection idle or stalled for %u ms",
-             c->srv->cfg->tcp_idle_timeout_ms);
+             c->ls->cfg->tcp_idle_timeout_ms);
     conn_close(c);
 }
 
@@ -205,11 +200,33 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->buf + c->used, (unsigned)(sizeof c->buf - c->used));
 }
 
+/* The reply handle of a TCP query: the connection, held while an answer is still to come. */
+static void reply_send(const lh_reply *r, uint8_t *answer, size_t len)
+{
+    lh_tcp_conn *c = r->to;
+    if (!len || c->closing) return;
+    lh_wr16(answer - 2, (uint16_t)len); /* the room every answerer leaves for the prefix */
+    tcp_send(c, answer - 2, len + 2);
+}
+
+static void reply_hold(const lh_reply *r)
+{
+    tcp_hold(r->to);
+}
+
+static void reply_release(const lh_reply *r)
+{
+    tcp_release(r->to);
+}
+
+static const lh_reply_ops tcp_reply_ops = {
+    .send = reply_send, .hold = reply_hold, .release = reply_release};
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     lh_tcp_conn *c = stream->data;
-    lh_server *s = c->srv;
+    lh_listeners *s = c->ls;
     if (nread < 0) {
         if (nread == UV_EOF)
             conn_drain(c); /* the client may half-close and still wait for answers */
@@ -222,20 +239,23 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     while (c->used - off >= 2 && !c->closing) {
         size_t flen = lh_rd16(c->buf + off);
         if (flen > LH_TCP_QUERY_MAX) {
-            s->stats.tcp_oversize++;
+            s->stats->tcp_oversize++;
             conn_close(c);
             return;
         }
         if (c->used - off < 2 + flen) break;
         if (flen == 0) { /* no query: no answer, and it does not keep the connection alive */
-            s->stats.tcp_empty_frames++;
+            s->stats->tcp_empty_frames++;
             off += 2;
             continue;
         }
-        s->stats.queries_tcp++;
-        lh_client client = {.tcp = c, .peer = c->peer, .start_ns = s->qlog ? uv_hrtime() : 0};
+        s->stats->queries_tcp++;
+        lh_reply client = {.ops = &tcp_reply_ops,
+                           .to = c,
+                           .peer = c->peer,
+                           .start_ns = s->timed ? uv_hrtime() : 0};
         size_t n =
-            lh_server_answer(s, c->buf + off + 2, flen, &client, s->out + 2, sizeof s->out - 2);
+            s->answer(s->ctx, c->buf + off + 2, flen, &client, s->out + 2, sizeof s->out - 2);
         off += 2 + flen;
         if (!c->closing) { /* only complete queries keep a connection alive */
             uv_timer_again(&c->idle);
@@ -243,7 +263,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         if (n && !c->closing) {
             lh_wr16(s->out, (uint16_t)n);
-            lh_tcp_send(c, s->out, n + 2);
+            tcp_send(c, s->out, n + 2);
         }
     }
     if (c->closing) return;
@@ -271,7 +291,7 @@ static bool evictable(const lh_tcp_conn *c)
  * false if it must be refused. One walk from the back (idle longest first) over at most a
  * loop's share of tcp-max-connections: accepting is not the hot path, and the walk needs no
  * table that a flood of addresses could fill. */
-static bool make_room(lh_server *s, lh_tcp_conn *c, unsigned limit)
+static bool make_room(lh_listeners *s, lh_tcp_conn *c, unsigned limit)
 {
     unsigned share = limit / LH_TCP_SHARE_DIV ? limit / LH_TCP_SHARE_DIV : 1;
     unsigned same = 0;
@@ -291,7 +311,7 @@ static bool make_room(lh_server *s, lh_tcp_conn *c, unsigned limit)
     else
         return true;
     if (!victim) return false;
-    s->stats.tcp_evicted++;
+    s->stats->tcp_evicted++;
     lh_debug("tcp: %s; closing the connection idle longest%s",
              same >= share ? "a client is at its share of connections" : "connection table full",
              same >= share ? " of that client" : "");
@@ -302,7 +322,7 @@ static bool make_room(lh_server *s, lh_tcp_conn *c, unsigned limit)
 static void on_connection(uv_stream_t *server, int status)
 {
     lh_tcp_listener *l = server->data;
-    lh_server *s = l->srv;
+    lh_listeners *s = l->ls;
     if (status < 0) {
         lh_warn("tcp accept: %s", uv_strerror(status));
         return;
@@ -314,7 +334,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     memset(c, 0, offsetof(lh_tcp_conn, buf)); /* the buffer needs no clearing */
-    c->srv = s;
+    c->ls = s;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->idle);
     c->tcp.data = c->idle.data = c;
@@ -328,26 +348,27 @@ static void on_connection(uv_stream_t *server, int status)
     int plen = sizeof c->peer;
     if (uv_tcp_getpeername(&c->tcp, &c->peer.sa, &plen) != 0 ||
         !lh_config_client_allowed(s->cfg, &c->peer.sa)) {
-        s->stats.refused_acl++;
+        s->stats->refused_acl++;
         conn_close(c);
         return;
     }
-    unsigned limit = (s->cfg->tcp_max_connections + lh_server_loops(s) - 1) / lh_server_loops(s);
+    unsigned loops = s->nloops ? s->nloops : 1;
+    unsigned limit = (s->cfg->tcp_max_connections + loops - 1) / loops;
     if (s->stopping || !make_room(s, c, limit)) {
-        s->stats.tcp_rejected++;
+        s->stats->tcp_rejected++;
         lh_debug("tcp: connection limit (%u) reached and every connection is busy; closing a "
                  "new connection",
                  s->cfg->tcp_max_connections);
         conn_close(c);
         return;
     }
-    s->stats.tcp_accepted++;
+    s->stats->tcp_accepted++;
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_start(&c->idle, on_idle, s->cfg->tcp_idle_timeout_ms, s->cfg->tcp_idle_timeout_ms);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
 }
 
-int lh_tcp_listen(lh_server *s, lh_tcp_listener **out, const lh_sockaddr *addr, char *err,
+int lh_tcp_listen(lh_listeners *s, lh_tcp_listener **out, const lh_sockaddr *addr, char *err,
                   size_t errlen)
 {
     lh_tcp_listener *l = calloc(1, sizeof *l);
@@ -355,7 +376,7 @@ int lh_tcp_listen(lh_server *s, lh_tcp_listener **out, const lh_sockaddr *addr, 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    l->srv = s;
+    l->ls = s;
     l->handle.data = l;
     int r = uv_tcp_init_ex(s->loop, &l->handle, addr->sa.sa_family);
     if (r != 0) {
@@ -388,7 +409,7 @@ void lh_tcp_close(lh_tcp_listener *l)
     if (l) uv_close((uv_handle_t *)&l->handle, on_listener_closed);
 }
 
-void lh_tcp_conns_shutdown(lh_server *s)
+void lh_tcp_conns_shutdown(lh_listeners *s)
 {
     for (lh_tcp_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
@@ -396,7 +417,7 @@ void lh_tcp_conns_shutdown(lh_server *s)
     }
 }
 
-void lh_tcp_conns_abort(lh_server *s)
+void lh_tcp_conns_abort(lh_listeners *s)
 {
     while (s->conns)
         conn_close(s->conns);

@@ -7,7 +7,7 @@
  * allocation on this path unless the socket's send buffer is full, and then a bounded number
  * of copies through libuv's send queue. */
 #include "loophole/log.h"
-#include "loophole/server.h"
+#include "loophole/listener.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +27,7 @@
 struct lh_udp_listener {
     uv_udp_t handle; /* owns the socket; sends, and queues when it is full */
     uv_poll_t poll;  /* readability of rfd */
-    lh_server *srv;
+    lh_listeners *ls;
     int fd, rfd;      /* the socket, and the duplicate libuv polls */
     bool polling;     /* poll is initialised */
     unsigned open;    /* handles not closed yet */
@@ -47,15 +47,15 @@ struct lh_udp_listener {
 
 typedef struct udp_send_req {
     uv_udp_send_t req;
-    lh_server *srv;
+    lh_listeners *ls;
     uint8_t data[];
 } udp_send_req;
 
 static void on_queued_send(uv_udp_send_t *req, int status)
 {
     udp_send_req *r = (udp_send_req *)req;
-    r->srv->udp_queued--;
-    if (status < 0) r->srv->stats.send_errors++;
+    r->ls->udp_queued--;
+    if (status < 0) r->ls->stats->send_errors++;
     free(r);
 }
 
@@ -63,35 +63,36 @@ static void on_queued_send(uv_udp_send_t *req, int status)
 static void send_queued(lh_udp_listener *l, const uint8_t *ans, size_t len,
                         const struct sockaddr *to)
 {
-    lh_server *s = l->srv;
+    lh_listeners *s = l->ls;
     if (s->udp_queued >= LH_UDP_QUEUE_MAX) {
-        s->stats.send_errors++;
+        s->stats->send_errors++;
         return;
     }
     uv_buf_t b;
     udp_send_req *q = malloc(sizeof *q + len);
     if (!q) {
-        s->stats.send_errors++;
+        s->stats->send_errors++;
         return;
     }
-    q->srv = s;
+    q->ls = s;
     memcpy(q->data, ans, len);
     b = uv_buf_init((char *)q->data, (unsigned)len);
     if (uv_udp_send(&q->req, &l->handle, &b, 1, to, on_queued_send) != 0) {
-        s->stats.send_errors++;
+        s->stats->send_errors++;
         free(q);
         return;
     }
     s->udp_queued++;
 }
 
-void lh_udp_send(lh_udp_listener *l, const uint8_t *ans, size_t len, const struct sockaddr *to)
+/* Answers made later (forwarded questions) leave at once with a synchronous try_send. */
+static void udp_send(lh_udp_listener *l, const uint8_t *ans, size_t len, const struct sockaddr *to)
 {
     uv_buf_t b = uv_buf_init((char *)ans, (unsigned)len);
     int r = uv_udp_try_send(&l->handle, &b, 1, to);
     if (r >= 0) return;
     if (r != UV_EAGAIN) {
-        l->srv->stats.send_errors++;
+        l->ls->stats->send_errors++;
         return;
     }
     send_queued(l, ans, len, to);
@@ -112,7 +113,7 @@ static void flush(lh_udp_listener *l)
         } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             break;
         } else { /* this datagram cannot go (e.g. no route to that peer): skip it */
-            l->srv->stats.send_errors++;
+            l->ls->stats->send_errors++;
             i++;
         }
     }
@@ -121,25 +122,35 @@ static void flush(lh_udp_listener *l)
                     (const struct sockaddr *)l->msgs[i].msg_hdr.msg_name);
 }
 
+/* The reply handle of a datagram: this listener and the peer. */
+static void reply_send(const lh_reply *r, uint8_t *answer, size_t len)
+{
+    if (len) udp_send(r->to, answer, len, &r->peer.sa);
+}
+
+static const lh_reply_ops udp_reply_ops = {.send = reply_send}; /* a listener outlives its
+                                                                   queries: no holds */
+
 /* One datagram of a batch: its answer goes to the next slot. */
 static void on_datagram(lh_udp_listener *l, const uint8_t *pkt, size_t len,
                         const struct sockaddr *addr, socklen_t alen, bool truncated)
 {
-    lh_server *s = l->srv;
+    lh_listeners *s = l->ls;
     if (truncated) { /* larger than any query we accept */
-        s->stats.dropped++;
+        s->stats->dropped++;
         return;
     }
-    s->stats.queries_udp++;
-    /* The client is filled field by field and only the peer's own bytes are copied, not a
+    s->stats->queries_udp++;
+    /* The handle is filled field by field and only the peer's own bytes are copied, not a
      * zeroed sockaddr_storage: every reader of an lh_sockaddr goes by its family. */
-    lh_client client;
-    client.udp = l;
-    client.tcp = NULL;
-    client.start_ns = s->qlog ? uv_hrtime() : 0;
+    lh_reply client;
+    client.ops = &udp_reply_ops;
+    client.to = l;
+    client.datagram = true;
+    client.start_ns = s->timed ? uv_hrtime() : 0;
     memcpy(&client.peer, addr, alen);
     unsigned k = l->pending;
-    size_t n = lh_server_answer(s, pkt, len, &client, l->ans[k], sizeof l->ans[k]);
+    size_t n = s->answer(s->ctx, pkt, len, &client, l->ans[k], sizeof l->ans[k]);
     if (!n) return;
     memcpy(&l->peers[k], addr, alen);
     l->iov[k].iov_len = n;
@@ -177,7 +188,7 @@ static void on_readable(uv_poll_t *p, int status, int events)
     }
 }
 
-int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, char *err,
+int lh_udp_listen(lh_listeners *s, lh_udp_listener **out, const lh_sockaddr *addr, char *err,
                   size_t errlen)
 {
     lh_udp_listener *l = calloc(1, sizeof *l);
@@ -185,7 +196,7 @@ int lh_udp_listen(lh_server *s, lh_udp_listener **out, const lh_sockaddr *addr, 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    l->srv = s;
+    l->ls = s;
     l->handle.data = l;
     l->poll.data = l;
     l->fd = l->rfd = -1;

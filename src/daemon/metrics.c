@@ -2,7 +2,7 @@
 #include "loophole/metrics.h"
 #include "loophole/log.h"
 #include "loophole/report.h"
-#include "loophole/server.h"
+#include "loophole/admin.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 #define METRICS_TIMEOUT_S 10
 
 struct lh_metrics {
-    lh_server *srv;
+    lh_admin *admin;
     struct MHD_Daemon *mhd;
     uv_poll_t poll;
     uv_timer_t timer;
@@ -49,7 +49,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     lh_sbuf b;
     lh_sbuf_init(&b, m->buf, METRICS_BUF);
-    lh_report_prometheus(m->srv, &b);
+    lh_report_prometheus(m->admin, &b);
     if (b.overflow) {
         static const char msg[] = "metrics larger than the buffer\n";
         return respond(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, plain, msg, sizeof msg - 1);
@@ -61,7 +61,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     lh_metrics *m = cls;
-    return lh_config_client_allowed(m->srv->cfg, addr) ? MHD_YES : MHD_NO;
+    return lh_config_client_allowed(m->admin->srv->cfg, addr) ? MHD_YES : MHD_NO;
 }
 
 static void on_timer(uv_timer_t *t)
@@ -83,8 +83,9 @@ static void on_poll(uv_poll_t *p, int status, int events)
         uv_timer_stop(&m->timer);
 }
 
-lh_metrics *lh_metrics_start(lh_server *s, char *err, size_t errlen)
+lh_metrics *lh_metrics_start(lh_admin *a, char *err, size_t errlen)
 {
+    const lh_server *s = a->srv;
     const lh_config *cfg = s->cfg;
     char where[64];
     lh_addr_format(&cfg->metrics, where, sizeof where);
@@ -94,7 +95,7 @@ lh_metrics *lh_metrics_start(lh_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory for the metrics endpoint");
         return NULL;
     }
-    m->srv = s;
+    m->admin = a;
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      (cfg->metrics.sa.sa_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     m->mhd = MHD_start_daemon(flags, 0, on_accept, m, on_request, m, MHD_OPTION_SOCK_ADDR,

@@ -2,8 +2,8 @@
 #include "loophole/report.h"
 #include "loophole/dnssec.h"
 #include "loophole/querylog.h"
+#include "loophole/admin.h"
 #include "loophole/runtime.h"
-#include "loophole/server.h"
 
 #include <ldns/ldns.h>
 #include <stddef.h>
@@ -43,43 +43,6 @@ static uint64_t total_queries(const lh_counters *st)
 static const lh_list_info *list_at(const lh_server *s, size_t i)
 {
     return s->policy && i < s->policy->blocks.nlists ? &s->policy->blocks.lists[i] : NULL;
-}
-
-void lh_server_collect(const lh_server *s, lh_snapshot *out)
-{
-    memset(out, 0, sizeof *out);
-    out->c = s->stats;
-    if (s->fwd_ready && s->fwd.cache_on) {
-        const lh_cache *c = &s->fwd.cache;
-        out->cache_on = true;
-        out->cache_entries = c->count;
-        out->cache_bytes = c->bytes;
-        out->cache_max = c->limits.max_bytes;
-        out->cache = c->stats;
-    }
-    for (unsigned g = 0; s->fwd_ready && g < s->fwd.upstream.ngroups; g++) {
-        const lh_upstream_group *grp = &s->fwd.upstream.groups[g];
-        for (unsigned i = 0; i < grp->nservers && out->nupstreams < LH_SNAPSHOT_UPSTREAMS; i++) {
-            const lh_upstream_server *u = &grp->servers[i];
-            lh_upstream_figures *f = &out->up[out->nupstreams++];
-            f->queries = u->queries;
-            f->answers = u->answers;
-            f->failures = u->failures;
-            f->latency_sum_ns = u->latency_sum_ns;
-            memcpy(f->latency, u->latency, sizeof f->latency);
-            f->tls = u->tls_stats;
-        }
-    }
-    out->qlog_dropped = s->qlog ? lh_qlog_dropped(s->qlog) : 0;
-    out->tcp_connections = s->nconns;
-    if (s->fwd_ready) {
-        const lh_validator *v = &s->fwd.val;
-        out->dnssec_path = v->path;
-        out->dnssec_probes = v->probes;
-        out->dnssec_probes_stripped = v->probes_stripped;
-        out->dnssec_downgraded = v->downgraded;
-        out->dnssec_subqueries = v->subqueries;
-    }
 }
 
 /* Every counter of lh_counters before the top tables is a uint64_t that adds up across loops;
@@ -168,8 +131,7 @@ static lh_snapshot *gather(const lh_server *s)
 {
     lh_snapshot *g = malloc(sizeof *g);
     if (!g) return NULL;
-    lh_server_collect(s, g);
-    lh_workers_add_snapshots(s, g);
+    lh_admin_gather(s->admin, g);
     return g;
 }
 
@@ -276,8 +238,9 @@ static void config_json_fields(const lh_server *s, lh_sbuf *b)
     lh_sbuf_json_str(b, s->fwd_ready ? s->fwd.upstream.source : "");
 }
 
-void lh_report_config(const lh_server *s, lh_sbuf *b, bool json)
+void lh_report_config(const lh_admin *a, lh_sbuf *b, bool json)
 {
+    const lh_server *s = a->srv;
     if (!json) {
         config_text(s, b);
         return;
@@ -443,7 +406,7 @@ static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     char when[32];
     iso_time(st->started_unix, when, sizeof when);
     lh_sbuf_printf(b, "loophole %s, running since %s\n\n", LH_VERSION, when);
-    lh_runtime_report(s->rt, b, false);
+    lh_runtime_report(s->admin->rt, b, false);
     lh_sbuf_printf(b,
                    "queries     %llu (udp %llu, tcp %llu); dropped %llu; rate-limited %llu "
                    "dropped, %llu truncated\n",
@@ -594,12 +557,13 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     lh_sbuf_printf(b, ",\"top_clients\":");
     top_json(b, &st->top_clients, true);
     lh_sbuf_printf(b, ",\"query_log_dropped\":%llu,", (unsigned long long)g->qlog_dropped);
-    lh_runtime_report(s->rt, b, true);
+    lh_runtime_report(s->admin->rt, b, true);
     lh_sbuf_printf(b, "}\n");
 }
 
-void lh_report_stats(const lh_server *s, lh_sbuf *b, bool json)
+void lh_report_stats(const lh_admin *a, lh_sbuf *b, bool json)
 {
+    const lh_server *s = a->srv;
     lh_snapshot *g = gather(s);
     if (!g) {
         lh_sbuf_printf(b, "out of memory\n");
@@ -614,8 +578,9 @@ void lh_report_stats(const lh_server *s, lh_sbuf *b, bool json)
 
 /* ---- lists ------------------------------------------------------------------------------- */
 
-void lh_report_lists(const lh_server *s, lh_sbuf *b, bool json)
+void lh_report_lists(const lh_admin *a, lh_sbuf *b, bool json)
 {
+    const lh_server *s = a->srv;
     const lh_policy *p = s->policy;
     size_t n = p ? p->blocks.nlists : 0;
     if (json) lh_sbuf_printf(b, "{\"lists\":[");
@@ -646,7 +611,7 @@ void lh_report_lists(const lh_server *s, lh_sbuf *b, bool json)
     size_t hosts = p && p->has_hosts ? p->hosts.nentries : 0;
     if (json) {
         lh_sbuf_printf(b, "],\"runtime\":");
-        lh_runtime_report_rules(s->rt, b, true);
+        lh_runtime_report_rules(s->admin->rt, b, true);
         lh_sbuf_printf(b, ",\"hosts_file\":");
         lh_sbuf_json_str(b, s->cfg->hosts_file ? s->cfg->hosts_file : "");
         lh_sbuf_printf(b, ",\"hosts_names\":%zu}\n", hosts);
@@ -654,7 +619,7 @@ void lh_report_lists(const lh_server *s, lh_sbuf *b, bool json)
         if (!n) lh_sbuf_printf(b, "no lists loaded\n");
         if (s->cfg->hosts_file)
             lh_sbuf_printf(b, "hosts file %s: %zu names\n", s->cfg->hosts_file, hosts);
-        if (s->rt) lh_runtime_report_rules(s->rt, b, false);
+        if (s->admin->rt) lh_runtime_report_rules(s->admin->rt, b, false);
     }
 }
 
@@ -786,8 +751,9 @@ static void prom_tls(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
                            (double)g->up[k].tls.conn_queries_sum);
 }
 
-void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
+void lh_report_prometheus(const lh_admin *a, lh_sbuf *b)
 {
+    const lh_server *s = a->srv;
     lh_snapshot *g = gather(s);
     if (!g) {
         b->overflow = true;
@@ -909,8 +875,8 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
                st->last_reload_unix ? st->last_reload_ok : 1);
     prom_head(b, "loophole_start_timestamp_seconds", "gauge", "When loophole started.");
     prom_value(b, "loophole_start_timestamp_seconds", NULL, NULL, st->started_unix);
-    if (s->rt) {
-        uint64_t left = lh_runtime_pause_left(s->rt);
+    if (s->admin->rt) {
+        uint64_t left = lh_runtime_pause_left(s->admin->rt);
         prom_head(b, "loophole_blocking_paused", "gauge",
                   "1 while blocking is paused (loophole pause), else 0.");
         prom_value(b, "loophole_blocking_paused", NULL, NULL, left != 0);
@@ -924,7 +890,7 @@ void lh_report_prometheus(const lh_server *s, lh_sbuf *b)
         prom_head(b, "loophole_runtime_rules", "gauge",
                   "Runtime rules (loophole allow/block), checked before the lists.");
         prom_value(b, "loophole_runtime_rules", NULL, NULL,
-                   s->rt->rules ? s->rt->rules->nrules : 0);
+                   s->admin->rt->rules ? s->admin->rt->rules->nrules : 0);
     }
     prom_head(b, "loophole_tcp_connections", "gauge", "Open TCP connections.");
     prom_value(b, "loophole_tcp_connections", NULL, NULL, g->tcp_connections);

@@ -3,7 +3,7 @@
 #include "loophole/runtime.h"
 #include "loophole/log.h"
 #include "loophole/querylog.h"
-#include "loophole/server.h"
+#include "loophole/admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,7 +60,7 @@ static void publish(lh_runtime *rt, lh_overlay *o)
 {
     lh_overlay *old = rt->rules;
     rt->rules = o;
-    atomic_store_explicit(&rt->overlay, o->nrules ? o : NULL, memory_order_release);
+    atomic_store_explicit(&rt->live.overlay, o->nrules ? o : NULL, memory_order_release);
     uint64_t gen = atomic_fetch_add_explicit(&rt->gen, 1, memory_order_acq_rel) + 1;
     if (!old) return;
     lh_runtime_retired *r = realloc(rt->retired, (rt->nretired + 1) * sizeof *r);
@@ -70,14 +70,14 @@ static void publish(lh_runtime *rt, lh_overlay *o)
     }
     rt->retired = r;
     r[rt->nretired++] = (lh_runtime_retired){old, gen};
-    lh_workers_wake(rt->srv); /* each wake-up is a quiescent point (runtime.h) */
+    lh_admin_wake_loops(rt->admin); /* each wake-up is a quiescent point (runtime.h) */
 }
 
 /* Frees the retired rules every worker has moved past. */
 static void reclaim(lh_runtime *rt)
 {
     uint64_t min = UINT64_MAX;
-    for (unsigned i = 1; i < lh_server_loops(rt->srv); i++) {
+    for (unsigned i = 1; i < lh_server_loops(rt->admin->srv); i++) {
         uint64_t g = atomic_load_explicit(&rt->seen[i], memory_order_acquire);
         if (g < min) min = g;
     }
@@ -98,17 +98,18 @@ void lh_runtime_quiescent(lh_runtime *rt, unsigned loop)
     atomic_store_explicit(&rt->seen[loop], g, memory_order_release);
 }
 
-lh_runtime *lh_runtime_start(lh_server *s, char *err, size_t errlen)
+lh_runtime *lh_runtime_start(lh_admin *a, char *err, size_t errlen)
 {
+    lh_server *s = a->srv;
     const lh_config *cfg = s->cfg;
     lh_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    rt->srv = s;
-    atomic_init(&rt->overlay, NULL);
-    atomic_init(&rt->pause_until, 0);
+    rt->admin = a;
+    atomic_init(&rt->live.overlay, NULL);
+    atomic_init(&rt->live.pause_until, 0);
     atomic_init(&rt->gen, 0);
     for (unsigned i = 0; i < LH_LOOPS_MAX; i++)
         atomic_init(&rt->seen[i], 0);
@@ -223,9 +224,9 @@ static void duration_text(uint64_t s, char *out, size_t cap)
  * to a blocked name is checked only when it comes from upstream), so it starts empty. */
 static void pause_ended(lh_runtime *rt, const char *why)
 {
-    atomic_store_explicit(&rt->pause_until, 0, memory_order_relaxed);
+    atomic_store_explicit(&rt->live.pause_until, 0, memory_order_relaxed);
     if (rt->timer_open) uv_timer_stop(&rt->pause_timer);
-    lh_server_flush_cache(rt->srv);
+    lh_admin_flush_cache(rt->admin);
     lh_info("blocking resumed (%s); cache flushed", why);
 }
 
@@ -236,14 +237,14 @@ static void on_pause_timer(uv_timer_t *t)
 
 void lh_runtime_pause(lh_runtime *rt, uint64_t seconds, char *msg, size_t msglen)
 {
-    uint64_t now = uv_now(rt->srv->loop);
+    uint64_t now = uv_now(rt->admin->srv->loop);
     rt->paused_at_unix = (uint64_t)time(NULL);
     if (seconds == 0) {
         if (rt->timer_open) uv_timer_stop(&rt->pause_timer);
-        atomic_store_explicit(&rt->pause_until, LH_PAUSE_FOREVER, memory_order_relaxed);
+        atomic_store_explicit(&rt->live.pause_until, LH_PAUSE_FOREVER, memory_order_relaxed);
         snprintf(msg, msglen, "blocking paused until 'loophole resume'\n");
     } else {
-        atomic_store_explicit(&rt->pause_until, now + seconds * 1000, memory_order_relaxed);
+        atomic_store_explicit(&rt->live.pause_until, now + seconds * 1000, memory_order_relaxed);
         if (rt->timer_open) uv_timer_start(&rt->pause_timer, on_pause_timer, seconds * 1000, 0);
         char d[32];
         duration_text(seconds, d, sizeof d);
@@ -265,8 +266,9 @@ bool lh_runtime_resume(lh_runtime *rt, char *msg, size_t msglen)
 
 uint64_t lh_runtime_pause_left(const lh_runtime *rt)
 {
-    uint64_t until = atomic_load_explicit(&((lh_runtime *)rt)->pause_until, memory_order_relaxed);
-    uint64_t now = uv_now(rt->srv->loop);
+    uint64_t until =
+        atomic_load_explicit(&((lh_runtime *)rt)->live.pause_until, memory_order_relaxed);
+    uint64_t now = uv_now(rt->admin->srv->loop);
     if (!until || now >= until) return 0;
     return until == LH_PAUSE_FOREVER ? LH_PAUSE_FOREVER : until - now;
 }
@@ -433,7 +435,7 @@ static void client_text(const lh_runtime *rt, const lh_recent_rec *e, char *out,
     out[0] = 0;
     if (!e->family) return;
     size_t n = e->family == 6 ? 16 : 4;
-    if (rt->srv->cfg->query_log_clients == LH_QLOG_CLIENT_HASH) {
+    if (rt->admin->srv->cfg->query_log_clients == LH_QLOG_CLIENT_HASH) {
         uint64_t h = lh_hash_bytes(rt->salt, e->addr, n);
         snprintf(out, cap, "%016llx", (unsigned long long)(h * 0x9e3779b97f4a7c15ull));
         return;
@@ -443,7 +445,7 @@ static void client_text(const lh_runtime *rt, const lh_recent_rec *e, char *out,
 
 static const char *list_text(const lh_runtime *rt, int list)
 {
-    const lh_policy *p = rt->srv->policy;
+    const lh_policy *p = rt->admin->srv->policy;
     if (list == LH_LIST_RUNTIME) return rt->path ? rt->path : "runtime rules";
     if (list >= 0 && p && (size_t)list < p->blocks.nlists) return p->blocks.lists[list].path;
     return NULL;

@@ -1,7 +1,6 @@
-/* workers.c - `threads = N`: N-1 worker loops beside the main one. Each worker is a whole
- * lh_server on its own thread and loop (listeners bound with SO_REUSEPORT, its own forwarder,
- * cache and counters) sharing the main loop's policy, which is read-only; nothing on the
- * query path is shared or locked.
+/* workers.c - see workers.h. Each worker is a resolver loop (lh_server) on its own thread and loop
+ * (listeners bound with SO_REUSEPORT, its own forwarder, cache and counters) sharing the main
+ * loop's policy, which is read-only; nothing on the query path is shared or locked.
  *
  * The main loop talks to a worker through one uv_async and a few fields under the worker's
  * mutex: a new policy after a reload, a cache flush, a query-log reopen, stop. A worker
@@ -12,13 +11,13 @@
  * thread after the main loop has ended. */
 #include "loophole/log.h"
 #include "loophole/runtime.h"
-#include "loophole/server.h"
+#include "loophole/workers.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct lh_worker {
-    lh_server *main_srv;
+    lh_workers *set;
     uv_thread_t thread;
     uv_loop_t loop;
     lh_server *srv;
@@ -57,14 +56,9 @@ static void on_wake(uv_async_t *a)
     w->next_policy = NULL;
     w->flush = w->reopen = false;
     uv_mutex_unlock(&w->lock);
-    lh_runtime_quiescent(s->rt, s->loop_index); /* between queries: see runtime.h */
-    if (p) {
-        lh_policy *old = s->policy;
-        s->policy = p;
-        lh_policy_free(old);
-        memset(s->stats.blocked_by_list, 0, sizeof s->stats.blocked_by_list);
-    }
-    if (flush && s->fwd_ready) lh_forward_flush_cache(&s->fwd);
+    if (w->set->rt) lh_runtime_quiescent(w->set->rt, s->loop_index); /* see runtime.h */
+    if (p) lh_server_set_policy(s, p);
+    if (flush) lh_server_flush_cache(s);
     if (reopen && s->qlog) lh_qlog_reopen(s->qlog);
     if (stop) {
         publish(w); /* the final figures */
@@ -77,13 +71,14 @@ static void on_wake(uv_async_t *a)
 static void worker_main(void *arg)
 {
     lh_worker *w = arg;
-    lh_server *m = w->main_srv;
+    const lh_server *m = w->set->main;
+    lh_runtime *rt = w->set->rt;
     w->srv->nloops = m->nloops;
-    w->srv->is_worker = true;
-    w->srv->rt = m->rt;
-    w->srv->loop_index = (unsigned)(w - m->workers) + 1;
+    w->srv->live = rt ? &rt->live : NULL;
+    w->srv->rules_path = m->rules_path;
+    w->srv->loop_index = (unsigned)(w - w->set->w) + 1;
     lh_policy_ref(m->policy);
-    w->start_rc = lh_server_start(w->srv, &w->loop, m->cfg, m->policy, w->err, sizeof w->err);
+    w->start_rc = lh_server_start(w->srv, &w->loop, m->cfg, m->policy, true, w->err, sizeof w->err);
     if (w->start_rc == 0) {
         uv_async_init(&w->loop, &w->wake, on_wake);
         w->wake.data = w;
@@ -91,25 +86,28 @@ static void worker_main(void *arg)
         w->publish.data = w;
         uv_timer_start(&w->publish, on_publish, LH_SNAPSHOT_MS, LH_SNAPSHOT_MS);
     }
-    if (w->start_rc == 0 && m->rt && w->srv->loop_index < LH_LOOPS_MAX)
-        m->rt->rings[w->srv->loop_index] = w->srv->recent; /* read after the semaphore */
+    if (w->start_rc == 0 && rt && w->srv->loop_index < LH_LOOPS_MAX)
+        rt->rings[w->srv->loop_index] = w->srv->recent; /* read after the semaphore */
     uv_sem_post(&w->ready);
     if (w->start_rc == 0) uv_run(&w->loop, UV_RUN_DEFAULT);
     lh_server_free(w->srv);
     uv_loop_close(&w->loop);
 }
 
-int lh_workers_start(lh_server *m, char *err, size_t errlen)
+int lh_workers_start(lh_workers *ws, const lh_server *m, lh_runtime *rt, char *err, size_t errlen)
 {
     unsigned n = m->nloops - 1;
-    m->workers = calloc(n, sizeof *m->workers);
-    if (!m->workers) {
+    ws->main = m;
+    ws->rt = rt;
+    ws->w = calloc(n, sizeof *ws->w);
+    if (!ws->w) {
         snprintf(err, errlen, "out of memory for %u worker loops", n);
         return -1;
     }
+    ws->n = n;
     for (unsigned i = 0; i < n; i++) {
-        lh_worker *w = &m->workers[i];
-        w->main_srv = m;
+        lh_worker *w = &ws->w[i];
+        w->set = ws;
         w->srv = calloc(1, sizeof *w->srv);
         if (!w->srv || uv_loop_init(&w->loop) != 0) {
             free(w->srv);
@@ -137,11 +135,11 @@ int lh_workers_start(lh_server *m, char *err, size_t errlen)
 }
 
 /* Sets what the worker should do under its lock, then wakes it. */
-#define WORKER_EACH(m, w)                                                                          \
-    for (lh_worker *w = (m)->workers; (m)->workers && w < (m)->workers + (m)->nloops - 1; w++)     \
+#define WORKER_EACH(ws, w)                                                                         \
+    for (lh_worker *w = (ws)->w; (ws)->w && w < (ws)->w + (ws)->n; w++)                            \
         if (w->running && !w->stop_sent)
 
-void lh_workers_set_policy(lh_server *m, lh_policy *p)
+void lh_workers_set_policy(lh_workers *m, lh_policy *p)
 {
     WORKER_EACH(m, w)
     {
@@ -164,22 +162,22 @@ static void request(lh_worker *w, bool *flag)
     uv_async_send(&w->wake);
 }
 
-void lh_workers_flush_cache(lh_server *m)
+void lh_workers_flush_cache(lh_workers *m)
 {
     WORKER_EACH(m, w) request(w, &w->flush);
 }
 
-void lh_workers_reopen_log(lh_server *m)
+void lh_workers_reopen_log(lh_workers *m)
 {
     WORKER_EACH(m, w) request(w, &w->reopen);
 }
 
-void lh_workers_wake(lh_server *m)
+void lh_workers_wake(lh_workers *m)
 {
     WORKER_EACH(m, w) uv_async_send(&w->wake);
 }
 
-void lh_workers_stop(lh_server *m)
+void lh_workers_stop(lh_workers *m)
 {
     WORKER_EACH(m, w)
     {
@@ -188,12 +186,12 @@ void lh_workers_stop(lh_server *m)
     }
 }
 
-void lh_workers_join(lh_server *m)
+void lh_workers_join(lh_workers *m)
 {
-    if (!m->workers) return;
+    if (!m->w) return;
     lh_workers_stop(m); /* in case the main loop ended another way (start-up failure) */
-    for (unsigned i = 0; i < m->nloops - 1; i++) {
-        lh_worker *w = &m->workers[i];
+    for (unsigned i = 0; i < m->n; i++) {
+        lh_worker *w = &m->w[i];
         if (w->running) {
             uv_thread_join(&w->thread);
             uv_mutex_destroy(&w->lock);
@@ -202,14 +200,15 @@ void lh_workers_join(lh_server *m)
         }
         free(w->srv);
     }
-    free(m->workers);
-    m->workers = NULL;
+    free(m->w);
+    m->w = NULL;
+    m->n = 0;
 }
 
-void lh_workers_add_snapshots(const lh_server *m, lh_snapshot *out)
+void lh_workers_add_snapshots(const lh_workers *m, lh_snapshot *out)
 {
-    for (unsigned i = 0; m->workers && i < m->nloops - 1; i++) {
-        lh_worker *w = &m->workers[i];
+    for (unsigned i = 0; m->w && i < m->n; i++) {
+        lh_worker *w = &m->w[i];
         if (!w->running) continue;
         uv_mutex_lock(&w->lock);
         lh_snapshot_add(out, &w->snap);

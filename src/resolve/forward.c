@@ -2,8 +2,6 @@
 #include "loophole/forward.h"
 #include "loophole/dnssec.h"
 #include "loophole/log.h"
-#include "loophole/runtime.h"
-#include "loophole/server.h"
 #include "loophole/ttl.h"
 
 #include <stdlib.h>
@@ -26,7 +24,7 @@ _Static_assert((int)LH_CACHE_DNSSEC_BOGUS == (int)LH_DNSSEC_V_BOGUS &&
 
 typedef struct lh_waiter {
     struct lh_waiter *next;
-    lh_client client;
+    lh_reply client;
     lh_msg msg; /* msg.pkt points at pkt */
     uint8_t pkt[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4];
 } lh_waiter;
@@ -140,11 +138,11 @@ int lh_forward_init(lh_forwarder *f, const lh_forward_env *env, const lh_forward
 
 static size_t client_limit(const lh_forwarder *f, const lh_waiter *w)
 {
-    return w->client.udp ? lh_msg_udp_limit(&w->msg, f->env.cfg->edns_udp_size) : LH_MSG_MAX;
+    return w->client.datagram ? lh_msg_udp_limit(&w->msg, f->env.cfg->edns_udp_size) : LH_MSG_MAX;
 }
 
 /* Accounts for a query answered by the forwarder (outcome, list of a blocked verdict). */
-static void query_done(lh_forwarder *f, const lh_msg *m, const lh_client *c, uint64_t name_hash,
+static void query_done(lh_forwarder *f, const lh_msg *m, const lh_reply *c, uint64_t name_hash,
                        enum lh_outcome outcome, const lh_verdict *v, const char *upstream,
                        const char *transport, const uint8_t *answer, size_t n, unsigned dnssec,
                        unsigned reason)
@@ -176,8 +174,8 @@ static void send_to(lh_forwarder *f, const lh_pending *p, lh_waiter *w, size_t n
                outcome == LH_OUTCOME_FORWARDED ? p->upstream : NULL,
                outcome == LH_OUTCOME_FORWARDED ? p->transport : NULL, f->out + 2, n,
                judged ? p->dnssec : LH_DNSSEC_V_NONE, p->dnssec_reason);
-    f->env.send(f->env.ctx, &w->client, f->out + 2, n);
-    f->env.release(f->env.ctx, &w->client);
+    lh_reply_send(&w->client, f->out + 2, n);
+    lh_reply_release(&w->client);
 }
 
 /* Finishes the message at f->out + 2 (len bytes) for the waiter: OPT, truncation. */
@@ -326,10 +324,10 @@ static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len
 {
     const lh_policy *pol = (*f->env.policy);
     lh_block_match bm = {.list = -1, .label = -1};
-    const lh_runtime *rt = f->env.rt ? *f->env.rt : NULL;
-    if (lh_runtime_paused(rt, f->env.loop)) return false; /* blocking is off */
+    const lh_overlay_live *live = f->env.live ? *f->env.live : NULL;
+    if (lh_overlay_live_paused(live, f->env.loop)) return false; /* blocking is off */
     enum lh_uncloak_result r =
-        lh_policy_uncloak_at(pol, lh_runtime_overlay(rt), a, len, ai, t, &bm);
+        lh_policy_uncloak_at(pol, lh_overlay_live_rules(live), a, len, ai, t, &bm);
     if (r == LH_UNCLOAK_CLEAN) return false;
     char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(p->name.wire, qn, sizeof qn);
@@ -709,7 +707,7 @@ static bool is_own_question(lh_forwarder *f, const lh_msg *m, const lh_cache_key
     return false;
 }
 
-static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *c)
+static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_reply *c)
 {
     if (f->nwaiters >= f->max_waiters) { /* bound the total, not only each question's share */
         f->stats.waiters_refused++;
@@ -730,13 +728,13 @@ static lh_waiter *waiter_new(lh_forwarder *f, const lh_msg *m, const lh_client *
     memcpy(w->pkt, m->pkt, m->question_end);
     w->msg.pkt = w->pkt;
     w->msg.pkt_len = m->question_end;
-    f->env.hold(f->env.ctx, c);
+    lh_reply_hold(c);
     f->nwaiters++;
     return w;
 }
 
 /* SERVFAIL without asking upstream (a loop, no room for another waiter). */
-static size_t servfail_now(lh_forwarder *f, const lh_msg *m, const lh_client *c, uint64_t name_hash,
+static size_t servfail_now(lh_forwarder *f, const lh_msg *m, const lh_reply *c, uint64_t name_hash,
                            uint8_t *out, size_t cap, size_t limit)
 {
     size_t n = lh_answer_error(m, LH_RCODE_SERVFAIL, out, cap, limit, f->env.cfg->edns_udp_size);
@@ -746,7 +744,7 @@ static size_t servfail_now(lh_forwarder *f, const lh_msg *m, const lh_client *c,
 }
 
 size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, unsigned group,
-                        const lh_client *c, uint8_t *out, size_t cap, size_t limit)
+                        const lh_reply *c, uint8_t *out, size_t cap, size_t limit)
 {
     lh_cache_key key = {.name = &m->qname,
                         .name_hash = name_hash,

@@ -13,11 +13,14 @@
  * is fixed at start: a label table with expiry and least-recently-created eviction, and a
  * per-source rate limit table. Nothing allocates after start-up. */
 #include "loophole/leak.h"
+#include "loophole/listener.h"
 #include "loophole/log.h"
 #include "loophole/nameset.h"
+#include "loophole/policy.h"
 #include "loophole/ratelimit.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -234,4 +237,115 @@ size_t lh_leak_zone_answer(lh_leak_zone *z, const lh_msg *m, const lh_sockaddr *
     size_t n = lh_writer_finish(&w, m, limit, our_udp_size, -1);
     if (n) out[3] &= (uint8_t) ~(LH_FLAG_RA & 0xff); /* authoritative only: no recursion */
     return n;
+}
+
+/* --- the role: the zone behind the listeners ------------------------------------------------ */
+
+#define LEAK_STOP_GRACE_MS 800 /* connections still busy after a stop get this long */
+
+struct lh_leak_server {
+    uv_loop_t *loop;
+    const lh_config *cfg;
+    lh_leak_zone *zone;
+    lh_counters stats; /* the listeners' (nothing reports them; they cost nothing) */
+    uv_signal_t sigs[5];
+    uv_timer_t stop_timer;
+    bool started, stopping;
+    lh_listeners net;
+};
+
+/* The leak server's query path (lh_answer_fn): the checks every query passes, then the zone. */
+static size_t leak_answer(void *ctx, const uint8_t *pkt, size_t len, const lh_reply *r,
+                          uint8_t *out, size_t cap)
+{
+    lh_leak_server *s = ctx;
+    uint16_t our_udp = s->cfg->edns_udp_size;
+    lh_msg m;
+    lh_parse_result pr = lh_msg_parse_query(pkt, len, &m);
+    size_t limit = r->datagram ? lh_msg_udp_limit(&m, our_udp) : LH_MSG_MAX;
+    switch (pr) {
+    case LH_PARSE_OK:
+        break;
+    case LH_PARSE_DROP:
+        s->stats.dropped++;
+        return 0;
+    case LH_PARSE_FORMERR:
+        s->stats.formerr++;
+        return lh_answer_error(&m, LH_RCODE_FORMERR, out, cap, limit, our_udp);
+    case LH_PARSE_NOTIMP:
+        s->stats.notimp++;
+        return lh_answer_notimp_opcode(&m, out, cap, limit, our_udp);
+    case LH_PARSE_BADVERS:
+        s->stats.badvers++;
+        return lh_answer_error(&m, LH_RCODE_BADVERS, out, cap, limit, our_udp);
+    }
+    return lh_leak_zone_answer(s->zone, &m, &r->peer, uv_now(s->loop), out, cap, limit, our_udp);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    if (signum != SIGTERM && signum != SIGINT) return; /* nothing to reload or reopen */
+    lh_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    lh_leak_server_stop(h->data);
+}
+
+lh_leak_server *lh_leak_server_start(uv_loop_t *loop, const lh_config *cfg, lh_leak_zone *zone,
+                                     char *err, size_t errlen)
+{
+    lh_leak_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->loop = loop;
+    s->cfg = cfg;
+    s->zone = zone;
+    s->net = (lh_listeners){
+        .loop = loop, .cfg = cfg, .nloops = 1, .stats = &s->stats, .answer = leak_answer, .ctx = s};
+    if (lh_listeners_open(&s->net, err, errlen) != 0) {
+        free(s);
+        return NULL;
+    }
+    /* Signals other than TERM and INT are caught too, so that a reload or log-reopen signal
+     * meant for a resolver does not end the leak server. */
+    const int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2, SIGUSR1};
+    for (int i = 0; i < 5; i++) {
+        uv_signal_init(loop, &s->sigs[i]);
+        s->sigs[i].data = s;
+        uv_signal_start(&s->sigs[i], on_signal, nums[i]);
+    }
+    uv_timer_init(loop, &s->stop_timer); /* only bounds a stop: never keeps the loop alive */
+    s->stop_timer.data = s;
+    uv_unref((uv_handle_t *)&s->stop_timer);
+    s->started = true;
+    return s;
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    lh_leak_server *s = t->data;
+    if (s->net.nconns)
+        lh_warn("stop: closing %u connection(s) still busy after %d ms", s->net.nconns,
+                LEAK_STOP_GRACE_MS);
+    lh_listeners_abort(&s->net);
+}
+
+void lh_leak_server_stop(lh_leak_server *s)
+{
+    if (!s || s->stopping) return;
+    s->stopping = true;
+    lh_listeners_stop_accepting(&s->net);
+    for (int i = 0; i < 5; i++)
+        uv_close((uv_handle_t *)&s->sigs[i], NULL);
+    uv_timer_start(&s->stop_timer, on_stop_timeout, LEAK_STOP_GRACE_MS, 0);
+    lh_listeners_close_udp(&s->net); /* nothing is answered later: no answer still to send */
+}
+
+void lh_leak_server_free(lh_leak_server *s)
+{
+    if (!s) return;
+    lh_leak_server_stop(s);
+    uv_close((uv_handle_t *)&s->stop_timer, NULL);
+    uv_run(s->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+    free(s);
 }
