@@ -41,6 +41,13 @@ typedef struct lh_cache {
     lh_cache_stats stats;
 } lh_cache;
 
+/* What the reports show of a cache. */
+typedef struct lh_cache_figures {
+    size_t entries, bytes, max_bytes;
+    lh_cache_stats stats;
+} lh_cache_figures;
+void lh_cache_collect(const lh_cache *c, lh_cache_figures *out);
+
 int lh_cache_init(lh_cache *c, const lh_cache_limits *limits);
 void lh_cache_free(lh_cache *c);
 void lh_cache_flush(lh_cache *c);

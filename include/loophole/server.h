@@ -27,11 +27,6 @@ typedef struct lh_admin lh_admin;
  * publish theirs every LH_SNAPSHOT_MS (workers.h) under a lock; the main loop adds them to its
  * own. */
 #define LH_SNAPSHOT_UPSTREAMS 64
-typedef struct lh_upstream_figures {
-    uint64_t queries, answers, failures, latency_sum_ns;
-    uint64_t latency[LH_LATENCY_BUCKETS];
-    lh_tls_counters tls; /* DNS over TLS upstreams only (all zero for plain ones) */
-} lh_upstream_figures;
 typedef struct lh_snapshot {
     lh_counters c;
     bool cache_on;

@@ -144,6 +144,21 @@ struct lh_upstream {
 typedef void (*lh_upstream_cb)(void *arg, int status, const uint8_t *answer, size_t len,
                                const lh_upstream_server *server);
 
+/* One server's figures, for the reports (summed across loops). */
+typedef struct lh_upstream_figures {
+    uint64_t queries, answers, failures, latency_sum_ns;
+    uint64_t latency[LH_LATENCY_BUCKETS];
+    lh_tls_counters tls; /* DNS over TLS upstreams only (all zero for plain ones) */
+} lh_upstream_figures;
+/* The figures of every server, the default group's first, then each forward zone's, at most
+ * `max`. Returns how many. */
+unsigned lh_upstream_collect(const lh_upstream *u, lh_upstream_figures *out, unsigned max);
+/* Server k in that order, and its group (0: the default upstreams, g: forward zone g - 1);
+ * NULL past the end. */
+const lh_upstream_server *lh_upstream_at(const lh_upstream *u, unsigned k, unsigned *group);
+/* Where group g's servers came from (flag, config file, resolv.conf, fallback). */
+const char *lh_upstream_origin_of(const lh_upstream *u, unsigned group);
+
 /* Sets up the groups from the config: the default upstreams and one group per forward zone.
  * `max_inflight` is this loop's share of upstream-max-inflight. `clock` gives the time of the
  * health decisions; `transport` NULL means plain DNS through c-ares (owned by the upstream

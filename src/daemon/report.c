@@ -139,14 +139,7 @@ static lh_snapshot *gather(const lh_server *s)
  * upstreams, g: forward zone g - 1). NULL past the end. */
 static const lh_upstream_server *upstream_at(const lh_server *s, unsigned k, unsigned *group)
 {
-    for (unsigned g = 0; s->fwd_ready && g < s->fwd.upstream.ngroups; g++) {
-        if (k < s->fwd.upstream.groups[g].nservers) {
-            *group = g;
-            return &s->fwd.upstream.groups[g].servers[k];
-        }
-        k -= s->fwd.upstream.groups[g].nservers;
-    }
-    return NULL;
+    return s->fwd_ready ? lh_upstream_at(&s->fwd.upstream, k, group) : NULL;
 }
 
 static const char *upstream_label(const lh_server *s, unsigned k)
@@ -170,7 +163,7 @@ static const char *upstream_privacy(const lh_upstream_server *u)
 
 static const char *upstream_origin(const lh_server *s, unsigned group)
 {
-    return lh_upstream_origin_names[s->fwd.upstream.groups[group].origin];
+    return lh_upstream_origin_of(&s->fwd.upstream, group);
 }
 
 /* The zone an upstream serves: "." for the default group. */
@@ -464,6 +457,35 @@ static void stats_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     top_text(b, "top clients", &st->top_clients, true);
 }
 
+/* The "upstreams" array of `stats json`: each upstream's figures, summed over the loops. */
+static void upstreams_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
+{
+    bool first = true;
+    for (unsigned k = 0; k < g->nupstreams; k++) {
+        const lh_upstream_figures *u = &g->up[k];
+        unsigned grp = 0;
+        const lh_upstream_server *up = upstream_at(s, k, &grp);
+        if (!up) break;
+        lh_sbuf_printf(b, "%s{\"server\":\"%s\",\"transport\":\"%s\",\"zone\":", first ? "" : ",",
+                       up->label, upstream_transport(up));
+        lh_sbuf_json_str(b, upstream_zone(s, grp));
+        lh_sbuf_printf(b, ",\"privacy\":\"%s\",\"private\":%s", upstream_privacy(up),
+                       lh_upstream_private(up) ? "true" : "false");
+        lh_sbuf_printf(b,
+                       ",\"source\":\"%s\",\"queries\":%llu,\"answers\":%llu,\"failures\":%llu,"
+                       "\"latency_sum_us\":%llu,\"latency_buckets\":[",
+                       upstream_origin(s, grp), (unsigned long long)u->queries,
+                       (unsigned long long)u->answers, (unsigned long long)u->failures,
+                       (unsigned long long)(u->latency_sum_ns / 1000));
+        for (unsigned j = 0; j < LH_LATENCY_BUCKETS; j++)
+            lh_sbuf_printf(b, "%s%llu", j ? "," : "", (unsigned long long)u->latency[j]);
+        lh_sbuf_printf(b, "]");
+        if (up->tls.on) tls_json(b, &u->tls);
+        lh_sbuf_printf(b, "}");
+        first = false;
+    }
+}
+
 static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
 {
     const lh_counters *st = &g->c;
@@ -513,30 +535,7 @@ static void stats_json(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
         lh_sbuf_printf(b, "null");
     }
     lh_sbuf_printf(b, ",\"upstreams\":[");
-    first = true;
-    for (unsigned k = 0; k < g->nupstreams; k++) {
-        const lh_upstream_figures *u = &g->up[k];
-        unsigned grp = 0;
-        const lh_upstream_server *up = upstream_at(s, k, &grp);
-        if (!up) break;
-        lh_sbuf_printf(b, "%s{\"server\":\"%s\",\"transport\":\"%s\",\"zone\":", first ? "" : ",",
-                       up->label, upstream_transport(up));
-        lh_sbuf_json_str(b, upstream_zone(s, grp));
-        lh_sbuf_printf(b, ",\"privacy\":\"%s\",\"private\":%s", upstream_privacy(up),
-                       lh_upstream_private(up) ? "true" : "false");
-        lh_sbuf_printf(b,
-                       ",\"source\":\"%s\",\"queries\":%llu,\"answers\":%llu,\"failures\":%llu,"
-                       "\"latency_sum_us\":%llu,\"latency_buckets\":[",
-                       upstream_origin(s, grp), (unsigned long long)u->queries,
-                       (unsigned long long)u->answers, (unsigned long long)u->failures,
-                       (unsigned long long)(u->latency_sum_ns / 1000));
-        for (unsigned j = 0; j < LH_LATENCY_BUCKETS; j++)
-            lh_sbuf_printf(b, "%s%llu", j ? "," : "", (unsigned long long)u->latency[j]);
-        lh_sbuf_printf(b, "]");
-        if (up->tls.on) tls_json(b, &u->tls);
-        lh_sbuf_printf(b, "}");
-        first = false;
-    }
+    upstreams_json(s, g, b);
     lh_sbuf_printf(b, "],\"blocked_by_list\":{");
     first = true;
     for (size_t i = 0; s->policy && i < s->policy->blocks.nlists && i < LH_STATS_LISTS_MAX; i++) {
@@ -751,14 +750,9 @@ static void prom_tls(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
                            (double)g->up[k].tls.conn_queries_sum);
 }
 
-void lh_report_prometheus(const lh_admin *a, lh_sbuf *b)
+/* Prometheus: queries, answers and the lists. */
+static void prom_queries(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
 {
-    const lh_server *s = a->srv;
-    lh_snapshot *g = gather(s);
-    if (!g) {
-        b->overflow = true;
-        return;
-    }
     const lh_counters *st = &g->c;
     prom_head(b, "loophole_queries_total", "counter", "Queries received, by transport.");
     prom_value(b, "loophole_queries_total", "transport", "udp", st->queries_udp);
@@ -807,21 +801,28 @@ void lh_report_prometheus(const lh_admin *a, lh_sbuf *b)
     for (size_t i = 0; s->policy && i < s->policy->blocks.nlists; i++)
         prom_value(b, "loophole_list_rules", "list", list_at(s, i)->path,
                    list_at(s, i)->counts.rules);
-    if (g->cache_on) {
-        prom_head(b, "loophole_cache_entries", "gauge", "Answers in the cache.");
-        prom_value(b, "loophole_cache_entries", NULL, NULL, g->cache_entries);
-        prom_head(b, "loophole_cache_bytes", "gauge", "Bytes the cache holds.");
-        prom_value(b, "loophole_cache_bytes", NULL, NULL, g->cache_bytes);
-        prom_head(b, "loophole_cache_max_bytes", "gauge", "The cache's bound (cache-size).");
-        prom_value(b, "loophole_cache_max_bytes", NULL, NULL, g->cache_max);
-        prom_head(b, "loophole_cache_hits_total", "counter", "Cache lookups that hit.");
-        prom_value(b, "loophole_cache_hits_total", NULL, NULL, g->cache.hits);
-        prom_head(b, "loophole_cache_misses_total", "counter", "Cache lookups that missed.");
-        prom_value(b, "loophole_cache_misses_total", NULL, NULL, g->cache.misses);
-        prom_head(b, "loophole_cache_evictions_total", "counter",
-                  "Entries evicted to stay within cache-size.");
-        prom_value(b, "loophole_cache_evictions_total", NULL, NULL, g->cache.evictions);
-    }
+}
+
+static void prom_cache(const lh_snapshot *g, lh_sbuf *b)
+{
+    if (!g->cache_on) return;
+    prom_head(b, "loophole_cache_entries", "gauge", "Answers in the cache.");
+    prom_value(b, "loophole_cache_entries", NULL, NULL, g->cache_entries);
+    prom_head(b, "loophole_cache_bytes", "gauge", "Bytes the cache holds.");
+    prom_value(b, "loophole_cache_bytes", NULL, NULL, g->cache_bytes);
+    prom_head(b, "loophole_cache_max_bytes", "gauge", "The cache's bound (cache-size).");
+    prom_value(b, "loophole_cache_max_bytes", NULL, NULL, g->cache_max);
+    prom_head(b, "loophole_cache_hits_total", "counter", "Cache lookups that hit.");
+    prom_value(b, "loophole_cache_hits_total", NULL, NULL, g->cache.hits);
+    prom_head(b, "loophole_cache_misses_total", "counter", "Cache lookups that missed.");
+    prom_value(b, "loophole_cache_misses_total", NULL, NULL, g->cache.misses);
+    prom_head(b, "loophole_cache_evictions_total", "counter",
+              "Entries evicted to stay within cache-size.");
+    prom_value(b, "loophole_cache_evictions_total", NULL, NULL, g->cache.evictions);
+}
+
+static void prom_upstreams(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
+{
     prom_head(b, "loophole_upstream_queries_total", "counter", "Queries sent, per upstream.");
     for (unsigned k = 0; k < g->nupstreams; k++)
         prom_value(b, "loophole_upstream_queries_total", "upstream", upstream_label(s, k),
@@ -864,6 +865,12 @@ void lh_report_prometheus(const lh_admin *a, lh_sbuf *b)
         lh_sbuf_printf(b, "} %llu\n", (unsigned long long)cum);
     }
     prom_tls(s, g, b);
+}
+
+/* Reloads, the start, the pause and runtime rules, TCP and the query log. */
+static void prom_daemon(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
+{
+    const lh_counters *st = &g->c;
     prom_head(b, "loophole_reloads_total", "counter", "Reloads, by result.");
     prom_value(b, "loophole_reloads_total", "result", "ok", st->reloads_ok);
     prom_value(b, "loophole_reloads_total", "result", "failed", st->reloads_failed);
@@ -913,5 +920,19 @@ void lh_report_prometheus(const lh_admin *a, lh_sbuf *b)
     prom_head(b, "loophole_query_log_dropped_total", "counter",
               "Query log lines dropped because the disk did not keep up.");
     prom_value(b, "loophole_query_log_dropped_total", NULL, NULL, g->qlog_dropped);
+}
+
+void lh_report_prometheus(const lh_admin *a, lh_sbuf *b)
+{
+    const lh_server *s = a->srv;
+    lh_snapshot *g = gather(s);
+    if (!g) {
+        b->overflow = true;
+        return;
+    }
+    prom_queries(s, g, b);
+    prom_cache(g, b);
+    prom_upstreams(s, g, b);
+    prom_daemon(s, g, b);
     free(g);
 }

@@ -282,26 +282,16 @@ void lh_server_collect(const lh_server *s, lh_snapshot *out)
     memset(out, 0, sizeof *out);
     out->c = s->stats;
     if (s->fwd_ready && s->fwd.cache_on) {
-        const lh_cache *c = &s->fwd.cache;
+        lh_cache_figures c;
+        lh_cache_collect(&s->fwd.cache, &c);
         out->cache_on = true;
-        out->cache_entries = c->count;
-        out->cache_bytes = c->bytes;
-        out->cache_max = c->limits.max_bytes;
-        out->cache = c->stats;
+        out->cache_entries = c.entries;
+        out->cache_bytes = c.bytes;
+        out->cache_max = c.max_bytes;
+        out->cache = c.stats;
     }
-    for (unsigned g = 0; s->fwd_ready && g < s->fwd.upstream.ngroups; g++) {
-        const lh_upstream_group *grp = &s->fwd.upstream.groups[g];
-        for (unsigned i = 0; i < grp->nservers && out->nupstreams < LH_SNAPSHOT_UPSTREAMS; i++) {
-            const lh_upstream_server *u = &grp->servers[i];
-            lh_upstream_figures *f = &out->up[out->nupstreams++];
-            f->queries = u->queries;
-            f->answers = u->answers;
-            f->failures = u->failures;
-            f->latency_sum_ns = u->latency_sum_ns;
-            memcpy(f->latency, u->latency, sizeof f->latency);
-            f->tls = u->tls_stats;
-        }
-    }
+    if (s->fwd_ready)
+        out->nupstreams = lh_upstream_collect(&s->fwd.upstream, out->up, LH_SNAPSHOT_UPSTREAMS);
     out->qlog_dropped = s->qlog ? lh_qlog_dropped(s->qlog) : 0;
     out->tcp_connections = s->net.nconns;
     if (s->fwd_ready) {

@@ -246,3 +246,11 @@ unsigned lh_cache_entry_dnssec(const lh_cache_entry *e, unsigned *reason)
     *reason = e->reason;
     return e->dnssec;
 }
+
+void lh_cache_collect(const lh_cache *c, lh_cache_figures *out)
+{
+    out->entries = c->count;
+    out->bytes = c->bytes;
+    out->max_bytes = c->limits.max_bytes;
+    out->stats = c->stats;
+}

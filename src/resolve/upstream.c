@@ -424,3 +424,39 @@ oom:
     lh_upstream_free(u);
     return -1;
 }
+
+unsigned lh_upstream_collect(const lh_upstream *u, lh_upstream_figures *out, unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned g = 0; g < u->ngroups; g++) {
+        const lh_upstream_group *grp = &u->groups[g];
+        for (unsigned i = 0; i < grp->nservers && n < max; i++) {
+            const lh_upstream_server *s = &grp->servers[i];
+            lh_upstream_figures *f = &out[n++];
+            f->queries = s->queries;
+            f->answers = s->answers;
+            f->failures = s->failures;
+            f->latency_sum_ns = s->latency_sum_ns;
+            memcpy(f->latency, s->latency, sizeof f->latency);
+            f->tls = s->tls_stats;
+        }
+    }
+    return n;
+}
+
+const lh_upstream_server *lh_upstream_at(const lh_upstream *u, unsigned k, unsigned *group)
+{
+    for (unsigned g = 0; g < u->ngroups; g++) {
+        if (k < u->groups[g].nservers) {
+            *group = g;
+            return &u->groups[g].servers[k];
+        }
+        k -= u->groups[g].nservers;
+    }
+    return NULL;
+}
+
+const char *lh_upstream_origin_of(const lh_upstream *u, unsigned group)
+{
+    return lh_upstream_origin_names[u->groups[group].origin];
+}
