@@ -29,6 +29,7 @@ enum lh_origin {
     LH_ORIGIN_CANARY,      /* use-application-dns.net, mask.icloud.com, resolver.arpa */
     LH_ORIGIN_BLOCKLIST,   /* a block rule */
     LH_ORIGIN_LEAK_CANARY, /* <nonce>.canary.loophole.test, asked by `loophole leak-check` */
+    LH_ORIGIN_REBIND,      /* an upstream answered a public name with a private address */
 };
 
 typedef struct lh_verdict {
@@ -63,6 +64,7 @@ typedef struct lh_policy {
     lh_blockset blocks;
     lh_nameset forward_zones; /* zone -> upstream group (1..) */
     lh_nameset rebind_allow;  /* domains whose private answers are expected */
+    bool rebind_protection;   /* refuse private answers to other names (rebind-protection) */
     uint32_t ttl;
     /* How blocked names are answered (from the config). */
     enum lh_block_mode block_mode;
@@ -120,6 +122,31 @@ enum lh_uncloak_result lh_policy_uncloak_at(const lh_policy *p, const lh_overlay
                                             const uint8_t *pkt, size_t len,
                                             const lh_answer_info *ai, lh_name *target,
                                             lh_block_match *bm);
+
+/* The checks on an upstream answer, in order: DNS rebinding (a public name answered with a
+ * private address while rebind-protection is on), then uncloaking (a CNAME or SVCB/HTTPS
+ * target that is blocked). Shared by the forwarder and `loophole why --answer`. */
+enum lh_answer_check {
+    LH_CHECK_PASS = 0,  /* deliver the answer */
+    LH_CHECK_REBIND,    /* refused: SERVFAIL, EDE 18 (v->origin LH_ORIGIN_REBIND) */
+    LH_CHECK_UNCLOAKED, /* a target is blocked: the blocked answer (v->match_name: target) */
+    LH_CHECK_TOO_MANY,  /* more targets than are checked: the blocked answer */
+};
+typedef struct lh_answer_ctx {
+    const lh_name *qname; /* the question's name */
+    unsigned group;       /* the upstream group that answered: forward zones may be private */
+    bool paused;          /* blocking is paused: no uncloaking (rebinding is still checked) */
+    const lh_overlay *ov; /* runtime rules, checked before the lists; NULL: none */
+} lh_answer_ctx;
+/* Checks the scanned answer `pkt` (TTLs normalised, OPT stripped). On anything but PASS, `v`
+ * is the verdict to answer with instead; an uncloaking verdict points at `target`, which the
+ * caller keeps while it uses `v`. No allocation, no I/O, no logging. */
+enum lh_answer_check lh_policy_check_answer(const lh_policy *p, const lh_answer_ctx *c,
+                                            const uint8_t *pkt, size_t len,
+                                            const lh_answer_info *ai, lh_verdict *v,
+                                            lh_name *target);
+/* Names a check's result for logs and `loophole why`: "pass", "rebind", "uncloaked"... */
+const char *lh_answer_check_name(enum lh_answer_check r);
 
 /* Turns a block match into the blocked answer's verdict (block mode, TTL, EDE 15). */
 void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);

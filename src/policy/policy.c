@@ -273,6 +273,7 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
     if (p) atomic_init(&p->refs, 1);
     if (!p || lh_nameset_init(&p->zones, 64) != 0) goto oom;
     p->ttl = cfg->local_ttl;
+    p->rebind_protection = cfg->rebind_protection;
     if (zone_add(&p->zones, "localhost", ZONE_LOCALHOST) != 0 ||
         zone_add(&p->zones, LH_LEAK_CANARY_ZONE, ZONE_LEAK_CANARY) != 0)
         goto oom;
@@ -441,6 +442,50 @@ enum lh_uncloak_result lh_policy_uncloak_at(const lh_policy *p, const lh_overlay
         if (bm->blocked) return LH_UNCLOAK_BLOCKED;
     }
     return LH_UNCLOAK_CLEAN;
+}
+
+/* A public name answered with a private address: SERVFAIL, EDE 18 (Prohibited). */
+static void rebind_verdict(lh_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    v->kind = LH_VERDICT_REFUSED;
+    v->origin = LH_ORIGIN_REBIND;
+    v->rcode = LH_RCODE_SERVFAIL;
+    v->ede = LH_EDE_PROHIBITED;
+    v->list = -1;
+    v->match_label = -1;
+}
+
+enum lh_answer_check lh_policy_check_answer(const lh_policy *p, const lh_answer_ctx *c,
+                                            const uint8_t *pkt, size_t len,
+                                            const lh_answer_info *ai, lh_verdict *v,
+                                            lh_name *target)
+{
+    /* Forward zones (group > 0) are the operator's own servers: private answers are theirs. */
+    if (ai->private_address && p->rebind_protection && c->group == 0 &&
+        !lh_policy_rebind_allowed(p, c->qname)) {
+        rebind_verdict(v);
+        return LH_CHECK_REBIND;
+    }
+    if (c->paused) return LH_CHECK_PASS; /* blocking is off */
+    lh_block_match bm = {.list = -1, .label = -1};
+    enum lh_uncloak_result r = lh_policy_uncloak_at(p, c->ov, pkt, len, ai, target, &bm);
+    if (r == LH_UNCLOAK_CLEAN) return LH_CHECK_PASS;
+    lh_policy_block_verdict(p, v, &bm);
+    if (r == LH_UNCLOAK_TOO_MANY) return LH_CHECK_TOO_MANY;
+    v->match_name = target;
+    return LH_CHECK_UNCLOAKED;
+}
+
+const char *lh_answer_check_name(enum lh_answer_check r)
+{
+    static const char *const names[] = {
+        [LH_CHECK_PASS] = "pass",
+        [LH_CHECK_REBIND] = "rebind",
+        [LH_CHECK_UNCLOAKED] = "uncloaked",
+        [LH_CHECK_TOO_MANY] = "uncloaked",
+    };
+    return (unsigned)r < sizeof names / sizeof *names ? names[r] : "?";
 }
 
 bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name)
