@@ -35,16 +35,7 @@ enum lh_origin {
 typedef struct lh_verdict {
     enum lh_verdict_kind kind;
     enum lh_origin origin;
-    uint8_t rcode;
-    bool aa;
-    bool at_apex;      /* the name is the zone apex: SOA and NS are answered */
-    uint8_t soa_label; /* label index of the SOA owner for negative answers */
-    uint16_t n4, n6;
-    const uint8_t *v4, *v6; /* n4 x 4 and n6 x 16 address bytes */
-    const uint8_t *ptr;     /* PTR target, wire form, or NULL */
-    uint16_t ptr_len;
-    uint32_t ttl;
-    int ede;                   /* Extended DNS Error code, or -1 */
+    lh_local_answer ans;       /* LOCAL and REFUSED: the answer (wire.h builds it) */
     int list;                  /* blocklist / allowlist index that decided, or -1 */
     int match_label;           /* label where the deciding name rule matched, -1 for patterns */
     const lh_name *match_name; /* the name match_label indexes: NULL for the question, else a
@@ -52,7 +43,7 @@ typedef struct lh_verdict {
     bool allowed;              /* an allow rule let the name through */
     bool paused;               /* a block rule matched, but blocking is paused: forwarded */
     unsigned group;            /* FORWARD: upstream group (0 default, 1.. forward zones) */
-    uint8_t canary_v4[4];      /* storage for the leak canary's address (v4 points here) */
+    uint8_t canary_v4[4];      /* storage for the leak canary's address (ans.v4 points here) */
 } lh_verdict;
 
 typedef struct lh_policy {
@@ -101,6 +92,25 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
 typedef struct lh_overlay lh_overlay;
 void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, const lh_msg *m,
                          const uint64_t *hashes, lh_verdict *v);
+/* One query's decision, the step the daemon, `loophole why`, the fuzzers and the tests share:
+ * parse, the name's suffix hashes, the verdict. The daemon parses first (lh_decide_parse),
+ * answers parse errors and its own checks (client ACL, rate limit), then decides
+ * (lh_decide_verdict); the others call lh_decide. */
+typedef struct lh_decision {
+    lh_parse_result parse; /* anything but OK: an error answer (or none); no verdict */
+    lh_msg msg;            /* points into the packet given to lh_decide_parse */
+    uint64_t hashes[LH_LABELS_MAX];
+    lh_verdict verdict;
+} lh_decision;
+/* Parses `pkt` (len bytes, kept by the caller while d is used). Returns d->parse. */
+lh_parse_result lh_decide_parse(const uint8_t *pkt, size_t len, lh_decision *d);
+/* Hashes the parsed name and decides it: runtime rules `ov` (NULL: none) first; `paused`
+ * turns a block into a forward. */
+void lh_decide_verdict(const lh_policy *p, const lh_overlay *ov, bool paused, lh_decision *d);
+/* Both steps. Returns d->parse; the verdict is set when it is LH_PARSE_OK. */
+lh_parse_result lh_decide(const lh_policy *p, const lh_overlay *ov, bool paused, const uint8_t *pkt,
+                          size_t len, lh_decision *d);
+
 /* The block decision alone (runtime rules, then the lists), for CNAME/SVCB targets. */
 void lh_policy_block_match(const lh_policy *p, const lh_overlay *ov, const lh_name *n,
                            const uint64_t *hashes, lh_block_match *bm);
@@ -151,15 +161,12 @@ const char *lh_answer_check_name(enum lh_answer_check r);
 /* Turns a block match into the blocked answer's verdict (block mode, TTL, EDE 15). */
 void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);
 
-/* Writes the answer for a LOCAL or REFUSED verdict. Returns its length, 0 if nothing fits. */
-size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap, size_t limit,
-                       uint16_t our_udp_size);
-/* Writes a header-only error answer (FORMERR, NOTIMP, SERVFAIL, BADVERS...). */
-size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap, size_t limit,
-                       uint16_t our_udp_size);
-/* Writes the NOTIMP answer to an opcode other than QUERY: QR, the opcode and the rcode, every
- * other flag clear (no RA, none of the query's flags echoed); the question echoed if parsed. */
-size_t lh_answer_notimp_opcode(const lh_msg *m, uint8_t *out, size_t cap, size_t limit,
-                               uint16_t our_udp_size);
+/* Writes the answer for a LOCAL or REFUSED verdict (wire.c builds it). Returns its length, 0
+ * if nothing fits. */
+static inline size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap,
+                                     size_t limit, uint16_t our_udp_size)
+{
+    return lh_answer_local(m, &v->ans, out, cap, limit, our_udp_size);
+}
 
 #endif

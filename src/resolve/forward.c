@@ -358,18 +358,18 @@ static void log_check(lh_forwarder *f, const lh_pending *p, enum lh_answer_check
 }
 
 /* A refusal with SERVFAIL (its EDE set by the caller). */
-static const lh_verdict servfail_verdict = {.kind = LH_VERDICT_REFUSED,
-                                            .rcode = LH_RCODE_SERVFAIL,
-                                            .ede = LH_EDE_PROHIBITED,
-                                            .list = -1,
-                                            .match_label = -1};
+static const lh_verdict servfail_verdict = {
+    .kind = LH_VERDICT_REFUSED,
+    .ans = {.rcode = LH_RCODE_SERVFAIL, .ede = LH_EDE_PROHIBITED},
+    .list = -1,
+    .match_label = -1};
 
 /* A bogus or indeterminate answer: SERVFAIL with the EDE of the reason (RFC 8914). */
 static void dnssec_fail_verdict(lh_verdict *v, unsigned reason)
 {
     *v = servfail_verdict;
-    v->ede = lh_dnssec_reason_ede((enum lh_dnssec_reason)reason);
-    if (v->ede < 0) v->ede = 6; /* DNSSEC Bogus */
+    v->ans.ede = lh_dnssec_reason_ede((enum lh_dnssec_reason)reason);
+    if (v->ans.ede < 0) v->ans.ede = 6; /* DNSSEC Bogus */
 }
 
 /* The rest of an answer's way once its DNSSEC verdict is known (or none is needed): checks,
@@ -773,7 +773,7 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
             if (dv == LH_CACHE_DNSSEC_BOGUS) { /* the verdict kept: SERVFAIL without crypto */
                 lh_verdict fail;
                 dnssec_fail_verdict(&fail, reason);
-                ede = fail.ede;
+                ede = fail.ans.ede;
                 lh_writer_begin(&w, out, cap, m, LH_RCODE_SERVFAIL, false);
             } else {
                 set_ad(out, lh_rd16(out + 2) & LH_FLAG_AD, m);
