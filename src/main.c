@@ -8,6 +8,7 @@
 #include "loophole/policy.h"
 #include "loophole/server.h"
 #include "loophole/update.h"
+#include "loophole/why.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -29,7 +30,7 @@
 static const char usage[] =
     "Usage: loophole [serve] [OPTIONS]\n"
     "       loophole check-config [--config FILE] [OPTIONS]\n"
-    "       loophole why NAME [TYPE] [--config FILE] [OPTIONS]\n"
+    "       loophole why NAME [TYPE] [--answer FILE | --lookup] [--config FILE] [OPTIONS]\n"
     "       loophole dnssec NAME [TYPE] [--upstream ADDR] [--trust-anchor FILE] [OPTIONS]\n"
     "       loophole health [--config FILE] [--listen ADDR[:PORT]]\n"
     "       loophole lists update [--config FILE]\n"
@@ -44,9 +45,11 @@ static const char usage[] =
     "foreground, logging to stderr. 'check-config' validates the configuration and the files it\n"
     "names (STATE-DIR/runtime.list included), printing file:line: message for the first error.\n"
     "'why' tells, without a running daemon, how NAME would be answered with this configuration\n"
-    "and which list rules (file:line) match it. 'dnssec' asks the upstream for NAME (DO+CD)\n"
-    "and validates the answer itself, printing the chain trust anchor -> DS -> DNSKEY -> RRSIG\n"
-    "and the verdict;\n"
+    "and which list rules (file:line) match it; with --answer FILE (an upstream answer as dig\n"
+    "prints it) or --lookup (asked of the upstream now) also what the checks on upstream\n"
+    "answers make of it: a blocked CNAME/SVCB target (uncloaking) or a private address\n"
+    "(rebinding protection). 'dnssec' asks the upstream for NAME (DO+CD) and validates the\n"
+    "answer itself, printing the chain trust anchor -> DS -> DNSKEY -> RRSIG and the verdict;\n"
     "exit 0 secure, 1 bogus, 2 indeterminate or error, 3 insecure (docs/dnssec.md). 'health'\n"
     "asks the running daemon (at the first listen address) for localhost and exits 0 only when\n"
     "it answers 127.0.0.1 within two seconds. 'lists update'\n"
@@ -265,6 +268,8 @@ static void make_long_opts(struct option *o)
     o[n++] = (struct option){"json", no_argument, NULL, 'j'};
     o[n++] = (struct option){"subdomains", no_argument, NULL, 's'};
     o[n++] = (struct option){"blocked", no_argument, NULL, 'b'};
+    o[n++] = (struct option){"answer", required_argument, NULL, 'a'};
+    o[n++] = (struct option){"lookup", no_argument, NULL, 'L'};
     for (size_t i = 0; i < NFLAGS; i++)
         o[n++] =
             (struct option){flag_defs[i].flag, flag_defs[i].fixed ? no_argument : required_argument,
@@ -272,9 +277,11 @@ static void make_long_opts(struct option *o)
     o[n] = (struct option){NULL, 0, NULL, 0};
 }
 
-static bool opt_json;       /* --json, --subdomains, --blocked: the flags that are not */
-static bool opt_subdomains; /* config keys */
+static bool opt_json;       /* --json, --subdomains, --blocked, --answer, --lookup: the */
+static bool opt_subdomains; /* flags that are not config keys */
 static bool opt_blocked;
+static const char *opt_answer; /* why: an upstream answer to check (dig-style text) */
+static bool opt_lookup;        /* why: ask the upstream and check its answer */
 
 /* Flags are collected first and applied after the config file, so that they override it. */
 typedef struct flag_setting {
@@ -288,7 +295,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
                         unsigned npositional)
 {
     flag_setting *flags = calloc((size_t)argc + 1, sizeof *flags);
-    struct option long_opts[NFLAGS + 7];
+    struct option long_opts[NFLAGS + 9];
     const char *config_path = NULL;
     size_t nflags = 0;
     int opt, rc = 0;
@@ -307,6 +314,11 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
         }
         if (opt == 'c') {
             config_path = optarg;
+            continue;
+        }
+        if (opt == 'a' || opt == 'L') {
+            if (opt == 'a') opt_answer = optarg;
+            opt_lookup |= opt == 'L';
             continue;
         }
         if (opt == 'j' || opt == 's' || opt == 'b') {
@@ -437,72 +449,6 @@ static int cmd_check_config(lh_config *cfg)
     return 0;
 }
 
-typedef struct why_ctx {
-    lh_name name;
-    unsigned shown;
-    unsigned blocks, allows; /* matching rules of each kind */
-    FILE *out;               /* the rule lines, printed after the verdict */
-} why_ctx;
-
-typedef struct why_file {
-    why_ctx *why;
-    const lh_list_info *info;
-} why_file;
-
-static int why_rule(void *ctx, const lh_rule *r, unsigned line, const char *text)
-{
-    why_ctx *w = ((why_file *)ctx)->why;
-    const lh_list_info *info = ((why_file *)ctx)->info;
-    if (!lh_rule_matches(r, &w->name)) return 0;
-    if (r->allow)
-        w->allows++;
-    else
-        w->blocks++;
-    static const char *const kinds[] = {"name", "pattern", "regex"};
-    const char *scope = r->kind == LH_RULE_REGEX     ? "the whole name"
-                        : r->match == LH_MATCH_EXACT ? "the name only"
-                        : r->match == LH_MATCH_SUBS  ? "names below it"
-                                                     : "the name and below";
-    if (w->shown++ < 20)
-        fprintf(w->out, "  %-5s %s:%u: %s\n        (%s rule, %s format, matches %s%s)\n",
-                r->allow ? "allow" : "block", info->path, line, text, kinds[r->kind],
-                lh_list_format_name(r->format), scope, r->important ? ", $important" : "");
-    return 0;
-}
-
-static int why_list(void *ctx, const lh_list_info *info, FILE *f, char *err, size_t errlen)
-{
-    why_file wf = {.why = ctx, .info = info};
-    lh_list_counts counts;
-    return lh_list_read(f, info->path, info->format, info->allow, info->subdomains, why_rule, &wf,
-                        &counts, true, err, errlen);
-}
-
-static const char *origin_text(const lh_verdict *v)
-{
-    switch (v->origin) {
-    case LH_ORIGIN_LOCALHOST:
-        return "local: the localhost zone (RFC 6761)";
-    case LH_ORIGIN_SPECIAL_USE:
-        return "local: a special-use or locally served zone (RFC 6761/6303/7686)";
-    case LH_ORIGIN_HOSTS:
-        return "local: the hosts file";
-    case LH_ORIGIN_CLASS:
-        return "refused: class other than IN";
-    case LH_ORIGIN_META_TYPE:
-        return "answered here: a meta-query type (zone transfer, MAILA/MAILB, OPT, TSIG) is "
-               "never forwarded";
-    case LH_ORIGIN_CANARY:
-        return "local: a canary name that keeps clients on this resolver";
-    case LH_ORIGIN_BLOCKLIST:
-        return "blocked";
-    case LH_ORIGIN_LEAK_CANARY:
-        return "local: a leak-check canary name (" LH_LEAK_CANARY_ZONE ")";
-    default:
-        return "forwarded upstream";
-    }
-}
-
 /* The runtime rules the daemon would read at start (state-dir/runtime.list), or NULL. */
 static lh_overlay *why_runtime_rules(const lh_config *cfg)
 {
@@ -514,30 +460,15 @@ static lh_overlay *why_runtime_rules(const lh_config *cfg)
     return o;
 }
 
-/* The runtime rule deciding the name, as file:line: it comes before every list rule. */
-static void why_runtime(const lh_config *cfg, const lh_overlay *o, const lh_name *n)
-{
-    uint64_t h[LH_LABELS_MAX];
-    lh_block_match bm;
-    size_t i;
-    lh_name_hashes(n, h);
-    if (!o || !lh_overlay_match(o, n, h, &bm, &i)) return;
-    char text[LH_NAME_MAX * 4 + 8];
-    lh_overlay_rule_text(&o->rules[i], text, sizeof text);
-    printf("  %-5s %s/runtime.list:%u: %s\n        (runtime rule from 'loophole %s', checked "
-           "before the lists: it decides)\n",
-           o->rules[i].allow ? "allow" : "block", cfg->state_dir, o->rules[i].line, text,
-           o->rules[i].allow ? "allow" : "block");
-}
-
-/* loophole why NAME [TYPE]: the verdict from the same config the daemon would use, the answer
- * it would send (printed by ldns), and every list rule that matches, with file:line. */
+/* loophole why NAME [TYPE] [--answer FILE | --lookup]: the explanation (why.h) from the same
+ * config the daemon would use, with the runtime rules it would read at start. */
 static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
 {
     char err[LH_ERR_MAX];
-    ldns_rr_type type = type_text ? ldns_get_rr_type_by_name(type_text) : LDNS_RR_TYPE_A;
-    if (type == 0) {
-        fprintf(stderr, "loophole: why: '%s' is not a record type\n", type_text);
+    const char *type = type_text ? type_text : "A";
+    ldns_rr_type t = ldns_get_rr_type_by_name(type);
+    if (t == 0) {
+        fprintf(stderr, "loophole: why: '%s' is not a record type\n", type);
         return 2;
     }
     lh_log_threshold = LH_LOG_WARN; /* list load lines would drown the answer */
@@ -546,67 +477,56 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    uint8_t q[LH_MSG_MAX], out[LH_MSG_MAX];
-    lh_msg m;
-    size_t qlen = lh_wire_build_query(q, sizeof q, name, (uint16_t)type, 0x1d00);
-    if (!qlen || lh_msg_parse_query(q, qlen, &m) != LH_PARSE_OK) {
-        fprintf(stderr, "loophole: why: '%s' is not a valid DNS name\n", name);
-        lh_policy_free(p);
-        return 2;
-    }
-    uint64_t h[LH_LABELS_MAX];
-    lh_verdict v;
-    lh_name_hashes(&m.qname, h);
+    lh_why *w = malloc(sizeof *w);
+    static uint8_t answer[LH_MSG_MAX];
+    char from[LH_ERR_MAX], ov_path[4096];
     lh_overlay *ov = why_runtime_rules(cfg);
-    lh_policy_decide_at(p, ov, false, &m, h, &v);
-    char text[LH_NAME_MAX * 4 + 1];
-    lh_name_to_text(m.qname.wire, text, sizeof text);
-    /* The matching rules first (to a buffer), so the verdict line can say whether an allow
-     * rule overrode a block rule or merely matched. */
-    char *rules_text = NULL;
-    size_t rules_len = 0;
-    why_ctx w = {.name = m.qname, .out = open_memstream(&rules_text, &rules_len)};
-    if (!w.out) {
+    snprintf(ov_path, sizeof ov_path, "%s/runtime.list", cfg->state_dir ? cfg->state_dir : ".");
+    lh_why_input in = {
+        .cfg = cfg, .policy = p, .ov = ov, .ov_path = ov_path, .name = name, .type = type};
+    int rc = 0;
+    if (!w) {
         fprintf(stderr, "loophole: why: out of memory\n");
-        lh_overlay_unref(ov);
-        lh_policy_free(p);
-        return 1;
+        rc = 1;
+        goto out;
     }
-    int rc = lh_policy_each_list(cfg, why_list, &w, err, sizeof err);
-    fclose(w.out);
-    char *tname = ldns_rr_type2str(type);
-    printf("%s %s: %s%s\n", text, tname, origin_text(&v),
-           !v.allowed ? ""
-           : w.blocks ? " (an allow rule overrides the block rules)"
-                      : " (an allow rule matches; no block rule does)");
-    free(tname);
-    if (v.kind == LH_VERDICT_LOCAL || v.kind == LH_VERDICT_REFUSED) {
-        size_t n = lh_answer_build(&m, &v, out, sizeof out, LH_MSG_MAX, 1232);
-        ldns_pkt *pkt = NULL;
-        if (n && ldns_wire2pkt(&pkt, out, n) == LDNS_STATUS_OK) {
-            char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(pkt));
-            printf("answer: %s", rcode ? rcode : "?");
-            free(rcode);
-            ldns_rr_list *an = ldns_pkt_answer(pkt), *ns = ldns_pkt_authority(pkt);
-            printf(", %zu answer record(s)%s\n", ldns_rr_list_rr_count(an),
-                   ldns_rr_list_rr_count(ns) ? ", SOA in authority" : "");
-            ldns_rr_list_print(stdout, an);
-            ldns_pkt_free(pkt);
-        }
+    if (opt_answer) {
+        in.answer_len = lh_why_read_answer(opt_answer, name, (uint16_t)t, answer, sizeof answer,
+                                           err, sizeof err);
+        in.answer_from = opt_answer;
+    } else if (opt_lookup) {
+        /* Asked of the upstreams the question would go to: decide first. */
+        lh_decision d;
+        uint8_t q[LH_MSG_MAX];
+        size_t qlen = lh_wire_build_query(q, sizeof q, name, (uint16_t)t, 0);
+        unsigned group = 0;
+        if (qlen && lh_decide(p, ov, false, q, qlen, &d) == LH_PARSE_OK) group = d.verdict.group;
+        in.answer_len = qlen ? lh_why_lookup(cfg, group, name, (uint16_t)t, answer, sizeof answer,
+                                             from, sizeof from, err, sizeof err)
+                             : 0;
+        in.answer_from = from;
+        if (!qlen) snprintf(err, sizeof err, "'%s' is not a valid DNS name", name);
     }
-    if (v.origin == LH_ORIGIN_BLOCKLIST || v.kind == LH_VERDICT_FORWARD)
-        why_runtime(cfg, ov, &m.qname); /* it comes before every list rule */
+    if ((opt_answer || opt_lookup) && !in.answer_len) {
+        fprintf(stderr, "loophole: why: %s\n", err);
+        rc = opt_answer ? 2 : 1;
+        goto out;
+    }
+    in.answer = in.answer_len ? answer : NULL;
+    int r = lh_why_explain(&in, w, err, sizeof err);
+    if (r != 0) {
+        fprintf(stderr, "loophole: why: %s\n", err);
+        rc = r == -2 ? 2 : 1;
+    } else {
+        lh_why_print(w, stdout);
+        if (w->list_err[0]) fprintf(stderr, "%s\n", w->list_err);
+    }
+    lh_why_free(w);
+out:
+    free(w);
     lh_overlay_unref(ov);
-    fputs(rules_text ? rules_text : "", stdout);
-    free(rules_text);
-    if (rc < 0) fprintf(stderr, "%s\n", err);
-    if (w.shown == 0 &&
-        (v.origin == LH_ORIGIN_BLOCKLIST || v.allowed || v.kind == LH_VERDICT_FORWARD))
-        printf("  no list rule matches %s\n", text);
-    else if (w.shown > 20)
-        printf("  ... and %u more matching rules\n", w.shown - 20);
     lh_policy_free(p);
-    return 0;
+    return rc;
 }
 
 /* The blocking lookups of `loophole dnssec`: one ldns resolver at the upstream, DO and CD set
