@@ -6,6 +6,7 @@
 #include "loophole/log.h"
 #include "loophole/overlay.h"
 #include "loophole/policy.h"
+#include "loophole/sbuf.h"
 #include "loophole/server.h"
 #include "loophole/update.h"
 #include "loophole/why.h"
@@ -68,122 +69,22 @@ static const char usage[] =
     "or to compare the daemon with). 'leak-server' serves ZONE authoritatively, answering\n"
     "each resolver with its own address.\n"
     "\n"
-    "Options (each but --json is also a config-file key, named as the flag unless\n"
+    "Options (each is also a config-file key, named as the flag unless\n"
     "docs/configuration.md says otherwise; flags override the file):\n"
     "  -c, --config FILE            read settings from FILE (key = value lines)\n"
-    "  -l, --listen ADDR[:PORT]     listen on UDP and TCP; repeatable; IPv6 as [::1]:53\n"
-    "                               (default " LH_DEFAULT_LISTEN ")\n"
-    "      --log-level LEVEL        error, warn, info (default) or debug\n"
-    "      --hosts-file FILE        answer names from a hosts file (default " LH_DEFAULT_HOSTS_FILE
-    ",\n"
-    "                               which may be missing; a named FILE must exist)\n"
-    "      --no-hosts               do not read a hosts file\n"
-    "      --local-ttl SECONDS      TTL of locally answered records (default 60)\n"
-    "      --edns-udp-size BYTES    largest UDP answer sent, 512-4096 (default 1232)\n"
-    "      --tcp-idle-timeout MS    close TCP connections without a complete query for MS\n"
-    "                               milliseconds (default 10000); empty frames do not count\n"
-    "      --tcp-max-connections N  concurrent TCP connections (default 1000); one client\n"
-    "                               address holds at most a quarter; when full, the one idle\n"
-    "                               longest is closed for a new one\n"
-    "      --threads N              event loops, one thread each, sharing the listen addresses\n"
-    "                               (SO_REUSEPORT) and the lists; e.g. the number of cores\n"
-    "                               (default 1)\n"
-    "      --rate-limit N           UDP answers a second per client network (/24, /56) for\n"
-    "                               non-loopback clients; beyond: dropped, every 2nd sent\n"
-    "                               truncated (default 200; 0 turns it off). leak-server:\n"
-    "                               queries a second per source address\n"
-    "      --user NAME              started as root: bind, then run as NAME (default\n"
-    "                               " LH_DEFAULT_USER ")\n"
-    "      --allow-root             keep running as root (not recommended)\n"
-    "      --allow-client ADDR[/PREFIX]  answer this client network too (loopback always);\n"
-    "                               required to listen on a non-loopback address; repeatable\n"
-    "      --blocklist PATH         block the names in a list file or a folder of them;\n"
-    "                               repeatable; format detected per line\n"
-    "      --allowlist PATH         never block these names (exceptions); repeatable\n"
-    "      --no-default-blocklist   do not use the built-in list (blocklists/default.list)\n"
-    "      --block-mode MODE        loopback (default: A 127.0.0.1, AAAA ::1), null, nxdomain,\n"
-    "                               nodata, refused or custom\n"
-    "      --block-ipv4 ADDR        the A answer for block-mode custom\n"
-    "      --block-ipv6 ADDR        the AAAA answer for block-mode custom\n"
-    "      --block-ttl SECONDS      TTL of blocked answers (default 10)\n"
-    "      --no-canary-names        do not answer the DoH / Private Relay canary names\n"
-    "      --list-url \"URL PATH\"    for 'lists update': download URL to PATH; repeatable\n"
+    /* the settings' flags, from the settings table (lh_settings_help) */
+    ;
+
+/* After the settings' flags: the options that are not settings. */
+static const char usage_tail[] =
     "\n"
-    "Forwarding and cache:\n"
-    "      --upstream ADDR[:PORT]   forward to this resolver; repeatable; default: the\n"
-    "                               nameservers of --resolv-conf minus loophole's own address\n"
-    "      --upstream tls://ADDR[:PORT]#NAME[?pin-sha256=BASE64]\n"
-    "                               DNS over TLS (port 853), the certificate checked against\n"
-    "                               NAME; also ADDR@PORT#NAME. Strict: never plaintext\n"
-    "      --upstream https://HOST[:PORT][/PATH]@ADDR[?pin-sha256=BASE64&method=get]\n"
-    "                               DNS over HTTPS (RFC 8484, HTTP/2, POST by default) to HOST\n"
-    "                               at ADDR, never looked up (ADDR may be left out only when\n"
-    "                               HOST is an IP); e.g. https://dns.google/dns-query@8.8.8.8\n"
-    "      --tls-ca FILE            trust this CA file for DNS over TLS/HTTPS instead of the\n"
-    "                               system store (/etc/ssl/certs)\n"
-    "      --tls-mode strict|opportunistic\n"
-    "                               strict (default): a failed encrypted upstream gives\n"
-    "                               SERVFAIL; opportunistic: plain DNS to the same address\n"
-    "                               instead (not private: stats and leak-check say so)\n"
-    "      --forward-zone ZONE=ADDR[:PORT][,ADDR...]\n"
-    "                               send ZONE and below to its own upstreams; repeatable\n"
-    "      --resolv-conf FILE       where default upstreams come from (" LH_DEFAULT_RESOLV_CONF
-    ")\n"
-    "      --fallback-upstream ADDR used when resolv.conf names none but loophole; repeatable\n"
-    "                               (default " LH_DEFAULT_FALLBACK ")\n"
-    "      --upstream-timeout MS    one try at one upstream (default 1500)\n"
-    "      --query-budget MS        all tries; then a stale answer or SERVFAIL (default 4000)\n"
-    "      --upstream-max-inflight N  upstream queries at once; beyond: SERVFAIL (default 1024)\n"
-    "      --no-upstream-0x20       do not randomise the case of upstream questions\n"
-    "      --rebind-protection      refuse answers with private or loopback addresses for\n"
-    "                               names outside forward zones (off by default)\n"
-    "      --rebind-allow DOMAIN    a domain (and below) that may resolve privately; repeatable\n"
-    "      --cache-size BYTES       cache memory, e.g. 16M (default); 0 turns it off\n"
-    "      --cache-min-ttl SECONDS, --cache-max-ttl SECONDS (default 0, 86400)\n"
-    "      --cache-max-negative-ttl SECONDS  NXDOMAIN/NODATA at most (default 3600)\n"
-    "      --no-serve-stale         never answer from expired entries when upstreams fail\n"
-    "      --stale-ttl SECONDS      TTL of stale answers (default 30)\n"
-    "      --stale-window SECONDS   how long past expiry entries may be served (default 86400)\n"
-    "\n"
-    "DNSSEC (docs/dnssec.md):\n"
-    "      --dnssec MODE            off (clear AD), process (default: keep AD only from a\n"
-    "                               loopback, DoT or DoH upstream), validate (loophole\n"
-    "                               validates: SERVFAIL + EDE for bogus answers) or\n"
-    "                               allow-downgrade (validate; on a path that strips DNSSEC,\n"
-    "                               unsigned answers pass as insecure except in zones seen\n"
-    "                               signed)\n"
-    "      --trust-anchor FILE      DS or DNSKEY records to trust; repeatable (default\n"
-    "                               /usr/share/dns/root.key, from dns-root-data)\n"
-    "      --domain-insecure NAME   a negative trust anchor: NAME and below are not validated;\n"
-    "                               repeatable\n"
-    "\n"
-    "Observability:\n"
-    "      --control-socket PATH    unix socket for stats/reload/cache flush/lists/leak-check;\n"
-    "                               'none' turns it off (default " LH_DEFAULT_CONTROL_SOCKET ")\n"
-    "      --control-group GROUP    this group may use the control socket too (default: root\n"
-    "                               only)\n"
-    "      --state-dir DIR          where the compiled list snapshot is kept, so that a restart\n"
-    "                               maps big lists instead of parsing them, and the runtime\n"
-    "                               rules (loophole allow/block) (default\n"
-    "                               " LH_DEFAULT_STATE_DIR "; 'none' turns both off)\n"
-    "      --metrics ADDR[:PORT]    serve Prometheus metrics at http://ADDR:PORT/metrics (off)\n"
-    "      --query-log PATH         JSON lines, one per answered query, to PATH or 'stdout'\n"
-    "                               (off); SIGUSR1 reopens the file\n"
-    "      --query-log-clients MODE yes (the client address, default), no, or hash; also\n"
-    "                               how 'tail' and the dashboard show clients\n"
-    "      --http ADDR[:PORT]       serve the dashboard at http://ADDR:PORT/ (loopback only;\n"
-    "                               port 5380 if none; off by default: docs/dashboard.md)\n"
-    "      --recent-queries N       keep the last N queries of each loop in memory for 'tail'\n"
-    "                               and the dashboard (default 1000 with --http, else 0: off)\n"
-    "\n"
-    "Leak check and leak server:\n"
-    "      --json                   leak-check: the report as one JSON object\n"
-    "      --probe-zone ZONE        leak-check: also probe the zone of a leak server, and test\n"
-    "                               whether something on the path intercepts port 53\n"
-    "      --zone ZONE              leak-server: the zone to serve\n"
-    "      --ns-address ADDR        leak-server: address of ns1.ZONE; repeatable (v4, v6)\n"
-    "      --retention SECONDS      leak-server: how long resolvers are remembered per label\n"
-    "                               (default 600)\n"
+    "Options that are not settings:\n"
+    "      --json                   leak-check, stats, lists: the report as one JSON object\n"
+    "      --subdomains             allow, block: the rule covers every name below NAME too\n"
+    "      --blocked                tail: only blocked queries\n"
+    "      --answer FILE            why: check this upstream answer (dig-style text,\n"
+    "                               docs/blocklists.md)\n"
+    "      --lookup                 why: ask the upstream now and check its answer\n"
     "  -h, --help                   show this help\n"
     "  -V, --version                show the version\n"
     "\n"
@@ -192,72 +93,10 @@ static const char usage[] =
     "Documentation: README.md and docs/ (configuration, blocklists, forwarding,\n"
     "system-resolver, leak-check, observability, dashboard, reliability, dnssec).\n";
 
-/* Every flag is a config key of the same name, except the "no-" switches, which set a key to
- * a fixed value. One table drives getopt and the mapping. */
-typedef struct flag_def {
-    const char *flag, *key, *fixed; /* fixed: the value of an argument-less flag */
-} flag_def;
-
-static const flag_def flag_defs[] = {
-    {"listen", "listen", NULL},
-    {"log-level", "log-level", NULL},
-    {"hosts-file", "hosts-file", NULL},
-    {"no-hosts", "hosts-file", "none"},
-    {"local-ttl", "local-ttl", NULL},
-    {"edns-udp-size", "edns-udp-size", NULL},
-    {"tcp-idle-timeout", "tcp-idle-timeout", NULL},
-    {"tcp-max-connections", "tcp-max-connections", NULL},
-    {"rate-limit", "rate-limit", NULL},
-    {"threads", "threads", NULL},
-    {"allow-client", "allow-client", NULL},
-    {"user", "user", NULL},
-    {"list-url", "list-url", NULL},
-    {"allow-root", "allow-root", "yes"},
-    {"blocklist", "blocklist", NULL},
-    {"allowlist", "allowlist", NULL},
-    {"no-default-blocklist", "default-blocklist", "no"},
-    {"block-mode", "block-mode", NULL},
-    {"block-ipv4", "block-ipv4", NULL},
-    {"block-ipv6", "block-ipv6", NULL},
-    {"block-ttl", "block-ttl", NULL},
-    {"no-canary-names", "canary-names", "no"},
-    {"upstream", "upstream", NULL},
-    {"tls-ca", "tls-ca", NULL},
-    {"tls-mode", "tls-mode", NULL},
-    {"forward-zone", "forward-zone", NULL},
-    {"fallback-upstream", "fallback-upstream", NULL},
-    {"resolv-conf", "resolv-conf", NULL},
-    {"upstream-timeout", "upstream-timeout", NULL},
-    {"query-budget", "query-budget", NULL},
-    {"upstream-max-inflight", "upstream-max-inflight", NULL},
-    {"no-upstream-0x20", "upstream-0x20", "no"},
-    {"rebind-protection", "rebind-protection", "yes"},
-    {"rebind-allow", "rebind-allow", NULL},
-    {"cache-size", "cache-size", NULL},
-    {"cache-min-ttl", "cache-min-ttl", NULL},
-    {"cache-max-ttl", "cache-max-ttl", NULL},
-    {"cache-max-negative-ttl", "cache-max-negative-ttl", NULL},
-    {"no-serve-stale", "serve-stale", "no"},
-    {"stale-ttl", "stale-ttl", NULL},
-    {"stale-window", "stale-window", NULL},
-    {"dnssec", "dnssec", NULL},
-    {"trust-anchor", "trust-anchor", NULL},
-    {"domain-insecure", "domain-insecure", NULL},
-    {"control-socket", "control-socket", NULL},
-    {"control-group", "control-group", NULL},
-    {"state-dir", "state-dir", NULL},
-    {"metrics", "metrics", NULL},
-    {"query-log", "query-log", NULL},
-    {"query-log-clients", "query-log-clients", NULL},
-    {"http", "http", NULL},
-    {"recent-queries", "recent-queries", NULL},
-    {"probe-zone", "probe-zone", NULL},
-    {"zone", "leak-zone", NULL},
-    {"ns-address", "leak-ns-address", NULL},
-    {"retention", "leak-retention", NULL},
-};
-#define NFLAGS (sizeof flag_defs / sizeof *flag_defs)
-#define FLAG_BASE 1000 /* getopt value of flag_defs[i] is FLAG_BASE + i */
+/* The settings' flags come from the settings table (config.h): getopt value FLAG_BASE + i is
+ * lh_settings[i]'s flag. */
+#define FLAG_BASE 1000
+#define NOPTS_OTHER 9 /* config, help, version, json, subdomains, blocked, answer, lookup, end */
 
 static void make_long_opts(struct option *o)
 {
@@ -270,11 +109,24 @@ static void make_long_opts(struct option *o)
     o[n++] = (struct option){"blocked", no_argument, NULL, 'b'};
     o[n++] = (struct option){"answer", required_argument, NULL, 'a'};
     o[n++] = (struct option){"lookup", no_argument, NULL, 'L'};
-    for (size_t i = 0; i < NFLAGS; i++)
-        o[n++] =
-            (struct option){flag_defs[i].flag, flag_defs[i].fixed ? no_argument : required_argument,
-                            NULL, (int)(FLAG_BASE + i)};
+    for (unsigned i = 0; i < lh_nsettings; i++)
+        if (lh_settings[i].flag)
+            o[n++] = (struct option){lh_settings[i].flag,
+                                     lh_settings[i].flag_value ? no_argument : required_argument,
+                                     NULL, (int)(FLAG_BASE + i)};
     o[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* --help: the text above, the settings' flags from the table, the options that are not. */
+static void print_help(void)
+{
+    static char flags[16384];
+    lh_sbuf b;
+    lh_sbuf_init(&b, flags, sizeof flags);
+    lh_settings_help(&b);
+    fputs(usage, stdout);
+    fputs(flags, stdout);
+    fputs(usage_tail, stdout);
 }
 
 static bool opt_json;       /* --json, --subdomains, --blocked, --answer, --lookup: the */
@@ -295,7 +147,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
                         unsigned npositional)
 {
     flag_setting *flags = calloc((size_t)argc + 1, sizeof *flags);
-    struct option long_opts[NFLAGS + 9];
+    struct option long_opts[LH_SETTINGS_MAX + NOPTS_OTHER];
     const char *config_path = NULL;
     size_t nflags = 0;
     int opt, rc = 0;
@@ -303,7 +155,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
     make_long_opts(long_opts);
     while ((opt = getopt_long(argc, argv, "c:l:hV", long_opts, NULL)) != -1) {
         if (opt == 'h') {
-            fputs(usage, stdout);
+            print_help();
             rc = 1;
             goto out;
         }
@@ -325,15 +177,15 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
             *(opt == 'j' ? &opt_json : opt == 's' ? &opt_subdomains : &opt_blocked) = true;
             continue;
         }
-        if (opt == 'l') opt = FLAG_BASE; /* -l is --listen, the first entry */
-        if (opt < FLAG_BASE || opt >= FLAG_BASE + (int)NFLAGS) {
+        if (opt == 'l') opt = FLAG_BASE + lh_setting_flag_index("listen");
+        if (opt < FLAG_BASE || opt >= FLAG_BASE + (int)lh_nsettings) {
             fputs("Try 'loophole --help'.\n", stderr);
             rc = -1;
             goto out;
         }
-        const flag_def *d = &flag_defs[opt - FLAG_BASE];
+        const lh_setting *d = &lh_settings[opt - FLAG_BASE];
         flags[nflags].key = d->key;
-        flags[nflags].value = d->fixed ? d->fixed : optarg;
+        flags[nflags].value = d->flag_value ? d->flag_value : optarg;
         nflags++;
     }
     if (optind + (int)npositional < argc || optind + (int)npositional_min > argc) {
