@@ -3,6 +3,7 @@
 #ifndef LH_CONFIG_H
 #define LH_CONFIG_H
 
+#include "loophole/addr.h"
 #include "loophole/log.h"
 #include "loophole/upstream_addr.h"
 
@@ -22,13 +23,6 @@
 #define LH_DEFAULT_STATE_DIR "/var/lib/loophole"
 #define LH_DEFAULT_HTTP_PORT 5380
 #define LH_ERR_MAX 512
-
-typedef union lh_sockaddr {
-    struct sockaddr sa;
-    struct sockaddr_in v4;
-    struct sockaddr_in6 v6;
-    struct sockaddr_storage ss;
-} lh_sockaddr;
 
 /* Where a setting came from: a later source replaces a list set by an earlier one instead of
  * appending to it (a --listen flag replaces the file's listen lines). */
@@ -97,14 +91,6 @@ enum lh_dnssec_mode {
     LH_DNSSEC_MODE_DOWNGRADE,
 };
 
-/* A client network allowed to query: ADDR/PREFIX. */
-typedef struct lh_cidr {
-    int family;
-    uint8_t addr[16];
-    uint8_t prefix;
-} lh_cidr;
-#define LH_ACL_MAX 64
-
 /* Every setting (config-file key), with its default as docs/configuration.md shows it (NULL:
  * none to show). lh_config_set accepts exactly these keys; a unit test checks the docs against
  * this table. */
@@ -142,8 +128,6 @@ int lh_setting_index(const char *key);
 int lh_setting_flag_index(const char *flag);
 /* The flags of every setting as `--help` shows them, in table order, under their sections. */
 void lh_settings_help(lh_sbuf *b);
-/* Parses "ADDR[/PREFIX]" (the client ACL's networks). Returns 0 or -1. */
-int lh_cidr_parse(const char *v, lh_cidr *out);
 
 struct lh_config {
     char *config_file; /* NULL: embedded defaults only */
@@ -278,16 +262,8 @@ unsigned lh_config_upstreams(const lh_config *c, lh_sockaddr *out, unsigned max,
                              size_t source_len, enum lh_upstream_origin *origin);
 /* May this client query? Loopback always; others only inside an allow-client network. */
 bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa);
-bool lh_addr_is_loopback(const struct sockaddr *sa);
-/* The address bytes of an IPv4 or IPv6 socket address; returns 4 or 16. */
-size_t lh_addr_bytes(const struct sockaddr *sa, const uint8_t **bytes);
 
 /* Is `a` one of loophole's own listen addresses (same address and port)? */
 bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a);
-
-/* Parses "ADDR", "ADDR:PORT", "[V6]:PORT" or a bare IPv6 address; `default_port` when none. */
-int lh_addr_parse(const char *text, uint16_t default_port, lh_sockaddr *out);
-/* Formats as "1.2.3.4:53" or "[::1]:53". */
-void lh_addr_format(const lh_sockaddr *a, char *out, size_t cap);
 
 #endif
