@@ -332,6 +332,7 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
     lh_why *w = malloc(sizeof *w);
     static uint8_t answer[LH_MSG_MAX];
     char from[LH_ERR_MAX], ov_path[4096];
+    bool local_only = false; /* --lookup for a name answered here: nothing asked */
     lh_overlay *ov = why_runtime_rules(cfg);
     snprintf(ov_path, sizeof ov_path, "%s/runtime.list", cfg->state_dir ? cfg->state_dir : ".");
     lh_why_input in = {
@@ -351,15 +352,17 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
         lh_decision d;
         uint8_t q[LH_MSG_MAX];
         size_t qlen = lh_wire_build_query(q, sizeof q, name, (uint16_t)t, 0);
-        unsigned group = 0;
-        if (qlen && lh_decide(p, ov, false, q, qlen, &d) == LH_PARSE_OK) group = d.verdict.group;
-        in.answer_len = qlen ? lh_why_lookup(cfg, group, name, (uint16_t)t, answer, sizeof answer,
-                                             from, sizeof from, err, sizeof err)
-                             : 0;
+        bool ok = qlen && lh_decide(p, ov, false, q, qlen, &d) == LH_PARSE_OK;
+        /* A name answered here is never asked upstream: nor is it by why. */
+        local_only = ok && d.verdict.kind != LH_VERDICT_FORWARD;
+        in.answer_len = ok && !local_only
+                            ? lh_why_lookup(cfg, d.verdict.group, name, (uint16_t)t, answer,
+                                            sizeof answer, from, sizeof from, err, sizeof err)
+                            : 0;
         in.answer_from = from;
-        if (!qlen) snprintf(err, sizeof err, "'%s' is not a valid DNS name", name);
+        if (!ok) snprintf(err, sizeof err, "'%s' is not a valid DNS name", name);
     }
-    if ((opt_answer || opt_lookup) && !in.answer_len) {
+    if ((opt_answer || opt_lookup) && !in.answer_len && !local_only) {
         fprintf(stderr, "loophole: why: %s\n", err);
         rc = opt_answer ? 2 : 1;
         goto out;
@@ -371,6 +374,9 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
         rc = r == -2 ? 2 : 1;
     } else {
         lh_why_print(w, stdout);
+        if (local_only)
+            printf("upstream answer: not asked: %s is answered here, never asked upstream\n",
+                   w->name);
         if (w->list_err[0]) fprintf(stderr, "%s\n", w->list_err);
     }
     lh_why_free(w);

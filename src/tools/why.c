@@ -454,7 +454,7 @@ size_t lh_why_read_answer(const char *path, const char *name, uint16_t type, uin
     ldns_pkt_section sec = LDNS_SECTION_ANSWER;
     bool question = false;
     char buf[4096];
-    unsigned lineno = 0, nrr = 0;
+    unsigned lineno = 0;
     while (fgets(buf, sizeof buf, f)) {
         lineno++;
         char *l = trim(buf);
@@ -493,7 +493,6 @@ size_t lh_why_read_answer(const char *path, const char *name, uint16_t type, uin
             continue;
         }
         ldns_pkt_push_rr(pkt, sec, rr);
-        nrr++;
     }
     if (ferror(f)) {
         snprintf(err, errlen, "%s: read error", path);
@@ -509,7 +508,6 @@ size_t lh_why_read_answer(const char *path, const char *name, uint16_t type, uin
     memcpy(out, wire, len);
     free(wire);
     n = len;
-    (void)nrr;
 out:
     ldns_pkt_free(pkt);
     fclose(f);

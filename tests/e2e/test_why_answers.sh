@@ -74,6 +74,9 @@ expect_match "--lookup: a clean chain passes" "$out" "passes the checks"
 out=$("$LOOPHOLE" why private.cloak.test "${args[@]}" --upstream "$UP" --rebind-protection --lookup)
 expect_match "--lookup: a private answer is refused (rebind)" "$out" "refused \(rebind\)"
 expect_eq "the upstream was asked each time" "$(lh_fake_count "$UP" "chain17.cloak.test|private.cloak.test")" "3"
+out=$("$LOOPHOLE" why foo.localhost "${args[@]}" --upstream "$UP" --lookup)
+expect_match "--lookup of a local name asks nothing" "$out" "upstream answer: not asked: foo.localhost is answered here"
+expect_eq "... and the upstream never saw it" "$(lh_fake_count "$UP" "localhost")" "0"
 # The daemon gives the same verdicts for the same answers.
 lh_start "${args[@]}" --blocklist "$LH_TMP/block.list" --upstream "$UP" --rebind-protection
 expect_eq "daemon: the chain is blocked" "$(d chain17.cloak.test +short)" "127.0.0.1"
