@@ -7,6 +7,8 @@
 #include "loophole/overlay.h"
 #include "loophole/policy.h"
 #include "loophole/daemon.h"
+#include "loophole/sbuf.h"
+#include "loophole/server.h"
 #include "loophole/update.h"
 #include "loophole/why.h"
 
@@ -30,7 +32,7 @@
 static const char usage[] =
     "Usage: loophole [serve] [OPTIONS]\n"
     "       loophole check-config [--config FILE] [OPTIONS]\n"
-    "       loophole why NAME [TYPE] [--config FILE] [OPTIONS]\n"
+    "       loophole why NAME [TYPE] [--answer FILE | --lookup] [--config FILE] [OPTIONS]\n"
     "       loophole dnssec NAME [TYPE] [--upstream ADDR] [--trust-anchor FILE] [OPTIONS]\n"
     "       loophole health [--config FILE] [--listen ADDR[:PORT]]\n"
     "       loophole lists update [--config FILE]\n"
@@ -45,9 +47,11 @@ static const char usage[] =
     "foreground, logging to stderr. 'check-config' validates the configuration and the files it\n"
     "names (STATE-DIR/runtime.list included), printing file:line: message for the first error.\n"
     "'why' tells, without a running daemon, how NAME would be answered with this configuration\n"
-    "and which list rules (file:line) match it. 'dnssec' asks the upstream for NAME (DO+CD)\n"
-    "and validates the answer itself, printing the chain trust anchor -> DS -> DNSKEY -> RRSIG\n"
-    "and the verdict;\n"
+    "and which list rules (file:line) match it; with --answer FILE (an upstream answer as dig\n"
+    "prints it) or --lookup (asked of the upstream now) also what the checks on upstream\n"
+    "answers make of it: a blocked CNAME/SVCB target (uncloaking) or a private address\n"
+    "(rebinding protection). 'dnssec' asks the upstream for NAME (DO+CD) and validates the\n"
+    "answer itself, printing the chain trust anchor -> DS -> DNSKEY -> RRSIG and the verdict;\n"
     "exit 0 secure, 1 bogus, 2 indeterminate or error, 3 insecure (docs/dnssec.md). 'health'\n"
     "asks the running daemon (at the first listen address) for localhost and exits 0 only when\n"
     "it answers 127.0.0.1 within two seconds. 'lists update'\n"
@@ -66,122 +70,22 @@ static const char usage[] =
     "or to compare the daemon with). 'leak-server' serves ZONE authoritatively, answering\n"
     "each resolver with its own address.\n"
     "\n"
-    "Options (each but --json is also a config-file key, named as the flag unless\n"
+    "Options (each is also a config-file key, named as the flag unless\n"
     "docs/configuration.md says otherwise; flags override the file):\n"
     "  -c, --config FILE            read settings from FILE (key = value lines)\n"
-    "  -l, --listen ADDR[:PORT]     listen on UDP and TCP; repeatable; IPv6 as [::1]:53\n"
-    "                               (default " LH_DEFAULT_LISTEN ")\n"
-    "      --log-level LEVEL        error, warn, info (default) or debug\n"
-    "      --hosts-file FILE        answer names from a hosts file (default " LH_DEFAULT_HOSTS_FILE
-    ",\n"
-    "                               which may be missing; a named FILE must exist)\n"
-    "      --no-hosts               do not read a hosts file\n"
-    "      --local-ttl SECONDS      TTL of locally answered records (default 60)\n"
-    "      --edns-udp-size BYTES    largest UDP answer sent, 512-4096 (default 1232)\n"
-    "      --tcp-idle-timeout MS    close TCP connections without a complete query for MS\n"
-    "                               milliseconds (default 10000); empty frames do not count\n"
-    "      --tcp-max-connections N  concurrent TCP connections (default 1000); one client\n"
-    "                               address holds at most a quarter; when full, the one idle\n"
-    "                               longest is closed for a new one\n"
-    "      --threads N              event loops, one thread each, sharing the listen addresses\n"
-    "                               (SO_REUSEPORT) and the lists; e.g. the number of cores\n"
-    "                               (default 1)\n"
-    "      --rate-limit N           UDP answers a second per client network (/24, /56) for\n"
-    "                               non-loopback clients; beyond: dropped, every 2nd sent\n"
-    "                               truncated (default 200; 0 turns it off). leak-server:\n"
-    "                               queries a second per source address\n"
-    "      --user NAME              started as root: bind, then run as NAME (default\n"
-    "                               " LH_DEFAULT_USER ")\n"
-    "      --allow-root             keep running as root (not recommended)\n"
-    "      --allow-client ADDR[/PREFIX]  answer this client network too (loopback always);\n"
-    "                               required to listen on a non-loopback address; repeatable\n"
-    "      --blocklist PATH         block the names in a list file or a folder of them;\n"
-    "                               repeatable; format detected per line\n"
-    "      --allowlist PATH         never block these names (exceptions); repeatable\n"
-    "      --no-default-blocklist   do not use the built-in list (blocklists/default.list)\n"
-    "      --block-mode MODE        loopback (default: A 127.0.0.1, AAAA ::1), null, nxdomain,\n"
-    "                               nodata, refused or custom\n"
-    "      --block-ipv4 ADDR        the A answer for block-mode custom\n"
-    "      --block-ipv6 ADDR        the AAAA answer for block-mode custom\n"
-    "      --block-ttl SECONDS      TTL of blocked answers (default 10)\n"
-    "      --no-canary-names        do not answer the DoH / Private Relay canary names\n"
-    "      --list-url \"URL PATH\"    for 'lists update': download URL to PATH; repeatable\n"
+    /* the settings' flags, from the settings table (lh_settings_help) */
+    ;
+
+/* After the settings' flags: the options that are not settings. */
+static const char usage_tail[] =
     "\n"
-    "Forwarding and cache:\n"
-    "      --upstream ADDR[:PORT]   forward to this resolver; repeatable; default: the\n"
-    "                               nameservers of --resolv-conf minus loophole's own address\n"
-    "      --upstream tls://ADDR[:PORT]#NAME[?pin-sha256=BASE64]\n"
-    "                               DNS over TLS (port 853), the certificate checked against\n"
-    "                               NAME; also ADDR@PORT#NAME. Strict: never plaintext\n"
-    "      --upstream https://HOST[:PORT][/PATH]@ADDR[?pin-sha256=BASE64&method=get]\n"
-    "                               DNS over HTTPS (RFC 8484, HTTP/2, POST by default) to HOST\n"
-    "                               at ADDR, never looked up (ADDR may be left out only when\n"
-    "                               HOST is an IP); e.g. https://dns.google/dns-query@8.8.8.8\n"
-    "      --tls-ca FILE            trust this CA file for DNS over TLS/HTTPS instead of the\n"
-    "                               system store (/etc/ssl/certs)\n"
-    "      --tls-mode strict|opportunistic\n"
-    "                               strict (default): a failed encrypted upstream gives\n"
-    "                               SERVFAIL; opportunistic: plain DNS to the same address\n"
-    "                               instead (not private: stats and leak-check say so)\n"
-    "      --forward-zone ZONE=ADDR[:PORT][,ADDR...]\n"
-    "                               send ZONE and below to its own upstreams; repeatable\n"
-    "      --resolv-conf FILE       where default upstreams come from (" LH_DEFAULT_RESOLV_CONF
-    ")\n"
-    "      --fallback-upstream ADDR used when resolv.conf names none but loophole; repeatable\n"
-    "                               (default " LH_DEFAULT_FALLBACK ")\n"
-    "      --upstream-timeout MS    one try at one upstream (default 1500)\n"
-    "      --query-budget MS        all tries; then a stale answer or SERVFAIL (default 4000)\n"
-    "      --upstream-max-inflight N  upstream queries at once; beyond: SERVFAIL (default 1024)\n"
-    "      --no-upstream-0x20       do not randomise the case of upstream questions\n"
-    "      --rebind-protection      refuse answers with private or loopback addresses for\n"
-    "                               names outside forward zones (off by default)\n"
-    "      --rebind-allow DOMAIN    a domain (and below) that may resolve privately; repeatable\n"
-    "      --cache-size BYTES       cache memory, e.g. 16M (default); 0 turns it off\n"
-    "      --cache-min-ttl SECONDS, --cache-max-ttl SECONDS (default 0, 86400)\n"
-    "      --cache-max-negative-ttl SECONDS  NXDOMAIN/NODATA at most (default 3600)\n"
-    "      --no-serve-stale         never answer from expired entries when upstreams fail\n"
-    "      --stale-ttl SECONDS      TTL of stale answers (default 30)\n"
-    "      --stale-window SECONDS   how long past expiry entries may be served (default 86400)\n"
-    "\n"
-    "DNSSEC (docs/dnssec.md):\n"
-    "      --dnssec MODE            off (clear AD), process (default: keep AD only from a\n"
-    "                               loopback, DoT or DoH upstream), validate (loophole\n"
-    "                               validates: SERVFAIL + EDE for bogus answers) or\n"
-    "                               allow-downgrade (validate; on a path that strips DNSSEC,\n"
-    "                               unsigned answers pass as insecure except in zones seen\n"
-    "                               signed)\n"
-    "      --trust-anchor FILE      DS or DNSKEY records to trust; repeatable (default\n"
-    "                               /usr/share/dns/root.key, from dns-root-data)\n"
-    "      --domain-insecure NAME   a negative trust anchor: NAME and below are not validated;\n"
-    "                               repeatable\n"
-    "\n"
-    "Observability:\n"
-    "      --control-socket PATH    unix socket for stats/reload/cache flush/lists/leak-check;\n"
-    "                               'none' turns it off (default " LH_DEFAULT_CONTROL_SOCKET ")\n"
-    "      --control-group GROUP    this group may use the control socket too (default: root\n"
-    "                               only)\n"
-    "      --state-dir DIR          where the compiled list snapshot is kept, so that a restart\n"
-    "                               maps big lists instead of parsing them, and the runtime\n"
-    "                               rules (loophole allow/block) (default\n"
-    "                               " LH_DEFAULT_STATE_DIR "; 'none' turns both off)\n"
-    "      --metrics ADDR[:PORT]    serve Prometheus metrics at http://ADDR:PORT/metrics (off)\n"
-    "      --query-log PATH         JSON lines, one per answered query, to PATH or 'stdout'\n"
-    "                               (off); SIGUSR1 reopens the file\n"
-    "      --query-log-clients MODE yes (the client address, default), no, or hash; also\n"
-    "                               how 'tail' and the dashboard show clients\n"
-    "      --http ADDR[:PORT]       serve the dashboard at http://ADDR:PORT/ (loopback only;\n"
-    "                               port 5380 if none; off by default: docs/dashboard.md)\n"
-    "      --recent-queries N       keep the last N queries of each loop in memory for 'tail'\n"
-    "                               and the dashboard (default 1000 with --http, else 0: off)\n"
-    "\n"
-    "Leak check and leak server:\n"
-    "      --json                   leak-check: the report as one JSON object\n"
-    "      --probe-zone ZONE        leak-check: also probe the zone of a leak server, and test\n"
-    "                               whether something on the path intercepts port 53\n"
-    "      --zone ZONE              leak-server: the zone to serve\n"
-    "      --ns-address ADDR        leak-server: address of ns1.ZONE; repeatable (v4, v6)\n"
-    "      --retention SECONDS      leak-server: how long resolvers are remembered per label\n"
-    "                               (default 600)\n"
+    "Options that are not settings:\n"
+    "      --json                   leak-check, stats, lists: the report as one JSON object\n"
+    "      --subdomains             allow, block: the rule covers every name below NAME too\n"
+    "      --blocked                tail: only blocked queries\n"
+    "      --answer FILE            why: check this upstream answer (dig-style text,\n"
+    "                               docs/blocklists.md)\n"
+    "      --lookup                 why: ask the upstream now and check its answer\n"
     "  -h, --help                   show this help\n"
     "  -V, --version                show the version\n"
     "\n"
@@ -190,72 +94,10 @@ static const char usage[] =
     "Documentation: README.md and docs/ (configuration, blocklists, forwarding,\n"
     "system-resolver, leak-check, observability, dashboard, reliability, dnssec).\n";
 
-/* Every flag is a config key of the same name, except the "no-" switches, which set a key to
- * a fixed value. One table drives getopt and the mapping. */
-typedef struct flag_def {
-    const char *flag, *key, *fixed; /* fixed: the value of an argument-less flag */
-} flag_def;
-
-static const flag_def flag_defs[] = {
-    {"listen", "listen", NULL},
-    {"log-level", "log-level", NULL},
-    {"hosts-file", "hosts-file", NULL},
-    {"no-hosts", "hosts-file", "none"},
-    {"local-ttl", "local-ttl", NULL},
-    {"edns-udp-size", "edns-udp-size", NULL},
-    {"tcp-idle-timeout", "tcp-idle-timeout", NULL},
-    {"tcp-max-connections", "tcp-max-connections", NULL},
-    {"rate-limit", "rate-limit", NULL},
-    {"threads", "threads", NULL},
-    {"allow-client", "allow-client", NULL},
-    {"user", "user", NULL},
-    {"list-url", "list-url", NULL},
-    {"allow-root", "allow-root", "yes"},
-    {"blocklist", "blocklist", NULL},
-    {"allowlist", "allowlist", NULL},
-    {"no-default-blocklist", "default-blocklist", "no"},
-    {"block-mode", "block-mode", NULL},
-    {"block-ipv4", "block-ipv4", NULL},
-    {"block-ipv6", "block-ipv6", NULL},
-    {"block-ttl", "block-ttl", NULL},
-    {"no-canary-names", "canary-names", "no"},
-    {"upstream", "upstream", NULL},
-    {"tls-ca", "tls-ca", NULL},
-    {"tls-mode", "tls-mode", NULL},
-    {"forward-zone", "forward-zone", NULL},
-    {"fallback-upstream", "fallback-upstream", NULL},
-    {"resolv-conf", "resolv-conf", NULL},
-    {"upstream-timeout", "upstream-timeout", NULL},
-    {"query-budget", "query-budget", NULL},
-    {"upstream-max-inflight", "upstream-max-inflight", NULL},
-    {"no-upstream-0x20", "upstream-0x20", "no"},
-    {"rebind-protection", "rebind-protection", "yes"},
-    {"rebind-allow", "rebind-allow", NULL},
-    {"cache-size", "cache-size", NULL},
-    {"cache-min-ttl", "cache-min-ttl", NULL},
-    {"cache-max-ttl", "cache-max-ttl", NULL},
-    {"cache-max-negative-ttl", "cache-max-negative-ttl", NULL},
-    {"no-serve-stale", "serve-stale", "no"},
-    {"stale-ttl", "stale-ttl", NULL},
-    {"stale-window", "stale-window", NULL},
-    {"dnssec", "dnssec", NULL},
-    {"trust-anchor", "trust-anchor", NULL},
-    {"domain-insecure", "domain-insecure", NULL},
-    {"control-socket", "control-socket", NULL},
-    {"control-group", "control-group", NULL},
-    {"state-dir", "state-dir", NULL},
-    {"metrics", "metrics", NULL},
-    {"query-log", "query-log", NULL},
-    {"query-log-clients", "query-log-clients", NULL},
-    {"http", "http", NULL},
-    {"recent-queries", "recent-queries", NULL},
-    {"probe-zone", "probe-zone", NULL},
-    {"zone", "leak-zone", NULL},
-    {"ns-address", "leak-ns-address", NULL},
-    {"retention", "leak-retention", NULL},
-};
-#define NFLAGS (sizeof flag_defs / sizeof *flag_defs)
-#define FLAG_BASE 1000 /* getopt value of flag_defs[i] is FLAG_BASE + i */
+/* The settings' flags come from the settings table (config.h): getopt value FLAG_BASE + i is
+ * lh_settings[i]'s flag. */
+#define FLAG_BASE 1000
+#define NOPTS_OTHER 9 /* config, help, version, json, subdomains, blocked, answer, lookup, end */
 
 static void make_long_opts(struct option *o)
 {
@@ -266,16 +108,33 @@ static void make_long_opts(struct option *o)
     o[n++] = (struct option){"json", no_argument, NULL, 'j'};
     o[n++] = (struct option){"subdomains", no_argument, NULL, 's'};
     o[n++] = (struct option){"blocked", no_argument, NULL, 'b'};
-    for (size_t i = 0; i < NFLAGS; i++)
-        o[n++] =
-            (struct option){flag_defs[i].flag, flag_defs[i].fixed ? no_argument : required_argument,
-                            NULL, (int)(FLAG_BASE + i)};
+    o[n++] = (struct option){"answer", required_argument, NULL, 'a'};
+    o[n++] = (struct option){"lookup", no_argument, NULL, 'L'};
+    for (unsigned i = 0; i < lh_nsettings; i++)
+        if (lh_settings[i].flag)
+            o[n++] = (struct option){lh_settings[i].flag,
+                                     lh_settings[i].flag_value ? no_argument : required_argument,
+                                     NULL, (int)(FLAG_BASE + i)};
     o[n] = (struct option){NULL, 0, NULL, 0};
 }
 
-static bool opt_json;       /* --json, --subdomains, --blocked: the flags that are not */
-static bool opt_subdomains; /* config keys */
+/* --help: the text above, the settings' flags from the table, the options that are not. */
+static void print_help(void)
+{
+    static char flags[16384];
+    lh_sbuf b;
+    lh_sbuf_init(&b, flags, sizeof flags);
+    lh_settings_help(&b);
+    fputs(usage, stdout);
+    fputs(flags, stdout);
+    fputs(usage_tail, stdout);
+}
+
+static bool opt_json;       /* --json, --subdomains, --blocked, --answer, --lookup: the */
+static bool opt_subdomains; /* flags that are not config keys */
 static bool opt_blocked;
+static const char *opt_answer; /* why: an upstream answer to check (dig-style text) */
+static bool opt_lookup;        /* why: ask the upstream and check its answer */
 
 /* Flags are collected first and applied after the config file, so that they override it. */
 typedef struct flag_setting {
@@ -289,7 +148,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
                         unsigned npositional)
 {
     flag_setting *flags = calloc((size_t)argc + 1, sizeof *flags);
-    struct option long_opts[NFLAGS + 7];
+    struct option long_opts[LH_SETTINGS_MAX + NOPTS_OTHER];
     const char *config_path = NULL;
     size_t nflags = 0;
     int opt, rc = 0;
@@ -297,7 +156,7 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
     make_long_opts(long_opts);
     while ((opt = getopt_long(argc, argv, "c:l:hV", long_opts, NULL)) != -1) {
         if (opt == 'h') {
-            fputs(usage, stdout);
+            print_help();
             rc = 1;
             goto out;
         }
@@ -310,19 +169,24 @@ static int build_config(int argc, char **argv, lh_config *cfg, unsigned npositio
             config_path = optarg;
             continue;
         }
+        if (opt == 'a' || opt == 'L') {
+            if (opt == 'a') opt_answer = optarg;
+            opt_lookup |= opt == 'L';
+            continue;
+        }
         if (opt == 'j' || opt == 's' || opt == 'b') {
             *(opt == 'j' ? &opt_json : opt == 's' ? &opt_subdomains : &opt_blocked) = true;
             continue;
         }
-        if (opt == 'l') opt = FLAG_BASE; /* -l is --listen, the first entry */
-        if (opt < FLAG_BASE || opt >= FLAG_BASE + (int)NFLAGS) {
+        if (opt == 'l') opt = FLAG_BASE + lh_setting_flag_index("listen");
+        if (opt < FLAG_BASE || opt >= FLAG_BASE + (int)lh_nsettings) {
             fputs("Try 'loophole --help'.\n", stderr);
             rc = -1;
             goto out;
         }
-        const flag_def *d = &flag_defs[opt - FLAG_BASE];
+        const lh_setting *d = &lh_settings[opt - FLAG_BASE];
         flags[nflags].key = d->key;
-        flags[nflags].value = d->fixed ? d->fixed : optarg;
+        flags[nflags].value = d->flag_value ? d->flag_value : optarg;
         nflags++;
     }
     if (optind + (int)npositional < argc || optind + (int)npositional_min > argc) {
@@ -438,72 +302,6 @@ static int cmd_check_config(lh_config *cfg)
     return 0;
 }
 
-typedef struct why_ctx {
-    lh_name name;
-    unsigned shown;
-    unsigned blocks, allows; /* matching rules of each kind */
-    FILE *out;               /* the rule lines, printed after the verdict */
-} why_ctx;
-
-typedef struct why_file {
-    why_ctx *why;
-    const lh_list_info *info;
-} why_file;
-
-static int why_rule(void *ctx, const lh_rule *r, unsigned line, const char *text)
-{
-    why_ctx *w = ((why_file *)ctx)->why;
-    const lh_list_info *info = ((why_file *)ctx)->info;
-    if (!lh_rule_matches(r, &w->name)) return 0;
-    if (r->allow)
-        w->allows++;
-    else
-        w->blocks++;
-    static const char *const kinds[] = {"name", "pattern", "regex"};
-    const char *scope = r->kind == LH_RULE_REGEX     ? "the whole name"
-                        : r->match == LH_MATCH_EXACT ? "the name only"
-                        : r->match == LH_MATCH_SUBS  ? "names below it"
-                                                     : "the name and below";
-    if (w->shown++ < 20)
-        fprintf(w->out, "  %-5s %s:%u: %s\n        (%s rule, %s format, matches %s%s)\n",
-                r->allow ? "allow" : "block", info->path, line, text, kinds[r->kind],
-                lh_list_format_name(r->format), scope, r->important ? ", $important" : "");
-    return 0;
-}
-
-static int why_list(void *ctx, const lh_list_info *info, FILE *f, char *err, size_t errlen)
-{
-    why_file wf = {.why = ctx, .info = info};
-    lh_list_counts counts;
-    return lh_list_read(f, info->path, info->format, info->allow, info->subdomains, why_rule, &wf,
-                        &counts, true, err, errlen);
-}
-
-static const char *origin_text(const lh_verdict *v)
-{
-    switch (v->origin) {
-    case LH_ORIGIN_LOCALHOST:
-        return "local: the localhost zone (RFC 6761)";
-    case LH_ORIGIN_SPECIAL_USE:
-        return "local: a special-use or locally served zone (RFC 6761/6303/7686)";
-    case LH_ORIGIN_HOSTS:
-        return "local: the hosts file";
-    case LH_ORIGIN_CLASS:
-        return "refused: class other than IN";
-    case LH_ORIGIN_META_TYPE:
-        return "answered here: a meta-query type (zone transfer, MAILA/MAILB, OPT, TSIG) is "
-               "never forwarded";
-    case LH_ORIGIN_CANARY:
-        return "local: a canary name that keeps clients on this resolver";
-    case LH_ORIGIN_BLOCKLIST:
-        return "blocked";
-    case LH_ORIGIN_LEAK_CANARY:
-        return "local: a leak-check canary name (" LH_LEAK_CANARY_ZONE ")";
-    default:
-        return "forwarded upstream";
-    }
-}
-
 /* The runtime rules the daemon would read at start (state-dir/runtime.list), or NULL. */
 static lh_overlay *why_runtime_rules(const lh_config *cfg)
 {
@@ -515,30 +313,15 @@ static lh_overlay *why_runtime_rules(const lh_config *cfg)
     return o;
 }
 
-/* The runtime rule deciding the name, as file:line: it comes before every list rule. */
-static void why_runtime(const lh_config *cfg, const lh_overlay *o, const lh_name *n)
-{
-    uint64_t h[LH_LABELS_MAX];
-    lh_block_match bm;
-    size_t i;
-    lh_name_hashes(n, h);
-    if (!o || !lh_overlay_match(o, n, h, &bm, &i)) return;
-    char text[LH_NAME_MAX * 4 + 8];
-    lh_overlay_rule_text(&o->rules[i], text, sizeof text);
-    printf("  %-5s %s/runtime.list:%u: %s\n        (runtime rule from 'loophole %s', checked "
-           "before the lists: it decides)\n",
-           o->rules[i].allow ? "allow" : "block", cfg->state_dir, o->rules[i].line, text,
-           o->rules[i].allow ? "allow" : "block");
-}
-
-/* loophole why NAME [TYPE]: the verdict from the same config the daemon would use, the answer
- * it would send (printed by ldns), and every list rule that matches, with file:line. */
+/* loophole why NAME [TYPE] [--answer FILE | --lookup]: the explanation (why.h) from the same
+ * config the daemon would use, with the runtime rules it would read at start. */
 static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
 {
     char err[LH_ERR_MAX];
-    ldns_rr_type type = type_text ? ldns_get_rr_type_by_name(type_text) : LDNS_RR_TYPE_A;
-    if (type == 0) {
-        fprintf(stderr, "loophole: why: '%s' is not a record type\n", type_text);
+    const char *type = type_text ? type_text : "A";
+    ldns_rr_type t = ldns_get_rr_type_by_name(type);
+    if (t == 0) {
+        fprintf(stderr, "loophole: why: '%s' is not a record type\n", type);
         return 2;
     }
     lh_log_threshold = LH_LOG_WARN; /* list load lines would drown the answer */
@@ -547,67 +330,62 @@ static int cmd_why(lh_config *cfg, const char *name, const char *type_text)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    uint8_t q[LH_MSG_MAX], out[LH_MSG_MAX];
-    lh_msg m;
-    size_t qlen = lh_wire_build_query(q, sizeof q, name, (uint16_t)type, 0x1d00);
-    if (!qlen || lh_msg_parse_query(q, qlen, &m) != LH_PARSE_OK) {
-        fprintf(stderr, "loophole: why: '%s' is not a valid DNS name\n", name);
-        lh_policy_free(p);
-        return 2;
-    }
-    uint64_t h[LH_LABELS_MAX];
-    lh_verdict v;
-    lh_name_hashes(&m.qname, h);
+    lh_why *w = malloc(sizeof *w);
+    static uint8_t answer[LH_MSG_MAX];
+    char from[LH_ERR_MAX], ov_path[4096];
+    bool local_only = false; /* --lookup for a name answered here: nothing asked */
     lh_overlay *ov = why_runtime_rules(cfg);
-    lh_policy_decide_at(p, ov, false, &m, h, &v);
-    char text[LH_NAME_MAX * 4 + 1];
-    lh_name_to_text(m.qname.wire, text, sizeof text);
-    /* The matching rules first (to a buffer), so the verdict line can say whether an allow
-     * rule overrode a block rule or merely matched. */
-    char *rules_text = NULL;
-    size_t rules_len = 0;
-    why_ctx w = {.name = m.qname, .out = open_memstream(&rules_text, &rules_len)};
-    if (!w.out) {
+    snprintf(ov_path, sizeof ov_path, "%s/runtime.list", cfg->state_dir ? cfg->state_dir : ".");
+    lh_why_input in = {
+        .cfg = cfg, .policy = p, .ov = ov, .ov_path = ov_path, .name = name, .type = type};
+    int rc = 0;
+    if (!w) {
         fprintf(stderr, "loophole: why: out of memory\n");
-        lh_overlay_unref(ov);
-        lh_policy_free(p);
-        return 1;
+        rc = 1;
+        goto out;
     }
-    int rc = lh_blockset_each_file(cfg, why_list, &w, err, sizeof err);
-    fclose(w.out);
-    char *tname = ldns_rr_type2str(type);
-    printf("%s %s: %s%s\n", text, tname, origin_text(&v),
-           !v.allowed ? ""
-           : w.blocks ? " (an allow rule overrides the block rules)"
-                      : " (an allow rule matches; no block rule does)");
-    free(tname);
-    if (v.kind == LH_VERDICT_LOCAL || v.kind == LH_VERDICT_REFUSED) {
-        size_t n = lh_answer_build(&m, &v, out, sizeof out, LH_MSG_MAX, 1232);
-        ldns_pkt *pkt = NULL;
-        if (n && ldns_wire2pkt(&pkt, out, n) == LDNS_STATUS_OK) {
-            char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(pkt));
-            printf("answer: %s", rcode ? rcode : "?");
-            free(rcode);
-            ldns_rr_list *an = ldns_pkt_answer(pkt), *ns = ldns_pkt_authority(pkt);
-            printf(", %zu answer record(s)%s\n", ldns_rr_list_rr_count(an),
-                   ldns_rr_list_rr_count(ns) ? ", SOA in authority" : "");
-            ldns_rr_list_print(stdout, an);
-            ldns_pkt_free(pkt);
-        }
+    if (opt_answer) {
+        in.answer_len = lh_why_read_answer(opt_answer, name, (uint16_t)t, answer, sizeof answer,
+                                           err, sizeof err);
+        in.answer_from = opt_answer;
+    } else if (opt_lookup) {
+        /* Asked of the upstreams the question would go to: decide first. */
+        lh_decision d;
+        uint8_t q[LH_MSG_MAX];
+        size_t qlen = lh_wire_build_query(q, sizeof q, name, (uint16_t)t, 0);
+        bool ok = qlen && lh_decide(p, ov, false, q, qlen, &d) == LH_PARSE_OK;
+        /* A name answered here is never asked upstream: nor is it by why. */
+        local_only = ok && d.verdict.kind != LH_VERDICT_FORWARD;
+        in.answer_len = ok && !local_only
+                            ? lh_why_lookup(cfg, d.verdict.group, name, (uint16_t)t, answer,
+                                            sizeof answer, from, sizeof from, err, sizeof err)
+                            : 0;
+        in.answer_from = from;
+        if (!ok) snprintf(err, sizeof err, "'%s' is not a valid DNS name", name);
     }
-    if (v.origin == LH_ORIGIN_BLOCKLIST || v.kind == LH_VERDICT_FORWARD)
-        why_runtime(cfg, ov, &m.qname); /* it comes before every list rule */
+    if ((opt_answer || opt_lookup) && !in.answer_len && !local_only) {
+        fprintf(stderr, "loophole: why: %s\n", err);
+        rc = opt_answer ? 2 : 1;
+        goto out;
+    }
+    in.answer = in.answer_len ? answer : NULL;
+    int r = lh_why_explain(&in, w, err, sizeof err);
+    if (r != 0) {
+        fprintf(stderr, "loophole: why: %s\n", err);
+        rc = r == -2 ? 2 : 1;
+    } else {
+        lh_why_print(w, stdout);
+        if (local_only)
+            printf("upstream answer: not asked: %s is answered here, never asked upstream\n",
+                   w->name);
+        if (w->list_err[0]) fprintf(stderr, "%s\n", w->list_err);
+    }
+    lh_why_free(w);
+out:
+    free(w);
     lh_overlay_unref(ov);
-    fputs(rules_text ? rules_text : "", stdout);
-    free(rules_text);
-    if (rc < 0) fprintf(stderr, "%s\n", err);
-    if (w.shown == 0 &&
-        (v.origin == LH_ORIGIN_BLOCKLIST || v.allowed || v.kind == LH_VERDICT_FORWARD))
-        printf("  no list rule matches %s\n", text);
-    else if (w.shown > 20)
-        printf("  ... and %u more matching rules\n", w.shown - 20);
     lh_policy_free(p);
-    return 0;
+    return rc;
 }
 
 /* The blocking lookups of `loophole dnssec`: one ldns resolver at the upstream, DO and CD set

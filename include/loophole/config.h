@@ -3,8 +3,9 @@
 #ifndef LH_CONFIG_H
 #define LH_CONFIG_H
 
+#include "loophole/addr.h"
 #include "loophole/log.h"
-#include "loophole/sockaddr.h"
+#include "loophole/addr.h"
 #include "loophole/upstream_addr.h"
 
 #include <netinet/in.h>
@@ -91,28 +92,45 @@ enum lh_dnssec_mode {
     LH_DNSSEC_MODE_DOWNGRADE,
 };
 
-/* A client network allowed to query: ADDR/PREFIX. */
-typedef struct lh_cidr {
-    int family;
-    uint8_t addr[16];
-    uint8_t prefix;
-} lh_cidr;
-#define LH_ACL_MAX 64
-
 /* Every setting (config-file key), with its default as docs/configuration.md shows it (NULL:
  * none to show). lh_config_set accepts exactly these keys; a unit test checks the docs against
  * this table. */
-typedef struct lh_setting {
+typedef struct lh_config lh_config;
+typedef struct lh_setting lh_setting;
+typedef struct lh_sbuf lh_sbuf;
+enum lh_setting_type {
+    LH_SETTING_UINT, /* a number in [min, max] stored in the field at `off` (`size` bytes) */
+    LH_SETTING_BOOL, /* yes/no (also true/false, on/off, 1/0) stored in the bool at `off` */
+    LH_SETTING_FN,   /* anything else: `set` parses and stores it */
+};
+typedef int (*lh_setting_fn)(lh_config *c, const lh_setting *s, enum lh_config_source src,
+                             const char *value, char *err, size_t errlen);
+struct lh_setting {
     const char *key;
-    const char *def;
-} lh_setting;
+    const char *def; /* the default as the file would write it; NULL: none to show */
+    enum lh_setting_type type;
+    size_t off, size;       /* the field (UINT, BOOL, and FN setters of one string field) */
+    unsigned long min, max; /* UINT bounds */
+    const char *what;       /* what a valid value is, for errors: "a number from 1 to 64" */
+    lh_setting_fn set;      /* FN */
+    const char *flag;       /* the command-line flag without "--"; NULL: none */
+    const char *flag_value; /* a flag without argument sets this value ("no-hosts": "no") */
+    const char *arg;        /* the flag's argument in --help ("FILE"); NULL: none */
+    const char *section;    /* --help: a heading before this setting's flag */
+    const char *help;       /* --help text, wrapped when printed */
+    const char *doc;        /* where the docs explain it: "docs/FILE.md#anchor" */
+};
 #define LH_SETTINGS_MAX 64
 extern const lh_setting lh_settings[];
 extern const unsigned lh_nsettings;
 /* The index of `key` in lh_settings, or -1. */
 int lh_setting_index(const char *key);
+/* The index of the setting whose flag is `flag` (without "--"), or -1. */
+int lh_setting_flag_index(const char *flag);
+/* The flags of every setting as `--help` shows them, in table order, under their sections. */
+void lh_settings_help(lh_sbuf *b);
 
-typedef struct lh_config {
+struct lh_config {
     char *config_file; /* NULL: embedded defaults only */
     /* Where each setting (by lh_settings index) was last set: its source, and the line for a
      * file, so that an error involving two settings names the file:line of each. */
@@ -210,7 +228,7 @@ typedef struct lh_config {
     lh_sockaddr http; /* the dashboard; has_http false: off */
     bool has_http;
     int recent_queries; /* queries kept per loop for tail/dashboard; -1: 1000 with http, else 0 */
-} lh_config;
+};
 
 void lh_config_defaults(lh_config *c);
 void lh_config_free(lh_config *c);

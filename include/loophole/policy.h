@@ -29,21 +29,13 @@ enum lh_origin {
     LH_ORIGIN_CANARY,      /* use-application-dns.net, mask.icloud.com, resolver.arpa */
     LH_ORIGIN_BLOCKLIST,   /* a block rule */
     LH_ORIGIN_LEAK_CANARY, /* <nonce>.canary.loophole.test, asked by `loophole leak-check` */
+    LH_ORIGIN_REBIND,      /* an upstream answered a public name with a private address */
 };
 
 typedef struct lh_verdict {
     enum lh_verdict_kind kind;
     enum lh_origin origin;
-    uint8_t rcode;
-    bool aa;
-    bool at_apex;      /* the name is the zone apex: SOA and NS are answered */
-    uint8_t soa_label; /* label index of the SOA owner for negative answers */
-    uint16_t n4, n6;
-    const uint8_t *v4, *v6; /* n4 x 4 and n6 x 16 address bytes */
-    const uint8_t *ptr;     /* PTR target, wire form, or NULL */
-    uint16_t ptr_len;
-    uint32_t ttl;
-    int ede;                   /* Extended DNS Error code, or -1 */
+    lh_local_answer ans;       /* LOCAL and REFUSED: the answer (wire.h builds it) */
     int list;                  /* blocklist / allowlist index that decided, or -1 */
     int match_label;           /* label where the deciding name rule matched, -1 for patterns */
     const lh_name *match_name; /* the name match_label indexes: NULL for the question, else a
@@ -51,7 +43,7 @@ typedef struct lh_verdict {
     bool allowed;              /* an allow rule let the name through */
     bool paused;               /* a block rule matched, but blocking is paused: forwarded */
     unsigned group;            /* FORWARD: upstream group (0 default, 1.. forward zones) */
-    uint8_t canary_v4[4];      /* storage for the leak canary's address (v4 points here) */
+    uint8_t canary_v4[4];      /* storage for the leak canary's address (ans.v4 points here) */
 } lh_verdict;
 
 typedef struct lh_policy {
@@ -63,6 +55,7 @@ typedef struct lh_policy {
     lh_blockset blocks;
     lh_nameset forward_zones; /* zone -> upstream group (1..) */
     lh_nameset rebind_allow;  /* domains whose private answers are expected */
+    bool rebind_protection;   /* refuse private answers to other names (rebind-protection) */
     uint32_t ttl;
     /* How blocked names are answered (from the config). */
     enum lh_block_mode block_mode;
@@ -70,9 +63,6 @@ typedef struct lh_policy {
     uint8_t block_v4[4], block_v6[16];
     uint16_t block_n4, block_n6;
 } lh_policy;
-
-int lh_policy_each_list(const lh_config *cfg, lh_list_file_fn fn, void *ctx, char *err,
-                        size_t errlen);
 
 /* Builds a policy from the config (reads the hosts file). Returns NULL with err set. A
  * default hosts file that does not exist is no error: hosts_missing tells the caller. */
@@ -88,6 +78,25 @@ void lh_policy_decide(const lh_policy *p, const lh_msg *m, const uint64_t *hashe
 typedef struct lh_overlay lh_overlay;
 void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, const lh_msg *m,
                          const uint64_t *hashes, lh_verdict *v);
+/* One query's decision, the step the daemon, `loophole why`, the fuzzers and the tests share:
+ * parse, the name's suffix hashes, the verdict. The daemon parses first (lh_decide_parse),
+ * answers parse errors and its own checks (client ACL, rate limit), then decides
+ * (lh_decide_verdict); the others call lh_decide. */
+typedef struct lh_decision {
+    lh_parse_result parse; /* anything but OK: an error answer (or none); no verdict */
+    lh_msg msg;            /* points into the packet given to lh_decide_parse */
+    uint64_t hashes[LH_LABELS_MAX];
+    lh_verdict verdict;
+} lh_decision;
+/* Parses `pkt` (len bytes, kept by the caller while d is used). Returns d->parse. */
+lh_parse_result lh_decide_parse(const uint8_t *pkt, size_t len, lh_decision *d);
+/* Hashes the parsed name and decides it: runtime rules `ov` (NULL: none) first; `paused`
+ * turns a block into a forward. */
+void lh_decide_verdict(const lh_policy *p, const lh_overlay *ov, bool paused, lh_decision *d);
+/* Both steps. Returns d->parse; the verdict is set when it is LH_PARSE_OK. */
+lh_parse_result lh_decide(const lh_policy *p, const lh_overlay *ov, bool paused, const uint8_t *pkt,
+                          size_t len, lh_decision *d);
+
 /* The block decision alone (runtime rules, then the lists), for CNAME/SVCB targets. */
 void lh_policy_block_match(const lh_policy *p, const lh_overlay *ov, const lh_name *n,
                            const uint64_t *hashes, lh_block_match *bm);
@@ -110,18 +119,40 @@ enum lh_uncloak_result lh_policy_uncloak_at(const lh_policy *p, const lh_overlay
                                             const lh_answer_info *ai, lh_name *target,
                                             lh_block_match *bm);
 
+/* The checks on an upstream answer, in order: DNS rebinding (a public name answered with a
+ * private address while rebind-protection is on), then uncloaking (a CNAME or SVCB/HTTPS
+ * target that is blocked). Shared by the forwarder and `loophole why --answer`. */
+enum lh_answer_check {
+    LH_CHECK_PASS = 0,  /* deliver the answer */
+    LH_CHECK_REBIND,    /* refused: SERVFAIL, EDE 18 (v->origin LH_ORIGIN_REBIND) */
+    LH_CHECK_UNCLOAKED, /* a target is blocked: the blocked answer (v->match_name: target) */
+    LH_CHECK_TOO_MANY,  /* more targets than are checked: the blocked answer */
+};
+typedef struct lh_answer_ctx {
+    const lh_name *qname; /* the question's name */
+    unsigned group;       /* the upstream group that answered: forward zones may be private */
+    bool paused;          /* blocking is paused: no uncloaking (rebinding is still checked) */
+    const lh_overlay *ov; /* runtime rules, checked before the lists; NULL: none */
+} lh_answer_ctx;
+/* Checks the scanned answer `pkt` (TTLs normalised, OPT stripped). On anything but PASS, `v`
+ * is the verdict to answer with instead; an uncloaking verdict points at `target`, which the
+ * caller keeps while it uses `v`. No allocation, no I/O, no logging. */
+enum lh_answer_check lh_policy_check_answer(const lh_policy *p, const lh_answer_ctx *c,
+                                            const uint8_t *pkt, size_t len,
+                                            const lh_answer_info *ai, lh_verdict *v,
+                                            lh_name *target);
+/* Names a check's result for logs and `loophole why`: "pass", "rebind", "uncloaked"... */
+const char *lh_answer_check_name(enum lh_answer_check r);
+
 /* Turns a block match into the blocked answer's verdict (block mode, TTL, EDE 15). */
 void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm);
 
-/* Writes the answer for a LOCAL or REFUSED verdict. Returns its length, 0 if nothing fits. */
-size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap, size_t limit,
-                       uint16_t our_udp_size);
-/* Writes a header-only error answer (FORMERR, NOTIMP, SERVFAIL, BADVERS...). */
-size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap, size_t limit,
-                       uint16_t our_udp_size);
-/* Writes the NOTIMP answer to an opcode other than QUERY: QR, the opcode and the rcode, every
- * other flag clear (no RA, none of the query's flags echoed); the question echoed if parsed. */
-size_t lh_answer_notimp_opcode(const lh_msg *m, uint8_t *out, size_t cap, size_t limit,
-                               uint16_t our_udp_size);
+/* Writes the answer for a LOCAL or REFUSED verdict (wire.c builds it). Returns its length, 0
+ * if nothing fits. */
+static inline size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap,
+                                     size_t limit, uint16_t our_udp_size)
+{
+    return lh_answer_local(m, &v->ans, out, cap, limit, our_udp_size);
+}
 
 #endif

@@ -10,7 +10,7 @@
 #ifndef LH_REPLY_H
 #define LH_REPLY_H
 
-#include "loophole/sockaddr.h"
+#include "loophole/addr.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -17,9 +17,10 @@ enum lh_outcome {
     LH_OUTCOME_CACHED,    /* a fresh cache entry */
     LH_OUTCOME_FORWARDED, /* an upstream's answer */
     LH_OUTCOME_STALE,     /* an expired cache entry, upstreams failing (RFC 8767) */
-    LH_OUTCOME_FAILED,    /* SERVFAIL: upstreams failed, a loop, a rebinding answer refused */
+    LH_OUTCOME_FAILED,    /* SERVFAIL: upstreams failed, a forwarding loop */
     LH_OUTCOME_REFUSED,   /* a client outside allow-client, a class other than IN */
     LH_OUTCOME_ERROR,     /* FORMERR, NOTIMP, BADVERS */
+    LH_OUTCOME_REBIND,    /* SERVFAIL: a public name's answer had a private address */
     LH_OUTCOME_COUNT
 };
 extern const char *const lh_outcome_names[LH_OUTCOME_COUNT];

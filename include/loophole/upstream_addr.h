@@ -13,7 +13,7 @@
 #ifndef LH_UPSTREAM_ADDR_H
 #define LH_UPSTREAM_ADDR_H
 
-#include "loophole/sockaddr.h"
+#include "loophole/addr.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -203,6 +203,40 @@ void lh_writer_resume(lh_writer *w, uint8_t *buf, size_t cap, size_t len);
  * sent (0x20 case included). The answer's question must have the same length. */
 void lh_answer_patch_for_client(uint8_t *buf, const lh_msg *m);
 
+/* "localhost." in wire form: the PTR target of the loopback addresses, the NS of local zones. */
+extern const uint8_t lh_localhost_wire[11];
+
+/* An answer synthesised here (localhost, special-use zones, the hosts file, a block, a
+ * refusal): what the policy decided, in wire terms. The address and PTR bytes belong to the
+ * caller (the policy) and must outlive the call. */
+typedef struct lh_local_answer {
+    bool records; /* a local answer: its records, or the zone's SOA when there are none;
+                     false: a refusal, the header (and EDE) only */
+    uint8_t rcode;
+    bool aa;
+    bool at_apex;      /* the name is the zone apex: SOA and NS are answered */
+    uint8_t soa_label; /* label index of the SOA owner for negative answers */
+    uint16_t n4, n6;
+    const uint8_t *v4, *v6; /* n4 x 4 and n6 x 16 address bytes */
+    const uint8_t *ptr;     /* PTR target, wire form, or NULL */
+    uint16_t ptr_len;
+    uint32_t ttl;
+    int ede; /* Extended DNS Error code, or -1 */
+} lh_local_answer;
+
+/* Writes the answer `a` to `m`: the records of its type (A, AAAA, PTR; SOA and NS at the
+ * apex; all of them for ANY), else an SOA in the authority section for negative caching.
+ * Returns its length, 0 if nothing fits. No allocation. */
+size_t lh_answer_local(const lh_msg *m, const lh_local_answer *a, uint8_t *out, size_t cap,
+                       size_t limit, uint16_t our_udp_size);
+/* Writes a header-only error answer (FORMERR, NOTIMP, SERVFAIL, BADVERS...). */
+size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap, size_t limit,
+                       uint16_t our_udp_size);
+/* Writes the NOTIMP answer to an opcode other than QUERY: QR, the opcode and the rcode, every
+ * other flag clear (no RA, none of the query's flags echoed); the question echoed if parsed. */
+size_t lh_answer_notimp_opcode(const lh_msg *m, uint8_t *out, size_t cap, size_t limit,
+                               uint16_t our_udp_size);
+
 /* The UDP answer size the client allows: its EDNS size capped at ours, floored at 512. */
 static inline size_t lh_msg_udp_limit(const lh_msg *m, uint16_t our_cap)
 {

@@ -1,5 +1,6 @@
 /* config.c - settings from defaults, a `key = value` file and flags (see docs/configuration.md). */
 #include "loophole/config.h"
+#include "loophole/sbuf.h"
 #include "loophole/upstream_addr.h"
 #include "loophole/wire.h"
 
@@ -10,74 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-const lh_setting lh_settings[] = {
-    {"listen", LH_DEFAULT_LISTEN},
-    {"log-level", "info"},
-    {"hosts-file", LH_DEFAULT_HOSTS_FILE},
-    {"hosts", NULL}, /* hosts = no: the same as hosts-file = none */
-    {"local-ttl", "60"},
-    {"edns-udp-size", "1232"},
-    {"tcp-idle-timeout", "10000"},
-    {"tcp-max-connections", "1000"},
-    {"threads", "1"},
-    {"rate-limit", "200"},
-    {"allow-client", NULL},
-    {"user", LH_DEFAULT_USER},
-    {"allow-root", "no"},
-    {"blocklist", NULL},
-    {"allowlist", NULL},
-    {"list-url", NULL},
-    {"default-blocklist", "yes"},
-    {"block-mode", "loopback"},
-    {"block-ipv4", NULL},
-    {"block-ipv6", NULL},
-    {"block-ttl", "10"},
-    {"canary-names", "yes"},
-    {"upstream", NULL}, /* from resolv-conf */
-    {"forward-zone", NULL},
-    {"tls-ca", NULL}, /* the system CA store */
-    {"tls-mode", "strict"},
-    {"resolv-conf", LH_DEFAULT_RESOLV_CONF},
-    {"fallback-upstream", LH_DEFAULT_FALLBACK},
-    {"upstream-timeout", "1500"},
-    {"query-budget", "4000"},
-    {"upstream-max-inflight", "1024"},
-    {"upstream-0x20", "yes"},
-    {"rebind-protection", "no"},
-    {"rebind-allow", NULL},
-    {"cache-size", "16M"},
-    {"cache-min-ttl", "0"},
-    {"cache-max-ttl", "86400"},
-    {"cache-max-negative-ttl", "3600"},
-    {"serve-stale", "yes"},
-    {"stale-ttl", "30"},
-    {"stale-window", "86400"},
-    {"control-socket", LH_DEFAULT_CONTROL_SOCKET},
-    {"state-dir", LH_DEFAULT_STATE_DIR},
-    {"control-group", NULL}, /* root only */
-    {"metrics", NULL},       /* off */
-    {"query-log", NULL},     /* off */
-    {"query-log-clients", "yes"},
-    {"http", NULL},           /* off: docs/dashboard.md */
-    {"recent-queries", NULL}, /* 1000 with http, else 0 */
-    {"probe-zone", NULL},
-    {"leak-zone", NULL},
-    {"leak-ns-address", NULL},
-    {"leak-retention", "600"},
-    {"dnssec", "process"},
-    {"trust-anchor", NULL}, /* LH_DNSSEC_ROOT_KEY */
-    {"domain-insecure", NULL},
-};
-const unsigned lh_nsettings = sizeof lh_settings / sizeof *lh_settings;
-_Static_assert(sizeof lh_settings / sizeof *lh_settings <= LH_SETTINGS_MAX, "LH_SETTINGS_MAX");
-
-int lh_setting_index(const char *key)
-{
-    for (unsigned i = 0; i < lh_nsettings; i++)
-        if (!strcmp(lh_settings[i].key, key)) return (int)i;
-    return -1;
-}
 
 void lh_config_defaults(lh_config *c)
 {
@@ -327,50 +260,10 @@ static int parse_size(const char *v, size_t *out)
     return 0;
 }
 
-static int parse_cidr(const char *v, lh_cidr *out)
-{
-    char buf[INET6_ADDRSTRLEN + 8];
-    if (strlen(v) >= sizeof buf) return -1;
-    strcpy(buf, v);
-    char *slash = strchr(buf, '/');
-    if (slash) *slash = 0;
-    memset(out, 0, sizeof *out);
-    unsigned long max;
-    if (inet_pton(AF_INET, buf, out->addr) == 1) {
-        out->family = AF_INET;
-        max = 32;
-    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
-        out->family = AF_INET6;
-        max = 128;
-    } else {
-        return -1;
-    }
-    unsigned long p = max;
-    if (slash && parse_uint(slash + 1, 0, max, &p) != 0) return -1;
-    out->prefix = (uint8_t)p;
-    return 0;
-}
-
-static bool cidr_match(const lh_cidr *c, const uint8_t *addr)
-{
-    unsigned full = c->prefix / 8, rest = c->prefix % 8;
-    if (memcmp(c->addr, addr, full) != 0) return false;
-    return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
-}
-
 bool lh_config_client_allowed(const lh_config *c, const struct sockaddr *sa)
 {
-    if (lh_addr_is_loopback(sa) || c->leak_server) return true; /* an authority answers all */
-    for (unsigned i = 0; i < c->nallow_clients; i++) {
-        const lh_cidr *n = &c->allow_clients[i];
-        if (n->family == AF_INET && sa->sa_family == AF_INET &&
-            cidr_match(n, (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr))
-            return true;
-        if (n->family == AF_INET6 && sa->sa_family == AF_INET6 &&
-            cidr_match(n, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr))
-            return true;
-    }
-    return false;
+    return c->leak_server /* an authority answers all */ ||
+           lh_acl_allows(c->allow_clients, c->nallow_clients, sa);
 }
 
 bool lh_config_is_own_address(const lh_config *c, const lh_sockaddr *a)
@@ -522,308 +415,602 @@ int lh_config_validate(const lh_config *c, char *err, size_t errlen)
     return 0;
 }
 
-static int config_set(lh_config *c, enum lh_config_source src, const char *key, const char *v,
-                      char *err, size_t errlen);
+/* --- one setter per setting that is not a plain number or yes/no ------------------------- */
+
+#define SETTER(name)                                                                               \
+    static int name(lh_config *c, const lh_setting *s, enum lh_config_source src, const char *v,   \
+                    char *err, size_t errlen)
+
+SETTER(set_list)
+{
+    (void)src;
+    return add_list(c, s->key[0] == 'a', v, err, errlen);
+}
+
+SETTER(set_block_mode)
+{
+    (void)s, (void)src;
+    for (unsigned i = 0; i < sizeof block_modes / sizeof *block_modes; i++)
+        if (!strcmp(v, block_modes[i])) {
+            c->block_mode = (enum lh_block_mode)i;
+            return 0;
+        }
+    return fail(err, errlen,
+                "block-mode: '%s' is not one of loopback, null, nxdomain, nodata, refused, "
+                "custom",
+                v);
+}
+
+SETTER(set_block_ip)
+{
+    (void)src;
+    bool v6 = s->key[9] == '6';
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, v, v6 ? c->block_ipv6 : c->block_ipv4) != 1)
+        return fail(err, errlen, "%s: '%s' is not an IPv%c address", s->key, v, v6 ? '6' : '4');
+    *(v6 ? &c->has_block_ipv6 : &c->has_block_ipv4) = true;
+    return 0;
+}
+
+SETTER(set_listen)
+{
+    (void)s;
+    if (c->listen_src != src) { /* a new source replaces the list it inherited */
+        c->nlisten = 0;
+        c->listen_src = src;
+    }
+    if (c->nlisten >= LH_LISTEN_MAX)
+        return fail(err, errlen, "too many listen addresses (at most %d)", LH_LISTEN_MAX);
+    if (lh_addr_parse(v, 53, &c->listen[c->nlisten]) != 0)
+        return fail(err, errlen, "listen: '%s' is not ADDR[:PORT] (IPv6 as [::1]:53)", v);
+    c->nlisten++;
+    return 0;
+}
+
+SETTER(set_log_level)
+{
+    (void)s, (void)src;
+    if (lh_log_level_parse(v, &c->log_level) != 0)
+        return fail(err, errlen, "log-level: '%s' is not one of error, warn, info, debug", v);
+    return 0;
+}
+
+static void no_hosts_file(lh_config *c)
+{
+    free(c->hosts_file);
+    c->hosts_file = NULL;
+    c->hosts_file_explicit = false;
+}
+
+SETTER(set_hosts_file)
+{
+    (void)s, (void)src;
+    if (!strcmp(v, "none")) {
+        no_hosts_file(c);
+        return 0;
+    }
+    if (!*v) return fail(err, errlen, "hosts-file: needs a path or 'none'");
+    c->hosts_file_explicit = true;
+    return set_string(&c->hosts_file, v) ? fail(err, errlen, "out of memory") : 0;
+}
+
+SETTER(set_hosts) /* boolean shorthand: hosts = no */
+{
+    (void)s, (void)src;
+    bool b;
+    if (parse_bool(v, &b) != 0) return fail(err, errlen, "hosts: '%s' is not yes or no", v);
+    if (!b)
+        no_hosts_file(c);
+    else if (!c->hosts_file && set_string(&c->hosts_file, LH_DEFAULT_HOSTS_FILE))
+        return fail(err, errlen, "out of memory");
+    return 0;
+}
+
+SETTER(set_list_url)
+{
+    (void)s, (void)src;
+    char url[2048], path[2048], extra[2];
+    if (sscanf(v, "%2047s %2047s %1s", url, path, extra) != 2 ||
+        (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+        return fail(err, errlen, "list-url: '%s' is not 'http(s)://URL PATH'", v);
+    lh_list_url *l = realloc(c->list_urls, (c->nlist_urls + 1) * sizeof *l);
+    if (!l) return fail(err, errlen, "out of memory");
+    c->list_urls = l;
+    if (!(l[c->nlist_urls].url = strdup(url)) || !(l[c->nlist_urls].path = strdup(path)))
+        return fail(err, errlen, "out of memory");
+    c->nlist_urls++;
+    return 0;
+}
+
+/* A string setting that must not be empty: user, tls-ca. */
+SETTER(set_nonempty)
+{
+    (void)src;
+    char **slot = (char **)((char *)c + s->off);
+    if (!*v) return fail(err, errlen, "%s: needs %s", s->key, s->what);
+    return set_string(slot, v) ? fail(err, errlen, "out of memory") : 0;
+}
+
+/* A string setting taken as it is: resolv-conf (then named on purpose), control-group. */
+SETTER(set_plain)
+{
+    (void)src;
+    if (!strcmp(s->key, "resolv-conf")) c->resolv_conf_explicit = true;
+    return set_string((char **)((char *)c + s->off), v) ? fail(err, errlen, "out of memory") : 0;
+}
+
+SETTER(set_allow_client)
+{
+    (void)s, (void)src;
+    if (c->nallow_clients >= LH_ACL_MAX)
+        return fail(err, errlen, "allow-client: at most %d networks", LH_ACL_MAX);
+    if (lh_cidr_parse(v, &c->allow_clients[c->nallow_clients]) != 0)
+        return fail(err, errlen, "allow-client: '%s' is not ADDR[/PREFIX]", v);
+    c->nallow_clients++;
+    return 0;
+}
+
+SETTER(set_upstream)
+{
+    (void)s;
+    return add_upstream(c, src, v, err, errlen);
+}
+
+SETTER(set_fallback)
+{
+    return add_addr(c->fallback, &c->nfallback, &c->fallback_src, src, s->key, v, err, errlen);
+}
+
+SETTER(set_forward_zone)
+{
+    (void)s;
+    return add_forward_zone(c, src, v, err, errlen);
+}
+
+/* A path or 'none': control-socket (absolute), query-log, state-dir (absolute). */
+SETTER(set_path_or_none)
+{
+    (void)src;
+    char **dst = (char **)((char *)c + s->off);
+    if (!strcmp(v, "none")) {
+        free(*dst);
+        *dst = NULL;
+        return 0;
+    }
+    bool state = !strcmp(s->key, "state-dir");
+    if (!*v && !state) return fail(err, errlen, "%s: needs a path or 'none'", s->key);
+    if ((state || s->key[0] == 'c') && v[0] != '/')
+        return fail(err, errlen, "%s: '%s' is not an absolute path", s->key, v);
+    return set_string(dst, v) ? fail(err, errlen, "out of memory") : 0;
+}
+
+SETTER(set_query_log_clients)
+{
+    (void)s, (void)src;
+    static const char *const modes[] = {"yes", "no", "hash"}; /* enum lh_qlog_clients */
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, modes[i])) {
+            c->query_log_clients = i;
+            return 0;
+        }
+    return fail(err, errlen, "query-log-clients: '%s' is not yes, no or hash", v);
+}
+
+SETTER(set_metrics)
+{
+    (void)s, (void)src;
+    if (!strcmp(v, "none")) {
+        c->has_metrics = false;
+        return 0;
+    }
+    if (lh_addr_parse(v, 9153, &c->metrics) != 0)
+        return fail(err, errlen, "metrics: '%s' is not ADDR[:PORT] (e.g. 127.0.0.1:9153)", v);
+    c->has_metrics = true;
+    return 0;
+}
+
+SETTER(set_zone)
+{
+    (void)src;
+    lh_name zn;
+    if (lh_name_from_text(v, strlen(v), &zn) != 0 || zn.nlabels == 0)
+        return fail(err, errlen, "%s: '%s' is not a domain name", s->key, v);
+    return set_string((char **)((char *)c + s->off), v) ? fail(err, errlen, "out of memory") : 0;
+}
+
+SETTER(set_leak_ns)
+{
+    (void)s;
+    if (c->leak_ns_src != src) {
+        c->nleak_ns = 0;
+        c->leak_ns_src = src;
+    }
+    if (c->nleak_ns >= 2) return fail(err, errlen, "leak-ns-address: at most two addresses");
+    if (lh_addr_parse(v, 53, &c->leak_ns[c->nleak_ns]) != 0)
+        return fail(err, errlen, "leak-ns-address: '%s' is not an IP address", v);
+    c->nleak_ns++;
+    return 0;
+}
+
+SETTER(set_rebind_allow)
+{
+    (void)s, (void)src;
+    char **l = realloc(c->rebind_allow, (c->nrebind_allow + 1) * sizeof *l);
+    if (!l || !(l[c->nrebind_allow] = strdup(v))) return fail(err, errlen, "out of memory");
+    c->rebind_allow = l;
+    c->nrebind_allow++;
+    return 0;
+}
+
+SETTER(set_cache_size)
+{
+    (void)s, (void)src;
+    if (parse_size(v, &c->cache_size))
+        return fail(err, errlen, "cache-size: '%s' is not a size like 16M, 512K or 0", v);
+    return 0;
+}
+
+SETTER(set_http)
+{
+    (void)s, (void)src;
+    if (!strcmp(v, "none")) {
+        c->has_http = false;
+        return 0;
+    }
+    if (lh_addr_parse(v, LH_DEFAULT_HTTP_PORT, &c->http) != 0)
+        return fail(err, errlen, "http: '%s' is not ADDR[:PORT] (e.g. 127.0.0.1:%d)", v,
+                    LH_DEFAULT_HTTP_PORT);
+    if (!lh_addr_is_loopback(&c->http.sa))
+        return fail(err, errlen,
+                    "http: '%s' is not a loopback address: the dashboard is for this machine "
+                    "only (reach it from elsewhere through an SSH tunnel)",
+                    v);
+    c->has_http = true;
+    return 0;
+}
+
+SETTER(set_tls_mode)
+{
+    (void)s, (void)src;
+    if (strcmp(v, "strict") && strcmp(v, "opportunistic"))
+        return fail(err, errlen,
+                    "tls-mode: '%s' is not strict (encrypted and authenticated, or SERVFAIL) "
+                    "or opportunistic (plain DNS when the encrypted try fails)",
+                    v);
+    c->tls_opportunistic = !strcmp(v, "opportunistic");
+    return 0;
+}
+
+SETTER(set_dnssec)
+{
+    return lh_config_set_dnssec(c, src, s->key, v, err, errlen);
+}
+
+/* --- the table --------------------------------------------------------------------------- */
+
+#define FIELD(f) .off = offsetof(lh_config, f), .size = sizeof(((lh_config *)0)->f)
+#define UINT(f, lo, hi, phrase)                                                                    \
+    .type = LH_SETTING_UINT, FIELD(f), .min = lo, .max = hi, .what = phrase
+#define BOOL(f) .type = LH_SETTING_BOOL, FIELD(f)
+#define FN(fn) .type = LH_SETTING_FN, .set = fn
+#define DOC(anchor) .doc = "docs/" anchor
+
+const lh_setting lh_settings[] = {
+    {"listen", LH_DEFAULT_LISTEN, FN(set_listen), .flag = "listen", .arg = "ADDR[:PORT]",
+     .help = "listen on UDP and TCP; repeatable; IPv6 as [::1]:53 (default " LH_DEFAULT_LISTEN ")",
+     DOC("configuration.md#settings")},
+    {"log-level", "info", FN(set_log_level), .flag = "log-level", .arg = "LEVEL",
+     .help = "error, warn, info (default) or debug", DOC("configuration.md#settings")},
+    {"hosts-file", LH_DEFAULT_HOSTS_FILE, FN(set_hosts_file), .flag = "hosts-file", .arg = "FILE",
+     .help = "answer names from a hosts file (default " LH_DEFAULT_HOSTS_FILE
+             ", which may be missing; a named FILE must exist)",
+     DOC("configuration.md#settings")},
+    {"hosts", NULL, FN(set_hosts), .flag = "no-hosts", .flag_value = "no",
+     .help = "do not read a hosts file", DOC("configuration.md#settings")},
+    {"local-ttl", "60", UINT(local_ttl, 0, 86400, "a number of seconds up to 86400"),
+     .flag = "local-ttl", .arg = "SECONDS", .help = "TTL of locally answered records (default 60)",
+     DOC("configuration.md#settings")},
+    {"edns-udp-size", "1232", UINT(edns_udp_size, 512, 4096, "a number from 512 to 4096"),
+     .flag = "edns-udp-size", .arg = "BYTES",
+     .help = "largest UDP answer sent, 512-4096 (default 1232)", DOC("configuration.md#settings")},
+    {"tcp-idle-timeout", "10000",
+     UINT(tcp_idle_timeout_ms, 100, 600000, "a number of milliseconds from 100 to 600000"),
+     .flag = "tcp-idle-timeout", .arg = "MS",
+     .help = "close TCP connections without a complete query for MS milliseconds (default "
+             "10000); empty frames do not count",
+     DOC("configuration.md#settings")},
+    {"tcp-max-connections", "1000",
+     UINT(tcp_max_connections, 1, 100000, "a number from 1 to 100000"),
+     .flag = "tcp-max-connections", .arg = "N",
+     .help = "concurrent TCP connections (default 1000); one client address holds at most a "
+             "quarter; when full, the one idle longest is closed for a new one",
+     DOC("configuration.md#settings")},
+    {"threads", "1", UINT(threads, 1, 64, "a number of event loops from 1 to 64"),
+     .flag = "threads", .arg = "N",
+     .help = "event loops, one thread each, sharing the listen addresses (SO_REUSEPORT) and the "
+             "lists; e.g. the number of cores (default 1)",
+     DOC("configuration.md#settings")},
+    {"rate-limit", "200", UINT(rate_limit, 0, 1000000, "a number of answers from 0 to 1000000"),
+     .flag = "rate-limit", .arg = "N",
+     .help = "UDP answers a second per client network (/24, /56) for non-loopback clients; "
+             "beyond: dropped, every 2nd sent truncated (default 200; 0 turns it off). "
+             "leak-server: queries a second per source address",
+     DOC("configuration.md#settings")},
+    {"allow-client", NULL, FN(set_allow_client), .flag = "allow-client", .arg = "ADDR[/PREFIX]",
+     .help = "answer this client network too (loopback always); required to listen on a "
+             "non-loopback address; repeatable",
+     DOC("configuration.md#settings")},
+    {"user", LH_DEFAULT_USER, FN(set_nonempty), FIELD(user), .what = "a user name", .flag = "user",
+     .arg = "NAME", .help = "started as root: bind, then run as NAME (default " LH_DEFAULT_USER ")",
+     DOC("configuration.md#settings")},
+    {"allow-root", "no", BOOL(allow_root), .flag = "allow-root", .flag_value = "yes",
+     .help = "keep running as root (not recommended)", DOC("configuration.md#settings")},
+    {"blocklist", NULL, FN(set_list), .flag = "blocklist", .arg = "PATH",
+     .help = "block the names in a list file or a folder of them; repeatable; format detected "
+             "per line",
+     DOC("blocklists.md")},
+    {"allowlist", NULL, FN(set_list), .flag = "allowlist", .arg = "PATH",
+     .help = "never block these names (exceptions); repeatable", DOC("blocklists.md")},
+    {"list-url", NULL, FN(set_list_url), .flag = "list-url", .arg = "\"URL PATH\"",
+     .help = "for 'lists update': download URL to PATH; repeatable",
+     DOC("blocklists.md#keeping-lists-up-to-date-loophole-lists-update")},
+    {"default-blocklist", "yes", BOOL(default_blocklist), .flag = "no-default-blocklist",
+     .flag_value = "no", .help = "do not use the built-in list (blocklists/default.list)",
+     DOC("configuration.md#settings")},
+    {"block-mode", "loopback", FN(set_block_mode), .flag = "block-mode", .arg = "MODE",
+     .help = "loopback (default: A 127.0.0.1, AAAA ::1), null, nxdomain, nodata, refused or "
+             "custom",
+     DOC("configuration.md#settings")},
+    {"block-ipv4", NULL, FN(set_block_ip), .flag = "block-ipv4", .arg = "ADDR",
+     .help = "the A answer for block-mode custom", DOC("configuration.md#settings")},
+    {"block-ipv6", NULL, FN(set_block_ip), .flag = "block-ipv6", .arg = "ADDR",
+     .help = "the AAAA answer for block-mode custom", DOC("configuration.md#settings")},
+    {"block-ttl", "10", UINT(block_ttl, 0, 86400, "a number of seconds up to 86400"),
+     .flag = "block-ttl", .arg = "SECONDS", .help = "TTL of blocked answers (default 10)",
+     DOC("configuration.md#settings")},
+    {"canary-names", "yes", BOOL(canary_names), .flag = "no-canary-names", .flag_value = "no",
+     .help = "do not answer the DoH / Private Relay canary names",
+     DOC("configuration.md#names-loophole-answers-itself")},
+    {"upstream", NULL, FN(set_upstream), .flag = "upstream", .arg = "ADDR[:PORT]",
+     .section = "Forwarding and cache",
+     .help = "forward to this resolver; repeatable; default: the nameservers of --resolv-conf "
+             "minus loophole's own address. tls://ADDR[:PORT]#NAME[?pin-sha256=BASE64] is DNS "
+             "over TLS (port 853), the certificate checked against NAME; also ADDR@PORT#NAME. "
+             "Strict: never plaintext. https://HOST[:PORT][/PATH]@ADDR[?pin-sha256=BASE64&"
+             "method=get] is DNS over HTTPS (RFC 8484, HTTP/2, POST by default) to HOST at "
+             "ADDR, never looked up (ADDR may be left out only when HOST is an IP); e.g. "
+             "https://dns.google/dns-query@8.8.8.8",
+     DOC("forwarding.md")},
+    {"forward-zone", NULL, FN(set_forward_zone), .flag = "forward-zone",
+     .arg = "ZONE=ADDR[:PORT][,ADDR...]",
+     .help = "send ZONE and below to its own upstreams; repeatable", DOC("forwarding.md")},
+    {"tls-ca", NULL, FN(set_nonempty), FIELD(tls_ca), .what = "a file of PEM certificates",
+     .flag = "tls-ca", .arg = "FILE",
+     .help = "trust this CA file for DNS over TLS/HTTPS instead of the system store "
+             "(/etc/ssl/certs)",
+     DOC("forwarding.md#dns-over-tls")},
+    {"tls-mode", "strict", FN(set_tls_mode), .flag = "tls-mode", .arg = "strict|opportunistic",
+     .help = "strict (default): a failed encrypted upstream gives SERVFAIL; opportunistic: plain "
+             "DNS to the same address instead (not private: stats and leak-check say so)",
+     DOC("forwarding.md")},
+    {"resolv-conf", LH_DEFAULT_RESOLV_CONF, FN(set_plain), FIELD(resolv_conf),
+     .flag = "resolv-conf", .arg = "FILE",
+     .help = "where default upstreams come from (" LH_DEFAULT_RESOLV_CONF ")",
+     DOC("forwarding.md")},
+    {"fallback-upstream", LH_DEFAULT_FALLBACK, FN(set_fallback), .flag = "fallback-upstream",
+     .arg = "ADDR",
+     .help =
+         "used when resolv.conf names none but loophole; repeatable (default " LH_DEFAULT_FALLBACK
+         ")",
+     DOC("forwarding.md")},
+    {"upstream-timeout", "1500",
+     UINT(upstream_timeout_ms, 50, 30000, "a number of milliseconds from 50 to 30000"),
+     .flag = "upstream-timeout", .arg = "MS", .help = "one try at one upstream (default 1500)",
+     DOC("forwarding.md")},
+    {"query-budget", "4000",
+     UINT(query_budget_ms, 100, 60000, "a number of milliseconds from 100 to 60000"),
+     .flag = "query-budget", .arg = "MS",
+     .help = "all tries; then a stale answer or SERVFAIL (default 4000)", DOC("forwarding.md")},
+    {"upstream-max-inflight", "1024",
+     UINT(upstream_max_inflight, 1, 65536, "a number of queries from 1 to 65536"),
+     .flag = "upstream-max-inflight", .arg = "N",
+     .help = "upstream queries at once; beyond: SERVFAIL (default 1024)", DOC("forwarding.md")},
+    {"upstream-0x20", "yes", BOOL(upstream_0x20), .flag = "no-upstream-0x20", .flag_value = "no",
+     .help = "do not randomise the case of upstream questions", DOC("forwarding.md")},
+    {"rebind-protection", "no", BOOL(rebind_protection), .flag = "rebind-protection",
+     .flag_value = "yes",
+     .help = "refuse answers with private or loopback addresses for names outside forward zones "
+             "(off by default)",
+     DOC("forwarding.md#dns-rebinding-protection")},
+    {"rebind-allow", NULL, FN(set_rebind_allow), .flag = "rebind-allow", .arg = "DOMAIN",
+     .help = "a domain (and below) that may resolve privately; repeatable",
+     DOC("forwarding.md#dns-rebinding-protection")},
+    {"cache-size", "16M", FN(set_cache_size), .flag = "cache-size", .arg = "BYTES",
+     .help = "cache memory, e.g. 16M (default); 0 turns it off", DOC("forwarding.md#the-cache")},
+    {"cache-min-ttl", "0", UINT(cache_min_ttl, 0, 86400, "a number of seconds from 0 to 86400"),
+     .flag = "cache-min-ttl", .arg = "SECONDS", .help = "TTLs at least (default 0)",
+     DOC("forwarding.md#the-cache")},
+    {"cache-max-ttl", "86400",
+     UINT(cache_max_ttl, 1, 604800, "a number of seconds from 1 to 604800"),
+     .flag = "cache-max-ttl", .arg = "SECONDS", .help = "TTLs at most (default 86400)",
+     DOC("forwarding.md#the-cache")},
+    {"cache-max-negative-ttl", "3600",
+     UINT(cache_max_negative_ttl, 0, 86400, "a number of seconds from 0 to 86400"),
+     .flag = "cache-max-negative-ttl", .arg = "SECONDS",
+     .help = "NXDOMAIN/NODATA at most (default 3600)", DOC("forwarding.md#the-cache")},
+    {"serve-stale", "yes", BOOL(serve_stale), .flag = "no-serve-stale", .flag_value = "no",
+     .help = "never answer from expired entries when upstreams fail",
+     DOC("forwarding.md#the-cache")},
+    {"stale-ttl", "30", UINT(stale_ttl, 1, 3600, "a number of seconds from 1 to 3600"),
+     .flag = "stale-ttl", .arg = "SECONDS", .help = "TTL of stale answers (default 30)",
+     DOC("forwarding.md#the-cache")},
+    {"stale-window", "86400", UINT(stale_window, 0, 604800, "a number of seconds from 0 to 604800"),
+     .flag = "stale-window", .arg = "SECONDS",
+     .help = "how long past expiry entries may be served (default 86400)",
+     DOC("forwarding.md#the-cache")},
+    {"control-socket", LH_DEFAULT_CONTROL_SOCKET, FN(set_path_or_none), FIELD(control_socket),
+     .flag = "control-socket", .arg = "PATH", .section = "Observability",
+     .help = "unix socket for stats/reload/cache flush/lists/leak-check; 'none' turns it off "
+             "(default " LH_DEFAULT_CONTROL_SOCKET ")",
+     DOC("observability.md")},
+    {"state-dir", LH_DEFAULT_STATE_DIR, FN(set_path_or_none), FIELD(state_dir), .flag = "state-dir",
+     .arg = "DIR",
+     .help = "where the compiled list snapshot is kept, so that a restart maps big lists "
+             "instead of parsing them, and the runtime rules (loophole allow/block) "
+             "(default " LH_DEFAULT_STATE_DIR "; 'none' turns both off)",
+     DOC("configuration.md#settings")},
+    {"control-group", NULL, FN(set_plain), FIELD(control_group), .flag = "control-group",
+     .arg = "GROUP", .help = "this group may use the control socket too (default: root only)",
+     DOC("observability.md")},
+    {"metrics", NULL, FN(set_metrics), .flag = "metrics", .arg = "ADDR[:PORT]",
+     .help = "serve Prometheus metrics at http://ADDR:PORT/metrics (off)", DOC("observability.md")},
+    {"query-log", NULL, FN(set_path_or_none), FIELD(query_log), .flag = "query-log", .arg = "PATH",
+     .help = "JSON lines, one per answered query, to PATH or 'stdout' (off); SIGUSR1 reopens "
+             "the file",
+     DOC("observability.md")},
+    {"query-log-clients", "yes", FN(set_query_log_clients), .flag = "query-log-clients",
+     .arg = "MODE",
+     .help = "yes (the client address, default), no, or hash; also how 'tail' and the "
+             "dashboard show clients",
+     DOC("observability.md")},
+    {"http", NULL, FN(set_http), .flag = "http", .arg = "ADDR[:PORT]",
+     .help = "serve the dashboard at http://ADDR:PORT/ (loopback only; port 5380 if none; off by "
+             "default: docs/dashboard.md)",
+     DOC("dashboard.md")},
+    {"recent-queries", NULL, UINT(recent_queries, 0, 1000000, "a number from 0 to 1000000"),
+     .flag = "recent-queries", .arg = "N",
+     .help = "keep the last N queries of each loop in memory for 'tail' and the dashboard "
+             "(default 1000 with --http, else 0: off)",
+     DOC("dashboard.md")},
+    {"probe-zone", NULL, FN(set_zone), FIELD(probe_zone), .flag = "probe-zone", .arg = "ZONE",
+     .section = "Leak check and leak server",
+     .help = "leak-check: also probe the zone of a leak server, and test whether something on "
+             "the path intercepts port 53",
+     DOC("leak-check.md")},
+    {"leak-zone", NULL, FN(set_zone), FIELD(leak_zone), .flag = "zone", .arg = "ZONE",
+     .help = "leak-server: the zone to serve", DOC("leak-check.md")},
+    {"leak-ns-address", NULL, FN(set_leak_ns), .flag = "ns-address", .arg = "ADDR",
+     .help = "leak-server: address of ns1.ZONE; repeatable (v4, v6)", DOC("leak-check.md")},
+    {"leak-retention", "600",
+     UINT(leak_retention, 10, 86400, "a number of seconds from 10 to 86400"), .flag = "retention",
+     .arg = "SECONDS",
+     .help = "leak-server: how long resolvers are remembered per label (default 600)",
+     DOC("leak-check.md")},
+    {"dnssec", "process", FN(set_dnssec), .flag = "dnssec", .arg = "MODE",
+     .section = "DNSSEC (docs/dnssec.md)",
+     .help = "off (clear AD), process (default: keep AD only from a loopback, DoT or DoH "
+             "upstream), validate (loophole validates: SERVFAIL + EDE for bogus answers) or "
+             "allow-downgrade (validate; on a path that strips DNSSEC, unsigned answers pass as "
+             "insecure except in zones seen signed)",
+     DOC("dnssec.md")},
+    {"trust-anchor", NULL, FN(set_dnssec), .flag = "trust-anchor", .arg = "FILE",
+     .help = "DS or DNSKEY records to trust; repeatable (default /usr/share/dns/root.key, from "
+             "dns-root-data)",
+     DOC("dnssec.md")},
+    {"domain-insecure", NULL, FN(set_dnssec), .flag = "domain-insecure", .arg = "NAME",
+     .help = "a negative trust anchor: NAME and below are not validated; repeatable",
+     DOC("dnssec.md")},
+};
+const unsigned lh_nsettings = sizeof lh_settings / sizeof *lh_settings;
+_Static_assert(sizeof lh_settings / sizeof *lh_settings <= LH_SETTINGS_MAX, "LH_SETTINGS_MAX");
+
+int lh_setting_index(const char *key)
+{
+    for (unsigned i = 0; i < lh_nsettings; i++)
+        if (!strcmp(lh_settings[i].key, key)) return (int)i;
+    return -1;
+}
+
+int lh_setting_flag_index(const char *flag)
+{
+    for (unsigned i = 0; i < lh_nsettings; i++)
+        if (lh_settings[i].flag && !strcmp(lh_settings[i].flag, flag)) return (int)i;
+    return -1;
+}
+
+/* Applies `v` to setting `s` by its type. */
+static int setting_apply(lh_config *c, const lh_setting *s, enum lh_config_source src,
+                         const char *v, char *err, size_t errlen)
+{
+    unsigned long n;
+    bool b;
+    switch (s->type) {
+    case LH_SETTING_UINT:
+        if (parse_uint(v, s->min, s->max, &n))
+            return fail(err, errlen, "%s: '%s' is not %s", s->key, v, s->what);
+        if (s->size == sizeof(uint16_t)) {
+            uint16_t x = (uint16_t)n;
+            memcpy((char *)c + s->off, &x, sizeof x);
+        } else {
+            uint32_t x = (uint32_t)n; /* also the int recent-queries: n is at most its max */
+            memcpy((char *)c + s->off, &x, sizeof x);
+        }
+        return 0;
+    case LH_SETTING_BOOL:
+        if (parse_bool(v, &b) != 0)
+            return fail(err, errlen, "%s: '%s' is not yes or no", s->key, v);
+        *(bool *)((char *)c + s->off) = b;
+        return 0;
+    case LH_SETTING_FN:
+        return s->set(c, s, src, v, err, errlen);
+    }
+    return fail(err, errlen, "unknown setting '%s'", s->key);
+}
 
 int lh_config_set(lh_config *c, enum lh_config_source src, const char *key, const char *v,
                   char *err, size_t errlen)
 {
     int i = lh_setting_index(key); /* the table is the list of settings */
     if (i < 0) return fail(err, errlen, "unknown setting '%s'", key);
-    if (config_set(c, src, key, v, err, errlen) != 0) return -1;
+    if (setting_apply(c, &lh_settings[i], src, v, err, errlen) != 0) return -1;
     c->set_src[i] = (uint8_t)src;
     c->set_line[i] = 0; /* a file sets its line after this returns */
     return 0;
 }
 
-static int config_set(lh_config *c, enum lh_config_source src, const char *key, const char *v,
-                      char *err, size_t errlen)
+/* Appends `text` word-wrapped to lines of at most `width` columns (a longer word stands
+ * alone), continuation lines indented by `indent`; the text starts after a space at `col`. */
+static void wrap(lh_sbuf *b, const char *text, unsigned col, unsigned indent, unsigned width)
 {
-    bool b;
-    if (lh_config_is_dnssec_key(key)) return lh_config_set_dnssec(c, src, key, v, err, errlen);
-    if (!strcmp(key, "blocklist") || !strcmp(key, "allowlist"))
-        return add_list(c, key[0] == 'a', v, err, errlen);
-    if (!strcmp(key, "default-blocklist") || !strcmp(key, "canary-names") ||
-        !strcmp(key, "allow-root")) {
-        if (parse_bool(v, &b) != 0) return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
-        *(key[0] == 'd'   ? &c->default_blocklist
-          : key[0] == 'c' ? &c->canary_names
-                          : &c->allow_root) = b;
-        return 0;
-    }
-    if (!strcmp(key, "block-mode")) {
-        for (unsigned i = 0; i < sizeof block_modes / sizeof *block_modes; i++)
-            if (!strcmp(v, block_modes[i])) {
-                c->block_mode = (enum lh_block_mode)i;
-                return 0;
-            }
-        return fail(err, errlen,
-                    "block-mode: '%s' is not one of loopback, null, nxdomain, nodata, refused, "
-                    "custom",
-                    v);
-    }
-    if (!strcmp(key, "block-ipv4")) {
-        if (inet_pton(AF_INET, v, c->block_ipv4) != 1)
-            return fail(err, errlen, "block-ipv4: '%s' is not an IPv4 address", v);
-        c->has_block_ipv4 = true;
-        return 0;
-    }
-    if (!strcmp(key, "block-ipv6")) {
-        if (inet_pton(AF_INET6, v, c->block_ipv6) != 1)
-            return fail(err, errlen, "block-ipv6: '%s' is not an IPv6 address", v);
-        c->has_block_ipv6 = true;
-        return 0;
-    }
-    unsigned long n;
-    if (!strcmp(key, "listen")) {
-        if (c->listen_src != src) { /* a new source replaces the list it inherited */
-            c->nlisten = 0;
-            c->listen_src = src;
+    bool fresh = false; /* at the indent of a new line: no space before the word */
+    for (const char *p = text; *p;) {
+        const char *e = strchr(p, ' ');
+        if (!e) e = p + strlen(p);
+        unsigned wl = (unsigned)(e - p);
+        if (!fresh && col + 1 + wl > width) {
+            lh_sbuf_printf(b, "\n%*s", (int)indent, "");
+            col = indent;
+            fresh = true;
         }
-        if (c->nlisten >= LH_LISTEN_MAX)
-            return fail(err, errlen, "too many listen addresses (at most %d)", LH_LISTEN_MAX);
-        if (lh_addr_parse(v, 53, &c->listen[c->nlisten]) != 0)
-            return fail(err, errlen, "listen: '%s' is not ADDR[:PORT] (IPv6 as [::1]:53)", v);
-        c->nlisten++;
-        return 0;
-    }
-    if (!strcmp(key, "log-level")) {
-        if (lh_log_level_parse(v, &c->log_level) != 0)
-            return fail(err, errlen, "log-level: '%s' is not one of error, warn, info, debug", v);
-        return 0;
-    }
-    if (!strcmp(key, "hosts-file")) {
-        if (!strcmp(v, "none")) {
-            free(c->hosts_file);
-            c->hosts_file = NULL;
-            c->hosts_file_explicit = false;
-            return 0;
+        if (!fresh) {
+            lh_sbuf_putc(b, ' ');
+            col++;
         }
-        if (!*v) return fail(err, errlen, "hosts-file: needs a path or 'none'");
-        c->hosts_file_explicit = true;
-        return set_string(&c->hosts_file, v) ? fail(err, errlen, "out of memory") : 0;
+        lh_sbuf_printf(b, "%.*s", (int)wl, p);
+        col += wl;
+        fresh = false;
+        p = *e ? e + 1 : e;
     }
-    if (!strcmp(key, "hosts")) { /* boolean shorthand: hosts = no */
-        if (parse_bool(v, &b) != 0) return fail(err, errlen, "hosts: '%s' is not yes or no", v);
-        if (!b) {
-            free(c->hosts_file);
-            c->hosts_file = NULL;
-            c->hosts_file_explicit = false;
-        } else if (!c->hosts_file && set_string(&c->hosts_file, LH_DEFAULT_HOSTS_FILE)) {
-            return fail(err, errlen, "out of memory");
-        }
-        return 0;
+    lh_sbuf_putc(b, '\n');
+}
+
+void lh_settings_help(lh_sbuf *b)
+{
+    enum { INDENT = 31, WIDTH = 92 };
+    for (unsigned i = 0; i < lh_nsettings; i++) {
+        const lh_setting *s = &lh_settings[i];
+        if (!s->flag) continue;
+        if (s->section) lh_sbuf_printf(b, "\n%s:\n", s->section);
+        char head[96];
+        int n =
+            snprintf(head, sizeof head, "  %s --%s%s%s", strcmp(s->flag, "listen") ? "   " : "-l,",
+                     s->flag, s->arg ? " " : "", s->arg ? s->arg : "");
+        if (n < 0) continue;
+        if (n < INDENT - 1)
+            lh_sbuf_printf(b, "%-*s", INDENT - 1, head);
+        else /* a long flag: its help starts on the next line */
+            lh_sbuf_printf(b, "%s\n%*s", head, INDENT - 1, "");
+        wrap(b, s->help, INDENT - 1, INDENT, WIDTH);
     }
-    if (!strcmp(key, "edns-udp-size")) {
-        if (parse_uint(v, 512, 4096, &n))
-            return fail(err, errlen, "edns-udp-size: '%s' is not a number from 512 to 4096", v);
-        c->edns_udp_size = (uint16_t)n;
-        return 0;
-    }
-    if (!strcmp(key, "list-url")) {
-        char url[2048], path[2048], extra[2];
-        if (sscanf(v, "%2047s %2047s %1s", url, path, extra) != 2 ||
-            (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
-            return fail(err, errlen, "list-url: '%s' is not 'http(s)://URL PATH'", v);
-        lh_list_url *l = realloc(c->list_urls, (c->nlist_urls + 1) * sizeof *l);
-        if (!l) return fail(err, errlen, "out of memory");
-        c->list_urls = l;
-        if (!(l[c->nlist_urls].url = strdup(url)) || !(l[c->nlist_urls].path = strdup(path)))
-            return fail(err, errlen, "out of memory");
-        c->nlist_urls++;
-        return 0;
-    }
-    if (!strcmp(key, "user")) {
-        if (!*v) return fail(err, errlen, "user: needs a user name");
-        return set_string(&c->user, v) ? fail(err, errlen, "out of memory") : 0;
-    }
-    if (!strcmp(key, "allow-client")) {
-        if (c->nallow_clients >= LH_ACL_MAX)
-            return fail(err, errlen, "allow-client: at most %d networks", LH_ACL_MAX);
-        if (parse_cidr(v, &c->allow_clients[c->nallow_clients]) != 0)
-            return fail(err, errlen, "allow-client: '%s' is not ADDR[/PREFIX]", v);
-        c->nallow_clients++;
-        return 0;
-    }
-    if (!strcmp(key, "upstream")) return add_upstream(c, src, v, err, errlen);
-    if (!strcmp(key, "tls-ca")) {
-        if (!*v) return fail(err, errlen, "tls-ca: needs a file of PEM certificates");
-        return set_string(&c->tls_ca, v) ? fail(err, errlen, "out of memory") : 0;
-    }
-    if (!strcmp(key, "tls-mode")) {
-        if (strcmp(v, "strict") && strcmp(v, "opportunistic"))
-            return fail(err, errlen,
-                        "tls-mode: '%s' is not strict (encrypted and authenticated, or SERVFAIL) "
-                        "or opportunistic (plain DNS when the encrypted try fails)",
-                        v);
-        c->tls_opportunistic = !strcmp(v, "opportunistic");
-        return 0;
-    }
-    if (!strcmp(key, "fallback-upstream"))
-        return add_addr(c->fallback, &c->nfallback, &c->fallback_src, src, key, v, err, errlen);
-    if (!strcmp(key, "forward-zone")) return add_forward_zone(c, src, v, err, errlen);
-    if (!strcmp(key, "resolv-conf")) {
-        c->resolv_conf_explicit = true;
-        return set_string(&c->resolv_conf, v) ? fail(err, errlen, "out of memory") : 0;
-    }
-    if (!strcmp(key, "control-socket") || !strcmp(key, "query-log")) {
-        char **dst = key[0] == 'c' ? &c->control_socket : &c->query_log;
-        if (!strcmp(v, "none")) {
-            free(*dst);
-            *dst = NULL;
-            return 0;
-        }
-        if (!*v) return fail(err, errlen, "%s: needs a path or 'none'", key);
-        if (key[0] == 'c' && v[0] != '/')
-            return fail(err, errlen, "control-socket: '%s' is not an absolute path", v);
-        return set_string(dst, v) ? fail(err, errlen, "out of memory") : 0;
-    }
-    if (!strcmp(key, "state-dir")) {
-        if (!strcmp(v, "none")) {
-            free(c->state_dir);
-            c->state_dir = NULL;
-            return 0;
-        }
-        if (v[0] != '/') return fail(err, errlen, "state-dir: '%s' is not an absolute path", v);
-        return set_string(&c->state_dir, v) ? fail(err, errlen, "out of memory") : 0;
-    }
-    if (!strcmp(key, "control-group"))
-        return set_string(&c->control_group, v) ? fail(err, errlen, "out of memory") : 0;
-    if (!strcmp(key, "query-log-clients")) {
-        static const char *const modes[] = {"yes", "no", "hash"}; /* enum lh_qlog_clients */
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(v, modes[i])) {
-                c->query_log_clients = i;
-                return 0;
-            }
-        return fail(err, errlen, "query-log-clients: '%s' is not yes, no or hash", v);
-    }
-    if (!strcmp(key, "metrics")) {
-        if (!strcmp(v, "none")) {
-            c->has_metrics = false;
-            return 0;
-        }
-        if (lh_addr_parse(v, 9153, &c->metrics) != 0)
-            return fail(err, errlen, "metrics: '%s' is not ADDR[:PORT] (e.g. 127.0.0.1:9153)", v);
-        c->has_metrics = true;
-        return 0;
-    }
-    if (!strcmp(key, "probe-zone") || !strcmp(key, "leak-zone")) {
-        lh_name zn;
-        if (lh_name_from_text(v, strlen(v), &zn) != 0 || zn.nlabels == 0)
-            return fail(err, errlen, "%s: '%s' is not a domain name", key, v);
-        return set_string(key[0] == 'p' ? &c->probe_zone : &c->leak_zone, v)
-                   ? fail(err, errlen, "out of memory")
-                   : 0;
-    }
-    if (!strcmp(key, "leak-ns-address")) {
-        if (c->leak_ns_src != src) {
-            c->nleak_ns = 0;
-            c->leak_ns_src = src;
-        }
-        if (c->nleak_ns >= 2) return fail(err, errlen, "leak-ns-address: at most two addresses");
-        if (lh_addr_parse(v, 53, &c->leak_ns[c->nleak_ns]) != 0)
-            return fail(err, errlen, "leak-ns-address: '%s' is not an IP address", v);
-        c->nleak_ns++;
-        return 0;
-    }
-    if (!strcmp(key, "upstream-0x20") || !strcmp(key, "serve-stale") ||
-        !strcmp(key, "rebind-protection")) {
-        if (parse_bool(v, &b) != 0) return fail(err, errlen, "%s: '%s' is not yes or no", key, v);
-        *(key[0] == 'u'   ? &c->upstream_0x20
-          : key[0] == 's' ? &c->serve_stale
-                          : &c->rebind_protection) = b;
-        return 0;
-    }
-    if (!strcmp(key, "rebind-allow")) {
-        char **l = realloc(c->rebind_allow, (c->nrebind_allow + 1) * sizeof *l);
-        if (!l || !(l[c->nrebind_allow] = strdup(v))) return fail(err, errlen, "out of memory");
-        c->rebind_allow = l;
-        c->nrebind_allow++;
-        return 0;
-    }
-    if (!strcmp(key, "cache-size")) {
-        if (parse_size(v, &c->cache_size))
-            return fail(err, errlen, "cache-size: '%s' is not a size like 16M, 512K or 0", v);
-        return 0;
-    }
-    static const struct {
-        const char *key;
-        size_t off;
-        unsigned long min, max;
-        const char *unit;
-    } nums[] = {
-        {"upstream-timeout", offsetof(lh_config, upstream_timeout_ms), 50, 30000, "milliseconds"},
-        {"query-budget", offsetof(lh_config, query_budget_ms), 100, 60000, "milliseconds"},
-        {"upstream-max-inflight", offsetof(lh_config, upstream_max_inflight), 1, 65536, "queries"},
-        {"cache-min-ttl", offsetof(lh_config, cache_min_ttl), 0, 86400, "seconds"},
-        {"cache-max-ttl", offsetof(lh_config, cache_max_ttl), 1, 604800, "seconds"},
-        {"cache-max-negative-ttl", offsetof(lh_config, cache_max_negative_ttl), 0, 86400,
-         "seconds"},
-        {"stale-ttl", offsetof(lh_config, stale_ttl), 1, 3600, "seconds"},
-        {"stale-window", offsetof(lh_config, stale_window), 0, 604800, "seconds"},
-        {"rate-limit", offsetof(lh_config, rate_limit), 0, 1000000, "answers"},
-        {"threads", offsetof(lh_config, threads), 1, 64, "event loops"},
-        {"leak-retention", offsetof(lh_config, leak_retention), 10, 86400, "seconds"},
-    };
-    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
-        if (strcmp(key, nums[i].key)) continue;
-        if (parse_uint(v, nums[i].min, nums[i].max, &n))
-            return fail(err, errlen, "%s: '%s' is not a number of %s from %lu to %lu", key, v,
-                        nums[i].unit, nums[i].min, nums[i].max);
-        *(uint32_t *)((char *)c + nums[i].off) = (uint32_t)n;
-        return 0;
-    }
-    if (!strcmp(key, "block-ttl")) {
-        if (parse_uint(v, 0, 86400, &n))
-            return fail(err, errlen, "block-ttl: '%s' is not a number of seconds up to 86400", v);
-        c->block_ttl = (uint32_t)n;
-        return 0;
-    }
-    if (!strcmp(key, "local-ttl")) {
-        if (parse_uint(v, 0, 86400, &n))
-            return fail(err, errlen, "local-ttl: '%s' is not a number of seconds up to 86400", v);
-        c->local_ttl = (uint32_t)n;
-        return 0;
-    }
-    if (!strcmp(key, "tcp-idle-timeout")) {
-        if (parse_uint(v, 100, 600000, &n))
-            return fail(err, errlen,
-                        "tcp-idle-timeout: '%s' is not a number of milliseconds from 100 to 600000",
-                        v);
-        c->tcp_idle_timeout_ms = (uint32_t)n;
-        return 0;
-    }
-    if (!strcmp(key, "tcp-max-connections")) {
-        if (parse_uint(v, 1, 100000, &n))
-            return fail(err, errlen, "tcp-max-connections: '%s' is not a number from 1 to 100000",
-                        v);
-        c->tcp_max_connections = (uint32_t)n;
-        return 0;
-    }
-    if (!strcmp(key, "http")) {
-        if (!strcmp(v, "none")) {
-            c->has_http = false;
-            return 0;
-        }
-        if (lh_addr_parse(v, LH_DEFAULT_HTTP_PORT, &c->http) != 0)
-            return fail(err, errlen, "http: '%s' is not ADDR[:PORT] (e.g. 127.0.0.1:%d)", v,
-                        LH_DEFAULT_HTTP_PORT);
-        if (!lh_addr_is_loopback(&c->http.sa))
-            return fail(err, errlen,
-                        "http: '%s' is not a loopback address: the dashboard is for this machine "
-                        "only (reach it from elsewhere through an SSH tunnel)",
-                        v);
-        c->has_http = true;
-        return 0;
-    }
-    if (!strcmp(key, "recent-queries")) {
-        if (parse_uint(v, 0, 1000000, &n))
-            return fail(err, errlen, "recent-queries: '%s' is not a number from 0 to 1000000", v);
-        c->recent_queries = (int)n;
-        return 0;
-    }
-    return fail(err, errlen, "unknown setting '%s'", key);
 }
 
 static char *trim(char *s)

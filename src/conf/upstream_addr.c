@@ -1,5 +1,6 @@
 /* upstream_addr.c - the upstream syntax of every transport (see upstream_addr.h). */
 #include "loophole/upstream_addr.h"
+#include "loophole/addr.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>

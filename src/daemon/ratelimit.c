@@ -1,6 +1,6 @@
 /* ratelimit.c - see ratelimit.h. */
 #include "loophole/ratelimit.h"
-#include "loophole/sockaddr.h"
+#include "loophole/addr.h"
 #include "loophole/nameset.h"
 
 #include <netinet/in.h>

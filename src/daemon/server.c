@@ -36,11 +36,12 @@ size_t lh_server_answer(void *server, const uint8_t *pkt, size_t len, const lh_r
                         uint8_t *out, size_t cap)
 {
     lh_server *s = server;
-    lh_msg m;
+    lh_decision d; /* the decision step: parse here, decide after the daemon's own checks */
+    const lh_msg *m = &d.msg;
     uint16_t our_udp = s->cfg->edns_udp_size;
-    lh_parse_result r = lh_msg_parse_query(pkt, len, &m);
-    size_t limit = client->datagram ? lh_msg_udp_limit(&m, our_udp) : LH_MSG_MAX;
-    lh_query_end q = {.msg = &m,
+    lh_parse_result r = lh_decide_parse(pkt, len, &d);
+    size_t limit = client->datagram ? lh_msg_udp_limit(m, our_udp) : LH_MSG_MAX;
+    lh_query_end q = {.msg = m,
                       .client = &client->peer,
                       .outcome = LH_OUTCOME_ERROR,
                       .list = -1,
@@ -51,10 +52,9 @@ size_t lh_server_answer(void *server, const uint8_t *pkt, size_t len, const lh_r
         if (client->datagram && s->exposed && !lh_config_client_allowed(s->cfg, &client->peer.sa)) {
             s->stats.refused_acl++;
             lh_writer w;
-            lh_writer_begin(&w, out, cap, &m, LH_RCODE_REFUSED, false);
+            lh_writer_begin(&w, out, cap, m, LH_RCODE_REFUSED, false);
             q.outcome = LH_OUTCOME_REFUSED;
-            return answered(s, &q, out,
-                            lh_writer_finish(&w, &m, limit, our_udp, LH_EDE_PROHIBITED));
+            return answered(s, &q, out, lh_writer_finish(&w, m, limit, our_udp, LH_EDE_PROHIBITED));
         }
         break;
     case LH_PARSE_DROP:
@@ -62,15 +62,13 @@ size_t lh_server_answer(void *server, const uint8_t *pkt, size_t len, const lh_r
         return 0;
     case LH_PARSE_FORMERR:
         s->stats.formerr++;
-        return answered(s, &q, out,
-                        lh_answer_error(&m, LH_RCODE_FORMERR, out, cap, limit, our_udp));
+        return answered(s, &q, out, lh_answer_error(m, LH_RCODE_FORMERR, out, cap, limit, our_udp));
     case LH_PARSE_NOTIMP:
         s->stats.notimp++;
-        return answered(s, &q, out, lh_answer_notimp_opcode(&m, out, cap, limit, our_udp));
+        return answered(s, &q, out, lh_answer_notimp_opcode(m, out, cap, limit, our_udp));
     case LH_PARSE_BADVERS:
         s->stats.badvers++;
-        return answered(s, &q, out,
-                        lh_answer_error(&m, LH_RCODE_BADVERS, out, cap, limit, our_udp));
+        return answered(s, &q, out, lh_answer_error(m, LH_RCODE_BADVERS, out, cap, limit, our_udp));
     }
     if (client->datagram && s->rrl_on && !lh_addr_is_loopback(&client->peer.sa)) {
         uint32_t count;
@@ -83,31 +81,29 @@ size_t lh_server_answer(void *server, const uint8_t *pkt, size_t len, const lh_r
             }
             s->stats.rrl_truncated++;
             lh_writer w;
-            lh_writer_begin(&w, out, cap, &m, LH_RCODE_NOERROR, false);
-            size_t n = lh_writer_finish(&w, &m, limit, our_udp, -1);
+            lh_writer_begin(&w, out, cap, m, LH_RCODE_NOERROR, false);
+            size_t n = lh_writer_finish(&w, m, limit, our_udp, -1);
             if (n) out[2] |= LH_FLAG_TC >> 8;
             return n;
         }
     }
-    uint64_t hashes[LH_LABELS_MAX];
-    lh_verdict v;
-    lh_name_hashes(&m.qname, hashes);
-    lh_policy_decide_at(s->policy, lh_overlay_live_rules(s->live),
-                        lh_overlay_live_paused(s->live, s->loop), &m, hashes, &v);
-    q.name_hash = hashes[0];
-    q.list = v.list;
-    q.match_label = v.match_label;
-    switch (v.kind) {
+    lh_decide_verdict(s->policy, lh_overlay_live_rules(s->live),
+                      lh_overlay_live_paused(s->live, s->loop), &d);
+    const lh_verdict *v = &d.verdict;
+    q.name_hash = d.hashes[0];
+    q.list = v->list;
+    q.match_label = v->match_label;
+    switch (v->kind) {
     case LH_VERDICT_LOCAL:
     case LH_VERDICT_REFUSED:
-        q.outcome = v.origin == LH_ORIGIN_BLOCKLIST ? LH_OUTCOME_BLOCKED
-                    : v.kind == LH_VERDICT_LOCAL    ? LH_OUTCOME_LOCAL
-                                                    : LH_OUTCOME_REFUSED;
-        return answered(s, &q, out, lh_answer_build(&m, &v, out, cap, limit, our_udp));
+        q.outcome = v->origin == LH_ORIGIN_BLOCKLIST ? LH_OUTCOME_BLOCKED
+                    : v->kind == LH_VERDICT_LOCAL    ? LH_OUTCOME_LOCAL
+                                                     : LH_OUTCOME_REFUSED;
+        return answered(s, &q, out, lh_answer_build(m, v, out, cap, limit, our_udp));
     case LH_VERDICT_FORWARD:
         break;
     }
-    return lh_forward_query(&s->fwd, &m, hashes[0], v.group, client, out, cap, limit);
+    return lh_forward_query(&s->fwd, m, d.hashes[0], v->group, client, out, cap, limit);
 }
 
 /* --- the forwarder's environment: what it reports to ------------------------------------ */

@@ -657,3 +657,56 @@ void lh_answer_patch_for_client(uint8_t *buf, const lh_msg *m)
     memcpy(buf + LH_DNS_HEADER_LEN, m->pkt + LH_DNS_HEADER_LEN,
            m->question_end - LH_DNS_HEADER_LEN);
 }
+
+/* --- answers synthesised here ------------------------------------------------------- */
+
+const uint8_t lh_localhost_wire[11] = "\x09localhost"; /* + the root label's 0 */
+
+size_t lh_answer_local(const lh_msg *m, const lh_local_answer *v, uint8_t *out, size_t cap,
+                       size_t limit, uint16_t our_udp_size)
+{
+    lh_writer w;
+    lh_writer_begin(&w, out, cap, m, v->rcode, v->aa);
+    if (v->records && v->rcode == LH_RCODE_NOERROR) {
+        uint16_t t = m->qtype;
+        bool any = t == LH_TYPE_ANY;
+        if (t == LH_TYPE_A || any)
+            for (unsigned i = 0; i < v->n4; i++)
+                lh_writer_rr(&w, m, LH_SEC_ANSWER, 0, LH_TYPE_A, v->ttl, v->v4 + i * 4, 4);
+        if (t == LH_TYPE_AAAA || any)
+            for (unsigned i = 0; i < v->n6; i++)
+                lh_writer_rr(&w, m, LH_SEC_ANSWER, 0, LH_TYPE_AAAA, v->ttl, v->v6 + i * 16, 16);
+        if ((t == LH_TYPE_PTR || any) && v->ptr)
+            lh_writer_rr(&w, m, LH_SEC_ANSWER, 0, LH_TYPE_PTR, v->ttl, v->ptr, v->ptr_len);
+        if (v->at_apex && (t == LH_TYPE_SOA || any))
+            lh_writer_soa(&w, m, LH_SEC_ANSWER, 0, v->ttl, v->ttl);
+        if (v->at_apex && (t == LH_TYPE_NS || any))
+            lh_writer_rr(&w, m, LH_SEC_ANSWER, 0, LH_TYPE_NS, v->ttl, lh_localhost_wire,
+                         sizeof lh_localhost_wire);
+    }
+    /* Negative answers (NXDOMAIN, NODATA) carry the zone's SOA for negative caching. */
+    if (v->records && w.counts[LH_SEC_ANSWER] == 0 && !w.overflow)
+        lh_writer_soa(&w, m, LH_SEC_AUTHORITY, v->soa_label, v->ttl, v->ttl);
+    return lh_writer_finish(&w, m, limit, our_udp_size, v->ede);
+}
+
+size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap, size_t limit,
+                       uint16_t our_udp_size)
+{
+    lh_writer w;
+    lh_writer_begin(&w, out, cap, m, rcode, false);
+    return lh_writer_finish(&w, m, limit, our_udp_size, -1);
+}
+
+size_t lh_answer_notimp_opcode(const lh_msg *m, uint8_t *out, size_t cap, size_t limit,
+                               uint16_t our_udp_size)
+{
+    size_t n = lh_answer_error(m, LH_RCODE_NOTIMP, out, cap, limit, our_udp_size);
+    /* The flags of a query whose operation we do not implement mean nothing to us, and RA
+     * would advertise recursion for it: keep QR, the opcode (RFC 1035 4.1.1: copied), TC
+     * if the answer did not fit, and the rcode (as Unbound does; ISC genreport "opcode"). */
+    if (n)
+        lh_wr16(out + 2, (uint16_t)(LH_FLAG_QR | (m->flags & 0x7800u) |
+                                    (lh_rd16(out + 2) & LH_FLAG_TC) | LH_RCODE_NOTIMP));
+    return n;
+}

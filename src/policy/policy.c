@@ -37,7 +37,6 @@
 #define ZONE_CANARY_NXDOMAIN 0x20u /* this exact name: NXDOMAIN (turns a bypass off) */
 #define ZONE_CANARY_NODATA 0x40u   /* this exact name: NODATA */
 
-static const uint8_t localhost_wire[] = "\x09localhost"; /* + implicit root byte */
 static const uint8_t loopback4[4] = {127, 0, 0, 1};
 static const uint8_t loopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
 
@@ -201,6 +200,7 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
     if (p) atomic_init(&p->refs, 1);
     if (!p || lh_nameset_init(&p->zones, 64) != 0) goto oom;
     p->ttl = cfg->local_ttl;
+    p->rebind_protection = cfg->rebind_protection;
     if (zone_add(&p->zones, "localhost", ZONE_LOCALHOST) != 0 ||
         zone_add(&p->zones, LH_LEAK_CANARY_ZONE, ZONE_LEAK_CANARY) != 0)
         goto oom;
@@ -290,11 +290,12 @@ static void local(lh_verdict *v, enum lh_origin origin, uint8_t rcode, uint8_t s
                   uint32_t ttl)
 {
     v->kind = LH_VERDICT_LOCAL;
+    v->ans.records = true;
     v->origin = origin;
-    v->rcode = rcode;
-    v->aa = true;
-    v->soa_label = soa_label;
-    v->ttl = ttl;
+    v->ans.rcode = rcode;
+    v->ans.aa = true;
+    v->ans.soa_label = soa_label;
+    v->ans.ttl = ttl;
 }
 
 static bool hosts_decide(const lh_hosts *h, const lh_msg *m, const uint64_t *hashes, uint32_t ttl,
@@ -304,11 +305,11 @@ static bool hosts_decide(const lh_hosts *h, const lh_msg *m, const uint64_t *has
     if (idx) {
         const lh_hosts_entry *e = &h->entries[*idx];
         local(v, LH_ORIGIN_HOSTS, LH_RCODE_NOERROR, 0, ttl);
-        v->aa = false; /* not a zone we are authoritative for */
-        v->n4 = e->n4;
-        v->v4 = h->addrs4 + (size_t)e->v4_off * 4;
-        v->n6 = e->n6;
-        v->v6 = h->addrs6 + (size_t)e->v6_off * 16;
+        v->ans.aa = false; /* not a zone we are authoritative for */
+        v->ans.n4 = e->n4;
+        v->ans.v4 = h->addrs4 + (size_t)e->v4_off * 4;
+        v->ans.n6 = e->n6;
+        v->ans.v6 = h->addrs6 + (size_t)e->v6_off * 16;
         return true;
     }
     idx = lh_nameset_find(&h->by_address, &m->qname, 0, hashes[0]);
@@ -316,9 +317,9 @@ static bool hosts_decide(const lh_hosts *h, const lh_msg *m, const uint64_t *has
         const lh_hosts_entry *e = &h->entries[*idx];
         const uint8_t *name = h->names + e->name_off;
         local(v, LH_ORIGIN_HOSTS, LH_RCODE_NOERROR, 0, ttl);
-        v->aa = false;
-        v->ptr = name;
-        v->ptr_len = (uint16_t)(strlen((const char *)name) + 1);
+        v->ans.aa = false;
+        v->ans.ptr = name;
+        v->ans.ptr_len = (uint16_t)(strlen((const char *)name) + 1);
         return true;
     }
     return false;
@@ -335,15 +336,18 @@ void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_m
         [LH_BLOCK_REFUSED] = LH_RCODE_REFUSED,   [LH_BLOCK_CUSTOM] = LH_RCODE_NOERROR,
     };
     local(v, LH_ORIGIN_BLOCKLIST, rcodes[p->block_mode], 0, p->block_ttl);
-    v->aa = false;
-    v->ede = LH_EDE_BLOCKED;
+    v->ans.aa = false;
+    v->ans.ede = LH_EDE_BLOCKED;
     v->list = bm->list;
     v->match_label = bm->label;
-    if (p->block_mode == LH_BLOCK_REFUSED) v->kind = LH_VERDICT_REFUSED;
-    v->n4 = p->block_n4;
-    v->v4 = p->block_v4;
-    v->n6 = p->block_n6;
-    v->v6 = p->block_v6;
+    if (p->block_mode == LH_BLOCK_REFUSED) {
+        v->kind = LH_VERDICT_REFUSED;
+        v->ans.records = false;
+    }
+    v->ans.n4 = p->block_n4;
+    v->ans.v4 = p->block_v4;
+    v->ans.n6 = p->block_n6;
+    v->ans.v6 = p->block_v6;
 }
 
 enum lh_uncloak_result lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len,
@@ -369,6 +373,50 @@ enum lh_uncloak_result lh_policy_uncloak_at(const lh_policy *p, const lh_overlay
         if (bm->blocked) return LH_UNCLOAK_BLOCKED;
     }
     return LH_UNCLOAK_CLEAN;
+}
+
+/* A public name answered with a private address: SERVFAIL, EDE 18 (Prohibited). */
+static void rebind_verdict(lh_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    v->kind = LH_VERDICT_REFUSED;
+    v->origin = LH_ORIGIN_REBIND;
+    v->ans.rcode = LH_RCODE_SERVFAIL;
+    v->ans.ede = LH_EDE_PROHIBITED;
+    v->list = -1;
+    v->match_label = -1;
+}
+
+enum lh_answer_check lh_policy_check_answer(const lh_policy *p, const lh_answer_ctx *c,
+                                            const uint8_t *pkt, size_t len,
+                                            const lh_answer_info *ai, lh_verdict *v,
+                                            lh_name *target)
+{
+    /* Forward zones (group > 0) are the operator's own servers: private answers are theirs. */
+    if (ai->private_address && p->rebind_protection && c->group == 0 &&
+        !lh_policy_rebind_allowed(p, c->qname)) {
+        rebind_verdict(v);
+        return LH_CHECK_REBIND;
+    }
+    if (c->paused) return LH_CHECK_PASS; /* blocking is off */
+    lh_block_match bm = {.list = -1, .label = -1};
+    enum lh_uncloak_result r = lh_policy_uncloak_at(p, c->ov, pkt, len, ai, target, &bm);
+    if (r == LH_UNCLOAK_CLEAN) return LH_CHECK_PASS;
+    lh_policy_block_verdict(p, v, &bm);
+    if (r == LH_UNCLOAK_TOO_MANY) return LH_CHECK_TOO_MANY;
+    v->match_name = target;
+    return LH_CHECK_UNCLOAKED;
+}
+
+const char *lh_answer_check_name(enum lh_answer_check r)
+{
+    static const char *const names[] = {
+        [LH_CHECK_PASS] = "pass",
+        [LH_CHECK_REBIND] = "rebind",
+        [LH_CHECK_UNCLOAKED] = "uncloaked",
+        [LH_CHECK_TOO_MANY] = "uncloaked",
+    };
+    return (unsigned)r < sizeof names / sizeof *names ? names[r] : "?";
 }
 
 bool lh_policy_rebind_allowed(const lh_policy *p, const lh_name *name)
@@ -428,22 +476,22 @@ void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, 
                          const uint64_t *hashes, lh_verdict *v)
 {
     memset(v, 0, sizeof *v);
-    v->ede = -1;
+    v->ans.ede = -1;
     v->list = -1;
     v->match_label = -1;
     int meta = meta_type_rcode(m->qtype);
     if (meta >= 0) { /* answered here, never forwarded; local answers are never cached */
         v->kind = LH_VERDICT_REFUSED;
         v->origin = LH_ORIGIN_META_TYPE;
-        v->rcode = (uint8_t)meta;
-        v->ede = meta == LH_RCODE_FORMERR ? -1 : LH_EDE_NOT_SUPPORTED;
+        v->ans.rcode = (uint8_t)meta;
+        v->ans.ede = meta == LH_RCODE_FORMERR ? -1 : LH_EDE_NOT_SUPPORTED;
         return;
     }
     if (m->qclass != LH_CLASS_IN && m->qclass != LH_CLASS_ANY) {
         v->kind = LH_VERDICT_REFUSED;
         v->origin = LH_ORIGIN_CLASS;
-        v->rcode = LH_RCODE_REFUSED;
-        v->ede = LH_EDE_PROHIBITED;
+        v->ans.rcode = LH_RCODE_REFUSED;
+        v->ans.ede = LH_EDE_PROHIBITED;
         return;
     }
     /* Longest matching zone, and whether the full name is a localhost reverse name. */
@@ -461,18 +509,18 @@ void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, 
     }
     if (zone == ZONE_LOCALHOST) {
         local(v, LH_ORIGIN_LOCALHOST, LH_RCODE_NOERROR, (uint8_t)zone_label, p->ttl);
-        v->at_apex = zone_label == 0;
-        v->n4 = 1;
-        v->v4 = loopback4;
-        v->n6 = 1;
-        v->v6 = loopback6;
+        v->ans.at_apex = zone_label == 0;
+        v->ans.n4 = 1;
+        v->ans.v4 = loopback4;
+        v->ans.n6 = 1;
+        v->ans.v6 = loopback6;
         return;
     }
     if (exact & ZONE_PTR_LOCALHOST) {
         local(v, LH_ORIGIN_LOCALHOST, LH_RCODE_NOERROR, (uint8_t)zone_label, p->ttl);
-        v->at_apex = zone_label == 0;
-        v->ptr = localhost_wire;
-        v->ptr_len = sizeof localhost_wire;
+        v->ans.at_apex = zone_label == 0;
+        v->ans.ptr = lh_localhost_wire;
+        v->ans.ptr_len = sizeof lh_localhost_wire;
         return;
     }
     if (zone == ZONE_LEAK_CANARY) { /* TTL 0: every check must reach loophole itself */
@@ -482,8 +530,8 @@ void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, 
               0);
         if (nonce) {
             lh_leak_canary_v4(hashes[0], v->canary_v4);
-            v->n4 = 1;
-            v->v4 = v->canary_v4;
+            v->ans.n4 = 1;
+            v->ans.v4 = v->canary_v4;
         }
         return;
     }
@@ -491,7 +539,7 @@ void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, 
     if (exact & (ZONE_CANARY_NXDOMAIN | ZONE_CANARY_NODATA)) {
         local(v, LH_ORIGIN_CANARY,
               (exact & ZONE_CANARY_NXDOMAIN) ? LH_RCODE_NXDOMAIN : LH_RCODE_NOERROR, 0, p->ttl);
-        v->aa = false;
+        v->ans.aa = false;
         return;
     }
     lh_block_match bm;
@@ -523,57 +571,27 @@ void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, 
         bool apex = zone_label == 0;
         local(v, LH_ORIGIN_SPECIAL_USE, apex ? LH_RCODE_NOERROR : LH_RCODE_NXDOMAIN,
               (uint8_t)zone_label, p->ttl);
-        v->at_apex = apex;
+        v->ans.at_apex = apex;
         return;
     }
     v->kind = LH_VERDICT_FORWARD;
 }
 
-size_t lh_answer_build(const lh_msg *m, const lh_verdict *v, uint8_t *out, size_t cap, size_t limit,
-                       uint16_t our_udp_size)
+lh_parse_result lh_decide_parse(const uint8_t *pkt, size_t len, lh_decision *d)
 {
-    lh_writer w;
-    lh_writer_begin(&w, out, cap, m, v->rcode, v->aa);
-    if (v->kind == LH_VERDICT_LOCAL && v->rcode == LH_RCODE_NOERROR) {
-        uint16_t t = m->qtype;
-        bool any = t == LH_TYPE_ANY;
-        if (t == LH_TYPE_A || any)
-            for (unsigned i = 0; i < v->n4; i++)
-                lh_writer_rr(&w, m, LH_SEC_ANSWER, 0, LH_TYPE_A, v->ttl, v->v4 + i * 4, 4);
-        if (t == LH_TYPE_AAAA || any)
-            for (unsigned i = 0; i < v->n6; i++)
-                lh_writer_rr(&w, m, LH_SEC_ANSWER, 0, LH_TYPE_AAAA, v->ttl, v->v6 + i * 16, 16);
-        if ((t == LH_TYPE_PTR || any) && v->ptr)
-            lh_writer_rr(&w, m, LH_SEC_ANSWER, 0, LH_TYPE_PTR, v->ttl, v->ptr, v->ptr_len);
-        if (v->at_apex && (t == LH_TYPE_SOA || any))
-            lh_writer_soa(&w, m, LH_SEC_ANSWER, 0, v->ttl, v->ttl);
-        if (v->at_apex && (t == LH_TYPE_NS || any))
-            lh_writer_rr(&w, m, LH_SEC_ANSWER, 0, LH_TYPE_NS, v->ttl, localhost_wire,
-                         sizeof localhost_wire);
-    }
-    /* Negative answers (NXDOMAIN, NODATA) carry the zone's SOA for negative caching. */
-    if (v->kind == LH_VERDICT_LOCAL && w.counts[LH_SEC_ANSWER] == 0 && !w.overflow)
-        lh_writer_soa(&w, m, LH_SEC_AUTHORITY, v->soa_label, v->ttl, v->ttl);
-    return lh_writer_finish(&w, m, limit, our_udp_size, v->ede);
+    d->parse = lh_msg_parse_query(pkt, len, &d->msg);
+    return d->parse;
 }
 
-size_t lh_answer_error(const lh_msg *m, unsigned rcode, uint8_t *out, size_t cap, size_t limit,
-                       uint16_t our_udp_size)
+void lh_decide_verdict(const lh_policy *p, const lh_overlay *ov, bool paused, lh_decision *d)
 {
-    lh_writer w;
-    lh_writer_begin(&w, out, cap, m, rcode, false);
-    return lh_writer_finish(&w, m, limit, our_udp_size, -1);
+    lh_name_hashes(&d->msg.qname, d->hashes);
+    lh_policy_decide_at(p, ov, paused, &d->msg, d->hashes, &d->verdict);
 }
 
-size_t lh_answer_notimp_opcode(const lh_msg *m, uint8_t *out, size_t cap, size_t limit,
-                               uint16_t our_udp_size)
+lh_parse_result lh_decide(const lh_policy *p, const lh_overlay *ov, bool paused, const uint8_t *pkt,
+                          size_t len, lh_decision *d)
 {
-    size_t n = lh_answer_error(m, LH_RCODE_NOTIMP, out, cap, limit, our_udp_size);
-    /* The flags of a query whose operation we do not implement mean nothing to us, and RA
-     * would advertise recursion for it: keep QR, the opcode (RFC 1035 4.1.1: copied), TC
-     * if the answer did not fit, and the rcode (as Unbound does; ISC genreport "opcode"). */
-    if (n)
-        lh_wr16(out + 2, (uint16_t)(LH_FLAG_QR | (m->flags & 0x7800u) |
-                                    (lh_rd16(out + 2) & LH_FLAG_TC) | LH_RCODE_NOTIMP));
-    return n;
+    if (lh_decide_parse(pkt, len, d) == LH_PARSE_OK) lh_decide_verdict(p, ov, paused, d);
+    return d->parse;
 }

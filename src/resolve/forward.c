@@ -246,9 +246,18 @@ static void pending_unlink(lh_forwarder *f, lh_pending *p)
     f->npending--;
 }
 
-/* Ends a pending question: `answer` (len bytes, OPT removed) for everyone, or failure. */
+/* The outcome of a verdict that replaces an upstream answer. */
+static enum lh_outcome instead_outcome(const lh_verdict *v)
+{
+    return v->origin == LH_ORIGIN_BLOCKLIST ? LH_OUTCOME_BLOCKED
+           : v->origin == LH_ORIGIN_REBIND  ? LH_OUTCOME_REBIND
+                                            : LH_OUTCOME_FAILED;
+}
+
+/* Ends a pending question: `answer` (len bytes, OPT removed) for everyone, the answer to the
+ * verdict `instead` (the policy's checks on the answer replaced it), or failure. */
 static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t len,
-                        const lh_verdict *blocked)
+                        const lh_verdict *instead)
 {
     bool head = f->dl_head == p;
     pending_unlink(f, p);
@@ -257,12 +266,11 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
     free(p->held);
     for (lh_waiter *w = p->waiters, *next; w; w = next) {
         next = w->next;
-        if (blocked) {
+        if (instead) {
             send_to(f, p, w,
-                    lh_answer_build(&w->msg, blocked, f->out + 2, LH_MSG_MAX, client_limit(f, w),
+                    lh_answer_build(&w->msg, instead, f->out + 2, LH_MSG_MAX, client_limit(f, w),
                                     f->env.cfg->edns_udp_size),
-                    blocked->origin == LH_ORIGIN_BLOCKLIST ? LH_OUTCOME_BLOCKED : LH_OUTCOME_FAILED,
-                    blocked);
+                    instead_outcome(instead), instead);
         } else if (answer && len >= w->msg.question_end) {
             memcpy(f->out + 2, answer, len);
             lh_answer_patch_for_client(f->out + 2, &w->msg);
@@ -316,50 +324,50 @@ static size_t strip_opt(uint8_t *a, size_t len, lh_answer_info *ai)
     return len;
 }
 
-/* CNAME and SVCB/HTTPS targets that lead to a blocked name get the blocked answer. The
- * matching target goes to `t`, which the verdict points at (the query log names the rule on
- * the target, not the question): the caller keeps it until the verdict is used. */
-static bool uncloak(lh_forwarder *f, lh_pending *p, const uint8_t *a, size_t len,
-                    const lh_answer_info *ai, lh_verdict *v, lh_name *t)
+/* What the forwarder counts and logs when the policy's checks replace an answer (the
+ * decision itself is lh_policy_check_answer's). */
+static void log_check(lh_forwarder *f, const lh_pending *p, enum lh_answer_check r,
+                      const lh_verdict *v, const lh_answer_info *ai, const char *server)
 {
-    const lh_policy *pol = (*f->env.policy);
-    lh_block_match bm = {.list = -1, .label = -1};
-    const lh_overlay_live *live = f->env.live ? *f->env.live : NULL;
-    if (lh_overlay_live_paused(live, f->env.loop)) return false; /* blocking is off */
-    enum lh_uncloak_result r =
-        lh_policy_uncloak_at(pol, lh_overlay_live_rules(live), a, len, ai, t, &bm);
-    if (r == LH_UNCLOAK_CLEAN) return false;
+    const lh_policy *pol = *f->env.policy;
     char qn[LH_NAME_MAX * 4 + 1], tn[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(p->name.wire, qn, sizeof qn);
-    if (r == LH_UNCLOAK_TOO_MANY) {
+    switch (r) {
+    case LH_CHECK_REBIND:
+        lh_warn("rebinding protection: %s from %s resolves to a private address; refused", qn,
+                server);
+        f->stats.rebind_refused++;
+        return;
+    case LH_CHECK_TOO_MANY:
         lh_info("uncloaked: %s leads to %u names, more than the %u checked; blocked", qn,
                 ai->ntargets, LH_ANSWER_TARGETS_MAX);
-    } else {
-        lh_name_to_text(t->wire, tn, sizeof tn);
+        break;
+    case LH_CHECK_UNCLOAKED:
+        lh_name_to_text(v->match_name->wire, tn, sizeof tn);
         lh_info("uncloaked: %s leads to %s, blocked by %s", qn, tn,
-                bm.list >= 0                 ? pol->blocks.lists[bm.list].path
-                : bm.list == LH_LIST_RUNTIME ? "a runtime rule"
+                v->list >= 0                 ? pol->blocks.lists[v->list].path
+                : v->list == LH_LIST_RUNTIME ? "a runtime rule"
                                              : "a pattern");
+        break;
+    case LH_CHECK_PASS:
+        return;
     }
-    lh_policy_block_verdict(pol, v, &bm);
-    if (r != LH_UNCLOAK_TOO_MANY) v->match_name = t;
     f->stats.uncloaked++;
-    return true;
 }
 
-/* A public name answered with a private address: SERVFAIL, EDE 18 (Prohibited). */
-static const lh_verdict rebind_refused_verdict = {.kind = LH_VERDICT_REFUSED,
-                                                  .rcode = LH_RCODE_SERVFAIL,
-                                                  .ede = LH_EDE_PROHIBITED,
-                                                  .list = -1,
-                                                  .match_label = -1};
+/* A refusal with SERVFAIL (its EDE set by the caller). */
+static const lh_verdict servfail_verdict = {
+    .kind = LH_VERDICT_REFUSED,
+    .ans = {.rcode = LH_RCODE_SERVFAIL, .ede = LH_EDE_PROHIBITED},
+    .list = -1,
+    .match_label = -1};
 
 /* A bogus or indeterminate answer: SERVFAIL with the EDE of the reason (RFC 8914). */
 static void dnssec_fail_verdict(lh_verdict *v, unsigned reason)
 {
-    *v = rebind_refused_verdict;
-    v->ede = lh_dnssec_reason_ede((enum lh_dnssec_reason)reason);
-    if (v->ede < 0) v->ede = 6; /* DNSSEC Bogus */
+    *v = servfail_verdict;
+    v->ans.ede = lh_dnssec_reason_ede((enum lh_dnssec_reason)reason);
+    if (v->ans.ede < 0) v->ans.ede = 6; /* DNSSEC Bogus */
 }
 
 /* The rest of an answer's way once its DNSSEC verdict is known (or none is needed): checks,
@@ -404,20 +412,18 @@ static void relay(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t 
         pending_end(f, p, NULL, 0, &fail);
         return;
     }
-    if (ai->private_address && f->env.cfg->rebind_protection && p->group == 0 &&
-        !lh_policy_rebind_allowed((*f->env.policy), &p->name)) {
-        char qn[LH_NAME_MAX * 4 + 1];
-        lh_name_to_text(p->name.wire, qn, sizeof qn);
-        lh_warn("rebinding protection: %s from %s resolves to a private address; refused", qn,
-                label);
-        f->stats.rebind_refused++;
-        pending_end(f, p, NULL, 0, &rebind_refused_verdict);
-        return;
-    }
-    lh_verdict blocked;
-    lh_name blocked_target;
-    if (uncloak(f, p, f->work, len, ai, &blocked, &blocked_target)) {
-        pending_end(f, p, NULL, 0, &blocked);
+    const lh_overlay_live *live = f->env.live ? *f->env.live : NULL;
+    lh_answer_ctx ctx = {.qname = &p->name,
+                         .group = p->group,
+                         .paused = lh_overlay_live_paused(live, f->env.loop),
+                         .ov = lh_overlay_live_rules(live)};
+    lh_verdict instead;
+    lh_name target;
+    enum lh_answer_check r =
+        lh_policy_check_answer(*f->env.policy, &ctx, f->work, len, ai, &instead, &target);
+    if (r != LH_CHECK_PASS) {
+        log_check(f, p, r, &instead, ai, label);
+        pending_end(f, p, NULL, 0, &instead);
         return;
     }
     /* The AD bit kept with the answer says whether loophole vouches for it: validated secure,
@@ -765,15 +771,14 @@ size_t lh_forward_query(lh_forwarder *f, const lh_msg *m, uint64_t name_hash, un
             if (dv == LH_CACHE_DNSSEC_BOGUS) { /* the verdict kept: SERVFAIL without crypto */
                 lh_verdict fail;
                 dnssec_fail_verdict(&fail, reason);
-                ede = fail.ede;
+                ede = fail.ans.ede;
                 lh_writer_begin(&w, out, cap, m, LH_RCODE_SERVFAIL, false);
             } else {
                 set_ad(out, lh_rd16(out + 2) & LH_FLAG_AD, m);
                 lh_writer_resume(&w, out, cap, n);
             }
             n = lh_writer_finish(&w, m, limit, f->env.cfg->edns_udp_size, ede);
-            query_done(f, m, c, name_hash, LH_OUTCOME_CACHED, NULL, NULL, NULL, out, n, dv,
-                       reason);
+            query_done(f, m, c, name_hash, LH_OUTCOME_CACHED, NULL, NULL, NULL, out, n, dv, reason);
             return n;
         }
     }

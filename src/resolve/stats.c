@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const lh_outcome_names[LH_OUTCOME_COUNT] = {"local", "blocked", "cached",  "forwarded",
-                                                        "stale", "failed",  "refused", "error"};
+const char *const lh_outcome_names[LH_OUTCOME_COUNT] = {
+    "local", "blocked", "cached", "forwarded", "stale", "failed", "refused", "error", "rebind"};
 
 const char *const lh_dnssec_v_names[LH_DNSSEC_V_COUNT] = {"none", "secure", "insecure", "bogus",
                                                           "indeterminate"};

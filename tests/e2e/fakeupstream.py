@@ -53,6 +53,9 @@ def note(port, q, tcp=False):
 
 def cloak_records(r, qn):
     """Fills r for the cloak mode's names; False when the name is not one of them."""
+    if qn.to_text().lower().startswith("private."):  # rebinding: a public name, a LAN address
+        r.answer.append(dns.rrset.from_text(qn, 60, "IN", "A", "10.1.2.3"))
+        return True
     m = re.match(r"(clean)?(chain|https)(\d+)\.", qn.to_text().lower())
     if not m:
         return False

@@ -122,7 +122,8 @@ expect_eq "after SIGUSR2 it is asked again" "$(grep -ci "flush.fwd.test. A " "$L
 lh_stop
 
 # Rebinding protection: a public name answering a private address is refused.
-lh_start --no-hosts --upstream "$UB" --rebind-protection --rebind-allow ok.lan.fwd.test
+lh_start --no-hosts --upstream "$UB" --rebind-protection --rebind-allow ok.lan.fwd.test \
+    --query-log "$LH_TMP/rebind.log"
 out=$(d lan.fwd.test +noall +comments)
 expect_match "private A for a public name: SERVFAIL" "$out" "status: SERVFAIL"
 expect_match "... with EDE 18" "$out" "EDE: 18"
@@ -131,6 +132,8 @@ expect_eq "public answers pass" "$(d www.fwd.test +short)" "192.0.2.10"
 expect_eq "a rebind-allow domain may resolve privately" "$(d ok.lan.fwd.test +short)" "10.1.2.3"
 expect_match "refusals are logged" "$(cat "$LH_TMP/loophole.log")" "rebinding protection: lan.fwd.test from .* resolves to a private address"
 lh_stop
+# Its own outcome in the query log and the counters, not "failed".
+expect_match "query log: outcome rebind" "$(grep '"name":"lan.fwd.test"' "$LH_TMP/rebind.log")" '"outcome":"rebind"'
 
 # Default upstreams from a resolv.conf, minus loophole's own address.
 printf 'nameserver %s\nnameserver %s\noptions edns0\n' "$LH_ADDR" "$UB" >"$LH_TMP/resolv.conf"

@@ -72,17 +72,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint64_t clock_ms;
     if (!policy) policy = make_policy();
     if (!zone) zone = make_zone();
-    lh_msg m;
-    lh_parse_result r = lh_msg_parse_query(data, size, &m);
+    static lh_decision d; /* the daemon's decision step, as it runs it */
+    lh_parse_result r = lh_decide(policy, NULL, false, data, size, &d);
+    const lh_msg m = d.msg;
+    const lh_verdict v = d.verdict;
     if (r == LH_PARSE_DROP) return 0;
     if (r != LH_PARSE_OK) {
         lh_answer_error(&m, LH_RCODE_FORMERR, out, sizeof out, 512, 1232);
         return 0;
     }
-    uint64_t h[LH_LABELS_MAX];
-    lh_verdict v;
-    lh_name_hashes(&m.qname, h);
-    lh_policy_decide(policy, &m, h, &v);
     size_t limits[] = {0, 12, 100, 512, lh_msg_udp_limit(&m, 1232), LH_MSG_MAX};
     lh_sockaddr peer;
     lh_addr_parse(size & 1 ? "[2001:db8::1]" : "198.51.100.1", 53, &peer);

@@ -115,8 +115,8 @@ void test_leak(void)
     lh_leak_canary_v4(h[0], got);
     CHECK(!memcmp(got, want, 4));
     CHECK_EQ(v.origin, LH_ORIGIN_LEAK_CANARY);
-    CHECK(v.n4 == 1 && !memcmp(v.v4, want, 4));
-    CHECK_EQ(v.ttl, 0);
+    CHECK(v.ans.n4 == 1 && !memcmp(v.ans.v4, want, 4));
+    CHECK_EQ(v.ans.ttl, 0);
     lh_policy_free(p);
     lh_config_free(&c);
 }

@@ -202,7 +202,7 @@ void test_overlay(void)
     verdict_for(p, rt, false, "excepted.example", &v);
     CHECK_EQ(v.origin, LH_ORIGIN_BLOCKLIST);
     CHECK_EQ(v.list, LH_LIST_RUNTIME);
-    CHECK_EQ(v.ede, LH_EDE_BLOCKED);
+    CHECK_EQ(v.ans.ede, LH_EDE_BLOCKED);
     /* paused: what would be blocked is forwarded, and says so; local answers stay */
     verdict_for(p, rt, true, "x.listed.example", &v);
     CHECK_EQ(v.kind, LH_VERDICT_FORWARD);

@@ -6,7 +6,7 @@
 
 #include "loophole/clock.h"
 #include "loophole/ratelimit.h"
-#include "loophole/sockaddr.h"
+#include "loophole/addr.h"
 
 static const struct sockaddr *addr(lh_sockaddr *a, const char *text)
 {

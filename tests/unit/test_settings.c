@@ -6,6 +6,8 @@
 #include "unit.h"
 
 #include "loophole/config.h"
+#include "loophole/sbuf.h"
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +76,88 @@ static unsigned ticks(const char *cell, char items[][128], unsigned max)
     return n;
 }
 
+/* Does docs/FILE.md have a heading whose GitHub anchor is `anchor` (lowercase; letters,
+ * digits, '-' and '_' kept, spaces as '-', the rest dropped)? */
+static bool doc_has_anchor(const char *file, const char *anchor)
+{
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/%s", LH_SOURCE_DIR, file);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    bool found = !anchor;
+    while (!found && fgets(line, sizeof line, f)) {
+        if (line[0] != '#') continue;
+        char slug[1024];
+        size_t n = 0;
+        const char *p = line;
+        while (*p == '#')
+            p++;
+        while (*p == ' ')
+            p++;
+        for (; *p && *p != '\n'; p++) {
+            char ch = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+            if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_')
+                slug[n++] = ch;
+            else if (ch == ' ')
+                slug[n++] = '-';
+        }
+        slug[n] = 0;
+        found = !strcmp(slug, anchor);
+    }
+    fclose(f);
+    return found;
+}
+
+/* The table drives the flags and --help: every setting has a flag (unique), help text and a
+ * docs page that has its anchor; --help names every flag with its argument. */
+static void test_settings_table(void)
+{
+    static char help[16384];
+    lh_sbuf b;
+    lh_sbuf_init(&b, help, sizeof help);
+    lh_settings_help(&b);
+    CHECK(!b.overflow);
+    for (unsigned i = 0; i < lh_nsettings; i++) {
+        const lh_setting *s = &lh_settings[i];
+        CHECK(s->flag && s->help && s->doc);
+        if (!s->flag || !s->help || !s->doc) continue;
+        CHECK_EQ(lh_setting_flag_index(s->flag), (int)i);
+        CHECK((s->flag_value != NULL) != (s->arg != NULL)); /* a flag takes a value or sets one */
+        char want[160];
+        snprintf(want, sizeof want, " --%s%s%s%s", s->flag, s->arg ? " " : "", s->arg ? s->arg : "",
+                 s->arg ? "" : " ");
+        if (!strstr(help, want)) fprintf(stderr, "--help lacks '%s'\n", want + 1);
+        CHECK(strstr(help, want) != NULL);
+        char file[128], *anchor;
+        snprintf(file, sizeof file, "%s", s->doc);
+        anchor = strchr(file, '#');
+        if (anchor) *anchor++ = 0;
+        bool ok = doc_has_anchor(file, anchor);
+        if (!ok) fprintf(stderr, "%s: %s has no such page or heading\n", s->key, s->doc);
+        CHECK(ok);
+        if (s->type == LH_SETTING_UINT) CHECK(s->what && s->min <= s->max);
+    }
+    /* The numbers' bounds hold: one below and one above are refused with the table's words. */
+    char err[LH_ERR_MAX], v[32];
+    lh_config c;
+    lh_config_defaults(&c);
+    CHECK(lh_config_set(&c, LH_SRC_FLAG, "edns-udp-size", "511", err, sizeof err) != 0);
+    CHECK_STR(err, "edns-udp-size: '511' is not a number from 512 to 4096");
+    snprintf(v, sizeof v, "%d", 65);
+    CHECK(lh_config_set(&c, LH_SRC_FLAG, "threads", v, err, sizeof err) != 0);
+    CHECK_STR(err, "threads: '65' is not a number of event loops from 1 to 64");
+    CHECK(lh_config_set(&c, LH_SRC_FLAG, "edns-udp-size", "4096", err, sizeof err) == 0);
+    CHECK_EQ(c.edns_udp_size, 4096);
+    CHECK(lh_config_set(&c, LH_SRC_FLAG, "recent-queries", "7", err, sizeof err) == 0);
+    CHECK_EQ(c.recent_queries, 7);
+    CHECK(lh_config_set(&c, LH_SRC_FLAG, "serve-stale", "maybe", err, sizeof err) != 0);
+    CHECK_STR(err, "serve-stale: 'maybe' is not yes or no");
+    lh_config_free(&c);
+}
+
 void test_settings(void)
 {
+    test_settings_table();
     char err[LH_ERR_MAX];
     lh_config def, c;
     lh_config_defaults(&def);

@@ -1,5 +1,5 @@
-/* sockaddr.c - see sockaddr.h. */
-#include "loophole/sockaddr.h"
+/* addr.c - see addr.h. */
+#include "loophole/addr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,6 +68,42 @@ void lh_addr_format(const lh_sockaddr *a, char *out, size_t cap)
     }
 }
 
+int lh_cidr_parse(const char *v, lh_cidr *out)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    if (strlen(v) >= sizeof buf) return -1;
+    strcpy(buf, v);
+    char *slash = strchr(buf, '/');
+    if (slash) *slash = 0;
+    memset(out, 0, sizeof *out);
+    unsigned long max;
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return -1;
+    }
+    unsigned long p = max;
+    if (slash) { /* a prefix length: digits only, at most the address's bits */
+        char *e;
+        errno = 0;
+        p = strtoul(slash + 1, &e, 10);
+        if (slash[1] == '-' || errno || e == slash + 1 || *e || p > max) return -1;
+    }
+    out->prefix = (uint8_t)p;
+    return 0;
+}
+
+static bool cidr_match(const lh_cidr *c, const uint8_t *addr)
+{
+    unsigned full = c->prefix / 8, rest = c->prefix % 8;
+    if (memcmp(c->addr, addr, full) != 0) return false;
+    return rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
+}
+
 bool lh_addr_is_loopback(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)
@@ -88,4 +124,19 @@ size_t lh_addr_bytes(const struct sockaddr *sa, const uint8_t **bytes)
     }
     *bytes = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
     return 4;
+}
+
+bool lh_acl_allows(const lh_cidr *nets, unsigned n, const struct sockaddr *sa)
+{
+    if (lh_addr_is_loopback(sa)) return true;
+    for (unsigned i = 0; i < n; i++) {
+        const lh_cidr *c = &nets[i];
+        if (c->family == AF_INET && sa->sa_family == AF_INET &&
+            cidr_match(c, (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr))
+            return true;
+        if (c->family == AF_INET6 && sa->sa_family == AF_INET6 &&
+            cidr_match(c, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr))
+            return true;
+    }
+    return false;
 }
