@@ -61,6 +61,15 @@ bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char
  * does not fit. Allocates (ldns): cache misses only. */
 size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, size_t cap, uint16_t qtype);
 
+/* A secure answer keeps only what the validator checked, since AD vouches for the whole
+ * message (RFC 4035 4.9.3; Unbound's scrubbing and val-clean-additional do the same): in the
+ * answer section the records of the question's CNAME chain (its CNAMEs and the RRset of
+ * `qtype` at each link, with their RRSIGs), in the authority section SOA, NSEC and NSEC3 (the
+ * denial and wildcard proofs) with their RRSIGs, nothing in the additional section. `msg` has
+ * no OPT record. Returns the new length, or 0 when the message cannot be parsed or the
+ * rewrite does not fit. Allocates (ldns): cache misses only. */
+size_t lh_dnssec_keep_validated(uint8_t *msg, size_t len, size_t cap, uint16_t qtype);
+
 /* Reads the answer to the probe (ZONE DNSKEY with DO+CD). */
 enum lh_dnssec_path lh_dnssec_probe_read(const uint8_t *msg, size_t len);
 

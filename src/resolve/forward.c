@@ -378,6 +378,21 @@ static void relay(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t 
     memcpy(f->work, answer, len);
     len = strip_opt(f->work, len, ai);
     bool validated = p->dnssec != LH_DNSSEC_V_NONE;
+    /* AD vouches for the whole message: a secure one keeps only the records validated (padding
+     * an upstream or the path added would otherwise pass under AD). */
+    if (p->dnssec == LH_DNSSEC_V_SECURE) {
+        size_t n = lh_dnssec_keep_validated(f->work, len, sizeof f->work, p->key.qtype);
+        if (!n || lh_answer_scan(f->work, n, ai) != 0) {
+            lh_warn("upstream %s: malformed answer dropped (unvalidated records could not be "
+                    "removed)",
+                    label);
+            f->stats.bad_answers++;
+            f->stats.failed++;
+            pending_end(f, p, NULL, 0, NULL);
+            return;
+        }
+        len = n;
+    }
     /* A client that did not set DO gets no RRSIG/NSEC/NSEC3 it did not ask for: in the
      * validate modes the upstream was asked with DO whatever the client set. */
     if (lh_validator_on(&f->val) && !(p->key.flags & LH_CACHE_DO)) {

@@ -157,6 +157,121 @@ size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, size_t cap, uint16_t qt
     return out;
 }
 
+static bool covers(const ldns_rr *rr, ldns_rr_type a, ldns_rr_type b, ldns_rr_type c)
+{
+    ldns_rr_type t = ldns_rr_get_type(rr);
+    if (t == LDNS_RR_TYPE_RRSIG) {
+        const ldns_rdf *tc = ldns_rr_rrsig_typecovered(rr);
+        if (!tc) return false;
+        t = ldns_rdf2rr_type(tc);
+    }
+    return t == a || t == b || t == c;
+}
+
+/* Keeps the records of `l` that `keep` says yes to (the others are freed). */
+static void keep_list(ldns_rr_list *l, bool (*keep)(const ldns_rr *, void *), void *ctx)
+{
+    size_t k = 0, n = ldns_rr_list_rr_count(l);
+    for (size_t i = 0; i < n; i++) {
+        ldns_rr *rr = ldns_rr_list_rr(l, i);
+        if (keep(rr, ctx))
+            ldns_rr_list_set_rr(l, rr, k++);
+        else
+            ldns_rr_free(rr);
+    }
+    ldns_rr_list_set_rr_count(l, k);
+}
+
+#define CHAIN_MAX 17 /* the question and the validator's 16 CNAMEs */
+typedef struct {
+    const ldns_rdf *names[CHAIN_MAX];
+    unsigned n;
+    ldns_rr_type qtype;
+} chain;
+
+static bool on_chain(const ldns_rr *rr, void *ctx)
+{
+    const chain *c = ctx;
+    if (!covers(rr, c->qtype, LDNS_RR_TYPE_CNAME, c->qtype)) return false;
+    for (unsigned i = 0; i < c->n; i++)
+        if (ldns_dname_compare(ldns_rr_owner(rr), c->names[i]) == 0) return true;
+    return false;
+}
+
+static bool proof(const ldns_rr *rr, void *ctx)
+{
+    (void)ctx;
+    return covers(rr, LDNS_RR_TYPE_SOA, LDNS_RR_TYPE_NSEC, LDNS_RR_TYPE_NSEC3);
+}
+
+static bool nothing(const ldns_rr *rr, void *ctx)
+{
+    (void)rr;
+    (void)ctx;
+    return false;
+}
+
+size_t lh_dnssec_keep_validated(uint8_t *msg, size_t len, size_t cap, uint16_t qtype)
+{
+    ldns_pkt *p = NULL;
+    if (ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK) return 0;
+    ldns_rr_list *q = ldns_pkt_question(p), *an = ldns_pkt_answer(p);
+    if (ldns_rr_list_rr_count(q) != 1) {
+        ldns_pkt_free(p);
+        return 0;
+    }
+    chain c = {.names = {ldns_rr_owner(ldns_rr_list_rr(q, 0))}, .n = 1, .qtype = qtype};
+    /* The chain as the validator walked it: from the question, one CNAME per link. */
+    for (bool more = qtype != LDNS_RR_TYPE_CNAME; more && c.n < CHAIN_MAX;) {
+        more = false;
+        for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
+            ldns_rr *rr = ldns_rr_list_rr(an, i);
+            if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && ldns_rr_rd_count(rr) == 1 &&
+                ldns_dname_compare(ldns_rr_owner(rr), c.names[c.n - 1]) == 0) {
+                c.names[c.n++] = ldns_rr_rdf(rr, 0);
+                more = true;
+                break;
+            }
+        }
+    }
+    size_t before = (size_t)ldns_pkt_ancount(p) + ldns_pkt_nscount(p) + ldns_pkt_arcount(p);
+    /* The chain's names point into answer records: filter a copy of the list's order first. */
+    ldns_rr_list *keep = ldns_rr_list_new(), *drop = ldns_rr_list_new();
+    for (size_t i = 0; keep && drop && i < ldns_rr_list_rr_count(an); i++) {
+        ldns_rr *rr = ldns_rr_list_rr(an, i);
+        ldns_rr_list_push_rr(on_chain(rr, &c) ? keep : drop, rr);
+    }
+    size_t out = 0;
+    if (keep && drop) {
+        ldns_rr_list_set_rr_count(an, 0);
+        for (size_t i = 0; i < ldns_rr_list_rr_count(keep); i++)
+            ldns_rr_list_push_rr(an, ldns_rr_list_rr(keep, i));
+        ldns_rr_list_deep_free(drop);
+        drop = NULL;
+        keep_list(ldns_pkt_authority(p), proof, NULL);
+        keep_list(ldns_pkt_additional(p), nothing, NULL);
+        ldns_pkt_set_ancount(p, ldns_rr_list_rr_count(an));
+        ldns_pkt_set_nscount(p, ldns_rr_list_rr_count(ldns_pkt_authority(p)));
+        ldns_pkt_set_arcount(p, ldns_rr_list_rr_count(ldns_pkt_additional(p)));
+        out = len;
+        if ((size_t)ldns_pkt_ancount(p) + ldns_pkt_nscount(p) + ldns_pkt_arcount(p) != before) {
+            uint8_t *w = NULL;
+            size_t wlen = 0;
+            if (ldns_pkt2wire(&w, p, &wlen) == LDNS_STATUS_OK && wlen <= cap) {
+                memcpy(msg, w, wlen);
+                out = wlen;
+            } else {
+                out = 0;
+            }
+            free(w);
+        }
+    }
+    ldns_rr_list_free(keep);
+    if (drop) ldns_rr_list_free(drop);
+    ldns_pkt_free(p);
+    return out;
+}
+
 enum lh_dnssec_path lh_dnssec_probe_read(const uint8_t *msg, size_t len)
 {
     ldns_pkt *p = NULL;

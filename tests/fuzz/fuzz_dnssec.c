@@ -51,6 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(copy, msg, n);
         size_t stripped = lh_dnssec_strip_records(copy, n, sizeof copy, qtype);
         if (stripped > sizeof copy) __builtin_trap();
+        memcpy(copy, msg, n);
+        size_t kept = lh_dnssec_keep_validated(copy, n, sizeof copy, qtype);
+        if (kept > sizeof copy) __builtin_trap();
         (void)lh_dnssec_probe_read(msg, n);
     }
     /* A cache per input: which lookups are asked for depends on it, and inputs must replay. */
