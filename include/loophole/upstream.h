@@ -177,6 +177,14 @@ int lh_upstream_ede(const lh_upstream *u, int status);
 /* The EDE for an encrypted transport's failure reason: 22 for connect, timeout and back-off,
  * 23 for the rest (both transports' statuses are -(BASE + reason)). */
 int lh_tls_reason_ede(enum lh_tls_reason r);
+/* An encrypted transport's try status for a failure reason: -(base + reason), each transport
+ * with its own base so that its strerror and ede tell its statuses apart. */
+int lh_tls_reason_status(int base, enum lh_tls_reason r);
+/* What a failure reason says in log lines and status texts. DoT and DoH say the same but for the
+ * back-off and "other" reasons, which fail differently in each (`doh` picks). */
+const char *lh_tls_reason_text(enum lh_tls_reason r, bool doh);
+/* The text of a status made by lh_tls_reason_status with `base`; `fallback` for any other. */
+const char *lh_tls_status_text(int status, int base, bool doh, const char *fallback);
 /* How a server is reached, as every report names it: "plain" (UDP, TCP), "tls", "https". */
 const char *lh_upstream_transport_name(const lh_upstream_server *s);
 /* Does nothing this server is asked cross the network in plaintext? False for plain servers

@@ -98,23 +98,6 @@ struct doh_transport {
     bool shutting_down, timers_ready;
 };
 
-static const char *const reason_text[LH_TLS_REASONS] = {
-    [LH_TLS_R_CONNECT] = "connection failed",
-    [LH_TLS_R_CERT] = "certificate not trusted for the name",
-    [LH_TLS_R_PIN] = "server key does not match pin-sha256",
-    [LH_TLS_R_HANDSHAKE] = "TLS handshake failed",
-    [LH_TLS_R_TIMEOUT] = "timed out",
-    [LH_TLS_R_RESET] = "connection closed with the query in flight",
-    [LH_TLS_R_BACKOFF] = "not tried",
-    [LH_TLS_R_OTHER] = "too many in flight, or a malformed or oversized answer",
-    [LH_TLS_R_HTTP] = "HTTP status not 200 or not a DNS message",
-};
-
-static int reason_status(enum lh_tls_reason r)
-{
-    return -(DOH_STATUS_BASE + (int)r);
-}
-
 static void drain(doh_transport *t);
 
 /* ---- the loop side of libcurl ------------------------------------------------------------ */
@@ -297,7 +280,8 @@ static void log_failure(doh_try *tr, enum lh_tls_reason why, const char *detail)
     h->logged_reason = (int)why;
     lh_warn("upstream %s: %s%s%s; its queries fail (SERVFAIL unless another upstream answers), "
             "never sent in plaintext",
-            h->s->label, reason_text[why], detail && *detail ? ": " : "", detail ? detail : "");
+            h->s->label, lh_tls_reason_text(why, true), detail && *detail ? ": " : "",
+            detail ? detail : "");
 }
 
 static void try_fail(doh_try *tr, enum lh_tls_reason why, const char *detail)
@@ -307,7 +291,7 @@ static void try_fail(doh_try *tr, enum lh_tls_reason why, const char *detail)
     tr->h->s->tls_stats.failures[why]++;
     if (detail) log_failure(tr, why, detail); /* NULL: too many in flight, said elsewhere */
     try_release(tr);
-    if (done) done(arg, reason_status(why), NULL, 0);
+    if (done) done(arg, lh_tls_reason_status(DOH_STATUS_BASE, why), NULL, 0);
 }
 
 static enum lh_tls_reason reason_of(CURLcode rc)
@@ -565,8 +549,7 @@ static void https_cancel(lh_transport *base, lh_try *try_)
 
 static const char *https_status_text(int status)
 {
-    int r = -status - DOH_STATUS_BASE;
-    return r >= 0 && r < LH_TLS_REASONS ? reason_text[r] : "DNS over HTTPS failure";
+    return lh_tls_status_text(status, DOH_STATUS_BASE, true, "DNS over HTTPS failure");
 }
 
 static void https_shutdown(lh_transport *base)

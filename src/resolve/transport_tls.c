@@ -124,22 +124,6 @@ struct tls_transport {
     uint8_t readbuf[65536];
 };
 
-static const char *const reason_text[LH_TLS_REASONS] = {
-    [LH_TLS_R_CONNECT] = "connection failed",
-    [LH_TLS_R_CERT] = "certificate not trusted for the name",
-    [LH_TLS_R_PIN] = "server key does not match pin-sha256",
-    [LH_TLS_R_HANDSHAKE] = "TLS handshake failed",
-    [LH_TLS_R_TIMEOUT] = "timed out",
-    [LH_TLS_R_RESET] = "connection closed with the query in flight",
-    [LH_TLS_R_BACKOFF] = "not tried: the TLS upstream failed moments ago (back-off)",
-    [LH_TLS_R_OTHER] = "no room for the query or a malformed answer",
-};
-
-static int reason_status(enum lh_tls_reason r)
-{
-    return -(TLS_STATUS_BASE + (int)r);
-}
-
 static void conn_close(tls_conn *c);
 static void conn_flush(tls_conn *c);
 static void conn_lost(tls_conn *c, const char *detail);
@@ -258,7 +242,7 @@ static void try_fail_as(tls_try *tr, enum lh_tls_reason counted, enum lh_tls_rea
     void *arg = tr->arg;
     tr->pool->s->tls_stats.failures[counted]++;
     try_release(t, tr);
-    if (done) done(arg, reason_status(why), NULL, 0);
+    if (done) done(arg, lh_tls_reason_status(TLS_STATUS_BASE, why), NULL, 0);
 }
 
 static void try_fail(tls_try *tr, enum lh_tls_reason why)
@@ -422,7 +406,7 @@ static void conn_fail(tls_conn *c, enum lh_tls_reason why, const char *detail)
     p->hold_reason = why;
     lh_warn("upstream %s (%s): %s%s%s; its queries fail (SERVFAIL unless another upstream "
             "answers), never sent in plaintext; next connection in %llu ms",
-            p->s->label, p->s->tls.auth_name, reason_text[why], detail ? ": " : "",
+            p->s->label, p->s->tls.auth_name, lh_tls_reason_text(why, false), detail ? ": " : "",
             detail ? detail : "", (unsigned long long)hold);
     conn_close(c); /* first: out of the pool, so that no try joins it from a callback */
     while (c->head && !t->shutting_down)
@@ -802,8 +786,7 @@ static void tls_cancel(lh_transport *base, lh_try *try_)
 
 static const char *tls_status_text(int status)
 {
-    int r = -status - TLS_STATUS_BASE;
-    return r >= 0 && r < LH_TLS_REASONS ? reason_text[r] : "DNS over TLS failure";
+    return lh_tls_status_text(status, TLS_STATUS_BASE, false, "DNS over TLS failure");
 }
 
 /* RFC 8914: 22 when the server could not be reached, 23 when talking to it went wrong. */

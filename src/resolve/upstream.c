@@ -6,7 +6,10 @@
  * next untried server, or callback(-1). A try that fails inside start() is queued and handled
  * from a uv_idle callback on the next loop pass, so lh_upstream_send never calls back and
  * never frees what it returns; a retry that fails inside start() again is queued for the pass
- * after (no recursion; each request tries each server once). */
+ * after (no recursion; each request tries each server once).
+ *
+ * Also what both encrypted transports (DoT, DoH) share: their failure reasons' statuses
+ * and texts. */
 #include "loophole/upstream.h"
 #include "loophole/log.h"
 #include "loophole/wire.h"
@@ -351,6 +354,38 @@ int lh_tls_reason_ede(enum lh_tls_reason r)
     default:
         return 23; /* Network Error: certificate, pin, handshake, reset, HTTP */
     }
+}
+
+static const char *const tls_reason_text[LH_TLS_REASONS] = {
+    [LH_TLS_R_CONNECT] = "connection failed",
+    [LH_TLS_R_CERT] = "certificate not trusted for the name",
+    [LH_TLS_R_PIN] = "server key does not match pin-sha256",
+    [LH_TLS_R_HANDSHAKE] = "TLS handshake failed",
+    [LH_TLS_R_TIMEOUT] = "timed out",
+    [LH_TLS_R_RESET] = "connection closed with the query in flight",
+    [LH_TLS_R_BACKOFF] = "not tried: the TLS upstream failed moments ago (back-off)",
+    [LH_TLS_R_OTHER] = "no room for the query or a malformed answer",
+    [LH_TLS_R_HTTP] = "HTTP status not 200 or not a DNS message",
+};
+
+int lh_tls_reason_status(int base, enum lh_tls_reason r)
+{
+    return -(base + (int)r);
+}
+
+const char *lh_tls_reason_text(enum lh_tls_reason r, bool doh)
+{
+    /* DoH has no back-off of its own (libcurl reconnects) and its "other" includes too many
+     * transfers in flight. */
+    if (doh && r == LH_TLS_R_BACKOFF) return "not tried";
+    if (doh && r == LH_TLS_R_OTHER) return "too many in flight, or a malformed or oversized answer";
+    return tls_reason_text[r];
+}
+
+const char *lh_tls_status_text(int status, int base, bool doh, const char *fallback)
+{
+    int r = -status - base;
+    return r >= 0 && r < LH_TLS_REASONS ? lh_tls_reason_text((enum lh_tls_reason)r, doh) : fallback;
 }
 
 int lh_upstream_ede(const lh_upstream *u, int status)
