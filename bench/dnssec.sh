@@ -20,24 +20,14 @@
 set -euo pipefail
 LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LH_ROOT/scripts/deps.sh"
+. "$LH_ROOT/bench/lib.sh"
 MISSES=${1:-3000}
 HITS=${2:-20000}
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf valgrind dnsutils knot ldnsutils unbound
 NET=${LH_BENCH_NET:-127.0.92}
 KNOT=$NET.1
 A=$NET.2
-W=$(mktemp -d /tmp/lh-bench-dnssec-XXXXXX)
-chmod 755 "$W"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$W"
-}
-trap cleanup EXIT
-
-echo "== build (Release)" >&2
-lh_build "$LH_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
+bench_setup bench-dnssec
 bash "$LH_ROOT/tests/e2e/dnssec_tree.sh" "$W/tree" >"$W/tree.log" 2>&1
 
 mkdir -p "$W/knot"
@@ -71,14 +61,8 @@ unbound_conf() {
     cat <<U
 server:
   interface: $A
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  use-syslog: no
-  directory: "$W"
+$(bench_unbound_daemon "$W")
   num-threads: 1
-  access-control: 127.0.0.0/8 allow
   do-not-query-localhost: no
   module-config: "validator iterator"
   trust-anchor-file: "$W/tree/anchor.ds"

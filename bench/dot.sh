@@ -19,35 +19,23 @@
 set -euo pipefail
 LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LH_ROOT/scripts/deps.sh"
+. "$LH_ROOT/bench/lib.sh"
 ROUNDS=${1:-3}
 RATE=${LH_BENCH_RATE:-2000}
 NET=${LH_BENCH_NET:-127.0.197}
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf unbound stubby dnsutils tcpdump openssl
-W=$(mktemp -d /tmp/lh-dot-XXXXXX)
-chmod 755 "$W"
-PIDS=()
-cleanup() {
+bench_setup dot
+cleanup() { # on a failure, the ends of the logs first
     local rc=$?
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
     if [ $rc -ne 0 ]; then tail -n 5 "$W"/*.log >&2; fi
-    rm -rf "$W"
+    bench_cleanup
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-echo "== build (Release)" >&2
-lh_build "$LH_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
-
 DOT=$NET.10 LH=$NET.1 UB=$NET.2 ST=$NET.3 LP=$NET.4 MEM=$NET.5
 cd "$W"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
-    -days 2 -subj "/CN=bench CA" >/dev/null 2>&1
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
-    -subj "/CN=dot.bench" >/dev/null 2>&1
-printf 'subjectAltName=DNS:dot.bench\nextendedKeyUsage=serverAuth\n' >server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
-    -extfile server.ext >/dev/null 2>&1
+bench_tls_ca dot.bench
 chmod 644 ./*.pem ./*.key
 cat >miss.zone <<Z
 \$ORIGIN miss.bench.
@@ -67,18 +55,10 @@ server:
   num-threads: 1
   incoming-num-tcp: 256
   tcp-idle-timeout: 120000
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  use-syslog: no
-  directory: "$W"
-  access-control: 127.0.0.0/8 allow
+$(bench_unbound_daemon "$W")
   local-zone: "bench." nodefault
   module-config: "iterator"
-stub-zone:
-  name: "."
-  stub-addr: 127.0.0.1@1
+$(bench_unbound_stub)
 auth-zone:
   name: "miss.bench."
   zonefile: "$W/miss.zone"
@@ -86,36 +66,18 @@ U
 taskset -c 1 unbound -c dot-server.conf >dot-server.log 2>&1 &
 PIDS+=($!)
 
-answers() { # ADDR NAME [DIG-ARGS]: waits until ADDR answers NAME
-    local a=$1 n=$2
-    shift 2
-    for _ in $(seq 300); do
-        dig @"$a" "$n" +time=1 +tries=1 +short "$@" 2>/dev/null | grep -q '^192.0.2.1$' && return 0
-        sleep 0.1
-    done
-    echo "no answer from $a for $n" >&2
-    return 1
-}
-answers "$DOT" warm.miss.bench +tcp
+bench_answers "$DOT" warm.miss.bench +tcp
 
 cat >unbound-fwd.conf <<U
 server:
   interface: $UB
   num-threads: 1
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  use-syslog: no
-  directory: "$W"
-  access-control: 127.0.0.0/8 allow
+$(bench_unbound_daemon "$W")
   do-not-query-localhost: no
   local-zone: "bench." nodefault
   module-config: "iterator"
   tls-cert-bundle: "$W/ca.pem"
-stub-zone:
-  name: "."
-  stub-addr: 127.0.0.1@1
+$(bench_unbound_stub)
 forward-zone:
   name: "miss.bench."
   forward-tls-upstream: yes
@@ -145,7 +107,7 @@ start() { # NAME ADDR CMD...
     taskset -c 0 "$@" >"$W/$name.log" 2>&1 &
     PID[$name]=$!
     PIDS+=($!)
-    answers "$addr" "start-$name.miss.bench" || { tail -n 20 "$W/$name.log" "$W/dot-server.log" >&2; exit 1; }
+    bench_answers "$addr" "start-$name.miss.bench" || { tail -n 20 "$W/$name.log" "$W/dot-server.log" >&2; exit 1; }
 }
 LHARGS=(--no-hosts --allow-root --no-default-blocklist --control-socket none --state-dir none
     --cache-size 0)
@@ -158,17 +120,6 @@ start loophole-udp $LP "$LH_ROOT/build-bench/loophole" --listen $LP:53 "${LHARGS
 declare -A ADDR=([loophole]=$LH [unbound]=$UB [stubby]=$ST [loophole-udp]=$LP)
 TARGETS="loophole unbound stubby loophole-udp"
 
-SEQ=0
-names() { # COUNT: a query file of COUNT names never asked before, to $Q
-    SEQ=$((SEQ + 1))
-    Q="$W/q$SEQ"
-    /usr/bin/python3 -c "
-import random, sys
-r = random.Random($SEQ)
-sys.stdout.write(''.join('d$SEQ-%d-%x.miss.bench A\\n' % (i, r.getrandbits(32)) for i in range($1)))
-" >"$Q"
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 pct() { # FILE FRACTION: the value at that fraction of the sorted file
     awk -v f="$2" '{v[NR] = $1} END {i = int(NR * f); if (i < 1) i = 1; if (NR) printf "%.0f", v[i]; else print "-"}' "$1"
@@ -182,15 +133,15 @@ measure() { # NAME ROUND
         tail -n 20 "$W/$name.log" >&2
         exit 1
     fi
-    names 10000
+    bench_names d 10000
     taskset -c 1 tcpdump -i lo -n -B 8192 -w "$W/syn.pcap" \
         "dst host $DOT and dst port 853 and tcp[tcpflags] & tcp-syn != 0" >"$W/tcpdump.log" 2>&1 &
     tp=$!
     PIDS+=($tp)
     for _ in $(seq 100); do grep -q listening "$W/tcpdump.log" && break; sleep 0.05; done
-    t0=$(cpu_ticks "${PID[$name]}")
+    t0=$(bench_cpu_ticks "${PID[$name]}")
     taskset -c 1 dnsperf -s "$addr" -d "$Q" -n 1 -Q "$RATE" -c 4 -t 5 >"$W/perf.out" 2>&1 || true
-    t1=$(cpu_ticks "${PID[$name]}")
+    t1=$(bench_cpu_ticks "${PID[$name]}")
     sleep 0.5 # the capture drains
     kill -INT $tp
     wait $tp 2>/dev/null || true
@@ -201,7 +152,7 @@ measure() { # NAME ROUND
     OK[$key]=$(awk -v a="$done" -v b="$sent" 'BEGIN {printf "%.1f", b ? 100 * a / b : 0}')
     CPU[$key]=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v q="$done" 'BEGIN {printf "%.1f", q ? t / hz * 1e6 / q : 0}')
     HS[$key]=$(tcpdump -n -r "$W/syn.pcap" 2>/dev/null | wc -l)
-    names 2000
+    bench_names d 2000
     taskset -c 1 dnsperf -s "$addr" -d "$Q" -n 1 -c 1 -q 1 -v -t 5 >"$W/lat.out" 2>&1 || true
     awk '/^> NOERROR / {print $NF * 1e6}' "$W/lat.out" | sort -n >"$W/lat"
     P50[$key]=$(pct "$W/lat" 0.50)
@@ -212,7 +163,7 @@ TCP50=()
 for r in $(seq "$ROUNDS"); do
     echo "== round $r" >&2
     for t in $TARGETS; do measure "$t" "$r"; done
-    names 2000 # the DoT server itself over plain TCP, one query at a time on one connection
+    bench_names d 2000 # the DoT server itself over plain TCP, one query at a time on one connection
     taskset -c 1 dnsperf -m tcp -s "$DOT" -d "$Q" -n 1 -c 1 -q 1 -v -t 5 >"$W/lat.out" 2>&1 || true
     awk '/^> NOERROR / {print $NF * 1e6}' "$W/lat.out" | sort -n >"$W/lat"
     TCP50+=("$(pct "$W/lat" 0.50)")
@@ -256,10 +207,10 @@ ZARGS=()
 for i in $(seq 0 32); do ZARGS+=(--forward-zone "z$i.miss.bench=tls://$DOT#dot.bench"); done
 start mem $MEM "$LH_ROOT/build-bench/loophole" --listen $MEM:53 "${LHARGS[@]}" \
     --upstream "tls://$DOT#dot.bench" --tls-ca "$W/ca.pem" "${ZARGS[@]}"
-answers $MEM a.z0.miss.bench
+bench_answers $MEM a.z0.miss.bench
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/${PID[mem]}/status"; }
 rss0=$(rss)
-for i in $(seq 1 32); do answers $MEM "a.z$i.miss.bench"; done
+for i in $(seq 1 32); do bench_answers $MEM "a.z$i.miss.bench"; done
 rss1=$(rss)
 conns=$(ss -Htn state established "dst $DOT:853" | wc -l)
 kill "${PID[mem]}"

@@ -58,15 +58,7 @@ K
 taskset -c 1 knotd -c "$W/knot.conf" >"$W/knot.log" 2>&1 &
 PIDS+=($!)
 
-answers() { # ADDR NAME: waits until ADDR answers NAME
-    for _ in $(seq 600); do
-        dig @"$1" "$2" +time=1 +tries=1 +short 2>/dev/null | grep -q '^192.0.2.1$' && return 0
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2
-    return 1
-}
-answers "$AUTH" warm.miss.bench
+bench_answers "$AUTH" warm.miss.bench
 
 bench_unbound_conf $UB "$W" miss.bench $AUTH >"$W/unbound.conf"
 declare -A PID
@@ -75,7 +67,7 @@ start() { # NAME ADDR CMD...
     taskset -c 0 "$@" >"$W/$name.log" 2>&1 &
     PID[$name]=$!
     PIDS+=($!)
-    answers "$addr" "start-$name.miss.bench"
+    bench_answers "$addr" "start-$name.miss.bench"
 }
 start loophole $LH "$LH_ROOT/build-bench/loophole" --listen $LH:53 --no-hosts --allow-root \
     --no-default-blocklist --upstream $AUTH --control-socket none --state-dir none
@@ -83,25 +75,12 @@ start unbound $UB unbound -c "$W/unbound.conf"
 start dnsmasq $DM dnsmasq --keep-in-foreground --no-resolv --no-hosts --listen-address=$DM \
     --bind-interfaces --port=53 --user=root --server=$AUTH --cache-size=10000
 
-SEQ=0
-# names COUNT: writes a query file of COUNT names never asked before to $Q (not a subshell: the
-# sequence number must advance).
-names() {
-    SEQ=$((SEQ + 1))
-    Q="$W/q$SEQ"
-    /usr/bin/python3 -c "
-import random, sys
-r = random.Random($SEQ)
-sys.stdout.write(''.join('u$SEQ-%d-%x.miss.bench A\\n' % (i, r.getrandbits(32)) for i in range($1)))
-" >"$Q"
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 declare -A CPU OK QPS P50 P99 UPQ PORTS SOCK IR
 measure() { # NAME ADDR ROUND
     local name=$1 addr=$2 key="$1/$3" q t0 t1 tp sp
-    names $((RATE * SECS + 1000))
+    bench_names u $((RATE * SECS + 1000))
     q=$Q
     taskset -c 1 tcpdump -i lo -n -B 32768 -w "$W/up.pcap" "udp and dst host $AUTH and dst port 53" \
         >"$W/tcpdump.log" 2>&1 &
@@ -109,9 +88,9 @@ measure() { # NAME ADDR ROUND
     for _ in $(seq 100); do grep -q listening "$W/tcpdump.log" && break; sleep 0.05; done
     perf stat -x, -e syscalls:sys_enter_socket -p "${PID[$name]}" -o "$W/sock.stat" &
     sp=$!
-    t0=$(cpu_ticks "${PID[$name]}")
+    t0=$(bench_cpu_ticks "${PID[$name]}")
     taskset -c 1 dnsperf -s "$addr" -d "$q" -l "$SECS" -Q "$RATE" -c 4 -v >"$W/perf.out" 2>&1 || true
-    t1=$(cpu_ticks "${PID[$name]}")
+    t1=$(bench_cpu_ticks "${PID[$name]}")
     kill -INT $sp
     wait $sp 2>/dev/null || true
     sleep 0.5 # the capture drains
@@ -129,7 +108,7 @@ measure() { # NAME ADDR ROUND
     UPQ[$key]=$(awk -v n="$(wc -l <"$W/ports")" -v q="$done" 'BEGIN {printf "%.2f", q ? n / q : 0}')
     PORTS[$key]=$(head -1000 "$W/ports" | sort -u | wc -l)
     SOCK[$key]=$(awk -F, -v q="$done" '/sys_enter_socket/ {n = $1} END {printf "%.3f", q ? n / q : 0}' "$W/sock.stat")
-    names 200000
+    bench_names u 200000
     q=$Q
     QPS[$key]=$(taskset -c 1 dnsperf -s "$addr" -d "$q" -l "$SECS" -c 4 -q 200 2>&1 |
         awk '/Queries per second:/ {printf "%d", $4}')
@@ -143,10 +122,10 @@ cg() { # NAME CMD... (runs in a subshell: its names get their own sequence numbe
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.$name" "$@" \
         >"$W/cg.$name.log" 2>&1 &
     p=$!
-    answers $CG "cg-$name.miss.bench"
-    names 2000
+    bench_answers $CG "cg-$name.miss.bench"
+    bench_names u 2000
     dnsperf -s $CG -d "$Q" -c 1 -q 20 >/dev/null 2>&1 || true # warm-up
-    names 5000
+    bench_names u 5000
     q=$Q
     callgrind_control -i on $p >/dev/null 2>&1
     dnsperf -s $CG -d "$q" -c 1 -q 20 >"$W/cg.perf" 2>&1 || true

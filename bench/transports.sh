@@ -15,30 +15,18 @@
 set -euo pipefail
 LH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LH_ROOT/scripts/deps.sh"
+. "$LH_ROOT/bench/lib.sh"
 SECS=${1:-5}
 ROUNDS=${2:-3}
 RATE=${LH_BENCH_RATE:-4000}
 NET=${LH_BENCH_NET:-127.0.93}
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf unbound dnsutils openssl
-W=$(mktemp -d /tmp/lh-transports-XXXXXX)
-chmod 755 "$W"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
-trap cleanup EXIT
-
-echo "== build (Release)" >&2
-lh_build "$LH_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
+bench_setup transports
 
 UP=$NET.10
 declare -A ADDR=([plain]=$NET.1 [dot]=$NET.2 [doh]=$NET.3)
 cd "$W"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
-    -days 2 -subj "/CN=bench CA" >/dev/null 2>&1
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
-    -out server.csr -subj "/CN=up.bench" >/dev/null 2>&1
-printf 'subjectAltName=DNS:up.bench\nextendedKeyUsage=serverAuth\n' >server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-    -days 2 -extfile server.ext >/dev/null 2>&1
+bench_tls_ca up.bench
 cat >"$W/unbound.conf" <<U
 server:
   interface: $UP@53
@@ -51,35 +39,19 @@ server:
   tls-service-key: "$W/server.key"
   tls-service-pem: "$W/server.pem"
   num-threads: 1
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  pidfile: ""
-  use-syslog: no
-  directory: "$W"
-  access-control: 127.0.0.0/8 allow
+$(bench_unbound_daemon "$W")
   incoming-num-tcp: 100
   tcp-idle-timeout: 120000
   local-zone: "bench." nodefault
   local-zone: "miss.bench." redirect
   local-data: "miss.bench. 3600 IN A 192.0.2.1"
   module-config: "iterator"
-stub-zone:
-  name: "."
-  stub-addr: 127.0.0.1@1
+$(bench_unbound_stub)
 U
 taskset -c 1 unbound -c "$W/unbound.conf" >"$W/unbound.log" 2>&1 &
 PIDS+=($!)
 
-answers() { # ADDR NAME
-    for _ in $(seq 600); do
-        dig @"$1" "$2" +time=1 +tries=1 +short 2>/dev/null | grep -q '^192.0.2.1$' && return 0
-        sleep 0.1
-    done
-    echo "no answer from $1" >&2
-    return 1
-}
-answers "$UP" warm.miss.bench
+bench_answers "$UP" warm.miss.bench
 
 declare -A PID UPSTREAM=([plain]=$UP [dot]="tls://$UP#up.bench" [doh]="https://up.bench/dns-query@$UP")
 for t in plain dot doh; do
@@ -88,29 +60,18 @@ for t in plain dot doh; do
         --control-socket "$W/ctl-$t" --state-dir none >"$W/loophole-$t.log" 2>&1 &
     PID[$t]=$!
     PIDS+=($!)
-    answers "${ADDR[$t]}" "start-$t.miss.bench"
+    bench_answers "${ADDR[$t]}" "start-$t.miss.bench"
 done
 
-SEQ=0
-names() { # COUNT: a query file of COUNT names never asked before, in $Q
-    SEQ=$((SEQ + 1))
-    Q="$W/q$SEQ"
-    /usr/bin/python3 -c "
-import random, sys
-r = random.Random($SEQ)
-sys.stdout.write(''.join('u$SEQ-%d-%x.miss.bench A\\n' % (i, r.getrandbits(32)) for i in range($1)))
-" >"$Q"
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 declare -A CPU OK P50 P99 CONNS
 measure() { # TRANSPORT ROUND
     local t=$1 key="$1/$2" t0 t1
-    names $((RATE * SECS + 1000))
-    t0=$(cpu_ticks "${PID[$t]}")
+    bench_names u $((RATE * SECS + 1000))
+    t0=$(bench_cpu_ticks "${PID[$t]}")
     taskset -c 1 dnsperf -s "${ADDR[$t]}" -d "$Q" -l "$SECS" -Q "$RATE" -c 4 -v >"$W/perf.out" 2>&1 || true
-    t1=$(cpu_ticks "${PID[$t]}")
+    t1=$(bench_cpu_ticks "${PID[$t]}")
     local done sent
     done=$(awk '/Response codes:/ {for (i = 3; i < NF; i++) if ($i == "NOERROR") print $(i + 1)}' "$W/perf.out")
     sent=$(awk '/Queries sent:/ {print $3}' "$W/perf.out")
