@@ -6,6 +6,7 @@
 # query: a port-53 listener on the same address records any), failover from a dead DoH upstream
 # to a live one, GET, a mixed list and a forward zone, and the bootstrap address rule.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/tls_lib.sh"
 command -v openssl >/dev/null && command -v unbound >/dev/null || { echo "needs openssl, unbound"; exit 77; }
 DOH=$(lh_peer 1)      # Unbound on :443 (DoH), the plaintext trap on :53
 DEAD=$(lh_peer 2)     # nothing on :443: connection refused; a plaintext trap on :53
@@ -15,26 +16,9 @@ CTL="$LH_TMP/control.sock"
 ctl() { "$LOOPHOLE" "$@" --control-socket "$CTL"; }
 
 # ---- a throw-away CA, the server's certificate for doh.test, and a CA nobody trusts ----------
-cd "$LH_TMP" || exit 1
-ossl() { openssl "$@" >>"$LH_TMP/openssl.out" 2>&1 || { cat "$LH_TMP/openssl.out"; exit 1; }; }
-ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
-    -days 2 -subj "/CN=loophole test CA"
-ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key \
-    -out other.pem -days 2 -subj "/CN=an untrusted CA"
-ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
-    -subj "/CN=doh.test"
-printf 'subjectAltName=DNS:doh.test,IP:%s,IP:%s\nextendedKeyUsage=serverAuth\n' "$DOH" "$SCRIPTED" >server.ext
-ossl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
-    -extfile server.ext
-chmod 644 ./*.pem ./*.key
-PIN=$(openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform der |
-    openssl dgst -sha256 -binary | base64)
-WRONGPIN=$(openssl x509 -in other.pem -pubkey -noout | openssl pkey -pubin -outform der |
-    openssl dgst -sha256 -binary | base64)
+tls_make_ca doh.test "$DOH" "$SCRIPTED"
 
 # ---- Unbound as the DoH server ---------------------------------------------------------------
-BIG=""
-for i in $(seq 30); do BIG+="  local-data: 'big.doh.test. 60 IN TXT \"$(printf 'x%.0s' $(seq 100))-$i\"'"$'\n'; done
 cat >"$LH_TMP/unbound-doh.conf" <<U
 server:
   interface: $DOH@443
@@ -43,18 +27,7 @@ server:
   http-notls-downstream: no
   tls-service-key: "$LH_TMP/server.key"
   tls-service-pem: "$LH_TMP/server.pem"
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$LH_TMP"
-  pidfile: ""
-  use-syslog: no
-  logfile: "$LH_TMP/unbound-doh.log"
-  log-queries: yes
-  verbosity: 1
-  module-config: "iterator"
-  access-control: 127.0.0.0/8 allow
-  incoming-num-tcp: 64
+$(tls_unbound_server doh)
   http-max-streams: 1000
   extended-statistics: yes
   local-zone: "doh.test." static
@@ -62,16 +35,10 @@ server:
   local-data: "a.doh.test. 60 IN AAAA 2001:db8::53"
   local-data: 't.doh.test. 60 IN TXT "over https"'
   local-data: 'h.doh.test. 60 IN HTTPS 1 . alpn="h2"'
-$BIG
+$(tls_big_txt doh.test)
   local-zone: "bulk.doh.test." redirect
   local-data: "bulk.doh.test. 60 IN A 192.0.2.7"
-# Never recurse past loopback: anything outside the test zones goes to a closed local port.
-stub-zone:
-  name: "."
-  stub-addr: 127.0.0.1@1
-remote-control:
-  control-enable: yes
-  control-interface: "$LH_TMP/unbound.ctl"
+$(tls_unbound_tail)
 U
 unbound_up() {
     unbound -c "$LH_TMP/unbound-doh.conf" >>"$LH_TMP/unbound-doh.out" 2>&1 &
@@ -92,38 +59,8 @@ lh_fake "$DEAD" answer
 lh_fake "$PLAIN" answer
 lh_fake "$SCRIPTED" answer
 
-# burst.py ADDR N ZONE WANT: N distinct names under ZONE sent at once; prints how many were
-# answered with the address WANT.
-cat >"$LH_TMP/burst.py" <<'PY'
-import socket, sys, time, dns.message
-addr, n, zone, want = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-ok = set()
-def take(r):
-    if r.answer and r.answer[0][0].address == want:
-        ok.add(r.id)
-s.setblocking(False)
-for i in range(n):
-    q = dns.message.make_query("n%d.%s" % (i, zone), "A")
-    q.id = i
-    s.sendto(q.to_wire(), (addr, 53))
-    try:
-        while True:
-            take(dns.message.from_wire(s.recv(4096)))
-    except BlockingIOError:
-        pass
-s.settimeout(5)
-end = time.time() + 20
-while len(ok) < n and time.time() < end:
-    try:
-        take(dns.message.from_wire(s.recv(4096)))
-    except socket.timeout:
-        break
-print(len(ok))
-PY
+tls_burst_py
 doh_conns() { ss -Htn state established "dst $DOH:443" | wc -l; }
-ede() { d "$@" | grep -o 'EDE: [0-9]*' | head -1; }
 up0() { ctl stats --json | "$LH_PY" -c "import json,sys; print(json.load(sys.stdin)['upstreams'][0]$1)"; }
 
 # ---- the good path -------------------------------------------------------------------------

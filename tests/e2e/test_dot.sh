@@ -8,6 +8,7 @@
 # list and a forward zone with both transports, the query log's transport field, and
 # tls-mode opportunistic: plain DNS to port 53 after a failed TLS try, reported as not private.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/tls_lib.sh"
 command -v openssl >/dev/null && command -v unbound >/dev/null || { echo "needs openssl, unbound"; exit 77; }
 DOT=$(lh_peer 1)   # Unbound on :853 (TLS), the plaintext trap on :53
 DEAD=$(lh_peer 2)  # nothing on :853: connection refused
@@ -16,29 +17,13 @@ CTL="$LH_TMP/control.sock"
 ctl() { "$LOOPHOLE" "$@" --control-socket "$CTL"; }
 
 # ---- a throw-away CA, the server's certificate for dot.test, and a CA nobody trusts ----------
-cd "$LH_TMP" || exit 1
-ossl() { openssl "$@" >>"$LH_TMP/openssl.out" 2>&1 || { cat "$LH_TMP/openssl.out"; exit 1; }; }
-ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
-    -days 2 -subj "/CN=loophole test CA"
-ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key \
-    -out other.pem -days 2 -subj "/CN=an untrusted CA"
-ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
-    -subj "/CN=dot.test"
-printf 'subjectAltName=DNS:dot.test,IP:%s\nextendedKeyUsage=serverAuth\n' "$DOT" >server.ext
-ossl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
-    -extfile server.ext
+tls_make_ca dot.test "$DOT"
 # The same key and name, expired: valid until yesterday (OpenSSL 3.0 takes a negative -days).
-ossl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out expired.pem -days -1 \
+tls_ossl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out expired.pem -days -1 \
     -extfile server.ext
-chmod 644 ./*.pem ./*.key
-PIN=$(openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform der |
-    openssl dgst -sha256 -binary | base64)
-WRONGPIN=$(openssl x509 -in other.pem -pubkey -noout | openssl pkey -pubin -outform der |
-    openssl dgst -sha256 -binary | base64)
+chmod 644 expired.pem
 
 # ---- Unbound as the DoT server -------------------------------------------------------------
-BIG=""
-for i in $(seq 30); do BIG+="  local-data: 'big.dot.test. 60 IN TXT \"$(printf 'x%.0s' $(seq 100))-$i\"'"$'\n'; done
 cat >"$LH_TMP/unbound-dot.conf" <<U
 server:
   interface: $DOT@853
@@ -46,34 +31,17 @@ server:
   tls-service-key: "$LH_TMP/server.key"
   tls-service-pem: "$LH_TMP/server.pem"
   tls-session-ticket-keys: "$LH_TMP/ticket.key"
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$LH_TMP"
-  pidfile: ""
-  use-syslog: no
-  logfile: "$LH_TMP/unbound-dot.log"
-  log-queries: yes
-  verbosity: 1
-  module-config: "iterator"
-  access-control: 127.0.0.0/8 allow
-  incoming-num-tcp: 64
+$(tls_unbound_server dot)
   extended-statistics: yes
   tcp-idle-timeout: 60000
   local-zone: "dot.test." static
   local-data: "a.dot.test. 60 IN A 192.0.2.53"
   local-data: "a.dot.test. 60 IN AAAA 2001:db8::53"
   local-data: 't.dot.test. 60 IN TXT "over tls"'
-$BIG
+$(tls_big_txt dot.test)
   local-zone: "bulk.dot.test." redirect
   local-data: "bulk.dot.test. 60 IN A 192.0.2.7"
-# Never recurse past loopback: anything outside the test zones goes to a closed local port.
-stub-zone:
-  name: "."
-  stub-addr: 127.0.0.1@1
-remote-control:
-  control-enable: yes
-  control-interface: "$LH_TMP/unbound.ctl"
+$(tls_unbound_tail)
 U
 head -c 80 /dev/urandom >"$LH_TMP/ticket.key" # kept across a restart: tickets stay valid
 unbound_up() {
@@ -96,40 +64,8 @@ lh_fake "$DOT" answer
 lh_fake "$DEAD" answer
 lh_fake "$PLAIN" answer
 
-# burst.py ADDR N ZONE WANT: N distinct names under ZONE sent at once; prints how many were
-# answered with the address WANT.
-cat >"$LH_TMP/burst.py" <<'PY'
-import socket, sys, time, dns.message
-addr, n, zone, want = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-ok = set()
-def take(r):
-    if r.answer and r.answer[0][0].address == want:
-        ok.add(r.id)
-# All sent before any answer is waited for; answers already back are drained between sends so
-# that the socket's buffer never overflows.
-s.setblocking(False)
-for i in range(n):
-    q = dns.message.make_query("n%d.%s" % (i, zone), "A")
-    q.id = i
-    s.sendto(q.to_wire(), (addr, 53))
-    try:
-        while True:
-            take(dns.message.from_wire(s.recv(4096)))
-    except BlockingIOError:
-        pass
-s.settimeout(5)
-end = time.time() + 20
-while len(ok) < n and time.time() < end:
-    try:
-        take(dns.message.from_wire(s.recv(4096)))
-    except socket.timeout:
-        break
-print(len(ok))
-PY
+tls_burst_py
 tls_conns() { ss -Htn state established "dst $DOT:853" | wc -l; }
-ede() { d "$@" | grep -o 'EDE: [0-9]*' | head -1; }
 
 # ---- the good path -------------------------------------------------------------------------
 lh_start --upstream "tls://$DOT#dot.test" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 \
