@@ -11,8 +11,10 @@ bench_setup() {
     lh_build "$LH_ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null
 }
 bench_cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    # `|| true`: under set -e a process already gone (a tcpdump stopped by its round) would end
+    # the trap here, with status 1 and $W left behind.
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
     rm -rf "$W"
 }
 
