@@ -128,6 +128,27 @@ static void strip_list(ldns_rr_list *l, uint16_t qtype)
     ldns_rr_list_set_rr_count(l, k);
 }
 
+/* Sets the section counts from p's lists and, when records were removed (fewer than
+ * `before`), writes p back over msg. ldns writes the question as it parsed it (0x20 case
+ * kept) and compresses names its own way: the result may even be a little longer than the
+ * original. Returns the message's length, or 0 when it does not fit in cap. */
+static size_t rewrite_if_changed(ldns_pkt *p, size_t before, uint8_t *msg, size_t len, size_t cap)
+{
+    ldns_pkt_set_ancount(p, ldns_rr_list_rr_count(ldns_pkt_answer(p)));
+    ldns_pkt_set_nscount(p, ldns_rr_list_rr_count(ldns_pkt_authority(p)));
+    ldns_pkt_set_arcount(p, ldns_rr_list_rr_count(ldns_pkt_additional(p)));
+    if ((size_t)ldns_pkt_ancount(p) + ldns_pkt_nscount(p) + ldns_pkt_arcount(p) == before)
+        return len;
+    uint8_t *w = NULL;
+    size_t wlen = 0, out = 0;
+    if (ldns_pkt2wire(&w, p, &wlen) == LDNS_STATUS_OK && wlen <= cap) {
+        memcpy(msg, w, wlen);
+        out = wlen;
+    }
+    free(w);
+    return out;
+}
+
 size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, size_t cap, uint16_t qtype)
 {
     ldns_pkt *p = NULL;
@@ -136,23 +157,7 @@ size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, size_t cap, uint16_t qt
     strip_list(ldns_pkt_answer(p), qtype);
     strip_list(ldns_pkt_authority(p), qtype);
     strip_list(ldns_pkt_additional(p), qtype);
-    ldns_pkt_set_ancount(p, ldns_rr_list_rr_count(ldns_pkt_answer(p)));
-    ldns_pkt_set_nscount(p, ldns_rr_list_rr_count(ldns_pkt_authority(p)));
-    ldns_pkt_set_arcount(p, ldns_rr_list_rr_count(ldns_pkt_additional(p)));
-    size_t out = len;
-    if ((size_t)ldns_pkt_ancount(p) + ldns_pkt_nscount(p) + ldns_pkt_arcount(p) != before) {
-        uint8_t *w = NULL;
-        size_t wlen = 0;
-        /* ldns writes the question as it parsed it (0x20 case kept) and compresses names
-         * its own way: the result may even be a little longer than the original. */
-        if (ldns_pkt2wire(&w, p, &wlen) == LDNS_STATUS_OK && wlen <= cap) {
-            memcpy(msg, w, wlen);
-            out = wlen;
-        } else {
-            out = 0;
-        }
-        free(w);
-    }
+    size_t out = rewrite_if_changed(p, before, msg, len, cap);
     ldns_pkt_free(p);
     return out;
 }
@@ -250,21 +255,7 @@ size_t lh_dnssec_keep_validated(uint8_t *msg, size_t len, size_t cap, uint16_t q
         drop = NULL;
         keep_list(ldns_pkt_authority(p), proof, NULL);
         keep_list(ldns_pkt_additional(p), nothing, NULL);
-        ldns_pkt_set_ancount(p, ldns_rr_list_rr_count(an));
-        ldns_pkt_set_nscount(p, ldns_rr_list_rr_count(ldns_pkt_authority(p)));
-        ldns_pkt_set_arcount(p, ldns_rr_list_rr_count(ldns_pkt_additional(p)));
-        out = len;
-        if ((size_t)ldns_pkt_ancount(p) + ldns_pkt_nscount(p) + ldns_pkt_arcount(p) != before) {
-            uint8_t *w = NULL;
-            size_t wlen = 0;
-            if (ldns_pkt2wire(&w, p, &wlen) == LDNS_STATUS_OK && wlen <= cap) {
-                memcpy(msg, w, wlen);
-                out = wlen;
-            } else {
-                out = 0;
-            }
-            free(w);
-        }
+        out = rewrite_if_changed(p, before, msg, len, cap);
     }
     ldns_rr_list_free(keep);
     if (drop) ldns_rr_list_free(drop);
