@@ -115,6 +115,113 @@ static int count_rule(void *ctx, const lh_rule *r, unsigned line, const char *te
     return 0;
 }
 
+/* Sends the URL's host to an address looked up through the upstreams (CURLOPT_RESOLVE), so the
+ * updater never asks the machine's resolver, which may be loophole itself. A literal needs
+ * nothing. */
+static int pin_host(const lh_config *cfg, CURL *c, const char *host, const char *port,
+                    struct curl_slist **resolve, char *err, size_t errlen)
+{
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host, buf) == 1 || host[0] == '[') return 0;
+    char addr[INET6_ADDRSTRLEN], entry[512];
+    int rr = resolve_host(cfg, host, addr, sizeof addr);
+    if (rr == -2) {
+        snprintf(err, errlen,
+                 "cannot resolve %s: the upstreams are DNS over TLS or HTTPS and the list updater "
+                 "resolves in plain DNS only (never sent in plaintext to them); give the "
+                 "list URL by IP address",
+                 host);
+        return -1;
+    }
+    if (rr != 0) {
+        snprintf(err, errlen, "cannot resolve %s through the upstreams", host);
+        return -1;
+    }
+    bool v6 = strchr(addr, ':') != NULL;
+    snprintf(entry, sizeof entry, "%s:%s:%s%s%s", host, port, v6 ? "[" : "", addr, v6 ? "]" : "");
+    *resolve = curl_slist_append(NULL, entry);
+    curl_easy_setopt(c, CURLOPT_RESOLVE, *resolve);
+    return 0;
+}
+
+/* A conditional request when the file came from this same URL: an unchanged list costs one
+ * round trip. A file from another URL (the source changed) is fetched whole. */
+static void ask_if_changed(CURL *c, const lh_list_url *u, const char *meta_path,
+                           struct curl_slist **headers)
+{
+    struct stat st;
+    FILE *mf = fopen(meta_path, "r");
+    char old_url[2100] = "", etag[300] = "", header[320];
+    if (mf) {
+        if (fgets(old_url, sizeof old_url, mf) && fgets(etag, sizeof etag, mf))
+            etag[strcspn(etag, "\n")] = 0;
+        old_url[strcspn(old_url, "\n")] = 0;
+        fclose(mf);
+    }
+    if (stat(u->path, &st) != 0 || strcmp(old_url, u->url) != 0) return;
+    curl_easy_setopt(c, CURLOPT_TIMECONDITION, (long)CURL_TIMECOND_IFMODSINCE);
+    curl_easy_setopt(c, CURLOPT_TIMEVALUE_LARGE, (curl_off_t)st.st_mtime);
+    if (etag[0]) {
+        snprintf(header, sizeof header, "If-None-Match: %s", etag);
+        *headers = curl_slist_append(NULL, header);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, *headers);
+    }
+}
+
+static void set_transfer(CURL *c, const char *url, FILE *f, transfer *t)
+{
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c, CURLOPT_FILETIME, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "loophole-lists-update");
+}
+
+/* Only a download that reads as a list replaces the old file; it then takes the server's time,
+ * so that If-Modified-Since compares like with like, and the URL and ETag are remembered. */
+static int install_download(CURL *c, const lh_list_url *u, const char *tmp, const char *meta_path,
+                            const transfer *t, char *err, size_t errlen)
+{
+    lh_list_counts counts;
+    FILE *check = fopen(tmp, "r");
+    int r = check ? lh_list_read(check, u->url, LH_FMT_AUTO, false, -1, count_rule, NULL, &counts,
+                                 true, err, errlen)
+                  : -1;
+    if (check) fclose(check);
+    if (r != 0 || counts.rules == 0) {
+        if (r == 0)
+            snprintf(err, errlen, "the download holds no list rules (%u lines, %u malformed)",
+                     counts.lines, counts.errors);
+        return -1;
+    }
+    if (rename(tmp, u->path) != 0) {
+        snprintf(err, errlen, "cannot replace %.300s: %s", u->path, strerror(errno));
+        return -1;
+    }
+    long filetime = -1;
+    curl_easy_getinfo(c, CURLINFO_FILETIME, &filetime);
+    if (filetime > 0) {
+        struct utimbuf ut = {.actime = filetime, .modtime = filetime};
+        utime(u->path, &ut);
+    }
+    FILE *ef = fopen(meta_path, "w");
+    if (ef) {
+        fprintf(ef, "%s\n%s\n", u->url, t->etag);
+        fclose(ef);
+    }
+    printf("%s: updated (%u rules, %u ignored, %u malformed lines)\n", u->path, counts.rules,
+           counts.ignored, counts.errors);
+    return 0;
+}
+
 /* Updates one list. Prints its outcome; returns 0 on success (including "unchanged"). */
 static int update_one(const lh_config *cfg, const lh_list_url *u, bool tty)
 {
@@ -138,118 +245,28 @@ static int update_one(const lh_config *cfg, const lh_list_url *u, bool tty)
         snprintf(err, sizeof err, "'%s' is not a valid URL", u->url);
         goto out;
     }
-    /* Resolve the host ourselves, through the upstreams (a literal needs nothing). */
-    unsigned char buf[16];
-    bool literal =
-        inet_pton(AF_INET, host, buf) == 1 || (host[0] == '[' && strlen(host) < sizeof err);
-    if (!literal) {
-        char addr[INET6_ADDRSTRLEN], entry[512];
-        int rr = resolve_host(cfg, host, addr, sizeof addr);
-        if (rr == -2) {
-            snprintf(
-                err, sizeof err,
-                "cannot resolve %s: the upstreams are DNS over TLS or HTTPS and the list updater "
-                "resolves in plain DNS only (never sent in plaintext to them); give the "
-                "list URL by IP address",
-                host);
-            goto out;
-        }
-        if (rr != 0) {
-            snprintf(err, sizeof err, "cannot resolve %s through the upstreams", host);
-            goto out;
-        }
-        snprintf(entry, sizeof entry, "%s:%s:%s%s%s", host, port, strchr(addr, ':') ? "[" : "",
-                 addr, strchr(addr, ':') ? "]" : "");
-        resolve = curl_slist_append(NULL, entry);
-        curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
-    }
-    /* Conditional request, when the file came from this same URL: an unchanged list costs
-     * one round trip. A file from another URL (the source changed) is fetched whole. */
-    struct stat st;
-    FILE *mf = fopen(meta_path, "r");
-    char old_url[2100] = "", etag[300] = "", header[320];
-    if (mf) {
-        if (fgets(old_url, sizeof old_url, mf) && fgets(etag, sizeof etag, mf))
-            etag[strcspn(etag, "\n")] = 0;
-        old_url[strcspn(old_url, "\n")] = 0;
-        fclose(mf);
-    }
-    if (stat(u->path, &st) == 0 && !strcmp(old_url, u->url)) {
-        curl_easy_setopt(c, CURLOPT_TIMECONDITION, (long)CURL_TIMECOND_IFMODSINCE);
-        curl_easy_setopt(c, CURLOPT_TIMEVALUE_LARGE, (curl_off_t)st.st_mtime);
-        if (etag[0]) {
-            snprintf(header, sizeof header, "If-None-Match: %s", etag);
-            headers = curl_slist_append(NULL, header);
-            curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-        }
-    }
+    if (pin_host(cfg, c, host, port, &resolve, err, sizeof err) != 0) goto out;
+    ask_if_changed(c, u, meta_path, &headers);
     if (!(f = fopen(tmp, "w"))) {
         snprintf(err, sizeof err, "cannot write %.300s: %s", tmp, strerror(errno));
         goto out;
     }
-    curl_easy_setopt(c, CURLOPT_URL, u->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_FILETIME, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "loophole-lists-update");
+    set_transfer(c, u->url, f, &t);
     CURLcode cc = curl_easy_perform(c);
     if (tty) fputs("\r\033[K", stderr);
     if (fclose(f) != 0 && cc == CURLE_OK) cc = CURLE_WRITE_ERROR;
     f = NULL;
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (cc == CURLE_HTTP_RETURNED_ERROR) {
+    if (cc == CURLE_HTTP_RETURNED_ERROR)
         snprintf(err, sizeof err, "download failed: HTTP %ld", code);
-        goto out;
-    }
-    if (cc != CURLE_OK) {
+    else if (cc != CURLE_OK)
         snprintf(err, sizeof err, "download failed: %s", curl_easy_strerror(cc));
-        goto out;
-    }
-    if (code == 304) {
+    else if (code == 304) {
         printf("%s: unchanged (not modified since the last update)\n", u->path);
         rc = 0;
-        goto out;
-    }
-    /* Only a download that reads as a list replaces the old file. */
-    lh_list_counts counts;
-    FILE *check = fopen(tmp, "r");
-    int r = check ? lh_list_read(check, u->url, LH_FMT_AUTO, false, -1, count_rule, NULL, &counts,
-                                 true, err, sizeof err)
-                  : -1;
-    if (check) fclose(check);
-    if (r != 0 || counts.rules == 0) {
-        if (r == 0)
-            snprintf(err, sizeof err, "the download holds no list rules (%u lines, %u malformed)",
-                     counts.lines, counts.errors);
-        goto out;
-    }
-    if (rename(tmp, u->path) != 0) {
-        snprintf(err, sizeof err, "cannot replace %.300s: %s", u->path, strerror(errno));
-        goto out;
-    }
-    long filetime = -1;
-    curl_easy_getinfo(c, CURLINFO_FILETIME, &filetime);
-    if (filetime > 0) { /* the server's time, so If-Modified-Since compares like with like */
-        struct utimbuf ut = {.actime = filetime, .modtime = filetime};
-        utime(u->path, &ut);
-    }
-    FILE *ef = fopen(meta_path, "w");
-    if (ef) {
-        fprintf(ef, "%s\n%s\n", u->url, t.etag);
-        fclose(ef);
-    }
-    printf("%s: updated (%u rules, %u ignored, %u malformed lines)\n", u->path, counts.rules,
-           counts.ignored, counts.errors);
-    rc = 0;
+    } else
+        rc = install_download(c, u, tmp, meta_path, &t, err, sizeof err);
 out:
     if (f) fclose(f);
     unlink(tmp);
