@@ -2,6 +2,7 @@
 #include "loophole/config.h"
 #include "loophole/control.h"
 #include "loophole/dnssec_config.h"
+#include "loophole/dnssec_trace.h"
 #include "loophole/leak.h"
 #include "loophole/log.h"
 #include "loophole/overlay.h"
@@ -388,183 +389,6 @@ out:
     return rc;
 }
 
-/* The blocking lookups of `loophole dnssec`: one ldns resolver at the upstream, DO and CD set
- * (the upstream must not validate for us, or a bogus answer would come back as SERVFAIL), UDP
- * with a TCP retry on truncation. */
-typedef struct dnssec_tool {
-    ldns_resolver *res;
-    unsigned lookups;
-} dnssec_tool;
-
-static ldns_pkt *tool_query(dnssec_tool *t, const ldns_rdf *name, ldns_rr_type type)
-{
-    ldns_pkt *p = NULL;
-    t->lookups++;
-    if (ldns_resolver_query_status(&p, t->res, name, type, LDNS_RR_CLASS_IN, LDNS_RD | LDNS_CD) !=
-        LDNS_STATUS_OK)
-        return NULL;
-    return p;
-}
-
-static size_t tool_fetch(void *ctx, const lh_dnssec_need *need, uint8_t *buf, size_t cap)
-{
-    dnssec_tool *t = ctx;
-    ldns_rdf *name = ldns_dname_new_frm_data((uint16_t)need->name_len, need->name);
-    ldns_pkt *p = name ? tool_query(t, name, (ldns_rr_type)need->type) : NULL;
-    uint8_t *wire = NULL;
-    size_t n = 0;
-    if (p && ldns_pkt2wire(&wire, p, &n) == LDNS_STATUS_OK && n <= cap)
-        memcpy(buf, wire, n);
-    else
-        n = 0;
-    free(wire);
-    ldns_pkt_free(p);
-    ldns_rdf_deep_free(name);
-    return n;
-}
-
-/* loophole dnssec NAME [TYPE]: what `delv` or `drill -S` do, with loophole's validator. */
-static int cmd_dnssec(lh_config *cfg, const char *name_text, const char *type_text)
-{
-    char err[LH_ERR_MAX], src[256];
-    ldns_rr_type type = type_text ? ldns_get_rr_type_by_name(type_text) : LDNS_RR_TYPE_A;
-    if (type == 0) {
-        fprintf(stderr, "loophole: dnssec: '%s' is not a record type\n", type_text);
-        return 2;
-    }
-    ldns_rdf *name = NULL;
-    if (ldns_str2rdf_dname(&name, name_text) != LDNS_STATUS_OK) {
-        fprintf(stderr, "loophole: dnssec: '%s' is not a valid DNS name\n", name_text);
-        return 2;
-    }
-    lh_sockaddr up;
-    if (cfg->nupstreams && cfg->upstream_tls[0].on) {
-        /* ldns asks in plain DNS: never in clear to a server configured for DNS over TLS. */
-        fprintf(stderr,
-                "loophole: dnssec: the upstream is DNS over TLS or HTTPS and this tool asks in "
-                "plain DNS only: pass a plain --upstream ADDR\n");
-        ldns_rdf_deep_free(name);
-        return 2;
-    }
-    if (cfg->nupstreams)
-        up = cfg->upstreams[0];
-    else if (lh_config_default_upstreams(cfg, &up, 1, src, sizeof src) == 0) {
-        fprintf(stderr, "loophole: dnssec: no upstream: pass --upstream ADDR\n");
-        ldns_rdf_deep_free(name);
-        return 2;
-    }
-    lh_dnssec_anchors *anchors = lh_dnssec_anchors_from_config(cfg, err, sizeof err);
-    if (!anchors) {
-        fprintf(stderr, "loophole: dnssec: %s\n", err);
-        ldns_rdf_deep_free(name);
-        return 2;
-    }
-    dnssec_tool t = {.res = ldns_resolver_new()};
-    uint16_t port = 53;
-    ldns_rdf *ns = ldns_sockaddr_storage2rdf(&up.ss, &port);
-    int rc = 2;
-    lh_dnssec_cache *cache = lh_dnssec_cache_new(64);
-    if (!t.res || !ns || !cache || ldns_resolver_push_nameserver(t.res, ns) != LDNS_STATUS_OK) {
-        fprintf(stderr, "loophole: dnssec: out of memory\n");
-        goto out;
-    }
-    ldns_resolver_set_port(t.res, port);
-    ldns_resolver_set_recursive(t.res, true);
-    ldns_resolver_set_dnssec(t.res, true);
-    ldns_resolver_set_dnssec_cd(t.res, true);
-    ldns_resolver_set_edns_udp_size(t.res, 1232);
-    ldns_resolver_set_fallback(t.res, true);
-    ldns_resolver_set_retry(t.res, 2);
-    ldns_resolver_set_timeout(t.res,
-                              (struct timeval){.tv_sec = cfg->upstream_timeout_ms / 1000,
-                                               .tv_usec = cfg->upstream_timeout_ms % 1000 * 1000});
-    char up_text[64];
-    lh_addr_format(&up, up_text, sizeof up_text);
-    /* The answer, then the answer for each CNAME target the previous one stopped at (an
-     * authoritative upstream does not follow a chain out of its zone). The verdict is the worst
-     * one: bogus, indeterminate, insecure, secure. */
-    static const int rank[] = {[LH_DNSSEC_SECURE] = 0,
-                               [LH_DNSSEC_INSECURE] = 1,
-                               [LH_DNSSEC_INDETERMINATE] = 2,
-                               [LH_DNSSEC_BOGUS] = 3};
-    lh_dnssec_result *res = malloc(sizeof *res), *worst_res = malloc(sizeof *worst_res);
-    ldns_rdf *qn = ldns_rdf_clone(name);
-    enum lh_dnssec_verdict worst = LH_DNSSEC_SECURE;
-    if (!res || !worst_res || !qn) goto done;
-    memset(worst_res, 0, sizeof *worst_res);
-    for (int hop = 0; hop < 8; hop++) {
-        ldns_pkt *answer = tool_query(&t, qn, type);
-        char *qn_text = ldns_rdf2str(qn), *tname = ldns_rr_type2str(type);
-        if (!answer) {
-            fprintf(stderr, "loophole: dnssec: no answer from %s for %s\n", up_text,
-                    qn_text ? qn_text : name_text);
-            free(qn_text);
-            free(tname);
-            if (hop == 0) goto done;
-            worst = LH_DNSSEC_INDETERMINATE;
-            worst_res->reason = LH_DR_FETCH_FAILED;
-            worst_res->ede = lh_dnssec_reason_ede(LH_DR_FETCH_FAILED);
-            break;
-        }
-        char *rcode = ldns_pkt_rcode2str(ldns_pkt_get_rcode(answer));
-        printf(";; %s %s from %s: %s, %zu answer record(s)\n", qn_text ? qn_text : name_text,
-               tname ? tname : "?", up_text, rcode ? rcode : "?",
-               ldns_rr_list_rr_count(ldns_pkt_answer(answer)));
-        ldns_rr_list_print(stdout, ldns_pkt_answer(answer));
-        free(rcode);
-        free(tname);
-        free(qn_text);
-        uint8_t *wire = NULL;
-        size_t n = 0;
-        ldns_status ws = ldns_pkt2wire(&wire, answer, &n);
-        ldns_pkt_free(answer);
-        if (ws != LDNS_STATUS_OK) {
-            fprintf(stderr, "loophole: dnssec: cannot encode the answer\n");
-            goto done;
-        }
-        unsigned before = t.lookups;
-        enum lh_dnssec_verdict v =
-            lh_dnssec_validate(anchors, cache, wire, n, ldns_rdf_data(qn), (uint16_t)type,
-                               time(NULL), tool_fetch, &t, res);
-        free(wire);
-        printf(";; chain (%u DS/DNSKEY lookups):\n%s", t.lookups - before, res->chain);
-        if (hop == 0 || rank[v] > rank[worst]) {
-            worst = v;
-            *worst_res = *res;
-        }
-        if (!res->cname_target[0] || v == LH_DNSSEC_BOGUS) break;
-        ldns_rdf *next = ldns_dname_new_frm_str(res->cname_target);
-        if (!next) break;
-        ldns_rdf_deep_free(qn);
-        qn = next;
-    }
-    printf("verdict: %s\n", lh_dnssec_verdict_name(worst));
-    if (worst != LH_DNSSEC_SECURE) {
-        printf("reason: %s", lh_dnssec_reason_text(worst_res->reason));
-        if (worst_res->ede >= 0) printf(" (EDE %d)", worst_res->ede);
-        printf("\n");
-        if (worst_res->zone[0]) printf("zone: %s\n", worst_res->zone);
-        if (worst_res->detail[0] &&
-            strcmp(worst_res->detail, lh_dnssec_reason_text(worst_res->reason)))
-            printf("detail: %s\n", worst_res->detail);
-    }
-    rc = worst == LH_DNSSEC_SECURE     ? 0
-         : worst == LH_DNSSEC_BOGUS    ? 1
-         : worst == LH_DNSSEC_INSECURE ? 3
-                                       : 2;
-done:
-    ldns_rdf_deep_free(qn);
-    free(res);
-    free(worst_res);
-out:
-    lh_dnssec_cache_free(cache);
-    ldns_rdf_deep_free(ns);
-    ldns_resolver_deep_free(t.res);
-    lh_dnssec_anchors_free(anchors);
-    ldns_rdf_deep_free(name);
-    return rc;
-}
-
 /* "30s", "5m", "1h", "90" (seconds), "0" (until resumed). -1 if it is none of them. */
 static long long parse_duration(const char *t)
 {
@@ -878,7 +702,7 @@ int main(int argc, char **argv)
     }
     lh_log_threshold = cfg.log_level;
     if (!strcmp(cmd, "dnssec"))
-        r = cmd_dnssec(&cfg, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
+        r = lh_dnssec_trace(&cfg, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
     else if (why)
         r = cmd_why(&cfg, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
     else if (!strcmp(cmd, "health"))
