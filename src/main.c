@@ -227,10 +227,44 @@ static const struct passwd *target_user(const lh_config *cfg, char *err, size_t 
 /* check-config refuses what serve would refuse (the user to switch to) and what serve only
  * skips with a warning: a malformed list line (a bad or over-long regex included) is an error
  * here, named file:line, so a list can be checked before it is used. */
+/* What `serve` needs at start besides the lists, checked the same way it fails: somewhere to
+ * forward to (a named resolv.conf that cannot be read is not quietly replaced), the CA file
+ * of the encrypted upstreams, and a query log that can be opened (not created here). */
+static int check_start_files(const lh_config *cfg, char *err, size_t errlen)
+{
+    lh_sockaddr addrs[LH_UPSTREAMS_MAX];
+    char source[LH_ERR_MAX];
+    enum lh_upstream_origin origin;
+    if (lh_config_upstreams(cfg, addrs, LH_UPSTREAMS_MAX, source, sizeof source, &origin) == 0) {
+        snprintf(err, errlen, "no upstream to forward to: %.400s", source);
+        return -1;
+    }
+    if (cfg->tls_ca && access(cfg->tls_ca, R_OK) != 0) {
+        snprintf(err, errlen, "tls-ca %s: %s", cfg->tls_ca, strerror(errno));
+        return -1;
+    }
+    const char *q = cfg->query_log;
+    if (q && strcmp(q, "stdout") != 0) {
+        char dir[4096];
+        const char *slash = strrchr(q, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - q) + (slash == q) : 1,
+                 slash ? q : ".");
+        if (access(q, F_OK) == 0 ? access(q, W_OK) != 0 : access(dir, W_OK) != 0) {
+            snprintf(err, errlen, "query-log: cannot open %s: %s", q, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int cmd_check_config(lh_config *cfg)
 {
     char err[LH_ERR_MAX];
     if (!cfg->allow_root && !target_user(cfg, err, sizeof err)) {
+        fprintf(stderr, "loophole: %s\n", err);
+        return 1;
+    }
+    if (check_start_files(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "loophole: %s\n", err);
         return 1;
     }

@@ -85,6 +85,19 @@ out=$(timeout 20 "$LOOPHOLE" serve --listen "$LH_ADDR:53" --fallback-upstream 12
     --control-socket none --no-hosts --resolv-conf "$LH_TMP/no-such-resolv.conf" 2>&1); rc=$?
 check "an explicit --resolv-conf that does not exist: non-zero exit ($rc)" test "$rc" -ne 0 -a "$rc" -ne 124
 expect_match "... with the error" "$out" "no-such-resolv.conf cannot be read: No such file or directory"
+# check-config refuses what serve would refuse at start, with the same words.
+out=$("$LOOPHOLE" check-config --no-hosts --resolv-conf "$LH_TMP/no-such-resolv.conf" 2>&1); rc=$?
+expect_eq "check-config, an explicit --resolv-conf that does not exist: exit 1" "$rc" "1"
+expect_match "... with serve's error" "$out" "no upstream to forward to: resolv-conf .*no-such-resolv.conf cannot be read"
+out=$("$LOOPHOLE" check-config --no-hosts --upstream 127.0.0.1 --tls-ca "$LH_TMP/no-ca.pem" 2>&1); rc=$?
+expect_eq "check-config, a --tls-ca that does not exist: exit 1" "$rc" "1"
+expect_match "... with the error" "$out" "tls-ca .*no-ca.pem: No such file or directory"
+out=$("$LOOPHOLE" check-config --no-hosts --upstream 127.0.0.1 --query-log "$LH_TMP/no-dir/q.log" 2>&1); rc=$?
+expect_eq "check-config, a query log in a folder that does not exist: exit 1" "$rc" "1"
+expect_match "... with serve's error" "$out" "query-log: cannot open .*no-dir/q.log: No such file or directory"
+out=$("$LOOPHOLE" check-config --no-hosts --upstream 127.0.0.1 --query-log "$LH_TMP/q.log" 2>&1); rc=$?
+expect_eq "check-config, a query log that can be created: exit 0" "$rc" "0"
+check "... and check-config did not create it" test ! -e "$LH_TMP/q.log"
 out=$(in_ns timeout 20 "$LOOPHOLE" serve --listen "$LH_ADDR:53" "${LH_NO_UPSTREAM[@]}" \
     --control-socket /run/lh-ctl/control.sock --no-hosts 2>&1); rc=$?
 check "an explicit control socket that cannot be made: non-zero exit ($rc)" test "$rc" -ne 0 -a "$rc" -ne 124
