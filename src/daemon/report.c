@@ -89,12 +89,14 @@ static void dnssec_text(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
     lh_sbuf_printf(b, "dnssec      %s; path %s", dnssec_mode_names[s->cfg->dnssec],
                    g->dnssec_path == LH_DNSSEC_PATH_STRIPS ? "STRIPS DNSSEC"
                                                            : lh_dnssec_path_names[g->dnssec_path]);
-    for (unsigned i = 1; i < LH_DNSSEC_V_COUNT; i++)
+    for (unsigned i = 1; i < LH_DNSSEC_V_COUNT; i++) {
         lh_sbuf_printf(b, "; %s %llu", lh_dnssec_v_names[i], (unsigned long long)st->dnssec[i]);
-    for (unsigned r = 0; r < LH_DNSSEC_REASONS && r < LH_STATS_DNSSEC_REASONS; r++)
-        if (st->dnssec_bogus[r])
-            lh_sbuf_printf(b, " (%s %llu)", lh_dnssec_reason_key((enum lh_dnssec_reason)r),
-                           (unsigned long long)st->dnssec_bogus[r]);
+        if (i != LH_DNSSEC_V_BOGUS) continue;
+        for (unsigned r = 0; r < LH_DNSSEC_REASONS && r < LH_STATS_DNSSEC_REASONS; r++)
+            if (st->dnssec_bogus[r])
+                lh_sbuf_printf(b, " (%s %llu)", lh_dnssec_reason_key((enum lh_dnssec_reason)r),
+                               (unsigned long long)st->dnssec_bogus[r]);
+    }
     lh_sbuf_printf(b, "; downgraded %llu; DS/DNSKEY queries %llu; probes %llu, %llu stripped\n",
                    (unsigned long long)g->dnssec_downgraded,
                    (unsigned long long)g->dnssec_subqueries, (unsigned long long)g->dnssec_probes,
@@ -834,7 +836,7 @@ static void prom_upstreams(const lh_server *s, const lh_snapshot *g, lh_sbuf *b)
                    g->up[k].failures);
     prom_head(b, "loophole_upstream_private", "gauge",
               "1: nothing sent to this upstream crosses the network in plaintext (strict "
-              "DNS over TLS); 0: plain DNS, or tls-mode opportunistic.");
+              "DNS over TLS or HTTPS); 0: plain DNS, or tls-mode opportunistic.");
     for (unsigned k = 0; k < g->nupstreams; k++) {
         unsigned grp;
         const lh_upstream_server *u = upstream_at(s, k, &grp);
