@@ -129,6 +129,65 @@ static bool doh_path_ok(const char *p)
 }
 
 /* https://HOST[:PORT][/PATH][@ADDR][?OPTIONS] (see upstream_addr.h). */
+/* "HOST[:PORT]", HOST an IPv6 literal in brackets: split in place. */
+static int split_host_port(char *a, const char *text, char **host, uint16_t *port, char *err,
+                           size_t errlen)
+{
+    char *port_text = NULL;
+    *host = a;
+    if (*a == '[') {
+        char *close = strchr(a, ']');
+        if (!close) return fail(err, errlen, "'%s': unclosed '[' in the host", text);
+        *host = a + 1;
+        *close = 0;
+        if (close[1] == ':')
+            port_text = close + 2;
+        else if (close[1])
+            return fail(err, errlen, "'%s': junk after the host's ']'", text);
+    } else if ((port_text = strchr(a, ':'))) {
+        *port_text++ = 0;
+    }
+    *port = LH_DOH_PORT;
+    if (port_text) {
+        char *e;
+        unsigned long p = strtoul(port_text, &e, 10);
+        if (!*port_text || *e || p == 0 || p > 65535)
+            return fail(err, errlen, "'%s': '%s' is not a port", text, port_text);
+        *port = (uint16_t)p;
+    }
+    if (!**host) return fail(err, errlen, "'%s': no host", text);
+    if (strlen(*host) >= LH_AUTH_NAME_MAX)
+        return fail(err, errlen, "'%s': the host name is too long", text);
+    return 0;
+}
+
+/* "pin-sha256=BASE64&method=get|post", split in place. */
+static int parse_doh_options(char *opts, const char *text, lh_upstream_tls *tls, char *err,
+                             size_t errlen)
+{
+    for (char *o = opts, *next; o && *o; o = next) {
+        next = strchr(o, '&');
+        if (next) *next++ = 0;
+        if (!strncmp(o, "pin-sha256=", 11)) {
+            if (pin_parse(o + 11, tls->pin) != 0)
+                return fail(err, errlen,
+                            "'%s': expected pin-sha256=BASE64 (the SHA-256 of the server's "
+                            "SubjectPublicKeyInfo, 44 base64 characters)",
+                            text);
+            tls->has_pin = true;
+        } else if (!strcasecmp(o, "method=get")) {
+            tls->doh_get = true;
+        } else if (!strcasecmp(o, "method=post")) {
+            tls->doh_get = false;
+        } else {
+            return fail(err, errlen,
+                        "'%s': unknown option '%s' (pin-sha256=BASE64, method=get, method=post)",
+                        text, o);
+        }
+    }
+    return 0;
+}
+
 static int parse_https(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls, char *err,
                        size_t errlen)
 {
@@ -148,31 +207,9 @@ static int parse_https(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls
     if (slash) *slash = 0;
     if (!doh_path_ok(tls->doh_path))
         return fail(err, errlen, "'%s': '%s' is not a URL path", text, slash ? slash : "");
-    /* HOST[:PORT], HOST an IPv6 literal in brackets */
-    char *host = a, *port_text = NULL;
-    if (*a == '[') {
-        char *close = strchr(a, ']');
-        if (!close) return fail(err, errlen, "'%s': unclosed '[' in the host", text);
-        host = a + 1;
-        *close = 0;
-        if (close[1] == ':')
-            port_text = close + 2;
-        else if (close[1])
-            return fail(err, errlen, "'%s': junk after the host's ']'", text);
-    } else if ((port_text = strchr(a, ':'))) {
-        *port_text++ = 0;
-    }
+    char *host = NULL;
     uint16_t port = LH_DOH_PORT;
-    if (port_text) {
-        char *e;
-        unsigned long p = strtoul(port_text, &e, 10);
-        if (!*port_text || *e || p == 0 || p > 65535)
-            return fail(err, errlen, "'%s': '%s' is not a port", text, port_text);
-        port = (uint16_t)p;
-    }
-    if (!*host) return fail(err, errlen, "'%s': no host", text);
-    if (strlen(host) >= LH_AUTH_NAME_MAX)
-        return fail(err, errlen, "'%s': the host name is too long", text);
+    if (split_host_port(a, text, &host, &port, err, errlen) != 0) return -1;
     bool host_is_ip = ip_literal(host, port, addr) == 0;
     if (!host_is_ip && (!auth_name_ok(host) || strchr(host, ':')))
         return fail(err, errlen, "'%s': '%s' is not a host name or an IP address", text, host);
@@ -201,27 +238,7 @@ static int parse_https(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls
                     "never takes a plaintext lookup: https://%s%s@ADDR",
                     text, host, host, tls->doh_path);
     }
-    for (char *o = opts, *next; o && *o; o = next) {
-        next = strchr(o, '&');
-        if (next) *next++ = 0;
-        if (!strncmp(o, "pin-sha256=", 11)) {
-            if (pin_parse(o + 11, tls->pin) != 0)
-                return fail(err, errlen,
-                            "'%s': expected pin-sha256=BASE64 (the SHA-256 of the server's "
-                            "SubjectPublicKeyInfo, 44 base64 characters)",
-                            text);
-            tls->has_pin = true;
-        } else if (!strcasecmp(o, "method=get")) {
-            tls->doh_get = true;
-        } else if (!strcasecmp(o, "method=post")) {
-            tls->doh_get = false;
-        } else {
-            return fail(err, errlen,
-                        "'%s': unknown option '%s' (pin-sha256=BASE64, method=get, method=post)",
-                        text, o);
-        }
-    }
-    return 0;
+    return parse_doh_options(opts, text, tls, err, errlen);
 }
 
 int lh_upstream_addr_parse(const char *text, lh_sockaddr *addr, lh_upstream_tls *tls, char *err,

@@ -263,10 +263,14 @@ void test_settings(void)
             snprintf(buf, sizeof buf, "%s", s->def);
             char *save = NULL;
             for (char *v = strtok_r(buf, ", ", &save); v; v = strtok_r(NULL, ", ", &save)) {
+                /* set, or commented out where naming the default changes its meaning (a
+                 * hosts-file or resolv-conf named on purpose must exist) */
+                char commented[300];
                 snprintf(want, sizeof want, "\n%s = %s\n", s->key, v);
-                if (!strstr(text, want))
-                    fprintf(stderr, "%s lacks the line '%s'\n", EXAMPLE, want + 1);
-                CHECK(strstr(text, want) != NULL);
+                snprintf(commented, sizeof commented, "\n# %s = %s\n", s->key, v);
+                bool found = strstr(text, want) || strstr(text, commented);
+                if (!found) fprintf(stderr, "%s lacks the line '%s'\n", EXAMPLE, want + 1);
+                CHECK(found);
             }
         } else {
             snprintf(want, sizeof want, "\n# %s = ", s->key);
