@@ -65,6 +65,69 @@ int lh_hosts_load(lh_hosts *h, const char *path, char *err, size_t errlen)
     return rc;
 }
 
+/* The entry of name `n`, made on first sight (its wire name appended to h->names). Returns
+ * its index, or -1 when out of memory. */
+static int64_t entry_for(lh_hosts *h, const lh_name *n, size_t *cap_entries, size_t *cap_names)
+{
+    uint64_t hashes[LH_LABELS_MAX];
+    lh_name_hashes(n, hashes);
+    bool created;
+    uint32_t *v = lh_nameset_upsert(&h->by_name, n, 0, hashes[0], &created);
+    if (!v) return -1;
+    if (!created) return *v;
+    if (h->nentries == *cap_entries) {
+        *cap_entries = *cap_entries ? *cap_entries * 2 : 16;
+        void *e = realloc(h->entries, *cap_entries * sizeof *h->entries);
+        if (!e) return -1;
+        h->entries = e;
+    }
+    if (h->names_len + n->len > *cap_names) {
+        *cap_names = (*cap_names + n->len) * 2;
+        void *nm = realloc(h->names, *cap_names);
+        if (!nm) return -1;
+        h->names = nm;
+    }
+    *v = (uint32_t)h->nentries;
+    h->entries[h->nentries] = (lh_hosts_entry){.name_off = (uint32_t)h->names_len};
+    memcpy(h->names + h->names_len, n->wire, n->len);
+    h->names_len += n->len;
+    return (int64_t)h->nentries++;
+}
+
+/* Groups the (entry, address) pairs into each entry's address runs, in file order, without
+ * duplicates. -1 when out of memory. */
+static int group_addresses(lh_hosts *h, pair *pairs, size_t npairs)
+{
+    if (npairs) qsort(pairs, npairs, sizeof *pairs, cmp_pair);
+    h->addrs4 = malloc(npairs * 4 + 1);
+    h->addrs6 = malloc(npairs * 16 + 1);
+    if (!h->addrs4 || !h->addrs6) return -1;
+    size_t n4 = 0, n6 = 0;
+    for (size_t i = 0; i < npairs; i++) {
+        lh_hosts_entry *e = &h->entries[pairs[i].entry];
+        if (i == 0 || pairs[i - 1].entry != pairs[i].entry) {
+            e->v4_off = (uint32_t)n4;
+            e->v6_off = (uint32_t)n6;
+        }
+        bool v4 = pairs[i].family == AF_INET;
+        size_t alen = v4 ? 4 : 16;
+        uint8_t *base = v4 ? h->addrs4 + (size_t)e->v4_off * 4 : h->addrs6 + (size_t)e->v6_off * 16;
+        unsigned have = v4 ? e->n4 : e->n6, k;
+        for (k = 0; k < have && memcmp(base + k * alen, pairs[i].addr, alen); k++)
+            ;
+        if (k < have || have == UINT16_MAX) continue;
+        memcpy(base + have * alen, pairs[i].addr, alen);
+        if (v4) {
+            e->n4++;
+            n4++;
+        } else {
+            e->n6++;
+            n6++;
+        }
+    }
+    return 0;
+}
+
 int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size_t errlen)
 {
     memset(h, 0, sizeof *h);
@@ -105,31 +168,10 @@ int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size
                 continue;
             }
             if (in_localhost_zone(&n)) continue;
-            uint64_t hashes[LH_LABELS_MAX];
-            lh_name_hashes(&n, hashes);
+            int64_t entry = entry_for(h, &n, &cap_entries, &cap_names);
+            if (entry < 0) goto oom;
+            p.entry = (uint32_t)entry;
             bool created;
-            uint32_t *v = lh_nameset_upsert(&h->by_name, &n, 0, hashes[0], &created);
-            if (!v) goto oom;
-            if (created) {
-                if (h->nentries == cap_entries) {
-                    cap_entries = cap_entries ? cap_entries * 2 : 16;
-                    void *e = realloc(h->entries, cap_entries * sizeof *h->entries);
-                    if (!e) goto oom;
-                    h->entries = e;
-                }
-                if (h->names_len + n.len > cap_names) {
-                    cap_names = (cap_names + n.len) * 2;
-                    void *nm = realloc(h->names, cap_names);
-                    if (!nm) goto oom;
-                    h->names = nm;
-                }
-                *v = (uint32_t)h->nentries;
-                h->entries[h->nentries] = (lh_hosts_entry){.name_off = (uint32_t)h->names_len};
-                memcpy(h->names + h->names_len, n.wire, n.len);
-                h->names_len += n.len;
-                h->nentries++;
-            }
-            p.entry = *v;
             uint32_t *r = lh_nameset_upsert(&h->by_address, &rev, 0, rev_hash[0], &created);
             if (!r) goto oom;
             if (created) /* the first name listed for an address is its canonical name */
@@ -148,35 +190,7 @@ int lh_hosts_load_stream(lh_hosts *h, FILE *f, const char *path, char *err, size
         snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
         goto out;
     }
-
-    /* Group the addresses per entry, in file order, without duplicates. */
-    if (npairs) qsort(pairs, npairs, sizeof *pairs, cmp_pair);
-    h->addrs4 = malloc(npairs * 4 + 1);
-    h->addrs6 = malloc(npairs * 16 + 1);
-    if (!h->addrs4 || !h->addrs6) goto oom;
-    size_t n4 = 0, n6 = 0;
-    for (size_t i = 0; i < npairs; i++) {
-        lh_hosts_entry *e = &h->entries[pairs[i].entry];
-        if (i == 0 || pairs[i - 1].entry != pairs[i].entry) {
-            e->v4_off = (uint32_t)n4;
-            e->v6_off = (uint32_t)n6;
-        }
-        bool v4 = pairs[i].family == AF_INET;
-        size_t alen = v4 ? 4 : 16;
-        uint8_t *base = v4 ? h->addrs4 + (size_t)e->v4_off * 4 : h->addrs6 + (size_t)e->v6_off * 16;
-        unsigned have = v4 ? e->n4 : e->n6, k;
-        for (k = 0; k < have && memcmp(base + k * alen, pairs[i].addr, alen); k++)
-            ;
-        if (k < have || have == UINT16_MAX) continue;
-        memcpy(base + have * alen, pairs[i].addr, alen);
-        if (v4) {
-            e->n4++;
-            n4++;
-        } else {
-            e->n6++;
-            n6++;
-        }
-    }
+    if (group_addresses(h, pairs, npairs) != 0) goto oom;
     rc = 0;
     goto out;
 oom:
