@@ -114,10 +114,11 @@ cg() {
     q=$(sed -n 's/.*Queries completed: *\([0-9]*\).*/\1/p' "$W/perf.$target.$mix")
     local ir
     ir=$(cat "$out"* | awk '/^totals:/ {s += $2} END {printf "%.0f", s}')
+    if [ -n "${LH_BENCH_KEEP:-}" ]; then mkdir -p "$LH_BENCH_KEEP" && cp "$out"* "$LH_BENCH_KEEP/"; fi
     rm -f "$out"*
     printf "%-18s %-5s %9s %12d\n" "$target" "$mix" "${q:-0}" $((ir / ${q:-1}))
 }
 printf '%-18s %-5s %9s %12s\n' target mix queries "Ir/query"
-for t in loophole-validate loophole-process unbound-validate; do
-    for mix in miss hit; do cg $t $mix; done
+for t in ${LH_BENCH_TARGETS:-loophole-validate loophole-process unbound-validate}; do
+    for mix in ${LH_BENCH_MIXES:-miss hit}; do cg $t $mix; done
 done

@@ -32,7 +32,6 @@
  * included; a legitimate answer needs a few dozen. */
 #define MAX_SIGS_PER_RRSET 8 /* RRSIGs checked against keys for one RRset */
 #define MAX_KEYS_PER_SIG 4   /* keys with a signature's tag and algorithm tried for it */
-#define MAX_ZONE_KEYS 64     /* DNSKEYs of a zone considered at all */
 #define MAX_DS 16            /* DS records of a zone considered */
 #define MAX_VERIFICATIONS 1024
 
@@ -274,25 +273,20 @@ static void time_text(time_t t, char *out, size_t cap)
  * expiration. `detail` says which signature failed. */
 static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *rrset,
                                           const ldns_rr_list *sigs_from, const ldns_rdf *zone,
-                                          const ldns_rr_list *keys, char *detail, size_t dcap,
-                                          time_t *expires, bool show)
+                                          keyset *keys, char *detail, size_t dcap, time_t *expires,
+                                          bool show)
 {
     ldns_rr *first = ldns_rr_list_rr(rrset, 0);
     ldns_rr_type t = ldns_rr_get_type(first);
     char owner[1025], *ts = ldns_rr_type2str(t);
     name_text(ldns_rr_owner(first), owner, sizeof owner);
     ldns_rr_list *sigs = select_rrs(sigs_from, ldns_rr_owner(first), LDNS_RR_TYPE_RRSIG, t);
-    ldns_rr_list *cand = ldns_rr_list_new();
     enum lh_dnssec_reason worst = LH_DR_RRSIGS_MISSING;
     snprintf(detail, dcap, "%.200s %s: no RRSIG", owner, ts ? ts : "?");
-    /* the key tags, computed once: the signatures are matched against them */
-    uint16_t tags[MAX_ZONE_KEYS];
-    size_t nkeys = keys ? ldns_rr_list_rr_count(keys) : 0;
-    if (nkeys > MAX_ZONE_KEYS) nkeys = MAX_ZONE_KEYS;
-    for (size_t k = 0; k < nkeys; k++)
-        tags[k] = ldns_calc_keytag(ldns_rr_list_rr(keys, k));
+    /* the key tags and algorithms were computed once, with the key set */
+    size_t nkeys = keys ? keys->n : 0, cand[MAX_KEYS_PER_SIG];
     unsigned tried = 0;
-    for (size_t i = 0; sigs && cand && i < ldns_rr_list_rr_count(sigs); i++) {
+    for (size_t i = 0; sigs && i < ldns_rr_list_rr_count(sigs); i++) {
         ldns_rr *sig = ldns_rr_list_rr(sigs, i);
         uint16_t tag = ldns_rdf2native_int16(ldns_rr_rrsig_keytag(sig));
         uint8_t alg = ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig));
@@ -301,11 +295,9 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
         if (!name_eq(ldns_rr_rrsig_signame(sig), zone)) {
             r = LH_DR_BAD_ANSWER;
         } else {
-            ldns_rr_list_set_rr_count(cand, 0);
-            for (size_t k = 0; k < nkeys && ldns_rr_list_rr_count(cand) < MAX_KEYS_PER_SIG; k++)
-                if (tags[k] == tag && dnskey_alg(ldns_rr_list_rr(keys, k)) == alg)
-                    ldns_rr_list_push_rr(cand, ldns_rr_list_rr(keys, k));
-            size_t nc = ldns_rr_list_rr_count(cand);
+            size_t nc = 0;
+            for (size_t k = 0; k < nkeys && nc < MAX_KEYS_PER_SIG; k++)
+                if (keys->tag[k] == tag && keys->alg[k] == alg) cand[nc++] = k;
             if (nc == 0) {
                 s = LDNS_STATUS_CRYPTO_NO_MATCHING_KEYTAG_DNSKEY;
             } else if (tried == MAX_SIGS_PER_RRSET || v->verifications + nc > MAX_VERIFICATIONS) {
@@ -317,9 +309,8 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
             } else {
                 tried++;
                 v->verifications += (unsigned)nc;
-                ldns_rr_list *good = ldns_rr_list_new();
-                s = ldns_verify_rrsig_keylist_time(rrset, sig, cand, v->now, good);
-                ldns_rr_list_free(good);
+                unsigned crypto = 0;
+                s = lh_dnssec_check_sig(v->cache, rrset, sig, keys, cand, nc, v->now, &crypto);
             }
             r = s == LDNS_STATUS_OK ? LH_DR_NONE : map_status(s);
         }
@@ -354,7 +345,6 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
         }
     }
     ldns_rr_list_free(sigs);
-    ldns_rr_list_free(cand);
     free(ts);
     return worst;
 }
@@ -362,7 +352,7 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
 /* Verifies every RRset of `type` in `l` (one per owner). */
 static enum lh_dnssec_reason verify_all(lh_dnssec_val *v, const ldns_rr_list *l, ldns_rr_type type,
                                         const ldns_rr_list *sigs_from, const ldns_rdf *zone,
-                                        const ldns_rr_list *keys, char *detail, size_t dcap)
+                                        keyset *keys, char *detail, size_t dcap)
 {
     ldns_rr_list *all = select_rrs(l, NULL, type, 0);
     enum lh_dnssec_reason r = LH_DR_NONE;
@@ -384,9 +374,8 @@ static enum lh_dnssec_reason verify_all(lh_dnssec_val *v, const ldns_rr_list *l,
 
 /* Checks that the authority section of `p` proves that qname/qtype does not exist (nx: the
  * name does not; else the type does not), with records signed by `zone`. */
-static void deny(lh_dnssec_val *v, const ldns_pkt *p, const ldns_rdf *zone,
-                 const ldns_rr_list *keys, const ldns_rdf *qname, ldns_rr_type qtype, bool nx,
-                 denial *d)
+static void deny(lh_dnssec_val *v, const ldns_pkt *p, const ldns_rdf *zone, keyset *keys,
+                 const ldns_rdf *qname, ldns_rr_type qtype, bool nx, denial *d)
 {
     memset(d, 0, sizeof *d);
     d->verdict = LH_DNSSEC_BOGUS;
@@ -438,33 +427,31 @@ out:
  * later insertion in the same walk may evict. */
 typedef struct zone_keys {
     ldns_rdf *zone;
-    const ldns_rr_list *keys; /* == own */
-    ldns_rr_list *own;
+    keyset *keys; /* one reference */
 } zone_keys;
 
 static void zone_keys_clear(zone_keys *z)
 {
     ldns_rdf_deep_free(z->zone);
-    ldns_rr_list_deep_free(z->own);
+    lh_keyset_unref(z->keys);
     memset(z, 0, sizeof *z);
 }
 
-static void zone_keys_set(zone_keys *z, const ldns_rdf *zone, const ldns_rr_list *keys)
+static void zone_keys_set(zone_keys *z, const ldns_rdf *zone, keyset *keys)
 {
     ldns_rdf_deep_free(z->zone);
-    ldns_rr_list_deep_free(z->own);
+    lh_keyset_unref(z->keys);
     z->zone = ldns_rdf_clone(zone);
-    z->own = ldns_rr_list_clone(keys);
-    z->keys = z->own;
+    z->keys = lh_keyset_ref(keys);
 }
 
-static void describe_keys(char *out, size_t cap, const ldns_rr_list *keys)
+static void describe_keys(char *out, size_t cap, const keyset *keys)
 {
     lh_sbuf b;
     lh_sbuf_init(&b, out, cap);
-    for (size_t i = 0; i < ldns_rr_list_rr_count(keys); i++) {
-        const ldns_rr *k = ldns_rr_list_rr(keys, i);
-        lh_sbuf_printf(&b, "%s%u/%u%s", i ? ", " : "", ldns_calc_keytag(k), dnskey_alg(k),
+    for (size_t i = 0; i < keys->n; i++) {
+        const ldns_rr *k = ldns_rr_list_rr(keys->keys, i);
+        lh_sbuf_printf(&b, "%s%u/%u%s", i ? ", " : "", keys->tag[i], keys->alg[i],
                        dnskey_flags(k) & 1 ? " KSK" : "");
     }
 }
@@ -483,6 +470,7 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
         return finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_FETCH_FAILED, name, "DNSKEY lookup failed");
     ldns_rr_list *all = select_rrs(ldns_pkt_answer(p), name, LDNS_RR_TYPE_DNSKEY, 0);
     ldns_rr_list *trusted = ldns_rr_list_new(), *usable = ldns_rr_list_new();
+    keyset *tks = NULL, *uks = NULL;
     int rc = STOP;
     char detail[256] = "", keys_text[160], line[sizeof((centry *)0)->desc] = "";
     bool alg_ok = false, digest_ok = false;
@@ -548,23 +536,28 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
         finish(v, LH_DNSSEC_BOGUS, LH_DR_NO_ZONE_KEY, name, "the trusted key has no zone flag");
         goto out;
     }
-    describe_keys(keys_text, sizeof keys_text, trusted);
+    tks = lh_keyset_new(trusted);
+    uks = lh_keyset_new(usable);
+    if (!tks || !uks) {
+        finish(v, LH_DNSSEC_INDETERMINATE, LH_DR_MALFORMED, name, "out of memory");
+        goto out;
+    }
     time_t exp = 0;
     enum lh_dnssec_reason r =
-        verify_rrset(v, all, ldns_pkt_answer(p), name, trusted, detail, sizeof detail, &exp, false);
+        verify_rrset(v, all, ldns_pkt_answer(p), name, tks, detail, sizeof detail, &exp, false);
     if (r != LH_DR_NONE) {
         finish(v, LH_DNSSEC_BOGUS, r, name, "DNSKEY set: %s", detail);
         goto out;
     }
     char zt[1025];
     name_text(name, zt, sizeof zt);
-    describe_keys(keys_text, sizeof keys_text, usable);
+    describe_keys(keys_text, sizeof keys_text, uks);
     snprintf(line, sizeof line, "%.250s -> DNSKEY %.60s %.60s (RRSIG by %.80s)", trust, zt,
              keys_text, v->last_sig);
     uint32_t ttl = min_ttl(all, 86400);
     if (exp > v->now && (uint64_t)(exp - v->now) < ttl) ttl = (uint32_t)(exp - v->now);
-    lh_dnssec_cache_put(v->cache, name, FACT_KEYS, 0, usable, ttl, v->now, line);
-    zone_keys_set(z, name, usable);
+    lh_dnssec_cache_put(v->cache, name, FACT_KEYS, 0, uks, ttl, v->now, line);
+    zone_keys_set(z, name, uks);
     rc = GO;
 out:
     if (rc == GO || v->res.verdict == LH_DNSSEC_INSECURE)
@@ -574,6 +567,8 @@ out:
     ldns_rr_list_free(all);
     ldns_rr_list_free(trusted);
     ldns_rr_list_free(usable);
+    lh_keyset_unref(tks);
+    lh_keyset_unref(uks);
     return rc;
 }
 

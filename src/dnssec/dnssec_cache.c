@@ -2,6 +2,8 @@
  * a fixed table of 4-way buckets; entries expire with their TTLs (see dnssec.h). */
 #include "dnssec_private.h"
 
+#include <openssl/evp.h>
+
 /* ---------------------------------------------------------------- cache */
 
 lh_dnssec_cache *lh_dnssec_cache_new(unsigned entries)
@@ -12,7 +14,10 @@ lh_dnssec_cache *lh_dnssec_cache_new(unsigned entries)
     while (cap < entries && cap < (1u << 20))
         cap <<= 1;
     c->slots = calloc(cap, sizeof *c->slots);
-    if (!c->slots) {
+    c->sigs = calloc(LH_SIGSEEN, sizeof *c->sigs);
+    if (!c->slots || !c->sigs) {
+        free(c->slots);
+        free(c->sigs);
         free(c);
         return NULL;
     }
@@ -23,7 +28,7 @@ lh_dnssec_cache *lh_dnssec_cache_new(unsigned entries)
 static void centry_clear(centry *e)
 {
     ldns_rdf_deep_free(e->name);
-    ldns_rr_list_deep_free(e->keys);
+    lh_keyset_unref(e->keys);
     memset(e, 0, sizeof *e);
 }
 
@@ -33,6 +38,11 @@ void lh_dnssec_cache_free(lh_dnssec_cache *c)
     for (unsigned i = 0; i < c->cap; i++)
         centry_clear(&c->slots[i]);
     free(c->slots);
+    free(c->sigs);
+    for (unsigned i = 0; i < LH_MDS; i++)
+        EVP_MD_free(c->md[i]);
+    EVP_MD_CTX_free(c->mdctx);
+    if (c->buf) ldns_buffer_free(c->buf);
     free(c);
 }
 
@@ -75,10 +85,10 @@ const centry *lh_dnssec_cache_get(lh_dnssec_cache *c, const ldns_rdf *name, time
     return NULL;
 }
 
-/* Stores a fact; keys are copied. Replaces the same name, else a free or expired slot, else the
- * entry of the bucket that expires first. */
+/* Stores a fact with a reference to keys. Replaces the same name, else a free or expired slot, else
+ * the entry of the bucket that expires first. */
 void lh_dnssec_cache_put(lh_dnssec_cache *c, const ldns_rdf *name, enum fact f, uint8_t reason,
-                         const ldns_rr_list *keys, uint32_t ttl, time_t now, const char *desc)
+                         keyset *keys, uint32_t ttl, time_t now, const char *desc)
 {
     if (!c || !c->cap || ttl == 0) return;
     uint64_t h = name_hash(name);
@@ -95,8 +105,8 @@ void lh_dnssec_cache_put(lh_dnssec_cache *c, const ldns_rdf *name, enum fact f, 
     }
     centry_clear(slot);
     slot->name = ldns_rdf_clone(name);
-    slot->keys = keys ? ldns_rr_list_clone(keys) : NULL;
-    if (!slot->name || (keys && !slot->keys)) {
+    slot->keys = lh_keyset_ref(keys);
+    if (!slot->name) {
         centry_clear(slot);
         return;
     }

@@ -183,15 +183,56 @@ struct lh_dnssec_anchors {
  * closer (then *nta is set). */
 const anchor *lh_dnssec_anchor_closest(const lh_dnssec_anchors *a, const ldns_rdf *name, bool *nta);
 
+/* ---------------------------------------------------------------- key sets (dnssec_crypto.c) */
+
+#define MAX_ZONE_KEYS 64 /* DNSKEYs of a zone considered at all */
+
+/* A zone's validated DNSKEYs with what checking a signature needs of each, computed once: the
+ * key tag, the algorithm and the OpenSSL key (built on first use). Shared by the cache entry
+ * and the validations that use it, so that an eviction during a walk frees nothing in use. */
+typedef struct keyset {
+    unsigned refs;
+    size_t n;
+    ldns_rr_list *keys; /* deep, n records */
+    uint16_t tag[MAX_ZONE_KEYS];
+    uint8_t alg[MAX_ZONE_KEYS];
+    uint8_t pk_state[MAX_ZONE_KEYS]; /* 1: pk[i] was built (NULL: the key does not parse) */
+    struct evp_pkey_st *pk[MAX_ZONE_KEYS];
+} keyset;
+
+/* A copy of the first MAX_ZONE_KEYS records of `keys`, one reference. */
+keyset *lh_keyset_new(const ldns_rr_list *keys);
+keyset *lh_keyset_ref(keyset *k);
+void lh_keyset_unref(keyset *k);
+
+/* Checks `sig` over `rrset` with the keys cand[0..ncand) of ks (the caller matched their tag and
+ * algorithm), as ldns_verify_rrsig_keylist_time does: LDNS_STATUS_OK, or why not (a bad
+ * signature, or the validity window once a key verified it). *crypto counts the public-key
+ * operations made; a signature verified before over the same data with the same key costs none.
+ * c may be NULL (no memory of verified signatures). */
+typedef struct lh_dnssec_cache lh_dnssec_cache;
+ldns_status lh_dnssec_check_sig(lh_dnssec_cache *c, const ldns_rr_list *rrset, const ldns_rr *sig,
+                                keyset *ks, const size_t *cand, size_t ncand, time_t now,
+                                unsigned *crypto);
+
 /* ---------------------------------------------------------------- cache (dnssec_cache.c) */
 
 enum fact { FACT_KEYS = 1, FACT_NOCUT, FACT_INSECURE };
 
+/* A signature that verified: SHA-256 of (DNSKEY RDATA, signed data, signature), until the
+ * signature's expiration. */
+typedef struct lh_sigseen {
+    uint8_t digest[32];
+    time_t expires;
+} lh_sigseen;
+#define LH_SIGSEEN 8192 /* per cache (per loop): 320 KiB */
+#define LH_MDS 4        /* SHA1, SHA256, SHA384, SHA512 */
+
 typedef struct centry {
     uint64_t hash;
     time_t expires;
-    ldns_rdf *name;     /* canonical */
-    ldns_rr_list *keys; /* FACT_KEYS: the zone's usable DNSKEYs (deep) */
+    ldns_rdf *name; /* canonical */
+    keyset *keys;   /* FACT_KEYS: the zone's usable DNSKEYs (one reference) */
     uint8_t fact;
     uint8_t reason; /* FACT_INSECURE: why */
     char desc[480]; /* the chain line, shown again when the fact is reused */
@@ -201,14 +242,19 @@ struct lh_dnssec_cache {
     centry *slots;
     unsigned cap; /* power of two; looked up in 4-way buckets */
     uint64_t hits, misses, inserts, evictions;
+    uint64_t sig_checks, sig_hits; /* public-key operations made; ones a remembered result saved */
+    lh_sigseen *sigs;              /* LH_SIGSEEN, 4-way buckets */
+    struct evp_md_st *md[LH_MDS];  /* fetched on first use */
+    struct evp_md_ctx_st *mdctx;   /* for the digests of sigs */
+    ldns_buffer *buf;              /* the signed data being checked */
 };
 
 /* The live entry for `name`, or NULL. The pointer is valid until the next lh_dnssec_cache_put. */
 const centry *lh_dnssec_cache_get(lh_dnssec_cache *c, const ldns_rdf *name, time_t now);
-/* Stores a fact; keys are copied. Replaces the same name, else a free or expired slot, else the
- * entry of the bucket that expires first. */
+/* Stores a fact with a reference to keys. Replaces the same name, else a free or expired slot, else
+ * the entry of the bucket that expires first. */
 void lh_dnssec_cache_put(lh_dnssec_cache *c, const ldns_rdf *name, enum fact f, uint8_t reason,
-                         const ldns_rr_list *keys, uint32_t ttl, time_t now, const char *desc);
+                         keyset *keys, uint32_t ttl, time_t now, const char *desc);
 
 /* ---------------------------------------------------------------- denial (dnssec_denial.c) */
 
