@@ -127,6 +127,13 @@ enum { LH_DNSSEC_DONE = 0, LH_DNSSEC_NEED = 1 };
 lh_dnssec_val *lh_dnssec_val_new(const lh_dnssec_anchors *a, lh_dnssec_cache *c, const uint8_t *msg,
                                  size_t len, const uint8_t *qname, uint16_t qtype, time_t now);
 void lh_dnssec_val_free(lh_dnssec_val *v);
+/* The caller will not read result.chain (the daemon): the chain lines are not written, which
+ * saves formatting every name and signature of every validation. */
+void lh_dnssec_val_quiet(lh_dnssec_val *v);
+/* The i-th zone (presentation form) whose keys verified a signature during the validation,
+ * whatever the verdict: a zone proven signed. NULL past the last (at most LH_DNSSEC_SIGNERS). */
+#define LH_DNSSEC_SIGNERS 8
+const char *lh_dnssec_val_signer(const lh_dnssec_val *v, unsigned i);
 /* Advances the validation: LH_DNSSEC_DONE (the result is ready) or LH_DNSSEC_NEED (`need` says
  * what to fetch; answer it with lh_dnssec_val_provide, then call run again). */
 int lh_dnssec_val_run(lh_dnssec_val *v, lh_dnssec_need *need);

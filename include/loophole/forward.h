@@ -19,6 +19,7 @@
 #include "loophole/validate.h"
 
 typedef struct lh_pending lh_pending;
+typedef struct lh_subquery lh_subquery;
 
 /* What the forwarder reads and reports to: the daemon's server (server.c) or the scenario
  * runner. Answers go to each query's own reply handle (reply.h); the forwarder owns no
@@ -71,6 +72,7 @@ typedef struct lh_forwarder {
     lh_timer probe_timer;
     lh_upstream_req *probe_req;
     bool probe_on;
+    lh_subquery *subqueries;     /* DS/DNSKEY sub-queries in flight, each shared by its waiters */
     uint8_t work[LH_MSG_MAX];    /* an upstream answer being checked and trimmed */
     uint8_t out[2 + LH_MSG_MAX]; /* answers to waiters are built here (2: a TCP prefix) */
 } lh_forwarder;

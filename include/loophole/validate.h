@@ -36,6 +36,7 @@ typedef struct lh_validator {
     enum lh_dnssec_path path;
     uint64_t reprobe_at_ms; /* when an unsigned answer last caused a probe (forwarder's clock) */
     uint64_t probes, probes_stripped, downgraded, subqueries;
+    uint64_t subqueries_joined; /* DS/DNSKEY needs met by a sub-query already in flight */
 } lh_validator;
 
 /* Loads the trust anchors when cfg->dnssec validates (reads files: start-up only). 0, or -1
@@ -49,8 +50,10 @@ static inline bool lh_validator_on(const lh_validator *v)
 
 /* Remembers `zone` (presentation form, as in lh_dnssec_result.zone) as signed. */
 void lh_validator_note_signed(lh_validator *v, const char *zone);
-/* Remembers every zone that signed records of `msg` (a secure answer: the signatures held). */
-void lh_validator_note_signers(lh_validator *v, const uint8_t *msg, size_t len);
+/* Remembers every zone whose keys verified a signature in `val` (lh_dnssec_val_signer): only
+ * signatures that verified count, never an RRSIG record merely present in an answer, so that
+ * forged RRSIGs cannot mark a zone as signed and block its downgrade. */
+void lh_validator_note_validated(lh_validator *v, const lh_dnssec_val *val);
 /* Is `qname` (wire form) at or below a zone remembered as signed? That zone (the closest) goes
  * to `zone`. */
 bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone, size_t cap);

@@ -171,7 +171,11 @@ struct lh_dnssec_val {
     /* the piece being checked */
     enum lh_dnssec_verdict piece;
     enum lh_dnssec_reason piece_reason;
-    char piece_zone[256];    /* where the piece became insecure */
+    char piece_zone[256]; /* where the piece became insecure */
+    bool quiet;           /* no chain lines (lh_dnssec_val_quiet) */
+    /* the zones whose keys verified a signature, over all the runs (lh_dnssec_val_signer) */
+    char signers[LH_DNSSEC_SIGNERS][256];
+    unsigned nsigners;
     char last_sig[160];      /* the signature verify_rrset accepted last, for chain lines */
     uint8_t last_sig_labels; /* and its labels field (wildcard expansion) */
 };
@@ -190,6 +194,7 @@ static void chain_line(lh_dnssec_val *v, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void chain_line(lh_dnssec_val *v, const char *fmt, ...)
 {
+    if (v->quiet) return;
     char line[512];
     va_list ap;
     va_start(ap, fmt);
@@ -268,6 +273,16 @@ static void time_text(time_t t, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Remembers that `zone`'s keys verified a signature (a zone proven signed). */
+static void note_signer(lh_dnssec_val *v, const ldns_rdf *zone)
+{
+    char t[256];
+    name_text(zone, t, sizeof t);
+    for (unsigned i = 0; i < v->nsigners; i++)
+        if (!strcmp(v->signers[i], t)) return;
+    if (v->nsigners < LH_DNSSEC_SIGNERS) memcpy(v->signers[v->nsigners++], t, sizeof t);
+}
+
 /* Verifies an RRset (all records of one owner and type) with the keys of `zone` using the
  * RRSIGs in `sigs_from`. Returns LH_DR_NONE or the reason; *expires gets the signature's
  * expiration. `detail` says which signature failed. */
@@ -315,19 +330,22 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
             r = s == LDNS_STATUS_OK ? LH_DR_NONE : map_status(s);
         }
         if (r == LH_DR_NONE) {
-            char from[32], to[32];
+            note_signer(v, zone);
             *expires = ldns_rdf2native_time_t(ldns_rr_rrsig_expiration(sig));
+            v->last_sig_labels = ldns_rdf2native_int8(ldns_rr_rrsig_labels(sig));
+            worst = LH_DR_NONE;
+            /* last_sig describes DS and DNSKEY sets in the cached chain lines (show false) */
+            if (v->quiet && show) break;
+            char from[32], to[32];
             time_text(ldns_rdf2native_time_t(ldns_rr_rrsig_inception(sig)), from, sizeof from);
             time_text(*expires, to, sizeof to);
             char z[1025];
             name_text(zone, z, sizeof z);
-            v->last_sig_labels = ldns_rdf2native_int8(ldns_rr_rrsig_labels(sig));
             snprintf(v->last_sig, sizeof v->last_sig, "key %u alg %u, valid %s..%s", tag,
                      ldns_rdf2native_int8(ldns_rr_rrsig_algorithm(sig)), from, to);
             if (show)
                 chain_line(v, "  RRSIG %s %s by %s %s: verified", owner, ts ? ts : "?", z,
                            v->last_sig);
-            worst = LH_DR_NONE;
             break;
         }
         if (worst == LH_DR_RRSIGS_MISSING || reason_rank(r) > reason_rank(worst)) {
@@ -970,6 +988,16 @@ lh_dnssec_val *lh_dnssec_val_new(const lh_dnssec_anchors *a, lh_dnssec_cache *c,
     v->qname = ql ? ldns_dname_new_frm_data((uint16_t)ql, qname) : NULL;
     if (v->qname && ldns_wire2pkt(&v->pkt, msg, len) != LDNS_STATUS_OK) v->pkt = NULL;
     return v;
+}
+
+const char *lh_dnssec_val_signer(const lh_dnssec_val *v, unsigned i)
+{
+    return i < v->nsigners ? v->signers[i] : NULL;
+}
+
+void lh_dnssec_val_quiet(lh_dnssec_val *v)
+{
+    v->quiet = true;
 }
 
 void lh_dnssec_val_free(lh_dnssec_val *v)

@@ -55,11 +55,40 @@ static inline ldns_rdf *name_wildcard(const ldns_rdf *parent)
     return w;
 }
 
+/* The presentation form of a name, as ldns_rdf2str writes it (special characters escaped as
+ * \c, the unprintable as \DDD), without its allocations: the validation names every zone and
+ * owner it looks at for its chain lines. Truncated to cap. */
 static inline void name_text(const ldns_rdf *d, char *out, size_t cap)
 {
-    char *s = d ? ldns_rdf2str(d) : NULL;
-    snprintf(out, cap, "%s", s ? s : "?");
-    free(s);
+    if (!cap) return;
+    if (!d || ldns_rdf_get_type(d) != LDNS_RDF_TYPE_DNAME) {
+        char *s = d ? ldns_rdf2str(d) : NULL;
+        snprintf(out, cap, "%s", s ? s : "?");
+        free(s);
+        return;
+    }
+    const uint8_t *p = ldns_rdf_data(d);
+    size_t n = ldns_rdf_size(d), i = 0, o = 0;
+    if (n == 0 || p[0] == 0) {
+        snprintf(out, cap, ".");
+        return;
+    }
+    while (i < n && p[i] && o + 6 < cap) {
+        size_t len = p[i++];
+        for (size_t k = 0; k < len && i < n && o + 6 < cap; k++, i++) {
+            uint8_t c = p[i];
+            if (c == '.' || c == ';' || c == '(' || c == ')' || c == '\\') {
+                out[o++] = '\\';
+                out[o++] = (char)c;
+            } else if (c <= 0x20 || c >= 0x7f) {
+                o += (size_t)snprintf(out + o, cap - o, "\\%03u", c);
+            } else {
+                out[o++] = (char)c;
+            }
+        }
+        out[o++] = '.';
+    }
+    out[o] = 0;
 }
 
 /* Length of an uncompressed wire name, or 0 if it is not one. */

@@ -44,16 +44,34 @@ struct lh_pending {
     lh_waiter *waiters;
     unsigned nwaiters;
     size_t qlen, question_end;
-    /* dnssec = validate: the validation under way (its DS/DNSKEY sub-queries go out one at a
-     * time as p->req, within the question's deadline), the answer it judges, and the verdict
-     * (LH_DNSSEC_V_*) with its reason once known. */
+    /* dnssec = validate: the validation under way (it waits for one DS/DNSKEY sub-query at a
+     * time, `sub`, shared with every validation that needs the same RRset, within the
+     * question's deadline), the answer it judges, and the verdict (LH_DNSSEC_V_*) with its
+     * reason once known. */
     lh_dnssec_val *val;
+    lh_subquery *sub;
+    lh_pending *sub_next; /* the next validation waiting for `sub` */
     uint8_t *held;
     size_t held_len;
     uint8_t dnssec, dnssec_reason;
     bool ad;             /* the answer may carry AD (to clients that set DO or AD) */
     bool trusted_answer; /* it came from a trusted upstream (dnssec = process) */
     uint8_t query[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11]; /* as sent upstream */
+};
+
+/* A DS or DNSKEY question in flight for validations. Concurrent misses in one zone need the same
+ * DNSKEY (and the same DS RRsets on the way down from the trust anchor): the first validation
+ * asks, the others join its sub-query, and its answer resumes them all. Owned by the forwarder's
+ * list; freed when answered, or when its last waiter ends first (the try is cancelled). */
+struct lh_subquery {
+    lh_subquery *next;
+    lh_forwarder *f;
+    lh_upstream_req *req;
+    lh_pending *waiters, **tail; /* linked by sub_next */
+    unsigned group;
+    uint16_t type;
+    size_t name_len;
+    uint8_t name[LH_NAME_MAX]; /* wire form, as the validator asked (compared without case) */
 };
 
 static uint64_t pending_hash(const lh_cache_key *k)
@@ -75,6 +93,7 @@ static lh_pending *pending_find(lh_forwarder *f, const lh_cache_key *k, uint64_t
 
 static void on_deadline(lh_timer *t);
 static void probe_start(lh_timer *t);
+static void subquery_leave(lh_forwarder *f, lh_pending *p);
 
 int lh_forward_init(lh_forwarder *f, const lh_forward_env *env, const lh_forward_seams *seams,
                     char *err, size_t errlen)
@@ -262,6 +281,7 @@ static void pending_end(lh_forwarder *f, lh_pending *p, const uint8_t *answer, s
     bool head = f->dl_head == p;
     pending_unlink(f, p);
     if (p->req) lh_upstream_cancel(p->req);
+    if (p->sub) subquery_leave(f, p);
     if (p->val) lh_dnssec_val_free(p->val);
     free(p->held);
     for (lh_waiter *w = p->waiters, *next; w; w = next) {
@@ -473,7 +493,7 @@ static void validation_done(lh_forwarder *f, lh_pending *p)
                                                     : LH_DNSSEC_V_INDETERMINATE;
     char qn[LH_NAME_MAX * 4 + 1];
     lh_name_to_text(p->name.wire, qn, sizeof qn);
-    if (v == LH_DNSSEC_V_SECURE) lh_validator_note_signers(&f->val, p->held, p->held_len);
+    lh_validator_note_validated(&f->val, p->val);
     if (v == LH_DNSSEC_V_BOGUS && f->val.mode == LH_DNSSEC_MODE_DOWNGRADE &&
         f->val.path == LH_DNSSEC_PATH_STRIPS && missing_data(r->reason)) {
         char seen[LH_NAME_MAX * 4 + 2];
@@ -519,15 +539,74 @@ static void validation_done(lh_forwarder *f, lh_pending *p)
 
 static void validation_step(lh_forwarder *f, lh_pending *p);
 
+static void subquery_unlink(lh_forwarder *f, lh_subquery *s)
+{
+    for (lh_subquery **pp = &f->subqueries; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+}
+
+/* p stops waiting for its sub-query (it ended first); the last waiter to leave cancels it. */
+static void subquery_leave(lh_forwarder *f, lh_pending *p)
+{
+    lh_subquery *s = p->sub;
+    for (lh_pending **pp = &s->waiters; *pp; pp = &(*pp)->sub_next)
+        if (*pp == p) {
+            *pp = p->sub_next;
+            if (s->tail == &p->sub_next) s->tail = pp;
+            break;
+        }
+    p->sub = NULL;
+    p->sub_next = NULL;
+    if (s->waiters) return;
+    subquery_unlink(f, s);
+    if (s->req) lh_upstream_cancel(s->req);
+    free(s);
+}
+
 static void on_subquery(void *arg, int status, const uint8_t *answer, size_t len,
                         const lh_upstream_server *server)
 {
     (void)server;
-    lh_pending *p = arg;
-    p->req = NULL;
+    lh_subquery *s = arg;
+    lh_forwarder *f = s->f;
+    subquery_unlink(f, s); /* a validation resumed below that needs it again asks anew */
     if (status != 0) len = 0;
-    lh_dnssec_val_provide(p->val, answer, len);
-    validation_step(p->f, p);
+    /* Every waiter gets the answer before any resumes: `answer` lives until this returns, and
+     * a resumed validation may end, or wait on another sub-query (relinking its sub_next). */
+    for (lh_pending *p = s->waiters; p; p = p->sub_next)
+        lh_dnssec_val_provide(p->val, answer, len);
+    for (lh_pending *p = s->waiters, *next; p; p = next) {
+        next = p->sub_next;
+        p->sub = NULL;
+        p->sub_next = NULL;
+        validation_step(f, p);
+    }
+    free(s);
+}
+
+/* Wire names alike but for ASCII case (a length byte is below 64: lowering it changes nothing). */
+static bool wire_equal_nocase(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x += 32;
+        if (y >= 'A' && y <= 'Z') y += 32;
+        if (x != y) return false;
+    }
+    return true;
+}
+
+/* The sub-query in flight for this need, if any. */
+static lh_subquery *subquery_find(lh_forwarder *f, unsigned group, const lh_dnssec_need *need)
+{
+    for (lh_subquery *s = f->subqueries; s; s = s->next)
+        if (s->group == group && s->type == need->type && s->name_len == need->name_len &&
+            wire_equal_nocase(s->name, need->name, need->name_len))
+            return s;
+    return NULL;
 }
 
 /* A DS or DNSKEY question as the validator needs it: RD, CD (the upstream hands over what it
@@ -558,13 +637,35 @@ static void validation_step(lh_forwarder *f, lh_pending *p)
 {
     lh_dnssec_need need;
     while (lh_dnssec_val_run(p->val, &need) == LH_DNSSEC_NEED) {
-        uint8_t q[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11];
-        size_t qlen = build_subquery(f, &need, q);
-        p->req = lh_upstream_send(&f->upstream, p->group, q, qlen, on_subquery, p);
-        if (p->req) {
+        lh_subquery *s = subquery_find(f, p->group, &need);
+        if (s) { /* resumed in the order they came */
+            *s->tail = p;
+            s->tail = &p->sub_next;
+            p->sub = s;
+            f->val.subqueries_joined++;
+            return;
+        }
+        s = calloc(1, sizeof *s);
+        if (s && need.name_len <= sizeof s->name) {
+            uint8_t q[LH_DNS_HEADER_LEN + LH_NAME_MAX + 4 + 11];
+            size_t qlen = build_subquery(f, &need, q);
+            s->req = lh_upstream_send(&f->upstream, p->group, q, qlen, on_subquery, s);
+        }
+        if (s && s->req) {
+            s->f = f;
+            s->group = p->group;
+            s->type = need.type;
+            s->name_len = need.name_len;
+            memcpy(s->name, need.name, need.name_len);
+            s->waiters = p;
+            s->tail = &p->sub_next;
+            s->next = f->subqueries;
+            f->subqueries = s;
+            p->sub = s;
             f->val.subqueries++;
             return;
         }
+        free(s);
         lh_dnssec_val_provide(p->val, NULL, 0); /* over the in-flight bound: indeterminate */
     }
     validation_done(f, p);
@@ -578,6 +679,7 @@ static void validation_start(lh_forwarder *f, lh_pending *p, const uint8_t *answ
         p->held_len = len;
         p->val = lh_dnssec_val_new(f->val.anchors, f->val.keys, answer, len, p->name.wire,
                                    p->key.qtype, (time_t)lh_clock_unix(f->clock));
+        if (p->val) lh_dnssec_val_quiet(p->val);
     }
     if (!p->val) {
         lh_warn("dnssec: out of memory for a validation");

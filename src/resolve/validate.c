@@ -73,21 +73,11 @@ void lh_validator_note_signed(lh_validator *v, const char *zone)
     b[v->signed_next++ % WAYS] = h; /* a full bucket: replace in turn */
 }
 
-void lh_validator_note_signers(lh_validator *v, const uint8_t *msg, size_t len)
+void lh_validator_note_validated(lh_validator *v, const lh_dnssec_val *val)
 {
-    ldns_pkt *p = NULL;
-    if (ldns_wire2pkt(&p, msg, len) != LDNS_STATUS_OK) return;
-    ldns_rr_list *secs[2] = {ldns_pkt_answer(p), ldns_pkt_authority(p)};
-    for (unsigned k = 0; k < 2; k++)
-        for (size_t i = 0; i < ldns_rr_list_rr_count(secs[k]); i++) {
-            ldns_rr *rr = ldns_rr_list_rr(secs[k], i);
-            ldns_rdf *signer = ldns_rr_rrsig_signame(rr);
-            if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_RRSIG || !signer) continue;
-            char *text = ldns_rdf2str(signer);
-            if (text) lh_validator_note_signed(v, text);
-            free(text);
-        }
-    ldns_pkt_free(p);
+    const char *zone;
+    for (unsigned i = 0; (zone = lh_dnssec_val_signer(val, i)) != NULL; i++)
+        lh_validator_note_signed(v, zone);
 }
 
 bool lh_validator_under_signed(const lh_validator *v, const uint8_t *qname, char *zone, size_t cap)
