@@ -130,8 +130,9 @@ void lh_dnssec_val_free(lh_dnssec_val *v);
 /* The caller will not read result.chain (the daemon): the chain lines are not written, which
  * saves formatting every name and signature of every validation. */
 void lh_dnssec_val_quiet(lh_dnssec_val *v);
-/* The i-th zone (presentation form) whose keys verified a signature during the validation,
- * whatever the verdict: a zone proven signed. NULL past the last (at most LH_DNSSEC_SIGNERS). */
+/* The i-th zone (presentation form) whose keys verified a signature over the answer's own
+ * records (an RRset of its chain, its denial), whatever the verdict: a zone proven signed. NULL
+ * past the last (at most LH_DNSSEC_SIGNERS). */
 #define LH_DNSSEC_SIGNERS 8
 const char *lh_dnssec_val_signer(const lh_dnssec_val *v, unsigned i);
 /* Advances the validation: LH_DNSSEC_DONE (the result is ready) or LH_DNSSEC_NEED (`need` says

@@ -273,7 +273,8 @@ static void time_text(time_t t, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Remembers that `zone`'s keys verified a signature (a zone proven signed). */
+/* Remembers that `zone`'s keys verified a signature of the answer itself (its RRsets or its
+ * denial): a zone proven signed, as the downgrade protection needs it (validate.h). */
 static void note_signer(lh_dnssec_val *v, const ldns_rdf *zone)
 {
     char t[256];
@@ -330,7 +331,6 @@ static enum lh_dnssec_reason verify_rrset(lh_dnssec_val *v, const ldns_rr_list *
             r = s == LDNS_STATUS_OK ? LH_DR_NONE : map_status(s);
         }
         if (r == LH_DR_NONE) {
-            note_signer(v, zone);
             *expires = ldns_rdf2native_time_t(ldns_rr_rrsig_expiration(sig));
             v->last_sig_labels = ldns_rdf2native_int8(ldns_rr_rrsig_labels(sig));
             worst = LH_DR_NONE;
@@ -779,6 +779,7 @@ static int check_positive(lh_dnssec_val *v, const ldns_rr_list *rrset)
         st = finish(v, LH_DNSSEC_BOGUS, r, z.zone, "%s", detail);
         goto out;
     }
+    note_signer(v, z.zone);
     /* Wildcard expansion (RFC 4035 5.3.4): the RRSIG has fewer labels than the owner, so the
      * answer must prove that the name itself does not exist. */
     unsigned ol = ldns_dname_label_count(owner);
@@ -873,6 +874,7 @@ static int check_negative(lh_dnssec_val *v, const ldns_rdf *sname, bool nx)
     denial d;
     deny(v, p, z.zone, z.keys, sname, v->qtype, nx, &d);
     char *ts = ldns_rr_type2str(v->qtype);
+    if (d.verdict != LH_DNSSEC_BOGUS) note_signer(v, z.zone); /* its SOA and NSEC(3)s verified */
     if (d.verdict == LH_DNSSEC_BOGUS) {
         /* Unsigned NSEC/SOA, or none at all, from a secure zone: stripped or forged. */
         st = finish(v, LH_DNSSEC_BOGUS, d.reason, z.zone, "%s %s %s: %s",

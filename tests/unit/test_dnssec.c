@@ -197,6 +197,34 @@ static enum lh_dnssec_verdict run(world *w, lh_dnssec_anchors *a, lh_dnssec_cach
     return lh_dnssec_validate(a, c, msg, n, wire_name(qname, q), qtype, now, fetch, w, res);
 }
 
+/* An RRSIG present in the answer but never verified (another signer's, in the authority
+ * section) does not make its zone "seen signed": only a signature that verified does. */
+static void test_signers_verified(world *w, lh_dnssec_anchors *a, lh_dnssec_cache *cache)
+{
+    ldns_rr_list *an = ldns_rr_list_new(), *set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
+    signed_set(an, set, w->kc, true);
+    ldns_rr *forged = ldns_rr_clone(ldns_rr_list_rr(an, 1));
+    ldns_rdf_deep_free(ldns_rr_set_rdf(forged, ldns_dname_new_frm_str("victim.t."), 7));
+    ldns_rr_set_owner(forged, ldns_dname_new_frm_str("victim.t."));
+    ldns_rr_list *ns = one(forged);
+    uint8_t msg[4096], q[256];
+    size_t n = make_msg(msg, sizeof msg, "www.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, ns);
+    CHECK(n > 0);
+    lh_dnssec_val *v =
+        lh_dnssec_val_new(a, cache, msg, n, wire_name("www.c.t.", q), LDNS_RR_TYPE_A, T0);
+    lh_dnssec_need need;
+    uint8_t buf[4096];
+    for (int i = 0; i < 8 && lh_dnssec_val_run(v, &need) == LH_DNSSEC_NEED; i++)
+        lh_dnssec_val_provide(v, buf, fetch(w, &need, buf, sizeof buf));
+    CHECK_EQ(lh_dnssec_val_result(v)->verdict, LH_DNSSEC_SECURE);
+    CHECK_STR(lh_dnssec_val_signer(v, 0), "c.t.");
+    CHECK(lh_dnssec_val_signer(v, 1) == NULL);
+    lh_dnssec_val_free(v);
+    ldns_rr_list_deep_free(set);
+    ldns_rr_list_deep_free(an);
+    ldns_rr_list_deep_free(ns);
+}
+
 static void set_owner(ldns_rr_list *l, const char *owner)
 {
     for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
@@ -540,7 +568,11 @@ void test_dnssec(void)
     CHECK_EQ(lh_dnssec_val_result(v)->verdict, LH_DNSSEC_SECURE);
     CHECK(strstr(lh_dnssec_val_result(v)->chain, "RRSIG www.c.t. A by c.t.") != NULL);
     CHECK_EQ(lh_dnssec_val_provide(v, buf, 1), -1); /* nothing was asked */
+    /* the zone whose keys verified the answer: the downgrade protection's "seen signed" */
+    CHECK_STR(lh_dnssec_val_signer(v, 0), "c.t.");
+    CHECK(lh_dnssec_val_signer(v, 1) == NULL);
     lh_dnssec_val_free(v);
+    test_signers_verified(&w, a, cache);
 
     /* The same answer again: both zones' keys come from the cache, no lookup. */
     lh_dnssec_cache_stats st;
