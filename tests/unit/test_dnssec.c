@@ -205,6 +205,7 @@ static void test_signers_verified(world *w, lh_dnssec_anchors *a, lh_dnssec_cach
     signed_set(an, set, w->kc, true);
     ldns_rr *forged = ldns_rr_clone(ldns_rr_list_rr(an, 1));
     ldns_rdf_deep_free(ldns_rr_set_rdf(forged, ldns_dname_new_frm_str("victim.t."), 7));
+    ldns_rdf_deep_free(ldns_rr_owner(forged));
     ldns_rr_set_owner(forged, ldns_dname_new_frm_str("victim.t."));
     ldns_rr_list *ns = one(forged);
     uint8_t msg[4096], q[256];
