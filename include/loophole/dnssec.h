@@ -106,7 +106,7 @@ typedef struct lh_dnssec_result {
     char detail[256];                /* e.g. "RRSIG A www.example. key 4711: signature expired" */
     char chain[LH_DNSSEC_CHAIN_MAX]; /* trust anchor -> DS -> DNSKEY -> RRSIG, one per line */
     unsigned fetches;                /* DS/DNSKEY responses used */
-    unsigned verifications;          /* signature checks made (bounded: KeyTrap) */
+    unsigned verifications;          /* public-key operations made (bounded: KeyTrap) */
     /* Set when the answer's CNAME chain stops at a target it neither answers nor denies (no
      * SOA): the verdict covers the records present; the target's answer is validated apart. */
     char cname_target[1025];

@@ -313,22 +313,14 @@ static void test_forged_proofs(world *w, lh_dnssec_anchors *a, lh_dnssec_cache *
     ldns_rr_list_deep_free(ns);
 }
 
-/* KeyTrap (CVE-2023-50387): a zone publishing many keys with one key tag and an answer with many
- * signatures of that tag must not make the validator try every key with every signature. */
-static void test_keytrap(void)
+/* The child's DNSKEY response becomes its key and nkeys - 1 others sharing its key tag
+ * (different key bytes, same checksum), signed by the child's key. */
+static void same_tag_keys(world *w, int nkeys)
 {
-    world w;
-    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
-    char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
-    /* 40 zone keys sharing the tag of the child's key (different key bytes, same checksum). */
-    enum { NKEYS = 40, NSIGS = 60 };
-    ldns_rr_list *keyset = one(ldns_rr_clone(w.dnskey_c));
-    uint16_t tag = ldns_calc_keytag(w.dnskey_c);
-    for (int j = 1; j < NKEYS; j++) {
-        ldns_rr *k = ldns_rr_clone(w.dnskey_c);
+    ldns_rr_list *keyset = one(ldns_rr_clone(w->dnskey_c));
+    uint16_t tag = ldns_calc_keytag(w->dnskey_c);
+    for (int j = 1; j < nkeys; j++) {
+        ldns_rr *k = ldns_rr_clone(w->dnskey_c);
         uint8_t *kd = ldns_rdf_data(ldns_rr_rdf(k, 3));
         kd[2] = (uint8_t)(kd[2] + j);
         /* bytes 4 and 5 of the key (the high and low halves of a checksum word) restore it */
@@ -339,10 +331,24 @@ static void test_keytrap(void)
         CHECK_EQ(ldns_calc_keytag(k), tag);
         ldns_rr_list_push_rr(keyset, k);
     }
-    ldns_rr_list_deep_free(w.resp_rrs[2]);
-    w.resp_rrs[2] = ldns_rr_list_new();
-    signed_set(w.resp_rrs[2], keyset, w.kc, true);
+    ldns_rr_list_deep_free(w->resp_rrs[2]);
+    w->resp_rrs[2] = ldns_rr_list_new();
+    signed_set(w->resp_rrs[2], keyset, w->kc, true);
     ldns_rr_list_deep_free(keyset);
+}
+
+/* KeyTrap (CVE-2023-50387): a zone publishing many keys with one key tag and an answer with many
+ * signatures of that tag must not make the validator try every key with every signature. */
+static void test_keytrap(void)
+{
+    world w;
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
+             0);
+    enum { NKEYS = 40, NSIGS = 60 };
+    same_tag_keys(&w, NKEYS);
     /* the answer with NSIGS copies of its RRSIG, each with one byte of the signature changed */
     ldns_rr_list *an = ldns_rr_list_new(), *set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
     signed_set(an, set, w.kc, true);
@@ -363,6 +369,62 @@ static void test_keytrap(void)
     CHECK(res->verifications > 0);
     ldns_rr_list_deep_free(set);
     ldns_rr_list_deep_free(an);
+    free(res);
+    lh_dnssec_anchors_free(a);
+    world_free(&w);
+}
+
+/* The budget of public-key operations per validation (128): an answer whose every RRset stays
+ * within the per-RRset bounds (7 bad signatures before the good one, 4 keys of the tag: up to
+ * 32 operations each) but that has five of them needs ~150 in all. Under the budget of the
+ * first version (1024 checks) it was secure after ~150 ECDSA checks; now it is bogus. A chain
+ * of two such RRsets still validates. */
+static void test_verification_cap(void)
+{
+    world w;
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
+             0);
+    same_tag_keys(&w, 4);
+    static const char *const links[] = {
+        "www.c.t. 3600 IN CNAME a.c.t.", "a.c.t. 3600 IN CNAME b.c.t.",
+        "b.c.t. 3600 IN CNAME d.c.t.", "d.c.t. 3600 IN CNAME e.c.t.", "e.c.t. 3600 IN A 192.0.2.9"};
+    lh_dnssec_result *res = malloc(sizeof *res);
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: www -> a -> b -> d -> e A (5 RRsets); pass 1: d -> e A (2 RRsets) */
+        int first = pass ? 3 : 0;
+        ldns_rr_list *an = ldns_rr_list_new();
+        for (int i = first; i < 5; i++) {
+            ldns_rr_list *set = one(rr(links[i])), *signed_l = ldns_rr_list_new();
+            signed_set(signed_l, set, w.kc, true);
+            ldns_rr *good = ldns_rr_list_pop_rr(signed_l);
+            ldns_rr_list_cat(an, signed_l);
+            for (int j = 0; j < 7; j++) { /* bad copies first: each is tried with all 4 keys */
+                ldns_rr *bad = ldns_rr_clone(good);
+                ldns_rdf_data(ldns_rr_rdf(bad, 8))[10] ^= (uint8_t)(j + 1);
+                ldns_rr_list_push_rr(an, bad);
+            }
+            ldns_rr_list_push_rr(an, good);
+            ldns_rr_list_free(signed_l);
+            ldns_rr_list_deep_free(set);
+        }
+        uint8_t msg[16384];
+        const char *qn = pass ? "d.c.t." : "www.c.t.";
+        size_t n = make_msg(msg, sizeof msg, qn, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+        CHECK(n > 0);
+        enum lh_dnssec_verdict got = run(&w, a, NULL, msg, n, qn, LDNS_RR_TYPE_A, T0, res);
+        if (pass == 0) {
+            CHECK_EQ(got, LH_DNSSEC_BOGUS);
+            CHECK(strstr(res->detail, "per validation") != NULL);
+            CHECK(res->verifications <= 128);
+        } else {
+            CHECK_EQ(got, LH_DNSSEC_SECURE);
+            CHECK(res->verifications >= 2 * 29);
+        }
+        ldns_rr_list_deep_free(an);
+    }
     free(res);
     lh_dnssec_anchors_free(a);
     world_free(&w);
@@ -743,6 +805,7 @@ void test_dnssec(void)
     free(res);
     test_keytrap();
     test_downgrades();
+    test_verification_cap();
     CHECK_EQ(lh_dnssec_reason_ede(LH_DR_NSEC_MISSING), 12);
     CHECK_STR(lh_dnssec_verdict_name(LH_DNSSEC_BOGUS), "bogus");
 }
