@@ -519,11 +519,14 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
     size_t nds = ds ? ldns_rr_list_rr_count(ds) : 0;
     if (nds > MAX_DS) nds = MAX_DS;
     /* Which DS or anchor keys can we use at all? (RFC 6840 5.2: none → insecure) */
+    bool strong = false; /* a usable DS with a SHA-256 or SHA-384 digest */
     for (size_t i = 0; i < nds; i++) {
         const ldns_rr *d = ldns_rr_list_rr(ds, i);
         bool a = ldns_key_algo_supported(ldns_rdf2native_int8(ldns_rr_rdf(d, 1)));
+        uint8_t dt = ldns_rdf2native_int8(ldns_rr_rdf(d, 2));
         alg_ok = alg_ok || a;
-        digest_ok = digest_ok || (a && digest_supported(ldns_rdf2native_int8(ldns_rr_rdf(d, 2))));
+        digest_ok = digest_ok || (a && digest_supported(dt));
+        strong = strong || (a && (dt == LDNS_SHA256 || dt == LDNS_SHA384));
     }
     for (size_t i = 0; anchor_keys && i < ldns_rr_list_rr_count(anchor_keys); i++)
         if (ldns_key_algo_supported(dnskey_alg(ldns_rr_list_rr(anchor_keys, i))))
@@ -546,9 +549,11 @@ static int establish_keys(lh_dnssec_val *v, const ldns_rdf *name, const ldns_rr_
         bool match = false;
         for (size_t j = 0; !match && j < nds; j++) {
             const ldns_rr *d = ldns_rr_list_rr(ds, j);
-            match = ldns_rdf2native_int16(ldns_rr_rdf(d, 0)) == ktag &&
-                    digest_supported(ldns_rdf2native_int8(ldns_rr_rdf(d, 2))) &&
-                    ldns_rr_compare_ds(k, d);
+            uint8_t dt = ldns_rdf2native_int8(ldns_rr_rdf(d, 2));
+            /* RFC 4509 3: with SHA-256 DS present, SHA-1 ones are ignored, so that a forged
+             * SHA-1 digest (weaker) cannot stand in for the zone's real key */
+            match = ldns_rdf2native_int16(ldns_rr_rdf(d, 0)) == ktag && digest_supported(dt) &&
+                    !(strong && dt == LDNS_SHA1) && ldns_rr_compare_ds(k, d);
         }
         for (size_t j = 0; anchor_keys && !match && j < ldns_rr_list_rr_count(anchor_keys); j++) {
             const ldns_rr *a = ldns_rr_list_rr(anchor_keys, j);

@@ -460,6 +460,31 @@ static void test_downgrades(void)
     set_ds_response(&w, l, NULL);
     CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
 
+    /* RFC 4509: a DS set with a SHA-256 digest (here of another key) and a SHA-1 digest of the
+     * child's key: the SHA-1 one is ignored, no trusted key is left: bogus (DNSKEY missing).
+     * The same SHA-1 DS alone is still used. */
+    ldns_rr *other = ldns_rr_clone(w.dnskey_c);
+    ldns_rdf_data(ldns_rr_rdf(other, 3))[7] ^= 1;
+    l = ldns_rr_list_new();
+    set = ldns_rr_list_new();
+    ldns_rr_list_push_rr(set, ldns_key_rr2ds(other, LDNS_SHA256));
+    ldns_rr_list_push_rr(set, ldns_key_rr2ds(w.dnskey_c, LDNS_SHA1));
+    for (size_t i = 0; i < ldns_rr_list_rr_count(set); i++)
+        ldns_rr_set_ttl(ldns_rr_list_rr(set, i), TTL);
+    signed_set(l, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, l, NULL);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_BOGUS);
+    CHECK_EQ(res->reason, LH_DR_DNSKEY_MISSING);
+    l = ldns_rr_list_new();
+    set = one(ldns_key_rr2ds(w.dnskey_c, LDNS_SHA1));
+    ldns_rr_set_ttl(ldns_rr_list_rr(set, 0), TTL);
+    signed_set(l, set, w.kp, true);
+    ldns_rr_list_deep_free(set);
+    set_ds_response(&w, l, NULL);
+    CHECK_EQ(run(&w, a, NULL, msg, n, "www.c.t.", LDNS_RR_TYPE_A, T0, res), LH_DNSSEC_SECURE);
+    ldns_rr_free(other);
+
     /* The DS stripped, with the parent's NSEC at the delegation: its bitmap lists DS, so it
      * proves the DS exists, not that it does not (no downgrade to insecure). */
     ldns_rr_list *auth = ldns_rr_list_new();
