@@ -67,7 +67,8 @@ size_t lh_dnssec_strip_records(uint8_t *msg, size_t len, size_t cap, uint16_t qt
 /* A secure answer keeps only what the validator checked, since AD vouches for the whole
  * message (RFC 4035 4.9.3; Unbound's scrubbing and val-clean-additional do the same): in the
  * answer section the records of the question's CNAME chain (its CNAMEs and the RRset of
- * `qtype` at each link, with their RRSIGs), in the authority section SOA, NSEC and NSEC3 (the
+ * `qtype` at each link, with their RRSIGs, and the DNAMEs above its links that synthesised
+ * CNAMEs), in the authority section SOA, NSEC and NSEC3 (the
  * denial and wildcard proofs) with their RRSIGs, nothing in the additional section. `msg` has
  * no OPT record. Returns the new length, or 0 when the message cannot be parsed or the
  * rewrite does not fit. Allocates (ldns): cache misses only. */

@@ -914,6 +914,39 @@ out:
     return st;
 }
 
+/* The DNAME of the answer at the closest proper ancestor of `name` (RFC 6672), as a one-record
+ * RRset, and in *synth the name it makes of `name` (NULL: too long, or the RRset is not one
+ * record, which no honest server sends). NULL when no DNAME covers the name. */
+static ldns_rr_list *covering_dname(lh_dnssec_val *v, const ldns_rdf *name, ldns_rdf **synth)
+{
+    const ldns_rr_list *an = ldns_pkt_answer(v->pkt);
+    const ldns_rr *best = NULL;
+    *synth = NULL;
+    for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(an, i);
+        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_DNAME || ldns_rr_rd_count(rr) != 1 ||
+            !ldns_dname_is_subdomain(name, ldns_rr_owner(rr)))
+            continue;
+        if (!best ||
+            ldns_dname_label_count(ldns_rr_owner(rr)) > ldns_dname_label_count(ldns_rr_owner(best)))
+            best = rr;
+    }
+    if (!best) return NULL;
+    ldns_rr_list *set = select_rrs(an, ldns_rr_owner(best), LDNS_RR_TYPE_DNAME, 0);
+    if (!set || ldns_rr_list_rr_count(set) != 1) return set;
+    /* the labels of `name` below the owner (its wire form ends with the owner's), then the
+     * DNAME's target */
+    const ldns_rdf *t = ldns_rr_rdf(best, 0);
+    size_t prefix = ldns_rdf_size(name) - ldns_rdf_size(ldns_rr_owner(best));
+    uint8_t buf[LDNS_MAX_DOMAINLEN * 2 + 2];
+    if (ldns_rdf_get_type(t) == LDNS_RDF_TYPE_DNAME && prefix + ldns_rdf_size(t) <= 255) {
+        memcpy(buf, ldns_rdf_data(name), prefix);
+        memcpy(buf + prefix, ldns_rdf_data(t), ldns_rdf_size(t));
+        *synth = ldns_dname_new_frm_data((uint16_t)(prefix + ldns_rdf_size(t)), buf);
+    }
+    return set;
+}
+
 /* One pass over the answer; see the file comment. */
 static int evaluate(lh_dnssec_val *v)
 {
@@ -948,9 +981,30 @@ static int evaluate(lh_dnssec_val *v)
         } else if (cname && ldns_rr_list_rr_count(cname) == 1 && v->qtype != LDNS_RR_TYPE_CNAME) {
             piece = cname;
         }
-        if (piece) {
+        /* A CNAME synthesised from a DNAME (RFC 6672) is unsigned: the DNAME is checked instead,
+         * and the CNAME must be the one it synthesises. */
+        ldns_rdf *synth = NULL;
+        ldns_rr_list *dname = NULL;
+        if (piece && ldns_rr_get_type(ldns_rr_list_rr(piece, 0)) == LDNS_RR_TYPE_CNAME)
+            dname = covering_dname(v, sname, &synth);
+        if (dname) {
+            char sn[1025], dn[1025];
+            name_text(sname, sn, sizeof sn);
+            name_text(ldns_rr_owner(ldns_rr_list_rr(dname, 0)), dn, sizeof dn);
+            v->piece = LH_DNSSEC_SECURE;
+            if (!synth || !name_eq(synth, ldns_rr_rdf(ldns_rr_list_rr(piece, 0), 0)))
+                st = finish(v, LH_DNSSEC_BOGUS, LH_DR_BAD_ANSWER, NULL,
+                            "the CNAME of %s is not the one the DNAME at %s synthesises", sn, dn);
+            else
+                st = piece_result(v, check_positive(v, dname));
+            if (st == GO) chain_line(v, "  %s: CNAME synthesised from the DNAME at %s", sn, dn);
+        } else if (piece) {
             v->piece = LH_DNSSEC_SECURE;
             st = piece_result(v, check_positive(v, piece));
+        }
+        ldns_rdf_deep_free(synth);
+        ldns_rr_list_free(dname);
+        if (piece) {
             if (st == GO && v->piece == LH_DNSSEC_INSECURE && overall == LH_DNSSEC_SECURE) {
                 overall = LH_DNSSEC_INSECURE;
                 why = v->piece_reason;

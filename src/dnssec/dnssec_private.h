@@ -110,6 +110,7 @@ static inline size_t min_rdfs(ldns_rr_type t)
 {
     switch (t) {
     case LDNS_RR_TYPE_CNAME:
+    case LDNS_RR_TYPE_DNAME:
         return 1;
     case LDNS_RR_TYPE_NSEC:
         return 1;

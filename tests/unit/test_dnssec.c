@@ -5,6 +5,7 @@
 
 #include "loophole/config.h"
 #include "loophole/dnssec.h"
+#include "loophole/validate.h"
 #include "loophole/dnssec_config.h"
 
 #include <ldns/ldns.h>
@@ -430,6 +431,72 @@ static void test_verification_cap(void)
     world_free(&w);
 }
 
+/* DNAME (RFC 6672): the synthesised CNAME is unsigned; the signed DNAME vouches for it when the
+ * CNAME is the one it synthesises. */
+static void test_dname(void)
+{
+    world w;
+    world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
+             0);
+    /* DS d.c.t.: NODATA, proven by the NSEC at d.c.t. (not a zone cut: its data is c.t.'s) */
+    ldns_rr_list *l = ldns_rr_list_new(),
+                 *set = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
+    signed_set(l, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    set = one(rr("d.c.t. 300 IN NSEC www.c.t. DNAME RRSIG NSEC"));
+    signed_set(l, set, w.kc, true);
+    ldns_rr_list_deep_free(set);
+    w.resp_name[w.nresp] = "d.c.t.", w.resp_type[w.nresp] = LDNS_RR_TYPE_DS;
+    w.resp_auth[w.nresp] = l;
+    w.resp_rrs[w.nresp++] = ldns_rr_list_new();
+    lh_dnssec_result *res = malloc(sizeof *res);
+    static const struct {
+        const char *cname;
+        bool sign_dname;
+        enum lh_dnssec_verdict want;
+    } cases[] = {
+        {"www.d.c.t. 3600 IN CNAME www.e.c.t.", true, LH_DNSSEC_SECURE},
+        {"www.d.c.t. 3600 IN CNAME www.e.c.t.", false, LH_DNSSEC_BOGUS},   /* DNAME unsigned */
+        {"www.d.c.t. 3600 IN CNAME www.evil.c.t.", true, LH_DNSSEC_BOGUS}, /* not synthesised */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ldns_rr_list *an = ldns_rr_list_new();
+        set = one(rr("d.c.t. 3600 IN DNAME e.c.t."));
+        signed_set(an, set, w.kc, cases[i].sign_dname);
+        ldns_rr_list_deep_free(set);
+        ldns_rr_list_push_rr(an, rr(cases[i].cname));
+        set = one(rr("www.e.c.t. 3600 IN A 192.0.2.1"));
+        signed_set(an, set, w.kc, true);
+        ldns_rr_list_deep_free(set);
+        set = one(rr("www.evil.c.t. 3600 IN A 192.0.2.1"));
+        signed_set(an, set, w.kc, true);
+        ldns_rr_list_deep_free(set);
+        uint8_t msg[4096];
+        size_t n =
+            make_msg(msg, sizeof msg, "www.d.c.t.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, an, NULL);
+        CHECK(n > 0);
+        CHECK_EQ(run(&w, a, NULL, msg, n, "www.d.c.t.", LDNS_RR_TYPE_A, T0, res), cases[i].want);
+        if (i == 0) {
+            CHECK(strstr(res->chain, "synthesised from the DNAME at d.c.t.") != NULL);
+            /* the secure answer keeps the DNAME and its RRSIG, the CNAME and the A */
+            uint8_t copy[4096];
+            memcpy(copy, msg, n);
+            size_t kept = lh_dnssec_keep_validated(copy, n, sizeof copy, LDNS_RR_TYPE_A);
+            ldns_pkt *p = NULL;
+            CHECK(kept > 0 && ldns_wire2pkt(&p, copy, kept) == LDNS_STATUS_OK);
+            CHECK_EQ(p ? ldns_pkt_ancount(p) : 0, 5); /* DNAME, RRSIG, CNAME, A, RRSIG */
+            ldns_pkt_free(p);
+        }
+        ldns_rr_list_deep_free(an);
+    }
+    free(res);
+    lh_dnssec_anchors_free(a);
+    world_free(&w);
+}
+
 /* Replaces the DS c.t. response (index 1 of world_init) with these sections. */
 static void set_ds_response(world *w, ldns_rr_list *an, ldns_rr_list *auth)
 {
@@ -831,6 +898,7 @@ void test_dnssec(void)
     test_keytrap();
     test_downgrades();
     test_verification_cap();
+    test_dname();
     CHECK_EQ(lh_dnssec_reason_ede(LH_DR_NSEC_MISSING), 12);
     CHECK_STR(lh_dnssec_verdict_name(LH_DNSSEC_BOGUS), "bogus");
 }
