@@ -4,7 +4,8 @@
 # loads), DIR/zones (their names, one a line) and the trust anchors DIR/anchor.ds (DS form) and
 # DIR/anchor.key (DNSKEY form). Signatures are made relative to now, so each run is fresh.
 #
-#   lhtest.            NSEC; www A/AAAA, txt TXT, *.wild A, cname -> www, to-unsigned and
+#   lhtest.            NSEC; www A/AAAA, txt TXT, *.wild A, cname -> www, dname DNAME
+#                      sec.lhtest., to-unsigned and
 #                      to-expired (CNAMEs into those children), forged A, nosig A, a.ent A; DS
 #                      for the signed children below, no DS for unsigned.
 #   sec.lhtest.        NSEC3 (0 iterations, a salt), www A, txt TXT, *.wild TXT
@@ -100,6 +101,7 @@ done
     echo 'txt TXT "hello from lhtest"'
     echo "*.wild A 192.0.2.7"
     echo "cname CNAME www"
+    echo "dname DNAME sec.lhtest."
     echo "to-unsigned CNAME www.unsigned.lhtest."
     echo "to-expired CNAME www.expired.lhtest."
     echo "forged A 192.0.2.99"

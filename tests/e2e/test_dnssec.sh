@@ -160,6 +160,8 @@ case_ txt.lhtest TXT secure -
 case_ www.sec.lhtest A secure -
 case_ txt.sec.lhtest TXT secure -
 case_ cname.lhtest A secure -
+# a CNAME synthesised from a signed DNAME (RFC 6672): unsigned itself, vouched for by the DNAME
+case_ www.dname.lhtest A secure -
 # denial of existence
 case_ nx.lhtest A secure -
 case_ www.lhtest MX secure -
