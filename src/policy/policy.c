@@ -327,8 +327,8 @@ static bool hosts_decide(const lh_hosts *h, const lh_msg *m, const uint64_t *has
 
 /* The answer for a blocked name, per block mode. Not authoritative; EDE 15 (Blocked) so tools
  * can tell a block from a real NODATA or NXDOMAIN. */
-/* A verdict before any decision: nothing matched, no EDE. One store of a constant (vector
- * moves), not a memset (a `rep stos` of 96 bytes) followed by the fields. */
+/* A verdict before any decision: nothing matched, no EDE. Cleared once per query: the
+ * blocked verdict is filled on it (clearing its 96 bytes again cost ~20 instructions). */
 static inline void verdict_init(lh_verdict *v)
 {
     *v = (lh_verdict){.ans.ede = -1, .list = -1, .match_label = -1};
