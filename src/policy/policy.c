@@ -325,8 +325,6 @@ static bool hosts_decide(const lh_hosts *h, const lh_msg *m, const uint64_t *has
     return false;
 }
 
-/* The answer for a blocked name, per block mode. Not authoritative; EDE 15 (Blocked) so tools
- * can tell a block from a real NODATA or NXDOMAIN. */
 /* A verdict before any decision: nothing matched, no EDE. Cleared once per query: the
  * blocked verdict is filled on it (clearing its 96 bytes again cost ~20 instructions). */
 static inline void verdict_init(lh_verdict *v)
@@ -334,7 +332,8 @@ static inline void verdict_init(lh_verdict *v)
     *v = (lh_verdict){.ans.ede = -1, .list = -1, .match_label = -1};
 }
 
-/* The blocked answer's fields, on a verdict fresh from verdict_init. */
+/* The answer for a blocked name, per block mode. Not authoritative; EDE 15 (Blocked) so tools
+ * can tell a block from a real NODATA or NXDOMAIN. Fills a verdict fresh from verdict_init. */
 static inline void block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm)
 {
     static const uint8_t rcodes[] = {
