@@ -14,6 +14,10 @@ SECS=${2:-5}
 RATE=${LH_BENCH_RATE:-20000}        # offered rate for the CPU-per-query figure
 CG_QUERIES=${LH_BENCH_CG_QUERIES:-20000}
 MEASURE=${LH_BENCH_MEASURE:-1} # 0: instruction counts only (they do not depend on load)
+CG_DIR=${LH_BENCH_CG_DIR:-}    # keep the callgrind files here (per instruction: --dump-instr)
+PEERS=${LH_BENCH_PEERS:-1}     # 0: no Unbound or dnsmasq (loophole and the floor only)
+PEER_NAMES=(unbound dnsmasq)
+[ "$PEERS" = 1 ] || PEER_NAMES=()
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf dnsmasq unbound valgrind dnsutils
 bench_setup bench
 cc -O2 -o "$W/floor" "$LH_ROOT/bench/floor.c"
@@ -80,15 +84,17 @@ LH_CMD=("$LH_ROOT/build-bench/loophole" --listen $LH:53 --no-hosts --allow-root 
 start loophole $LH "${LH_CMD[@]}"
 bench_unbound_conf $UB "$W" fwd.bench $AUTH "$W/unbound-zones.conf" >"$W/unbound.conf"
 if [ "$MEASURE" = 1 ]; then # the peers and the floor: only for the timed measurements
+if [ "$PEERS" = 1 ]; then
 start unbound $UB unbound -c "$W/unbound.conf"
 start dnsmasq $DM dnsmasq --keep-in-foreground --no-resolv --no-hosts --listen-address=$DM \
     --bind-interfaces --port=53 --user=root --addn-hosts="$W/list.hosts" --server=$AUTH \
     --cache-size=10000
+fi
 start floor $FL "$W/floor" $FL 53
 fi
 
 # Warm the caches for the cached-forward mix.
-for a in $LH $UB $DM; do [ "$MEASURE" = 1 ] || [ $a = $LH ] || continue; dnsperf -s $a -d "$W/q-cached" -n 1 -q 50 >/dev/null 2>&1 || true; done
+for a in $LH $UB $DM; do { [ "$MEASURE" = 1 ] && [ "$PEERS" = 1 ]; } || [ $a = $LH ] || continue; dnsperf -s $a -d "$W/q-cached" -n 1 -q 50 >/dev/null 2>&1 || true; done
 
 # perf_at NAME ADDR MIX: CPU microseconds per answered query at $RATE q/s, then unthrottled.
 declare -A CPU QPS LAT LOST P99
@@ -112,13 +118,13 @@ measure() {
 if [ "$MEASURE" = 1 ]; then
 echo "== measuring ($SECS s each)" >&2
 for mix in blocked localhost cached; do
-    for t in loophole unbound dnsmasq; do
+    for t in loophole "${PEER_NAMES[@]}"; do
         a=$LH; [ $t = unbound ] && a=$UB; [ $t = dnsmasq ] && a=$DM
         measure $t $a $mix
     done
     measure floor $FL $mix
 done
-for t in loophole unbound dnsmasq floor; do RSS[$t]=$(rss_mib "${PID[$t]}"); done
+for t in loophole "${PEER_NAMES[@]}" floor; do RSS[$t]=$(rss_mib "${PID[$t]}"); done
 # A restart of loophole with the same lists maps the compiled snapshot the first start wrote.
 kill "${PID[loophole]}"; wait "${PID[loophole]}" 2>/dev/null || true
 start loophole-again $LH "${LH_CMD[@]}"
@@ -131,8 +137,8 @@ fi
 cg() { # NAME MIX ARGS...
     local name=$1 mix=$2; shift 2
     local a=$NET.20
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.$name.$mix" \
-        "$@" >"$W/cg.$name.log" 2>&1 &
+    valgrind --tool=callgrind --instr-atstart=no --dump-instr=yes \
+        --callgrind-out-file="$W/cg.$name.$mix" "$@" >"$W/cg.$name.log" 2>&1 &
     local p=$!
     for _ in $(seq 900); do dig @$a localhost +time=1 +tries=1 >/dev/null 2>&1 && break; sleep 0.2; done
     dnsperf -s $a -d "$W/q-$mix" -n 1 -c 1 -q 20 >/dev/null 2>&1 || true   # warm-up
@@ -143,6 +149,11 @@ cg() { # NAME MIX ARGS...
     kill $p; wait $p 2>/dev/null || true
     local ir=$(cat "$W"/cg.$name.$mix* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
     local q=$(( ($(wc -l <"$W/q-$mix")) * (CG_QUERIES / $(wc -l <"$W/q-$mix") + 1) ))
+    if [ -n "$CG_DIR" ]; then # e.g. callgrind_annotate --auto=yes DIR/cg.loophole.blocked.1
+        mkdir -p "$CG_DIR"
+        cp "$W"/cg.$name.$mix* "$CG_DIR"/
+        echo "$q" >"$CG_DIR/queries.$name.$mix"
+    fi
     echo $(( ${ir:-0} / q ))
 }
 declare -A IR TQPS
@@ -156,7 +167,7 @@ if [ "${LH_BENCH_CALLGRIND:-1}" = 1 ]; then
             --no-hosts --allow-root --no-default-blocklist --blocklist "$W/list.domains" --upstream $AUTH --control-socket none \
             --state-dir "$W/state")
     done
-    if [ "$N" -le 100000 ]; then # the peers too (loading a big list under valgrind takes ages)
+    if [ "$N" -le 100000 ] && [ "$PEERS" = 1 ]; then # the peers too (a big list under valgrind takes ages)
         sed "s/interface: $UB/interface: $NET.20/" "$W/unbound.conf" >"$W/unbound-cg.conf"
         for mix in blocked localhost cached; do
             IR[unbound/$mix]=$(cg unbound $mix unbound -c "$W/unbound-cg.conf")

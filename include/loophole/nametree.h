@@ -78,24 +78,26 @@ const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32
 /* Bytes held (heap or mapped). */
 size_t lh_nametree_bytes(const lh_nametree *t);
 
-/* Are the `len` label bytes at a (a record) and b (a query name) the same? Whole words while
- * they last: records are followed by LH_NT_PAD bytes and names by their other fields, so the
- * reads stay inside both; bytes past the label are masked off. */
+/* Are the `n` bytes at a (a record's length byte and label) and b (a query name's) the same?
+ * Whole words: records are followed by LH_NT_PAD bytes and names by their other fields, so
+ * the reads stay inside both; the last word's bytes past `n` are shifted out. Starting at the
+ * length byte folds the length check into the first word. */
 #define LH_NT_PAD 8u
-static inline bool lh_nametree_same(const uint8_t *a, const uint8_t *b, unsigned len)
+static inline bool lh_nametree_same(const uint8_t *a, const uint8_t *b, unsigned n)
 {
-    for (unsigned i = 0; i < len; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        uint64_t d = x ^ y;
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        d = __builtin_bswap64(d);
-#endif
-        if (len - i < 8) d &= ~0ull >> (64 - (len - i) * 8);
-        if (d) return false;
+    uint64_t x, y;
+    for (; n > 8; n -= 8, a += 8, b += 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) return false;
     }
-    return true;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    uint64_t d = x ^ y;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    d = __builtin_bswap64(d);
+#endif
+    return (d << (64 - 8 * n)) == 0; /* 1 <= n <= 8: the shift is 0..56 */
 }
 
 /* The child of node `parent` (0: the root) for the suffix of `n` starting at `label`, whose
@@ -110,8 +112,7 @@ static inline uint32_t lh_nametree_child(const lh_nametree *t, uint32_t parent, 
     while (p < end) {
         uint32_t par;
         memcpy(&par, p, 4);
-        if (p[4] == tag && par == parent && p[8] == lab[0] &&
-            lh_nametree_same(p + LH_NT_HDR, lab + 1, lab[0]))
+        if (p[4] == tag && par == parent && lh_nametree_same(p + 8, lab, lab[0] + 1u))
             return (uint32_t)(p - t->recs) + 1;
         p += LH_NT_HDR + p[8];
     }

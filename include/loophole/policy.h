@@ -88,11 +88,21 @@ typedef struct lh_decision {
     uint64_t hashes[LH_LABELS_MAX];
     lh_verdict verdict;
 } lh_decision;
-/* Parses `pkt` (len bytes, kept by the caller while d is used). Returns d->parse. */
-lh_parse_result lh_decide_parse(const uint8_t *pkt, size_t len, lh_decision *d);
+/* Parses `pkt` (len bytes, kept by the caller while d is used). Returns d->parse. Inline,
+ * as the next step: on every query, a call each cost more than what they do. */
+static inline lh_parse_result lh_decide_parse(const uint8_t *pkt, size_t len, lh_decision *d)
+{
+    d->parse = lh_msg_parse_query(pkt, len, &d->msg);
+    return d->parse;
+}
 /* Hashes the parsed name and decides it: runtime rules `ov` (NULL: none) first; `paused`
  * turns a block into a forward. */
-void lh_decide_verdict(const lh_policy *p, const lh_overlay *ov, bool paused, lh_decision *d);
+static inline void lh_decide_verdict(const lh_policy *p, const lh_overlay *ov, bool paused,
+                                     lh_decision *d)
+{
+    lh_name_hashes(&d->msg.qname, d->hashes);
+    lh_policy_decide_at(p, ov, paused, &d->msg, d->hashes, &d->verdict);
+}
 /* Both steps. Returns d->parse; the verdict is set when it is LH_PARSE_OK. */
 lh_parse_result lh_decide(const lh_policy *p, const lh_overlay *ov, bool paused, const uint8_t *pkt,
                           size_t len, lh_decision *d);

@@ -87,8 +87,6 @@ void lh_server_flush_cache(lh_server *s);
  * return 0: nothing to send now (dropped, or forwarded and answered later through `r`). */
 size_t lh_server_answer(void *server, const uint8_t *pkt, size_t len, const lh_reply *r,
                         uint8_t *out, size_t cap);
-/* Every answered query ends here exactly once: counters and the query log. */
-void lh_server_query_done(lh_server *s, lh_query_end *q);
 
 /* Loops in the process: bounds (cache, in-flight, TCP connections, rate limit) are shared. */
 static inline unsigned lh_server_loops(const lh_server *s)

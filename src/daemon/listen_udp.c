@@ -28,16 +28,18 @@ struct lh_udp_listener {
     uv_udp_t handle; /* owns the socket; sends, and queues when it is full */
     uv_poll_t poll;  /* readability of rfd */
     lh_listeners *ls;
-    int fd, rfd;      /* the socket, and the duplicate libuv polls */
-    bool polling;     /* poll is initialised */
-    unsigned open;    /* handles not closed yet */
-    unsigned pending; /* answers in the slots, waiting for the end of the batch */
-    struct mmsghdr msgs[LH_UDP_BATCH];
+    int fd, rfd;                       /* the socket, and the duplicate libuv polls */
+    bool polling;                      /* poll is initialised */
+    unsigned open;                     /* handles not closed yet */
+    unsigned pending;                  /* answers in the slots, waiting for the end of the batch */
+    struct mmsghdr msgs[LH_UDP_BATCH]; /* answers: msg_name points at the asker's peer */
     struct iovec iov[LH_UDP_BATCH];
-    lh_sockaddr peers[LH_UDP_BATCH];
     struct mmsghdr rmsgs[LH_UDP_BATCH];
     struct iovec riov[LH_UDP_BATCH];
-    lh_sockaddr rpeers[LH_UDP_BATCH];
+    /* The reply handle of each received datagram, made once: recvmmsg writes the peer's
+     * address into it, and the answer's msg_name points at that, so a query costs no copy of
+     * either (the batch's answers leave before the next recvmmsg overwrites them). */
+    lh_reply clients[LH_UDP_BATCH];
     uint8_t rbuf[LH_UDP_CHUNK * LH_UDP_BATCH];
     /* One answer slot per datagram of a batch. Full-size, because a cached answer is copied
      * whole before it is cut to the client's UDP size; only the pages an answer touches are
@@ -131,9 +133,8 @@ static void reply_send(const lh_reply *r, uint8_t *answer, size_t len)
 static const lh_reply_ops udp_reply_ops = {.send = reply_send}; /* a listener outlives its
                                                                    queries: no holds */
 
-/* One datagram of a batch: its answer goes to the next slot. */
-static void on_datagram(lh_udp_listener *l, const uint8_t *pkt, size_t len,
-                        const struct sockaddr *addr, socklen_t alen, bool truncated)
+/* One datagram of a batch (received into clients[i]): its answer goes to the next slot. */
+static void on_datagram(lh_udp_listener *l, unsigned i, size_t len, socklen_t alen, bool truncated)
 {
     lh_listeners *s = l->ls;
     if (truncated) { /* larger than any query we accept */
@@ -141,19 +142,13 @@ static void on_datagram(lh_udp_listener *l, const uint8_t *pkt, size_t len,
         return;
     }
     s->stats->queries_udp++;
-    /* The handle is filled field by field and only the peer's own bytes are copied, not a
-     * zeroed sockaddr_storage: every reader of an lh_sockaddr goes by its family. */
-    lh_reply client;
-    client.ops = &udp_reply_ops;
-    client.to = l;
-    client.datagram = true;
-    client.start_ns = s->timed ? uv_hrtime() : 0;
-    memcpy(&client.peer, addr, alen);
+    lh_reply *client = &l->clients[i];
+    client->start_ns = s->timed ? uv_hrtime() : 0;
     unsigned k = l->pending;
-    size_t n = s->answer(s->ctx, pkt, len, &client, l->ans[k], sizeof l->ans[k]);
+    size_t n = s->answer(s->ctx, l->riov[i].iov_base, len, client, l->ans[k], sizeof l->ans[k]);
     if (!n) return;
-    memcpy(&l->peers[k], addr, alen);
     l->iov[k].iov_len = n;
+    l->msgs[k].msg_hdr.msg_name = &client->peer;
     l->msgs[k].msg_hdr.msg_namelen = alen;
     l->pending = k + 1;
 }
@@ -168,7 +163,7 @@ static void on_readable(uv_poll_t *p, int status, int events)
     }
     for (unsigned round = 0; round < LH_UDP_ROUNDS && l->polling; round++) {
         for (unsigned i = 0; i < LH_UDP_BATCH; i++)
-            l->rmsgs[i].msg_hdr.msg_namelen = sizeof l->rpeers[i];
+            l->rmsgs[i].msg_hdr.msg_namelen = sizeof l->clients[i].peer;
         int n = recvmmsg(l->rfd, l->rmsgs, LH_UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -180,8 +175,7 @@ static void on_readable(uv_poll_t *p, int status, int events)
             socklen_t alen = h->msg_namelen;
             if (alen != sizeof(struct sockaddr_in) && alen != sizeof(struct sockaddr_in6))
                 continue; /* no peer to answer */
-            on_datagram(l, l->riov[k].iov_base, l->rmsgs[k].msg_len, h->msg_name, alen,
-                        (h->msg_flags & MSG_TRUNC) != 0);
+            on_datagram(l, (unsigned)k, l->rmsgs[k].msg_len, alen, (h->msg_flags & MSG_TRUNC) != 0);
         }
         if (l->pending) flush(l);
         if (n < LH_UDP_BATCH) break; /* the socket is drained */
@@ -202,11 +196,13 @@ int lh_udp_listen(lh_listeners *s, lh_udp_listener **out, const lh_sockaddr *add
     l->fd = l->rfd = -1;
     for (unsigned i = 0; i < LH_UDP_BATCH; i++) {
         l->iov[i].iov_base = l->ans[i];
-        l->msgs[i].msg_hdr =
-            (struct msghdr){.msg_name = &l->peers[i], .msg_iov = &l->iov[i], .msg_iovlen = 1};
+        l->msgs[i].msg_hdr = (struct msghdr){.msg_iov = &l->iov[i], .msg_iovlen = 1};
+        l->clients[i].ops = &udp_reply_ops;
+        l->clients[i].to = l;
+        l->clients[i].datagram = true;
         l->riov[i] = (struct iovec){l->rbuf + (size_t)i * LH_UDP_CHUNK, LH_UDP_CHUNK};
-        l->rmsgs[i].msg_hdr =
-            (struct msghdr){.msg_name = &l->rpeers[i], .msg_iov = &l->riov[i], .msg_iovlen = 1};
+        l->rmsgs[i].msg_hdr = (struct msghdr){
+            .msg_name = &l->clients[i].peer, .msg_iov = &l->riov[i], .msg_iovlen = 1};
     }
     int r = uv_udp_init_ex(s->loop, &l->handle, (unsigned)addr->sa.sa_family);
     if (r != 0) {

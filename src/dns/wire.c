@@ -36,20 +36,23 @@ static inline uint64_t lower8(uint64_t x)
  * decide about a pointer or an invalid length byte. */
 static size_t name_read_flat(const uint8_t *pkt, size_t len, size_t off, lh_name *n)
 {
+    if (off >= len) return 0;
+    /* One bound for both limits: a label must end before the packet does (its next length
+     * byte is read) and leave room for the root byte in LH_NAME_MAX. The label count needs no
+     * check of its own: labels are at least 2 bytes, so LH_NAME_MAX bounds it. */
+    _Static_assert(2 * (LH_LABELS_MAX - 1) >= LH_NAME_MAX - 1, "labels bounded by the length");
+    size_t avail = len - off;
+    unsigned lim = avail < LH_NAME_MAX ? (unsigned)avail : LH_NAME_MAX;
+    const uint8_t *src = pkt + off;
     unsigned nlen = 0, nlabels = 0;
-    size_t o = off;
     for (;;) {
-        if (o >= len) return 0;
-        uint8_t l = pkt[o];
+        uint8_t l = src[nlen];
         if (l == 0) break;
         if (l > 63) return 1;
-        if (o + 1 + l > len || nlen + 1u + l + 1u > LH_NAME_MAX || nlabels >= LH_LABELS_MAX - 1)
-            return 0;
         n->label_off[nlabels++] = (uint8_t)nlen;
         nlen += 1u + l;
-        o += 1u + l;
+        if (nlen >= lim) return 0;
     }
-    const uint8_t *src = pkt + off;
     uint8_t *dst = n->wire;
     unsigned i = 0;
     for (; i + 8 <= nlen; i += 8) {
@@ -61,28 +64,37 @@ static size_t name_read_flat(const uint8_t *pkt, size_t len, size_t off, lh_name
         w = lower8(w);
         memcpy(dst + i, &w, 8);
     }
-    /* The last 0..7 bytes in at most three steps (a byte loop here gets vectorized, with a
-     * set-up that costs more than the name). */
-    if (nlen - i >= 4) {
-        uint32_t w;
-        memcpy(&w, src + i, 4);
-        w = (uint32_t)lower8(w);
-        memcpy(dst + i, &w, 4);
-        i += 4;
+    if (i < nlen && nlen >= 8) {
+        /* The last 1..7 bytes as the name's last word, overlapping bytes already done
+         * (lowercasing them again changes nothing). */
+        uint64_t w;
+        memcpy(&w, src + nlen - 8, 8);
+        w = lower8(w);
+        memcpy(dst + nlen - 8, &w, 8);
+    } else if (i < nlen) {
+        /* A name shorter than a word, in at most three steps (a byte loop here gets
+         * vectorized, with a set-up that costs more than the name). */
+        if (nlen - i >= 4) {
+            uint32_t w;
+            memcpy(&w, src + i, 4);
+            w = (uint32_t)lower8(w);
+            memcpy(dst + i, &w, 4);
+            i += 4;
+        }
+        if (nlen - i >= 2) {
+            uint16_t w;
+            memcpy(&w, src + i, 2);
+            w = (uint16_t)lower8(w);
+            memcpy(dst + i, &w, 2);
+            i += 2;
+        }
+        if (i < nlen) dst[i] = lower(src[i]);
     }
-    if (nlen - i >= 2) {
-        uint16_t w;
-        memcpy(&w, src + i, 2);
-        w = (uint16_t)lower8(w);
-        memcpy(dst + i, &w, 2);
-        i += 2;
-    }
-    if (i < nlen) dst[i] = lower(src[i]);
     n->label_off[nlabels] = (uint8_t)nlen;
     dst[nlen] = 0;
     n->len = (uint16_t)(nlen + 1);
     n->nlabels = (uint8_t)nlabels;
-    return o + 1;
+    return off + nlen + 1;
 }
 
 static size_t name_read(const uint8_t *pkt, size_t len, size_t off, lh_name *n, bool pointers)

@@ -325,11 +325,17 @@ static bool hosts_decide(const lh_hosts *h, const lh_msg *m, const uint64_t *has
     return false;
 }
 
-/* The answer for a blocked name, per block mode. Not authoritative; EDE 15 (Blocked) so tools
- * can tell a block from a real NODATA or NXDOMAIN. */
-void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm)
+/* A verdict before any decision: nothing matched, no EDE. Cleared once per query: the
+ * blocked verdict is filled on it (clearing its 96 bytes again cost ~20 instructions). */
+static inline void verdict_init(lh_verdict *v)
 {
-    memset(v, 0, sizeof *v);
+    *v = (lh_verdict){.ans.ede = -1, .list = -1, .match_label = -1};
+}
+
+/* The answer for a blocked name, per block mode. Not authoritative; EDE 15 (Blocked) so tools
+ * can tell a block from a real NODATA or NXDOMAIN. Fills a verdict fresh from verdict_init. */
+static inline void block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm)
+{
     static const uint8_t rcodes[] = {
         [LH_BLOCK_LOOPBACK] = LH_RCODE_NOERROR,  [LH_BLOCK_NULL] = LH_RCODE_NOERROR,
         [LH_BLOCK_NXDOMAIN] = LH_RCODE_NXDOMAIN, [LH_BLOCK_NODATA] = LH_RCODE_NOERROR,
@@ -348,6 +354,12 @@ void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_m
     v->ans.v4 = p->block_v4;
     v->ans.n6 = p->block_n6;
     v->ans.v6 = p->block_v6;
+}
+
+void lh_policy_block_verdict(const lh_policy *p, lh_verdict *v, const lh_block_match *bm)
+{
+    verdict_init(v);
+    block_verdict(p, v, bm);
 }
 
 enum lh_uncloak_result lh_policy_uncloak(const lh_policy *p, const uint8_t *pkt, size_t len,
@@ -475,10 +487,7 @@ void lh_policy_block_match(const lh_policy *p, const lh_overlay *ov, const lh_na
 void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, const lh_msg *m,
                          const uint64_t *hashes, lh_verdict *v)
 {
-    memset(v, 0, sizeof *v);
-    v->ans.ede = -1;
-    v->list = -1;
-    v->match_label = -1;
+    verdict_init(v);
     int meta = meta_type_rcode(m->qtype);
     if (meta >= 0) { /* answered here, never forwarded; local answers are never cached */
         v->kind = LH_VERDICT_REFUSED;
@@ -549,7 +558,7 @@ void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, 
         bm.blocked = bm.allowed = false;
     }
     if (bm.blocked) {
-        lh_policy_block_verdict(p, v, &bm);
+        block_verdict(p, v, &bm);
         return;
     }
     if (bm.allowed) { /* an exception also opts a name out of the special zones below */
@@ -575,18 +584,6 @@ void lh_policy_decide_at(const lh_policy *p, const lh_overlay *ov, bool paused, 
         return;
     }
     v->kind = LH_VERDICT_FORWARD;
-}
-
-lh_parse_result lh_decide_parse(const uint8_t *pkt, size_t len, lh_decision *d)
-{
-    d->parse = lh_msg_parse_query(pkt, len, &d->msg);
-    return d->parse;
-}
-
-void lh_decide_verdict(const lh_policy *p, const lh_overlay *ov, bool paused, lh_decision *d)
-{
-    lh_name_hashes(&d->msg.qname, d->hashes);
-    lh_policy_decide_at(p, ov, paused, &d->msg, d->hashes, &d->verdict);
 }
 
 lh_parse_result lh_decide(const lh_policy *p, const lh_overlay *ov, bool paused, const uint8_t *pkt,

@@ -93,8 +93,30 @@ static void tree_add(lh_nametree *t, const char *text, uint8_t bits, uint16_t li
     CHECK_EQ(lh_nametree_add(t, &n, h, bits, list), 0);
 }
 
+/* The label compare of a lookup, for every length a record can hold (the length byte and
+ * 1..63 label bytes): equal bytes match, a difference in any of the n bytes does not, and
+ * whatever follows them (the record's padding, the name's next label) is never compared. */
+static void tree_label_compare(void)
+{
+    uint8_t a[64 + LH_NT_PAD], b[64 + LH_NT_PAD];
+    unsigned bad = 0;
+    for (unsigned n = 1; n <= 64; n++) {
+        for (unsigned i = 0; i < sizeof a; i++)
+            a[i] = b[i] = (uint8_t)(i * 7 + n);
+        a[n] ^= 0x5a; /* past the compared bytes */
+        bad += !lh_nametree_same(a, b, n);
+        for (unsigned j = 0; j < n; j++) {
+            b[j] ^= 0x20; /* a case difference: names are compared lowercased */
+            bad += lh_nametree_same(a, b, n);
+            b[j] ^= 0x20;
+        }
+    }
+    CHECK_EQ(bad, 0);
+}
+
 void test_nametree(void)
 {
+    tree_label_compare();
     lh_nametree t;
     char text[80];
     /* Sized for 4 names: the build index and arena grow past that. */

@@ -4,6 +4,8 @@
 
 #include "loophole/wire.h"
 
+#include <stdlib.h>
+
 static void parses_a_plain_query(void)
 {
     uint8_t q[512];
@@ -165,8 +167,79 @@ static void writes_answers(void)
     CHECK_EQ(out[len - 6], 1);
 }
 
+/* A query whose question name is `nlabels` labels of `len` bytes each, in mixed case, cut to
+ * `cut` bytes of the name (0: whole). Returns the message length. */
+static size_t raw_query(uint8_t *q, unsigned nlabels, unsigned len, size_t cut)
+{
+    static const uint8_t head[12] = {0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    memcpy(q, head, sizeof head);
+    size_t o = sizeof head;
+    for (unsigned l = 0; l < nlabels; l++) {
+        q[o++] = (uint8_t)len;
+        for (unsigned i = 0; i < len; i++)
+            q[o++] = (uint8_t)((i + l) % 2 ? 'A' + (i + l) % 26 : 'a' + (i * 3 + l) % 26);
+    }
+    q[o++] = 0;
+    if (cut) return sizeof head + cut;
+    lh_wr16(q + o, LH_TYPE_A);
+    lh_wr16(q + o + 2, LH_CLASS_IN);
+    return o + 4;
+}
+
+/* The question reader at its bounds: every name length (the copy works a word at a time),
+ * the longest name and the most labels, and names cut at the end of the packet. */
+static void reads_names_at_their_bounds(void)
+{
+    uint8_t q[600];
+    lh_msg m;
+    unsigned bad = 0;
+    for (unsigned nlabels = 1; nlabels <= 4; nlabels++) {
+        for (unsigned len = 1; len <= 20; len++) {
+            size_t n = raw_query(q, nlabels, len, 0);
+            size_t wire = (size_t)nlabels * (len + 1) + 1;
+            if (lh_msg_parse_query(q, n, &m) != LH_PARSE_OK || m.qname.len != wire ||
+                m.qname.nlabels != nlabels || m.question_end != n) {
+                bad++;
+                continue;
+            }
+            for (size_t i = 0; i < wire; i++) {
+                uint8_t c = q[12 + i];
+                bad += m.qname.wire[i] != (c >= 'A' && c <= 'Z' ? c + 32 : c);
+            }
+            for (unsigned l = 0; l <= nlabels; l++)
+                bad += m.qname.label_off[l] != l * (len + 1);
+        }
+    }
+    CHECK_EQ(bad, 0);
+    /* 127 one-byte labels: 254 bytes and the root, the longest name and the most labels. */
+    size_t n = raw_query(q, 127, 1, 0);
+    CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_OK);
+    CHECK_EQ(m.qname.len, 255);
+    CHECK_EQ(m.qname.nlabels, 127);
+    CHECK_EQ(m.qname.label_off[127], 254);
+    n = raw_query(q, 4, 63, 0); /* 4 x 64 + 1 = 257 bytes: too long */
+    CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_FORMERR);
+    n = raw_query(q, 3, 63, 0); /* 193 bytes */
+    CHECK_EQ(lh_msg_parse_query(q, n, &m), LH_PARSE_OK);
+    CHECK_EQ(m.qname.len, 193);
+    /* Cut: before the root byte, inside the last label, right after the first length byte,
+     * after the root byte. Each in a buffer of exactly its length, so a read past the end
+     * is a heap overflow under ASan (the later qtype check would hide it otherwise). */
+    static const size_t cuts[] = {33, 30, 1, 34};
+    for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
+        n = raw_query(q, 3, 10, cuts[c]);
+        uint8_t *exact = malloc(n);
+        CHECK(exact != NULL);
+        if (!exact) continue;
+        memcpy(exact, q, n);
+        CHECK_EQ(lh_msg_parse_query(exact, n, &m), LH_PARSE_FORMERR);
+        free(exact);
+    }
+}
+
 void test_wire(void)
 {
+    reads_names_at_their_bounds();
     parses_a_plain_query();
     parses_edns();
     rejects_malformed();
