@@ -987,6 +987,15 @@ static int evaluate(lh_dnssec_val *v)
         ldns_rr_list *dname = NULL;
         if (piece && ldns_rr_get_type(ldns_rr_list_rr(piece, 0)) == LDNS_RR_TYPE_CNAME)
             dname = covering_dname(v, sname, &synth);
+        /* a DNAME above the name's closest trust anchor vouches for nothing under it (an
+         * insecure parent of a private tree would otherwise make any CNAME there insecure) */
+        if (dname && ldns_rr_list_rr_count(dname) &&
+            signer_above_anchor(v, sname, ldns_rr_owner(ldns_rr_list_rr(dname, 0)))) {
+            ldns_rr_list_free(dname);
+            dname = NULL;
+            ldns_rdf_deep_free(synth);
+            synth = NULL;
+        }
         if (dname) {
             char sn[1025], dn[1025];
             name_text(sname, sn, sizeof sn);

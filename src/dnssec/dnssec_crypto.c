@@ -267,7 +267,18 @@ static void sig_digest(lh_dnssec_cache *c, const ldns_rr *key, const ldns_buffer
     EVP_MD *md = md_get(c, "SHA256");
     EVP_MD_CTX *ctx = c->mdctx ? c->mdctx : (c->mdctx = EVP_MD_CTX_new());
     unsigned len = 0;
-    *ok = md && ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1;
+    /* Each variable-length field is preceded by its length, so that no two different
+     * (key, signed data, signature) triples are hashed as the same bytes. */
+    uint8_t lens[12];
+    size_t kl = ldns_rdf_size(ldns_rr_rdf(key, 3)), dl = ldns_buffer_position(data),
+           sl = ldns_rdf_size(sig);
+    for (int i = 0; i < 4; i++) {
+        lens[i] = (uint8_t)(kl >> (24 - 8 * i));
+        lens[4 + i] = (uint8_t)(dl >> (24 - 8 * i));
+        lens[8 + i] = (uint8_t)(sl >> (24 - 8 * i));
+    }
+    *ok = md && ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
+          EVP_DigestUpdate(ctx, lens, sizeof lens) == 1;
     for (size_t i = 0; *ok && i < 4; i++) /* the whole DNSKEY RDATA: flags, protocol, alg, key */
         *ok = EVP_DigestUpdate(ctx, ldns_rdf_data(ldns_rr_rdf(key, i)),
                                ldns_rdf_size(ldns_rr_rdf(key, i))) == 1;

@@ -182,6 +182,7 @@ typedef struct {
     const ldns_rdf *names[CHAIN_MAX];
     unsigned n;
     ldns_rr_type qtype;
+    const ldns_rr_list *an; /* the answer section (its DNAMEs) */
 } chain;
 
 static bool on_chain(const ldns_rr *rr, void *ctx)
@@ -189,8 +190,30 @@ static bool on_chain(const ldns_rr *rr, void *ctx)
     const chain *c = ctx;
     /* a DNAME above a link synthesised its CNAME, and the validator checked it instead */
     if (covers(rr, LDNS_RR_TYPE_DNAME, LDNS_RR_TYPE_DNAME, LDNS_RR_TYPE_DNAME)) {
-        for (unsigned i = 0; i < c->n; i++)
-            if (ldns_dname_is_subdomain(c->names[i], ldns_rr_owner(rr))) return true;
+        /* only a DNAME that synthesises a link of the chain (its RRSIG: of an owner that has
+         * such a DNAME) */
+        for (size_t j = 0; j < ldns_rr_list_rr_count(c->an); j++) {
+            const ldns_rr *d = ldns_rr_list_rr(c->an, j);
+            if (ldns_rr_get_type(d) != LDNS_RR_TYPE_DNAME || ldns_rr_rd_count(d) != 1 ||
+                ldns_dname_compare(ldns_rr_owner(d), ldns_rr_owner(rr)) != 0)
+                continue;
+            for (unsigned i = 0; i + 1 < c->n; i++) {
+                const ldns_rdf *nm = c->names[i], *t = ldns_rr_rdf(d, 0);
+                if (!ldns_dname_is_subdomain(nm, ldns_rr_owner(d))) continue;
+                size_t pre = ldns_rdf_size(nm) - ldns_rdf_size(ldns_rr_owner(d));
+                const ldns_rdf *next = c->names[i + 1];
+                if (ldns_rdf_size(next) == pre + ldns_rdf_size(t)) {
+                    ldns_rdf *syn = NULL;
+                    uint8_t buf[LDNS_MAX_DOMAINLEN * 2 + 2];
+                    memcpy(buf, ldns_rdf_data(nm), pre);
+                    memcpy(buf + pre, ldns_rdf_data(t), ldns_rdf_size(t));
+                    syn = ldns_dname_new_frm_data((uint16_t)(pre + ldns_rdf_size(t)), buf);
+                    bool same = syn && ldns_dname_compare(syn, next) == 0;
+                    ldns_rdf_deep_free(syn);
+                    if (same) return true;
+                }
+            }
+        }
         return false;
     }
     if (!covers(rr, c->qtype, LDNS_RR_TYPE_CNAME, c->qtype)) return false;
@@ -221,7 +244,7 @@ size_t lh_dnssec_keep_validated(uint8_t *msg, size_t len, size_t cap, uint16_t q
         ldns_pkt_free(p);
         return 0;
     }
-    chain c = {.names = {ldns_rr_owner(ldns_rr_list_rr(q, 0))}, .n = 1, .qtype = qtype};
+    chain c = {.names = {ldns_rr_owner(ldns_rr_list_rr(q, 0))}, .n = 1, .qtype = qtype, .an = an};
     /* The chain as the validator walked it: from the question, one CNAME per link. */
     for (bool more = qtype != LDNS_RR_TYPE_CNAME; more && c.n < CHAIN_MAX;) {
         more = false;
