@@ -35,7 +35,7 @@ HITS=${2:-20000}
 ROUNDS=${3:-3}
 CPU_MISSES=${4:-20000}
 lh_install_missing "${LH_BUILD_PKGS[@]}" dnsperf valgrind dnsutils knot ldnsutils unbound dnsmasq-base dns-root-data
-NET=${LH_BENCH_NET:-127.0.92}
+NET=${LH_BENCH_NET:-127.0.94}
 KNOT=$NET.1
 A=$NET.2
 TARGETS=${LH_BENCH_TARGETS:-loophole-validate loophole-process unbound-validate dnsmasq-validate}
