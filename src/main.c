@@ -636,6 +636,7 @@ static int serve_resolver(lh_config *cfg, char **argv, uv_loop_t *loop)
         lh_err("%s", err);
         return 1;
     }
+    lh_policy_populate(policy); /* a mapped list: resident from the first query on */
     if (policy->hosts_missing)
         lh_warn("%s does not exist: serving without a hosts file (SIGHUP reads it once it does)",
                 cfg->hosts_file);
@@ -677,6 +678,9 @@ static int cmd_serve(lh_config *cfg, char **argv)
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, NULL);
+    /* A file-size limit (RLIMIT_FSIZE) reached while a big list is built on disk must fail
+     * that write (EFBIG: the build falls back to memory), not end the daemon. */
+    sigaction(SIGXFSZ, &ign, NULL);
     raise_fd_limit(cfg);
     /* Lists are a few big blocks: keep them mmap'd, so a reload's old copy goes back to the
      * kernel when freed (glibc would otherwise raise the threshold and keep them in the heap). */

@@ -42,7 +42,8 @@ typedef struct lh_blockset {
     size_t npatterns, cap_patterns;
     lh_list_info *lists;
     size_t nlists;
-    void *map; /* the snapshot the name tree lives in (read-only), or NULL */
+    void *map;              /* the snapshot the name tree lives in (read-only), or NULL */
+    struct lh_spill *spill; /* while a build on disk parses: where the name rules go */
     size_t map_len;
 } lh_blockset;
 
@@ -56,6 +57,10 @@ typedef struct lh_block_match {
 } lh_block_match;
 
 int lh_blockset_init(lh_blockset *b, size_t expected_names);
+/* A blockset whose name rules go to a build on disk (spill.h; not owned): after the parse it
+ * holds the lists and patterns, and the name tree is written from `spill`. */
+struct lh_spill;
+int lh_blockset_init_spill(lh_blockset *b, struct lh_spill *spill);
 void lh_blockset_free(lh_blockset *b);
 /* Adds one list; `info` is copied (path duplicated). Returns 0, or -1 with err when the file
  * cannot be read. */

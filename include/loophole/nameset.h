@@ -44,6 +44,10 @@ static inline uint64_t lh_hash_bytes(uint64_t seed, const void *p, size_t n)
 #define LH_NAME_HASH_SEED 0x6c6f6f70686f6c65ull /* "loophole" */
 #define LH_NAME_HASH_VERSION 2
 void lh_name_hashes(const lh_name *n, uint64_t out[LH_LABELS_MAX]);
+/* One step of it: the hash of `label` (its length byte, then its bytes) below the suffix whose
+ * hash is `above`. Reads whole words: up to 7 bytes past the label must be readable. For the
+ * build on disk (spill.c), which checks the records it reads back. */
+uint64_t lh_label_hash(uint64_t above, const uint8_t *label);
 
 int lh_nameset_init(lh_nameset *s, size_t expected);
 void lh_nameset_free(lh_nameset *s);

@@ -75,6 +75,14 @@ void lh_nametree_adopt(lh_nametree *t, const uint8_t *recs, size_t recs_len, con
  * lookup reads is then inside the arrays. Returns NULL or the reason they are unusable. */
 const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
                               unsigned bits, size_t nodes, size_t names, size_t nlists);
+/* The same check in parts, for a caller that reads a big mapped tree a stretch at a time:
+ * the frame (bucket count, size, the directory's ends), then buckets [from, to), adding the
+ * nodes and the named nodes seen to *seen and *named; the counts are the caller's to compare. */
+const char *lh_nametree_check_frame(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
+                                    unsigned bits);
+const char *lh_nametree_check_buckets(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
+                                      size_t from, size_t to, size_t nlists, size_t *seen,
+                                      size_t *named);
 /* Bytes held (heap or mapped). */
 size_t lh_nametree_bytes(const lh_nametree *t);
 

@@ -67,6 +67,9 @@ typedef struct lh_policy {
 /* Builds a policy from the config (reads the hosts file). Returns NULL with err set. A
  * default hosts file that does not exist is no error: hosts_missing tells the caller. */
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);
+/* Maps in every page of a policy whose lists come from a snapshot file (lh_snapshot_populate):
+ * for the policy the daemon starts with. */
+void lh_policy_populate(const lh_policy *p);
 /* Drops a reference (the builder holds the first); the last one frees the policy. */
 void lh_policy_free(lh_policy *p);
 /* Another loop uses the same policy (read-only: lookups never write to it). */

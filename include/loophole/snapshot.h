@@ -38,10 +38,25 @@ int lh_snapshot_save(const lh_blockset *b, const char *path, uint64_t fingerprin
 uint64_t lh_snapshot_checksum(const uint8_t *data, size_t len);
 #define LH_SNAPSHOT_CHECKSUM_OFF 24 /* where the header keeps it (zero while summing) */
 
+/* Prefaults a mapped blockset's pages (a load leaves none resident): the daemon calls it for
+ * the policy it starts with, so that the first lookups take no page faults and the RSS holds
+ * the whole tree from the start. A reload does not: the new tree's pages come in as lookups
+ * touch them, after the old policy is gone. */
+void lh_snapshot_populate(const lh_blockset *b);
+
+/* The parse the policy build hands to lh_snapshot_load_lists: initialises the blockset (with
+ * its name rules going to `spill` when not NULL), reads every list, finishes it. */
+typedef struct lh_spill lh_spill;
+typedef int (*lh_parse_fn)(void *ctx, lh_spill *spill, char *err, size_t errlen);
+
 /* The policy build's use of all this: the lists from the snapshot in cfg's state-dir when it
- * is current, else parsed (then saved when big enough). Returns 0, or -1 with err. */
-int lh_snapshot_load_lists(lh_blockset *b, const lh_config *cfg,
-                           int (*parse)(void *ctx, char *err, size_t errlen), void *ctx, char *err,
-                           size_t errlen);
+ * is current; else, for lists of about LH_SNAPSHOT_MIN_NAMES names or more (expected_names,
+ * estimated from their size), built on disk (spill.h) into a new snapshot that is then
+ * mapped: in the state directory, or without one (--state-dir none) in an unnamed temporary
+ * file in $TMPDIR (default /tmp). When that folder cannot be used (not writable, full, a
+ * read or write error) a log line says why and the lists are parsed in memory, as smaller
+ * lists always are (and then saved when big enough). Returns 0, or -1 with err. */
+int lh_snapshot_load_lists(lh_blockset *b, const lh_config *cfg, size_t expected_names,
+                           lh_parse_fn parse, void *ctx, char *err, size_t errlen);
 
 #endif

@@ -29,6 +29,11 @@ static inline uint64_t label_hash(uint64_t h, const uint8_t *p)
     return x ^ (x >> 32);
 }
 
+uint64_t lh_label_hash(uint64_t above, const uint8_t *label)
+{
+    return label_hash(above, label);
+}
+
 void lh_name_hashes(const lh_name *n, uint64_t out[LH_LABELS_MAX])
 {
     uint64_t h = LH_NAME_HASH_SEED;

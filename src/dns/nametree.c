@@ -263,14 +263,11 @@ void lh_nametree_adopt(lh_nametree *t, const uint8_t *recs, size_t recs_len, con
     t->frozen = true;
 }
 
-const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
-                              unsigned bits, size_t nodes, size_t names, size_t nlists)
+const char *lh_nametree_check_buckets(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
+                                      size_t from, size_t to, size_t nlists, size_t *seen,
+                                      size_t *named)
 {
-    if (bits < 1 || bits > 31) return "bucket count out of range";
-    if (recs_len >= UINT32_MAX) return "records too large";
-    size_t nb = (size_t)1 << bits, seen = 0, named = 0;
-    if (dir[0] != 0 || dir[nb] != recs_len) return "directory does not cover the records";
-    for (size_t b = 0; b < nb; b++) {
+    for (size_t b = from; b < to; b++) {
         size_t off = dir[b], end = dir[b + 1];
         if (end < off || end > recs_len) return "directory out of order";
         while (off < end) {
@@ -284,13 +281,35 @@ const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32
             memcpy(&list, recs + off + 6, 2);
             if (rb & ~0x1fu) return "unknown rule bits";
             if (rb && list >= nlists) return "list index out of range";
-            seen++;
-            named += rb != 0;
+            (*seen)++;
+            *named += rb != 0;
             off += LH_NT_HDR + recs[off + 8];
         }
     }
-    if (seen != nodes || named != names) return "node counts do not match";
     return NULL;
+}
+
+const char *lh_nametree_check_frame(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
+                                    unsigned bits)
+{
+    if (bits < 1 || bits > 31) return "bucket count out of range";
+    if (recs_len >= UINT32_MAX) return "records too large";
+    if (dir[0] != 0 || dir[(size_t)1 << bits] != recs_len)
+        return "directory does not cover the records";
+    (void)recs;
+    return NULL;
+}
+
+const char *lh_nametree_check(const uint8_t *recs, size_t recs_len, const uint32_t *dir,
+                              unsigned bits, size_t nodes, size_t names, size_t nlists)
+{
+    const char *why = lh_nametree_check_frame(recs, recs_len, dir, bits);
+    size_t seen = 0, named = 0;
+    if (!why)
+        why = lh_nametree_check_buckets(recs, recs_len, dir, 0, (size_t)1 << bits, nlists, &seen,
+                                        &named);
+    if (!why && (seen != nodes || named != names)) why = "node counts do not match";
+    return why;
 }
 
 size_t lh_nametree_bytes(const lh_nametree *t)

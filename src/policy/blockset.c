@@ -7,6 +7,7 @@
 #include "loophole/blockset.h"
 
 #include "loophole/regex.h"
+#include "loophole/spill.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,9 +24,16 @@ int lh_blockset_init(lh_blockset *b, size_t expected_names)
     return lh_nametree_init(&b->names, expected_names);
 }
 
+int lh_blockset_init_spill(lh_blockset *b, lh_spill *spill)
+{
+    memset(b, 0, sizeof *b);
+    b->spill = spill;
+    return 0;
+}
+
 int lh_blockset_finish(lh_blockset *b, char *err, size_t errlen)
 {
-    if (b->names.frozen) return 0;
+    if (b->names.frozen || b->spill) return 0; /* a spilled tree is the spill's to write */
     if (lh_nametree_freeze(&b->names) != 0) {
         snprintf(err, errlen, "out of memory compiling the blocklists");
         return -1;
@@ -63,6 +71,7 @@ typedef struct add_ctx {
 } add_ctx;
 
 #define ADD_OOM 1
+#define ADD_SPILL 2 /* the build on disk failed: lh_spill_error says why */
 
 static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text)
 {
@@ -72,6 +81,10 @@ static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
     if (r->kind == LH_RULE_NAME) {
         uint64_t h[LH_LABELS_MAX];
         lh_name_hashes(&r->name, h);
+        if (b->spill)
+            return lh_spill_add(b->spill, &r->name, h, (uint8_t)rule_bits(r), (uint16_t)a->list)
+                       ? ADD_SPILL
+                       : 0;
         return lh_nametree_add(&b->names, &r->name, h, (uint8_t)rule_bits(r), (uint16_t)a->list)
                    ? ADD_OOM
                    : 0;
@@ -110,7 +123,7 @@ static int add_rule(void *ctx, const lh_rule *r, unsigned line, const char *text
 int lh_blockset_add_file(lh_blockset *b, const lh_list_info *info, FILE *f, char *err,
                          size_t errlen)
 {
-    if (b->names.frozen) {
+    if (b->names.frozen || b->map) {
         snprintf(err, errlen, "%s: the blocklists are compiled already", info->path);
         return -1;
     }
@@ -129,6 +142,10 @@ int lh_blockset_add_file(lh_blockset *b, const lh_list_info *info, FILE *f, char
     int rc = lh_list_read(f, li->path, info->format, info->allow, info->subdomains, add_rule, &a,
                           &li->counts, false, err, errlen);
     if (rc == ADD_OOM) goto oom;
+    if (rc == ADD_SPILL) {
+        snprintf(err, errlen, "%s: %s", info->path, lh_spill_error(b->spill));
+        return -1;
+    }
     return rc;
 oom:
     snprintf(err, errlen, "%s: out of memory", info->path);

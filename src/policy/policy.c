@@ -176,10 +176,12 @@ typedef struct parse_ctx {
     const lh_config *cfg;
 } parse_ctx;
 
-static int parse_lists(void *ctx, char *err, size_t errlen)
+static int parse_lists(void *ctx, lh_spill *spill, char *err, size_t errlen)
 {
     parse_ctx *c = ctx;
-    if (lh_blockset_init(&c->p->blocks, expected_names(c->cfg)) != 0) {
+    if (spill)
+        lh_blockset_init_spill(&c->p->blocks, spill);
+    else if (lh_blockset_init(&c->p->blocks, expected_names(c->cfg)) != 0) {
         snprintf(err, errlen, "out of memory for the blocklists");
         return -1;
     }
@@ -191,7 +193,8 @@ static int parse_lists(void *ctx, char *err, size_t errlen)
 static int load_lists(lh_policy *p, const lh_config *cfg, char *err, size_t errlen)
 {
     parse_ctx c = {.p = p, .cfg = cfg};
-    return lh_snapshot_load_lists(&p->blocks, cfg, parse_lists, &c, err, errlen);
+    return lh_snapshot_load_lists(&p->blocks, cfg, expected_names(cfg), parse_lists, &c, err,
+                                  errlen);
 }
 
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
@@ -261,6 +264,11 @@ oom:
 }
 
 static void policy_destroy(lh_policy *p);
+
+void lh_policy_populate(const lh_policy *p)
+{
+    lh_snapshot_populate(&p->blocks);
+}
 
 void lh_policy_ref(lh_policy *p)
 {

@@ -24,6 +24,7 @@ void test_settings(void);
 void test_overlay(void);
 void test_recent(void);
 void test_ratelimit(void);
+void test_spill(void);
 
 static const lh_unit_test tests[] = {
     {"wire", test_wire},
@@ -43,6 +44,7 @@ static const lh_unit_test tests[] = {
     {"overlay", test_overlay},
     {"recent", test_recent},
     {"ratelimit", test_ratelimit},
+    {"spill", test_spill},
 };
 
 int main(void)
