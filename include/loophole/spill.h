@@ -9,10 +9,11 @@
  * to an unnamed temporary file (O_TMPFILE: nothing is left behind by a crash). lh_spill_seal
  * merges the runs (k-way) into one stream of unique nodes in hash order, which is bucket order
  * for any bucket count, so every node's place in the frozen records is the running sum of the
- * sizes before it; the parents' places go to a table sorted by hash. lh_spill_write then
- * streams the directory and the records of the frozen tree (nametree.h's layout) into the
- * snapshot file. Memory: the run buffer (LH_SPILL_RUN_BYTES and its index), a read buffer
- * per run while merging, and 12 bytes per node that is a parent of another.
+ * sizes before it; the parents' places go to a table sorted by hash. lh_spill_write merges
+ * the runs again and streams the directory and the records of the frozen tree (nametree.h's
+ * layout) into the snapshot file. Memory: the run buffer (LH_SPILL_RUN_BYTES and its index),
+ * a read buffer per run while merging, and 12 bytes per node that is a parent of another.
+ * Disk: the runs, about 35 bytes a name.
  *
  * Nodes are told apart by their 64-bit suffix hash (a child names its parent by the parent's
  * hash). Two different nodes with the same hash are detected while merging (they sort next to

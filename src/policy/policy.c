@@ -21,6 +21,7 @@
 #include "loophole/snapshot.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <errno.h>
 #include <stdio.h>
@@ -166,8 +167,19 @@ static size_t expected_names(const lh_config *cfg)
 {
     size_t bytes = lh_default_list_len;
     struct stat st;
-    for (unsigned i = 0; i < cfg->nlists; i++)
-        if (stat(cfg->lists[i].path, &st) == 0 && S_ISREG(st.st_mode)) bytes += (size_t)st.st_size;
+    for (unsigned i = 0; i < cfg->nlists; i++) {
+        if (stat(cfg->lists[i].path, &st) != 0) continue;
+        if (S_ISREG(st.st_mode)) bytes += (size_t)st.st_size;
+        if (!S_ISDIR(st.st_mode)) continue;
+        /* A folder of lists: its regular files (it also decides whether the lists are built
+         * on disk, snapshot.h). */
+        DIR *d = opendir(cfg->lists[i].path);
+        for (struct dirent *e; d && (e = readdir(d));)
+            if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, 0) == 0 &&
+                S_ISREG(st.st_mode))
+                bytes += (size_t)st.st_size;
+        if (d) closedir(d);
+    }
     return bytes / 24 + 64;
 }
 

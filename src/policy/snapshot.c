@@ -622,6 +622,7 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
     int fd = -1, rc = 1;
     if (path && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         snprintf(why, sizeof why, "cannot create %s: %s", dir, strerror(errno));
+        rc = 3;
         goto out;
     }
     /* A folder in memory (tmpfs, ramfs: /tmp on many systems) would hold the runs and the
@@ -632,7 +633,10 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
         rc = 2;
         goto out;
     }
-    if (!(sp = lh_spill_new(dir, 0, why, sizeof why))) goto out;
+    if (!(sp = lh_spill_new(dir, 0, why, sizeof why))) {
+        rc = 3; /* the folder refuses the file: as with the snapshot before, an info line */
+        goto out;
+    }
     memset(b, 0, sizeof *b);
     if (parse(ctx, sp, err, errlen) != 0) {
         if (!lh_spill_error(sp)[0]) {
@@ -647,7 +651,10 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
         goto out;
     }
     if (path) {
-        if (tmp_name(tmp, sizeof tmp, path, why, sizeof why) != 0) goto out;
+        if (tmp_name(tmp, sizeof tmp, path, why, sizeof why) != 0) {
+            tmp[0] = 0;
+            goto out;
+        }
         fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     } else {
         fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -680,6 +687,9 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
     rc = 0;
 out:
     if (rc == 2) {
+        rc = 1;
+    } else if (rc == 3) {
+        lh_info("lists: cannot build the name tree on disk (%s); building it in memory", why);
         rc = 1;
     } else if (rc == 1) {
         lh_warn("lists: cannot build the name tree on disk (%s); building it in memory", why);

@@ -63,8 +63,7 @@ struct lh_spill {
     cached *cache;
     run *runs;
     size_t nruns, runs_cap;
-    /* After the seal: the unique nodes' stretch of the file, and the parents' places. */
-    uint64_t nodes_off, nodes_len;
+    /* After the seal: the parents' places. */
     uint64_t *par_hash;
     uint32_t *par_off, *par_dir; /* par_dir: 65537 first indices by the hash's top 16 bits */
     size_t npar, par_cap;
@@ -394,8 +393,82 @@ static void sift_down(heap *h, size_t i)
     }
 }
 
+/* The runs merged into one stream of unique nodes in hash order. Read twice (lh_spill_seal
+ * counts and places the nodes, lh_spill_write writes them): a second merge costs less than
+ * writing the merged stream to the file and reading it back, and the file never holds more
+ * than the runs. */
+typedef struct merger {
+    heap h;
+    uint8_t acc[REC_MAX]; /* the node being gathered from its records */
+    bool have;
+} merger;
+
+static void merger_close(lh_spill *s, merger *m)
+{
+    for (size_t i = 0; m->h.c && i < s->nruns; i++)
+        free(m->h.c[i].buf);
+    free(m->h.c);
+    free(m->h.at);
+    memset(m, 0, sizeof *m);
+}
+
+static int merger_open(lh_spill *s, merger *m)
+{
+    memset(m, 0, sizeof *m);
+    m->h.c = calloc(s->nruns + 1, sizeof *m->h.c);
+    m->h.at = calloc(s->nruns + 1, sizeof *m->h.at);
+    if (!m->h.c || !m->h.at) return fail(s, "out of memory", 0);
+    for (size_t i = 0; i < s->nruns; i++) {
+        int r = copen(s, &m->h.c[i], s->runs[i].off, s->runs[i].len);
+        if (r < 0) return -1;
+        if (r > 0) m->h.at[m->h.n++] = i;
+    }
+    for (size_t i = m->h.n; i-- > 0;)
+        sift_down(&m->h, i);
+    return 0;
+}
+
+/* The next unique node into `out`. Returns 1, 0 at the end, -1 on a damaged run. */
+static int merger_next(lh_spill *s, merger *m, uint8_t out[REC_MAX])
+{
+    heap *h = &m->h;
+    while (h->n) {
+        cursor *c = &h->c[h->at[0]];
+        const uint8_t *r = head(c);
+        /* A record's hash is its label's below its parent's: a record damaged in the file
+         * (zeroed, cut) does not pass. */
+        if (lh_label_hash(rd64(r + 8), r + 20) != rd64(r))
+            return fail(s, "the temporary file holds a damaged record", 0);
+        bool done = false;
+        if (m->have && rec_cmp(m->acc, r) == 0) {
+            rec_merge(m->acc, r);
+        } else {
+            if (m->have) {
+                memcpy(out, m->acc, rec_size(m->acc));
+                done = true;
+            }
+            memcpy(m->acc, r, rec_size(r));
+            m->have = true;
+        }
+        uint8_t last[REC_MAX];
+        memcpy(last, r, rec_size(r));
+        c->at += rec_size(r);
+        int f = cfill(s, c);
+        if (f < 0) return -1;
+        if (f > 0 && rec_cmp(last, head(c)) >= 0) /* runs are written sorted and unique */
+            return fail(s, "the temporary file holds a run out of order", 0);
+        if (f == 0) h->at[0] = h->at[--h->n];
+        sift_down(h, 0);
+        if (done) return 1;
+    }
+    if (!m->have) return 0;
+    memcpy(out, m->acc, rec_size(m->acc));
+    m->have = false;
+    return 1;
+}
+
 /* One unique node out of the merge: its place in the frozen records, and the parent table. */
-static int take_node(lh_spill *s, wbuf *w, const uint8_t *r, uint64_t *prev)
+static int take_node(lh_spill *s, const uint8_t *r, uint64_t *prev)
 {
     uint64_t hash = rd64(r);
     if ((s->tree.nodes && hash == *prev) || hash == LH_NAME_HASH_SEED) {
@@ -420,7 +493,7 @@ static int take_node(lh_spill *s, wbuf *w, const uint8_t *r, uint64_t *prev)
     s->tree.names += r[16] != 0;
     s->tree.recs_len += LH_NT_HDR + r[20];
     if (s->tree.recs_len >= UINT32_MAX) return fail(s, "the lists are too big for one tree", 0);
-    return wput(s, w, r, rec_size(r));
+    return 0;
 }
 
 int lh_spill_seal(lh_spill *s)
@@ -429,62 +502,14 @@ int lh_spill_seal(lh_spill *s)
     if (flush_run(s) != 0) return -1;
     run_buffers_free(s); /* the merge needs none of it */
     s->sealed = true;
-    heap h = {.c = calloc(s->nruns + 1, sizeof *h.c), .at = calloc(s->nruns + 1, sizeof *h.at)};
-    wbuf *w = malloc(sizeof *w);
-    int rc = -1;
-    if (!h.c || !h.at || !w) {
-        fail(s, "out of memory", 0);
-        goto out;
-    }
-    for (size_t i = 0; i < s->nruns; i++) {
-        int r = copen(s, &h.c[i], s->runs[i].off, s->runs[i].len);
-        if (r < 0) goto out;
-        if (r > 0) h.at[h.n++] = i;
-    }
-    for (size_t i = h.n; i-- > 0;)
-        sift_down(&h, i);
-    s->nodes_off = s->file_end;
-    w->fd = s->fd;
-    w->pos = s->file_end;
-    w->len = 0;
-    uint8_t acc[REC_MAX];
-    bool have = false;
+    merger m;
+    int rc = -1, f;
+    uint8_t rec[REC_MAX];
     uint64_t prev = 0;
-    while (h.n) {
-        cursor *c = &h.c[h.at[0]];
-        const uint8_t *r = head(c);
-        /* A record's hash is its label's below its parent's: a record damaged in the file
-         * (zeroed, cut) does not pass. */
-        if (lh_label_hash(rd64(r + 8), r + 20) != rd64(r)) {
-            fail(s, "the temporary file holds a damaged record", 0);
-            goto out;
-        }
-        if (have && rec_cmp(acc, r) == 0) {
-            rec_merge(acc, r);
-        } else {
-            if (have && take_node(s, w, acc, &prev) != 0) goto out;
-            memcpy(acc, r, rec_size(r));
-            have = true;
-        }
-        uint8_t last[REC_MAX];
-        memcpy(last, r, rec_size(r));
-        c->at += rec_size(r);
-        int f = cfill(s, c);
-        if (f < 0) goto out;
-        if (f > 0 && rec_cmp(last, head(c)) >= 0) { /* runs are written sorted and unique */
-            fail(s, "the temporary file holds a run out of order", 0);
-            goto out;
-        }
-        if (f == 0) h.at[0] = h.at[--h.n];
-        sift_down(&h, 0);
-    }
-    if (have && take_node(s, w, acc, &prev) != 0) goto out;
-    if (wflush(s, w) != 0) goto out;
-    /* The runs are merged: their blocks go back to the file system (and the page cache)
-     * now, not when the file is closed. Where holes are not supported they stay till then. */
-    fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)s->nodes_off);
-    s->nodes_len = w->pos - s->nodes_off;
-    s->file_end = w->pos;
+    if (merger_open(s, &m) != 0) goto out;
+    while ((f = merger_next(s, &m, rec)) > 0)
+        if (take_node(s, rec, &prev) != 0) goto out;
+    if (f < 0) goto out;
     /* Where each group of 65,536 (by the top 16 bits) starts in the parent table. */
     if (!(s->par_dir = calloc(65537, sizeof *s->par_dir))) {
         fail(s, "out of memory", 0);
@@ -501,11 +526,7 @@ int lh_spill_seal(lh_spill *s)
     s->tree.bits = bits;
     rc = 0;
 out:
-    for (size_t i = 0; h.c && i < s->nruns; i++)
-        free(h.c[i].buf);
-    free(h.c);
-    free(h.at);
-    free(w);
+    merger_close(s, &m);
     return rc;
 }
 
@@ -525,10 +546,11 @@ static uint32_t parent_ref(const lh_spill *s, uint64_t ph)
 
 int lh_spill_write(lh_spill *s, int fd, uint64_t dir_off, uint64_t recs_off)
 {
-    if (!s->sealed) return fail(s, "the build is not sealed", 0);
-    cursor c = {0};
+    if (!s->sealed || !s->par_dir) return fail(s, "the build is not sealed", 0);
+    merger m;
     wbuf *dw = malloc(sizeof *dw), *rw = malloc(sizeof *rw);
-    int rc = -1;
+    int rc = -1, f;
+    if (merger_open(s, &m) != 0) goto out;
     if (!dw || !rw) {
         fail(s, "out of memory", 0);
         goto out;
@@ -536,18 +558,11 @@ int lh_spill_write(lh_spill *s, int fd, uint64_t dir_off, uint64_t recs_off)
     *dw = (wbuf){.fd = fd, .pos = dir_off};
     *rw = (wbuf){.fd = fd, .pos = recs_off};
     unsigned shift = 64 - s->tree.bits;
-    size_t nb = (size_t)1 << s->tree.bits, next = 0;
+    size_t nb = (size_t)1 << s->tree.bits, next = 0, nodes = 0;
     uint32_t off = 0;
-    uint64_t prev = 0;
-    int f = copen(s, &c, s->nodes_off, s->nodes_len);
-    for (; f > 0; f = cfill(s, &c)) {
-        const uint8_t *r = head(&c);
+    uint8_t r[REC_MAX];
+    while ((f = merger_next(s, &m, r)) > 0) {
         uint64_t hash = rd64(r), ph = rd64(r + 8);
-        if (off && hash <= prev) {
-            fail(s, "the temporary file holds nodes out of order", 0);
-            goto out;
-        }
-        prev = hash;
         /* Buckets up to this node's start here (the empty ones before it too). */
         for (size_t b = (size_t)(hash >> shift); next <= b; next++)
             if (wput(s, dw, &off, 4) != 0) goto out;
@@ -567,19 +582,19 @@ int lh_spill_write(lh_spill *s, int fd, uint64_t dir_off, uint64_t recs_off)
         memcpy(rec + LH_NT_HDR, r + REC_HDR, r[20]);
         if (wput(s, rw, rec, LH_NT_HDR + r[20]) != 0) goto out;
         off += LH_NT_HDR + r[20];
-        c.at += rec_size(r);
+        nodes++;
     }
     if (f < 0) goto out;
     for (; next <= nb; next++)
         if (wput(s, dw, &off, 4) != 0) goto out;
-    if (off != s->tree.recs_len) {
-        fail(s, "the temporary file changed while it was read", 0);
+    if (off != s->tree.recs_len || nodes != s->tree.nodes) {
+        fail(s, "the temporary file changed between its two reads", 0);
         goto out;
     }
     if (wflush(s, dw) != 0 || wflush(s, rw) != 0) goto out;
     rc = 0;
 out:
-    free(c.buf);
+    merger_close(s, &m);
     free(dw);
     free(rw);
     return rc;
