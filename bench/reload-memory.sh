@@ -30,6 +30,10 @@ steady=$(kb VmRSS); first_peak=$(kb VmHWM)
 echo 5 >/proc/$P/clear_refs          # reset the high-water mark to the current RSS
 kill -HUP $P
 for _ in $(seq 6000); do grep -q "reload: done" "$W/log" && break; sleep 0.1; done # 5M names: minutes on a loaded machine
+# A tree built on disk is brought in once the old one is freed (a line says so): after it.
+if grep -q "built on disk" "$W/log"; then
+    for _ in $(seq 600); do grep -q "new name tree is resident" "$W/log" && break; sleep 0.1; done
+fi
 peak=$(kb VmHWM); after=$(kb VmRSS)
 awk -v n=$N -v s=$steady -v f=$first_peak -v p=$peak -v a=$after 'BEGIN {
     printf "names %d'"${PREFIX:+ (a parent each)}"': steady RSS %.1f MiB (start-up peak %.1f MiB); reload peak %.1f MiB = %.2fx steady; after reload %.1f MiB\n",

@@ -62,6 +62,7 @@ typedef struct lh_policy {
     uint32_t block_ttl;
     uint8_t block_v4[4], block_v6[16];
     uint16_t block_n4, block_n6;
+    struct lh_policy *successor; /* lh_policy_handover: populated once this one is freed */
 } lh_policy;
 
 /* Builds a policy from the config (reads the hosts file). Returns NULL with err set. A
@@ -70,6 +71,11 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);
 /* Maps in every page of a policy whose lists come from a snapshot file (lh_snapshot_populate):
  * for the policy the daemon starts with. */
 void lh_policy_populate(const lh_policy *p);
+/* A reload: `p` replaces `old`. When p's lists are a mapped file, its pages are brought in
+ * (on a thread of its own) once `old` is freed, not before: a reload never has both trees
+ * resident, and after it the new one is resident as the first one was (no page faults for
+ * lookups). Takes a reference on p until then. */
+void lh_policy_handover(lh_policy *old, lh_policy *p);
 /* Drops a reference (the builder holds the first); the last one frees the policy. */
 void lh_policy_free(lh_policy *p);
 /* Another loop uses the same policy (read-only: lookups never write to it). */

@@ -69,6 +69,7 @@ static void reload_swap(lh_daemon *d, char *msg, size_t msglen)
     else if (old->hosts_missing && p->has_hosts)
         lh_info("reload: %s exists now: its names are answered", s->cfg->hosts_file);
     d->reload_result = NULL;
+    lh_policy_handover(old, p); /* p's mapped tree is brought in once old is gone */
     lh_server_set_policy(s, p);
     size_t rules = 0;
     for (size_t i = 0; i < p->blocks.nlists; i++)

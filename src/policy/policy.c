@@ -23,6 +23,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,6 +285,40 @@ void lh_policy_populate(const lh_policy *p)
     lh_snapshot_populate(&p->blocks);
 }
 
+void lh_policy_handover(lh_policy *old, lh_policy *p)
+{
+    if (!old || old->successor || !p->blocks.map) return;
+    lh_policy_ref(p);
+    old->successor = p;
+}
+
+/* The successor's mapped tree is brought in off every event loop (a big list takes tens of
+ * milliseconds, longer when the page cache lost it), at a low priority; a policy that nobody
+ * but this thread holds any more (replaced again meanwhile) is not brought in. */
+static void *populate_main(void *arg)
+{
+    lh_policy *p = arg;
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+    if (atomic_load_explicit(&p->refs, memory_order_acquire) > 1) {
+        lh_policy_populate(p);
+        lh_info("lists: the new name tree is resident (%.1f MiB)",
+                (double)p->blocks.map_len / (1024 * 1024));
+    }
+    lh_policy_free(p);
+    return NULL;
+}
+
+static void populate_later(lh_policy *p)
+{
+    pthread_attr_t a;
+    pthread_t t;
+    bool started = pthread_attr_init(&a) == 0 &&
+                   pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED) == 0 &&
+                   pthread_create(&t, &a, populate_main, p) == 0;
+    pthread_attr_destroy(&a);
+    if (!started) lh_policy_free(p); /* its pages then come in as lookups touch them */
+}
+
 void lh_policy_ref(lh_policy *p)
 {
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
@@ -298,6 +335,9 @@ void lh_policy_free(lh_policy *p)
 
 static void policy_destroy(lh_policy *p)
 {
+    /* The replaced policy is gone: the one that replaced it can be resident now without the
+     * two ever being resident together. */
+    if (p->successor) populate_later(p->successor);
     lh_nameset_free(&p->zones);
     lh_nameset_free(&p->forward_zones);
     lh_nameset_free(&p->rebind_allow);

@@ -69,6 +69,8 @@ kill -HUP "$LH_PID"
 lh_wait_log 1 "reload: done"
 expect_eq "a reload built on disk: the new name is blocked" "$(d added.spill.test +short)" "127.0.0.1"
 answers "after the reload"
+# The new tree is brought in once the old one is freed (a thread of its own, a line).
+check "the new tree is made resident after the swap" lh_wait_log 1 "the new name tree is resident"
 expect_eq "the reload built on disk too" "$(lh_log_count "built on disk in a temporary file in $LH_TMP/tmp")" 2
 # A reload that fails (the list gone) keeps the tree being served and leaves no file behind.
 mv "$LIST" "$LIST.away"
