@@ -335,15 +335,16 @@ void lh_policy_free(lh_policy *p)
 
 static void policy_destroy(lh_policy *p)
 {
-    /* The replaced policy is gone: the one that replaced it can be resident now without the
-     * two ever being resident together. */
-    if (p->successor) populate_later(p->successor);
+    lh_policy *next = p->successor;
     lh_nameset_free(&p->zones);
     lh_nameset_free(&p->forward_zones);
     lh_nameset_free(&p->rebind_allow);
     lh_blockset_free(&p->blocks);
     if (p->has_hosts) lh_hosts_free(&p->hosts);
     free(p);
+    /* The replaced policy is gone (its mapping unmapped, its heap freed): the one that
+     * replaced it can be made resident now without the two ever being resident together. */
+    if (next) populate_later(next);
 }
 
 static void local(lh_verdict *v, enum lh_origin origin, uint8_t rcode, uint8_t soa_label,
