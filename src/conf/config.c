@@ -854,9 +854,10 @@ const lh_setting lh_settings[] = {
      DOC("observability.md")},
     {"state-dir", LH_DEFAULT_STATE_DIR, FN(set_path_or_none), FIELD(state_dir), .flag = "state-dir",
      .arg = "DIR",
-     .help = "where the compiled list snapshot is kept, so that a restart maps big lists "
-             "instead of parsing them, and the runtime rules (loophole allow/block) "
-             "(default " LH_DEFAULT_STATE_DIR "; 'none' turns both off)",
+     .help = "where the compiled list snapshot is kept (big lists are built into it on disk), "
+             "so that a restart maps big lists instead of parsing them, and the runtime rules "
+             "(loophole allow/block) (default " LH_DEFAULT_STATE_DIR "; 'none' turns both off, "
+             "and big lists are built in $TMPDIR)",
      DOC("configuration.md#settings")},
     {"control-group", NULL, FN(set_plain), FIELD(control_group), .flag = "control-group",
      .arg = "GROUP", .help = "this group may use the control socket too (default: root only)",
