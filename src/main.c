@@ -636,7 +636,6 @@ static int serve_resolver(lh_config *cfg, char **argv, uv_loop_t *loop)
         lh_err("%s", err);
         return 1;
     }
-    lh_policy_populate(policy); /* a mapped list: resident from the first query on */
     if (policy->hosts_missing)
         lh_warn("%s does not exist: serving without a hosts file (SIGHUP reads it once it does)",
                 cfg->hosts_file);

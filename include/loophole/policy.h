@@ -68,8 +68,11 @@ typedef struct lh_policy {
 /* Builds a policy from the config (reads the hosts file). Returns NULL with err set. A
  * default hosts file that does not exist is no error: hosts_missing tells the caller. */
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen);
-/* Maps in every page of a policy whose lists come from a snapshot file (lh_snapshot_populate):
- * for the policy the daemon starts with. */
+/* The same for a reload, while another policy is resident: a list mapped from a snapshot
+ * (or built on disk) is checked without keeping its pages; lh_policy_handover brings them in
+ * once the old policy is freed. */
+lh_policy *lh_policy_rebuild(const lh_config *cfg, char *err, size_t errlen);
+/* Maps in every page of a policy whose lists come from a snapshot file (lh_snapshot_populate). */
 void lh_policy_populate(const lh_policy *p);
 /* A reload: `p` replaces `old`. When p's lists are a mapped file, its pages are brought in
  * (on a thread of its own) once `old` is freed, not before: a reload never has both trees

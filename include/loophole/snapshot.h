@@ -23,8 +23,12 @@
 int lh_snapshot_sources(const lh_config *cfg, uint64_t *out, char *err, size_t errlen);
 
 /* Fills an initialised, empty blockset from `path` when it is a valid snapshot of sources
- * `fingerprint`. Returns 0, or -1 with the reason in why (the blockset is then empty again). */
-int lh_snapshot_load(lh_blockset *b, const char *path, uint64_t fingerprint, char *why,
+ * `fingerprint`. Returns 0, or -1 with the reason in why (the blockset is then empty again).
+ * Every byte is checked through the mapping, which leaves the tree resident; `lean` (a
+ * reload, with another tree resident): the checksum is read through a small buffer and the
+ * tree checked a stretch at a time, its pages dropped behind the check, so that none stays
+ * resident (lh_snapshot_populate brings them in later). */
+int lh_snapshot_load(lh_blockset *b, const char *path, uint64_t fingerprint, bool lean, char *why,
                      size_t whylen);
 /* Reads a snapshot from memory (a copy is mapped): what lh_snapshot_load checks, for the
  * fuzzer. */
@@ -38,10 +42,8 @@ int lh_snapshot_save(const lh_blockset *b, const char *path, uint64_t fingerprin
 uint64_t lh_snapshot_checksum(const uint8_t *data, size_t len);
 #define LH_SNAPSHOT_CHECKSUM_OFF 24 /* where the header keeps it (zero while summing) */
 
-/* Prefaults a mapped blockset's pages (a load leaves none resident): the daemon calls it for
- * the policy it starts with, so that the first lookups take no page faults and the RSS holds
- * the whole tree from the start. A reload does not: the new tree's pages come in as lookups
- * touch them, after the old policy is gone. */
+/* Prefaults a mapped blockset's pages (a lean load leaves none resident): for a reloaded
+ * policy once the one it replaced is freed (lh_policy_handover). */
 void lh_snapshot_populate(const lh_blockset *b);
 
 /* The parse the policy build hands to lh_snapshot_load_lists: initialises the blockset (with
@@ -55,8 +57,9 @@ typedef int (*lh_parse_fn)(void *ctx, lh_spill *spill, char *err, size_t errlen)
  * mapped: in the state directory, or without one (--state-dir none) in an unnamed temporary
  * file in $TMPDIR (default /tmp). When that folder cannot be used (not writable, full, a
  * read or write error) a log line says why and the lists are parsed in memory, as smaller
- * lists always are (and then saved when big enough). Returns 0, or -1 with err. */
-int lh_snapshot_load_lists(lh_blockset *b, const lh_config *cfg, size_t expected_names,
+ * lists always are (and then saved when big enough). `lean`: as lh_snapshot_load's. Returns
+ * 0, or -1 with err. */
+int lh_snapshot_load_lists(lh_blockset *b, const lh_config *cfg, size_t expected_names, bool lean,
                            lh_parse_fn parse, void *ctx, char *err, size_t errlen);
 
 #endif

@@ -53,7 +53,7 @@ static void reload_work(uv_work_t *req)
      * loop sharing that core keeps answering (the pool thread stays niced; it only ever does
      * background work). */
     setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
-    d->reload_result = lh_policy_build(d->srv.cfg, d->reload_err, sizeof d->reload_err);
+    d->reload_result = lh_policy_rebuild(d->srv.cfg, d->reload_err, sizeof d->reload_err);
     if (d->admin.rt) lh_runtime_reread(d->admin.rt);
 }
 

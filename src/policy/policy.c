@@ -205,14 +205,26 @@ static int parse_lists(void *ctx, lh_spill *spill, char *err, size_t errlen)
 }
 
 /* From the compiled snapshot in the state directory when the lists have not changed. */
-static int load_lists(lh_policy *p, const lh_config *cfg, char *err, size_t errlen)
+static int load_lists(lh_policy *p, const lh_config *cfg, bool lean, char *err, size_t errlen)
 {
     parse_ctx c = {.p = p, .cfg = cfg};
-    return lh_snapshot_load_lists(&p->blocks, cfg, expected_names(cfg), parse_lists, &c, err,
+    return lh_snapshot_load_lists(&p->blocks, cfg, expected_names(cfg), lean, parse_lists, &c, err,
                                   errlen);
 }
 
+static lh_policy *build(const lh_config *cfg, bool lean, char *err, size_t errlen);
+
 lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
+{
+    return build(cfg, false, err, errlen);
+}
+
+lh_policy *lh_policy_rebuild(const lh_config *cfg, char *err, size_t errlen)
+{
+    return build(cfg, true, err, errlen);
+}
+
+static lh_policy *build(const lh_config *cfg, bool lean, char *err, size_t errlen)
 {
     lh_policy *p = calloc(1, sizeof *p);
     if (p) atomic_init(&p->refs, 1);
@@ -253,7 +265,7 @@ lh_policy *lh_policy_build(const lh_config *cfg, char *err, size_t errlen)
             if (zone_add(&p->zones, canary_nxdomain[i], ZONE_CANARY_NXDOMAIN) != 0) goto oom;
         if (zone_add(&p->zones, canary_nodata[0], ZONE_CANARY_NODATA) != 0) goto oom;
     }
-    if (block_settings(p, cfg, err, errlen) != 0 || load_lists(p, cfg, err, errlen) != 0) {
+    if (block_settings(p, cfg, err, errlen) != 0 || load_lists(p, cfg, lean, err, errlen) != 0) {
         lh_policy_free(p);
         return NULL;
     }

@@ -92,8 +92,19 @@ static void hs_update(hstate *s, const uint8_t *p, size_t n)
         hs_block(s, s->tail);
         s->ntail = 0;
     }
-    for (; n >= 32; p += 32, n -= 32)
-        hs_block(s, p);
+    /* The lanes in locals while the bulk goes by (through the pointer they would be stored
+     * and loaded at every block). */
+    uint64_t a = s->a, b = s->b, c = s->c, d = s->d;
+    for (; n >= 32; p += 32, n -= 32) {
+        a = rotl(a + rd64(p) * P2, 31) * P1;
+        b = rotl(b + rd64(p + 8) * P2, 31) * P1;
+        c = rotl(c + rd64(p + 16) * P2, 31) * P1;
+        d = rotl(d + rd64(p + 24) * P2, 31) * P1;
+    }
+    s->a = a;
+    s->b = b;
+    s->c = c;
+    s->d = d;
     memcpy(s->tail, p, n);
     s->ntail = n;
 }
@@ -379,7 +390,8 @@ static int adopt_map(lh_blockset *b, void *map, size_t size, uint64_t fingerprin
 }
 
 /* lh_snapshot_load on an open file. */
-static int load_fd(lh_blockset *b, int fd, uint64_t fingerprint, char *why, size_t whylen)
+static int load_fd(lh_blockset *b, int fd, uint64_t fingerprint, bool lean, char *why,
+                   size_t whylen)
 {
     memset(b, 0, sizeof *b);
     struct stat st;
@@ -398,10 +410,12 @@ static int load_fd(lh_blockset *b, int fd, uint64_t fingerprint, char *why, size
         snprintf(why, whylen, "cannot map it: %s", strerror(errno));
         return -1;
     }
-    return adopt_map(b, map, (size_t)st.st_size, fingerprint, fd, why, whylen);
+    /* Lean: checked without keeping its pages (another tree is resident, see adopt). Else
+     * checked through the mapping, which leaves it resident for the first lookups. */
+    return adopt_map(b, map, (size_t)st.st_size, fingerprint, lean ? fd : -1, why, whylen);
 }
 
-int lh_snapshot_load(lh_blockset *b, const char *path, uint64_t fingerprint, char *why,
+int lh_snapshot_load(lh_blockset *b, const char *path, uint64_t fingerprint, bool lean, char *why,
                      size_t whylen)
 {
     memset(b, 0, sizeof *b);
@@ -410,7 +424,7 @@ int lh_snapshot_load(lh_blockset *b, const char *path, uint64_t fingerprint, cha
         snprintf(why, whylen, "%s", errno == ENOENT ? "none yet" : strerror(errno));
         return -1;
     }
-    int rc = load_fd(b, fd, fingerprint, why, whylen);
+    int rc = load_fd(b, fd, fingerprint, lean, why, whylen);
     close(fd);
     return rc;
 }
@@ -614,7 +628,7 @@ static const char *tmp_dir(void)
  * Returns 0, -1 with err for an error in the lists (as the in-memory parse would), or 1 when
  * the disk cannot be used (said in a log line; the caller builds in memory instead). */
 static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path, uint64_t fp,
-                         lh_parse_fn parse, void *ctx, char *err, size_t errlen)
+                         bool lean, lh_parse_fn parse, void *ctx, char *err, size_t errlen)
 {
     const char *dir = path ? cfg->state_dir : tmp_dir();
     char why[LH_ERR_MAX], tmp[4200] = "";
@@ -670,7 +684,7 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
     sp = NULL;
     lh_blockset_free(b); /* the lists and patterns are read back from the file */
     char bad[128];
-    if (load_fd(b, fd, fp, bad, sizeof bad) != 0) {
+    if (load_fd(b, fd, fp, lean, bad, sizeof bad) != 0) {
         snprintf(why, sizeof why, "the snapshot just written does not check: %s", bad);
         goto out;
     }
@@ -701,7 +715,7 @@ out:
     return rc;
 }
 
-int lh_snapshot_load_lists(lh_blockset *b, const lh_config *cfg, size_t expected_names,
+int lh_snapshot_load_lists(lh_blockset *b, const lh_config *cfg, size_t expected_names, bool lean,
                            lh_parse_fn parse, void *ctx, char *err, size_t errlen)
 {
     char path[4096], why[LH_ERR_MAX];
@@ -712,7 +726,7 @@ int lh_snapshot_load_lists(lh_blockset *b, const lh_config *cfg, size_t expected
      * snapshot stale rather than wrong. An unreadable source is reported by the parse. */
     if (use && lh_snapshot_sources(cfg, &fp, why, sizeof why) != 0) use = false;
     if (use) {
-        if (lh_snapshot_load(b, path, fp, why, sizeof why) == 0) {
+        if (lh_snapshot_load(b, path, fp, lean, why, sizeof why) == 0) {
             lh_info("lists: %zu names in %zu list(s) mapped from %s", b->names.names, b->nlists,
                     path);
             return 0;
@@ -725,7 +739,7 @@ int lh_snapshot_load_lists(lh_blockset *b, const lh_config *cfg, size_t expected
     /* Big lists are built on disk: what a reload holds besides the policy it replaces stays
      * small (spill.h). Small ones parse in milliseconds in memory. */
     if (expected_names >= LH_SNAPSHOT_MIN_NAMES && (use || !cfg->state_dir)) {
-        int r = build_on_disk(b, cfg, use ? path : NULL, fp, parse, ctx, err, errlen);
+        int r = build_on_disk(b, cfg, use ? path : NULL, fp, lean, parse, ctx, err, errlen);
         if (r <= 0) return r;
     }
     if (parse(ctx, NULL, err, errlen) != 0) return -1;
