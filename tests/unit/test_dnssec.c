@@ -42,7 +42,8 @@ static ldns_signing_algorithm make_key_alg = LDNS_SIGN_ECDSAP256SHA256;
 static ldns_key_list *make_key(const char *owner, uint32_t inception, uint32_t expiration,
                                uint16_t flags, ldns_rr **dnskey)
 {
-    ldns_key *k = ldns_key_new_frm_algorithm(make_key_alg, make_key_alg == LDNS_SIGN_ECDSAP256SHA256 ? 256 : 2048);
+    ldns_key *k = ldns_key_new_frm_algorithm(
+        make_key_alg, make_key_alg == LDNS_SIGN_ECDSAP256SHA256 ? 256 : 2048);
     ldns_key_set_pubkey_owner(k, ldns_dname_new_frm_str(owner));
     ldns_key_set_flags(k, flags);
     ldns_key_set_inception(k, inception);
@@ -130,6 +131,16 @@ static void world_free(world *w)
         ldns_rr_list_deep_free(w->resp_rrs[i]);
         ldns_rr_list_deep_free(w->resp_auth[i]);
     }
+}
+
+/* The world's trust anchor (the DS of t.), loaded as a file would be. */
+static lh_dnssec_anchors *world_anchors(const world *w)
+{
+    char err[512];
+    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
+    CHECK_EQ(lh_dnssec_anchors_load_text(a, w->anchor, strlen(w->anchor), "t.ds", err, sizeof err),
+             0);
+    return a;
 }
 
 /* A response to name/type with these sections (lists are copied), as wire. */
@@ -350,10 +361,7 @@ static void test_keytrap(void)
 {
     world w;
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
-    char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
+    lh_dnssec_anchors *a = world_anchors(&w);
     enum { NKEYS = 40, NSIGS = 60 };
     same_tag_keys(&w, NKEYS);
     /* the answer with NSIGS copies of its RRSIG, each with one byte of the signature changed */
@@ -390,10 +398,7 @@ static void test_verification_cap(void)
 {
     world w;
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
-    char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
+    lh_dnssec_anchors *a = world_anchors(&w);
     same_tag_keys(&w, 4);
     static const char *const links[] = {
         "www.c.t. 3600 IN CNAME a.c.t.", "a.c.t. 3600 IN CNAME b.c.t.",
@@ -443,10 +448,7 @@ static void test_dname(void)
 {
     world w;
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
-    char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
+    lh_dnssec_anchors *a = world_anchors(&w);
     /* DS d.c.t.: NODATA, proven by the NSEC at d.c.t. (not a zone cut: its data is c.t.'s) */
     ldns_rr_list *l = ldns_rr_list_new(),
                  *set = one(rr("c.t. 3600 IN SOA ns.t. admin.t. 1 3600 600 86400 300"));
@@ -512,10 +514,7 @@ static void test_memo_truncation(void)
 {
     world w;
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
-    char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
+    lh_dnssec_anchors *a = world_anchors(&w);
     lh_dnssec_cache *cache = lh_dnssec_cache_new(16);
     lh_dnssec_result *res = malloc(sizeof *res);
     uint8_t msg[4096];
@@ -594,10 +593,7 @@ static void test_memo_key_boundary(void)
     world w;
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
     make_key_alg = LDNS_SIGN_ECDSAP256SHA256;
-    char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
+    lh_dnssec_anchors *a = world_anchors(&w);
     lh_dnssec_cache *cache = lh_dnssec_cache_new(16);
     lh_dnssec_result *res = malloc(sizeof *res);
 
@@ -635,8 +631,9 @@ static void test_memo_key_boundary(void)
     BN_set_word(e, 65537);
     bool found = false;
     for (uint32_t ctr = 1; ctr < 2000000 && !found; ctr += 2) {
-        memcpy(d2 + k - 4, &(uint8_t[4]){(uint8_t)(ctr >> 24), (uint8_t)(ctr >> 16),
-                                         (uint8_t)(ctr >> 8), (uint8_t)ctr},
+        memcpy(d2 + k - 4,
+               &(uint8_t[4]){(uint8_t)(ctr >> 24), (uint8_t)(ctr >> 16), (uint8_t)(ctr >> 8),
+                             (uint8_t)ctr},
                4);
         memcpy(k1 + k2n, d2, k);
         BN_bin2bn(k1 + 4, (int)(k1n - 4), n1);
@@ -795,10 +792,7 @@ static void test_dname_scrub(void)
 {
     world w;
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
-    char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
+    lh_dnssec_anchors *a = world_anchors(&w);
     lh_dnssec_result *res = malloc(sizeof *res);
     ldns_rr_list *an = ldns_rr_list_new(), *set = one(rr("www.c.t. 3600 IN A 192.0.2.1"));
     signed_set(an, set, w.kc, true);
@@ -833,10 +827,7 @@ static void test_downgrades(void)
 {
     world w;
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
-    char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
+    lh_dnssec_anchors *a = world_anchors(&w);
     lh_dnssec_result *res = malloc(sizeof *res);
     uint8_t msg[4096];
     size_t n = answer_www(&w, msg, sizeof msg, true, false);
@@ -1017,9 +1008,7 @@ void test_dnssec(void)
     world w;
     world_init(&w, T0 - 3600, T0 + 10 * 86400, 257);
     char err[512];
-    lh_dnssec_anchors *a = lh_dnssec_anchors_new();
-    CHECK_EQ(lh_dnssec_anchors_load_text(a, w.anchor, strlen(w.anchor), "t.ds", err, sizeof err),
-             0);
+    lh_dnssec_anchors *a = world_anchors(&w);
     CHECK_EQ(lh_dnssec_anchors_count(a), 1);
     test_settings(w.anchor);
     lh_dnssec_cache *cache = lh_dnssec_cache_new(16);
