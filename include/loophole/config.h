@@ -186,6 +186,7 @@ struct lh_config {
     unsigned nforward_zones;
     uint32_t upstream_timeout_ms; /* one try at one server */
     uint32_t query_budget_ms;     /* all tries: then SERVFAIL (or a stale answer) */
+    uint32_t doh_idle_timeout_ms; /* nothing in flight this long: DoH connections closed */
     uint32_t upstream_max_inflight;
     bool upstream_0x20;
     bool rebind_protection; /* refuse private addresses for names outside forward zones */

@@ -217,9 +217,11 @@ bool lh_transport_tls_owns(const lh_transport *t, const lh_try *try_);
 size_t lh_edns_pad(uint8_t *msg, size_t len, size_t cap, unsigned block);
 /* DNS over HTTPS (RFC 8484) through libcurl's multi interface on the loop: HTTP/2 streams on
  * reused connections to server->tls.auth_name at server->addr (never looked up), POST or GET
- * of application/dns-message, `ca_file` NULL: the system store. NULL with `err` set. */
-lh_transport *lh_transport_https_new(uv_loop_t *loop, unsigned timeout_ms, const char *ca_file,
-                                     unsigned max_tries, char *err, size_t errlen);
+ * of application/dns-message, `ca_file` NULL: the system store; every connection closed when
+ * nothing has been in flight for `idle_ms`. NULL with `err` set. */
+lh_transport *lh_transport_https_new(uv_loop_t *loop, unsigned timeout_ms, unsigned idle_ms,
+                                     const char *ca_file, unsigned max_tries, char *err,
+                                     size_t errlen);
 const lh_transport_ops *lh_transport_https_ops(void);
 bool lh_transport_https_owns(const lh_transport *t, const lh_try *try_);
 /* The transport for a config: c-ares alone, or c-ares with TLS and/or HTTPS side by side (each

@@ -36,6 +36,7 @@ void lh_config_defaults(lh_config *c)
     lh_addr_parse("9.9.9.9", 53, &c->fallback[0]);
     lh_addr_parse("149.112.112.112", 53, &c->fallback[1]);
     c->upstream_timeout_ms = 1500;
+    c->doh_idle_timeout_ms = 30000;
     c->query_budget_ms = 4000;
     c->upstream_max_inflight = 1024;
     c->upstream_0x20 = true;
@@ -806,6 +807,12 @@ const lh_setting lh_settings[] = {
      UINT(upstream_timeout_ms, 50, 30000, "a number of milliseconds from 50 to 30000"),
      .flag = "upstream-timeout", .arg = "MS", .help = "one try at one upstream (default 1500)",
      DOC("forwarding.md")},
+    {"doh-idle-timeout", "30000",
+     UINT(doh_idle_timeout_ms, 100, 600000, "a number of milliseconds from 100 to 600000"),
+     .flag = "doh-idle-timeout", .arg = "MS",
+     .help = "close every DNS over HTTPS connection when nothing has been in flight for MS "
+             "milliseconds (default 30000)",
+     DOC("forwarding.md#dns-over-https")},
     {"query-budget", "4000",
      UINT(query_budget_ms, 100, 60000, "a number of milliseconds from 100 to 60000"),
      .flag = "query-budget", .arg = "MS",

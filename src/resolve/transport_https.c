@@ -13,7 +13,8 @@
  * Connections: one multi handle per transport (per loop) keeps the connections; transfers to
  * one upstream wait for its connection (CURLOPT_PIPEWAIT) and go as HTTP/2 streams on it, at
  * most DOH_CONNS_MAX connections and DOH_INFLIGHT_MAX transfers per upstream. When nothing has
- * been in flight for DOH_IDLE_MS the multi handle is dropped, which closes every connection.
+ * been in flight for `doh-idle-timeout` the multi handle is dropped, which closes every
+ * connection.
  *
  * Queries go with DNS ID 0 (RFC 8484 section 4.1: cache-friendly; each HTTP exchange is its own
  * stream, so the answer is matched by its transfer, not its ID) and padded with EDNS(0) Padding
@@ -27,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +38,8 @@
 
 #define DOH_INFLIGHT_MAX 512 /* transfers at once per upstream (and streams per connection) */
 #define DOH_CONNS_MAX 2      /* connections per upstream */
-#define DOH_IDLE_MS 30000    /* nothing in flight this long: every connection closed */
 #define DOH_BODY_MAX 65535   /* a DNS message's largest size */
+#define DOH_BODY_KEEP 4096   /* an answer buffer larger than this is not kept for the next try */
 #define DOH_QUERY_MAX 1024   /* a padded query: ours are far below (one question) */
 #define DOH_PAD_BLOCK 128    /* RFC 8467 */
 #define DOH_LOG_EVERY_MS 10000
@@ -61,7 +63,7 @@ typedef struct doh_host {
 typedef struct doh_try {
     doh_transport *t;
     doh_host *h;
-    CURL *easy; /* kept across tries: its options and buffers are reused */
+    CURL *easy; /* kept across tries (its options and buffers are reused) until idle */
     struct doh_try *free_next;
     lh_try_done_cb done;
     void *arg;
@@ -69,10 +71,23 @@ typedef struct doh_try {
     bool in_use, active, too_big;
     size_t qlen;
     uint8_t q[DOH_QUERY_MAX];
-    uint8_t *body; /* grows up to DOH_BODY_MAX, kept for the next try */
+    uint8_t *body; /* grows to what is received, up to DOH_BODY_MAX; kept for the next try when
+                    * at most DOH_BODY_KEEP, freed (with `easy`) when the transport goes idle */
     size_t blen, bcap;
     char errbuf[CURL_ERROR_SIZE];
 } doh_try;
+
+/* One connection that has carried an answer, for the queries-per-connection histogram. libcurl
+ * keeps its connections to itself and names none to a multiplexed transfer that has ended
+ * (CURLINFO_ACTIVESOCKET is unset while other streams still use the connection), but every
+ * transfer knows its local port: a connection is that port towards its upstream. It is counted
+ * when a transfer on it ends and goes into the histogram when libcurl closes its socket. */
+typedef struct doh_conn {
+    doh_host *h;
+    uint16_t lport;
+    uint64_t queries;
+    struct doh_conn *next;
+} doh_conn;
 
 /* One socket libcurl asked to be watched. */
 typedef struct doh_watch {
@@ -86,6 +101,7 @@ struct doh_transport {
     lh_transport base;
     uv_loop_t *loop;
     unsigned timeout_ms;
+    unsigned idle_ms; /* doh-idle-timeout */
     char *ca_file;
     CURLM *multi; /* NULL while idle */
     CURLSH *share;
@@ -93,6 +109,7 @@ struct doh_transport {
     doh_try *slab, *free_tries;
     unsigned max_tries, inflight;
     doh_watch *watches;
+    doh_conn *conns;
     doh_host *hosts;
     struct curl_slist *hdr_post, *hdr_get;
     bool shutting_down, timers_ready;
@@ -161,6 +178,41 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
     return 0;
 }
 
+static uint16_t port_of(const lh_sockaddr *a)
+{
+    return ntohs(a->sa.sa_family == AF_INET6 ? a->v6.sin6_port : a->v4.sin_port);
+}
+
+static bool same_host(const lh_sockaddr *a, const lh_sockaddr *b)
+{
+    if (a->sa.sa_family != b->sa.sa_family || port_of(a) != port_of(b)) return false;
+    return a->sa.sa_family == AF_INET6
+               ? !memcmp(&a->v6.sin6_addr, &b->v6.sin6_addr, sizeof a->v6.sin6_addr)
+               : a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
+}
+
+/* The connection on `fd` is closing: its count goes into its upstream's histogram. The same
+ * local port may serve connections to two upstreams; the peer tells them apart while the
+ * socket still has one (a reset one has not: then the first record with the port). */
+static void conn_closed(doh_transport *t, curl_socket_t fd)
+{
+    lh_sockaddr local, peer;
+    socklen_t ll = sizeof local, pl = sizeof peer;
+    if (getsockname(fd, &local.sa, &ll) != 0) return;
+    bool has_peer = getpeername(fd, &peer.sa, &pl) == 0;
+    doh_conn **pp = &t->conns;
+    while (*pp && !((*pp)->lport == port_of(&local) &&
+                    (!has_peer || same_host(&peer, &(*pp)->h->s->addr))))
+        pp = &(*pp)->next;
+    if (!*pp) return; /* never carried an answer (or a socket of no connection) */
+    doh_conn *c = *pp;
+    lh_tls_counters *st = &c->h->s->tls_stats;
+    st->conn_queries[lh_conn_queries_bucket(c->queries)]++;
+    st->conn_queries_sum += c->queries;
+    *pp = c->next;
+    free(c);
+}
+
 /* libcurl closes a socket: a watch still on it goes first, so that epoll never holds an fd
  * number that a later socket may reuse. */
 static int on_close_socket(void *clientp, curl_socket_t fd)
@@ -171,7 +223,30 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
             watch_close(w);
             break;
         }
+    if (t->conns) conn_closed(t, fd);
     return close(fd);
+}
+
+/* One more answer on the connection of this (ended, not yet removed) transfer. Without memory
+ * for the record the connection goes uncounted; nothing else depends on it. */
+static void conn_count(doh_try *tr)
+{
+    doh_transport *t = tr->t;
+    long lport = 0;
+    if (curl_easy_getinfo(tr->easy, CURLINFO_LOCAL_PORT, &lport) != CURLE_OK || lport <= 0 ||
+        lport > 65535)
+        return;
+    doh_conn *c = t->conns;
+    while (c && !(c->lport == (uint16_t)lport && c->h == tr->h))
+        c = c->next;
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c))) return;
+        c->lport = (uint16_t)lport;
+        c->h = tr->h;
+        c->next = t->conns;
+        t->conns = c;
+    }
+    c->queries++;
 }
 
 static void on_timer(uv_timer_t *h)
@@ -193,7 +268,7 @@ static int on_curl_timer(CURLM *m, long ms, void *userp)
     return 0;
 }
 
-/* Nothing in flight for DOH_IDLE_MS: the multi handle goes, and its connections with it. */
+/* Nothing in flight for idle_ms: the multi handle goes, and its connections with it. */
 static void on_idle(uv_timer_t *h)
 {
     doh_transport *t = h->data;
@@ -203,7 +278,24 @@ static void on_idle(uv_timer_t *h)
     while (t->watches) /* none should be left (libcurl closed its sockets); never a stale one */
         watch_close(t->watches);
     uv_timer_stop(&t->timer);
-    lh_debug("DNS over HTTPS: idle for %u ms, connections closed", DOH_IDLE_MS);
+    /* Every slot is free: their easy handles (each with libcurl's buffers, tens of KB) and
+     * answer buffers go too, so that a burst long past does not hold its memory for the
+     * daemon's life. The next try makes a handle again. */
+    unsigned freed = 0;
+    for (unsigned i = 0; i < t->max_tries; i++) {
+        doh_try *tr = &t->slab[i];
+        if (tr->in_use || !tr->easy) continue;
+        curl_easy_cleanup(tr->easy);
+        free(tr->body);
+        tr->easy = NULL;
+        tr->body = NULL;
+        tr->blen = tr->bcap = 0;
+        freed++;
+    }
+    /* glibc keeps freed chunks in the heap; give the pages back (idle: the stall is harmless) */
+    if (freed) malloc_trim(0);
+    lh_debug("DNS over HTTPS: idle for %u ms, connections closed, %u transfer handles freed",
+             t->idle_ms, freed);
 }
 
 static CURLM *multi_get(doh_transport *t)
@@ -265,7 +357,7 @@ static void try_release(doh_try *tr)
     tr->done = NULL;
     tr->free_next = t->free_tries;
     t->free_tries = tr;
-    if (--t->inflight == 0 && !t->shutting_down) uv_timer_start(&t->idle, on_idle, DOH_IDLE_MS, 0);
+    if (--t->inflight == 0 && !t->shutting_down) uv_timer_start(&t->idle, on_idle, t->idle_ms, 0);
 }
 
 /* A log line per upstream and reason, at most every DOH_LOG_EVERY_MS (a failing upstream must
@@ -334,10 +426,19 @@ static void finish(doh_try *tr, CURLcode rc)
     curl_easy_getinfo(tr->easy, CURLINFO_CONTENT_TYPE, &ctype);
     if (nconn > 0) {
         s->tls_stats.connections++;
-        if (code > 0) s->tls_stats.handshakes++;
+        if (code > 0) { /* an HTTP answer: the handshake completed; timed from the start of the
+                         * transfer, so connect + handshake, as over DoT */
+            curl_off_t us = 0;
+            curl_easy_getinfo(tr->easy, CURLINFO_APPCONNECT_TIME_T, &us);
+            uint64_t took = (uint64_t)(us > 0 ? us : 0) * 1000;
+            s->tls_stats.handshakes++;
+            s->tls_stats.handshake_latency[lh_latency_bucket(took)]++;
+            s->tls_stats.handshake_latency_sum_ns += took;
+        }
     } else if (code > 0) {
         s->tls_stats.reused++;
     }
+    if (code > 0) conn_count(tr);
     if (rc != CURLE_OK) {
         enum lh_tls_reason why = reason_of(rc);
         try_fail(tr, why,
@@ -468,7 +569,8 @@ static CURL *easy_new(doh_transport *t, doh_try *tr)
     if (t->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)t->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)(DOH_IDLE_MS / 1000));
+    /* libcurl's own bound, whole seconds: a connection unused this long is not reused */
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)(t->idle_ms < 1000 ? 1 : t->idle_ms / 1000));
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_SHARE, t->share);
@@ -493,6 +595,11 @@ static lh_try *https_start(lh_transport *base, lh_upstream_server *s, const uint
     tr->in_use = true;
     tr->active = tr->too_big = false;
     tr->blen = 0;
+    if (tr->bcap > DOH_BODY_KEEP) { /* a large answer's buffer is not kept for small ones */
+        free(tr->body);
+        tr->body = NULL;
+        tr->bcap = 0;
+    }
     tr->errbuf[0] = 0;
     tr->orig_id = lh_rd16(query);
     memcpy(tr->q, query, len);
@@ -577,6 +684,10 @@ static void https_free(lh_transport *base)
         if (t->slab[i].easy) curl_easy_cleanup(t->slab[i].easy);
         free(t->slab[i].body);
     }
+    for (doh_conn *c = t->conns, *next; c; c = next) { /* never closed: not counted */
+        next = c->next;
+        free(c);
+    }
     for (doh_host *h = t->hosts, *next; h; h = next) { /* its server may be gone already */
         next = h->next;
         curl_slist_free_all(h->connect_to);
@@ -600,8 +711,9 @@ static const lh_transport_ops https_ops = {
     .free = https_free,
 };
 
-lh_transport *lh_transport_https_new(uv_loop_t *loop, unsigned timeout_ms, const char *ca_file,
-                                     unsigned max_tries, char *err, size_t errlen)
+lh_transport *lh_transport_https_new(uv_loop_t *loop, unsigned timeout_ms, unsigned idle_ms,
+                                     const char *ca_file, unsigned max_tries, char *err,
+                                     size_t errlen)
 {
     /* Thread-safe in this libcurl (7.84 and later) and counted: each loop's transport calls it. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -616,6 +728,7 @@ lh_transport *lh_transport_https_new(uv_loop_t *loop, unsigned timeout_ms, const
     t->base.ops = &https_ops;
     t->loop = loop;
     t->timeout_ms = timeout_ms;
+    t->idle_ms = idle_ms ? idle_ms : 30000;
     t->max_tries = max_tries ? max_tries : 1;
     if (!(t->slab = calloc(t->max_tries, sizeof *t->slab))) goto oom;
     for (unsigned i = t->max_tries; i-- > 0;) {

@@ -105,7 +105,8 @@ lh_transport *lh_transport_for_config(uv_loop_t *loop, const lh_config *cfg, uns
     if (tls && !(m->tls = lh_transport_tls_new(loop, cfg->upstream_timeout_ms, cfg->tls_ca,
                                                max_inflight, err, errlen)))
         goto fail;
-    if (https && !(m->https = lh_transport_https_new(loop, cfg->upstream_timeout_ms, cfg->tls_ca,
+    if (https && !(m->https = lh_transport_https_new(loop, cfg->upstream_timeout_ms,
+                                                     cfg->doh_idle_timeout_ms, cfg->tls_ca,
                                                      max_inflight, err, errlen)))
         goto fail;
     return &m->base;

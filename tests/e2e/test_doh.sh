@@ -4,7 +4,8 @@
 # of one connection, the strict profile (wrong name, untrusted CA, wrong pin, an HTTP error, a
 # wrong content type, an oversized or short body: SERVFAIL with EDE 23 (refused: 22), and never a plaintext
 # query: a port-53 listener on the same address records any), failover from a dead DoH upstream
-# to a live one, GET, a mixed list and a forward zone, and the bootstrap address rule.
+# to a live one, GET, a mixed list and a forward zone, the bootstrap address rule, the idle
+# close (doh-idle-timeout) and the handshake-time and queries-per-connection histograms.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tls_lib.sh"
 command -v openssl >/dev/null && command -v unbound >/dev/null || { echo "needs openssl, unbound"; exit 77; }
@@ -101,6 +102,8 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
 print(hs, fails)')
 expect_eq "Prometheus: handshakes and failures of the DoH upstream" "$prom" "('https://doh.test/dns-query', 1) 0"
 check "stats shows the connection counters" bash -c "'$LOOPHOLE' stats --control-socket '$CTL' | grep -q 'tls: connections 1, handshakes 1'"
+hist=$(ctl stats --json | "$LH_PY" -c 'import json,sys; t=json.load(sys.stdin)["upstreams"][0]["tls"]; print(sum(t["handshake_latency_buckets"]), t["handshake_latency_sum_us"] > 0, sum(t["conn_queries_buckets"]))')
+expect_eq "the handshake timed in the histogram, no connection closed yet (handshakes timed, time>0, closed)" "$hist" "1 True 0"
 
 # The server goes away with the connection idle (a restart): the next query finds the old
 # connection dead and opens a new one, with no failure.
@@ -110,6 +113,26 @@ unbound_up
 expect_eq "answered after the server closed the idle connection" "$(d a2.bulk.doh.test A +short)" "192.0.2.7"
 expect_eq "a second connection, no failure (connections failures)" \
     "$(lh_stat "'%d %d' % (s['upstreams'][0]['tls']['connections'], sum(s['upstreams'][0]['tls']['failures'].values()))")" "2 0"
+lh_stop
+
+# ---- the idle close (doh-idle-timeout) and the queries-per-connection histogram -------------
+# Nothing in flight for 1 s: every connection is closed, and the closed one goes into the
+# histogram with the answers it carried (3: the (1, 10] bucket).
+: >"$LH_TMP/loophole.log"
+lh_start --upstream "$URL" --tls-ca "$LH_TMP/ca.pem" --cache-size 0 --doh-idle-timeout 1000
+for n in i1 i2 i3; do d "$n.bulk.doh.test" A +short >/dev/null; done
+lh_wait_for 30 grep -q "DNS over HTTPS: idle for 1000 ms, connections closed," "$LH_TMP/loophole.log"
+check "idle for doh-idle-timeout: the connections closed (log)" \
+    grep -q "DNS over HTTPS: idle for 1000 ms, connections closed," "$LH_TMP/loophole.log"
+expect_eq "idle close: no connection to the DoH server left (ss)" "$(doh_conns)" "0"
+freed=$(sed -n 's/.*connections closed, \([0-9]*\) transfer handles freed.*/\1/p' "$LH_TMP/loophole.log" | tail -1)
+check "idle close: the transfer slots' easy handles and buffers freed (${freed:-none})" test "${freed:-0}" -ge 1
+cq=$(ctl stats --json | "$LH_PY" -c 'import json,sys; t=json.load(sys.stdin)["upstreams"][0]["tls"]; print(t["conn_queries_buckets"], t["conn_queries_sum"], t["connections"], sum(t["handshake_latency_buckets"]))')
+expect_eq "the closed connection in the queries-per-connection histogram (buckets, sum, connections, handshakes timed)" \
+    "$cq" "[0, 1, 0, 0, 0, 0] 3 1 1"
+expect_eq "after the idle close: answered on a new connection" "$(d i4.bulk.doh.test A +short)" "192.0.2.7"
+expect_eq "after the idle close: a second connection and handshake" \
+    "$(lh_stat "'%d %d' % (s['upstreams'][0]['tls']['connections'], s['upstreams'][0]['tls']['handshakes'])")" "2 2"
 lh_stop
 
 # ---- forms: a pin, the host as an IP literal, GET, a forward zone over DoH ------------------
