@@ -212,6 +212,9 @@ void leak_daemon_collect(leak_report *r);
 void leak_configured_collect(leak_report *r);
 /* Is a resolv.conf nameserver (port 53) loophole, or resolved's stub in front of it only? */
 bool leak_leads_to_loophole(const leak_report *r, const char *ns);
+/* The upstream's privacy as the findings judge it: its `privacy`, or from a daemon too old to
+ * say, "plain" for a plain transport and "private" for an encrypted one. */
+const char *leak_upstream_privacy(const leak_upstream *u);
 
 /* leak_probe.c */
 int leak_path_open(leak_observed *o, enum leak_via via, const lh_sockaddr *addr);

@@ -254,12 +254,19 @@ static void compare_with_config(leak_report *r)
     lh_config_free(&file);
 }
 
+const char *leak_upstream_privacy(const leak_upstream *u)
+{
+    if (u->privacy[0]) return u->privacy;
+    return strcmp(u->transport, "plain") ? "private" : "plain";
+}
+
 /* Plain DNS to an upstream crosses every network between here and there in clear text. */
 static void judge_transport(leak_report *r)
 {
     for (unsigned i = 0; i < r->conf.nup; i++) {
         const leak_upstream *u = &r->conf.up[i];
-        if (!strcmp(u->privacy, "opportunistic")) {
+        const char *privacy = leak_upstream_privacy(u);
+        if (!strcmp(privacy, "opportunistic")) {
             leak_add(r, SEV_WARN, HOP_UPSTREAM,
                      "tls-mode = strict (the default): a failed encrypted try then gives "
                      "SERVFAIL instead of plain DNS (docs/forwarding.md)",
@@ -269,7 +276,7 @@ static void judge_transport(leak_report *r)
                      u->label);
             continue;
         }
-        if (strcmp(u->transport, "plain")) continue;
+        if (strcmp(privacy, "plain")) continue;
         leak_add(r, SEV_WARN, HOP_UPSTREAM,
                  "an encrypted upstream: upstream = tls://ADDR#AUTH-NAME (DNS over TLS, "
                  "docs/forwarding.md)",

@@ -92,9 +92,16 @@ static void text_configured(const leak_report *r, lh_sbuf *b)
     }
     lh_sbuf_printf(b, "\n  %-26s %u upstream(s), %s\n", "loophole forwards to", c->nup,
                    c->upstream_source);
-    for (unsigned i = 0; i < c->nup; i++)
-        lh_sbuf_printf(b, "      %-24s %s, zone %s, from %s\n", c->up[i].label, c->up[i].transport,
+    for (unsigned i = 0; i < c->nup; i++) {
+        const char *privacy = leak_upstream_privacy(&c->up[i]);
+        bool plain = !strcmp(privacy, "plain");
+        lh_sbuf_printf(b, "      %-24s %s%s%s%s, zone %s, from %s\n", c->up[i].label,
+                       c->up[i].transport, plain ? "" : " (", plain ? "" : privacy,
+                       plain                               ? ""
+                       : !strcmp(privacy, "opportunistic") ? ": not private)"
+                                                           : ")",
                        c->up[i].zone, c->up[i].source);
+    }
     lh_sbuf_printf(b, "  %-26s", "system nameservers");
     for (unsigned i = 0; i < c->nresolv_ns; i++)
         lh_sbuf_printf(b, " %s%s", c->resolv_ns[i],
@@ -240,8 +247,8 @@ static void json_configured(const leak_report *r, lh_sbuf *b)
     lh_sbuf_printf(b, "],\"upstreams\":[");
     for (unsigned i = 0; i < c->nup; i++) {
         const leak_upstream *u = &c->up[i];
-        lh_sbuf_printf(b, "%s{\"server\":\"%s\",\"transport\":\"%s\",\"zone\":", i ? "," : "",
-                       u->label, u->transport);
+        lh_sbuf_printf(b, "%s{\"server\":\"%s\",\"transport\":\"%s\",\"privacy\":\"%s\",\"zone\":",
+                       i ? "," : "", u->label, u->transport, leak_upstream_privacy(u));
         lh_sbuf_json_str(b, u->zone);
         lh_sbuf_printf(b, ",\"source\":\"%s\"}", u->source);
     }

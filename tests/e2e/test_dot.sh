@@ -113,6 +113,24 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
 print(want["loophole_upstream_tls_handshakes"], want["loophole_upstream_tls_failures"])')
 expect_eq "Prometheus: TLS handshakes and failures per upstream" "$prom" "('tls://$DOT:853', 1) 0"
 check "stats shows the TLS counters" bash -c "'$LOOPHOLE' stats --control-socket '$CTL' | grep -q 'tls: connections 1, handshakes 1'"
+# The leak check's JSON says each upstream's privacy as its findings judge it (and stays valid
+# against the documented schema with an encrypted upstream).
+leak_json() {
+    "$LOOPHOLE" leak-check --json --listen "$LH_ADDR:53" --control-socket "$CTL" --upstream-timeout 300 \
+        >"$LH_TMP/leak.json" 2>/dev/null
+    "$LH_PY" - "$LH_SRC/docs/leak-check.schema.json" "$LH_TMP/leak.json" <<'PY' 2>&1
+import json, sys, jsonschema
+schema, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+jsonschema.validate(r, schema, cls=jsonschema.Draft202012Validator)
+u = r["configured"]["upstreams"][0]
+warned = any(f["severity"] == "warn" and u["server"] in f["finding"] for f in r["findings"])
+print(u["server"], u["transport"], u["privacy"], "warned" if warned else "no-warning")
+PY
+}
+expect_eq "leak-check --json: strict DoT is private, no finding about it (schema-valid)" \
+    "$(leak_json)" "tls://$DOT:853 tls private no-warning"
+leak=$("$LOOPHOLE" leak-check --listen "$LH_ADDR:53" --control-socket "$CTL" --upstream-timeout 300 2>&1)
+expect_match "leak-check: the text says private too" "$leak" "tls://$DOT:853 +tls \(private\), zone \."
 
 # The server goes away with the connection idle (a restart, same ticket keys): loophole drops
 # the dead connection quietly, and the next query opens a new one, resuming the TLS session.
@@ -312,6 +330,9 @@ expect_match "query log: the fallback answer says plain, from port 53" \
     "$(grep '"name":"o1.dot.test"' "$LH_TMP/q2.log")" "\"upstream\":\"$DEAD:53\",\"transport\":\"plain\""
 leak=$("$LOOPHOLE" leak-check --listen "$LH_ADDR:53" --control-socket "$CTL" --upstream-timeout 300 2>&1)
 expect_match "leak-check: opportunistic is a WARN, not private" "$leak" "WARN.*tls-mode opportunistic: not private"
+expect_match "leak-check: the upstream line says opportunistic" "$leak" "tls://$DEAD:853 +tls \(opportunistic: not private\)"
+expect_eq "leak-check --json: privacy opportunistic, warned (schema-valid)" \
+    "$(leak_json)" "tls://$DEAD:853 tls opportunistic warned"
 lh_stop
 out=$("$LOOPHOLE" serve --tls-mode sometimes 2>&1)
 expect_match "an unknown tls-mode is refused" "$out" "tls-mode: 'sometimes' is not strict"

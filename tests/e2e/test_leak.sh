@@ -191,10 +191,11 @@ expect_eq "--json says the same" "$(jq_py "$LH_TMP/report-clean.json" '
     r["verdict"], r["exit_code"], r["configured"]["source"], r["observed"]["paths"][0]["via"],
     ",".join(r["observed"]["paths"][0]["egress"]), ",".join(r["observed"]["paths"][1]["egress"]),
     r["observed"]["canary"]["getaddrinfo"] == r["observed"]["canary"]["expected"],
-    r["configured"]["upstreams"][0]["transport"], r["configured"]["upstreams"][0]["source"],
+    r["configured"]["upstreams"][0]["transport"], r["configured"]["upstreams"][0]["privacy"],
+    r["configured"]["upstreams"][0]["source"],
     r["observed"]["interception"]["tested"], r["observed"]["interception"]["intercepted"],
     [h["status"] for h in r["path"]]')" \
-    "clean 0 daemon loophole 10.252.2.1 10.252.2.1 True plain flag True False ['ok', 'ok', 'ok', 'warn', 'ok', 'ok']"
+    "clean 0 daemon loophole 10.252.2.1 10.252.2.1 True plain plain flag True False ['ok', 'ok', 'ok', 'warn', 'ok', 'ok']"
 same=$("$LH_PY" -c '
 import json, re, sys
 # The two runs used different random names: compare with the random parts masked.
