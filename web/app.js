@@ -5,7 +5,7 @@
 
 (function () {
   const POLL_MS = 2000;
-  const SERIES = ["local", "blocked", "cached", "forwarded", "failed"];
+  const SERIES = ["local", "blocked", "cached", "forwarded", "failed", "rebind"];
   let token = "";
   let last = null;          // the last /api/state answer
   let prevUp = null;        // upstream figures at the previous poll, for health

@@ -31,10 +31,10 @@
 #define DASH_LEAK_TIMEOUT_MS 30000 /* the check bounds itself to ~7 s */
 #define DASH_HOSTS 3
 
-/* The five series of the chart, from the outcomes. */
-enum { H_LOCAL, H_BLOCKED, H_CACHED, H_FORWARDED, H_FAILED, H_SERIES };
-static const char *const series_names[H_SERIES] = {"local", "blocked", "cached", "forwarded",
-                                                   "failed"};
+/* The six series of the chart, from the outcomes (refused and error answers are not charted). */
+enum { H_LOCAL, H_BLOCKED, H_CACHED, H_FORWARDED, H_FAILED, H_REBIND, H_SERIES };
+static const char *const series_names[H_SERIES] = {"local",     "blocked", "cached",
+                                                   "forwarded", "failed",  "rebind"};
 
 typedef struct dash_req dash_req;
 
@@ -225,6 +225,7 @@ static void sample(lh_dashboard *d)
         [H_CACHED] = o[LH_OUTCOME_CACHED] + o[LH_OUTCOME_STALE],
         [H_FORWARDED] = o[LH_OUTCOME_FORWARDED],
         [H_FAILED] = o[LH_OUTCOME_FAILED],
+        [H_REBIND] = o[LH_OUTCOME_REBIND], /* rebind-protection refusals (SERVFAIL, EDE 18) */
     };
     free(g);
     if (d->last_sample_unix) {

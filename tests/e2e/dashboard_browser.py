@@ -168,6 +168,43 @@ def why(d, name):
     return text(d, "#why-verdict"), text(d, "#why-runtime"), text(d, "#why-rules")
 
 
+def rebind_chart(d):
+    # test_dashboard.sh asked private.dash.test, which rebind-protection refused: the legend
+    # names the series, the recent list shows the outcome, and once the sampler (every 10 s)
+    # has taken it, the history has it and the chart draws a band of its own (its outline
+    # differs from the band below it, "failed", only when it has a height).
+    legend = cells(d, "#legend > span")
+    ok("rebind" in legend, "the chart's legend has the rebind series", legend)
+    row = "#recent tbody tr[data-name='private.dash.test'][data-outcome='rebind'] .o-rebind"
+    try:
+        WebDriverWait(d, WAIT).until(lambda _: count(d, row))
+        ok(True, "recent queries: private.dash.test with the outcome rebind")
+    except TimeoutException:
+        ok(False, "recent queries: private.dash.test with the outcome rebind",
+           cells(d, "#recent tbody tr td:nth-child(5)"))
+    token = url.split("#token=")[1]
+
+    def rebind_count(_):
+        st = d.execute_async_script("""
+            const [token, done] = arguments;
+            fetch('/api/state', {headers: {'X-Loophole-Token': token}, cache: 'no-store'})
+              .then(r => r.json()).then(j => done(j), e => done(null));""", token)
+        return st and sum(st["history"]["series"].get("rebind", [])) or 0
+    try:  # the next sample comes within 10 s: 4 times that for a busy machine
+        n = WebDriverWait(d, 4 * WAIT).until(rebind_count)
+        ok(n == 1, "history: the rebind series counts the refusal", n)
+    except TimeoutException:
+        ok(False, "history: the rebind series counts the refusal", "none after %d s" % (4 * WAIT))
+    try:
+        WebDriverWait(d, WAIT).until(lambda _: d.execute_script(
+            "const r = document.querySelector('#chart path.s-rebind'),"
+            " f = document.querySelector('#chart path.s-failed');"
+            "return !!(r && f && r.getAttribute('d') !== f.getAttribute('d'))"))
+        ok(True, "the chart draws the rebind band")
+    except TimeoutException:
+        ok(False, "the chart draws the rebind band", "no band of its own")
+
+
 def after_restart(d, attacker):
     d.get(url)  # a new token after the restart
     WebDriverWait(d, WAIT).until(lambda _: d.execute_script("return document.body.getAttribute('data-polls')"))
@@ -182,6 +219,7 @@ def after_restart(d, attacker):
     ok("%s:1: ||ads.dash.test^" % os.environ["LH_BLOCK_LIST"] in lrules, "why: the list rule as file:line", lrules)
     verdict, runtime, lrules = why(d, "b.ads.dash.test")
     ok(verdict.endswith(": blocked"), "why b.ads.dash.test: blocked", verdict)
+    rebind_chart(d)
     errs = console_errors(d)
     ok(not errs, "no console error", errs)
 
