@@ -27,21 +27,39 @@ lh_fake "$BIG" big
 zones+=(--forward-zone "slowok.test=$SLOWOK" --forward-zone "big.test=$BIG")
 echo '||blocked.test^' >"$LH_TMP/block.list"
 lh_start --no-hosts --upstream "$HEALTHY" --upstream-timeout 500 --query-budget 1500 \
-    --blocklist "$LH_TMP/block.list" --no-serve-stale "${zones[@]}"
+    --blocklist "$LH_TMP/block.list" --no-serve-stale --query-log "$LH_TMP/faults.log" "${zones[@]}"
 
-# All faulty zones at once. Each client's time is bounded at 3x the 1.5 s budget the daemon
-# arms: a client that waits for more than that shows a budget not kept, not a busy machine.
+# All faulty zones at once. The time each question took is the daemon's own, from its query
+# log (latency_us: from receipt to handing the answer to the kernel), bounded at 3x the 1.5 s
+# budget the daemon arms: more shows a budget not kept. It used to be measured around each
+# dig, which counts the start of ten dig processes at once on a loaded machine too (and flaked
+# once under ASan); the client's own wait (+time=20) only bounds the test.
+# logged_answer LOG NAME [CLIENT]: "outcome rcode milliseconds" of NAME's first line in a query log
+logged_answer() {
+    "$LH_PY" - "$@" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    q = json.loads(line)
+    if q.get("name", "").lower() == sys.argv[2] and (len(sys.argv) < 4 or q.get("client") == sys.argv[3]):
+        print(q["outcome"], q["rcode"], q["latency_us"] // 1000)
+        break
+else:
+    print("not-logged")
+PY
+}
 clients=()
 for m in "${modes[@]}"; do
-    ( s=$(date +%s%N); st=$(dstatus "q.$m.test" +time=10); e=$(( ($(date +%s%N) - s) / 1000000 ))
-      echo "$st $e" >"$LH_TMP/r-$m" ) &
+    ( dstatus "q.$m.test" +time=20 >"$LH_TMP/r-$m" ) &
     clients+=($!)
 done
 wait "${clients[@]}"
+_logged() { [ "$(grep -c '"name":"q\.[a-z]*\.test"' "$LH_TMP/faults.log" 2>/dev/null)" -ge "${#modes[@]}" ]; }
+lh_wait_for 30 _logged
 for m in "${modes[@]}"; do
-    read -r st ms <"$LH_TMP/r-$m"
-    expect_eq "$m: SERVFAIL" "$st" "SERVFAIL"
-    check "$m: within 3x the 1.5 s budget ($ms ms)" test "$ms" -lt 4500
+    expect_eq "$m: SERVFAIL" "$(cat "$LH_TMP/r-$m")" "SERVFAIL"
+    read -r outcome rcode ms <<<"$(logged_answer "$LH_TMP/faults.log" "q.$m.test")"
+    expect_eq "$m: logged as failed, SERVFAIL" "$outcome $rcode" "failed SERVFAIL"
+    check "$m: within 3x the 1.5 s budget by the daemon's clock (${ms:-?} ms)" test "${ms:-99999}" -lt 4500
 done
 # Failover: the faulty server first, the healthy one second.
 for m in "${modes[@]}"; do
@@ -160,11 +178,16 @@ forward-zone:
 U
 } >"$LH_TMP/loop.conf"
 lh_unbound_start "$LH_TMP/loop.conf" "$LOOP" localhost
-lh_start --no-hosts --upstream "$LOOP" --upstream-timeout 500 --query-budget 1500
-s=$(date +%s%N)
-expect_eq "a forwarding loop ends in SERVFAIL" "$(dstatus abcdefghijkl.loop.test +time=10)" "SERVFAIL"
-ms=$(( ($(date +%s%N) - s) / 1000000 ))
-check "within 3x the 1.5 s budget (${ms} ms)" test "$ms" -lt 4500
+lh_start --no-hosts --upstream "$LOOP" --upstream-timeout 500 --query-budget 1500 \
+    --query-log "$LH_TMP/loop-q.log"
+# The client asks from its own address, so that its line in the query log is told apart from
+# the looped copies Unbound sends back; the time is the daemon's own, as above.
+expect_eq "a forwarding loop ends in SERVFAIL" "$(dstatus -b 127.0.0.9 abcdefghijkl.loop.test +time=20)" "SERVFAIL"
+_loop_logged() { grep -q '"client":"127.0.0.9".*"name":"abcdefghijkl.loop.test"' "$LH_TMP/loop-q.log" 2>/dev/null; }
+lh_wait_for 30 _loop_logged
+read -r outcome rcode ms <<<"$(logged_answer "$LH_TMP/loop-q.log" abcdefghijkl.loop.test 127.0.0.9)"
+expect_eq "... logged as failed, SERVFAIL" "$outcome $rcode" "failed SERVFAIL"
+check "within 3x the 1.5 s budget by the daemon's clock (${ms:-?} ms)" test "${ms:-99999}" -lt 4500
 sleep 0.5
 n=$(grep -ci "abcdefghijkl.loop.test" "$LH_TMP/unbound-loop.log")
 check "no storm: Unbound saw $n queries for the name" test "$n" -le 10
