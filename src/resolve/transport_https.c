@@ -330,6 +330,14 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
         tr->too_big = true;
         return 0; /* CURLE_WRITE_ERROR: the transfer ends here */
     }
+    /* A large answer's buffer is not kept for the small ones after it. Here, not in start():
+     * the previous answer may still be read by its `done`, which can start a try in this very
+     * slot; libcurl writes only after that callback has returned. */
+    if (tr->blen == 0 && tr->bcap > DOH_BODY_KEEP) {
+        free(tr->body);
+        tr->body = NULL;
+        tr->bcap = 0;
+    }
     if (tr->blen + len > tr->bcap) {
         size_t cap = tr->bcap ? tr->bcap : 512;
         while (cap < tr->blen + len)
@@ -595,11 +603,6 @@ static lh_try *https_start(lh_transport *base, lh_upstream_server *s, const uint
     tr->in_use = true;
     tr->active = tr->too_big = false;
     tr->blen = 0;
-    if (tr->bcap > DOH_BODY_KEEP) { /* a large answer's buffer is not kept for small ones */
-        free(tr->body);
-        tr->body = NULL;
-        tr->bcap = 0;
-    }
     tr->errbuf[0] = 0;
     tr->orig_id = lh_rd16(query);
     memcpy(tr->q, query, len);
@@ -679,14 +682,17 @@ static void https_shutdown(lh_transport *base)
 static void https_free(lh_transport *base)
 {
     doh_transport *t = (doh_transport *)base;
+    /* The connection records go first: their servers may be gone already, and a multi handle
+     * still here (never shut down) closes its sockets through on_close_socket below. */
+    for (doh_conn *c = t->conns, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    t->conns = NULL;
     if (t->multi) curl_multi_cleanup(t->multi);
     for (unsigned i = 0; i < t->max_tries; i++) {
         if (t->slab[i].easy) curl_easy_cleanup(t->slab[i].easy);
         free(t->slab[i].body);
-    }
-    for (doh_conn *c = t->conns, *next; c; c = next) { /* never closed: not counted */
-        next = c->next;
-        free(c);
     }
     for (doh_host *h = t->hosts, *next; h; h = next) { /* its server may be gone already */
         next = h->next;
