@@ -200,10 +200,12 @@ static void config_text(const lh_server *s, lh_sbuf *b)
     }
     unsigned g;
     const lh_upstream_server *u;
-    for (unsigned k = 0; (u = upstream_at(s, k, &g)); k++)
-        lh_sbuf_printf(b, "upstream %s transport=%s zone=%s source=%s privacy=%s\n", u->label,
-                       upstream_transport(u), upstream_zone(s, g), upstream_origin(s, g),
-                       upstream_privacy(u));
+    for (unsigned k = 0; (u = upstream_at(s, k, &g)); k++) {
+        lh_addr_format(&u->addr, a, sizeof a); /* a DoH label (its URL) does not say it */
+        lh_sbuf_printf(b, "upstream %s transport=%s zone=%s source=%s privacy=%s address=%s\n",
+                       u->label, upstream_transport(u), upstream_zone(s, g), upstream_origin(s, g),
+                       upstream_privacy(u), a);
+    }
     if (s->fwd_ready) lh_sbuf_printf(b, "upstreams-from %s\n", s->fwd.upstream.source);
     lh_snapshot *all = gather(s); /* the probe of every loop: one that saw stripping says so */
     lh_sbuf_printf(b, "dnssec %s path=%s\n", dnssec_mode_names[cfg->dnssec],

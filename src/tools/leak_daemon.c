@@ -82,7 +82,13 @@ static void daemon_parse_line(leak_configured *c, char *line)
     } else if (sscanf(line, "upstream %63s", first) == 1 && c->nup < LEAK_UPSTREAMS_MAX) {
         leak_upstream *u = &c->up[c->nup];
         bool tls = !strncmp(first, "tls://", 6); /* the daemon's label of a DoT upstream */
-        if (lh_addr_parse(first + (tls ? 6 : 0), tls ? 853 : 53, &u->addr) != 0) return;
+        /* A DoH label is a URL without the address: that comes as address= (daemons before
+         * it said nothing more, and their DoH upstreams go unlisted). */
+        char addr[64];
+        word_value(line, "address", addr, sizeof addr);
+        if (addr[0] ? lh_addr_parse(addr, 53, &u->addr) != 0
+                    : lh_addr_parse(first + (tls ? 6 : 0), tls ? 853 : 53, &u->addr) != 0)
+            return;
         snprintf(u->label, sizeof u->label, "%s", first);
         word_value(line, "transport", u->transport, sizeof u->transport);
         word_value(line, "zone", u->zone, sizeof u->zone);

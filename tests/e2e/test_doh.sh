@@ -135,6 +135,27 @@ expect_eq "after the idle close: a second connection and handshake" \
     "$(lh_stat "'%d %d' % (s['upstreams'][0]['tls']['connections'], s['upstreams'][0]['tls']['handshakes'])")" "2 2"
 lh_stop
 
+# ---- the leak check sees the DoH upstream -----------------------------------------------------
+# The daemon's config answer gives its address (a DoH URL does not say it): listed, private,
+# and the same upstreams as the configuration (no false "runs with other settings" LEAK).
+printf 'upstream = %s\ntls-ca = %s\n' "$URL" "$LH_TMP/ca.pem" >"$LH_TMP/doh.conf"
+lh_start --config "$LH_TMP/doh.conf" --cache-size 0
+"$LOOPHOLE" leak-check --json --config "$LH_TMP/doh.conf" --listen "$LH_ADDR:53" --control-socket "$CTL" \
+    --upstream-timeout 300 >"$LH_TMP/leak.json" 2>/dev/null
+leak=$("$LH_PY" - "$LH_SRC/docs/leak-check.schema.json" "$LH_TMP/leak.json" <<'PY' 2>&1
+import json, sys, jsonschema
+schema, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+jsonschema.validate(r, schema, cls=jsonschema.Draft202012Validator)
+ups = r["configured"]["upstreams"]
+other = [f["finding"] for f in r["findings"] if "other settings" in f["finding"]]
+print(len(ups), ups[0]["server"] if ups else "-", ups[0]["transport"] if ups else "-",
+      ups[0]["privacy"] if ups else "-", "mismatch" if other else "same")
+PY
+)
+expect_eq "leak-check --json: the DoH upstream listed, https, private, same as the config (schema-valid)" \
+    "$leak" "1 https://doh.test/dns-query https private same"
+lh_stop
+
 # ---- forms: a pin, the host as an IP literal, GET, a forward zone over DoH ------------------
 lh_start --upstream "https://doh.test/dns-query@$DOH?pin-sha256=$PIN" --tls-ca "$LH_TMP/ca.pem" --cache-size 0
 expect_eq "the right pin: answered" "$(d a.doh.test A +short)" "192.0.2.53"
