@@ -419,7 +419,10 @@ int lh_snapshot_load(lh_blockset *b, const char *path, uint64_t fingerprint, boo
                      size_t whylen)
 {
     memset(b, 0, sizeof *b);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Not through a symlink, and never blocking on a FIFO someone put there (load_fd wants a
+     * regular file): the state directory is the unprivileged user's, the start-up runs as
+     * root. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         snprintf(why, whylen, "%s", errno == ENOENT ? "none yet" : strerror(errno));
         return -1;
@@ -590,12 +593,21 @@ static int tmp_name(char *tmp, size_t n, const char *path, char *err, size_t err
     return -1;
 }
 
+/* A new file at the temporary name, never one found there: the state directory belongs to
+ * the unprivileged user while the start-up build runs as root, so a symlink (or a file) left
+ * there by that user must not be followed or truncated (as lh_overlay_save). */
+static int open_tmp(const char *tmp)
+{
+    if (unlink(tmp) != 0 && errno != ENOENT) return -1;
+    return open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
 int lh_snapshot_save(const lh_blockset *b, const char *path, uint64_t fingerprint, char *err,
                      size_t errlen)
 {
     char tmp[4200];
     if (tmp_name(tmp, sizeof tmp, path, err, errlen) != 0) return -1;
-    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open_tmp(tmp);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;
@@ -669,7 +681,7 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
             tmp[0] = 0;
             goto out;
         }
-        fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fd = open_tmp(tmp);
     } else {
         fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     }
