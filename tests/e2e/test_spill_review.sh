@@ -80,4 +80,12 @@ lh_track "$LH_PID"
 _up() { [ "$(dig @"$LH_ADDR" localhost +short +time=1 +tries=1 2>/dev/null)" == 127.0.0.1 ]; }
 check "a FIFO at the snapshot's name: the daemon still starts" lh_wait_for 20 _up
 lh_stop
+
+# `loophole why` builds the policy as serve does (on disk for a big list): under a file-size
+# limit it must fall back to memory, not die of SIGXFSZ.
+rm -rf "$LH_TMP/state2"
+out=$(prlimit --fsize=1000 -- "$LOOPHOLE" why name5.spill.example.test --state-dir "$LH_TMP/state2" \
+    "${OPTS[@]}" --resolv-conf /dev/null 2>&1)
+expect_eq "why under a file-size limit: exit status" "$?" "0"
+expect_match "why under a file-size limit: the answer" "$out" "name5.spill.example.test A: blocked"
 lh_done
