@@ -707,11 +707,11 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
             rc = -1; /* the lists' own error */
             goto out;
         }
-        snprintf(why, sizeof why, "%s", lh_spill_error(sp));
+        snprintf(why, sizeof why, "%s (folder %s)", lh_spill_error(sp), dir);
         goto out;
     }
     if (lh_spill_seal(sp) != 0) {
-        snprintf(why, sizeof why, "%s", lh_spill_error(sp));
+        snprintf(why, sizeof why, "%s (folder %s)", lh_spill_error(sp), dir);
         goto out;
     }
     if (path) {
@@ -730,7 +730,7 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
         tmp[0] = 0;
         goto out;
     }
-    if (write_snapshot(b, sp, fd, path ? tmp : "the snapshot", fp, why, sizeof why) != 0) goto out;
+    if (write_snapshot(b, sp, fd, path ? path : "the snapshot", fp, why, sizeof why) != 0) goto out;
     size_t nlists = b->nlists;
     lh_spill_free(sp); /* its file and its parent table go before the tree is mapped */
     sp = NULL;
