@@ -743,7 +743,8 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
     if (path) {
         if (!named) tmp_name(tmp, sizeof tmp, path, why, sizeof why);
         int e = publish_tmp(fd, named, tmp, path);
-        if (e) lh_info("lists: no snapshot kept: cannot rename %s to %s: %s", tmp, path, strerror(e));
+        if (e)
+            lh_info("lists: no snapshot kept: cannot rename %s to %s: %s", tmp, path, strerror(e));
     }
     tmp[0] = 0;
     if (path)
