@@ -696,6 +696,10 @@ int main(int argc, char **argv)
      * reload` that timed out) must cost one write EPIPE, not the process: libuv leaves
      * SIGPIPE to the application, and its default action kills the daemon. */
     signal(SIGPIPE, SIG_IGN);
+    /* Every command that builds the policy (why, check-config, serve) may build a big list on
+     * disk: a file-size limit must fail that write (EFBIG, the build falls back to memory),
+     * not end the process (outside review: `loophole why` died of SIGXFSZ). */
+    signal(SIGXFSZ, SIG_IGN);
     const char *cmd = "serve";
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];

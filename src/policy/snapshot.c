@@ -419,7 +419,10 @@ int lh_snapshot_load(lh_blockset *b, const char *path, uint64_t fingerprint, boo
                      size_t whylen)
 {
     memset(b, 0, sizeof *b);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Not through a symlink, and never blocking on a FIFO someone put there (load_fd wants a
+     * regular file): the state directory is the unprivileged user's, the start-up runs as
+     * root. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         snprintf(why, whylen, "%s", errno == ENOENT ? "none yet" : strerror(errno));
         return -1;
@@ -590,26 +593,72 @@ static int tmp_name(char *tmp, size_t n, const char *path, char *err, size_t err
     return -1;
 }
 
+/* The file a snapshot is written to before it takes the name `path`: an unnamed file in the
+ * state directory (O_TMPFILE), so that a build cut short (a crash, SIGKILL) leaves nothing
+ * behind, and so that nothing found in the directory is opened: the directory belongs to the
+ * unprivileged user while the start-up build runs as root. Where the filesystem has no
+ * O_TMPFILE, a new file at the temporary name `tmp` (*named), never one found there (a
+ * symlink or a file that user left: unlinked, then O_EXCL | O_NOFOLLOW, as lh_overlay_save). */
+static int open_tmp(const char *dir, const char *tmp, bool *named)
+{
+    *named = false;
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)) return fd;
+    *named = true;
+    if (unlink(tmp) != 0 && errno != ENOENT) return -1;
+    return open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
+/* Gives the written file `fd` the name `path` (through `tmp` for an unnamed one: linked there,
+ * then renamed over `path`, which replaces the old snapshot atomically). Returns 0, or an
+ * errno with nothing left at `tmp`. */
+static int publish_tmp(int fd, bool named, const char *tmp, const char *path)
+{
+    if (!named) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        if (unlink(tmp) != 0 && errno != ENOENT) return errno;
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0) return errno;
+    }
+    if (rename(tmp, path) == 0) return 0;
+    int e = errno;
+    unlink(tmp);
+    return e;
+}
+
+/* The folder of `path` (the state directory) into `dir`. */
+static void dir_of(char *dir, size_t n, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else
+        snprintf(dir, n, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
 int lh_snapshot_save(const lh_blockset *b, const char *path, uint64_t fingerprint, char *err,
                      size_t errlen)
 {
-    char tmp[4200];
+    char tmp[4200], dir[4200];
     if (tmp_name(tmp, sizeof tmp, path, err, errlen) != 0) return -1;
-    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    dir_of(dir, sizeof dir, path);
+    bool named;
+    int fd = open_tmp(dir, tmp, &named);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot create %s: %s", named ? tmp : dir, strerror(errno));
         return -1;
     }
     int rc = write_snapshot(b, NULL, fd, tmp, fingerprint, err, errlen);
+    int e = rc == 0 ? publish_tmp(fd, named, tmp, path) : 0;
+    if (e) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+        rc = -1;
+    }
     if (close(fd) != 0 && rc == 0) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         rc = -1;
     }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0) unlink(tmp);
+    if (rc != 0 && named && !e) unlink(tmp);
     return rc;
 }
 
@@ -634,6 +683,7 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
     char why[LH_ERR_MAX], tmp[4200] = "";
     lh_spill *sp = NULL;
     int fd = -1, rc = 1;
+    bool named = false;
     if (path && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         snprintf(why, sizeof why, "cannot create %s: %s", dir, strerror(errno));
         rc = 3;
@@ -657,11 +707,11 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
             rc = -1; /* the lists' own error */
             goto out;
         }
-        snprintf(why, sizeof why, "%s", lh_spill_error(sp));
+        snprintf(why, sizeof why, "%s (folder %s)", lh_spill_error(sp), dir);
         goto out;
     }
     if (lh_spill_seal(sp) != 0) {
-        snprintf(why, sizeof why, "%s", lh_spill_error(sp));
+        snprintf(why, sizeof why, "%s (folder %s)", lh_spill_error(sp), dir);
         goto out;
     }
     if (path) {
@@ -669,16 +719,18 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
             tmp[0] = 0;
             goto out;
         }
-        fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fd = open_tmp(dir, tmp, &named);
+        if (!named) tmp[0] = 0; /* nothing there to remove on the way out */
     } else {
         fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     }
     if (fd < 0) {
-        snprintf(why, sizeof why, "cannot create %s: %s", path ? tmp : dir, strerror(errno));
+        snprintf(why, sizeof why, "cannot create %s: %s", path && named ? tmp : dir,
+                 strerror(errno));
         tmp[0] = 0;
         goto out;
     }
-    if (write_snapshot(b, sp, fd, path ? tmp : "the snapshot", fp, why, sizeof why) != 0) goto out;
+    if (write_snapshot(b, sp, fd, path ? path : "the snapshot", fp, why, sizeof why) != 0) goto out;
     size_t nlists = b->nlists;
     lh_spill_free(sp); /* its file and its parent table go before the tree is mapped */
     sp = NULL;
@@ -688,9 +740,11 @@ static int build_on_disk(lh_blockset *b, const lh_config *cfg, const char *path,
         snprintf(why, sizeof why, "the snapshot just written does not check: %s", bad);
         goto out;
     }
-    if (path && rename(tmp, path) != 0) {
-        lh_info("lists: no snapshot kept: cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        unlink(tmp);
+    if (path) {
+        if (!named) tmp_name(tmp, sizeof tmp, path, why, sizeof why);
+        int e = publish_tmp(fd, named, tmp, path);
+        if (e)
+            lh_info("lists: no snapshot kept: cannot rename %s to %s: %s", tmp, path, strerror(e));
     }
     tmp[0] = 0;
     if (path)

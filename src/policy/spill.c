@@ -190,7 +190,9 @@ static int wflush(lh_spill *s, wbuf *w)
     while (done < w->len) {
         ssize_t r = pwrite(w->fd, w->buf + done, w->len - done, (off_t)(w->pos + done));
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return fail(s, "writing the temporary file", r < 0 ? errno : ENOSPC);
+        if (r <= 0)
+            return fail(s, w->fd == s->fd ? "writing the temporary file" : "writing the name tree",
+                        r < 0 ? errno : ENOSPC);
         done += (size_t)r;
     }
     w->pos += w->len;
