@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Review of the build on disk: descriptors and mappings across many reloads, and a symlink
+# test_state_dir_hostile.sh - the lists built on disk against a hostile or failing state folder:
+# descriptors and mappings across many reloads, a symlink
 # planted at the snapshot's temporary name in the state directory.
 . "$(dirname "$0")/lib.sh"
 
