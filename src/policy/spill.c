@@ -266,6 +266,13 @@ static int rec_cmp(const uint8_t *a, const uint8_t *b)
     return memcmp(a + REC_HDR, b + REC_HDR, a[20]);
 }
 
+/* rec_cmp for qsort_r over offsets into the run buffer `buf`. */
+static int rec_cmp_at(const void *a, const void *b, void *buf)
+{
+    return rec_cmp((const uint8_t *)buf + *(const uint32_t *)a,
+                   (const uint8_t *)buf + *(const uint32_t *)b);
+}
+
 /* Folds record `r` (the same node) into `acc`: the bits add up, the first list stays. */
 static void rec_merge(uint8_t *acc, const uint8_t *r)
 {
@@ -281,8 +288,9 @@ static void rec_merge(uint8_t *acc, const uint8_t *r)
 static int flush_run(lh_spill *s)
 {
     if (!s->n) return 0;
-    /* Counting sort by the hash's top 16 bits (the hashes are uniform), then insertion sort
-     * within each of the 65,536 groups (a few records each). */
+    /* Counting sort by the hash's top 16 bits, then each of the 65,536 groups sorted: by
+     * insertion when it is small (a few records each for honest names, whose hashes are
+     * uniform), by qsort when a list was made to crowd one group (quadratic otherwise). */
     memset(s->count, 0, 65537 * sizeof *s->count);
     for (size_t i = 0; i < s->n; i++)
         s->count[(rd64(s->buf + s->idx[i]) >> 48) + 1]++;
@@ -290,14 +298,22 @@ static int flush_run(lh_spill *s)
         s->count[g + 1] += s->count[g];
     for (size_t i = 0; i < s->n; i++)
         s->tmp[s->count[rd64(s->buf + s->idx[i]) >> 48]++] = s->idx[i];
-    for (size_t i = 1; i < s->n; i++) {
-        uint32_t v = s->tmp[i];
-        size_t j = i;
-        while (j > 0 && rec_cmp(s->buf + s->tmp[j - 1], s->buf + v) > 0) {
-            s->tmp[j] = s->tmp[j - 1];
-            j--;
+    /* count[g] is now the end of group g, and so the start of group g + 1 */
+    for (size_t g = 0, start = 0; g < 65536; start = s->count[g++]) {
+        size_t end = s->count[g];
+        if (end - start > 16) {
+            qsort_r(s->tmp + start, end - start, sizeof *s->tmp, rec_cmp_at, s->buf);
+            continue;
         }
-        s->tmp[j] = v;
+        for (size_t i = start + 1; i < end; i++) {
+            uint32_t v = s->tmp[i];
+            size_t j = i;
+            while (j > start && rec_cmp(s->buf + s->tmp[j - 1], s->buf + v) > 0) {
+                s->tmp[j] = s->tmp[j - 1];
+                j--;
+            }
+            s->tmp[j] = v;
+        }
     }
     wbuf *w = malloc(sizeof *w);
     if (!w) return fail(s, "out of memory", 0);

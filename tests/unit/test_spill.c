@@ -79,8 +79,65 @@ static unsigned same_node(const lh_nametree *a, const lh_nametree *b, const char
            lh_nametree_list(a, x) == lh_nametree_list(b, y);
 }
 
+/* Names made to share their hash's top 16 bits (the run's counting-sort group): a list can be
+ * crafted so, and such a group is sorted by qsort rather than by insertion (quadratic). Both
+ * builds must still agree on every one of them. */
+enum { NCROWD = 24 };
+
+static void test_crowded_group(void)
+{
+    static char names[NCROWD][32];
+    unsigned found = 0;
+    for (unsigned i = 0; found < NCROWD && i < 50000000; i++) {
+        lh_name n;
+        uint64_t h[LH_LABELS_MAX];
+        snprintf(names[found], sizeof names[found], "c%u.crowd.test", i);
+        if (to_name(names[found], &n, h) == 0 && h[0] >> 48 == 0xbeef) found++;
+    }
+    CHECK_EQ(found, NCROWD);
+    lh_nametree mem;
+    CHECK_EQ(lh_nametree_init(&mem, 16), 0);
+    char err[256];
+    lh_spill *s = lh_spill_new("/tmp", 0, err, sizeof err);
+    CHECK(s != NULL);
+    if (!s) return;
+    for (unsigned i = 0; i < NCROWD; i++) {
+        lh_name n;
+        uint64_t h[LH_LABELS_MAX];
+        to_name(names[i], &n, h);
+        CHECK_EQ(lh_nametree_add(&mem, &n, h, 1, (uint16_t)(i % 4)), 0);
+        CHECK_EQ(lh_spill_add(s, &n, h, 1, (uint16_t)(i % 4)), 0);
+    }
+    CHECK_EQ(lh_nametree_freeze(&mem), 0);
+    CHECK_EQ(lh_spill_seal(s), 0);
+    const lh_spill_tree *st = lh_spill_tree_of(s);
+    CHECK_EQ(st->nodes, mem.nodes);
+    FILE *f = tmpfile();
+    size_t dir_bytes = (((size_t)1 << st->bits) + 1) * 4;
+    CHECK_EQ(lh_spill_write(s, fileno(f), 0, dir_bytes), 0);
+    uint8_t *blk = calloc(1, dir_bytes + st->recs_len + LH_NT_PAD);
+    CHECK_EQ(pread(fileno(f), blk, dir_bytes + st->recs_len, 0),
+             (ssize_t)(dir_bytes + st->recs_len));
+    const char *why = lh_nametree_check(blk + dir_bytes, st->recs_len, (const uint32_t *)blk,
+                                        st->bits, st->nodes, st->names, 4);
+    if (why) fprintf(stderr, "crowded group: %s\n", why);
+    CHECK(why == NULL);
+    lh_nametree disk;
+    lh_nametree_adopt(&disk, blk + dir_bytes, st->recs_len, (const uint32_t *)blk, st->bits,
+                      st->nodes, st->names);
+    for (unsigned i = 0; i < NCROWD; i++) {
+        CHECK(find(&disk, names[i]) != 0);
+        CHECK(same_node(&mem, &disk, names[i]));
+    }
+    fclose(f);
+    free(blk);
+    lh_spill_free(s);
+    lh_nametree_free(&mem);
+}
+
 void test_spill(void)
 {
+    test_crowded_group();
     /* In memory, as the blockset builds it. */
     lh_nametree mem;
     CHECK_EQ(lh_nametree_init(&mem, 16), 0);
