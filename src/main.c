@@ -224,9 +224,6 @@ out:
 
 static const struct passwd *target_user(const lh_config *cfg, char *err, size_t errlen);
 
-/* check-config refuses what serve would refuse (the user to switch to) and what serve only
- * skips with a warning: a malformed list line (a bad or over-long regex included) is an error
- * here, named file:line, so a list can be checked before it is used. */
 /* What `serve` needs at start besides the lists, checked the same way it fails: somewhere to
  * forward to (a named resolv.conf that cannot be read is not quietly replaced), the CA file
  * of the encrypted upstreams, and a query log that can be opened (not created here). */
@@ -257,6 +254,9 @@ static int check_start_files(const lh_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* check-config refuses what serve would refuse (the user to switch to) and what serve only
+ * skips with a warning: a malformed list line (a bad or over-long regex included) is an error
+ * here, named file:line, so a list can be checked before it is used. */
 static int cmd_check_config(lh_config *cfg)
 {
     char err[LH_ERR_MAX];
