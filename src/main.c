@@ -669,17 +669,7 @@ static int serve_resolver(lh_config *cfg, char **argv, uv_loop_t *loop)
 /* serve, or leak-server (the same listeners and lifecycle, answering from the leak zone). */
 static int cmd_serve(lh_config *cfg, char **argv)
 {
-    /* A write to a TCP or control peer that closed or reset its connection before its answer
-     * was written fails with EPIPE, which the kernel also raises as SIGPIPE - by default the
-     * end of the process, for everyone. Any client could do that. The write's error is handled
-     * (that connection is closed); the signal is not wanted. Set here, once, before any worker
-     * thread exists, for serve and leak-server alike. */
-    struct sigaction ign = {.sa_handler = SIG_IGN};
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGPIPE, &ign, NULL);
-    /* A file-size limit (RLIMIT_FSIZE) reached while a big list is built on disk must fail
-     * that write (EFBIG: the build falls back to memory), not end the daemon. */
-    sigaction(SIGXFSZ, &ign, NULL);
+    /* SIGPIPE and SIGXFSZ are ignored since main(), before any worker thread exists. */
     raise_fd_limit(cfg);
     /* Lists are a few big blocks: keep them mmap'd, so a reload's old copy goes back to the
      * kernel when freed (glibc would otherwise raise the threshold and keep them in the heap). */
@@ -692,9 +682,10 @@ static int cmd_serve(lh_config *cfg, char **argv)
 
 int main(int argc, char **argv)
 {
-    /* A peer that has gone (a TCP client that pipelined queries and closed, a `loophole
-     * reload` that timed out) must cost one write EPIPE, not the process: libuv leaves
-     * SIGPIPE to the application, and its default action kills the daemon. */
+    /* A peer that has gone (a TCP or control client that closed or reset before its answer
+     * was written, a `loophole reload` that timed out) must cost one write EPIPE, not the
+     * process: libuv leaves SIGPIPE to the application, and its default action kills it. Any
+     * client could do that; the write's error is handled (that connection is closed). */
     signal(SIGPIPE, SIG_IGN);
     /* Every command that builds the policy (why, check-config, serve) may build a big list on
      * disk: a file-size limit must fail that write (EFBIG, the build falls back to memory),
