@@ -26,5 +26,11 @@ uint64_t lh_random_u64(lh_random *r);
 /* Randomises the case of every ASCII letter of a wire-format name (0x20 bits, RFC draft
  * vixie-dnsext-dns0x20); other bytes are left alone. */
 void lh_random_case(lh_random *r, uint8_t *name, size_t len);
+/* The same, but never spelt as `unlike` (len bytes): when the draw reproduces it, the first
+ * letter's case is flipped. The forwarder takes a client question equal byte for byte to one
+ * of its own pending upstream questions for that question coming back (a forwarding loop), so
+ * its random case must never be the client's own spelling (all lower case, for most clients);
+ * one pattern in 2^letters is given up. */
+void lh_random_case_unlike(lh_random *r, uint8_t *name, size_t len, const uint8_t *unlike);
 
 #endif

@@ -51,6 +51,17 @@ uint64_t lh_random_u64(lh_random *r)
     return v;
 }
 
+void lh_random_case_unlike(lh_random *r, uint8_t *name, size_t len, const uint8_t *unlike)
+{
+    lh_random_case(r, name, len);
+    if (memcmp(name, unlike, len) != 0) return;
+    for (size_t i = 0; i < len; i++) /* length bytes are below 64: never letters */
+        if ((name[i] | 0x20) >= 'a' && (name[i] | 0x20) <= 'z') {
+            name[i] ^= 0x20;
+            return;
+        }
+}
+
 void lh_random_case(lh_random *r, uint8_t *name, size_t len)
 {
     uint64_t bits = 0;

@@ -788,7 +788,14 @@ static size_t build_query(lh_forwarder *f, const lh_msg *m, uint8_t *q)
     lh_wr16(q + 10, 1);
     uint8_t *n = q + LH_DNS_HEADER_LEN;
     memcpy(n, m->qname.wire, m->qname.len);
-    if (f->env.cfg->upstream_0x20) lh_random_case(&f->rng, n, m->qname.len);
+    if (f->env.cfg->upstream_0x20) {
+        /* the client's spelling, when its question name is written out flat (no pointer) */
+        const uint8_t *asked = m->pkt + LH_DNS_HEADER_LEN;
+        if (m->question_end == LH_DNS_HEADER_LEN + m->qname.len + 4u)
+            lh_random_case_unlike(&f->rng, n, m->qname.len, asked);
+        else
+            lh_random_case(&f->rng, n, m->qname.len);
+    }
     size_t o = LH_DNS_HEADER_LEN + m->qname.len;
     lh_wr16(q + o, m->qtype);
     lh_wr16(q + o + 2, m->qclass);
