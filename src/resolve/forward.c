@@ -390,6 +390,19 @@ static void dnssec_fail_verdict(lh_verdict *v, unsigned reason)
     if (v->ans.ede < 0) v->ans.ede = 6; /* DNSSEC Bogus */
 }
 
+/* A DNSSEC rewrite of f->work (`n` bytes, 0 when it failed) scanned again into `ai`: its
+ * length, or 0 after the question has been ended as failed with a log line saying `why`. */
+static size_t rewritten(lh_forwarder *f, lh_pending *p, size_t n, lh_answer_info *ai,
+                        const char *label, const char *why)
+{
+    if (n && lh_answer_scan(f->work, n, ai) == 0) return n;
+    lh_warn("upstream %s: malformed answer dropped (%s)", label, why);
+    f->stats.bad_answers++;
+    f->stats.failed++;
+    pending_end(f, p, NULL, 0, NULL);
+    return 0;
+}
+
 /* The rest of an answer's way once its DNSSEC verdict is known (or none is needed): checks,
  * TTLs, rebinding and uncloaking, the cache, the waiters. `answer` was scanned into `ai`. */
 static void relay(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t len,
@@ -402,30 +415,14 @@ static void relay(lh_forwarder *f, lh_pending *p, const uint8_t *answer, size_t 
      * an upstream or the path added would otherwise pass under AD). */
     if (p->dnssec == LH_DNSSEC_V_SECURE) {
         size_t n = lh_dnssec_keep_validated(f->work, len, sizeof f->work, p->key.qtype);
-        if (!n || lh_answer_scan(f->work, n, ai) != 0) {
-            lh_warn("upstream %s: malformed answer dropped (unvalidated records could not be "
-                    "removed)",
-                    label);
-            f->stats.bad_answers++;
-            f->stats.failed++;
-            pending_end(f, p, NULL, 0, NULL);
+        if (!(len = rewritten(f, p, n, ai, label, "unvalidated records could not be removed")))
             return;
-        }
-        len = n;
     }
     /* A client that did not set DO gets no RRSIG/NSEC/NSEC3 it did not ask for: in the
      * validate modes the upstream was asked with DO whatever the client set. */
     if (lh_validator_on(&f->val) && !(p->key.flags & LH_CACHE_DO)) {
         size_t n = lh_dnssec_strip_records(f->work, len, sizeof f->work, p->key.qtype);
-        if (!n || lh_answer_scan(f->work, n, ai) != 0) {
-            lh_warn("upstream %s: malformed answer dropped (DNSSEC records could not be removed)",
-                    label);
-            f->stats.bad_answers++;
-            f->stats.failed++;
-            pending_end(f, p, NULL, 0, NULL);
-            return;
-        }
-        len = n;
+        if (!(len = rewritten(f, p, n, ai, label, "DNSSEC records could not be removed"))) return;
     }
     /* Every forwarded answer's TTLs, cached or not: clamped, top bit read as 0, one per RRset. */
     if (lh_ttl_normalise(f->work, len, ai, &f->ttl_limits) != 0) {
